@@ -1,0 +1,63 @@
+"""The engine table: which engines exist, which Space itself had, and how each one starts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal["python", "node", "static", "frontend", "custom"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How micros of one engine run."""
+
+    name: str
+    family: Family
+    # Shell command used when the micro has neither `dev` nor `run`; None: it must have one.
+    default_command: str | None
+    in_space: bool = True  # False: accepted with a warning, refused under `validate --strict`
+
+
+# The legacy python default: serve `main.py`'s `app` object (aiohttp, ASGI or WSGI).
+PYTHON_DEFAULT = "python -m runtime.pyapp main:app"
+_DEV_SERVER = "npm run dev -- --port $PORT"
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine("static", "static", None),
+        Engine("react", "frontend", "npm run start -- --port $PORT"),
+        Engine("svelte", "frontend", _DEV_SERVER),
+        Engine("vue", "frontend", _DEV_SERVER),
+        Engine("next", "frontend", _DEV_SERVER),
+        Engine("nuxt", "frontend", _DEV_SERVER),
+        Engine("svelte-kit", "frontend", _DEV_SERVER),
+        Engine("python3.8", "python", PYTHON_DEFAULT),
+        Engine("python3.9", "python", PYTHON_DEFAULT),
+        Engine("nodejs16", "node", "node index.js"),
+        Engine("custom", "custom", None),
+    )
+}
+
+SPACE_ENGINES: tuple[str, ...] = tuple(ENGINES)
+
+# Newer runtimes Space never offered; they run here, with a warning.
+_NEWER = re.compile(r"^(python3\.(1[0-9])|nodejs(18|20|22))$")
+
+
+def lookup(name: str) -> Engine | None:
+    """The engine called `name`, or None if there is no such engine."""
+    if name in ENGINES:
+        return ENGINES[name]
+    if _NEWER.match(name):
+        if name.startswith("python"):
+            return Engine(name, "python", PYTHON_DEFAULT, in_space=False)
+        return Engine(name, "node", "node index.js", in_space=False)
+    return None
+
+
+def start_command(engine: Engine, run: str | None, dev: str | None) -> str | None:
+    """The shell command a micro starts with: `dev`, else `run`, else the engine's default."""
+    return dev or run or engine.default_command
