@@ -1,0 +1,263 @@
+"""Wires the runtime together: for each app, its micros, its gate and its origin; the only such module."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from runtime import config as defaults
+from runtime import engines, spacefile
+from runtime.auth.routes import MountTable
+from runtime.environment import micro_environment, port_variables, preset_values
+from runtime.errors import InvalidFile, SpaceDevError
+from runtime.gate import Gate, Routing, Target
+from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
+from runtime.proxy import Proxy
+from runtime.static import StaticSite
+from runtime.store import Store
+from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
+from runtime.supervisor.output import Printer
+from runtime.supervisor.setup import fingerprint, run_setup
+from runtime.web import health
+
+APP_KEY = web.AppKey("space_dev_app", "AppHost")
+
+
+def timings() -> Timings:
+    """How long to wait for what. SPACE_DEV_READY_TIMEOUT lengthens the wait for slow first builds."""
+    ready = float(os.environ.get("SPACE_DEV_READY_TIMEOUT", defaults.MICRO_READY_TIMEOUT_S))
+    return Timings(
+        ready_timeout=ready,
+        backoff_start=defaults.RESTART_BACKOFF_FIRST_S,
+        backoff_max=defaults.RESTART_BACKOFF_MAX_S,
+        healthy_after=defaults.RESTART_BACKOFF_RESET_AFTER_S,
+        stop_grace=defaults.STOP_GRACE_S,
+    )
+
+
+@dataclass
+class AppHost:
+    """One app origin: its Spacefile, its micros and the aiohttp application in front of them."""
+
+    name: str
+    config: AppConfig
+    spacefile: Spacefile
+    host: str
+    port: int
+    runners: dict[str, MicroRunner] = field(default_factory=dict)
+    routing: Routing | None = None
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def hostname(self) -> str:
+        return self.origin.removeprefix("http://")
+
+    def micro_states(self) -> dict[str, State]:
+        """Each micro's state; static micros are always ready."""
+        return {
+            m.name: self.runners[m.name].state if m.name in self.runners else State.READY
+            for m in self.spacefile.micros
+        }
+
+    def all_ready(self) -> bool:
+        return all(state is State.READY for state in self.micro_states().values())
+
+
+def app_name(cfg: AppConfig, sf: Spacefile) -> str:
+    """The app's name: from the config, else the Spacefile's app_name, else its folder's name."""
+    return cfg.name or sf.app_name or cfg.path.name
+
+
+class Runtime:
+    """Every app of one `space-dev up`: started together, stopped together."""
+
+    def __init__(self, config: RuntimeConfig, printer: Printer) -> None:
+        self.config = config
+        self.printer = printer
+        self.store = Store(config.data_dir)
+        self.proxy = Proxy()
+        self.timings = timings()
+        self.apps: list[AppHost] = []
+        self._sites: list[web.AppRunner] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- start ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read every app's Spacefile, reporting all problems before anything starts."""
+        loaded: list[tuple[AppConfig, Spacefile]] = []
+        failures: list[InvalidFile] = []
+        for cfg in self.config.apps:
+            try:
+                loaded.append((cfg, spacefile.load(cfg.path)))
+            except InvalidFile as err:
+                failures.append(err)
+        if failures:
+            if len(failures) == 1:
+                raise failures[0]
+            raise SpaceDevError("\n\n".join(str(f) for f in failures))
+        ports = assign_ports([cfg.port for cfg, _ in loaded], self.config.host)
+        for (cfg, sf), port in zip(loaded, ports, strict=True):
+            host = AppHost(app_name(cfg, sf), cfg, sf, self.config.host, port)
+            for warning in sf.warnings:
+                self.printer.info(f"{host.name}: warning: {warning}")
+            self.apps.append(host)
+        names = [a.name for a in self.apps]
+        for name in set(names):
+            if names.count(name) > 1:
+                raise SpaceDevError(
+                    f"two apps are called {name!r}",
+                    "give each a different `name` in space-dev.toml",
+                )
+
+    async def start(self) -> None:
+        """Bind every origin, then set up and start every micro."""
+        await self.proxy.start()
+        for host in self.apps:
+            self.store.remember_app(host.name, host.config.path)
+            await self._serve(host)  # first, so the port is known (and taken) before micros start
+            self._build(host)
+        self.printer.register(m.name for h in self.apps for m in h.spacefile.micros)
+        for host in self.apps:
+            self._spawn(self._start_micros(host))
+
+    def _build(self, host: AppHost) -> None:
+        project_key = self.store.project_key(host.name)
+        saved_env = self.store.get_env(host.name)
+        targets: dict[str, Target] = {}
+        for micro in host.spacefile.micros:
+            engine = engines.lookup(micro.engine)
+            assert engine is not None  # the Spacefile was validated
+            if engine.family == "static":
+                targets[micro.name] = Target(micro.name, static=StaticSite(_serve_root(micro)))
+                continue
+            env = micro_environment(
+                micro,
+                engine,
+                hostname=host.hostname,
+                project_key=project_key,
+                presets=preset_values(micro, saved_env, host.config.env, os.environ),
+            )
+            command = engines.start_command(engine, micro.run, micro.dev)
+            assert command is not None  # the Spacefile was validated
+            spec = LaunchSpec(command, micro.src, env, port_variables(engine), micro.commands)
+            runner = MicroRunner(micro.name, spec, self.printer, self.timings,
+                                 drain=self.proxy.wait_idle)
+            host.runners[micro.name] = runner
+            targets[micro.name] = Target(micro.name, runner=runner)
+        mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
+        host.routing = Routing(mounts, targets)
+
+    async def _serve(self, host: AppHost) -> None:
+        app = web.Application(handler_args={"max_field_size": 65536})
+        app[APP_KEY] = host
+        gate = Gate(self.proxy, lambda: host.routing, self.printer, defaults.REQUEST_WAIT_S)
+        health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
+        app.router.add_route("*", "/{tail:.*}", gate.handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as err:
+            await runner.cleanup()
+            if err.errno == errno.EADDRINUSE:
+                raise SpaceDevError(
+                    f"port {host.port} on {host.host} is already in use (app {host.name})",
+                    "stop what uses it, or pick another with --port or `port` in space-dev.toml",
+                ) from None
+            raise SpaceDevError(f"cannot listen on {host.host}:{host.port}: {err.strerror}") from None
+        self._sites.append(runner)
+        if host.port == 0:  # the OS picked one
+            host.port = int(runner.addresses[0][1])
+
+    async def _start_micros(self, host: AppHost) -> None:
+        spacefile_text = host.spacefile.path.read_text(encoding="utf-8", errors="replace")
+        for micro in host.spacefile.micros:
+            runner = host.runners.get(micro.name)
+            if runner is None:
+                continue
+            marker = self.config.data_dir / "setup" / host.name / micro.name
+            ok = await run_setup(
+                micro.name, micro.commands, micro.src, runner.spec.env, self.printer, marker,
+                fingerprint(micro.commands, spacefile_text),
+            )
+            if ok:
+                runner.start()
+            else:
+                runner.state = State.CRASHED
+        self._spawn(self._announce_when_ready(host))
+
+    async def _announce_when_ready(self, host: AppHost) -> None:
+        while not host.all_ready():
+            await asyncio.sleep(0.05)
+        self.printer.info(f"ready: {host.name} {host.origin}/")
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- stop -----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop every micro (and what they started), then close every origin."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(r.stop() for h in self.apps for r in h.runners.values()), return_exceptions=True
+        )
+        for site in self._sites:
+            await site.cleanup()
+        await self.proxy.close()
+
+
+def _serve_root(micro: Micro) -> Path:
+    return (micro.src / (micro.serve or ".")).resolve()
+
+
+def assign_ports(wanted: list[int | None], host: str) -> list[int]:
+    """Each app's port: as configured, else the next free one after the previous app's."""
+    taken = {p for p in wanted if p}
+    ports: list[int] = []
+    candidate = defaults.DEFAULT_PORT
+    for port in wanted:
+        if port is not None:
+            ports.append(port)  # 0 stays 0: the OS picks one when the app starts listening
+            candidate = max(candidate, port + 1)
+            continue
+        while candidate in taken or not _port_free(host, candidate):
+            candidate += 1
+        ports.append(candidate)
+        taken.add(candidate)
+        candidate += 1
+    return ports
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def environment_of(host: AppHost) -> Mapping[str, Mapping[str, str]]:
+    """Each process micro's environment, as it was started (for tests and the settings page)."""
+    return {name: r.spec.env for name, r in host.runners.items()}

@@ -1,0 +1,106 @@
+"""API keys: make them, hash them, check owner-chosen values, and show a harmless prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+import unicodedata
+from datetime import UTC, datetime
+
+from runtime.errors import SpaceDevError
+
+PREFIX_LENGTH = 8
+SECRET_LENGTH = 32
+MIN_CUSTOM_LENGTH = 16
+# Keys travel in headers and cookies; past this a value is a mistake, not a key.
+MAX_CUSTOM_LENGTH = 1024
+# Of an owner-chosen value, only this much is shown: enough to tell keys apart at a glance.
+CUSTOM_PREFIX_SHOWN = 4
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+_GENERATED = re.compile(rf"[A-Za-z0-9]{{{PREFIX_LENGTH}}}\.[A-Za-z0-9_-]{{{SECRET_LENGTH}}}")
+
+
+def generate_key() -> str:
+    """A new key: `<8 alphanumeric>.<32 URL-safe random characters>` (about 190 random bits)."""
+    prefix = "".join(secrets.choice(_ALPHANUMERIC) for _ in range(PREFIX_LENGTH))
+    # 24 random bytes are exactly 32 base64url characters, with no padding.
+    return f"{prefix}.{secrets.token_urlsafe(SECRET_LENGTH * 3 // 4)}"
+
+
+def is_generated_form(key: str) -> bool:
+    """Whether the key has the shape `generate_key` gives."""
+    return _GENERATED.fullmatch(key) is not None
+
+
+def _key_bytes(key: str) -> bytes:
+    try:
+        # A header that was not UTF-8 reaches us with surrogate escapes: hash the bytes sent.
+        return key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
+
+
+def hash_key(key: str) -> str:
+    """The hex SHA-256 of the whole key: all that is ever stored of it.
+
+    A fast hash is right here: generated keys carry ~190 random bits and owner-chosen ones at
+    least 16 characters, so there is nothing to slow down a guess at; a slow hash would only make
+    every request slow.
+    """
+    return hashlib.sha256(_key_bytes(key)).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    """What lists show of a key: the part before the dot of a generated key (public by design),
+    else the first four characters and `...` for an owner-chosen value, which holds at least 12
+    more characters nobody is shown."""
+    if is_generated_form(key):
+        return key[:PREFIX_LENGTH]
+    return key[:CUSTOM_PREFIX_SHOWN] + "..."
+
+
+def _bad_char(value: str) -> str | None:
+    for index, char in enumerate(value):
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"):
+            return f"a blank or control character ({ord(char):#06x}) at position {index + 1}"
+    return None
+
+
+def check_custom_value(value: str) -> None:
+    """Refuse an owner-chosen key value that is not a usable key: blanks, control characters,
+    fewer than 16 characters, or an absurd length."""
+    hint = (
+        "choose at least 16 characters with no spaces or control characters, "
+        "or leave out --value to get a generated key"
+    )
+    if not isinstance(value, str):
+        raise SpaceDevError("the key value must be text", hint)
+    if len(value) < MIN_CUSTOM_LENGTH:
+        raise SpaceDevError(
+            f"the key value is too short ({len(value)} characters, at least "
+            f"{MIN_CUSTOM_LENGTH} are needed)",
+            hint,
+        )
+    if len(value) > MAX_CUSTOM_LENGTH:
+        raise SpaceDevError(
+            f"the key value is too long ({len(value)} characters, at most {MAX_CUSTOM_LENGTH})",
+            hint,
+        )
+    bad = _bad_char(value)
+    if bad is not None:
+        raise SpaceDevError(f"the key value holds {bad}", hint)
+
+
+def hashes_equal(a: str, b: str) -> bool:
+    """Compare two key hashes in constant time."""
+    return hmac.compare_digest(_key_bytes(a), _key_bytes(b))
+
+
+def utc_now_text(when: datetime | None = None) -> str:
+    """The time as keys show it, `2021-04-22T11:50:08Z` (UTC, whole seconds); now by default."""
+    moment = datetime.now(UTC) if when is None else when.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,132 @@
+"""The `space-dev` command: parse the command line, run one command, turn user errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from runtime import __version__, spacefile
+from runtime import config as config_file
+from runtime.errors import SpaceDevError
+from runtime.models import RuntimeConfig
+from runtime.supervisor.output import Printer
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="space-dev",
+        description="Run Deta Space apps on your own machine: every micro on one origin, "
+        "private by default, with hot reload.",
+    )
+    parser.add_argument("--version", action="version", version=f"space-dev {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="space-dev.toml to read (default: ./space-dev.toml)")
+    common.add_argument("--data-dir", type=Path, help="where state is kept (default: ./.space-dev)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = sub.add_parser("up", parents=[common], help="start the apps and serve them until Ctrl-C")
+    up.add_argument("app_dirs", nargs="*", type=Path, metavar="APP_DIR")
+    up.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    up.add_argument("--port", type=int, help="the first app's port (default: 4200)")
+    up.add_argument("--no-reload", dest="reload", action="store_false", default=None,
+                    help="do not restart micros when their files change")
+    up.add_argument("--no-schedule", dest="schedule", action="store_false", default=None,
+                    help="do not run scheduled actions")
+    up.set_defaults(run=_cmd_up)
+
+    validate = sub.add_parser("validate", parents=[common], help="check a Spacefile")
+    validate.add_argument("app_dir", nargs="?", type=Path, default=Path("."), metavar="APP_DIR")
+    validate.add_argument("--strict", action="store_true", help="apply Space's own rules exactly")
+    validate.set_defaults(run=_cmd_validate)
+
+    from runtime import commands  # the data commands (keys, users, auth, trigger)
+
+    commands.add_parsers(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the return value is the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except SpaceDevError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(err.hint, file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def load_config(args: argparse.Namespace, *, require_app: bool, **overrides: object) -> RuntimeConfig:
+    """space-dev.toml (or --config) with the command line over it: every command reads the same."""
+    cwd = Path.cwd()
+    path = args.config if args.config is not None else config_file.find_config(cwd)
+    cfg = config_file.load(path)
+    return config_file.apply_overrides(
+        cfg, cwd=cwd, data_dir=args.data_dir, require_app=require_app, **overrides  # type: ignore[arg-type]
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        config_file.load(args.config)
+    elif config_file.find_config(Path.cwd()) is not None:
+        config_file.load(config_file.find_config(Path.cwd()))
+    _, errors, warnings = spacefile.check(args.app_dir, strict=args.strict)
+    print(spacefile.report(errors, warnings))
+    return EXIT_USER_ERROR if errors else EXIT_OK
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    cfg = load_config(
+        args, require_app=True, host=args.host, port=args.port, reload=args.reload,
+        schedule=args.schedule, app_dirs=args.app_dirs or None,
+    )
+    from runtime.app import Runtime  # the server side is only needed here
+
+    printer = Printer()
+    runtime = Runtime(cfg, printer)
+    runtime.load()
+    _use_fast_loop()
+    asyncio.run(_serve(runtime))
+    return EXIT_OK
+
+
+async def _serve(runtime: object) -> None:
+    from runtime.app import Runtime
+
+    assert isinstance(runtime, Runtime)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runtime.start()
+        await stop.wait()
+        runtime.printer.info("stopping: every micro and what it started")
+    finally:
+        await runtime.stop()
+    runtime.printer.info("stopped")
+
+
+def _use_fast_loop() -> None:
+    """uvloop when installed: it serves small requests faster (see bench/)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

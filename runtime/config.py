@@ -1,0 +1,501 @@
+"""space-dev.toml -> RuntimeConfig, the command line over it, and the one place defaults live."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from runtime.auth.policy import ExpressionError, parse_allow
+from runtime.errors import InvalidFile, Problem, SpaceDevError
+from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig
+
+# --- defaults: every other module reads them from here --------------------------------------
+
+CONFIG_FILE_NAME = "space-dev.toml"
+SPACEFILE_NAME = "Spacefile"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200  # the first app's port; the next apps take the next free ones
+DEFAULT_DATA_DIR = ".space-dev"
+DEFAULT_RELOAD = True
+DEFAULT_SCHEDULE = True
+DEFAULT_KEY_HEADERS: tuple[str, ...] = ("X-Space-App-Key", "X-API-Key")
+DEFAULT_KEY_COOKIES: tuple[str, ...] = ()
+DEFAULT_AUTH = AuthConfig(key_headers=DEFAULT_KEY_HEADERS, key_cookies=DEFAULT_KEY_COOKIES)
+
+MICRO_READY_TIMEOUT_S = 30.0  # a micro not answering on its port by then is reported
+RESTART_BACKOFF_FIRST_S = 0.5  # pause before restarting a micro that exited...
+RESTART_BACKOFF_MAX_S = 30.0  # ...doubling up to this...
+RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long healthy
+STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
+REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
+LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
+RELOAD_DEBOUNCE_S = 0.15  # folds a burst of saves into one restart
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+
+_TOP_KEYS = ("runtime", "apps")
+_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule")
+_APP_KEYS = ("path", "name", "port", "env", "auth", "routes")
+_AUTH_KEYS = ("key_headers", "key_cookies")
+_ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: header and cookie names
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_PORT_HINT = "use 1-65535, or 0 for any free port"
+
+Key = tuple[str | int, ...]  # a path into the document: ("apps", 0, "port")
+
+
+def _where(path: Key) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if _BARE_KEY.fullmatch(part) else f'"{part}"'
+            out += f".{name}" if out else name
+    return out
+
+
+def _shown(path: Path) -> str:
+    """A path as the user gave it, relative to the working folder when possible."""
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+# --- where each key stands ------------------------------------------------------------------
+
+
+class _LineMap:
+    """The line of every key path in a TOML text, which tomllib parses but does not keep.
+
+    tomllib itself reads each statement (a header, or a key and its value) on its own, so quoted
+    and dotted keys and inline tables count exactly as it counts them; headers are resolved here,
+    arrays of tables counted in order. A statement still open (a multi-line array) is also tried
+    closed with "]", so each element gets its own line.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.rows = text.splitlines(keepends=True)
+        self.at: dict[Key, int] = {}
+        self.arrays: dict[Key, int] = {}  # array-of-tables path -> elements seen so far
+
+    def _scan(self) -> None:
+        table: Key = ()
+        statement = ""
+        for n, row in enumerate(self.rows, start=1):
+            if not statement and row.lstrip().startswith("["):
+                table = self._header(tomllib.loads(row), n)
+                continue
+            statement += row
+            for attempt in (statement, statement + "\n]"):
+                try:
+                    self._collect(tomllib.loads(attempt), table, n)
+                except tomllib.TOMLDecodeError:
+                    continue
+                statement = "" if attempt is statement else statement
+                break
+
+    def _header(self, parsed: dict[str, Any], line: int) -> Key:
+        parts: list[str] = []
+        found: Any = parsed
+        while isinstance(found, dict) and found:  # {"apps": {"routes": [{}]}} -> apps, routes
+            ((key, found),) = found.items()
+            parts.append(key)
+        if isinstance(found, list):  # [[apps.routes]]: the next element of that array
+            array = self._resolve(parts[:-1]) + (parts[-1],)
+            self.arrays[array] = self.arrays.get(array, 0) + 1
+            self.at.setdefault(array, line)
+            table = array + (self.arrays[array] - 1,)
+        else:
+            table = self._resolve(parts)
+        self.at[table] = line
+        return table
+
+    def _resolve(self, parts: list[str]) -> Key:
+        # A header names the last element of each array of tables on its way: [apps.env].
+        out: Key = ()
+        for part in parts:
+            out += (part,)
+            if out in self.arrays:
+                out += (self.arrays[out] - 1,)
+        return out
+
+    def _collect(self, value: Any, path: Key, line: int) -> None:
+        self.at.setdefault(path, line)
+        if isinstance(value, dict | list):
+            for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+                self._collect(item, path + (key,), line)
+
+    def line_of(self, path: Key) -> int | None:
+        """The line of `path`, else of the nearest table holding it (where a missing key goes)."""
+        if not self.at:
+            try:
+                self._scan()
+            except (tomllib.TOMLDecodeError, ValueError):
+                pass  # lenient: a smaller map only costs some problems their line
+        while path:
+            if path in self.at:
+                return self.at[path]
+            path = path[:-1]
+        return None
+
+    def column_in_file(self, path: Key, content: str, offset: int) -> int | None:
+        """1-based file column of `offset` in the string at `path`, when written on one line."""
+        line = self.line_of(path)
+        row = self.rows[line - 1] if line else ""
+        for quote in ('"', "'"):
+            start = row.find(quote + content + quote)
+            if start >= 0:
+                return start + 2 + offset
+        return None
+
+
+# --- reading the document -------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list | dict):
+        return "an array" if isinstance(value, list) else "a table"
+    if isinstance(value, str):
+        return f'a string ("{value}")'
+    kind = "a boolean" if isinstance(value, bool) else "an integer" if isinstance(value, int) \
+        else "a float"
+    shown = str(value).lower() if isinstance(value, bool) else value
+    return f"{kind} ({shown})" if isinstance(value, int | float) else f"a date/time ({value})"
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    # TOML booleans are Python ints: `port = true` must not pass as a number.
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+class _Reader:
+    """Turns a parsed document into a RuntimeConfig, collecting every problem on the way."""
+
+    def __init__(self, shown: str, lines: _LineMap, base: Path) -> None:
+        self.shown = shown
+        self.lines = lines
+        self.base = base
+        self.problems: list[Problem] = []
+
+    def problem(self, path: Key, message: str, hint: str = "") -> None:
+        line = self.lines.line_of(path)
+        self.problems.append(Problem(_where(path), message, hint, line, self.shown))
+
+    def known(self, table: dict[str, Any], path: Key, keys: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in keys:
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(keys)
+                self.problem(path + (key,), f'unknown key "{key}"', hint)
+
+    def get(self, table: dict[str, Any], path: Key, key: str, kind: type, what: str) -> Any:
+        """table[key] if present and of the right type; None (with a problem if wrong) otherwise."""
+        value = table.get(key)
+        if value is None or _has_type(value, kind):
+            return value
+        self.problem(path + (key,), f"expected {what}, got {_describe(value)}")
+        return None
+
+    def text(self, table: dict[str, Any], path: Key, key: str, required: bool = False) -> Any:
+        value = self.get(table, path, key, str, "a string")
+        if key not in table and required:
+            self.problem(path, f'missing "{key}"')
+        elif value is not None and not value.strip():
+            self.problem(path + (key,), "must not be empty")
+            return None
+        return value
+
+    def port(self, table: dict[str, Any], path: Key) -> int | None:
+        value = self.get(table, path, "port", int, "a port number")
+        if value is not None and not 0 <= value <= 65535:
+            self.problem(path + ("port",), f"port {value} is out of range", _PORT_HINT)
+            return None
+        return value
+
+    def names(self, table: dict[str, Any], path: Key, key: str, what: str) -> list[str] | None:
+        values = self.get(table, path, key, list, f"an array of {what}s")
+        if values is None:
+            return None
+        for n, value in enumerate(values):
+            if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+                got = _describe(value) if not isinstance(value, str) else f'"{value}"'
+                self.problem(path + (key, n), f"expected a {what}, got {got}")
+        return values
+
+    def document(self, doc: dict[str, Any]) -> RuntimeConfig:
+        self.known(doc, (), _TOP_KEYS)
+        rt = self.get(doc, (), "runtime", dict, "a [runtime] table") or {}
+        path: Key = ("runtime",)
+        self.known(rt, path, _RUNTIME_KEYS)
+        data_dir = self.text(rt, path, "data_dir")
+        raw_apps = self.get(doc, (), "apps", list, "[[apps]] tables") or []
+        apps = []
+        for i, raw in enumerate(raw_apps):
+            if _has_type(raw, dict):
+                apps.append(self.app(raw, ("apps", i)))
+            else:
+                self.problem(("apps", i), f"expected an [[apps]] table, got {_describe(raw)}")
+        cfg = RuntimeConfig(
+            host=self.text(rt, path, "host") or DEFAULT_HOST,
+            port=_or(self.port(rt, path), DEFAULT_PORT),
+            data_dir=(self.base / (data_dir or DEFAULT_DATA_DIR)).resolve(),
+            reload=_or(self.get(rt, path, "reload", bool, "true or false"), DEFAULT_RELOAD),
+            schedule=_or(self.get(rt, path, "schedule", bool, "true or false"), DEFAULT_SCHEDULE),
+            apps=tuple(a for a in apps if a is not None),
+        )
+        if len(cfg.apps) == len(raw_apps):  # duplicates only make sense among whole apps
+            self.duplicates(cfg)
+        return cfg
+
+    def app(self, raw: dict[str, Any], path: Key) -> AppConfig | None:
+        self.known(raw, path, _APP_KEYS)
+        written = self.text(raw, path, "path", required=True)
+        folder = None
+        if written is not None:
+            folder = (self.base / written).resolve()
+            where = path + ("path",)
+            relative = f"paths are relative to the config file's folder, {self.base}"
+            if not folder.exists():
+                self.problem(where, f'folder "{written}" does not exist', relative)
+            elif not folder.is_dir():
+                self.problem(where, f'"{written}" is not a folder', "give the app's folder")
+            elif not (folder / SPACEFILE_NAME).is_file():
+                self.problem(where, f'folder "{written}" has no Spacefile', relative)
+        name = self.text(raw, path, "name")
+        if name is not None and ("/" in name or "\\" in name):
+            self.problem(path + ("name",), f'app name "{name}" must not contain / or \\')
+        env = self.get(raw, path, "env", dict, "an [apps.env] table") or {}
+        for key, value in env.items():
+            where = path + ("env", key)
+            if not _ENV_NAME.fullmatch(key):
+                self.problem(where, f'"{key}" is not an environment variable name')
+            if not isinstance(value, str):
+                quoted = str(value).lower() if isinstance(value, bool) else str(value)
+                hint = f'quote it: {key} = "{quoted}"'
+                self.problem(where, f"expected a string, got {_describe(value)}", hint)
+        auth = self.get(raw, path, "auth", dict, "an [apps.auth] table") or {}
+        self.known(auth, path + ("auth",), _AUTH_KEYS)
+        headers = self.names(auth, path + ("auth",), "key_headers", "header name")
+        cookies = self.names(auth, path + ("auth",), "key_cookies", "cookie name")
+        port = self.port(raw, path)
+        rules = []
+        for n, rule in enumerate(self.get(raw, path, "routes", list, "[[apps.routes]]") or []):
+            if _has_type(rule, dict):
+                rules.append(self.route(rule, path + ("routes", n)))
+            else:
+                self.problem(path + ("routes", n), f"expected a table, got {_describe(rule)}")
+        if folder is None:
+            return None
+        return AppConfig(
+            path=folder,
+            auth=AuthConfig(tuple(_or(headers, DEFAULT_KEY_HEADERS)),
+                            tuple(_or(cookies, DEFAULT_KEY_COOKIES))),
+            name=name,
+            port=port,
+            env={k: v for k, v in env.items() if isinstance(v, str)},
+            routes=tuple(r for r in rules if r is not None),
+        )
+
+    def route(self, raw: dict[str, Any], path: Key) -> RouteRule | None:
+        self.known(raw, path, _ROUTE_KEYS)
+        micro = self.text(raw, path, "micro", required=True)
+        pattern = self.text(raw, path, "path", required=True)
+        methods = self.get(raw, path, "methods", list, "an array of method names")
+        if methods == []:
+            self.problem(path + ("methods",), "an empty list matches no request",
+                         "leave methods out to match every method")
+        for n, method in enumerate(methods or []):
+            if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+                close = difflib.get_close_matches(str(method).upper(), HTTP_METHODS, n=1)
+                hint = f'did you mean "{close[0]}"?' if close else ", ".join(HTTP_METHODS)
+                shown = f'"{method}"' if isinstance(method, str) else _describe(method)
+                self.problem(path + ("methods", n), f"unknown HTTP method {shown}", hint)
+        allow = self.text(raw, path, "allow")
+        if allow is not None:
+            self.check_allow(allow, path + ("allow",))
+        key_required = self.get(raw, path, "api_key_required", bool, "true or false")
+        if micro is None or pattern is None:
+            return None
+        return RouteRule(
+            micro=micro,
+            path=pattern,
+            methods=tuple(dict.fromkeys(str(m).upper() for m in methods)) if methods else None,
+            api_key_required=bool(key_required),
+            allow=allow,
+            line=self.lines.line_of(path),
+        )
+
+    def check_allow(self, text: str, path: Key) -> None:
+        try:
+            parse_allow(text)
+        except ExpressionError as err:
+            column = self.lines.column_in_file(path, text, err.column - 1)
+            spot = f"column {column}" if column else f"column {err.column} of the expression"
+            self.problem(path, f"invalid expression at {spot}: {err.reason}",
+                         'e.g. allow = \'clientType == "admin" || groups.ops\'')
+
+    def duplicates(self, cfg: RuntimeConfig) -> None:
+        seen: dict[tuple[str, object], str] = {}
+        for i, app in enumerate(cfg.apps):
+            # The first app without a port of its own takes [runtime].port.
+            first = "apps[0] (runtime.port)" if i == 0 and app.port is None else f"apps[{i}]"
+            port = cfg.port if i == 0 and app.port is None else app.port
+            for field, value, hint in (
+                ("name", app.name, "give each app its own name"),
+                ("port", port or None, "give each app its own port, or leave port out"),
+                ("path", app.path, "list each app folder once"),
+            ):
+                if value is not None and (field, value) in seen:
+                    message = f"same {field} as {seen[(field, value)]}"
+                    self.problem(("apps", i, field), message, hint)
+                elif value is not None:
+                    seen[(field, value)] = first
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _syntax_problem(err: tomllib.TOMLDecodeError, text: str, shown: str) -> Problem:
+    message = str(err)
+    found = re.search(r" \(at line (\d+), column (\d+)\)$", message)
+    if found:
+        line = int(found.group(1))
+        message = message[: found.start()] + f" (column {found.group(2)})"
+    else:  # "(at end of document)": the last line is where the reader gave up
+        line = max(1, len(text.splitlines()))
+        message = message.replace(" (at end of document)", " (at the end of the file)")
+    return Problem("", f"TOML syntax error: {message}", "see https://toml.io for the syntax",
+                   line, shown)
+
+
+# --- the public API -------------------------------------------------------------------------
+
+
+def find_config(start: Path) -> Path | None:
+    """`space-dev.toml` in `start` itself, or None.
+
+    No walking up to parent folders: a config found far away would silently pick another data dir.
+    """
+    candidate = start / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load(config_file: Path | None) -> RuntimeConfig:
+    """Read `space-dev.toml`, reporting every problem at once; None: the defaults, no apps."""
+    if config_file is None:
+        # Relative on purpose: apply_overrides() puts it under the working folder.
+        return RuntimeConfig(DEFAULT_HOST, DEFAULT_PORT, Path(DEFAULT_DATA_DIR), DEFAULT_RELOAD,
+                             DEFAULT_SCHEDULE, apps=())
+    shown = _shown(config_file)
+    try:
+        data = config_file.read_bytes()
+    except FileNotFoundError:
+        hint = "check the --config path, or leave it out to run without a config"
+        raise SpaceDevError(f"config file {shown} not found", hint) from None
+    except OSError as err:
+        raise SpaceDevError(f"cannot read config file {shown}: {err.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        problem = Problem("", "not UTF-8 text", "save it as UTF-8", line, shown)
+        raise InvalidFile(shown, [problem]) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidFile(shown, [_syntax_problem(err, text, shown)]) from None
+    path = config_file.resolve()
+    reader = _Reader(shown, _LineMap(text), path.parent)
+    cfg = reader.document(doc)
+    if reader.problems:
+        # In file order, whatever order the checks ran in.
+        raise InvalidFile(shown, sorted(reader.problems, key=lambda p: p.line or 0))
+    return replace(cfg, config_file=path)
+
+
+def apply_overrides(
+    cfg: RuntimeConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: Path | None = None,
+    reload: bool | None = None,
+    schedule: bool | None = None,
+    app_dirs: list[Path] | None = None,
+    cwd: Path,
+    require_app: bool = True,
+) -> RuntimeConfig:
+    """The command line over the file: options win, APP_DIRs replace the file's apps.
+
+    Afterwards every path is absolute and the first app (if any) has its port set. With no app
+    anywhere, `cwd` is the app if it holds a Spacefile; otherwise, with `require_app`, that is an
+    error (`up`), and without it the result simply has no apps (`keys`, `users`...).
+    """
+    cwd = cwd.resolve()
+    if port is not None and not 0 <= port <= 65535:
+        raise SpaceDevError(f"--port {port} is out of range", _PORT_HINT)
+    if host is not None and not host.strip():
+        raise SpaceDevError("--host is empty", f"leave it out for {DEFAULT_HOST}")
+    apps = cfg.apps
+    if app_dirs:
+        apps = _apps_from_dirs(app_dirs, cwd, cfg.apps)
+    elif not apps:
+        if (cwd / SPACEFILE_NAME).is_file():
+            apps = (AppConfig(path=cwd, auth=DEFAULT_AUTH),)
+        elif require_app:
+            where = "space-dev.toml has no [[apps]]" if cfg.config_file else "no space-dev.toml"
+            raise SpaceDevError(
+                f"nothing to run: no APP_DIR given, {where}, and no Spacefile in {cwd}",
+                "run space-dev up PATH/TO/APP, or create space-dev.toml",
+            )
+    first_port = cfg.port if port is None else port
+    if apps and (port is not None or apps[0].port is None):
+        apps = (replace(apps[0], port=first_port), *apps[1:])
+    owners: dict[int, AppConfig] = {}
+    for app in apps:
+        if app.port and app.port in owners:
+            raise SpaceDevError(
+                f"port {app.port} is given to both {owners[app.port].path} and {app.path}",
+                "give each app its own port, or leave port out to take the next free one",
+            )
+        if app.port:
+            owners[app.port] = app
+    return replace(
+        cfg,
+        host=cfg.host if host is None else host,
+        port=first_port if not apps or apps[0].port is None else apps[0].port,
+        data_dir=(cwd / (cfg.data_dir if data_dir is None else data_dir)).resolve(),
+        reload=cfg.reload if reload is None else reload,
+        schedule=cfg.schedule if schedule is None else schedule,
+        apps=tuple(apps),
+    )
+
+
+def _apps_from_dirs(
+    app_dirs: list[Path], cwd: Path, file_apps: tuple[AppConfig, ...]
+) -> tuple[AppConfig, ...]:
+    """APP_DIRs as apps, each keeping its settings from the file when the file names that folder."""
+    by_folder = {app.path: app for app in file_apps}
+    apps: dict[Path, AppConfig] = {}  # one app per folder, however often it was given
+    errors = []
+    for given in app_dirs:
+        folder = (cwd / given).resolve()
+        if not folder.is_dir():
+            errors.append(f"{given}: no such folder")
+        elif not (folder / SPACEFILE_NAME).is_file():
+            errors.append(f"{given}: no Spacefile in this folder")
+        else:
+            default = AppConfig(path=folder, auth=DEFAULT_AUTH)
+            apps.setdefault(folder, by_folder.get(folder, default))
+    if errors:
+        raise SpaceDevError("cannot run " + "; ".join(errors),
+                            "give the folder that holds the app's Spacefile")
+    return tuple(apps.values())

@@ -1,0 +1,274 @@
+"""Forward one HTTP request or WebSocket to a micro, streaming both ways over pooled connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+# Headers that describe one connection, not the message (RFC 9110 7.6.1).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The WebSocket handshake headers the client library sets itself for the upstream leg.
+_WS_HANDSHAKE = (
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Accept",
+)
+# Bodies up to this size are read whole and sent in one write: fewer syscalls for small answers.
+_SMALL_BODY = 64 * 1024
+_CHUNK = 256 * 1024
+
+Address = tuple[str, int]
+
+
+class UpstreamUnavailable(Exception):
+    """The micro could not be reached (nothing was sent, so trying again is safe)."""
+
+
+class UpstreamFailed(Exception):
+    """The request reached the micro, but no answer came back."""
+
+
+def connection_tokens(headers: CIMultiDict[str] | object) -> frozenset[str]:
+    """Header names a `Connection` header marks as hop-by-hop."""
+    values = headers.getall("Connection", ()) if hasattr(headers, "getall") else ()
+    return frozenset(
+        t.strip().lower() for v in values for t in v.split(",") if t.strip()
+    )
+
+
+def upstream_headers(
+    request: web.Request, drop: Iterable[str], add: Iterable[tuple[str, str]]
+) -> CIMultiDict[str]:
+    """The request's end-to-end headers, minus `drop` (lower-case names), plus `add`."""
+    dropped = set(drop) | connection_tokens(request.headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in dropped:
+            continue
+        out.add(name, value)
+    for name, value in add:
+        out[name] = value
+    return out
+
+
+def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    dropped = connection_tokens(upstream.headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in dropped:
+            continue
+        out.add(name, value)
+    return out
+
+
+def is_websocket(request: web.Request) -> bool:
+    return (
+        request.method == "GET"
+        and request.headers.get("Upgrade", "").lower() == "websocket"
+        and "upgrade" in connection_tokens(request.headers)
+    )
+
+
+class Proxy:
+    """One pooled client session shared by every request to every micro of the runtime."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._inflight: Counter[Address] = Counter()
+        self._idle = asyncio.Event()
+
+    async def start(self) -> None:
+        # Idle connections close after 4 s, before the micro's own idle timeout (5 s in Node.js
+        # and uvicorn) can close one just as a request is sent on it.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # pass bytes through exactly as the micro sent them
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        # aiohttp sends an idempotent request again when the connection drops; the micro may
+        # have done the work (or crashed on it) already, so the gate decides instead.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "Proxy.start() was not awaited"
+        return self._session
+
+    async def wait_idle(self, host: str, port: int, timeout: float = 30.0) -> None:
+        """Return once no request is being served by host:port (or after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self._inflight[(host, port)] > 0 and time.monotonic() < deadline:
+            self._idle.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 0.1)
+
+    async def forward(
+        self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
+    ) -> web.StreamResponse:
+        """Send the request to the micro and stream its answer back."""
+        host, port = address
+        url = f"http://{_host_literal(host)}:{port}{path_qs}"
+        has_body = request.body_exists
+        self._inflight[address] += 1
+        try:
+            try:
+                upstream_cm = self.session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=request.content if has_body else None,
+                    allow_redirects=False,
+                    compress=None,
+                )
+                upstream = await upstream_cm.__aenter__()
+            except aiohttp.ClientConnectorError as exc:
+                raise UpstreamUnavailable(str(exc)) from exc
+            except aiohttp.ClientError as exc:
+                # Sent, but no answer came (the micro crashed or closed the connection): sending
+                # it again could do twice what the micro did once, so it is reported instead.
+                raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
+            try:
+                return await self._relay(request, upstream)
+            finally:
+                await upstream_cm.__aexit__(None, None, None)
+        finally:
+            self._inflight[address] -= 1
+            if self._inflight[address] <= 0:
+                del self._inflight[address]
+                self._idle.set()
+
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        headers = _response_headers(upstream)
+        length = upstream.content_length
+        if length is not None and length <= _SMALL_BODY and request.method != "HEAD":
+            body = await upstream.read()
+            headers.popall("Content-Length", None)
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers, body=body
+            )
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=headers)
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        try:
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientPayloadError):
+            # The browser went away, or the micro broke off: nothing useful can be sent now.
+            upstream.close()
+        return response
+
+    async def forward_websocket(
+        self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
+    ) -> web.StreamResponse:
+        """Open the same WebSocket on the micro and relay messages both ways."""
+        host, port = address
+        url = f"ws://{_host_literal(host)}:{port}{path_qs}"
+        protocols = tuple(
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        )
+        for name in _WS_HANDSHAKE:
+            headers.popall(name, None)
+        try:
+            upstream = await self.session.ws_connect(
+                url, headers=headers, protocols=protocols, autoping=False, max_msg_size=0,
+                autoclose=False,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            return web.Response(status=exc.status or 502, text=f"{exc.message}\n")
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        downstream = web.WebSocketResponse(
+            protocols=(upstream.protocol,) if upstream.protocol else (),
+            autoping=False, max_msg_size=0, autoclose=False,
+        )
+        await downstream.prepare(request)
+        self._inflight[address] += 1
+        try:
+            await _relay_websockets(downstream, upstream)
+        finally:
+            self._inflight[address] -= 1
+            if self._inflight[address] <= 0:
+                del self._inflight[address]
+                self._idle.set()
+        return downstream
+
+
+async def _relay_websockets(
+    downstream: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+) -> None:
+    async def pump(
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    ) -> None:
+        async for msg in source:
+            if msg.type == WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await sink.send_bytes(msg.data)
+            elif msg.type == WSMsgType.PING:
+                await sink.ping(msg.data)
+            elif msg.type == WSMsgType.PONG:
+                await sink.pong(msg.data)
+            elif msg.type == WSMsgType.CLOSE:
+                await sink.close(code=msg.data or 1000, message=(msg.extra or "").encode())
+                return
+            else:
+                return
+        await sink.close()
+
+    tasks = [
+        asyncio.create_task(pump(downstream, upstream)),
+        asyncio.create_task(pump(upstream, downstream)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+        await downstream.close()
+
+
+def _host_literal(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,403 @@
+"""Serve `main.py`'s `app` the way Space's python engine did: `python -m runtime.pyapp main:app`.
+
+The runtime starts a python micro that has no `run` command with this module, in the micro's
+`src` folder, with `PORT` set. It imports the module, finds the app and serves it on
+127.0.0.1:$PORT with the server that fits:
+
+- an `aiohttp.web.Application` (or a coroutine, or a function, giving one): aiohttp itself;
+- an ASGI app (FastAPI, Starlette, Quart, Django's ASGIHandler, any `async (scope, receive, send)`):
+  uvicorn, else hypercorn, else a clear error naming the interpreter to install one into;
+- a WSGI app (Flask, Django's WSGIHandler, any `(environ, start_response)`): waitress, else the
+  standard library's threaded wsgiref server.
+
+A function taking no arguments is taken as a factory: it is called and its result served.
+SIGTERM and Ctrl-C stop the server cleanly with exit status 0.
+
+It uses only the standard library at import time (aiohttp and the servers are imported when
+needed) and nothing else from `runtime`, so it also works run as a plain file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from types import FrameType, ModuleType, TracebackType
+from typing import Any
+
+HOST = "127.0.0.1"
+DEFAULT_TARGET = "main:app"
+USAGE = "usage: python -m runtime.pyapp [MODULE:ATTRIBUTE]   (default main:app; PORT must be set)"
+KINDS_HINT = (
+    "an aiohttp Application, an ASGI app (FastAPI, Starlette, Quart...) "
+    "or a WSGI app (Flask, Django...)"
+)
+
+
+class LaunchError(Exception):
+    """Something the user must fix; printed as one paragraph, with no traceback."""
+
+
+class UserCodeFailed(Exception):
+    """The user's own code raised; its traceback has been printed already."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the app named on the command line and serve it until stopped."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
+        print(USAGE, file=sys.stderr)
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    target = args[0] if args else DEFAULT_TARGET
+    # The runtime reads our output line by line; a pipe would otherwise hold the user's prints.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    # A stop that arrives during a slow import ends us quietly too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        module_name, attribute = _split_target(target)
+        port = _port_from_env()
+        _put_cwd_first()
+        app = _load(module_name, attribute, target)
+        try:
+            kind, app = classify(app)
+        except LaunchError as exc:
+            raise LaunchError(f"cannot serve {target}: {exc}") from None
+        serve = _choose_server(kind, target)
+        serve(app, port, target)
+    except LaunchError as exc:
+        print(f"space-dev: {exc}", file=sys.stderr)
+        return 1
+    except UserCodeFailed:
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise LaunchError(f'"{target}" is not MODULE:ATTRIBUTE (for example main:app). {USAGE}')
+    return module_name, attribute
+
+
+def _port_from_env() -> int:
+    raw = os.environ.get("PORT", "")
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        shown = f'"{raw}"' if raw else "not set"
+        raise LaunchError(
+            f"PORT is {shown}; it must be the port number to listen on. space-dev sets it for "
+            "each micro; to run this by hand: PORT=8080 python -m runtime.pyapp main:app"
+        )
+    return port
+
+
+def _put_cwd_first() -> None:
+    """Make the micro's own modules win over anything else of the same name."""
+    cwd = os.getcwd()
+    here = os.path.dirname(os.path.abspath(__file__))
+    # Run as a plain file, Python puts this module's folder first: the user must not import
+    # the runtime's own modules by accident.
+    rest = [p for p in sys.path if p not in ("", cwd) and os.path.abspath(p) != here]
+    sys.path[:] = [cwd, *rest]
+
+
+def _source_name(module_name: str) -> str:
+    return module_name.replace(".", "/") + ".py"
+
+
+def _load(module_name: str, attribute: str, target: str) -> Any:
+    """Import the module and fetch the attribute, telling a missing file from broken code."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise LaunchError(
+                f"cannot serve {target}: there is no {_source_name(module_name)} in "
+                f"{os.getcwd()}. A python micro without a run command is served from the "
+                f'"{attribute}" object of {_source_name(module_name)}; add that file, or give '
+                'the micro a "run" command in the Spacefile.'
+            ) from None
+        _print_user_traceback(exc, f"{_source_name(module_name)} raised")
+        raise UserCodeFailed from None
+    except Exception as exc:
+        _print_user_traceback(exc, f"{_source_name(module_name)} raised")
+        raise UserCodeFailed from None
+    return _get_attribute(module, module_name, attribute, target)
+
+
+def _get_attribute(module: ModuleType, module_name: str, attribute: str, target: str) -> Any:
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            source = _source_name(module_name)
+            raise LaunchError(
+                f'cannot serve {target}: {source} has no "{attribute}". Define the web app '
+                f'there as "{attribute}" ({KINDS_HINT}), or give the micro a "run" command in '
+                "the Spacefile."
+            ) from None
+    return obj
+
+
+def _print_user_traceback(exc: BaseException, what: str) -> None:
+    """The user's traceback, starting at their own code rather than at this launcher."""
+    machinery = os.path.dirname(importlib.__file__ or "") + os.sep
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        ours = filename == __file__ or filename.startswith(("<frozen importlib", machinery))
+        if not ours:
+            break
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__, file=sys.stderr)
+    print(
+        f"space-dev: {what} {type(exc).__name__} while loading the app (traceback above).",
+        file=sys.stderr,
+    )
+
+
+# --- what kind of app is it ---------------------------------------------------------------
+
+
+def _accepts(fn: Callable[..., Any], count: int) -> bool | None:
+    """Whether `fn` can be called with `count` positional arguments; None when unknowable."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        return False
+    return True
+
+
+def _is_aiohttp_app(obj: Any) -> bool:
+    # Whoever built an aiohttp Application imported aiohttp.web already: no import needed here.
+    web = sys.modules.get("aiohttp.web")
+    return web is not None and isinstance(obj, web.Application)
+
+
+def _async_call(obj: Any) -> Callable[..., Any] | None:
+    """The coroutine function that calling `obj` runs, if it is one (function or instance)."""
+    if inspect.isclass(obj) or not callable(obj):
+        return None
+    if inspect.iscoroutinefunction(obj):  # functions, methods and partials of them
+        return obj  # type: ignore[no-any-return]
+    call = getattr(obj, "__call__", None)  # noqa: B004
+    return call if call is not None and inspect.iscoroutinefunction(call) else None
+
+
+def _is_asgi(obj: Any) -> bool:
+    call = _async_call(obj)
+    return call is not None and _accepts(call, 3) is not False
+
+
+def classify(obj: Any) -> tuple[str, Any]:
+    """("aiohttp" | "asgi" | "wsgi", the app to serve); a factory is called and its result used.
+
+    Raises LaunchError when `obj` is none of these.
+    """
+    return _classify(obj, allow_factory=True)
+
+
+def _classify(obj: Any, *, allow_factory: bool) -> tuple[str, Any]:
+    if _is_aiohttp_app(obj) or inspect.iscoroutine(obj):
+        # A coroutine is aiohttp's "async def make_app()" style; run_app awaits it in its loop.
+        return "aiohttp", obj
+    if _is_asgi(obj):
+        return "asgi", obj
+    if callable(obj) and _async_call(obj) is None:
+        takes_two = _accepts(obj, 2)
+        if takes_two or (takes_two is None and not inspect.isclass(obj)):
+            return "wsgi", obj
+    if allow_factory and callable(obj) and _accepts(obj, 0):
+        if inspect.iscoroutinefunction(obj):
+            return "aiohttp", obj()
+        try:
+            made = obj()
+        except Exception as exc:
+            _print_user_traceback(exc, "the app factory raised")
+            raise UserCodeFailed from None
+        return _classify(made, allow_factory=False)
+    raise LaunchError(f"it is {_describe(obj)}, not a web app; expected {KINDS_HINT}.")
+
+
+def _describe(obj: Any) -> str:
+    """`an int (42)`, `a mypkg.Thing`, `the class Thing`: enough to recognise what was found."""
+    if inspect.isclass(obj):
+        return f"the class {obj.__name__}"
+    kind = type(obj)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    article = "an" if name[0].lower() in "aeiou" else "a"
+    if kind.__module__ == "builtins" and not callable(obj):
+        shown = repr(obj)
+        return f"{article} {name} ({shown[:40]}{'...' if len(shown) > 40 else ''})"
+    return f"{article} {name}"
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+Serve = Callable[[Any, int, str], None]
+
+
+def _announce(target: str, kind: str, server: str, port: int) -> None:
+    detail = kind if kind == server else f"{kind}, {server}"
+    print(f"serving {target} ({detail}) on http://{HOST}:{port}", flush=True)
+
+
+def _optional(name: str) -> ModuleType | None:
+    """The module if it imports; None if absent (a broken install is mentioned, not fatal)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if exc.name != name:
+            print(f"space-dev: {name} is installed but does not import ({exc}).", file=sys.stderr)
+        return None
+
+
+def _choose_server(kind: str, target: str) -> Serve:
+    if kind == "aiohttp":
+        return _serve_aiohttp
+    if kind == "asgi":
+        if _optional("uvicorn") is not None:
+            return _serve_uvicorn
+        if _optional("hypercorn") is not None:
+            return _serve_hypercorn
+        raise LaunchError(
+            f"{target} is an ASGI app; install an ASGI server: pip install uvicorn "
+            f"(into the python that runs it: {sys.executable} -m pip install uvicorn)."
+        )
+    if _optional("waitress") is not None:
+        return _serve_waitress
+    return _serve_wsgiref
+
+
+def _serve_aiohttp(app: Any, port: int, target: str) -> None:
+    from aiohttp import web
+
+    async def checked() -> Any:
+        made = await app
+        if not isinstance(made, web.Application):
+            raise LaunchError(
+                f"cannot serve {target}: its coroutine gave {_describe(made)}, not an aiohttp "
+                "Application."
+            )
+        return made
+
+    def on_listening(_message: str) -> None:
+        _announce(target, "aiohttp", "aiohttp", port)
+
+    # run_app turns SIGTERM and SIGINT into a graceful shutdown and then returns.
+    web.run_app(
+        checked() if inspect.iscoroutine(app) else app,
+        host=HOST,
+        port=port,
+        print=on_listening,
+        handle_signals=True,
+    )
+
+
+def _serve_uvicorn(app: Any, port: int, target: str) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # after lifespan startup and bind: the port answers now
+                _announce(target, "asgi", "uvicorn", port)
+
+    config = uvicorn.Config(app, host=HOST, port=port, interface="asgi3", log_level="info")
+    server = Server(config)
+    # uvicorn re-raises the stop signal once it has shut down; our handler makes that exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    server.run()
+    if not server.started:
+        raise LaunchError(f"uvicorn could not start {target} on port {port} (see above).")
+
+
+def _serve_hypercorn(app: Any, port: int, target: str) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{HOST}:{port}"]
+    config.accesslog = "-"
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        announcer = asyncio.create_task(_announce_when_listening(target, "hypercorn", port))
+        try:
+            await serve(app, config, shutdown_trigger=stop.wait)
+        finally:
+            announcer.cancel()
+
+    asyncio.run(run())
+
+
+async def _announce_when_listening(target: str, server: str, port: int) -> None:
+    """For servers with no startup hook: announce once the port accepts a connection."""
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        _announce(target, "asgi", server, port)
+        return
+
+
+def _serve_waitress(app: Any, port: int, target: str) -> None:
+    from waitress import create_server
+
+    server = create_server(app, host=HOST, port=port)  # bound and listening on return
+    _announce(target, "wsgi", "waitress", port)
+    # Our SIGTERM handler raises SystemExit, which waitress's loop takes as "shut down now".
+    server.run()
+
+
+def _serve_wsgiref(app: Any, port: int, target: str) -> None:
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+        daemon_threads = True  # a slow request must not hold up the stop
+
+    server = make_server(HOST, port, app, server_class=ThreadingWSGIServer)
+    print(
+        "space-dev: note: using Python's simple built-in WSGI server (wsgiref); "
+        f"for a sturdier one: {sys.executable} -m pip install waitress",
+        file=sys.stderr,
+        flush=True,
+    )
+    _announce(target, "wsgi", "wsgiref", port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

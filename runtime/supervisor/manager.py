@@ -1,0 +1,295 @@
+"""Keeps each micro running: start, readiness, restarts with backoff, and reloads that swap ports."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from runtime.supervisor.output import Printer
+from runtime.supervisor.process import MicroProcess
+
+
+class State(str, enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    RESTARTING = "restarting"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long to wait for what; the defaults live in config.py."""
+
+    ready_timeout: float
+    backoff_start: float
+    backoff_max: float
+    healthy_after: float
+    stop_grace: float
+    # Consecutive failures after which a micro is shown as crashed rather than restarting.
+    crashed_after: int = 3
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to start one micro's process, except its port."""
+
+    command: str
+    cwd: Path
+    env: Mapping[str, str]
+    port_variables: tuple[str, ...] = ("PORT",)  # each is set to the process's own port
+    setup_commands: tuple[str, ...] = ()
+
+
+# Called with (host, port) of a process about to be stopped; returns once no request uses it.
+Drain = Callable[[str, int], Awaitable[None]]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Health:
+    failures: int = 0
+    delay: float = 0.0
+    last_exit: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class MicroRunner:
+    """Supervises one micro: keeps one good process serving and knows where it listens."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: LaunchSpec,
+        printer: Printer,
+        timings: Timings,
+        drain: Drain | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.state = State.STOPPED
+        self._printer = printer
+        self._timings = timings
+        self._drain = drain
+        self._current: MicroProcess | None = None
+        self._ready = asyncio.Event()
+        self._changed = asyncio.Event()  # wakes a waiting request when the state changes
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()  # cuts a backoff pause short
+        self._reload_lock = asyncio.Lock()
+        self._health = _Health(delay=timings.backoff_start)
+        self._retired: set[asyncio.Task[None]] = set()
+        self._restart_requested = False  # the next exit is ours, not a crash
+
+    # --- what the proxy and the pages ask -------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """Where the serving process listens, or None while none is ready."""
+        proc = self._current
+        if proc is None or not self._ready.is_set():
+            return None
+        return proc.host, proc.port
+
+    @property
+    def port(self) -> int | None:
+        return self._current.port if self._current else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._current.pid if self._current else None
+
+    async def wait_address(self, timeout: float) -> tuple[str, int] | None:
+        """Where to send a request, waiting while the micro starts or restarts (not when crashed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            address = self.address
+            if address is not None or self.state in (State.CRASHED, State.STOPPED):
+                return address
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin supervising in the background."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+
+    async def stop(self) -> None:
+        """Stop the micro and every process it started."""
+        self._stopping = True
+        self._wake.set()
+        proc = self._current
+        if proc is not None:
+            await proc.stop(self._timings.stop_grace)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+        self._set_state(State.STOPPED)
+
+    async def reload(self, reason: str, spec: LaunchSpec | None = None) -> bool:
+        """Start a new process beside the serving one; move traffic once it answers.
+
+        If the new process fails, the old one keeps serving and False is returned.
+        """
+        async with self._reload_lock:
+            if spec is not None:
+                self.spec = spec
+            old = self._current
+            if old is None or not self._ready.is_set():
+                # Nothing good is serving: a plain restart is all there is to do.
+                self._printer.info(f"{self.name}: restarting ({reason})")
+                self._health.delay = 0.0
+                self._restart_requested = True
+                if old is not None:
+                    await old.stop(self._timings.stop_grace)
+                self._wake.set()
+                return True
+            began = time.monotonic()
+            new = await self._spawn()
+            ok = await new.wait_ready(self._timings.ready_timeout, lambda _: None)
+            if not ok:
+                detail = (
+                    f"exit code {new.returncode}"
+                    if new.returncode is not None
+                    else f"not answering on port {new.port} after {self._timings.ready_timeout:g} s"
+                )
+                await new.stop(self._timings.stop_grace)
+                self._printer.info(
+                    f"{self.name}: reload failed ({detail}); still serving the previous version"
+                )
+                return False
+            self._current = new
+            self._mark_ready()
+            self._printer.info(
+                f"{self.name}: reloaded in {time.monotonic() - began:.2f} s ({reason})"
+            )
+            self._retire(old)
+            return True
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _spawn(self) -> MicroProcess:
+        port = free_port()
+        env = dict(self.spec.env)
+        for variable in self.spec.port_variables:
+            env[variable] = str(port)
+        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer)
+        await proc.start()
+        return proc
+
+    def _retire(self, old: MicroProcess) -> None:
+        """Stop a replaced process once the requests it is serving have finished."""
+
+        async def retire() -> None:
+            if self._drain is not None:
+                await self._drain(old.host, old.port)
+            await old.stop(self._timings.stop_grace)
+
+        task = asyncio.create_task(retire())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        self._changed.set()
+
+    def _mark_ready(self) -> None:
+        self._ready.set()
+        self._set_state(State.READY)
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            self._set_state(State.STARTING if self._health.failures == 0 else self.state)
+            proc = await self._spawn()
+            self._current = proc
+            if await self._await_ready(proc):
+                self._mark_ready()
+                ready_at = time.monotonic()
+                code = await self._wait_serving_exit()
+                healthy_for = time.monotonic() - ready_at
+            else:
+                code = await proc.wait()
+                healthy_for = 0.0
+            self._ready.clear()
+            if self._stopping:
+                return
+            self._after_exit(code, healthy_for)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._health.delay)
+            except TimeoutError:
+                pass
+            self._health.delay = min(
+                max(self._health.delay * 2, self._timings.backoff_start), self._timings.backoff_max
+            )
+
+    async def _await_ready(self, proc: MicroProcess) -> bool:
+        """Wait for the port; past the timeout, report once and keep waiting while it runs."""
+
+        def progress(elapsed: float) -> None:
+            self._printer.info(f"waiting for {self.name} on port {proc.port} ({elapsed:.0f} s)")
+
+        if await proc.wait_ready(self._timings.ready_timeout, progress):
+            return True
+        if not proc.running:
+            return False
+        self._printer.info(
+            f"{self.name}: not answering on port {proc.port} after "
+            f"{self._timings.ready_timeout:g} s. Does it listen on $PORT? Its last lines:"
+        )
+        for line in self._printer.last_lines(self.name, 10):
+            self._printer.info(f"    {line}")
+        return await proc.wait_ready(float("inf"), lambda _: None)
+
+    async def _wait_serving_exit(self) -> int:
+        """Wait until the serving process exits on its own; a reload swap is not an exit."""
+        while True:
+            proc = self._current
+            assert proc is not None
+            code = await proc.wait()
+            if self._current is proc:
+                return code
+
+    def _after_exit(self, code: int, healthy_for: float) -> None:
+        health = self._health
+        if self._restart_requested:
+            self._restart_requested = False
+            health.delay = 0.0
+            self._set_state(State.RESTARTING)
+            return
+        if healthy_for >= self._timings.healthy_after:
+            health.failures = 0
+            health.delay = self._timings.backoff_start
+        health.failures += 1
+        health.last_exit = code
+        crashed = health.failures >= self._timings.crashed_after
+        self._set_state(State.CRASHED if crashed else State.RESTARTING)
+        self._printer.info(
+            f"{self.name}: exited with code {code}; starting again in {health.delay:g} s"
+            + (f" ({health.failures} failures in a row)" if crashed else "")
+        )
+
+    def with_env(self, env: Mapping[str, str]) -> LaunchSpec:
+        """This micro's launch spec with a new environment."""
+        return replace(self.spec, env=env)

@@ -1,0 +1,180 @@
+"""One OS process of a micro: started in its own session, watched, and stopped with its children."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from runtime.supervisor.output import Printer
+
+# Hosts a micro may listen on; Node's `listen(port, "localhost")` can pick ::1 alone.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+_POLL = 0.05
+
+
+class MicroProcess:
+    """A started micro process: its port, its output, its end.
+
+    Each process gets its own session (so its own process group): stopping it signals the
+    whole group, so a shell, a `npm run dev` and the server they started all go together.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        port: int,
+        printer: Printer,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.cwd = cwd
+        self.env = dict(env)
+        self.port = port
+        self.host = LOOPBACK_HOSTS[0]  # updated by wait_ready to the one that answered
+        self._printer = printer
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.started_at = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> None:
+        """Start the command under /bin/sh in the micro's folder."""
+        self.started_at = time.monotonic()
+        self._proc = await asyncio.create_subprocess_shell(
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            limit=1 << 20,
+        )
+        self._reader = asyncio.create_task(self._pump_output())
+
+    async def _pump_output(self) -> None:
+        assert self._proc and self._proc.stdout
+        stream = self._proc.stdout
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the limit: show it in pieces
+                raw = await stream.read(1 << 20)
+            if not raw:
+                return
+            self._printer.line(self.name, raw.decode("utf-8", errors="replace"))
+
+    async def wait(self) -> int:
+        """Wait for the process to exit and for its last output line to be shown."""
+        assert self._proc
+        code = await self._proc.wait()
+        if self._reader:
+            # Children that inherited the pipe may keep it open; don't wait on them forever.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader), 0.5)
+            except TimeoutError:
+                pass
+        return code
+
+    async def wait_ready(self, timeout: float, on_waiting: Callable[[float], None]) -> bool:
+        """Poll the port until it answers (True), the process exits or time runs out (False).
+
+        `on_waiting(elapsed)` is called about once a second while waiting, for the progress line.
+        """
+        deadline = time.monotonic() + timeout
+        next_note = time.monotonic() + 1.0
+        while self.running and time.monotonic() < deadline:
+            for host in LOOPBACK_HOSTS:
+                if await _answers(host, self.port):
+                    self.host = host
+                    return True
+            now = time.monotonic()
+            if now >= next_note:
+                on_waiting(now - self.started_at)
+                next_note = now + 1.0
+            await asyncio.sleep(_POLL)
+        return False
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM to the whole group, SIGKILL to whatever is left after `grace` seconds."""
+        if self._proc is None:
+            return
+        pgid = self._proc.pid  # session leader: its pid is the group id
+        if _signal_group(pgid, signal.SIGTERM):
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _group_alive(pgid, self._proc):
+                await asyncio.sleep(_POLL)
+            _signal_group(pgid, signal.SIGKILL)
+        await self.wait()
+        if self._reader and not self._reader.done():
+            self._reader.cancel()
+
+
+async def _answers(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _group_alive(pgid: int, leader: asyncio.subprocess.Process) -> bool:
+    """True while any process of the group other than a reaped leader remains."""
+    if leader.returncode is None:
+        return True
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # Members that are only zombies waiting for a reaper are gone for our purpose.
+    return _group_has_live_member(pgid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: assume alive, the SIGKILL after the grace period settles it
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False

@@ -1,0 +1,76 @@
+"""A micro's `commands`: run once in its folder before the first start, again when they change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from runtime.supervisor.output import Printer
+
+
+def fingerprint(commands: Sequence[str], spacefile_text: str) -> str:
+    """What the commands' last good run depended on."""
+    digest = hashlib.sha256()
+    for part in (*commands, "\0", spacefile_text):
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+async def run_setup(
+    name: str,
+    commands: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    printer: Printer,
+    marker: Path,
+    print_: str,
+) -> bool:
+    """Run `commands` unless `marker` already holds `print_`; True when all succeeded.
+
+    The marker is written (atomically) only after every command succeeded, so a failed or
+    interrupted setup runs again next time.
+    """
+    if not commands:
+        return True
+    try:
+        if marker.read_text() == print_:
+            return True
+    except OSError:
+        pass
+    for command in commands:
+        printer.info(f"{name}: running `{command}`")
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert proc.stdout
+        try:
+            async for raw in proc.stdout:
+                printer.line(name, raw.decode("utf-8", errors="replace"))
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            # Stopped half-way (Ctrl-C): leave no installer running behind us.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        if code != 0:
+            printer.info(
+                f"{name}: `{command}` failed with exit code {code}; the micro is not started. "
+                "Fix the command or the Spacefile and save: it runs again."
+            )
+            return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(print_)
+    os.replace(tmp, marker)
+    return True

@@ -1,0 +1,48 @@
+"""Renders the runtime's pages: Jinja2 templates with autoescape, so any user value is shown escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("runtime.web", "templates"),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def render(template: str, **context: Any) -> str:
+    """The HTML of one page."""
+    return _env.get_template(template).render(**context)
+
+
+def page(template: str, status: int = 200, headers: dict[str, str] | None = None,
+         **context: Any) -> web.Response:
+    """An HTML response that is never cached and never framed by another site."""
+    response = web.Response(
+        text=render(template, **context), status=status, content_type="text/html",
+        headers=headers,
+    )
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser navigation rather than an API call."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def problem(request: web.Request, status: int, title: str, detail: str = "",
+            lines: list[str] | None = None) -> web.Response:
+    """An error as a page for browsers and as `{"errors": [...]}` for everything else."""
+    if wants_html(request):
+        return page("error.html", status=status, title=title, detail=detail, lines=lines or [])
+    errors = [title] + ([detail] if detail else [])
+    return web.json_response({"errors": errors}, status=status)
