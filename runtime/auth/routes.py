@@ -25,6 +25,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 _ESCAPE = re.compile(r"%(..)?", re.DOTALL)
 _RAW_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+_RAW_NAMES = {"\\": "a backslash", "\x00": "a NUL"}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -99,13 +100,8 @@ def normalise_path(raw_path: str) -> str:
     bad = _RAW_FORBIDDEN.search(raw_path)
     if bad is not None:
         char = bad.group(0)
-        raise BadPath(
-            "the path holds a backslash"
-            if char == "\\"
-            else "the path holds a NUL"
-            if char == "\x00"
-            else f"the path holds a control character ({ord(char):#04x})"
-        )
+        what = _RAW_NAMES.get(char) or f"a control character ({ord(char):#04x})"
+        raise BadPath(f"the path holds {what}")
     text = _canonical_characters(raw_path)
     out: list[str] = []
     segments = text.split("/")

@@ -334,6 +334,21 @@ def test_wsgi_factory_is_called(launch: Any, blocked: Path) -> None:
     assert micro.stop() == 0
 
 
+def test_user_prints_reach_the_log_at_once(launch: Any, blocked: Path) -> None:
+    _block(blocked, "waitress")
+    micro = launch(
+        """
+        def app(environ, start_response):
+            print("handled", environ["PATH_INFO"])
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        """
+    )
+    assert micro.get("/p") == (200, "ok")
+    micro.wait_for_line("handled /p")  # stdout is a file: only line buffering shows it now
+    assert micro.stop() == 0
+
+
 def test_other_module_and_attribute(launch: Any, blocked: Path) -> None:
     _block(blocked, "waitress")
     micro = launch("", target="server:api", files={"server.py": PLAIN_WSGI.replace("app", "api")})

@@ -38,14 +38,15 @@ def _only_newer_engine(row: dict[str, str]) -> bool:
     return all(found) and any(not e.in_space for e in found if e)
 
 
-def _check(tmp_path: Path, row: dict[str, str], strict: bool) -> spacefile.CheckResult:
-    (tmp_path / spacefile.FILENAME).write_bytes((CORPUS / row["file"]).read_bytes())
-    return spacefile.check(tmp_path, strict=strict, check_paths=False)
+def _check(row: dict[str, str], strict: bool) -> spacefile.CheckResult:
+    # A lone Spacefile: as if it stood in an app folder, without looking at that folder.
+    data, place = (CORPUS / row["file"]).read_bytes(), Path("/app") / spacefile.FILENAME
+    return spacefile.check_text(data, place, strict=strict, check_paths=False)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["file"].split("__")[0] for r in ROWS])
-def test_strict_agrees_with_space(row: dict[str, str], tmp_path: Path) -> None:
-    result, errors, _ = _check(tmp_path, row, strict=True)
+def test_strict_agrees_with_space(row: dict[str, str]) -> None:
+    result, errors, _ = _check(row, strict=True)
     shown = "\n".join(map(str, errors))
     if _rejected(row):
         assert errors and result is None, f"{row['file']} was refused by Space"
@@ -57,8 +58,8 @@ def test_strict_agrees_with_space(row: dict[str, str], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r["file"].split("__")[0] for r in ROWS])
-def test_loose_mode_only_forgives_newer_engines(row: dict[str, str], tmp_path: Path) -> None:
-    result, errors, warnings = _check(tmp_path, row, strict=False)
+def test_loose_mode_only_forgives_newer_engines(row: dict[str, str]) -> None:
+    result, errors, warnings = _check(row, strict=False)
     if _rejected(row) and not _only_newer_engine(row):
         assert errors and result is None
     else:
@@ -73,7 +74,7 @@ def test_corpus_covers_the_interesting_cases() -> None:
     assert [r["file"][:3] for r in ROWS if _only_newer_engine(r)] == ["005", "097"]
 
 
-def test_broken_yaml_names_its_line(tmp_path: Path) -> None:
+def test_broken_yaml_names_its_line() -> None:
     (row,) = [r for r in ROWS if "yaml_error" in _features(r)]
-    _, errors, _ = _check(tmp_path, row, strict=True)
+    _, errors, _ = _check(row, strict=True)
     assert [(p.line, p.message.startswith("YAML syntax error")) for p in errors] == [(9, True)]
