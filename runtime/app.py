@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,10 @@ from runtime import engines, spacefile
 from runtime.auth.routes import MountTable
 from runtime.environment import micro_environment, port_variables, preset_values
 from runtime.errors import InvalidFile, SpaceDevError
+from runtime.accounts import LoginLimiter, LoginLinks, ensure_owner
+from runtime.auth.policy import CompiledRule, compile_rules, policy_for
 from runtime.gate import Gate, Routing, Target
+from runtime.identity import Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
 from runtime.proxy import Proxy
 from runtime.static import StaticSite
@@ -24,7 +28,8 @@ from runtime.store import Store
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
 from runtime.supervisor.setup import fingerprint, run_setup
-from runtime.web import health
+from runtime.web import csrf, health, internal
+from runtime.web.login import Login
 
 APP_KEY = web.AppKey("space_dev_app", "AppHost")
 
@@ -50,6 +55,7 @@ class AppHost:
     spacefile: Spacefile
     host: str
     port: int
+    rules: tuple[CompiledRule, ...] = ()
     runners: dict[str, MicroRunner] = field(default_factory=dict)
     routing: Routing | None = None
 
@@ -108,7 +114,8 @@ class Runtime:
             raise SpaceDevError("\n\n".join(str(f) for f in failures))
         ports = assign_ports([cfg.port for cfg, _ in loaded], self.config.host)
         for (cfg, sf), port in zip(loaded, ports, strict=True):
-            host = AppHost(app_name(cfg, sf), cfg, sf, self.config.host, port)
+            rules = _compile_rules(cfg, sf)
+            host = AppHost(app_name(cfg, sf), cfg, sf, self.config.host, port, rules)
             for warning in sf.warnings:
                 self.printer.info(f"{host.name}: warning: {warning}")
             self.apps.append(host)
@@ -122,14 +129,54 @@ class Runtime:
 
     async def start(self) -> None:
         """Bind every origin, then set up and start every micro."""
+        self.identity = Identity(self.store)
+        self.links = LoginLinks(self.store.secret())
+        self.limiter = LoginLimiter()
+        self._token = secrets.token_urlsafe(32)
         await self.proxy.start()
         for host in self.apps:
             self.store.remember_app(host.name, host.config.path)
             await self._serve(host)  # first, so the port is known (and taken) before micros start
             self._build(host)
         self.printer.register(m.name for h in self.apps for m in h.spacefile.micros)
+        self.store.write_runtime_info(self.apps[0].origin, self._token)
+        self._welcome_owner()
+        self._spawn(self._watch_data_dir())
+        self._spawn(self._flush_last_used())
         for host in self.apps:
             self._spawn(self._start_micros(host))
+
+    def _welcome_owner(self) -> None:
+        """At the first start, make the owner; every start, print a one-use sign-in link."""
+        created = ensure_owner(self.store, os.environ.get("SPACE_DEV_PASSWORD") or None)
+        self.identity.reload()
+        owner = self.store.users.owner()
+        assert owner is not None
+        if created is not None and created.password is not None:
+            self.printer.info(
+                f"created the owner account {created.name!r} with the password "
+                f"{created.password} (shown once; change it with space-dev users passwd)"
+            )
+        link = f"{self.apps[0].origin}/__space/login?token={self.links.issue(owner.name)}"
+        self.printer.info(f"sign in as {owner.name}: {link} (one use, 10 minutes)")
+
+    def refresh(self) -> None:
+        """Re-read the data dir (another process changed it) so the next request sees it."""
+        self.identity.reload()
+
+    async def _watch_data_dir(self) -> None:
+        """Catch changes no one told us about (the CLI normally does, synchronously)."""
+        import watchfiles
+
+        async for _ in watchfiles.awatch(self.config.data_dir, debounce=50, step=20,
+                                         recursive=False):
+            self.identity.reload()
+
+    async def _flush_last_used(self) -> None:
+        """Keys' "last used" times are kept in memory and written now and then, never per request."""
+        while True:
+            await asyncio.sleep(5)
+            self.identity.flush_last_used()
 
     def _build(self, host: AppHost) -> None:
         project_key = self.store.project_key(host.name)
@@ -138,8 +185,10 @@ class Runtime:
         for micro in host.spacefile.micros:
             engine = engines.lookup(micro.engine)
             assert engine is not None  # the Spacefile was validated
+            policy = policy_for(micro, host.rules)
             if engine.family == "static":
-                targets[micro.name] = Target(micro.name, static=StaticSite(_serve_root(micro)))
+                site = StaticSite(_serve_root(micro))
+                targets[micro.name] = Target(micro.name, policy, static=site)
                 continue
             env = micro_environment(
                 micro,
@@ -154,15 +203,22 @@ class Runtime:
             runner = MicroRunner(micro.name, spec, self.printer, self.timings,
                                  drain=self.proxy.wait_idle)
             host.runners[micro.name] = runner
-            targets[micro.name] = Target(micro.name, runner=runner)
+            targets[micro.name] = Target(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
         host.routing = Routing(mounts, targets)
 
     async def _serve(self, host: AppHost) -> None:
-        app = web.Application(handler_args={"max_field_size": 65536})
+        gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity,
+                    host.config.auth, self.printer, defaults.REQUEST_WAIT_S)
+        app = web.Application(
+            handler_args={"max_field_size": 65536},
+            middlewares=[csrf.middleware(lambda request: request.match_info.handler != gate.handle)],
+        )
         app[APP_KEY] = host
-        gate = Gate(self.proxy, lambda: host.routing, self.printer, defaults.REQUEST_WAIT_S)
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
+        internal.add_routes(app, self._token, self.refresh)
+        Login(host.name, self.store, self.identity, self.limiter, self.links,
+              self.refresh).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -221,6 +277,23 @@ class Runtime:
         for site in self._sites:
             await site.cleanup()
         await self.proxy.close()
+        if hasattr(self, "identity"):
+            self.identity.flush_last_used()
+            self.store.clear_runtime_info()
+
+
+def _compile_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
+    """The app's route rules, parsed once; a rule for a micro the Spacefile lacks is an error."""
+    names = [m.name for m in sf.micros]
+    for rule in cfg.routes:
+        if rule.micro not in names:
+            where = f" (line {rule.line})" if rule.line else ""
+            raise SpaceDevError(
+                f"a route rule{where} names the micro {rule.micro!r}, which {cfg.path.name}'s "
+                "Spacefile does not have",
+                f"use one of: {', '.join(names)}",
+            )
+    return compile_rules(cfg.routes)
 
 
 def _serve_root(micro: Micro) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +22,9 @@ class Engine:
     in_space: bool = True  # False: accepted with a warning, refused under `validate --strict`
 
 
-# The legacy python default: serve `main.py`'s `app` object (aiohttp, ASGI or WSGI).
-PYTHON_DEFAULT = "python -m runtime.pyapp main:app"
+# The legacy python default: serve `main.py`'s `app` object (aiohttp, ASGI or WSGI). The launcher
+# runs by its file path, so an app with a `runtime` package of its own cannot shadow it.
+PYTHON_DEFAULT = f"python {shlex.quote(str(Path(__file__).with_name('pyapp.py')))} main:app"
 _DEV_SERVER = "npm run dev -- --port $PORT"
 
 ENGINES: dict[str, Engine] = {

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from runtime.auth.policy import Credential, Decision, MicroPolicy, decide
 from runtime.auth.routes import BadPath, MountTable, normalise_path
+from runtime.identity import SESSION_COOKIE, Identity
+from runtime.models import AuthConfig, Principal
 from runtime.proxy import (
     Proxy,
     UpstreamFailed,
@@ -21,16 +25,18 @@ from runtime.proxy import (
 from runtime.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
-from runtime.web.pages import problem
+from runtime.web.pages import problem, wants_html
 
 RUNTIME_PREFIX = "/__space"
+LOGIN_PATH = "/__space/login"
 
 
 @dataclass(frozen=True)
 class Target:
-    """One micro as the gate sees it: served by the runtime itself, or by a supervised process."""
+    """One micro as the gate sees it: who may pass, and who serves it."""
 
     name: str
+    policy: MicroPolicy
     static: StaticSite | None = None
     runner: MicroRunner | None = None
 
@@ -58,18 +64,36 @@ def is_reserved_header(lower_name: str) -> bool:
     )
 
 
+def without_cookies(header: str, names: frozenset[str]) -> str:
+    """A Cookie header minus the named cookies, every other pair kept as it was sent."""
+    kept = [
+        pair for pair in header.split(";")
+        if pair.strip() and pair.split("=", 1)[0].strip() not in names
+    ]
+    return ";".join(kept).strip()
+
+
 class Gate:
     """The handler for every request that is not the runtime's own."""
 
     def __init__(
         self,
+        app: str,
         proxy: Proxy,
         routing: Callable[[], Routing | None],
+        identity: Identity,
+        auth: AuthConfig,
         printer: Printer,
         request_wait: float,
     ) -> None:
+        self._app = app
         self._proxy = proxy
         self._routing = routing
+        self._identity = identity
+        self._key_headers = tuple(auth.key_headers)
+        self._key_header_names = frozenset(h.lower() for h in auth.key_headers)
+        self._key_cookies = tuple(auth.key_cookies)
+        self._credential_cookies = frozenset((SESSION_COOKIE, *auth.key_cookies))
         self._printer = printer
         self._request_wait = request_wait
 
@@ -92,23 +116,87 @@ class Gate:
             # A micro's own /__space/ paths (such as its action endpoint) are for the runtime only.
             return problem(request, 404, "Not found")
         target = routing.targets[micro]
+        policy = target.policy
+        if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
+            policy = replace(policy, public=True)  # `space-dev auth disable`
+        credential = self._credential(request)
+        decision = decide(policy, sub_path, request.method, credential)
+        if not decision.allowed:
+            return self._refuse(request, decision, path + sep + query)
         if target.static is not None:
             return await target.static.handle(request, sub_path)
         assert target.runner is not None
-        headers = upstream_headers(request, self._dropped_headers(request), self._added_headers(request))
-        path_qs = sub_path + sep + query
-        return await self._forward(request, target.runner, path_qs, headers)
+        headers = upstream_headers(
+            request, self._dropped_headers(request), self._identity_headers(request, decision, credential)
+        )
+        self._strip_credential_cookies(headers)
+        return await self._forward(request, target.runner, sub_path + sep + query, headers)
+
+    # --- who is asking ----------------------------------------------------------------------
+
+    def _credential(self, request: web.Request) -> Credential:
+        """A key if one was sent (and then only the key counts), else the session, else None."""
+        headers = request.headers
+        for name in self._key_headers:
+            value = headers.get(name)
+            if value is not None:
+                return self._identity.key(self._app, value.strip())
+        if self._key_cookies or SESSION_COOKIE in headers.get("Cookie", ""):
+            cookies = request.cookies
+            for name in self._key_cookies:
+                value = cookies.get(name)
+                if value is not None:
+                    return self._identity.key(self._app, value)
+            session = cookies.get(SESSION_COOKIE)
+            if session:
+                return self._identity.session(session)
+        return None
+
+    def _refuse(self, request: web.Request, decision: Decision, target: str) -> web.Response:
+        if decision is Decision.UNAUTHENTICATED:
+            if request.method in ("GET", "HEAD") and wants_html(request):
+                raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(target, safe='')}")
+            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+        if decision is Decision.FORBIDDEN_403:
+            return problem(request, 403, "Forbidden",
+                           "You are signed in, but this app does not let you in here.")
+        return web.json_response({"errors": ["Unauthorized"]}, status=401)
+
+    # --- what the micro receives ------------------------------------------------------------
 
     def _dropped_headers(self, request: web.Request) -> list[str]:
-        return [name.lower() for name in request.headers if is_reserved_header(name.lower())]
+        dropped = [n.lower() for n in request.headers if is_reserved_header(n.lower())]
+        dropped.extend(self._key_header_names)
+        return dropped
 
-    def _added_headers(self, request: web.Request) -> list[tuple[str, str]]:
-        return [
+    def _identity_headers(
+        self, request: web.Request, decision: Decision, credential: Credential
+    ) -> list[tuple[str, str]]:
+        added = [
             ("X-Forwarded-For", request.remote or ""),
             ("X-Forwarded-Proto", request.scheme),
             ("X-Forwarded-Host", request.host),
-            ("X-Space-Auth", "public"),
+            ("X-Space-Auth", decision.how or "public"),
         ]
+        if isinstance(credential, Principal) and decision is not Decision.ALLOW_PUBLIC:
+            if credential.kind == "session" and credential.user:
+                added.append(("X-Space-User", credential.user))
+            elif credential.kind == "api-key":
+                added.append(("X-Space-Key-Name", credential.key_name or ""))
+                added.append(("X-Space-Client-Type", credential.client_type or ""))
+        return added
+
+    def _strip_credential_cookies(self, headers: CIMultiDict[str]) -> None:
+        """A micro never sees a credential: the session and key cookies are taken out."""
+        cookies = headers.getall("Cookie", ())
+        if not cookies:
+            return
+        headers.popall("Cookie")
+        kept = without_cookies("; ".join(cookies), self._credential_cookies)
+        if kept:
+            headers["Cookie"] = kept
+
+    # --- forwarding -------------------------------------------------------------------------
 
     async def _forward(
         self, request: web.Request, runner: MicroRunner, path_qs: str, headers: CIMultiDict[str]

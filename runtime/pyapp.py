@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except UserCodeFailed:
         return 1
+    except OSError as exc:  # in practice: the port is taken, or the address cannot be bound
+        print(f"space-dev: cannot serve {target}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     return 0

@@ -34,15 +34,13 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]+")
 _NAME_RULE = 'use letters, digits, "-" and "_", starting with a letter or digit'
-# Keys people put in the wrong place, or under an older name: say where they belong.
-_MISPLACED = {
-    "env": "environment variables go under presets.env, as a list of {name, description, default}",
-    "api_keys": "write it under presets: `presets: {api_keys: true}`",
-    "value": 'did you mean "default"?',
-    "key": 'did you mean "name"?',
-    "interval": 'did you mean "default_interval"?',
-    "schedule": 'did you mean "default_interval"?',
-}
+# Keys people write in the wrong place or under another name, and where they belong.
+_ENV_HINT = "environment variables go under a micro's presets.env: a list of {name, default}"
+_TOP_HINTS = {"env": _ENV_HINT, "name": 'did you mean "app_name"?'}
+_MICRO_HINTS = {"env": _ENV_HINT, "api_keys": "write it under presets: `presets: {api_keys: true}`"}
+_ENV_HINTS = {"value": 'did you mean "default"?', "key": 'did you mean "name"?'}
+_INTERVAL = 'did you mean "default_interval"?'
+_ACTION_HINTS = {"interval": _INTERVAL, "schedule": _INTERVAL, "cron": _INTERVAL}
 
 
 def _display(path: Path) -> str:
@@ -72,17 +70,20 @@ class _Draft:
 
 
 class _Checker(Reads):
+    """Every rule of Spacefile v0, applied top down; problems pile up, none stops the rest."""
+
     def __init__(self, path: Path, strict: bool, check_paths: bool) -> None:
-        super().__init__(_display(path), _MISPLACED)
+        super().__init__(_display(path))
         self.path = path
         self.app_dir = path.parent
         self.strict = strict
         self.check_paths = check_paths
+        self.action_ids: dict[str, str] = {}  # unique in the whole app, not just one micro
 
     # --- the file, top down -------------------------------------------------------------------
 
     def spacefile(self, tree: YNode) -> Spacefile | None:
-        top = self.mapping(tree, "", TOP_KEYS, "with v and micros")
+        top = self.mapping(tree, "", TOP_KEYS, "with v and micros", _TOP_HINTS)
         if top is None:
             return None
         v = top.get("v")
@@ -127,7 +128,7 @@ class _Checker(Reads):
         return self.assemble(ready, primary)
 
     def micro(self, node: YNode, where: str) -> _Draft | None:
-        keys = self.mapping(node, where, MICRO_KEYS, "with name, src and engine")
+        keys = self.mapping(node, where, MICRO_KEYS, "with name, src and engine", _MICRO_HINTS)
         if keys is None:
             return None
         basics = "every micro needs a name, src and engine"
@@ -233,7 +234,8 @@ class _Checker(Reads):
         env: list[EnvPreset] = []
         for i, item in enumerate(env_node.value):
             item_where = f"{env_where}[{i}]"
-            var = self.mapping(item, item_where, ENV_KEYS, "with name, description and default")
+            var = self.mapping(item, item_where, ENV_KEYS, "with name, description and default",
+                               _ENV_HINTS)
             if var is None:
                 continue
             name = self.required(var, "name", item_where, item.line, "each variable needs a name")
@@ -262,7 +264,7 @@ class _Checker(Reads):
         for i, item in enumerate(node.value):
             item_where = f"{where}[{i}]"
             keys = self.mapping(item, item_where, ACTION_KEYS,
-                                "with id, name, trigger and default_interval")
+                                "with id, name, trigger and default_interval", _ACTION_HINTS)
             if keys is None:
                 continue
             need = "an action needs id, trigger: schedule and default_interval"
@@ -270,6 +272,12 @@ class _Checker(Reads):
             if action_id is not None and not _NAME.fullmatch(action_id):
                 self.error(join(item_where, "id"), keys["id"].at,
                            f'action id "{action_id}" is not valid', _NAME_RULE)
+            elif action_id in self.action_ids:
+                self.error(join(item_where, "id"), keys["id"].at,
+                           f'action id "{action_id}" is already used by '
+                           f"{self.action_ids[action_id]}", "action ids must be unique in the app")
+            elif action_id is not None:
+                self.action_ids[action_id] = item_where
             trigger = self.required(keys, "trigger", item_where, item.line, need)
             if trigger is not None and trigger != "schedule":
                 self.error(join(item_where, "trigger"), keys["trigger"].at,
@@ -307,7 +315,6 @@ class _Checker(Reads):
     def assemble(self, drafts: list[_Draft], primary: _Draft | None) -> tuple[Micro, ...] | None:
         names: dict[str, str] = {}
         paths: dict[str, str] = {"/": primary.fields["name"]} if primary else {}
-        action_ids: dict[str, str] = {}
         micros = []
         for d in drafts:
             name, written, line = d.fields["name"], self.text(d.keys, "path", d.where), d.node.line
@@ -329,14 +336,6 @@ class _Checker(Reads):
                                "give each micro its own path; the primary is always at /")
                 else:
                     paths[path] = name
-            for j, action in enumerate(d.fields["actions"]):
-                where = f"{d.where}.actions[{j}].id"
-                if action.id in action_ids:
-                    used = action_ids[action.id]
-                    self.error(where, d.keys["actions"].value[j].at,
-                               f'action id "{action.id}" is already used by {used}',
-                               "action ids must be unique in the app")
-                action_ids.setdefault(action.id, where)
             if path is not None and None not in (name, d.fields["src"], d.fields["engine"]):
                 micros.append(Micro(primary=d is primary, path=path, **d.fields))
         return tuple(micros) if len(micros) == len(drafts) else None
@@ -395,7 +394,7 @@ def find(app_dir: Path) -> Path:
     hint = (f"found {near[0]}; rename it to {FILENAME}" if near else
             f"give the folder that holds the {FILENAME}, or create one there with `v: 0` "
             "and a micros list")
-    raise SpaceDevError(f"no {FILENAME} in {folder} (looked for {path})", hint)
+    raise SpaceDevError(f"no {FILENAME} found: looked for {path}", hint)
 
 
 def check(app_dir: Path, *, strict: bool = False, check_paths: bool = True) -> CheckResult:

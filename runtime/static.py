@@ -6,9 +6,9 @@ Decisions where the contract is silent:
   without it, the page's relative links (`style.css`) would resolve one level too high. The
   `Location` is relative (`./docs/`), so it is right whatever path the micro is mounted at.
   The micro's own root asked for without a slash (`/site` for a micro at `/site`) gets the same.
-- Every answer says `Cache-Control: no-cache`: the browser keeps its copy but asks each time,
-  and the ETag / Last-Modified check turns that into a cheap 304, so a saved file shows on the
-  next reload (this is the static micro's hot reload; nothing is kept in memory).
+- Files, redirects and 404s say `Cache-Control: no-cache`: the browser keeps its copy but asks
+  each time, and the ETag / Last-Modified check turns that into a cheap 304, so a saved file
+  shows on the next reload (the static micro's hot reload; nothing is kept in memory).
 - Only the file that was asked for is sent: never a precompressed `x.gz` / `x.br` beside it, which
   could be stale after an edit (and older aiohttp releases followed symlinks when looking for it).
 - Names starting with a dot (`.git`, `.env`) are never served, except `.well-known`.

@@ -212,8 +212,9 @@ def _syntax_problem(e: yaml.YAMLError, text: str) -> Problem:
         return Problem("", message, hint, line)
     if isinstance(e, yaml.reader.ReaderError):
         line = text[: e.position].count("\n") + 1
-        return Problem("", f"character {e.character!r} is not allowed in YAML",
-                       "remove it or quote the text", line)
+        char = e.character if isinstance(e.character, int) else ord(e.character)
+        return Problem("", f"character U+{char:04X} is not allowed in YAML",
+                       "remove it, or write it as an escape inside double quotes", line)
     return Problem("", f"YAML error: {e}", "", None)
 
 
@@ -225,17 +226,18 @@ def parse(data: bytes | str) -> tuple[YNode | None, list[Problem]]:
             return None, [problem] if problem else []
     else:
         text = data.removeprefix("\ufeff")
-    loader = _Loader(text)
+    converter = _Converter()
     try:
-        root = loader.get_single_node()
+        loader = _Loader(text)  # checks every character up front
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+        tree = None if root is None else converter.node(root, "")
     except yaml.YAMLError as e:
         return None, [_syntax_problem(e, text)]
-    finally:
-        loader.dispose()
-    if root is None:
-        return None, []
-    converter = _Converter()
-    tree = converter.node(root, "")
+    except RecursionError:
+        return None, [Problem("", "the YAML is nested too deeply to read", "flatten it", None)]
     return tree, converter.problems
 
 
@@ -256,9 +258,8 @@ def suggest(word: str, choices: tuple[str, ...]) -> str:
 class Reads:
     """Typed reads from a YNode tree: a bad value becomes a Problem and None, not an exception."""
 
-    def __init__(self, file: str, hints: Mapping[str, str] | None = None) -> None:
+    def __init__(self, file: str) -> None:
         self.file = file
-        self.hints = hints or {}  # unknown key -> where it belongs, for keys often misplaced
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -268,16 +269,16 @@ class Reads:
     def warn(self, where: str, line: int | None, message: str, hint: str = "") -> None:
         self.warnings.append(Problem(where, message, hint, line, self.file))
 
-    def mapping(self, node: YNode, where: str, allowed: tuple[str, ...], what: str
-                ) -> dict[str, YNode] | None:
-        """The node's keys, each unknown one reported with a did-you-mean."""
+    def mapping(self, node: YNode, where: str, allowed: tuple[str, ...], what: str,
+                hints: Mapping[str, str] | None = None) -> dict[str, YNode] | None:
+        """The node's keys, each unknown one reported with `hints[key]` or a did-you-mean."""
         if not isinstance(node.value, dict):
             self.error(where, node.at, f"{where or 'the file'} must be a mapping {what}, "
                        f"not {node.kind}", "write it as `key: value` lines")
             return None
         for key, child in node.value.items():
             if key not in allowed:
-                hint = self.hints.get(key) or suggest(key, allowed)
+                hint = (hints or {}).get(key) or suggest(key, allowed)
                 self.error(join(where, key), child.key_line, f'unknown key "{key}"', hint)
         return node.value
 

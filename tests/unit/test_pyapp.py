@@ -423,6 +423,19 @@ def test_bad_port(launch: Any, port: str) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("code", [AIOHTTP_APP, PLAIN_WSGI], ids=["aiohttp", "wsgi"])
+def test_port_in_use(launch: Any, code: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        micro = launch(code, port=port, files={"helper.py": "WORD = 'x'\n"})
+        assert _run_to_exit(micro) == 1
+    err = micro.err.read_text()
+    assert "cannot serve main:app" in err
+    assert "Traceback" not in err
+
+
 def test_sigterm_during_slow_import_exits_cleanly(launch: Any, tmp_path: Path) -> None:
     marker = tmp_path / "importing"
     micro = launch(

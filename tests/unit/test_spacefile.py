@@ -152,6 +152,7 @@ CASES = [
     Case("broken indentation", one("run: a", "   dev: b"), errors=(P("", 7, "YAML syntax"),)),
     Case("tab indentation", one("run: a", "\tdev: b"), errors=(P("", 7, "tabs"),)),
     Case("two documents", one() + "---\nv: 0\n", errors=(P("", 6, "single document"),)),
+    Case("control character", one("run: a\x07b"), errors=(P("", 6, "U+0007 is not allowed"),)),
     Case("unsupported tag", one("run: !!binary aGk="), errors=(P("micros[0].run", 6, "tag"),)),
     # --- a micro's keys ------------------------------------------------------------------------
     Case("misspelt key", one("engin: static"),
@@ -281,7 +282,13 @@ CASES = [
     Case("action ids repeat across micros",
          two(first="actions:\n  - {id: a, trigger: schedule, default_interval: 1 day}",
              second="actions:\n  - {id: a, trigger: schedule, default_interval: 2 days}"),
-         errors=(P("micros[1].actions[0].id", 14, "already used by micros[0].actions[0].id"),)),
+         errors=(P("micros[1].actions[0].id", 14, "already used by micros[0].actions[0]"),)),
+    Case("action ids repeat after one without id",
+         one("actions:", "  - {trigger: schedule, default_interval: 1 day}",
+             "  - {id: a, trigger: schedule, default_interval: 1 day}",
+             "  - {id: a, trigger: schedule, default_interval: 1 day}"),
+         errors=(P("micros[0].actions[0].id", 7, "id is missing"),
+                 P("micros[0].actions[2].id", 9, "already used by micros[0].actions[1]"))),
     # --- every problem at once ---------------------------------------------------------------
     Case("all at once",
          "v: 1\napp_name: far too long a name\nmicros:\n"

@@ -1,0 +1,337 @@
+"""Benchmark the runtime's proxy: the same load straight to a micro and through `space-dev up`.
+
+Run: python bench/proxy.py [--duration 5] [--warmup 1] [--python-load]
+Prints one row per scenario (small answers at 32 connections, 1 MiB answers at 8), for the
+runtime on uvloop and on the plain asyncio loop, with the ratio via-runtime / direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+SPACEFILE = """\
+v: 0
+app_name: bench
+micros:
+  - name: api
+    src: ./api
+    engine: python3.9
+    run: python main.py
+    public: true
+"""
+
+MICRO = """\
+import os
+
+from aiohttp import web
+
+PORT = os.environ["PORT"]
+SMALL = b"x" * 100
+BIG = bytes(range(256)) * 4096  # 1 MiB, built once
+HEADERS = {"X-Micro-Port": PORT}
+
+
+async def small(request):
+    return web.Response(body=SMALL, headers=HEADERS)
+
+
+async def big(request):
+    return web.Response(body=BIG, headers=HEADERS)
+
+
+app = web.Application()
+app.router.add_get("/small", small)
+app.router.add_get("/big", big)
+web.run_app(app, host="127.0.0.1", port=int(PORT), access_log=None, print=None)
+"""
+
+# Put first on PYTHONPATH, this makes `import uvloop` fail, so the runtime keeps asyncio's loop.
+NO_UVLOOP = 'raise ImportError("uvloop disabled by bench/proxy.py")\n'
+
+READY_RE = re.compile(r"ready: \S+ (http://\S+?)/?\s*$")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load shape: a path, a connection count."""
+
+    name: str
+    path: str
+    connections: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one load run measured; latencies in milliseconds."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+
+
+SCENARIOS = (Scenario("small 100 B", "/small", 32), Scenario("big 1 MiB", "/big", 8))
+
+
+# --- load generators ---------------------------------------------------------------------------
+
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk time {text!r}")
+    return float(match[1]) * _UNIT_MS[match[2]]
+
+
+def run_wrk(url: str, connections: int, duration: float) -> Result:
+    """One wrk run; its Requests/sec and the 50% and 99% lines of its latency distribution."""
+    threads = min(2, connections)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
+         "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if rps is None or p50 is None or p99 is None:
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout):?\s*(\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", out))
+    return Result(float(rps[1]), _ms(p50[1]), _ms(p99[1]), errors)
+
+
+def run_python(url: str, connections: int, duration: float) -> Result:
+    """The fallback without wrk: `connections` workers over one aiohttp session."""
+    import aiohttp
+
+    async def main() -> Result:
+        latencies: list[float] = []
+        errors = 0
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            deadline = time.perf_counter() + duration
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < deadline:
+                    start = time.perf_counter()
+                    try:
+                        async with session.get(url) as resp:
+                            await resp.read()
+                            if resp.status >= 400:
+                                errors += 1
+                    except aiohttp.ClientError:
+                        errors += 1
+                        continue
+                    latencies.append(time.perf_counter() - start)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            elapsed = time.perf_counter() - began
+        latencies.sort()
+        if not latencies:
+            return Result(0.0, float("nan"), float("nan"), errors)
+
+        def pct(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
+
+        return Result(len(latencies) / elapsed, pct(0.50), pct(0.99), errors)
+
+    return asyncio.run(main())
+
+
+# --- the runtime under test -------------------------------------------------------------------
+
+
+class RuntimeProcess:
+    """`space-dev up` on the bench app, its output drained by a thread so it never blocks."""
+
+    def __init__(self, app_dir: Path, data_dir: Path, env: dict[str, str], cwd: Path) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=200)
+        self.origin = ""
+        self._ready = threading.Event()
+        # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
+        # in order (SIGINT first) instead of both racing to exit.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "up", str(app_dir), "--port", "0",
+             "--data-dir", str(data_dir), "--no-reload", "--no-schedule"],
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            match = READY_RE.search(line)
+            if match and not self._ready.is_set():
+                self.origin = match[1]
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> str:
+        """The origin from the `ready:` line; fails with the runtime's output if none came."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(self.lines)
+                raise RuntimeError(f"space-dev did not become ready:\n{tail}")
+        return self.origin
+
+    def uses_uvloop(self) -> bool | None:
+        """Whether uvloop's extension is mapped into the runtime (None: cannot tell here)."""
+        try:
+            maps = Path(f"/proc/{self.proc.pid}/maps").read_text()
+        except OSError:
+            return None
+        return "uvloop" in maps
+
+    def stop(self) -> None:
+        """SIGINT (the runtime stops its micros), then SIGKILL on the group after a deadline."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@contextmanager
+def running(tmp: Path, *, uvloop: bool) -> Iterator[RuntimeProcess]:
+    """A runtime serving the bench app from `tmp`, stopped on the way out whatever happens."""
+    env = dict(os.environ, SPACE_DEV_PASSWORD="bench")
+    if not uvloop:
+        blocker = tmp / "no_uvloop"
+        blocker.mkdir(exist_ok=True)
+        (blocker / "uvloop.py").write_text(NO_UVLOOP)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(blocker), env.get("PYTHONPATH", "")) if p
+        )
+    data_dir = tmp / ("data-uvloop" if uvloop else "data-asyncio")
+    runtime = RuntimeProcess(tmp / "app", data_dir, env, tmp)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def write_app(tmp: Path) -> None:
+    """The one-micro app: an aiohttp server answering /small and /big."""
+    api = tmp / "app" / "api"
+    api.mkdir(parents=True)
+    (tmp / "app" / "Spacefile").write_text(SPACEFILE)
+    (api / "main.py").write_text(MICRO)
+
+
+def micro_port(origin: str) -> int:
+    """The micro's own port, which it reports in X-Micro-Port (asked through the runtime)."""
+    with urllib.request.urlopen(f"{origin}/small", timeout=10) as resp:
+        return int(resp.headers["X-Micro-Port"])
+
+
+# --- the matrix --------------------------------------------------------------------------------
+
+
+def measure(tmp: Path, args: argparse.Namespace) -> list[tuple[str, Scenario, Result, Result]]:
+    """Every scenario, direct then via the runtime, for the runtime with and without uvloop."""
+    load = run_python if args.python_load else run_wrk
+    rows: list[tuple[str, Scenario, Result, Result]] = []
+    for use_uvloop in (True, False):
+        with running(tmp, uvloop=use_uvloop) as runtime:
+            origin = runtime.wait_ready(START_TIMEOUT_S)
+            direct_origin = f"http://127.0.0.1:{micro_port(origin)}"
+            seen = runtime.uses_uvloop()
+            loop = "uvloop" if use_uvloop else "asyncio"
+            if seen is not None and seen != use_uvloop:
+                raise RuntimeError(f"wanted the runtime on {loop}, but uvloop loaded: {seen}")
+            print(f"runtime on {loop}: {origin}/ -> micro {direct_origin}/", flush=True)
+            for sc in SCENARIOS:
+                direct_url, via_url = direct_origin + sc.path, origin + sc.path
+                if args.warmup > 0:
+                    load(direct_url, sc.connections, args.warmup)
+                    load(via_url, sc.connections, args.warmup)
+                direct = load(direct_url, sc.connections, args.duration)
+                via = load(via_url, sc.connections, args.duration)
+                rows.append((loop, sc, direct, via))
+                print(f"  {sc.name} c{sc.connections}: {direct.rps:,.0f} direct, "
+                      f"{via.rps:,.0f} via runtime", flush=True)
+    return rows
+
+
+def table(rows: list[tuple[str, Scenario, Result, Result]], tool: str) -> str:
+    """The results as a Markdown table, then the machine and the ratios."""
+    out = [
+        "| scenario | direct req/s | via runtime req/s | ratio | direct p50/p99 ms "
+        "| runtime p50/p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for loop, sc, d, v in rows:
+        errs = f" ({d.errors}/{v.errors} errors)" if d.errors or v.errors else ""
+        out.append(
+            f"| {sc.name}, c{sc.connections}, runtime on {loop}{errs} | {d.rps:,.0f} "
+            f"| {v.rps:,.0f} | {v.rps / d.rps:.2f}x | {d.p50_ms:.2f} / {d.p99_ms:.2f} "
+            f"| {v.p50_ms:.2f} / {v.p99_ms:.2f} |"
+        )
+    out.append("")
+    out.append(f"cores: {os.cpu_count()}; load: {tool}; the load generator, the runtime and the "
+               "micro share them")
+    ratios = ", ".join(f"{sc.name} {loop} {v.rps / d.rps:.2f}x" for loop, sc, d, v in rows)
+    out.append(f"ratios (via runtime / direct): {ratios}")
+    return "\n".join(out)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every `finally` stops the runtime and removes the temp dir.
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per URL")
+    parser.add_argument("--python-load", action="store_true",
+                        help="use the aiohttp load generator even when wrk is installed")
+    args = parser.parse_args()
+    if not args.python_load and shutil.which("wrk") is None:
+        args.python_load = True
+    tool = "aiohttp workers" if args.python_load else "wrk -t2"
+    signal.signal(signal.SIGTERM, _interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix="space-dev-bench-"))
+    try:
+        write_app(tmp)
+        rows = measure(tmp, args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(table(rows, tool))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

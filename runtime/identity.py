@@ -1,0 +1,142 @@
+"""Who is asking: API keys and session cookies checked against an in-memory copy of the data dir.
+
+The request path never touches the disk: the copy (a store Snapshot) is replaced whenever the
+data changes, by this process (`reload()` after each write) or by another (`space-dev keys ...`
+tells the running runtime, and a file watch catches anything else). Verified cookies are
+remembered, so a check costs a few dictionary lookups rather than an HMAC.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from runtime.auth.keys import hash_key, utc_now_text
+from runtime.auth.policy import INVALID_KEY, InvalidKey
+from runtime.models import Principal
+from runtime.store import Snapshot, Store
+
+SESSION_COOKIE = "space_session"
+SESSION_MAX_AGE = 7 * 24 * 3600
+_COOKIE_CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class _LiveSession:
+    principal: Principal
+    expires_at: float  # epoch seconds
+
+
+class Identity:
+    """Loaders for the gate: each returns who is asking, or says the credential is no good."""
+
+    def __init__(self, store: Store, signer_secret: bytes | None = None) -> None:
+        self._store = store
+        secret = signer_secret if signer_secret is not None else store.secret()
+        # One secret, a namespace ("salt") per purpose, as datasette does.
+        self._session_signer = URLSafeSerializer(secret, salt="session")
+        self._cookie_ids: dict[str, str | None] = {}  # cookie value -> session id (None: forged)
+        self._last_used: dict[tuple[str, str], str] = {}
+        self._listeners: list[Callable[[Snapshot], None]] = []
+        self.snapshot = store.snapshot()
+        self._index()
+
+    # --- keeping the copy current -----------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Read the data dir again if it changed; True when it did."""
+        if self._store.version() == self.snapshot.version:
+            return False
+        self.snapshot = self._store.snapshot()
+        self._index()
+        for listener in self._listeners:
+            listener(self.snapshot)
+        return True
+
+    def on_change(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call `listener(snapshot)` after each reload that found a change."""
+        self._listeners.append(listener)
+
+    def _index(self) -> None:
+        snap = self.snapshot
+        sessions: dict[str, _LiveSession] = {}
+        for sid, session in snap.sessions.items():
+            user = snap.users.get(session.user)
+            if user is None:
+                continue
+            principal = Principal(
+                kind="session", user=user.name, owner=user.owner, groups=frozenset(user.groups)
+            )
+            sessions[sid] = _LiveSession(principal, _epoch(session.expires))
+        self._sessions = sessions
+        self._key_principals = {
+            digest: Principal(
+                kind="api-key", owner=True, key_name=key.name, client_type=key.client_type or None
+            )
+            for digest, key in snap.keys_by_hash.items()
+        }
+
+    # --- the loaders ------------------------------------------------------------------------
+
+    def key(self, app: str, presented: str) -> Principal | InvalidKey:
+        """The key's principal, or INVALID_KEY if it is unknown, switched off or another app's."""
+        digest = hash_key(presented)
+        record = self.snapshot.keys_by_hash.get(digest)
+        # The lookup found the record by its hash; comparing again in constant time keeps the
+        # decision itself free of any data-dependent timing.
+        if record is None or not hmac.compare_digest(record.key_hash, digest):
+            return INVALID_KEY
+        if record.app != app or not record.active:
+            return INVALID_KEY
+        self._last_used[(record.app, record.name)] = utc_now_text()
+        return self._key_principals[digest]
+
+    def session(self, cookie: str) -> Principal | None:
+        """The signed-in user of a `space_session` cookie, or None (no valid session)."""
+        sid = self._cookie_ids.get(cookie, "")
+        if sid == "":
+            sid = self._unsign(cookie)
+        if sid is None:
+            return None
+        live = self._sessions.get(sid)
+        if live is None or live.expires_at <= time.time():
+            return None
+        return live.principal
+
+    def session_id(self, cookie: str) -> str | None:
+        """The session id a cookie carries, if its signature is good."""
+        sid = self._cookie_ids.get(cookie, "")
+        return self._unsign(cookie) if sid == "" else sid
+
+    def _unsign(self, cookie: str) -> str | None:
+        try:
+            value = self._session_signer.loads(cookie)
+            sid = value if isinstance(value, str) else None
+        except BadSignature:
+            sid = None
+        if len(self._cookie_ids) >= _COOKIE_CACHE_LIMIT:
+            self._cookie_ids.clear()  # forged cookies must not grow memory without bound
+        self._cookie_ids[cookie] = sid
+        return sid
+
+    def sign_session(self, session_id: str) -> str:
+        """The cookie value for a session id."""
+        return self._session_signer.dumps(session_id)  # type: ignore[return-value]
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def flush_last_used(self) -> None:
+        """Write the keys' "last used" times, gathered in memory since the last flush."""
+        if not self._last_used:
+            return
+        used, self._last_used = self._last_used, {}
+        self._store.keys.record_last_used(used)
+
+
+def _epoch(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()

@@ -1,0 +1,42 @@
+"""Cross-site protection for the runtime's own state-changing endpoints (SPEC section 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from runtime.web.pages import problem
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when a browser tells us the request comes from another site or origin.
+
+    Browsers send `Origin` on every cross-origin POST and `Sec-Fetch-Site` on every request; a
+    request with neither comes from a program (curl, the CLI), which holds its own credential.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return False
+    return request.headers.get("Sec-Fetch-Site", "").lower() != "cross-site"
+
+
+def middleware(is_runtime_handler: Callable[[web.Request], bool]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse (403) a cross-site state-changing request to any of the runtime's own handlers."""
+
+    @web.middleware
+    async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (
+            request.method in STATE_CHANGING
+            and is_runtime_handler(request)
+            and not same_origin(request)
+        ):
+            return problem(request, 403, "Cross-site request refused",
+                           "This form must be sent from the app's own pages.")
+        return await handler(request)
+
+    return csrf

@@ -1,0 +1,111 @@
+"""Sign in and out: the login page, the form, one-use links, and the session cookie."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from runtime.accounts import LoginLimiter, LoginLinks
+from runtime.auth.passwords import verify_password
+from runtime.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
+from runtime.store import Store
+from runtime.web.pages import page
+
+LOGIN_PATH = "/__space/login"
+
+
+def safe_next(value: str | None) -> str:
+    """`next` if it is a path on this origin, else `/` (no open redirect: `//host`, `/\\host`...)."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+class Login:
+    """The login handlers of one app origin; the limiter and links are shared by the runtime."""
+
+    def __init__(self, app_name: str, store: Store, identity: Identity, limiter: LoginLimiter,
+                 links: LoginLinks, on_change: Callable[[], None]) -> None:
+        self._app = app_name
+        self._store = store
+        self._identity = identity
+        self._limiter = limiter
+        self._links = links
+        self._on_change = on_change
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(LOGIN_PATH, self.show)
+        app.router.add_post(LOGIN_PATH, self.submit)
+        app.router.add_post("/__space/logout", self.logout)
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        next_path = safe_next(request.query.get("next"))
+        token = request.query.get("token")
+        if token is not None:
+            user = self._links.consume(token)
+            if user is not None and self._store.users.get(user) is not None:
+                return self._signed_in(user, next_path)
+            return self._page(next_path, "", "This sign-in link is not valid any more: links "
+                              "work once, for ten minutes. Sign in with your password.", 400)
+        return self._page(next_path, "", "")
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        username = str(form.get("username", "")).strip()
+        password = str(form.get("password", ""))
+        next_path = safe_next(str(form.get("next", "")) or None)
+        wait = self._limiter.retry_after(username)
+        if wait:
+            return self._page(next_path, username,
+                              f"Too many failed attempts for {username}. Try again in {wait} s.",
+                              429, {"Retry-After": str(wait)})
+        user = self._store.users.get(username) if username else None
+        stored = user.password_hash if user else _DUMMY_HASH
+        # scrypt takes tens of milliseconds: keep the event loop serving other requests.
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, verify_password, password, stored
+        )
+        if not ok or user is None:
+            self._limiter.failed(username)
+            return self._page(next_path, username, "Wrong user name or password.", 401)
+        self._limiter.succeeded(username)
+        return self._signed_in(user.name, next_path)
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            sid = self._identity.session_id(cookie)
+            if sid:
+                self._store.sessions.delete(sid)
+                self._on_change()
+        response = web.HTTPSeeOther(LOGIN_PATH)
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    def _signed_in(self, user: str, next_path: str) -> web.StreamResponse:
+        sid = self._store.sessions.create(user)
+        self._on_change()
+        response = web.HTTPSeeOther(next_path)
+        response.set_cookie(
+            SESSION_COOKIE, self._identity.sign_session(sid), max_age=SESSION_MAX_AGE,
+            path="/", httponly=True, samesite="Lax",
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _page(self, next_path: str, username: str, error: str, status: int = 200,
+              headers: dict[str, str] | None = None) -> web.Response:
+        return page("login.html", status=status, headers=headers, title="Sign in",
+                    app=self._app, next=next_path, username=username, error=error)
+
+
+# Verified when the user does not exist, so an unknown name takes as long as a wrong password.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
