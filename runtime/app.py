@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +145,10 @@ class Runtime:
         self._welcome_owner()
         self._spawn(self._watch_data_dir())
         self._spawn(self._flush_last_used())
+        if self.config.reload:
+            from runtime.reload import Reloader
+
+            self._spawn(Reloader(self).run())
         for host in self.apps:
             self._spawn(self._start_micros(host))
 
@@ -179,37 +185,149 @@ class Runtime:
             self.identity.flush_last_used()
 
     def _build(self, host: AppHost) -> None:
+        """A runner for each process micro, and the routing in front of them."""
+        for micro, spec in self._launch_specs(host).items():
+            if spec is not None:
+                host.runners[micro] = self._runner(micro, spec)
+        host.routing = self._routing(host)
+
+    def _runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
+        return MicroRunner(name, spec, self.printer, self.timings, drain=self.proxy.wait_idle)
+
+    def _launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
+        """How each micro of the app starts now (None: a static micro, served by the runtime)."""
         project_key = self.store.project_key(host.name)
-        saved_env = self.store.get_env(host.name)
-        targets: dict[str, Target] = {}
+        saved = self.store.get_env(host.name)
+        specs: dict[str, LaunchSpec | None] = {}
         for micro in host.spacefile.micros:
             engine = engines.lookup(micro.engine)
             assert engine is not None  # the Spacefile was validated
-            policy = policy_for(micro, host.rules)
-            if engine.family == "static":
-                site = StaticSite(_serve_root(micro))
-                targets[micro.name] = Target(micro.name, policy, static=site)
-                continue
-            env = micro_environment(
-                micro,
-                engine,
-                hostname=host.hostname,
-                project_key=project_key,
-                presets=preset_values(micro, saved_env, host.config.env, os.environ),
-            )
             command = engines.start_command(engine, micro.run, micro.dev)
-            assert command is not None  # the Spacefile was validated
-            spec = LaunchSpec(command, micro.src, env, port_variables(engine), micro.commands)
-            runner = MicroRunner(micro.name, spec, self.printer, self.timings,
-                                 drain=self.proxy.wait_idle)
-            host.runners[micro.name] = runner
-            targets[micro.name] = Target(micro.name, policy, runner=runner)
+            if engine.family == "static" or command is None:
+                specs[micro.name] = None
+                continue
+            presets = preset_values(micro, saved, host.config.env, os.environ)
+            env = micro_environment(micro, engine, hostname=host.hostname,
+                                    project_key=project_key, presets=presets)
+            specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine),
+                                           micro.commands)
+        return specs
+
+    def _routing(self, host: AppHost) -> Routing:
+        targets: dict[str, Target] = {}
+        for micro in host.spacefile.micros:
+            policy = policy_for(micro, host.rules)
+            runner = host.runners.get(micro.name)
+            if runner is None:
+                targets[micro.name] = Target(micro.name, policy, static=StaticSite(_serve_root(micro)))
+            else:
+                targets[micro.name] = Target(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
-        host.routing = Routing(mounts, targets)
+        return Routing(mounts, targets, host.config.auth)
+
+    async def save_env(self, host: AppHost, values: Mapping[str, str]) -> list[str]:
+        """Keep the Configuration values and restart the micros whose environment changed.
+
+        Returns the names of the micros restarted.
+        """
+        self.store.set_env(host.name, values)
+        self.refresh()
+        return self._restart_changed(host, "configuration changed")
+
+    def _restart_changed(self, host: AppHost, reason: str) -> list[str]:
+        """Reload each running micro whose launch spec is no longer what it runs with."""
+        restarted = []
+        for name, spec in self._launch_specs(host).items():
+            runner = host.runners.get(name)
+            if runner is not None and spec is not None and spec != runner.spec:
+                restarted.append(name)
+                self._spawn(self._setup_and_reload(host, name, runner, spec, reason))
+        return restarted
+
+    async def _setup_and_reload(self, host: AppHost, name: str, runner: MicroRunner,
+                                spec: LaunchSpec, reason: str) -> None:
+        if spec.setup_commands != runner.spec.setup_commands:
+            if not await self._setup(host, name, spec):
+                return
+        await runner.reload(reason, spec)
+
+    async def _setup(self, host: AppHost, name: str, spec: LaunchSpec) -> bool:
+        marker = self.config.data_dir / "setup" / host.name / name
+        text = host.spacefile.path.read_text(encoding="utf-8", errors="replace")
+        return await run_setup(name, spec.setup_commands, spec.cwd, spec.env, self.printer,
+                               marker, fingerprint(spec.setup_commands, text))
+
+    # --- reload: a changed Spacefile or space-dev.toml --------------------------------------
+
+    async def apply_spacefile(self, host: AppHost) -> None:
+        """Take a saved Spacefile: start, stop or restart exactly the micros it changes.
+
+        An invalid Spacefile changes nothing: every micro keeps running and the errors are shown.
+        """
+        began = time.monotonic()
+        try:
+            new = spacefile.load(host.config.path)
+            rules = _compile_rules(host.config, new)
+        except SpaceDevError as err:
+            self.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
+                              f"running as before.\n{err}")
+            return
+        old_names = {m.name for m in host.spacefile.micros}
+        host.spacefile, host.rules = new, rules
+        specs = self._launch_specs(host)
+        removed = [n for n in host.runners if specs.get(n) is None]
+        stopping = [host.runners.pop(n) for n in removed]
+        added = [n for n, spec in specs.items() if spec is not None and n not in host.runners]
+        for name in added:
+            host.runners[name] = self._runner(name, specs[name])  # type: ignore[arg-type]
+        host.routing = self._routing(host)  # paths and public routes take effect now
+        restarted = self._restart_changed(host, "Spacefile changed")
+        for runner in stopping:
+            self._spawn(runner.stop())
+        for name in added:
+            self._spawn(self._start_one(host, name))
+        gone = sorted(old_names - {m.name for m in new.micros})
+        summary = ", ".join(
+            f"{label} {', '.join(names)}"
+            for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
+            if names
+        ) or "routes updated"
+        self.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
+                          f"({summary})")
+
+    async def apply_config(self) -> None:
+        """Take a saved space-dev.toml: new env values, auth settings and route rules."""
+        path = self.config.config_file
+        if path is None:
+            return
+        try:
+            fresh = defaults.load(path)
+        except SpaceDevError as err:
+            self.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
+            return
+        by_folder = {cfg.path: cfg for cfg in fresh.apps}
+        for host in self.apps:
+            cfg = by_folder.get(host.config.path)
+            if cfg is None or cfg == host.config:
+                continue
+            if (cfg.name or host.name) != host.name or (cfg.port not in (None, host.port)):
+                self.printer.info(f"{host.name}: a new name or port takes effect at the next "
+                                  "`space-dev up`")
+            cfg = dataclasses.replace(cfg, name=host.config.name, port=host.config.port)
+            try:
+                rules = _compile_rules(cfg, host.spacefile)
+            except SpaceDevError as err:
+                self.printer.info(f"{host.name}: space-dev.toml not applied.\n{err}")
+                continue
+            host.config, host.rules = cfg, rules
+            host.routing = self._routing(host)
+            restarted = self._restart_changed(host, "space-dev.toml changed")
+            note = f", restarting {', '.join(restarted)}" if restarted else ""
+            self.printer.info(f"{host.name}: space-dev.toml applied{note}")
 
     async def _serve(self, host: AppHost) -> None:
-        gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity,
-                    host.config.auth, self.printer, defaults.REQUEST_WAIT_S)
+        gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
+                    defaults.REQUEST_WAIT_S)
         app = web.Application(
             handler_args={"max_field_size": 65536},
             middlewares=[csrf.middleware(lambda request: request.match_info.handler != gate.handle)],
@@ -238,21 +356,16 @@ class Runtime:
             host.port = int(runner.addresses[0][1])
 
     async def _start_micros(self, host: AppHost) -> None:
-        spacefile_text = host.spacefile.path.read_text(encoding="utf-8", errors="replace")
-        for micro in host.spacefile.micros:
-            runner = host.runners.get(micro.name)
-            if runner is None:
-                continue
-            marker = self.config.data_dir / "setup" / host.name / micro.name
-            ok = await run_setup(
-                micro.name, micro.commands, micro.src, runner.spec.env, self.printer, marker,
-                fingerprint(micro.commands, spacefile_text),
-            )
-            if ok:
-                runner.start()
-            else:
-                runner.state = State.CRASHED
+        for name in list(host.runners):
+            await self._start_one(host, name)
         self._spawn(self._announce_when_ready(host))
+
+    async def _start_one(self, host: AppHost, name: str) -> None:
+        runner = host.runners[name]
+        if await self._setup(host, name, runner.spec):
+            runner.start()
+        else:
+            runner.state = State.CRASHED
 
     async def _announce_when_ready(self, host: AppHost) -> None:
         while not host.all_ready():

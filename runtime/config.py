@@ -33,7 +33,7 @@ RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
 REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
 LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
-RELOAD_DEBOUNCE_S = 0.15  # folds a burst of saves into one restart
+RELOAD_DEBOUNCE_S = 0.05  # a burst of saves with no gap this long is one restart
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from urllib.parse import quote
 
 from aiohttp import web
@@ -43,10 +44,20 @@ class Target:
 
 @dataclass(frozen=True)
 class Routing:
-    """Everything routing needs, swapped as one value when the Spacefile changes."""
+    """Everything the gate needs for one app, swapped as one value when the Spacefile or the
+    config changes, so a request never sees half of an edit."""
 
     mounts: MountTable
     targets: Mapping[str, Target]
+    auth: AuthConfig
+
+    @cached_property
+    def key_header_names(self) -> frozenset[str]:
+        return frozenset(h.lower() for h in self.auth.key_headers)
+
+    @cached_property
+    def credential_cookies(self) -> frozenset[str]:
+        return frozenset((SESSION_COOKIE, *self.auth.key_cookies))
 
 
 def is_runtime_path(path: str) -> bool:
@@ -82,7 +93,6 @@ class Gate:
         proxy: Proxy,
         routing: Callable[[], Routing | None],
         identity: Identity,
-        auth: AuthConfig,
         printer: Printer,
         request_wait: float,
     ) -> None:
@@ -90,10 +100,6 @@ class Gate:
         self._proxy = proxy
         self._routing = routing
         self._identity = identity
-        self._key_headers = tuple(auth.key_headers)
-        self._key_header_names = frozenset(h.lower() for h in auth.key_headers)
-        self._key_cookies = tuple(auth.key_cookies)
-        self._credential_cookies = frozenset((SESSION_COOKIE, *auth.key_cookies))
         self._printer = printer
         self._request_wait = request_wait
 
@@ -119,7 +125,7 @@ class Gate:
         policy = target.policy
         if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
-        credential = self._credential(request)
+        credential = self._credential(request, routing.auth)
         decision = decide(policy, sub_path, request.method, credential)
         if not decision.allowed:
             return self._refuse(request, decision, path + sep + query)
@@ -127,23 +133,25 @@ class Gate:
             return await target.static.handle(request, sub_path)
         assert target.runner is not None
         headers = upstream_headers(
-            request, self._dropped_headers(request), self._identity_headers(request, decision, credential)
+            request,
+            self._dropped_headers(request, routing),
+            self._identity_headers(request, decision, credential),
         )
-        self._strip_credential_cookies(headers)
+        self._strip_credential_cookies(headers, routing)
         return await self._forward(request, target.runner, sub_path + sep + query, headers)
 
     # --- who is asking ----------------------------------------------------------------------
 
-    def _credential(self, request: web.Request) -> Credential:
+    def _credential(self, request: web.Request, auth: AuthConfig) -> Credential:
         """A key if one was sent (and then only the key counts), else the session, else None."""
         headers = request.headers
-        for name in self._key_headers:
+        for name in auth.key_headers:
             value = headers.get(name)
             if value is not None:
                 return self._identity.key(self._app, value.strip())
-        if self._key_cookies or SESSION_COOKIE in headers.get("Cookie", ""):
+        if auth.key_cookies or SESSION_COOKIE in headers.get("Cookie", ""):
             cookies = request.cookies
-            for name in self._key_cookies:
+            for name in auth.key_cookies:
                 value = cookies.get(name)
                 if value is not None:
                     return self._identity.key(self._app, value)
@@ -164,9 +172,9 @@ class Gate:
 
     # --- what the micro receives ------------------------------------------------------------
 
-    def _dropped_headers(self, request: web.Request) -> list[str]:
+    def _dropped_headers(self, request: web.Request, routing: Routing) -> list[str]:
         dropped = [n.lower() for n in request.headers if is_reserved_header(n.lower())]
-        dropped.extend(self._key_header_names)
+        dropped.extend(routing.key_header_names)
         return dropped
 
     def _identity_headers(
@@ -186,13 +194,13 @@ class Gate:
                 added.append(("X-Space-Client-Type", credential.client_type or ""))
         return added
 
-    def _strip_credential_cookies(self, headers: CIMultiDict[str]) -> None:
+    def _strip_credential_cookies(self, headers: CIMultiDict[str], routing: Routing) -> None:
         """A micro never sees a credential: the session and key cookies are taken out."""
         cookies = headers.getall("Cookie", ())
         if not cookies:
             return
         headers.popall("Cookie")
-        kept = without_cookies("; ".join(cookies), self._credential_cookies)
+        kept = without_cookies("; ".join(cookies), routing.credential_cookies)
         if kept:
             headers["Cookie"] = kept
 

@@ -1,0 +1,112 @@
+"""Hot reload: turn each burst of saves into the one action it calls for.
+
+A save under a micro's `src` restarts that micro alone (the one with the deepest `src` holding
+the file); the Spacefile and space-dev.toml are re-read and applied; a static micro needs
+nothing, since each request reads its files fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runtime import watcher
+from runtime.config import RELOAD_DEBOUNCE_S
+
+if TYPE_CHECKING:
+    from runtime.app import AppHost, Runtime
+
+
+class Reloader:
+    """Watches every app folder of a runtime; restarts micros one at a time, never in a pile."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._busy: set[tuple[str, str]] = set()
+        self._pending: dict[tuple[str, str], set[Path]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def roots(self) -> list[Path]:
+        """The folders to watch: each app's, and the config file's, minus nested ones."""
+        folders = {host.config.path for host in self._runtime.apps}
+        if self._runtime.config.config_file is not None:
+            folders.add(self._runtime.config.config_file.parent)
+        ordered = sorted(folders, key=lambda p: len(p.parts))
+        kept: list[Path] = []
+        for folder in ordered:
+            if not any(folder.is_relative_to(k) for k in kept):
+                kept.append(folder)
+        return kept
+
+    async def run(self) -> None:
+        """Watch until cancelled."""
+        ready = asyncio.Event()
+        watching = asyncio.create_task(
+            watcher.watch(self.roots(), [self._runtime.config.data_dir], self.on_batch,
+                          step_ms=int(RELOAD_DEBOUNCE_S * 1000), ready=ready)
+        )
+        try:
+            await ready.wait()
+            self._runtime.printer.info("watching for changes (--no-reload to turn off)")
+            await watching
+        finally:
+            watching.cancel()
+            for task in self._tasks:
+                task.cancel()
+
+    async def on_batch(self, paths: set[Path]) -> None:
+        """One burst of changes."""
+        runtime = self._runtime
+        config_file = runtime.config.config_file
+        if config_file is not None and config_file in paths:
+            await runtime.apply_config()
+        for host in runtime.apps:
+            if host.spacefile.path in paths:
+                await runtime.apply_spacefile(host)
+            for micro, changed in self._by_micro(host, paths).items():
+                self._restart(host, micro, changed)
+
+    def _by_micro(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
+        """The changed files of each process micro, each file given to the deepest `src`."""
+        micros = sorted(host.spacefile.micros, key=lambda m: len(m.src.parts), reverse=True)
+        found: dict[str, set[Path]] = {}
+        for path in paths:
+            if path == host.spacefile.path:
+                continue
+            owner = next((m for m in micros if path.is_relative_to(m.src)), None)
+            if owner is not None and owner.name in host.runners:
+                found.setdefault(owner.name, set()).add(path)
+        return found
+
+    def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
+        key = (host.name, micro)
+        self._pending.setdefault(key, set()).update(changed)
+        if key in self._busy:
+            return  # the running reload will pick these up when it is done
+        self._busy.add(key)
+        task = asyncio.create_task(self._reload_until_settled(host, micro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_until_settled(self, host: AppHost, micro: str) -> None:
+        key = (host.name, micro)
+        try:
+            while self._pending.get(key):
+                changed = self._pending.pop(key)
+                runner = host.runners.get(micro)
+                if runner is None:
+                    return
+                await runner.reload(_reason(changed, runner.spec.cwd))
+        finally:
+            self._busy.discard(key)
+
+
+def _reason(changed: set[Path], src: Path) -> str:
+    """`main.py changed`, `main.py and 2 more changed`: files that still exist come first, so an
+    editor's or sed's short-lived temporary file is not what the log names."""
+    existing = sorted(p for p in changed if p.exists())
+    shown = existing or sorted(changed)
+    names = [str(p.relative_to(src)) if p.is_relative_to(src) else str(p) for p in shown]
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return f"{names[0]}{more} changed"

@@ -1,0 +1,96 @@
+"""Watches app folders for saves and reports each burst of changes as one batch of paths."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+
+import pathspec
+import watchfiles
+
+# Never a reason to restart: tools' caches, dependencies and virtual environments.
+IGNORED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", "env",
+        "virtualenv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+        ".hypothesis", ".idea", ".vscode", ".next", ".nuxt", ".svelte-kit", ".cache",
+    }
+)
+
+Batch = set[Path]
+
+
+class ChangeFilter(watchfiles.DefaultFilter):
+    """watchfiles' default filter, plus virtual environments, given paths and `.gitignore`."""
+
+    def __init__(self, roots: Iterable[Path], ignore_paths: Sequence[Path]) -> None:
+        super().__init__(ignore_dirs=sorted(IGNORED_DIRS), ignore_paths=[str(p) for p in ignore_paths])
+        self._specs: list[tuple[Path, pathspec.PathSpec]] = []
+        for root in roots:
+            self._load_gitignores(root)
+
+    def _load_gitignores(self, root: Path) -> None:
+        for gitignore in _gitignores(root):
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            self._specs.append((gitignore.parent, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        if not super().__call__(change, path):
+            return False
+        candidate = Path(path)
+        if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in candidate.parts):
+            return False
+        for base, spec in self._specs:
+            try:
+                relative = candidate.relative_to(base)
+            except ValueError:
+                continue
+            if spec.match_file(relative.as_posix()):
+                return False
+        return True
+
+
+def _gitignores(root: Path) -> list[Path]:
+    """`.gitignore` files in the app, outside the folders that are ignored anyway."""
+    found = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == ".gitignore" and entry.is_file():
+                found.append(entry)
+            elif entry.is_dir() and not entry.is_symlink() and entry.name not in IGNORED_DIRS:
+                stack.append(entry)
+    return found
+
+
+async def watch(
+    roots: Sequence[Path],
+    ignore_paths: Sequence[Path],
+    on_batch: Callable[[Batch], Awaitable[None]],
+    step_ms: int,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Call `on_batch(paths)` for each burst of changes under `roots`, until cancelled.
+
+    A burst ends when no new change comes for `step_ms`: a formatter or a `git checkout`
+    touching many files yields one batch, so one restart.
+    """
+    existing = [r for r in roots if r.exists()]
+    watch_filter = ChangeFilter([r for r in existing if r.is_dir()], ignore_paths)
+    async for changes in watchfiles.awatch(
+        *existing, watch_filter=watch_filter, step=step_ms, debounce=1600,
+        yield_on_timeout=ready is not None, rust_timeout=200 if ready is not None else None,
+    ):
+        if ready is not None and not ready.is_set():
+            ready.set()  # the watch is set up: from now on no save is missed
+        if changes:
+            await on_batch({Path(path) for _, path in changes})
