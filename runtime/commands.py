@@ -189,8 +189,8 @@ def _read_password(args: argparse.Namespace) -> str:
         password = password.removesuffix("\n").removesuffix("\r")
     elif sys.stdin.isatty():
         try:
-            password = getpass.getpass("Password: ")
-            if getpass.getpass("Password (again): ") != password:
+            password = getpass.getpass(f"Password for {args.user}: ")
+            if getpass.getpass("Once more: ") != password:
                 raise SpaceDevError("the two passwords differ", "run the command again")
         except (EOFError, KeyboardInterrupt):
             raise SpaceDevError("cancelled: no password given") from None

@@ -44,12 +44,14 @@ class ChangeFilter(watchfiles.DefaultFilter):
         candidate = Path(path)
         if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in candidate.parts):
             return False
+        is_dir = candidate.is_dir()
         for base, spec in self._specs:
             try:
-                relative = candidate.relative_to(base)
+                relative = candidate.relative_to(base).as_posix()
             except ValueError:
                 continue
-            if spec.match_file(relative.as_posix()):
+            # `generated/` in a .gitignore names a folder: match the folder itself as one.
+            if spec.match_file(relative) or (is_dir and spec.match_file(relative + "/")):
                 return False
         return True
 

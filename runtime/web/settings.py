@@ -1,0 +1,209 @@
+"""The owner's settings page of one app: micros, Configuration, API keys, route rules, actions."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from runtime.errors import SpaceDevError
+from runtime.models import Principal
+from runtime.web.api import (
+    Conflict,
+    NotFound,
+    SettingsContext,
+    api_keys_enabled,
+    create_key,
+    env_variables,
+    key_listing,
+    micros_json,
+    revoke_key,
+    save_env_changes,
+    session_of,
+    set_key_active,
+)
+from runtime.web.pages import page, problem, wants_html
+
+SETTINGS_PATH = "/__space/settings"
+STATIC_PREFIX = "/__space/static"
+STATIC_DIR = Path(__file__).parent / "static"
+LOG_LINES = 40
+ENV_FIELD = "env."  # form field prefix, so a variable can be called anything ("name", "next")
+RESTART_REASON = "restarted from the settings page"
+
+SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
+                 "default": "default", "unset": "unset"}
+# Characters a generated key is made of: such a key needs no quoting beyond double quotes.
+_PLAIN = re.compile(r"[A-Za-z0-9._~+=:/-]+")
+
+Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+
+
+class Settings:
+    """`/__space/settings` and its forms; every form is a POST (the CSRF middleware guards it)."""
+
+    def __init__(self, ctx: SettingsContext) -> None:
+        self._ctx = ctx
+
+    def add_routes(self, app: web.Application) -> None:
+        guard = self._owner_only
+        app.router.add_get(SETTINGS_PATH, guard(self.show))
+        app.router.add_post(f"{SETTINGS_PATH}/micros/{{name}}/restart", guard(self.restart))
+        app.router.add_post(f"{SETTINGS_PATH}/env", guard(self.save_env))
+        app.router.add_post(f"{SETTINGS_PATH}/keys", guard(self.create_key))
+        app.router.add_post(f"{SETTINGS_PATH}/keys/{{name}}/{{action}}", guard(self.key_action))
+        # The pages' stylesheet (base.html links it), unless another part already serves it.
+        if not any(getattr(r, "canonical", None) == STATIC_PREFIX for r in app.router.resources()):
+            app.router.add_static(STATIC_PREFIX, STATIC_DIR)
+
+    def _owner_only(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            principal = session_of(self._ctx, request)
+            if principal is None:
+                if request.method in ("GET", "HEAD") or wants_html(request):
+                    raise web.HTTPSeeOther(f"/__space/login?next={quote(SETTINGS_PATH)}")
+                return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            if not principal.owner:
+                return problem(request, 403, "Forbidden",
+                               f"You are signed in as {principal.user}, but only the owner may "
+                               "see and change an app's settings.")
+            return await handler(request, principal)
+
+        return guarded
+
+    # --- the page -----------------------------------------------------------------------------
+
+    async def show(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        return self._render(request, principal, notice=self._notice(request))
+
+    def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
+                notice: str = "", error: str = "", new_key: dict[str, str] | None = None,
+                key_form: dict[str, str] | None = None) -> web.Response:
+        ctx = self._ctx
+        sf = ctx.app.spacefile
+        micros = micros_json(ctx)
+        for row in micros:
+            row["static"] = row["name"] not in ctx.app.runners
+            row["log"] = ctx.printer.last_lines(row["name"], LOG_LINES)
+        off = [m["name"] for m in micros if not m["auth_enabled"]]
+        actions = [
+            {"action": a, "last": next(iter(ctx.store.runs(ctx.app.name, a.id)), None)}
+            for a in sf.actions
+        ]
+        return page(
+            "settings.html", status=status, title=f"{ctx.app.name} settings",
+            app=ctx.app, user=principal.user or "", micros=micros,
+            public_micros=off, all_public=bool(micros) and len(off) == len(micros),
+            variables=env_variables(ctx), source_labels=SOURCE_LABELS,
+            keys_enabled=api_keys_enabled(sf),
+            key_micros=[m.name for m in sf.micros if m.api_keys],
+            keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],
+            key_form=key_form or {}, new_key=new_key,
+            key_header=(ctx.app.config.auth.key_headers or ("X-Space-App-Key",))[0],
+            rules=ctx.app.config.routes, actions=actions,
+            notice=notice, error=error,
+        )
+
+    def _notice(self, request: web.Request) -> str:
+        """The line shown after a form's redirect, rebuilt from fixed wording, never echoed."""
+        done = request.query.get("done", "")
+        names = {m.name for m in self._ctx.app.spacefile.micros}
+        if done == "env-saved":
+            restarted = [n for n in request.query.get("restarted", "").split(",") if n in names]
+            if restarted:
+                return f"Configuration saved. Restarted: {', '.join(restarted)}."
+            return "Configuration saved. No micro's environment changed, so none was restarted."
+        if done == "restarted" and request.query.get("micro") in names:
+            return (f"Restarting {request.query['micro']}: the old process serves until the new "
+                    "one answers.")
+        key = request.query.get("key", "")
+        wording = {"key-disabled": f"Key {key} switched off: requests with it now get 401.",
+                   "key-enabled": f"Key {key} switched on again.",
+                   "key-revoked": f"Key {key} revoked for good."}
+        return wording.get(done, "") if key else ""
+
+    # --- forms --------------------------------------------------------------------------------
+
+    async def restart(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in {m.name for m in self._ctx.app.spacefile.micros}:
+            return problem(request, 404, "No such micro", f"This app has no micro called {name}.")
+        runner = self._ctx.app.runners.get(name)
+        if runner is None:
+            # A static micro is read from disk on every request: there is nothing to restart.
+            return _back("restarted", "micros", micro=name)
+        self._ctx.spawn(runner.reload(RESTART_REASON))
+        return _back("restarted", "micros", micro=name)
+
+    async def save_env(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        form = await request.post()
+        changes: dict[str, str | None] = {}
+        for field, raw in form.items():
+            if field.startswith(ENV_FIELD) and isinstance(raw, str):
+                # A blank field removes the saved value: the config, shell or default applies.
+                changes[field.removeprefix(ENV_FIELD)] = raw if raw.strip() else None
+        try:
+            restarted = await save_env_changes(self._ctx, changes)
+        except SpaceDevError as err:
+            return self._render(request, principal, status=400, error=_say(err))
+        return _back("env-saved", "configuration", restarted=",".join(restarted))
+
+    async def create_key(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        form = await request.post()
+        fields = {f: str(form.get(f, "")).strip()
+                  for f in ("name", "description", "client_type", "value")}
+        try:
+            record, key = create_key(self._ctx, fields["name"], fields["description"],
+                                     fields["client_type"], fields["value"] or None)
+        except SpaceDevError as err:
+            status = 409 if isinstance(err, Conflict) else 400
+            return self._render(request, principal, status=status, error=_say(err),
+                                key_form=fields)
+        # The key is shown on this response only (no redirect: it must never be in a URL).
+        shown = {"name": record.name, "key": key, "curl": self._curl(request, key)}
+        return self._render(request, principal, status=201, new_key=shown)
+
+    async def key_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        name, action = request.match_info["name"], request.match_info["action"]
+        try:
+            if action == "revoke":
+                revoke_key(self._ctx, name)
+            elif action in ("disable", "enable"):
+                set_key_active(self._ctx, name, action == "enable")
+            else:
+                return problem(request, 404, "Not found")
+        except NotFound as err:
+            return self._render(request, principal, status=404, error=_say(err))
+        return _back(f"key-{action}d", "keys", key=name)
+
+    def _curl(self, request: web.Request, key: str) -> str:
+        """A command that calls a micro taking keys with this key, ready to paste."""
+        ctx = self._ctx
+        micro = next((m for m in ctx.app.spacefile.micros if m.api_keys),
+                     ctx.app.spacefile.primary)
+        # The origin the owner is browsing (it may be a name other than the bound address).
+        url = f"{request.scheme}://{request.host}{micro.path.rstrip('/')}/"
+        auth = ctx.app.config.auth
+        if auth.key_headers:
+            credential = ["-H", f"{auth.key_headers[0]}: {key}"]
+        else:
+            credential = ["-b", f"{auth.key_cookies[0] if auth.key_cookies else 'key'}={key}"]
+        flag, text = credential
+        quoted = f'"{text}"' if _PLAIN.fullmatch(key) else shlex.quote(text)
+        return f"curl {flag} {quoted} {url}"
+
+
+def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
+    """303 to the settings page, at the section just changed, with what to tell the owner."""
+    query = urlencode({"done": done, **params})
+    return web.HTTPSeeOther(f"{SETTINGS_PATH}?{query}#{section}")
+
+
+def _say(err: SpaceDevError) -> str:
+    """A user error as one sentence with its hint."""
+    return f"{err.message}. {err.hint[:1].upper()}{err.hint[1:]}." if err.hint else err.message
