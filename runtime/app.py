@@ -31,7 +31,9 @@ from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
 from runtime.supervisor.setup import fingerprint, run_setup
 from runtime.web import csrf, health, internal
+from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.login import Login
+from runtime.web.settings import Settings
 
 APP_KEY = web.AppKey("space_dev_app", "AppHost")
 
@@ -81,11 +83,6 @@ class AppHost:
         return all(state is State.READY for state in self.micro_states().values())
 
 
-def app_name(cfg: AppConfig, sf: Spacefile) -> str:
-    """The app's name: from the config, else the Spacefile's app_name, else its folder's name."""
-    return cfg.name or sf.app_name or cfg.path.name
-
-
 class Runtime:
     """Every app of one `space-dev up`: started together, stopped together."""
 
@@ -117,7 +114,7 @@ class Runtime:
         ports = assign_ports([cfg.port for cfg, _ in loaded], self.config.host)
         for (cfg, sf), port in zip(loaded, ports, strict=True):
             rules = _compile_rules(cfg, sf)
-            host = AppHost(app_name(cfg, sf), cfg, sf, self.config.host, port, rules)
+            host = AppHost(defaults.app_name(cfg, sf), cfg, sf, self.config.host, port, rules)
             for warning in sf.warnings:
                 self.printer.info(f"{host.name}: warning: {warning}")
             self.apps.append(host)
@@ -337,6 +334,11 @@ class Runtime:
         internal.add_routes(app, self._token, self.refresh)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
               self.refresh).add_routes(app)
+        settings = SettingsContext(host, self.store, self.identity, self.printer,
+                                   lambda values: self.save_env(host, values), self.refresh,
+                                   self._spawn)
+        Settings(settings).add_routes(app)
+        SettingsApi(settings).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -11,7 +11,7 @@ from typing import Any
 
 from runtime.auth.policy import ExpressionError, parse_allow
 from runtime.errors import InvalidFile, Problem, SpaceDevError
-from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig
+from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spacefile
 
 # --- defaults: every other module reads them from here --------------------------------------
 
@@ -377,6 +377,11 @@ def _syntax_problem(err: tomllib.TOMLDecodeError, text: str, shown: str) -> Prob
 
 
 # --- the public API -------------------------------------------------------------------------
+
+
+def app_name(app: AppConfig, spacefile: Spacefile) -> str:
+    """An app's name: from the config, else the Spacefile's app_name, else its folder's name."""
+    return app.name or spacefile.app_name or app.path.name
 
 
 def find_config(start: Path) -> Path | None:

@@ -51,10 +51,7 @@ def _named(app: AppConfig) -> Target:
     if app.name:
         return Target(app.name, app.path)
     sf = spacefile.load(app.path, check_paths=False)
-    # runtime.app holds the naming rule but loads aiohttp; only pay for it when a name is needed.
-    from runtime.app import app_name
-
-    return Target(app_name(app, sf), app.path, sf)
+    return Target(config_file.app_name(app, sf), app.path, sf)
 
 
 def resolve(args: argparse.Namespace) -> tuple[Store, Target]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
@@ -161,6 +161,8 @@ class EnvVariable:
     saved: str | None  # set on the settings page (or the API)
     value: str | None  # what the micros get; None: unset
     source: Source
+    fallback: str | None  # what they would get with no saved value
+    fallback_source: Source
 
 
 def env_variables(ctx: SettingsContext) -> list[EnvVariable]:
@@ -172,15 +174,16 @@ def env_variables(ctx: SettingsContext) -> list[EnvVariable]:
         for preset in micro.env:
             known = found.get(preset.name)
             if known is not None:
-                found[preset.name] = EnvVariable(
-                    known.name, (*known.micros, micro.name),
-                    known.description or preset.description, known.default, known.saved,
-                    known.value, known.source,
+                found[preset.name] = replace(
+                    known, micros=(*known.micros, micro.name),
+                    description=known.description or preset.description,
                 )
                 continue
             value, source = _resolve(preset.name, preset.default, saved, configured)
+            fallback, fallback_source = _resolve(preset.name, preset.default, {}, configured)
             found[preset.name] = EnvVariable(preset.name, (micro.name,), preset.description,
-                                             preset.default, saved.get(preset.name), value, source)
+                                             preset.default, saved.get(preset.name), value, source,
+                                             fallback, fallback_source)
     return list(found.values())
 
 
@@ -323,7 +326,8 @@ class SettingsApi:
         body = await _json_object(request)
         value = body.get("value")
         if value is not None and not isinstance(value, str):
-            raise SpaceDevError("`value` must be a string", "or leave it out to get a generated key")
+            raise SpaceDevError("`value` must be a string",
+                                "or leave it out to get a generated key")
         record, key = create_key(self._ctx, _text(body, "name"), _text(body, "description"),
                                  _text(body, "client_type"), value or None)
         # The same fields as `space-dev keys create`; the key is in no other answer, ever.

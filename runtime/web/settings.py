@@ -6,7 +6,6 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -42,6 +41,7 @@ SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "sh
 _PLAIN = re.compile(r"[A-Za-z0-9._~+=:/-]+")
 
 Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Settings:
@@ -61,7 +61,7 @@ class Settings:
         if not any(getattr(r, "canonical", None) == STATIC_PREFIX for r in app.router.resources()):
             app.router.add_static(STATIC_PREFIX, STATIC_DIR)
 
-    def _owner_only(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _owner_only(self, handler: Handler) -> Route:
         async def guarded(request: web.Request) -> web.StreamResponse:
             principal = session_of(self._ctx, request)
             if principal is None:
