@@ -1,4 +1,4 @@
-"""The local accounts: the owner made at the first start, logins with a rate limit, one-use links."""
+"""Local accounts: the owner made at the first start, the login rate limit, one-use login links."""
 
 from __future__ import annotations
 

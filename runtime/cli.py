@@ -1,4 +1,4 @@
-"""The `space-dev` command: parse the command line, run one command, turn user errors into messages."""
+"""The `space-dev` command: parse the command line, run it, turn user errors into messages."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"space-dev {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="space-dev.toml to read (default: ./space-dev.toml)")
+    common.add_argument(
+        "--config", type=Path, help="space-dev.toml to read (default: ./space-dev.toml)"
+    )
     common.add_argument("--data-dir", type=Path, help="where state is kept (default: ./.space-dev)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,10 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("app_dirs", nargs="*", type=Path, metavar="APP_DIR")
     up.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     up.add_argument("--port", type=int, help="the first app's port (default: 4200)")
-    up.add_argument("--no-reload", dest="reload", action="store_false", default=None,
-                    help="do not restart micros when their files change")
-    up.add_argument("--no-schedule", dest="schedule", action="store_false", default=None,
-                    help="do not run scheduled actions")
+    up.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        default=None,
+        help="do not restart micros when their files change",
+    )
+    up.add_argument(
+        "--no-schedule",
+        dest="schedule",
+        action="store_false",
+        default=None,
+        help="do not run scheduled actions",
+    )
     up.set_defaults(run=_cmd_up)
 
     validate = sub.add_parser("validate", parents=[common], help="check a Spacefile")
@@ -71,13 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def load_config(args: argparse.Namespace, *, require_app: bool, **overrides: object) -> RuntimeConfig:
+def load_config(
+    args: argparse.Namespace, *, require_app: bool, **overrides: object
+) -> RuntimeConfig:
     """space-dev.toml (or --config) with the command line over it: every command reads the same."""
     cwd = Path.cwd()
     path = args.config if args.config is not None else config_file.find_config(cwd)
     cfg = config_file.load(path)
     return config_file.apply_overrides(
-        cfg, cwd=cwd, data_dir=args.data_dir, require_app=require_app, **overrides  # type: ignore[arg-type]
+        cfg,
+        cwd=cwd,
+        data_dir=args.data_dir,
+        require_app=require_app,
+        **overrides,  # type: ignore[arg-type]
     )
 
 
@@ -93,8 +111,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     cfg = load_config(
-        args, require_app=True, host=args.host, port=args.port, reload=args.reload,
-        schedule=args.schedule, app_dirs=args.app_dirs or None,
+        args,
+        require_app=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        schedule=args.schedule,
+        app_dirs=args.app_dirs or None,
     )
     from runtime.app import Runtime  # the server side is only needed here
 

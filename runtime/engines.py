@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Family = Literal["python", "node", "static", "frontend", "custom"]

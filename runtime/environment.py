@@ -16,7 +16,7 @@ def preset_values(
     configured: Mapping[str, str],
     shell: Mapping[str, str],
 ) -> dict[str, str]:
-    """Each `presets.env` variable's value: settings page, else [apps.env], else shell, else default.
+    """Each `presets.env` value: the settings page, else [apps.env], else the shell, else default.
 
     A variable with none of these stays unset, as on Space.
     """

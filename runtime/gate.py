@@ -1,4 +1,4 @@
-"""The gate: normalise the path once, pick the micro, decide who may pass, forward what was checked."""
+"""The gate: normalise the path once, pick the micro, decide who passes, forward what passed."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def is_reserved_header(lower_name: str) -> bool:
 def without_cookies(header: str, names: frozenset[str]) -> str:
     """A Cookie header minus the named cookies, every other pair kept as it was sent."""
     kept = [
-        pair for pair in header.split(";")
+        pair
+        for pair in header.split(";")
         if pair.strip() and pair.split("=", 1)[0].strip() not in names
     ]
     return ";".join(kept).strip()
@@ -166,8 +167,12 @@ class Gate:
                 raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(target, safe='')}")
             return web.json_response({"errors": ["Unauthorized"]}, status=401)
         if decision is Decision.FORBIDDEN_403:
-            return problem(request, 403, "Forbidden",
-                           "You are signed in, but this app does not let you in here.")
+            return problem(
+                request,
+                403,
+                "Forbidden",
+                "You are signed in, but this app does not let you in here.",
+            )
         return web.json_response({"errors": ["Unauthorized"]}, status=401)
 
     # --- what the micro receives ------------------------------------------------------------
@@ -219,7 +224,9 @@ class Gate:
                 return await forward(request, address, path_qs, headers)
             except UpstreamFailed as err:
                 return problem(
-                    request, 502, f"The micro {runner.name} did not answer",
+                    request,
+                    502,
+                    f"The micro {runner.name} did not answer",
                     f"The connection closed before a response ({err}).",
                     self._printer.last_lines(runner.name, 30),
                 )

@@ -52,9 +52,7 @@ class UpstreamFailed(Exception):
 def connection_tokens(headers: CIMultiDict[str] | object) -> frozenset[str]:
     """Header names a `Connection` header marks as hop-by-hop."""
     values = headers.getall("Connection", ()) if hasattr(headers, "getall") else ()
-    return frozenset(
-        t.strip().lower() for v in values for t in v.split(",") if t.strip()
-    )
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
 
 
 def upstream_headers(
@@ -179,8 +177,9 @@ class Proxy:
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=headers)
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=headers
+        )
         if length is not None:
             response.content_length = length
         await response.prepare(request)
@@ -210,7 +209,11 @@ class Proxy:
             headers.popall(name, None)
         try:
             upstream = await self.session.ws_connect(
-                url, headers=headers, protocols=protocols, autoping=False, max_msg_size=0,
+                url,
+                headers=headers,
+                protocols=protocols,
+                autoping=False,
+                max_msg_size=0,
                 autoclose=False,
             )
         except aiohttp.WSServerHandshakeError as exc:
@@ -219,7 +222,9 @@ class Proxy:
             raise UpstreamUnavailable(str(exc)) from exc
         downstream = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (),
-            autoping=False, max_msg_size=0, autoclose=False,
+            autoping=False,
+            max_msg_size=0,
+            autoclose=False,
         )
         await downstream.prepare(request)
         self._inflight[address] += 1

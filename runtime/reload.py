@@ -43,8 +43,13 @@ class Reloader:
         """Watch until cancelled."""
         ready = asyncio.Event()
         watching = asyncio.create_task(
-            watcher.watch(self.roots(), [self._runtime.config.data_dir], self.on_batch,
-                          step_ms=int(RELOAD_DEBOUNCE_S * 1000), ready=ready)
+            watcher.watch(
+                self.roots(),
+                [self._runtime.config.data_dir],
+                self.on_batch,
+                step_ms=int(RELOAD_DEBOUNCE_S * 1000),
+                ready=ready,
+            )
         )
         try:
             await ready.wait()

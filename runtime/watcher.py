@@ -12,9 +12,27 @@ import watchfiles
 # Never a reason to restart: tools' caches, dependencies and virtual environments.
 IGNORED_DIRS = frozenset(
     {
-        ".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", "env",
-        "virtualenv", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-        ".hypothesis", ".idea", ".vscode", ".next", ".nuxt", ".svelte-kit", ".cache",
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        "node_modules",
+        ".venv",
+        "venv",
+        "env",
+        "virtualenv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".idea",
+        ".vscode",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+        ".cache",
     }
 )
 
@@ -25,7 +43,9 @@ class ChangeFilter(watchfiles.DefaultFilter):
     """watchfiles' default filter, plus virtual environments, given paths and `.gitignore`."""
 
     def __init__(self, roots: Iterable[Path], ignore_paths: Sequence[Path]) -> None:
-        super().__init__(ignore_dirs=sorted(IGNORED_DIRS), ignore_paths=[str(p) for p in ignore_paths])
+        super().__init__(
+            ignore_dirs=sorted(IGNORED_DIRS), ignore_paths=[str(p) for p in ignore_paths]
+        )
         self._specs: list[tuple[Path, pathspec.PathSpec]] = []
         for root in roots:
             self._load_gitignores(root)
@@ -89,8 +109,12 @@ async def watch(
     existing = [r for r in roots if r.exists()]
     watch_filter = ChangeFilter([r for r in existing if r.is_dir()], ignore_paths)
     async for changes in watchfiles.awatch(
-        *existing, watch_filter=watch_filter, step=step_ms, debounce=1600,
-        yield_on_timeout=ready is not None, rust_timeout=200 if ready is not None else None,
+        *existing,
+        watch_filter=watch_filter,
+        step=step_ms,
+        debounce=1600,
+        yield_on_timeout=ready is not None,
+        rust_timeout=200 if ready is not None else None,
     ):
         if ready is not None and not ready.is_set():
             ready.set()  # the watch is set up: from now on no save is missed

@@ -1,4 +1,4 @@
-"""Keeps each micro running: start, readiness, restarts with backoff, and reloads that swap ports."""
+"""Keeps each micro running: start, readiness, restarts with backoff, reloads that swap ports."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from runtime.supervisor.output import Printer
 from runtime.supervisor.process import MicroProcess
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     STARTING = "starting"
     READY = "ready"
     RESTARTING = "restarting"
@@ -112,7 +112,7 @@ class MicroRunner:
         return self._current.pid if self._current else None
 
     async def wait_address(self, timeout: float) -> tuple[str, int] | None:
-        """Where to send a request, waiting while the micro starts or restarts (not when crashed)."""
+        """Where to send a request; waits while the micro starts or restarts, not when crashed."""
         deadline = time.monotonic() + timeout
         while True:
             address = self.address

@@ -104,7 +104,12 @@ def create_key(ctx: SettingsContext, name: str, description: str = "", client_ty
     _check_label("description", description)
     _check_label("client type", client_type)
     if value is not None:
-        check_custom_value(value)
+        try:
+            check_custom_value(value)
+        except SpaceDevError as err:  # its hint speaks of the CLI's --value
+            raise SpaceDevError(err.message, "choose at least 16 characters with no spaces or "
+                                "control characters, or leave the value empty to get a "
+                                "generated key") from None
     key = value if value is not None else generate_key()
     record = ApiKey(app=ctx.app.name, name=name, key_hash=hash_key(key), prefix=key_prefix(key),
                     description=description, client_type=client_type, created=utc_now_text())

@@ -25,7 +25,9 @@ def same_origin(request: web.Request) -> bool:
     return request.headers.get("Sec-Fetch-Site", "").lower() != "cross-site"
 
 
-def middleware(is_runtime_handler: Callable[[web.Request], bool]) -> Callable[..., Awaitable[web.StreamResponse]]:
+def middleware(
+    is_runtime_handler: Callable[[web.Request], bool],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Refuse (403) a cross-site state-changing request to any of the runtime's own handlers."""
 
     @web.middleware
@@ -35,8 +37,12 @@ def middleware(is_runtime_handler: Callable[[web.Request], bool]) -> Callable[..
             and is_runtime_handler(request)
             and not same_origin(request)
         ):
-            return problem(request, 403, "Cross-site request refused",
-                           "This form must be sent from the app's own pages.")
+            return problem(
+                request,
+                403,
+                "Cross-site request refused",
+                "This form must be sent from the app's own pages.",
+            )
         return await handler(request)
 
     return csrf

@@ -18,7 +18,7 @@ LOGIN_PATH = "/__space/login"
 
 
 def safe_next(value: str | None) -> str:
-    """`next` if it is a path on this origin, else `/` (no open redirect: `//host`, `/\\host`...)."""
+    """`next` if it is a path on this origin, else `/`: no open redirect (`//host`, `/\\host`)."""
     if not value or not value.startswith("/") or value.startswith("//"):
         return "/"
     if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
@@ -32,8 +32,15 @@ def safe_next(value: str | None) -> str:
 class Login:
     """The login handlers of one app origin; the limiter and links are shared by the runtime."""
 
-    def __init__(self, app_name: str, store: Store, identity: Identity, limiter: LoginLimiter,
-                 links: LoginLinks, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        app_name: str,
+        store: Store,
+        identity: Identity,
+        limiter: LoginLimiter,
+        links: LoginLinks,
+        on_change: Callable[[], None],
+    ) -> None:
         self._app = app_name
         self._store = store
         self._identity = identity
@@ -53,8 +60,13 @@ class Login:
             user = self._links.consume(token)
             if user is not None and self._store.users.get(user) is not None:
                 return self._signed_in(user, next_path)
-            return self._page(next_path, "", "This sign-in link is not valid any more: links "
-                              "work once, for ten minutes. Sign in with your password.", 400)
+            return self._page(
+                next_path,
+                "",
+                "This sign-in link is not valid any more: links "
+                "work once, for ten minutes. Sign in with your password.",
+                400,
+            )
         return self._page(next_path, "", "")
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
@@ -64,9 +76,13 @@ class Login:
         next_path = safe_next(str(form.get("next", "")) or None)
         wait = self._limiter.retry_after(username)
         if wait:
-            return self._page(next_path, username,
-                              f"Too many failed attempts for {username}. Try again in {wait} s.",
-                              429, {"Retry-After": str(wait)})
+            return self._page(
+                next_path,
+                username,
+                f"Too many failed attempts for {username}. Try again in {wait} s.",
+                429,
+                {"Retry-After": str(wait)},
+            )
         user = self._store.users.get(username) if username else None
         stored = user.password_hash if user else _DUMMY_HASH
         # scrypt takes tens of milliseconds: keep the event loop serving other requests.
@@ -95,16 +111,34 @@ class Login:
         self._on_change()
         response = web.HTTPSeeOther(next_path)
         response.set_cookie(
-            SESSION_COOKIE, self._identity.sign_session(sid), max_age=SESSION_MAX_AGE,
-            path="/", httponly=True, samesite="Lax",
+            SESSION_COOKIE,
+            self._identity.sign_session(sid),
+            max_age=SESSION_MAX_AGE,
+            path="/",
+            httponly=True,
+            samesite="Lax",
         )
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _page(self, next_path: str, username: str, error: str, status: int = 200,
-              headers: dict[str, str] | None = None) -> web.Response:
-        return page("login.html", status=status, headers=headers, title="Sign in",
-                    app=self._app, next=next_path, username=username, error=error)
+    def _page(
+        self,
+        next_path: str,
+        username: str,
+        error: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        return page(
+            "login.html",
+            status=status,
+            headers=headers,
+            title="Sign in",
+            app=self._app,
+            next=next_path,
+            username=username,
+            error=error,
+        )
 
 
 # Verified when the user does not exist, so an unknown name takes as long as a wrong password.

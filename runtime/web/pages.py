@@ -1,4 +1,4 @@
-"""Renders the runtime's pages: Jinja2 templates with autoescape, so any user value is shown escaped."""
+"""The runtime's pages: Jinja2 templates with autoescape, so any user value is shown escaped."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ def render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
-def page(template: str, status: int = 200, headers: dict[str, str] | None = None,
-         **context: Any) -> web.Response:
+def page(
+    template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> web.Response:
     """An HTML response that is never cached and never framed by another site."""
     response = web.Response(
-        text=render(template, **context), status=status, content_type="text/html",
+        text=render(template, **context),
+        status=status,
+        content_type="text/html",
         headers=headers,
     )
     response.headers.setdefault("Cache-Control", "no-store")
@@ -39,8 +42,9 @@ def wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def problem(request: web.Request, status: int, title: str, detail: str = "",
-            lines: list[str] | None = None) -> web.Response:
+def problem(
+    request: web.Request, status: int, title: str, detail: str = "", lines: list[str] | None = None
+) -> web.Response:
     """An error as a page for browsers and as `{"errors": [...]}` for everything else."""
     if wants_html(request):
         return page("error.html", status=status, title=title, detail=detail, lines=lines or [])

@@ -34,6 +34,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 LOG_LINES = 40
 ENV_FIELD = "env."  # form field prefix, so a variable can be called anything ("name", "next")
 RESTART_REASON = "restarted from the settings page"
+KEY_FIELDS = ("name", "description", "client_type", "value")
 
 SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
                  "default": "default", "unset": "unset"}
@@ -103,7 +104,7 @@ class Settings:
             keys_enabled=api_keys_enabled(sf),
             key_micros=[m.name for m in sf.micros if m.api_keys],
             keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],
-            key_form=key_form or {}, new_key=new_key,
+            key_form=key_form or dict.fromkeys(KEY_FIELDS, ""), new_key=new_key,
             key_header=(ctx.app.config.auth.key_headers or ("X-Space-App-Key",))[0],
             rules=ctx.app.config.routes, actions=actions,
             notice=notice, error=error,
@@ -136,9 +137,9 @@ class Settings:
         runner = self._ctx.app.runners.get(name)
         if runner is None:
             # A static micro is read from disk on every request: there is nothing to restart.
-            return _back("restarted", "micros", micro=name)
+            raise _back("restarted", "micros", micro=name)
         self._ctx.spawn(runner.reload(RESTART_REASON))
-        return _back("restarted", "micros", micro=name)
+        raise _back("restarted", "micros", micro=name)
 
     async def save_env(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await request.post()
@@ -151,12 +152,11 @@ class Settings:
             restarted = await save_env_changes(self._ctx, changes)
         except SpaceDevError as err:
             return self._render(request, principal, status=400, error=_say(err))
-        return _back("env-saved", "configuration", restarted=",".join(restarted))
+        raise _back("env-saved", "configuration", restarted=",".join(restarted))
 
     async def create_key(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await request.post()
-        fields = {f: str(form.get(f, "")).strip()
-                  for f in ("name", "description", "client_type", "value")}
+        fields = {f: str(form.get(f, "")).strip() for f in KEY_FIELDS}
         try:
             record, key = create_key(self._ctx, fields["name"], fields["description"],
                                      fields["client_type"], fields["value"] or None)
@@ -179,7 +179,7 @@ class Settings:
                 return problem(request, 404, "Not found")
         except NotFound as err:
             return self._render(request, principal, status=404, error=_say(err))
-        return _back(f"key-{action}d", "keys", key=name)
+        raise _back(f"key-{action}d", "keys", key=name)
 
     def _curl(self, request: web.Request, key: str) -> str:
         """A command that calls a micro taking keys with this key, ready to paste."""
@@ -206,4 +206,5 @@ def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
 
 def _say(err: SpaceDevError) -> str:
     """A user error as one sentence with its hint."""
-    return f"{err.message}. {err.hint[:1].upper()}{err.hint[1:]}." if err.hint else err.message
+    parts = [err.message, err.hint] if err.hint else [err.message]
+    return " ".join(p[:1].upper() + p[1:].rstrip(".") + "." for p in parts)

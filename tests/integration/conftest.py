@@ -73,7 +73,8 @@ class Up:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.proc.poll() is not None and not self._reader.is_alive():
                     raise AssertionError(
-                        f"no line matching {pattern!r} within {timeout} s; output:\n" + "\n".join(self.lines)
+                        f"no line matching {pattern!r} within {timeout} s; output:\n"
+                        + "\n".join(self.lines)
                     )
                 self._lock.wait(min(remaining, 0.1))
 
@@ -94,8 +95,13 @@ class Up:
             self.proc.wait(5)
 
 
-def run_up(app_dir: Path, *extra: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-           data_dir: Path | None = None) -> Up:
+def run_up(
+    app_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    data_dir: Path | None = None,
+) -> Up:
     port = free_port()
     data = data_dir or app_dir.parent / "data"
     full_env = {**os.environ, "SPACE_DEV_PASSWORD": "correct horse battery", **(env or {})}
@@ -121,8 +127,14 @@ def up_factory() -> Iterator[object]:
             up.kill()
 
 
-def fetch(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
-         timeout: float = 30.0) -> tuple[int, CIMultiDict[str], bytes]:
+def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, CIMultiDict[str], bytes]:
     """One request with the standard library (no redirects followed)."""
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 # A stdlib Python micro that answers every request with what it received, as JSON.
 PY_ECHO = textwrap.dedent(
-    '''
+    """
     import json, os, sys
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,7 +26,7 @@ PY_ECHO = textwrap.dedent(
                 "headers": dict(self.headers.items()),
                 "body_length": len(body),
                 "env": {k: v for k, v in os.environ.items()
-                        if k.startswith(("DETA_", "PORT", "UVICORN_", "GREETING", "ONLY_", "SHELL_"))},
+                        if k.startswith(ECHOED_ENV)},
                 "version": VERSION,
             }
             data = json.dumps(payload).encode()
@@ -42,10 +42,11 @@ PY_ECHO = textwrap.dedent(
         def log_message(self, *args):
             pass
 
+    ECHOED_ENV = ("DETA_", "PORT", "UVICORN_", "GREETING", "ONLY_", "SHELL_")
     VERSION = 1
     print("echo micro starting", flush=True)
     ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
-    '''
+    """
 )
 
 # A Node.js micro with no dependency: echoes like PY_ECHO.
@@ -57,7 +58,9 @@ NODE_ECHO = textwrap.dedent(
       req.on("data", (c) => (length += c.length));
       req.on("end", () => {
         const env = {};
-        for (const [k, v] of Object.entries(process.env)) if (k.startsWith("DETA_") || k === "PORT") env[k] = v;
+        for (const [k, v] of Object.entries(process.env)) {
+          if (k.startsWith("DETA_") || k === "PORT") env[k] = v;
+        }
         res.writeHead(200, { "Content-Type": "application/json" });
         res.end(JSON.stringify({ micro: process.env.DETA_SPACE_APP_MICRO_NAME, method: req.method,
           path: req.url, headers: req.headers, body_length: length, env }));
@@ -68,7 +71,7 @@ NODE_ECHO = textwrap.dedent(
 
 # An aiohttp micro: WebSocket echo, a streamed download and a counted upload.
 PY_AIOHTTP = textwrap.dedent(
-    '''
+    """
     import os
     from aiohttp import web, WSMsgType
 
@@ -103,13 +106,15 @@ PY_AIOHTTP = textwrap.dedent(
         })
 
     app = web.Application(client_max_size=0)
-    app.add_routes([web.get("/ws", ws), web.get("/download", download), web.post("/upload", upload)])
-    '''
+    app.add_routes(
+        [web.get("/ws", ws), web.get("/download", download), web.post("/upload", upload)]
+    )
+    """
 )
 
 # Starts a child that would outlive a careless supervisor, then serves.
 PY_WITH_CHILD = textwrap.dedent(
-    '''
+    """
     import os, subprocess, sys
     from http.server import BaseHTTPRequestHandler, HTTPServer
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -124,7 +129,7 @@ PY_WITH_CHILD = textwrap.dedent(
             pass
 
     HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-    '''
+    """
 )
 
 # Never listens: the runtime must say so, not hang silently.

@@ -53,13 +53,18 @@ allow = 'groups.ops || clientType == "ops-bot"'
 def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runtime", *args, "--data-dir", str(root / "data")],
-        cwd=root, input=stdin, capture_output=True, text=True, timeout=30,
+        cwd=root,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
 def login(up, user: str, password: str) -> str:
     status, headers, _ = fetch(
-        "POST", up.url + "/__space/login",
+        "POST",
+        up.url + "/__space/login",
         body=f"username={user}&password={password}&next=/".encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
@@ -85,12 +90,29 @@ def seeds(tmp_path_factory: pytest.TempPathFactory):
         assert done.returncode == 0, done.stderr
         keys[name] = json.loads(done.stdout)["api_key"]
     mia = "mia-own-value-0123456789"
-    assert cli(root, "keys", "create", "--name", "mia", "--value", mia, "--client-type",
-               "admin").returncode == 0
+    assert (
+        cli(
+            root, "keys", "create", "--name", "mia", "--value", mia, "--client-type", "admin"
+        ).returncode
+        == 0
+    )
     keys["mia"] = mia
-    assert cli(root, "users", "add", "olga", "--group", "ops", "--password-stdin",
-               stdin="olga-password\n").returncode == 0
-    assert cli(root, "users", "add", "eve", "--password-stdin", stdin="eve-password\n").returncode == 0
+    assert (
+        cli(
+            root,
+            "users",
+            "add",
+            "olga",
+            "--group",
+            "ops",
+            "--password-stdin",
+            stdin="olga-password\n",
+        ).returncode
+        == 0
+    )
+    assert (
+        cli(root, "users", "add", "eve", "--password-stdin", stdin="eve-password\n").returncode == 0
+    )
     try:
         yield root, up, keys
     finally:
@@ -125,7 +147,9 @@ def test_mia_headers_carry_a_key(seeds, header: str) -> None:
 
 def test_mia_cookie_carries_a_key_and_is_not_forwarded(seeds) -> None:
     _, up, keys = seeds
-    status, data = get_json(up.url + "/x", headers={"Cookie": f"theme=dark; mia_client_key={keys['mia']}"})
+    status, data = get_json(
+        up.url + "/x", headers={"Cookie": f"theme=dark; mia_client_key={keys['mia']}"}
+    )
     assert status == 200
     sent = {k.lower(): v for k, v in data["headers"].items()}
     assert sent["cookie"] == "theme=dark"
@@ -168,7 +192,9 @@ def test_route_rules(seeds, who: str, method: str, path: str, expected: int) -> 
         headers["Cookie"] = login(up, "olga", "olga-password")
     elif who == "eve":
         headers["Cookie"] = login(up, "eve", "eve-password")
-    status, _, _ = fetch(method, up.url + path, headers=headers, body=b"" if method != "GET" else None)
+    status, _, _ = fetch(
+        method, up.url + path, headers=headers, body=b"" if method != "GET" else None
+    )
     assert status == expected
 
 
@@ -190,7 +216,12 @@ def test_auth_disable_makes_public_until_enable(seeds) -> None:
 
 def test_disable_and_revoke_from_another_process_take_effect_at_once(seeds) -> None:
     root, up, keys = seeds
-    assert cli(root, "keys", "create", "--name", "temp", "--value", "temporary-key-value-42").returncode == 0
+    assert (
+        cli(
+            root, "keys", "create", "--name", "temp", "--value", "temporary-key-value-42"
+        ).returncode
+        == 0
+    )
     headers = {"X-API-Key": "temporary-key-value-42"}
     assert fetch("GET", up.url + "/x", headers=headers)[0] == 200
     assert cli(root, "keys", "disable", "temp").returncode == 0

@@ -130,8 +130,9 @@ def test_syntax_error_keeps_the_old_process_serving(live) -> None:
     text = source.read_text()
     mark = len(up.lines)
     source.write_text(text + "\nthis is not python(\n")
-    up.wait_for(r"api: reload failed \(exit code 1\); still serving the previous version",
-                start=mark)
+    up.wait_for(
+        r"api: reload failed \(exit code 1\); still serving the previous version", start=mark
+    )
     assert "SyntaxError" in "\n".join(up.lines[mark:])
     assert _version(up) == good
     _set_version(source, good + 1)  # also drops the broken line: the text had none of it
@@ -154,8 +155,15 @@ def test_ignored_folders_never_restart(live) -> None:
     app, up = live
     port = get_json(up.url + "/api/")[1]["env"]["PORT"]
     mark = len(up.lines)
-    for rel in ("node_modules/x/index.js", "__pycache__/x.pyc", ".venv/lib/x.py", ".git/HEAD",
-                "generated/out.py", "debug.log", "venv/bin/activate"):
+    for rel in (
+        "node_modules/x/index.js",
+        "__pycache__/x.pyc",
+        ".venv/lib/x.py",
+        ".git/HEAD",
+        "generated/out.py",
+        "debug.log",
+        "venv/bin/activate",
+    ):
         path = app / "api" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
@@ -181,12 +189,14 @@ def test_spacefile_edit_applies_routes_and_invalid_edit_keeps_running(live) -> N
     original = spacefile.read_text()
     mark = len(up.lines)
     # Make `other` private and move it: routes apply at once, no restart needed for that.
-    spacefile.write_text(original.replace(
-        "  - name: other\n    src: ./other\n    engine: python3.9\n    run: python echo.py\n"
-        "    public: true\n",
-        "  - name: other\n    src: ./other\n    engine: python3.9\n    run: python echo.py\n"
-        "    path: /elsewhere\n",
-    ))
+    spacefile.write_text(
+        original.replace(
+            "  - name: other\n    src: ./other\n    engine: python3.9\n    run: python echo.py\n"
+            "    public: true\n",
+            "  - name: other\n    src: ./other\n    engine: python3.9\n    run: python echo.py\n"
+            "    path: /elsewhere\n",
+        )
+    )
     up.wait_for(r"live: Spacefile reloaded in .* \(routes updated\)", start=mark)
     status, _, _ = fetch("GET", up.url + "/elsewhere/")
     assert status == 401
@@ -205,8 +215,12 @@ def test_spacefile_edit_applies_routes_and_invalid_edit_keeps_running(live) -> N
 
 
 def test_no_reload_turns_it_off(tmp_path: Path, up_factory) -> None:
-    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: python3.9\n"
-                    "    run: python echo.py\n    public: true\n", {"echo.py": PY_ECHO})
+    app = write_app(
+        tmp_path / "app",
+        "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: python3.9\n"
+        "    run: python echo.py\n    public: true\n",
+        {"echo.py": PY_ECHO},
+    )
     up = up_factory(app, "--no-reload")
     up.wait_ready()
     _set_version(app / "echo.py", 9)

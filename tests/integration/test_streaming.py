@@ -56,7 +56,9 @@ async def test_large_upload_streams_with_its_content_length(streaming) -> None:
 
     async with aiohttp.ClientSession() as session:
         async with session.post(
-            streaming.url + "/upload", data=body(), headers={"Content-Length": str(size)},
+            streaming.url + "/upload",
+            data=body(),
+            headers={"Content-Length": str(size)},
             timeout=aiohttp.ClientTimeout(total=120),
         ) as resp:
             assert resp.status == 200

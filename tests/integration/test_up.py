@@ -72,8 +72,9 @@ def mixed(mixed_app: Path, tmp_path_factory: pytest.TempPathFactory):
 
     config = mixed_app.parent / "space-dev.toml"
     config.write_text('[[apps]]\npath = "app"\n[apps.env]\nGREETING = "from-config"\n')
-    up = run_up(mixed_app, "--config", str(config), env={"SHELL_VALUE": "from-shell"},
-                cwd=mixed_app.parent)
+    up = run_up(
+        mixed_app, "--config", str(config), env={"SHELL_VALUE": "from-shell"}, cwd=mixed_app.parent
+    )
     try:
         up.wait_ready(60)
         yield up
@@ -213,8 +214,12 @@ def test_no_orphans_after_ctrl_c(tmp_path: Path, up_factory) -> None:
 
 
 def test_sigterm_stops_cleanly(tmp_path: Path, up_factory) -> None:
-    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: python3.9\n"
-                    "    run: python echo.py\n    public: true\n", {"echo.py": PY_ECHO})
+    app = write_app(
+        tmp_path / "app",
+        "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: python3.9\n"
+        "    run: python echo.py\n    public: true\n",
+        {"echo.py": PY_ECHO},
+    )
     up = up_factory(app)
     up.wait_ready()
     _, data = get_json(up.url + "/")
@@ -225,8 +230,12 @@ def test_sigterm_stops_cleanly(tmp_path: Path, up_factory) -> None:
 
 
 def test_micro_that_never_gets_ready_is_reported(tmp_path: Path, up_factory) -> None:
-    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: slow\n    src: .\n    engine: python3.9\n"
-                    "    run: python main.py\n    public: true\n", {"main.py": PY_NEVER_READY})
+    app = write_app(
+        tmp_path / "app",
+        "v: 0\nmicros:\n  - name: slow\n    src: .\n    engine: python3.9\n"
+        "    run: python main.py\n    public: true\n",
+        {"main.py": PY_NEVER_READY},
+    )
     up = up_factory(app, env={"SPACE_DEV_READY_TIMEOUT": "2"})
     up.wait_for(r"waiting for slow on port \d+", 10)
     up.wait_for(r"slow: not answering on port \d+ after 2 s", 10)
@@ -236,7 +245,9 @@ def test_micro_that_never_gets_ready_is_reported(tmp_path: Path, up_factory) -> 
 
 
 def test_bad_spacefile_is_a_user_error(tmp_path: Path, up_factory) -> None:
-    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: pyhton3.9\n", {})
+    app = write_app(
+        tmp_path / "app", "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: pyhton3.9\n", {}
+    )
     up = up_factory(app)
     assert up.proc.wait(20) == 1
     assert 'did you mean "python3.9"' in up.output
