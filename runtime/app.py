@@ -334,9 +334,11 @@ class Runtime:
         internal.add_routes(app, self._token, self.refresh)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
               self.refresh).add_routes(app)
-        settings = SettingsContext(host, self.store, self.identity, self.printer,
-                                   lambda values: self.save_env(host, values), self.refresh,
-                                   self._spawn)
+        settings = SettingsContext(
+            host, self.store, self.identity, self.printer,
+            lambda values: self.save_env(host, values), self.refresh, self._spawn,
+            lambda micro, reason: self.restart(host, micro, reason),
+        )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
@@ -361,6 +363,14 @@ class Runtime:
         for name in list(host.runners):
             await self._start_one(host, name)
         self._spawn(self._announce_when_ready(host))
+
+    async def restart(self, host: AppHost, name: str, reason: str) -> None:
+        """Restart one micro; one that never started (its `commands` failed) is set up again."""
+        runner = host.runners[name]
+        if runner.supervised:
+            await runner.reload(reason)
+        else:
+            await self._start_one(host, name)
 
     async def _start_one(self, host: AppHost, name: str) -> None:
         runner = host.runners[name]

@@ -111,6 +111,11 @@ class MicroRunner:
     def pid(self) -> int | None:
         return self._current.pid if self._current else None
 
+    @property
+    def supervised(self) -> bool:
+        """Whether the runner is keeping a process running (False before start and after stop)."""
+        return self._task is not None and not self._task.done()
+
     async def wait_address(self, timeout: float) -> tuple[str, int] | None:
         """Where to send a request; waits while the micro starts or restarts, not when crashed."""
         deadline = time.monotonic() + timeout

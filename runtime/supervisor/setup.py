@@ -66,7 +66,7 @@ async def run_setup(
         if code != 0:
             printer.info(
                 f"{name}: `{command}` failed with exit code {code}; the micro is not started. "
-                "Fix the command or the Spacefile and save: it runs again."
+                "Fix it, then save the Spacefile or press Restart on the settings page."
             )
             return False
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ class SettingsContext:
     save_env: Callable[[Mapping[str, str]], Awaitable[list[str]]]  # -> micros restarted
     refresh: Callable[[], None]  # after each store write, so the gate sees it at once
     spawn: Callable[[Coroutine[Any, Any, Any]], None]  # a background task the runtime owns
+    restart: Callable[[str, str], Coroutine[Any, Any, Any]]  # (micro, reason)
 
 
 # --- who is asking ------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ class Settings:
             key_micros=[m.name for m in sf.micros if m.api_keys],
             keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],
             key_form=key_form or dict.fromkeys(KEY_FIELDS, ""), new_key=new_key,
-            key_header=(ctx.app.config.auth.key_headers or ("X-Space-App-Key",))[0],
+            key_headers=ctx.app.config.auth.key_headers,
+            key_cookies=ctx.app.config.auth.key_cookies,
             rules=ctx.app.config.routes, actions=actions,
             notice=notice, error=error,
         )
@@ -119,9 +120,12 @@ class Settings:
             if restarted:
                 return f"Configuration saved. Restarted: {', '.join(restarted)}."
             return "Configuration saved. No micro's environment changed, so none was restarted."
-        if done == "restarted" and request.query.get("micro") in names:
-            return (f"Restarting {request.query['micro']}: the old process serves until the new "
-                    "one answers.")
+        micro = request.query.get("micro", "")
+        if done == "restarted" and micro in names:
+            if micro not in self._ctx.app.runners:
+                return (f"{micro} is static: its files are read on every request, so there is "
+                        "nothing to restart.")
+            return f"Restarting {micro}: the old process serves until the new one answers."
         key = request.query.get("key", "")
         wording = {"key-disabled": f"Key {key} switched off: requests with it now get 401.",
                    "key-enabled": f"Key {key} switched on again.",
@@ -134,11 +138,8 @@ class Settings:
         name = request.match_info["name"]
         if name not in {m.name for m in self._ctx.app.spacefile.micros}:
             return problem(request, 404, "No such micro", f"This app has no micro called {name}.")
-        runner = self._ctx.app.runners.get(name)
-        if runner is None:
-            # A static micro is read from disk on every request: there is nothing to restart.
-            raise _back("restarted", "micros", micro=name)
-        self._ctx.spawn(runner.reload(RESTART_REASON))
+        if name in self._ctx.app.runners:  # a static micro has no process: nothing to restart
+            self._ctx.spawn(self._ctx.restart(name, RESTART_REASON))
         raise _back("restarted", "micros", micro=name)
 
     async def save_env(self, request: web.Request, principal: Principal) -> web.StreamResponse:

@@ -364,6 +364,9 @@ def test_restart_button(running: Running) -> None:
     assert status == 303 and headers["Location"].endswith("#micros")
     running.up.wait_for(r"api: (reloaded in .*|restarting \()restarted from the settings page",
                         start=start)
+    status, headers, _ = running.owner_call("POST", "/__space/settings/micros/www/restart")
+    assert status == 303
+    assert "nothing to restart" in running.owner_call("GET", headers["Location"])[2].decode()
     assert running.owner_call("POST", "/__space/settings/micros/nope/restart")[0] == 404
 
 
