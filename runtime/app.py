@@ -22,7 +22,7 @@ from runtime.errors import InvalidFile, SpaceDevError
 from runtime.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.auth.policy import CompiledRule, compile_rules, policy_for
 from runtime.gate import Gate, Routing, Target
-from runtime.identity import Identity
+from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
 from runtime.proxy import Proxy
 from runtime.static import StaticSite
@@ -220,7 +220,8 @@ class Runtime:
             else:
                 targets[micro.name] = Target(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
-        return Routing(mounts, targets, host.config.auth)
+        cookies = {SESSION_COOKIE, *(c for h in self.apps for c in h.config.auth.key_cookies)}
+        return Routing(mounts, targets, host.config.auth, frozenset(cookies))
 
     async def save_env(self, host: AppHost, values: Mapping[str, str]) -> list[str]:
         """Keep the Configuration values and restart the micros whose environment changed.
@@ -317,10 +318,11 @@ class Runtime:
                 self.printer.info(f"{host.name}: space-dev.toml not applied.\n{err}")
                 continue
             host.config, host.rules = cfg, rules
-            host.routing = self._routing(host)
             restarted = self._restart_changed(host, "space-dev.toml changed")
             note = f", restarting {', '.join(restarted)}" if restarted else ""
             self.printer.info(f"{host.name}: space-dev.toml applied{note}")
+        for host in self.apps:  # key cookies are stripped runtime-wide, so every app's routing
+            host.routing = self._routing(host)
 
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,

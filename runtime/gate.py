@@ -50,14 +50,13 @@ class Routing:
     mounts: MountTable
     targets: Mapping[str, Target]
     auth: AuthConfig
+    # Cookies never forwarded: the session and every app's key cookies. A browser sends all
+    # cookies of 127.0.0.1 to every port, so another app's key cookie arrives here too.
+    credential_cookies: frozenset[str] = frozenset({SESSION_COOKIE})
 
     @cached_property
     def key_header_names(self) -> frozenset[str]:
-        return frozenset(h.lower() for h in self.auth.key_headers)
-
-    @cached_property
-    def credential_cookies(self) -> frozenset[str]:
-        return frozenset((SESSION_COOKIE, *self.auth.key_cookies))
+        return frozenset(h.lower().replace("_", "-") for h in self.auth.key_headers)
 
 
 def is_runtime_path(path: str) -> bool:
@@ -65,24 +64,38 @@ def is_runtime_path(path: str) -> bool:
     return path == RUNTIME_PREFIX or path.startswith(RUNTIME_PREFIX + "/")
 
 
+# Headers some servers and frameworks trust as the client's address or the original URL.
+_TRUSTED_ELSEWHERE = frozenset({"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"})
+
+
 def is_reserved_header(lower_name: str) -> bool:
-    """Identity headers only the runtime may set; whatever a client sent under them is dropped."""
+    """Identity headers only the runtime may set; whatever a client sent under them is dropped.
+
+    `_` counts as `-`: WSGI servers and some proxies read `X_Space_User` as `X-Space-User`.
+    """
     name = lower_name.replace("_", "-")
     return (
         name.startswith("x-space-")
         or name.startswith("x-forwarded-")
-        or name in ("forwarded", "x-real-ip")
+        or name in _TRUSTED_ELSEWHERE
     )
 
 
 def without_cookies(header: str, names: frozenset[str]) -> str:
-    """A Cookie header minus the named cookies, every other pair kept as it was sent."""
+    """A Cookie header minus the named cookies, every other pair kept as it was sent.
+
+    Parsers disagree on odd headers (`a=1, space_session=...` is one cookie to some, two to
+    others): if a name still shows up in what is left, nothing is forwarded at all.
+    """
     kept = [
         pair
         for pair in header.split(";")
         if pair.strip() and pair.split("=", 1)[0].strip() not in names
     ]
-    return ";".join(kept).strip()
+    text = ";".join(kept).strip()
+    if any(f"{name}=" in text for name in names):
+        return ""
+    return text
 
 
 class Gate:
@@ -178,9 +191,12 @@ class Gate:
     # --- what the micro receives ------------------------------------------------------------
 
     def _dropped_headers(self, request: web.Request, routing: Routing) -> list[str]:
-        dropped = [n.lower() for n in request.headers if is_reserved_header(n.lower())]
-        dropped.extend(routing.key_header_names)
-        return dropped
+        keys = routing.key_header_names
+        return [
+            lower
+            for lower in (n.lower() for n in request.headers)
+            if is_reserved_header(lower) or lower.replace("_", "-") in keys
+        ]
 
     def _identity_headers(
         self, request: web.Request, decision: Decision, credential: Credential

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
+from yarl import URL
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -135,8 +136,7 @@ class Proxy:
         self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
     ) -> web.StreamResponse:
         """Send the request to the micro and stream its answer back."""
-        host, port = address
-        url = f"http://{_host_literal(host)}:{port}{path_qs}"
+        url = upstream_url("http", address, path_qs)
         has_body = request.body_exists
         self._inflight[address] += 1
         try:
@@ -198,8 +198,7 @@ class Proxy:
         self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
     ) -> web.StreamResponse:
         """Open the same WebSocket on the micro and relay messages both ways."""
-        host, port = address
-        url = f"ws://{_host_literal(host)}:{port}{path_qs}"
+        url = upstream_url("ws", address, path_qs)
         protocols = tuple(
             p.strip()
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -275,5 +274,14 @@ async def _relay_websockets(
         await downstream.close()
 
 
-def _host_literal(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def upstream_url(scheme: str, address: Address, path_qs: str) -> URL:
+    """The micro's URL for exactly this path and query, byte for byte as the gate checked them.
+
+    Built as already encoded: parsing or quoting it again could turn `%2C` into `,` or read a
+    `#` as the start of a fragment, and the micro would get something else than was allowed.
+    """
+    host, port = address
+    path, _, query = path_qs.partition("?")
+    literal = f"[{host}]" if ":" in host else host
+    return URL.build(scheme=scheme, host=literal, port=port, path=path, query_string=query,
+                     encoded=True)

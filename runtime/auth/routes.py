@@ -24,8 +24,10 @@ class BadPath(ValueError):
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 _ESCAPE = re.compile(r"%(..)?", re.DOTALL)
-_RAW_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
-_RAW_NAMES = {"\\": "a backslash", "\x00": "a NUL"}
+# A raw `#` would end the path for any URL parser after us (a fragment is never sent to a
+# server), so the micro would get a shorter path than the one checked.
+_RAW_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\#]")
+_RAW_NAMES = {"\\": "a backslash", "\x00": "a NUL", "#": "a raw # (fragments stay in the browser)"}
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -93,6 +95,7 @@ def normalise_path(raw_path: str) -> str:
         and "//" not in raw_path
         and "/." not in raw_path
         and "\\" not in raw_path
+        and "#" not in raw_path
         and raw_path.isascii()
         and raw_path.isprintable()
     ):

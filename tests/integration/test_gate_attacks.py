@@ -467,8 +467,8 @@ ATTACKS: list[Attack] = [
     A("query-png", "/api/x?.png"),
     A("query-open", "/api/x?/open"),
     A("query-encoded-question", "/api/x%3F/public/a"),
-    A("fragment-public-path", "/api/x#/public/a"),
-    A("fragment-after-png", "/api/x.png#"),
+    A("fragment-public-path", "/api/x#/public/a", status=400),
+    A("fragment-after-png", "/api/x.png#", status=400),
     # Absolute-form and asterisk-form targets.
     A("absolute-form-evil", "http://evil.example/api/x", status=(400, 401)),
     A("absolute-form-public-dots", "http://evil.example/api/public/../x", status=(400, 401)),
@@ -583,13 +583,6 @@ FRAGMENT_SMUGGLING = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a raw '#' in the request target is authorised as part of the path (it matches "
-    "'/*.png' or '/docs/*/raw'), then the proxy's URL parsing (yarl) cuts it off as a "
-    "fragment, so the micro receives a private path (/secret, /, /docs/a) as public. "
-    "normalise_path must refuse (400) or encode a raw '#'.",
-)
 @pytest.mark.parametrize("target", FRAGMENT_SMUGGLING)
 def test_raw_fragment_cannot_smuggle_a_private_path(gate_env: GateEnv, target: str) -> None:
     marker = f"fragment-{target}"
@@ -745,8 +738,6 @@ def test_no_request_reached_a_micro_unseen(gate_env: GateEnv) -> None:
     for record in received_records(gate_env.log):
         headers = _lower_headers(record["headers"])
         marker = (headers.get(MARKER.lower()) or [""])[0]
-        if marker.startswith("fragment-"):
-            continue  # the known bug above, checked (xfail) by its own test
         if headers.get("x-space-auth") == ["public"]:
             assert record["micro"] == "api" and API_ROUTES.matches(record["path"].split("?")[0])
             continue
@@ -756,12 +747,6 @@ def test_no_request_reached_a_micro_unseen(gate_env: GateEnv) -> None:
 # --- findings where the micro gets something other than what was authorised -------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the gate forwards the normalised path, but the proxy passes it to aiohttp as a "
-    "string URL, and yarl re-quotes it: '%2C' arrives as ',', '%3A' as ':', and '%2F' in the "
-    "query as '/'. SPEC 4: the micro receives exactly the normalised path, query intact.",
-)
 def test_micro_receives_exactly_the_authorised_path_and_query(gate_env: GateEnv) -> None:
     target = "/api/public/a%2Cb%3Ac?next=%2Fx%2F..&y=%3B"
     marker = "exact-path"
@@ -772,12 +757,6 @@ def test_micro_receives_exactly_the_authorised_path_and_query(gate_env: GateEnv)
     assert echo["path"] == normalise_path(raw_path)[len("/api"):] + "?" + query
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the session cookie reaches the micro when cookies are separated by ',': "
-    "aiohttp's cookie parser finds space_session (the request is let in as a session), but "
-    "gate.without_cookies splits on ';' only and keeps the pair. A micro never sees a credential.",
-)
 def test_session_cookie_is_not_forwarded_whatever_the_separator(gate_env: GateEnv) -> None:
     marker = "cookie-comma"
     reply = gate_env.request("gate", "GET", "/api/x", [
@@ -791,12 +770,6 @@ def test_session_cookie_is_not_forwarded_whatever_the_separator(gate_env: GateEn
     assert not any("space_session" in c for c in cookies), cookies
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: each app strips only its own key cookies, but a browser sends every cookie of "
-    "127.0.0.1 to every port: app `gate`'s key cookie reaches app `other`'s micro. The "
-    "credential cookies to strip should be the session cookie plus every app's key_cookies.",
-)
 def test_a_key_cookie_of_one_app_does_not_reach_another_apps_micro(gate_env: GateEnv) -> None:
     marker = "cookie-cross-app"
     reply = gate_env.request("other", "GET", "/x", [

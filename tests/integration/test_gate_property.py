@@ -183,12 +183,6 @@ def test_without_credential_micros_only_receive_public_routes(runtime: Runtime) 
     assert seen["public"] >= 10 and seen["refused"] >= 50, seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the proxy hands the path to aiohttp as a string URL and yarl re-quotes it, so a "
-    "micro receives '/public/,' for the authorised '/public/%2C' (SPEC 4: exactly the "
-    "normalised path). Fix: build the upstream URL with yarl.URL.build(..., encoded=True).",
-)
 def test_micro_receives_exactly_the_normalised_path(runtime: Runtime) -> None:
     seen: Counter[str] = Counter()
 
@@ -202,12 +196,6 @@ def test_micro_receives_exactly_the_normalised_path(runtime: Runtime) -> None:
     check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a raw '#' in the request target is authorised as part of the path (/x#.png "
-    "matches /*.png) and then cut off by the proxy's URL parsing, so the micro receives /x, "
-    "a private route, as public. normalise_path must refuse (400) or encode a raw '#'.",
-)
 def test_raw_fragment_characters_keep_the_property(runtime: Runtime) -> None:
     seen: Counter[str] = Counter()
     tokens = (*TOKENS, "#", "#.png", "?", "%23", '"', "{x}")
