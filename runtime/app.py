@@ -20,11 +20,13 @@ from runtime.auth.routes import MountTable
 from runtime.environment import micro_environment, port_variables, preset_values
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.accounts import LoginLimiter, LoginLinks, ensure_owner
+from runtime.actions import ActionFirer
 from runtime.auth.policy import CompiledRule, compile_rules, policy_for
 from runtime.gate import Gate, Routing, Target
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
 from runtime.proxy import Proxy
+from runtime.scheduler import Scheduler
 from runtime.static import StaticSite
 from runtime.store import Store
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
@@ -133,6 +135,12 @@ class Runtime:
         self.limiter = LoginLimiter()
         self._token = secrets.token_urlsafe(32)
         await self.proxy.start()
+        firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
+                            ready_wait=defaults.ACTION_READY_WAIT_S,
+                            timeout=defaults.ACTION_TIMEOUT_S)
+        # Always made, so `space-dev trigger` and the Run button work under --no-schedule too.
+        self.scheduler = Scheduler({h.name: h.spacefile.actions for h in self.apps},
+                                   firer.fire, self.printer.info)
         for host in self.apps:
             self.store.remember_app(host.name, host.config.path)
             await self._serve(host)  # first, so the port is known (and taken) before micros start
@@ -148,6 +156,13 @@ class Runtime:
             self._spawn(Reloader(self).run())
         for host in self.apps:
             self._spawn(self._start_micros(host))
+        if self.config.schedule:
+            self._spawn(self.scheduler.run())
+
+    def _runner_of(self, app: str, micro: str) -> MicroRunner | None:
+        """Where an action's micro runs now (None: static, or gone with a Spacefile edit)."""
+        host = next((h for h in self.apps if h.name == app), None)
+        return host.runners.get(micro) if host is not None else None
 
     def _welcome_owner(self) -> None:
         """At the first start, make the owner; every start, print a one-use sign-in link."""
@@ -272,6 +287,7 @@ class Runtime:
             return
         old_names = {m.name for m in host.spacefile.micros}
         host.spacefile, host.rules = new, rules
+        self.scheduler.replace(host.name, new.actions)
         specs = self._launch_specs(host)
         removed = [n for n in host.runners if specs.get(n) is None]
         stopping = [host.runners.pop(n) for n in removed]
@@ -333,13 +349,13 @@ class Runtime:
         )
         app[APP_KEY] = host
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
-        internal.add_routes(app, self._token, self.refresh)
+        internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
             host, self.store, self.identity, self.printer,
             lambda values: self.save_env(host, values), self.refresh, self._spawn,
-            lambda micro, reason: self.restart(host, micro, reason),
+            lambda micro, reason: self.restart(host, micro, reason), self.scheduler,
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
@@ -398,6 +414,8 @@ class Runtime:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "scheduler"):
+            await self.scheduler.close()
         await asyncio.gather(
             *(r.stop() for h in self.apps for r in h.runners.values()), return_exceptions=True
         )

@@ -283,7 +283,7 @@ def _trigger(args: argparse.Namespace) -> int:
     info = notify.running(store)
     try:
         status, body = notify.post(info, notify.ACTIONS_PATH + args.action,
-                                   {"app": target.name}, timeout=notify.TIMEOUT_S * 10)
+                                   {"app": target.name}, timeout=notify.TRIGGER_TIMEOUT_S)
     except notify.Unreachable as err:
         raise SpaceDevError(f"could not reach the running runtime: {err}",
                             "is `space-dev up` still running?") from None
@@ -291,14 +291,19 @@ def _trigger(args: argparse.Namespace) -> int:
         answer = json.loads(body) if body else {}
     except ValueError:
         answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
     if not 200 <= status < 300:
-        errors = answer.get("errors") if isinstance(answer, dict) else None
+        errors = answer.get("errors")
         reason = "; ".join(map(str, errors)) if isinstance(errors, list) else f"HTTP {status}"
         raise SpaceDevError(f'action "{args.action}" of app {target.name} did not run: {reason}',
                             "see the output of `space-dev up` for details")
-    result = answer.get("status", "done") if isinstance(answer, dict) else "done"
-    print(f'action "{args.action}" of app {target.name}: {result}')
-    return 0
+    result = answer.get("status", "done")
+    took = answer.get("duration_ms")
+    print(f'action "{args.action}" of app {target.name}: {result}'
+          + (f" in {took} ms" if isinstance(took, int) else ""))
+    # A run whose micro failed (or never answered) is not a success, for scripts that check.
+    return 0 if isinstance(result, int) and 200 <= result < 300 else 1
 
 
 # --- the parsers ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Identity:
         # One secret, a namespace ("salt") per purpose, as datasette does.
         self._session_signer = URLSafeSerializer(secret, salt="session")
         self._cookie_ids: dict[str, str | None] = {}  # cookie value -> session id (None: forged)
-        self._last_used: dict[tuple[str, str], str] = {}
+        self._last_used: dict[tuple[str, str], float] = {}
         self._listeners: list[Callable[[Snapshot], None]] = []
         self.snapshot = store.snapshot()
         self._index()
@@ -93,7 +93,7 @@ class Identity:
             return INVALID_KEY
         if record.app != app or not record.active:
             return INVALID_KEY
-        self._last_used[(record.app, record.name)] = utc_now_text()
+        self._last_used[(record.app, record.name)] = time.time()  # formatted when flushed
         return self._key_principals[digest]
 
     def session(self, cookie: str) -> Principal | None:
@@ -135,7 +135,9 @@ class Identity:
         if not self._last_used:
             return
         used, self._last_used = self._last_used, {}
-        self._store.keys.record_last_used(used)
+        self._store.keys.record_last_used(
+            {key: utc_now_text(datetime.fromtimestamp(at, timezone.utc)) for key, at in used.items()}
+        )
 
 
 def _epoch(text: str) -> float:

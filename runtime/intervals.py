@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Space handed intervals to a rate scheduler that wants the singular exactly when N is 1.
 _RATE = re.compile(r"(\d+) (minute|hour|day)(s?)")
@@ -100,3 +101,64 @@ def _field_problem(
         if len(bounds) == 2 and bounds[0] > bounds[1]:
             return f'{name} range "{match[1]}" runs backwards'
     return None
+
+
+@dataclass(frozen=True)
+class CronLine:
+    """A valid 5-field cron line as the sets of values each field allows (UTC)."""
+
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 is Sunday
+    any_day: bool  # the day-of-month field does not restrict the day
+    any_weekday: bool
+
+    def day_matches(self, day: int, weekday: int) -> bool:
+        """Whether a date passes the two day fields (weekday: 0 is Sunday)."""
+        in_days, in_weekdays = day in self.days, weekday in self.weekdays
+        if self.any_day or self.any_weekday:
+            return in_days and in_weekdays
+        return in_days or in_weekdays
+
+
+def parse_cron(text: str) -> CronLine:
+    """The allowed values of a valid cron line; ValueError for anything else (rates too)."""
+    wrong = problem(text)
+    fields = text.split()
+    if wrong or len(fields) != 5:
+        raise ValueError(f'"{text}" is not a cron line: {wrong[0] if wrong else "a rate"}')
+    minutes, hours, days, months, weekdays = (
+        _field_values(value, low, high, names)
+        for value, (_, low, high, names, _) in zip(fields, _FIELDS, strict=True)
+    )
+    # As in Vixie cron, a day field that starts with "*" (or is "?") does not restrict the day;
+    # when both do, a date matching either passes (the POSIX rule), else it must match both.
+    return CronLine(minutes, hours, days, months, frozenset(d % 7 for d in weekdays),
+                    any_day=fields[2][0] in "*?", any_weekday=fields[4][0] in "*?")
+
+
+def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> frozenset[int]:
+    """The values one (valid) field allows: lists, ranges, steps and names."""
+    # "*" in the day of week is each day once (0-6); 7 only ever stands for Sunday when written.
+    star_high = 6 if high == 7 else high
+    allowed: set[int] = set()
+    for item in ("*" if text == "?" else text).split(","):
+        match = _ITEM.fullmatch(item)
+        if match is None:
+            raise ValueError(f'"{item}" is not a cron item')
+        step = int(match[2]) if match[2] else 1
+        if match[1] == "*":
+            first, last = low, star_high
+        else:
+            bounds = [_value(part, low, names) for part in match[1].split("-")]
+            if None in bounds:
+                raise ValueError(f'"{item}" is not a cron item')
+            first = last = bounds[0] or 0
+            if len(bounds) == 2:
+                last = bounds[1] or 0
+            elif match[2] is not None:
+                last = high  # "5/15" is Quartz's "from 5, every 15" (Spacefiles write "0/5")
+        allowed.update(range(first, last + 1, step))
+    return frozenset(allowed)

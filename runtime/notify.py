@@ -17,6 +17,9 @@ TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
 ACTIONS_PATH = "/__space/internal/actions/"
 TIMEOUT_S = 3.0
+# `trigger` waits for the run: up to 30 s for the micro to be ready, then 60 s for its answer
+# (config.ACTION_READY_WAIT_S and ACTION_TIMEOUT_S; not imported, for the start-up time).
+TRIGGER_TIMEOUT_S = 100.0
 
 # No proxies: the runtime is on this machine, and an HTTP_PROXY from the shell must never see the
 # token (nor turn a local call into a slow failure).

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -131,6 +131,18 @@ class Proxy:
             self._idle.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 0.1)
+
+    @contextlib.contextmanager
+    def busy(self, address: Address) -> Iterator[None]:
+        """Count a call the runtime itself makes to a micro (an action) as a request in flight."""
+        self._inflight[address] += 1
+        try:
+            yield
+        finally:
+            self._inflight[address] -= 1
+            if self._inflight[address] <= 0:
+                del self._inflight[address]
+                self._idle.set()
 
     async def forward(
         self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]

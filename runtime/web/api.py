@@ -15,9 +15,11 @@ from runtime.auth.keys import check_custom_value, generate_key, hash_key, key_pr
 from runtime.errors import SpaceDevError
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
+from runtime.scheduler import Scheduler
 from runtime.store import Store
 from runtime.supervisor.manager import MicroRunner
 from runtime.supervisor.output import Printer
+from runtime.web.actions import run_answer
 
 API_PREFIX = "/__space/api"
 KEY_NAME_MAX = 64
@@ -64,6 +66,7 @@ class SettingsContext:
     refresh: Callable[[], None]  # after each store write, so the gate sees it at once
     spawn: Callable[[Coroutine[Any, Any, Any]], None]  # a background task the runtime owns
     restart: Callable[[str, str], Coroutine[Any, Any, Any]]  # (micro, reason)
+    scheduler: Scheduler  # runs actions now, and knows when they run next
 
 
 # --- who is asking ------------------------------------------------------------------------------
@@ -309,6 +312,7 @@ class SettingsApi:
         app.router.add_get(f"{API_PREFIX}/env", guard(self.get_env))
         app.router.add_put(f"{API_PREFIX}/env", guard(self.put_env))
         app.router.add_get(f"{API_PREFIX}/micros", guard(self.micros))
+        app.router.add_post(f"{API_PREFIX}/actions/{{id}}", guard(self.run_action))
 
     def _owner_only(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -376,3 +380,7 @@ class SettingsApi:
 
     async def micros(self, request: web.Request) -> web.Response:
         return web.json_response(micros_json(self._ctx))
+
+    async def run_action(self, request: web.Request) -> web.Response:
+        return await run_answer(self._ctx.scheduler.run_now, self._ctx.app.name,
+                                request.match_info["id"])

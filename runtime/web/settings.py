@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
+from runtime.scheduler import AlreadyRunning, UnknownAction
 from runtime.web.api import (
     Conflict,
     NotFound,
@@ -35,6 +37,7 @@ LOG_LINES = 40
 ENV_FIELD = "env."  # form field prefix, so a variable can be called anything ("name", "next")
 RESTART_REASON = "restarted from the settings page"
 KEY_FIELDS = ("name", "description", "client_type", "value")
+RUNS_SHOWN = 5  # per action; the data dir keeps more
 
 SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
                  "default": "default", "unset": "unset"}
@@ -58,6 +61,7 @@ class Settings:
         app.router.add_post(f"{SETTINGS_PATH}/env", guard(self.save_env))
         app.router.add_post(f"{SETTINGS_PATH}/keys", guard(self.create_key))
         app.router.add_post(f"{SETTINGS_PATH}/keys/{{name}}/{{action}}", guard(self.key_action))
+        app.router.add_post(f"{SETTINGS_PATH}/actions/{{id}}/run", guard(self.run_action))
         # The pages' stylesheet (base.html links it), unless another part already serves it.
         if not any(getattr(r, "canonical", None) == STATIC_PREFIX for r in app.router.resources()):
             app.router.add_static(STATIC_PREFIX, STATIC_DIR)
@@ -80,6 +84,9 @@ class Settings:
     # --- the page -----------------------------------------------------------------------------
 
     async def show(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        if request.query.get("done") == "action-failed":
+            error = self._run_notice(request.query.get("action", ""))
+            return self._render(request, principal, error=error)
         return self._render(request, principal, notice=self._notice(request))
 
     def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
@@ -93,7 +100,9 @@ class Settings:
             row["log"] = ctx.printer.last_lines(row["name"], LOG_LINES)
         off = [m["name"] for m in micros if not m["auth_enabled"]]
         actions = [
-            {"action": a, "last": next(iter(ctx.store.runs(ctx.app.name, a.id)), None)}
+            {"action": a, "runs": ctx.store.runs(ctx.app.name, a.id)[:RUNS_SHOWN],
+             "next": _when(ctx.scheduler.next_due(ctx.app.name, a.id)),
+             "running": ctx.scheduler.running(ctx.app.name, a.id)}
             for a in sf.actions
         ]
         return page(
@@ -107,7 +116,7 @@ class Settings:
             key_form=key_form or dict.fromkeys(KEY_FIELDS, ""), new_key=new_key,
             key_headers=ctx.app.config.auth.key_headers,
             key_cookies=ctx.app.config.auth.key_cookies,
-            rules=ctx.app.config.routes, actions=actions,
+            rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,
             notice=notice, error=error,
         )
 
@@ -126,6 +135,8 @@ class Settings:
                 return (f"{micro} is static: its files are read on every request, so there is "
                         "nothing to restart.")
             return f"Restarting {micro}: the old process serves until the new one answers."
+        if done == "action-ran":
+            return self._run_notice(request.query.get("action", ""))
         key = request.query.get("key", "")
         wording = {"key-disabled": f"Key {key} switched off: requests with it now get 401.",
                    "key-enabled": f"Key {key} switched on again.",
@@ -182,6 +193,28 @@ class Settings:
             return self._render(request, principal, status=404, error=_say(err))
         raise _back(f"key-{action}d", "keys", key=name)
 
+    async def run_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        action_id = request.match_info["id"]
+        try:
+            record = await self._ctx.scheduler.run_now(self._ctx.app.name, action_id)
+        except UnknownAction as err:
+            return problem(request, 404, "No such action", _say(err))
+        except AlreadyRunning as err:
+            return self._render(request, principal, status=409, error=_say(err))
+        raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
+
+    def _run_notice(self, action_id: str) -> str:
+        """What the last run of a known action gave, from the data dir (never from the URL)."""
+        if action_id not in {a.id for a in self._ctx.app.spacefile.actions}:
+            return ""
+        runs = self._ctx.store.runs(self._ctx.app.name, action_id)
+        if not runs:
+            return ""
+        status, took = runs[0].get("status"), runs[0].get("duration_ms")
+        if isinstance(status, int):
+            return f"Action {action_id} ran in {took} ms: the micro answered {status}."
+        return f"Action {action_id} did not run: {str(status).removeprefix('error: ')}."
+
     def _curl(self, request: web.Request, key: str) -> str:
         """A command that calls a micro taking keys with this key, ready to paste."""
         ctx = self._ctx
@@ -203,6 +236,10 @@ def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
     """303 to the settings page, at the section just changed, with what to tell the owner."""
     query = urlencode({"done": done, **params})
     return web.HTTPSeeOther(f"{SETTINGS_PATH}?{query}#{section}")
+
+
+def _when(due: datetime | None) -> str:
+    return due.strftime("%Y-%m-%d %H:%M UTC") if due is not None else ""
 
 
 def _say(err: SpaceDevError) -> str:

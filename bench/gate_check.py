@@ -1,0 +1,55 @@
+"""Times the gate's per-request checks in process: key, session, path and decision."""
+
+from __future__ import annotations
+
+import tempfile
+import timeit
+from pathlib import Path
+
+from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
+from runtime.auth.passwords import hash_password
+from runtime.auth.policy import decide, policy_for
+from runtime.auth.routes import MountTable, normalise_path
+from runtime.identity import Identity
+from runtime.models import ApiKey, Micro
+from runtime.store import Store
+
+RUNS = 200_000
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "data")
+        store.users.add("dev", hash_password("a password for the bench"))
+        key = generate_key()
+        store.keys.create(ApiKey("bench", "ci", hash_key(key), key_prefix(key),
+                                 created=utc_now_text()))
+        for i in range(200):  # a realistic number of other keys
+            other = generate_key()
+            store.keys.create(ApiKey("bench", f"k{i}", hash_key(other), key_prefix(other)))
+        identity = Identity(store)
+        cookie = identity.sign_session(store.sessions.create("dev"))
+        identity.reload()
+        micro = Micro("api", Path(folder), "python3.9", False, "/api", api_keys=True,
+                      public_routes=("/public/*", "/*.png"))
+        policy = policy_for(micro)
+        mounts = MountTable({"/": "www", "/api": "api"})
+        principal = identity.key("bench", key)
+
+        cases = {
+            "key check (hash + lookup)": lambda: identity.key("bench", key),
+            "session check (cached cookie)": lambda: identity.session(cookie),
+            "normalise a plain path": lambda: normalise_path("/api/notes/42"),
+            "normalise a messy path": lambda: normalise_path("/api//a/./b/../%7Euser"),
+            "route to the micro": lambda: mounts.resolve("/api/notes/42"),
+            "decide (key, 2 public routes)": lambda: decide(policy, "/notes/42", "GET", principal),
+        }
+        print(f"{'check':34} {'µs per call':>12}")
+        for name, fn in cases.items():
+            fn()
+            seconds = min(timeit.repeat(fn, number=RUNS, repeat=3)) / RUNS
+            print(f"{name:34} {seconds * 1e6:12.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Firing one action: the event Space sent, posted straight to the micro, timed and kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from runtime.datafile import utc_text
+from runtime.models import Action
+from runtime.proxy import Proxy
+from runtime.scheduler import RunRecord, Trigger
+from runtime.store import Store
+from runtime.supervisor.manager import MicroRunner, State
+from runtime.supervisor.output import Printer
+
+EVENT_PATH = "/__space/v0/actions"
+
+Locate = Callable[[str, str], MicroRunner | None]  # (app, micro) -> its runner; None: static
+
+
+def event_body(action: Action) -> bytes:
+    """The event as Space sent it, for scheduled and manual runs alike (docs/decisions.md)."""
+    return json.dumps({"event": {"id": action.id, "trigger": "schedule"}}).encode()
+
+
+class ActionFirer:
+    """Posts an action's event to its micro where it lives now, then records and logs the run.
+
+    The request goes to the micro's own address, not through the gate: the gate refuses
+    micro-relative `/__space/` paths to everyone, so that no outsider can fake an event.
+    """
+
+    def __init__(self, locate: Locate, proxy: Proxy, store: Store, printer: Printer, *,
+                 ready_wait: float, timeout: float) -> None:
+        self._locate = locate
+        self._proxy = proxy
+        self._store = store
+        self._printer = printer
+        self._ready_wait = ready_wait
+        self._timeout = timeout
+
+    async def fire(self, app: str, action: Action, trigger: Trigger) -> RunRecord:
+        """Run the action once; never raises for what the micro does (that is the record)."""
+        started = utc_text()
+        began = time.monotonic()
+        status, elapsed = await self._deliver(app, action)
+        duration = round((elapsed if elapsed is not None else time.monotonic() - began) * 1000)
+        record = RunRecord(started, status, duration, trigger)
+        self._store.add_run(app, action.id, record.as_dict())
+        if isinstance(status, int):
+            self._printer.info(f"{action.micro}: action {action.id} ran in {duration} ms "
+                               f"({status})")
+        else:
+            self._printer.info(f"{action.micro}: action {action.id} failed after {duration} ms "
+                               f"({status})")
+        return record
+
+    async def _deliver(self, app: str, action: Action) -> tuple[int | str, float | None]:
+        """(the micro's status or "error: ...", seconds the exchange took once it was sent)."""
+        runner = self._locate(app, action.micro)
+        if runner is None:
+            return f"error: {action.micro} is a static micro, with no process to run it", None
+        deadline = time.monotonic() + self._ready_wait
+        while True:
+            address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
+            if address is None:
+                if runner.state is State.CRASHED:
+                    return f"error: {action.micro} has crashed", None
+                if runner.state is State.STOPPED:
+                    return f"error: {action.micro} is stopped", None
+                return f"error: {action.micro} was not ready within {self._ready_wait:g} s", None
+            try:
+                return await self._post(address, action)
+            except aiohttp.ClientConnectorError:
+                # Never reached it (it is being swapped for a new process): safe to try again.
+                if time.monotonic() >= deadline:
+                    return f"error: could not connect to {action.micro}", None
+                await asyncio.sleep(0.05)
+
+    async def _post(self, address: tuple[str, int], action: Action) -> tuple[int | str, float]:
+        host, port = address
+        literal = f"[{host}]" if ":" in host else host
+        began = time.monotonic()
+        # Counted as a request in flight, so a reload lets the old process finish the action.
+        with self._proxy.busy(address):
+            try:
+                async with self._proxy.session.post(
+                    f"http://{literal}:{port}{EVENT_PATH}", data=event_body(action),
+                    headers={"Content-Type": "application/json"}, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=self._timeout),
+                ) as response:
+                    async for _ in response.content.iter_any():
+                        pass  # the answer is not kept; reading it frees the connection for reuse
+                    return response.status, time.monotonic() - began
+            except aiohttp.ClientConnectorError:
+                raise
+            except TimeoutError:
+                return f"error: no answer within {self._timeout:g} s", time.monotonic() - began
+            except aiohttp.ClientError as err:
+                # Sent, but the answer never came: not sent again, the micro may have acted.
+                reason = str(err) or type(err).__name__
+                return f"error: {reason}", time.monotonic() - began
