@@ -8,9 +8,10 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -36,8 +37,6 @@ from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.login import Login
 from runtime.web.settings import Settings
-
-APP_KEY = web.AppKey("space_dev_app", "AppHost")
 
 
 def timings() -> Timings:
@@ -347,7 +346,6 @@ class Runtime:
             handler_args={"max_field_size": 65536},
             middlewares=[csrf.middleware(lambda request: request.match_info.handler != gate.handle)],
         )
-        app[APP_KEY] = host
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
@@ -402,8 +400,9 @@ class Runtime:
             await asyncio.sleep(0.05)
         self.printer.info(f"ready: {host.name} {host.origin}/")
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background; it is cancelled when the runtime stops."""
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

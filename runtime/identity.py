@@ -136,7 +136,7 @@ class Identity:
             return
         used, self._last_used = self._last_used, {}
         self._store.keys.record_last_used(
-            {key: utc_now_text(datetime.fromtimestamp(at, timezone.utc)) for key, at in used.items()}
+            {key: utc_now_text(datetime.fromtimestamp(at, UTC)) for key, at in used.items()}
         )
 
 

@@ -1,0 +1,85 @@
+"""Identity: keys and sessions checked in memory, and kept current with the data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.auth.keys import generate_key, hash_key, key_prefix
+from runtime.auth.passwords import hash_password
+from runtime.auth.policy import INVALID_KEY
+from runtime.identity import Identity
+from runtime.models import ApiKey
+from runtime.store import Store
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    store = Store(tmp_path / "data")
+    store.users.add("dev", hash_password("owner password"))
+    store.users.add("eve", hash_password("eve password"), groups=["ops"])
+    key = generate_key()
+    store.keys.create(ApiKey("notes", "ci", hash_key(key), key_prefix(key), client_type="admin"))
+    return store, Identity(store), key
+
+
+def test_a_key_of_this_app(setup) -> None:
+    _, identity, key = setup
+    who = identity.key("notes", key)
+    assert who != INVALID_KEY
+    assert who.kind == "api-key" and who.key_name == "ci" and who.client_type == "admin"
+
+
+@pytest.mark.parametrize("app", ["other", "Notes", ""])
+def test_a_key_of_another_app_is_invalid(setup, app: str) -> None:
+    _, identity, key = setup
+    assert identity.key(app, key) is INVALID_KEY
+
+
+def test_unknown_and_near_keys_are_invalid(setup) -> None:
+    _, identity, key = setup
+    for wrong in ("", key[:-1], key + "x", key.upper(), generate_key()):
+        assert identity.key("notes", wrong) is INVALID_KEY
+
+
+def test_a_switched_off_key_fails_after_reload(setup) -> None:
+    store, identity, key = setup
+    store.keys.set_active("notes", "ci", False)
+    assert identity.key("notes", key) != INVALID_KEY  # nothing re-read yet
+    assert identity.reload() is True
+    assert identity.key("notes", key) is INVALID_KEY
+    assert identity.reload() is False  # nothing changed since
+
+
+def test_sessions(setup) -> None:
+    store, identity, _ = setup
+    owner = identity.sign_session(store.sessions.create("dev"))
+    eve = identity.sign_session(store.sessions.create("eve"))
+    identity.reload()
+    assert identity.session(owner).owner is True
+    who = identity.session(eve)
+    assert who.user == "eve" and not who.owner and who.groups == frozenset({"ops"})
+    assert identity.session(owner[:-2] + "xx") is None  # tampered
+    assert identity.session("not even signed") is None
+    assert identity.session(Identity(store, b"another secret" * 3).sign_session("x")) is None
+
+
+def test_logout_ends_the_session_at_reload(setup) -> None:
+    store, identity, _ = setup
+    sid = store.sessions.create("dev")
+    cookie = identity.sign_session(sid)
+    identity.reload()
+    assert identity.session(cookie) is not None
+    store.sessions.delete(sid)
+    identity.reload()
+    assert identity.session(cookie) is None
+
+
+def test_last_used_is_written_when_flushed(setup) -> None:
+    store, identity, key = setup
+    identity.key("notes", key)
+    assert store.keys.get("notes", "ci").last_used is None  # never per request
+    identity.flush_last_used()
+    last = store.keys.get("notes", "ci").last_used
+    assert last is not None and last.endswith("Z") and len(last) == 20
