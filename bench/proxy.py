@@ -1,6 +1,6 @@
 """Benchmark the runtime's proxy: the same load straight to a micro and through `space-dev up`.
 
-Run: python bench/proxy.py [--duration 5] [--warmup 1] [--python-load]
+Run: python bench/proxy.py [--duration 5] [--warmup 1] [--repeat 1] [--python-load]
 Prints one row per scenario (small answers at 32 connections, 1 MiB answers at 8), for the
 runtime on uvloop and on the plain asyncio loop, with the ratio via-runtime / direct.
 """
@@ -86,6 +86,7 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    requests: int
     errors: int = 0
 
 
@@ -113,13 +114,14 @@ def run_wrk(url: str, connections: int, duration: float) -> Result:
         check=True, capture_output=True, text=True,
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    if rps is None or p50 is None or p99 is None:
+    if rps is None or p50 is None or p99 is None or count is None:
         raise RuntimeError(f"could not read wrk's output:\n{out}")
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout):?\s*(\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", out))
-    return Result(float(rps[1]), _ms(p50[1]), _ms(p99[1]), errors)
+    return Result(float(rps[1]), _ms(p50[1]), _ms(p99[1]), int(count[1]), errors)
 
 
 def run_python(url: str, connections: int, duration: float) -> Result:
@@ -152,12 +154,12 @@ def run_python(url: str, connections: int, duration: float) -> Result:
             elapsed = time.perf_counter() - began
         latencies.sort()
         if not latencies:
-            return Result(0.0, float("nan"), float("nan"), errors)
+            return Result(0.0, float("nan"), float("nan"), 0, errors)
 
         def pct(q: float) -> float:
             return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
 
-        return Result(len(latencies) / elapsed, pct(0.50), pct(0.99), errors)
+        return Result(len(latencies) / elapsed, pct(0.50), pct(0.99), len(latencies), errors)
 
     return asyncio.run(main())
 
@@ -208,6 +210,14 @@ class RuntimeProcess:
             return None
         return "uvloop" in maps
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the runtime process itself used so far, not its micro (None: unknown here)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGINT (the runtime stops its micros), then SIGKILL on the group after a deadline."""
         if self.proc.poll() is None:
@@ -255,10 +265,25 @@ def micro_port(origin: str) -> int:
 # --- the matrix --------------------------------------------------------------------------------
 
 
-def measure(tmp: Path, args: argparse.Namespace) -> list[tuple[str, Scenario, Result, Result]]:
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    loop: str
+    scenario: Scenario
+    direct: Result
+    via: Result
+    cpu_us: float | None  # the runtime's own CPU time per request it proxied
+
+
+def _median(results: list[Result]) -> Result:
+    return sorted(results, key=lambda r: r.rps)[len(results) // 2]
+
+
+def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
     """Every scenario, direct then via the runtime, for the runtime with and without uvloop."""
     load = run_python if args.python_load else run_wrk
-    rows: list[tuple[str, Scenario, Result, Result]] = []
+    rows: list[Row] = []
     for use_uvloop in (True, False):
         with running(tmp, uvloop=use_uvloop) as runtime:
             origin = runtime.wait_ready(START_TIMEOUT_S)
@@ -273,32 +298,45 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[tuple[str, Scenario, Re
                 if args.warmup > 0:
                     load(direct_url, sc.connections, args.warmup)
                     load(via_url, sc.connections, args.warmup)
-                direct = load(direct_url, sc.connections, args.duration)
-                via = load(via_url, sc.connections, args.duration)
-                rows.append((loop, sc, direct, via))
-                print(f"  {sc.name} c{sc.connections}: {direct.rps:,.0f} direct, "
-                      f"{via.rps:,.0f} via runtime", flush=True)
+                directs, vias, cpus = [], [], []
+                # Direct and via alternate, so a neighbour's burst of load spoils both alike.
+                for _ in range(args.repeat):
+                    directs.append(load(direct_url, sc.connections, args.duration))
+                    before = runtime.cpu_seconds()
+                    vias.append(load(via_url, sc.connections, args.duration))
+                    after = runtime.cpu_seconds()
+                    if before is not None and after is not None and vias[-1].requests:
+                        cpus.append((after - before) / vias[-1].requests * 1e6)
+                cpu = sorted(cpus)[len(cpus) // 2] if cpus else None
+                row = Row(loop, sc, _median(directs), _median(vias), cpu)
+                rows.append(row)
+                print(f"  {sc.name} c{sc.connections}: {row.direct.rps:,.0f} direct, "
+                      f"{row.via.rps:,.0f} via runtime", flush=True)
     return rows
 
 
-def table(rows: list[tuple[str, Scenario, Result, Result]], tool: str) -> str:
+def table(rows: list[Row], tool: str) -> str:
     """The results as a Markdown table, then the machine and the ratios."""
     out = [
         "| scenario | direct req/s | via runtime req/s | ratio | direct p50/p99 ms "
-        "| runtime p50/p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| runtime p50/p99 ms | runtime CPU us/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for loop, sc, d, v in rows:
+    for r in rows:
+        d, v = r.direct, r.via
         errs = f" ({d.errors}/{v.errors} errors)" if d.errors or v.errors else ""
+        cpu = "n/a" if r.cpu_us is None else f"{r.cpu_us:,.0f}"
         out.append(
-            f"| {sc.name}, c{sc.connections}, runtime on {loop}{errs} | {d.rps:,.0f} "
-            f"| {v.rps:,.0f} | {v.rps / d.rps:.2f}x | {d.p50_ms:.2f} / {d.p99_ms:.2f} "
-            f"| {v.p50_ms:.2f} / {v.p99_ms:.2f} |"
+            f"| {r.scenario.name}, c{r.scenario.connections}, runtime on {r.loop}{errs} "
+            f"| {d.rps:,.0f} | {v.rps:,.0f} | {v.rps / d.rps:.2f}x "
+            f"| {d.p50_ms:.2f} / {d.p99_ms:.2f} | {v.p50_ms:.2f} / {v.p99_ms:.2f} | {cpu} |"
         )
     out.append("")
     out.append(f"cores: {os.cpu_count()}; load: {tool}; the load generator, the runtime and the "
                "micro share them")
-    ratios = ", ".join(f"{sc.name} {loop} {v.rps / d.rps:.2f}x" for loop, sc, d, v in rows)
+    ratios = ", ".join(
+        f"{r.scenario.name} on {r.loop} {r.via.rps / r.direct.rps:.2f}x" for r in rows
+    )
     out.append(f"ratios (via runtime / direct): {ratios}")
     return "\n".join(out)
 
@@ -312,6 +350,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per URL")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each pair this many times and keep the median")
     parser.add_argument("--python-load", action="store_true",
                         help="use the aiohttp load generator even when wrk is installed")
     args = parser.parse_args()

@@ -63,7 +63,8 @@ class ActionFirer:
         """(the micro's status or "error: ...", seconds the exchange took once it was sent)."""
         runner = self._locate(app, action.micro)
         if runner is None:
-            return f"error: {action.micro} is a static micro, with no process to run it", None
+            return (f"error: {action.micro} has no process to send the event to (a static "
+                    "micro cannot run actions)"), None
         deadline = time.monotonic() + self._ready_wait
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))

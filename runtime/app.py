@@ -17,12 +17,12 @@ from aiohttp import web
 
 from runtime import config as defaults
 from runtime import engines, spacefile
-from runtime.auth.routes import MountTable
-from runtime.environment import micro_environment, port_variables, preset_values
-from runtime.errors import InvalidFile, SpaceDevError
 from runtime.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.actions import ActionFirer
 from runtime.auth.policy import CompiledRule, compile_rules, policy_for
+from runtime.auth.routes import MountTable
+from runtime.environment import micro_environment, port_variables, preset_values
+from runtime.errors import InvalidFile, SpaceDevError
 from runtime.gate import Gate, Routing, Target
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile

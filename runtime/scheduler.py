@@ -256,5 +256,8 @@ class Scheduler:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, waking early when an action list changes."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that comes as the
+        # event is set, and the runtime's stop would then wait a whole sleep.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from runtime.errors import SpaceDevError
 from runtime.scheduler import AlreadyRunning, RunRecord, UnknownAction
 
 RunAction = Callable[[str, str], Awaitable[RunRecord]]  # (app, action id) -> the run, by hand
@@ -19,6 +20,8 @@ async def run_answer(run_action: RunAction, app: str, action_id: str) -> web.Res
         return _errors(404, err.message, err.hint)
     except AlreadyRunning as err:
         return _errors(409, err.message, err.hint)
+    except SpaceDevError as err:  # the run happened but could not be kept (a broken data dir)
+        return _errors(500, err.message, err.hint)
     return web.json_response(record.as_dict())
 
 

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from runtime.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
 from runtime.scheduler import AlreadyRunning, UnknownAction
@@ -201,6 +202,8 @@ class Settings:
             return problem(request, 404, "No such action", _say(err))
         except AlreadyRunning as err:
             return self._render(request, principal, status=409, error=_say(err))
+        except SpaceDevError as err:  # the run could not be kept (a broken data dir)
+            return self._render(request, principal, status=500, error=_say(err))
         raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
 
     def _run_notice(self, action_id: str) -> str:
@@ -239,7 +242,7 @@ def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
 
 
 def _when(due: datetime | None) -> str:
-    return due.strftime("%Y-%m-%d %H:%M UTC") if due is not None else ""
+    return utc_text(due) if due is not None else ""  # as the runs' times are written
 
 
 def _say(err: SpaceDevError) -> str:

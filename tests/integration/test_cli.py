@@ -338,8 +338,10 @@ def test_trigger_needs_a_running_runtime(tmp_path: Path) -> None:
 
 
 def test_client_and_server_agree_on_the_control_api() -> None:
-    from runtime import notify
+    from runtime import config, notify
     from runtime.web import internal
 
-    assert (notify.TOKEN_HEADER, notify.REFRESH_PATH) == (internal.TOKEN_HEADER,
-                                                          internal.REFRESH_PATH)
+    assert (notify.TOKEN_HEADER, notify.REFRESH_PATH, notify.ACTIONS_PATH) == (
+        internal.TOKEN_HEADER, internal.REFRESH_PATH, internal.ACTIONS_PATH)
+    # `trigger` waits for the whole run: the micro's readiness, then its answer.
+    assert notify.TRIGGER_TIMEOUT_S > config.ACTION_READY_WAIT_S + config.ACTION_TIMEOUT_S
