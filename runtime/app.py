@@ -1,13 +1,11 @@
-"""Wires the runtime together: for each app, its micros, its gate and its origin; the only such module."""
+"""Wires the runtime together: for each app, its micros, its gate and its origin."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import os
 import secrets
-import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from runtime.errors import InvalidFile, SpaceDevError
 from runtime.gate import Gate, Routing, Target
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
+from runtime.ports import assign_ports
 from runtime.proxy import Proxy
 from runtime.scheduler import Scheduler
 from runtime.static import StaticSite
@@ -40,7 +39,7 @@ from runtime.web.settings import Settings
 
 
 def timings() -> Timings:
-    """How long to wait for what. SPACE_DEV_READY_TIMEOUT lengthens the wait for slow first builds."""
+    """How long to wait for what; SPACE_DEV_READY_TIMEOUT lengthens the wait for slow builds."""
     ready = float(os.environ.get("SPACE_DEV_READY_TIMEOUT", defaults.MICRO_READY_TIMEOUT_S))
     return Timings(
         ready_timeout=ready,
@@ -114,7 +113,7 @@ class Runtime:
             raise SpaceDevError("\n\n".join(str(f) for f in failures))
         ports = assign_ports([cfg.port for cfg, _ in loaded], self.config.host)
         for (cfg, sf), port in zip(loaded, ports, strict=True):
-            rules = _compile_rules(cfg, sf)
+            rules = compile_app_rules(cfg, sf)
             host = AppHost(defaults.app_name(cfg, sf), cfg, sf, self.config.host, port, rules)
             for warning in sf.warnings:
                 self.printer.info(f"{host.name}: warning: {warning}")
@@ -147,16 +146,16 @@ class Runtime:
         self.printer.register(m.name for h in self.apps for m in h.spacefile.micros)
         self.store.write_runtime_info(self.apps[0].origin, self._token)
         self._welcome_owner()
-        self._spawn(self._watch_data_dir())
-        self._spawn(self._flush_last_used())
+        self.spawn(self._watch_data_dir())
+        self.spawn(self._flush_last_used())
         if self.config.reload:
-            from runtime.reload import Reloader
+            from runtime.reload import Reloader  # it needs this module: imported once built
 
-            self._spawn(Reloader(self).run())
+            self.spawn(Reloader(self).run())
         for host in self.apps:
-            self._spawn(self._start_micros(host))
+            self.spawn(self._start_micros(host))
         if self.config.schedule:
-            self._spawn(self.scheduler.run())
+            self.spawn(self.scheduler.run())
 
     def _runner_of(self, app: str, micro: str) -> MicroRunner | None:
         """Where an action's micro runs now (None: static, or gone with a Spacefile edit)."""
@@ -190,22 +189,23 @@ class Runtime:
             self.identity.reload()
 
     async def _flush_last_used(self) -> None:
-        """Keys' "last used" times are kept in memory and written now and then, never per request."""
+        """Keys' "last used" times are kept in memory and written every few seconds."""
         while True:
             await asyncio.sleep(5)
             self.identity.flush_last_used()
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        for micro, spec in self._launch_specs(host).items():
+        for micro, spec in self.launch_specs(host).items():
             if spec is not None:
-                host.runners[micro] = self._runner(micro, spec)
-        host.routing = self._routing(host)
+                host.runners[micro] = self.new_runner(micro, spec)
+        host.routing = self.routing_for(host)
 
-    def _runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
+    def new_runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
+        """A supervisor for one process micro (not started)."""
         return MicroRunner(name, spec, self.printer, self.timings, drain=self.proxy.wait_idle)
 
-    def _launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
+    def launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
         """How each micro of the app starts now (None: a static micro, served by the runtime)."""
         project_key = self.store.project_key(host.name)
         saved = self.store.get_env(host.name)
@@ -224,13 +224,15 @@ class Runtime:
                                            micro.commands)
         return specs
 
-    def _routing(self, host: AppHost) -> Routing:
+    def routing_for(self, host: AppHost) -> Routing:
+        """The gate's view of the app as it is now: mounts, policies, who serves each micro."""
         targets: dict[str, Target] = {}
         for micro in host.spacefile.micros:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
-                targets[micro.name] = Target(micro.name, policy, static=StaticSite(_serve_root(micro)))
+                site = StaticSite(_serve_root(micro))
+                targets[micro.name] = Target(micro.name, policy, static=site)
             else:
                 targets[micro.name] = Target(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
@@ -244,16 +246,16 @@ class Runtime:
         """
         self.store.set_env(host.name, values)
         self.refresh()
-        return self._restart_changed(host, "configuration changed")
+        return self.restart_changed(host, "configuration changed")
 
-    def _restart_changed(self, host: AppHost, reason: str) -> list[str]:
+    def restart_changed(self, host: AppHost, reason: str) -> list[str]:
         """Reload each running micro whose launch spec is no longer what it runs with."""
         restarted = []
-        for name, spec in self._launch_specs(host).items():
+        for name, spec in self.launch_specs(host).items():
             runner = host.runners.get(name)
             if runner is not None and spec is not None and spec != runner.spec:
                 restarted.append(name)
-                self._spawn(self._setup_and_reload(host, name, runner, spec, reason))
+                self.spawn(self._setup_and_reload(host, name, runner, spec, reason))
         return restarted
 
     async def _setup_and_reload(self, host: AppHost, name: str, runner: MicroRunner,
@@ -269,82 +271,12 @@ class Runtime:
         return await run_setup(name, spec.setup_commands, spec.cwd, spec.env, self.printer,
                                marker, fingerprint(spec.setup_commands, text))
 
-    # --- reload: a changed Spacefile or space-dev.toml --------------------------------------
-
-    async def apply_spacefile(self, host: AppHost) -> None:
-        """Take a saved Spacefile: start, stop or restart exactly the micros it changes.
-
-        An invalid Spacefile changes nothing: every micro keeps running and the errors are shown.
-        """
-        began = time.monotonic()
-        try:
-            new = spacefile.load(host.config.path)
-            rules = _compile_rules(host.config, new)
-        except SpaceDevError as err:
-            self.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
-                              f"running as before.\n{err}")
-            return
-        old_names = {m.name for m in host.spacefile.micros}
-        host.spacefile, host.rules = new, rules
-        self.scheduler.replace(host.name, new.actions)
-        specs = self._launch_specs(host)
-        removed = [n for n in host.runners if specs.get(n) is None]
-        stopping = [host.runners.pop(n) for n in removed]
-        added = [n for n, spec in specs.items() if spec is not None and n not in host.runners]
-        for name in added:
-            host.runners[name] = self._runner(name, specs[name])  # type: ignore[arg-type]
-        host.routing = self._routing(host)  # paths and public routes take effect now
-        restarted = self._restart_changed(host, "Spacefile changed")
-        for runner in stopping:
-            self._spawn(runner.stop())
-        for name in added:
-            self._spawn(self._start_one(host, name))
-        gone = sorted(old_names - {m.name for m in new.micros})
-        summary = ", ".join(
-            f"{label} {', '.join(names)}"
-            for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
-            if names
-        ) or "routes updated"
-        self.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
-                          f"({summary})")
-
-    async def apply_config(self) -> None:
-        """Take a saved space-dev.toml: new env values, auth settings and route rules."""
-        path = self.config.config_file
-        if path is None:
-            return
-        try:
-            fresh = defaults.load(path)
-        except SpaceDevError as err:
-            self.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
-            return
-        by_folder = {cfg.path: cfg for cfg in fresh.apps}
-        for host in self.apps:
-            cfg = by_folder.get(host.config.path)
-            if cfg is None or cfg == host.config:
-                continue
-            if (cfg.name or host.name) != host.name or (cfg.port not in (None, host.port)):
-                self.printer.info(f"{host.name}: a new name or port takes effect at the next "
-                                  "`space-dev up`")
-            cfg = dataclasses.replace(cfg, name=host.config.name, port=host.config.port)
-            try:
-                rules = _compile_rules(cfg, host.spacefile)
-            except SpaceDevError as err:
-                self.printer.info(f"{host.name}: space-dev.toml not applied.\n{err}")
-                continue
-            host.config, host.rules = cfg, rules
-            restarted = self._restart_changed(host, "space-dev.toml changed")
-            note = f", restarting {', '.join(restarted)}" if restarted else ""
-            self.printer.info(f"{host.name}: space-dev.toml applied{note}")
-        for host in self.apps:  # key cookies are stripped runtime-wide, so every app's routing
-            host.routing = self._routing(host)
-
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
                     defaults.REQUEST_WAIT_S)
         app = web.Application(
             handler_args={"max_field_size": 65536},
-            middlewares=[csrf.middleware(lambda request: request.match_info.handler != gate.handle)],
+            middlewares=[csrf.middleware(lambda req: req.match_info.handler != gate.handle)],
         )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now)
@@ -352,7 +284,7 @@ class Runtime:
               self.refresh).add_routes(app)
         settings = SettingsContext(
             host, self.store, self.identity, self.printer,
-            lambda values: self.save_env(host, values), self.refresh, self._spawn,
+            lambda values: self.save_env(host, values), self.refresh, self.spawn,
             lambda micro, reason: self.restart(host, micro, reason), self.scheduler,
         )
         Settings(settings).add_routes(app)
@@ -370,15 +302,17 @@ class Runtime:
                     f"port {host.port} on {host.host} is already in use (app {host.name})",
                     "stop what uses it, or pick another with --port or `port` in space-dev.toml",
                 ) from None
-            raise SpaceDevError(f"cannot listen on {host.host}:{host.port}: {err.strerror}") from None
+            raise SpaceDevError(
+                f"cannot listen on {host.host}:{host.port}: {err.strerror}"
+            ) from None
         self._sites.append(runner)
         if host.port == 0:  # the OS picked one
             host.port = int(runner.addresses[0][1])
 
     async def _start_micros(self, host: AppHost) -> None:
         for name in list(host.runners):
-            await self._start_one(host, name)
-        self._spawn(self._announce_when_ready(host))
+            await self.start_one(host, name)
+        self.spawn(self._announce_when_ready(host))
 
     async def restart(self, host: AppHost, name: str, reason: str) -> None:
         """Restart one micro; one that never started (its `commands` failed) is set up again."""
@@ -386,9 +320,10 @@ class Runtime:
         if runner.supervised:
             await runner.reload(reason)
         else:
-            await self._start_one(host, name)
+            await self.start_one(host, name)
 
-    async def _start_one(self, host: AppHost, name: str) -> None:
+    async def start_one(self, host: AppHost, name: str) -> None:
+        """Run the micro's `commands` if they changed, then start supervising it."""
         runner = host.runners[name]
         if await self._setup(host, name, runner.spec):
             runner.start()
@@ -400,7 +335,7 @@ class Runtime:
             await asyncio.sleep(0.05)
         self.printer.info(f"ready: {host.name} {host.origin}/")
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; it is cancelled when the runtime stops."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -426,7 +361,7 @@ class Runtime:
             self.store.clear_runtime_info()
 
 
-def _compile_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
+def compile_app_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
     """The app's route rules, parsed once; a rule for a micro the Spacefile lacks is an error."""
     names = [m.name for m in sf.micros]
     for rule in cfg.routes:
@@ -442,39 +377,3 @@ def _compile_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
 
 def _serve_root(micro: Micro) -> Path:
     return (micro.src / (micro.serve or ".")).resolve()
-
-
-def assign_ports(wanted: list[int | None], host: str) -> list[int]:
-    """Each app's port: as configured, else the next free one after the previous app's."""
-    taken = {p for p in wanted if p}
-    ports: list[int] = []
-    candidate = defaults.DEFAULT_PORT
-    for port in wanted:
-        if port is not None:
-            ports.append(port)  # 0 stays 0: the OS picks one when the app starts listening
-            candidate = max(candidate, port + 1)
-            continue
-        while candidate in taken or not _port_free(host, candidate):
-            candidate += 1
-        ports.append(candidate)
-        taken.add(candidate)
-        candidate += 1
-    return ports
-
-
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def environment_of(host: AppHost) -> Mapping[str, Mapping[str, str]]:
-    """Each process micro's environment, as it was started (for tests and the settings page)."""
-    return {name: r.spec.env for name, r in host.runners.items()}

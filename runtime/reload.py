@@ -8,11 +8,15 @@ nothing, since each request reads its files fresh.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime import watcher
+from runtime import config, spacefile, watcher
+from runtime.app import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
+from runtime.errors import SpaceDevError
 
 if TYPE_CHECKING:
     from runtime.app import AppHost, Runtime
@@ -65,10 +69,10 @@ class Reloader:
         runtime = self._runtime
         config_file = runtime.config.config_file
         if config_file is not None and config_file in paths:
-            await runtime.apply_config()
+            await apply_config(runtime)
         for host in runtime.apps:
             if host.spacefile.path in paths:
-                await runtime.apply_spacefile(host)
+                await apply_spacefile(runtime, host)
             for micro, changed in self._by_micro(host, paths).items():
                 self._restart(host, micro, changed)
 
@@ -115,3 +119,73 @@ def _reason(changed: set[Path], src: Path) -> str:
     names = [str(p.relative_to(src)) if p.is_relative_to(src) else str(p) for p in shown]
     more = f" and {len(names) - 1} more" if len(names) > 1 else ""
     return f"{names[0]}{more} changed"
+
+
+async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
+    """Take a saved Spacefile: start, stop or restart exactly the micros it changes.
+
+    An invalid Spacefile changes nothing: every micro keeps running and the errors are shown.
+    """
+    began = time.monotonic()
+    try:
+        new = spacefile.load(host.config.path)
+        rules = compile_app_rules(host.config, new)
+    except SpaceDevError as err:
+        runtime.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
+                          f"running as before.\n{err}")
+        return
+    old_names = {m.name for m in host.spacefile.micros}
+    host.spacefile, host.rules = new, rules
+    runtime.scheduler.replace(host.name, new.actions)
+    specs = runtime.launch_specs(host)
+    removed = [n for n in host.runners if specs.get(n) is None]
+    stopping = [host.runners.pop(n) for n in removed]
+    added = [n for n, spec in specs.items() if spec is not None and n not in host.runners]
+    for name in added:
+        host.runners[name] = runtime.new_runner(name, specs[name])  # type: ignore[arg-type]
+    host.routing = runtime.routing_for(host)  # paths and public routes take effect now
+    restarted = runtime.restart_changed(host, "Spacefile changed")
+    for runner in stopping:
+        runtime.spawn(runner.stop())
+    for name in added:
+        runtime.spawn(runtime.start_one(host, name))
+    gone = sorted(old_names - {m.name for m in new.micros})
+    summary = ", ".join(
+        f"{label} {', '.join(names)}"
+        for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
+        if names
+    ) or "routes updated"
+    runtime.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
+                      f"({summary})")
+
+async def apply_config(runtime: Runtime) -> None:
+    """Take a saved space-dev.toml: new env values, auth settings and route rules."""
+    path = runtime.config.config_file
+    if path is None:
+        return
+    try:
+        fresh = config.load(path)
+    except SpaceDevError as err:
+        runtime.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
+        return
+    by_folder = {cfg.path: cfg for cfg in fresh.apps}
+    for host in runtime.apps:
+        cfg = by_folder.get(host.config.path)
+        if cfg is None or cfg == host.config:
+            continue
+        if (cfg.name or host.name) != host.name or (cfg.port not in (None, host.port)):
+            runtime.printer.info(f"{host.name}: a new name or port takes effect at the next "
+                              "`space-dev up`")
+        cfg = dataclasses.replace(cfg, name=host.config.name, port=host.config.port)
+        try:
+            rules = compile_app_rules(cfg, host.spacefile)
+        except SpaceDevError as err:
+            runtime.printer.info(f"{host.name}: space-dev.toml not applied.\n{err}")
+            continue
+        host.config, host.rules = cfg, rules
+        restarted = runtime.restart_changed(host, "space-dev.toml changed")
+        note = f", restarting {', '.join(restarted)}" if restarted else ""
+        runtime.printer.info(f"{host.name}: space-dev.toml applied{note}")
+    for host in runtime.apps:  # key cookies are stripped runtime-wide, so every app's routing
+        host.routing = runtime.routing_for(host)
+

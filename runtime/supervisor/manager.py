@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from runtime.ports import free_port
 from runtime.supervisor.output import Printer
 from runtime.supervisor.process import MicroProcess
 
@@ -48,13 +48,6 @@ class LaunchSpec:
 
 # Called with (host, port) of a process about to be stopped; returns once no request uses it.
 Drain = Callable[[str, int], Awaitable[None]]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
