@@ -33,7 +33,7 @@ RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
 REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
 LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
-RELOAD_DEBOUNCE_S = 0.05  # a burst of saves with no gap this long is one restart
+RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restart (bench/reload.py)
 ACTION_READY_WAIT_S = 30.0  # an action waits this long for its micro to be (re)started...
 ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 
