@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import shutil
@@ -225,8 +226,25 @@ class RuntimeProcess:
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                # The micros run in sessions of their own: find them before their parent dies.
+                for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+                    with contextlib.suppress(OSError):
+                        os.killpg(os.getpgid(pid), signal.SIGKILL)
                 self.proc.wait()
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, read from /proc (empty where there is none)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, ppid in parent.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 @contextmanager
