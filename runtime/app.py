@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import secrets
 from collections.abc import Coroutine, Mapping
@@ -92,6 +93,8 @@ class Runtime:
         self.store = Store(config.data_dir)
         self.proxy = Proxy()
         self.timings = timings()
+        # Taken out of the environment at once: micros inherit it, and it is the owner's password.
+        self._owner_password = os.environ.pop("SPACE_DEV_PASSWORD", None) or None
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -164,7 +167,7 @@ class Runtime:
 
     def _welcome_owner(self) -> None:
         """At the first start, make the owner; every start, print a one-use sign-in link."""
-        created = ensure_owner(self.store, os.environ.get("SPACE_DEV_PASSWORD") or None)
+        created = ensure_owner(self.store, self._owner_password)
         self.identity.reload()
         owner = self.store.users.owner()
         assert owner is not None
@@ -192,7 +195,8 @@ class Runtime:
         """Keys' "last used" times are kept in memory and written every few seconds."""
         while True:
             await asyncio.sleep(5)
-            self.identity.flush_last_used()
+            # A locked, fsynced write: off the event loop, so no request waits for the disk.
+            await asyncio.to_thread(self.identity.flush_last_used)
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
@@ -303,15 +307,17 @@ class Runtime:
                     "stop what uses it, or pick another with --port or `port` in space-dev.toml",
                 ) from None
             raise SpaceDevError(
-                f"cannot listen on {host.host}:{host.port}: {err.strerror}"
+                f"cannot listen on {host.host}:{host.port} (app {host.name}): "
+                f"{(err.strerror or str(err)).lower()}",
+                "--host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0",
             ) from None
         self._sites.append(runner)
         if host.port == 0:  # the OS picked one
             host.port = int(runner.addresses[0][1])
 
     async def _start_micros(self, host: AppHost) -> None:
-        for name in list(host.runners):
-            await self.start_one(host, name)
+        # Side by side: one micro's `npm install` does not hold up the others.
+        await asyncio.gather(*(self.start_one(host, name) for name in list(host.runners)))
         self.spawn(self._announce_when_ready(host))
 
     async def restart(self, host: AppHost, name: str, reason: str) -> None:
@@ -328,7 +334,7 @@ class Runtime:
         if await self._setup(host, name, runner.spec):
             runner.start()
         else:
-            runner.state = State.CRASHED
+            runner.mark_crashed()
 
     async def _announce_when_ready(self, host: AppHost) -> None:
         while not host.all_ready():
@@ -336,10 +342,20 @@ class Runtime:
         self.printer.info(f"ready: {host.name} {host.origin}/")
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run `coro` in the background; it is cancelled when the runtime stops."""
+        """Run `coro` in the background; it is cancelled when the runtime stops, and a failure
+        is reported rather than lost."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        err = task.exception()
+        self.printer.info(f"internal error in {task.get_coro().__qualname__}: "  # type: ignore[union-attr]
+                          f"{type(err).__name__}: {err} (run with --debug for the traceback)")
+        logging.getLogger("space-dev").debug("background task failed", exc_info=err)
 
     # --- stop -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -162,12 +163,17 @@ class DataFile:
         )
 
     def _check_dir(self) -> bool:
-        """True if the data dir exists; a file in its place is an error."""
-        if self.data_dir.is_dir():
+        """True if the data dir exists; a file in its place is an error.
+
+        One stat, not two checks: another process may create the folder between them.
+        """
+        try:
+            mode = os.stat(self.data_dir).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(mode):
             return True
-        if self.data_dir.exists() or self.data_dir.is_symlink():
-            raise self._dir_is_file()
-        return False
+        raise self._dir_is_file()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -177,7 +183,9 @@ class DataFile:
                 self.data_dir.mkdir(mode=0o700, parents=True)
                 os.chmod(self.data_dir, 0o700)  # the umask may not take bits away from 0700
             except FileExistsError:
-                self._check_dir()  # made by another process meanwhile: fine if a folder
+                # Made by another process meanwhile (fine if a folder), or a dangling symlink.
+                if not self._check_dir():
+                    raise self._dir_is_file() from None
             except NotADirectoryError:
                 raise self._dir_is_file() from None
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -43,6 +43,7 @@ def micro_environment(
 ) -> dict[str, str]:
     """The full environment of a micro's process, without its port (set per process)."""
     env = dict(os.environ if shell is None else shell)
+    env.pop("SPACE_DEV_PASSWORD", None)  # the owner's password is nobody else's business
     env.update(
         DETA_PROJECT_KEY=project_key,
         DETA_SPACE_APP="true",

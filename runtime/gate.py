@@ -26,6 +26,7 @@ from runtime.proxy import (
 from runtime.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
+from runtime.web.csrf import STATE_CHANGING, same_origin
 from runtime.web.pages import problem, wants_html
 
 RUNTIME_PREFIX = "/__space"
@@ -60,12 +61,28 @@ class Routing:
 
 
 def is_runtime_path(path: str) -> bool:
-    """Paths under /__space/ belong to the runtime and are never forwarded."""
-    return path == RUNTIME_PREFIX or path.startswith(RUNTIME_PREFIX + "/")
+    """Paths under /__space/ belong to the runtime and are never forwarded.
+
+    In any case: Express and koa route case-insensitively, so `/__SPACE/v0/actions` would reach
+    a micro's action handler.
+    """
+    head = path[: len(RUNTIME_PREFIX) + 1].lower()
+    return head == RUNTIME_PREFIX or head == RUNTIME_PREFIX + "/"
 
 
-# Headers some servers and frameworks trust as the client's address or the original URL.
-_TRUSTED_ELSEWHERE = frozenset({"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"})
+# Headers some servers and frameworks trust as the client's address, the original URL or the
+# real method (a method override would dodge a rule written for DELETE).
+_TRUSTED_ELSEWHERE = frozenset(
+    {
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    }
+)
 
 
 def is_reserved_header(lower_name: str) -> bool:
@@ -75,9 +92,7 @@ def is_reserved_header(lower_name: str) -> bool:
     """
     name = lower_name.replace("_", "-")
     return (
-        name.startswith("x-space-")
-        or name.startswith("x-forwarded-")
-        or name in _TRUSTED_ELSEWHERE
+        name.startswith("x-space-") or name.startswith("x-forwarded-") or name in _TRUSTED_ELSEWHERE
     )
 
 
@@ -139,10 +154,19 @@ class Gate:
         policy = target.policy
         if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
-        credential = self._credential(request, routing.auth)
+        credential, from_cookie = self._credential(request, routing.auth)
         decision = decide(policy, sub_path, request.method, credential)
         if not decision.allowed:
             return self._refuse(request, decision, path + sep + query)
+        if from_cookie and decision is not Decision.ALLOW_PUBLIC and _ambient_risk(request):
+            # Every port of 127.0.0.1 is the same site, so SameSite=Lax does not keep another
+            # local page from sending the cookie; its Origin tells.
+            return problem(
+                request,
+                403,
+                "Cross-site request refused",
+                "A page of another origin cannot act here with your session.",
+            )
         if target.static is not None:
             return await target.static.handle(request, sub_path)
         assert target.runner is not None
@@ -152,27 +176,31 @@ class Gate:
             self._identity_headers(request, decision, credential),
         )
         self._strip_credential_cookies(headers, routing)
-        return await self._forward(request, target.runner, sub_path + sep + query, headers)
+        owner = (
+            isinstance(credential, Principal) and credential.kind == "session" and credential.owner
+        )
+        return await self._forward(request, target.runner, sub_path + sep + query, headers, owner)
 
     # --- who is asking ----------------------------------------------------------------------
 
-    def _credential(self, request: web.Request, auth: AuthConfig) -> Credential:
-        """A key if one was sent (and then only the key counts), else the session, else None."""
+    def _credential(self, request: web.Request, auth: AuthConfig) -> tuple[Credential, bool]:
+        """A key if one was sent (and then only the key counts), else the session, else None;
+        and whether it came in a cookie (which a browser adds on its own)."""
         headers = request.headers
         for name in auth.key_headers:
             value = headers.get(name)
             if value is not None:
-                return self._identity.key(self._app, value.strip())
+                return self._identity.key(self._app, value.strip()), False
         if auth.key_cookies or SESSION_COOKIE in headers.get("Cookie", ""):
             cookies = request.cookies
             for name in auth.key_cookies:
                 value = cookies.get(name)
                 if value is not None:
-                    return self._identity.key(self._app, value)
+                    return self._identity.key(self._app, value), True
             session = cookies.get(SESSION_COOKIE)
             if session:
-                return self._identity.session(session)
-        return None
+                return self._identity.session(session), True
+        return None, False
 
     def _refuse(self, request: web.Request, decision: Decision, target: str) -> web.Response:
         if decision is Decision.UNAUTHENTICATED:
@@ -228,14 +256,21 @@ class Gate:
     # --- forwarding -------------------------------------------------------------------------
 
     async def _forward(
-        self, request: web.Request, runner: MicroRunner, path_qs: str, headers: CIMultiDict[str]
+        self,
+        request: web.Request,
+        runner: MicroRunner,
+        path_qs: str,
+        headers: CIMultiDict[str],
+        owner: bool,
     ) -> web.StreamResponse:
+        # A micro's output can hold secrets: only its owner sees it on an error page.
+        logs = self._printer.last_lines(runner.name, 30) if owner else []
         deadline = time.monotonic() + self._request_wait
         forward = self._proxy.forward_websocket if is_websocket(request) else self._proxy.forward
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
             if address is None:
-                return self._unavailable(request, runner)
+                return self._unavailable(request, runner, logs)
             try:
                 return await forward(request, address, path_qs, headers)
             except UpstreamFailed as err:
@@ -244,17 +279,19 @@ class Gate:
                     502,
                     f"The micro {runner.name} did not answer",
                     f"The connection closed before a response ({err}).",
-                    self._printer.last_lines(runner.name, 30),
+                    logs,
                 )
             except UpstreamUnavailable:
                 # The process behind `address` went away before anything was sent (a crash, or
                 # the old side of a reload): ask again where the micro lives now.
                 if time.monotonic() >= deadline:
-                    return self._unavailable(request, runner)
+                    return self._unavailable(request, runner, logs)
                 if runner.address == address:
                     await asyncio.sleep(0.05)  # let the supervisor notice the exit
 
-    def _unavailable(self, request: web.Request, runner: MicroRunner) -> web.Response:
+    def _unavailable(
+        self, request: web.Request, runner: MicroRunner, logs: list[str]
+    ) -> web.Response:
         state = runner.state
         if state is State.CRASHED:
             title = f"The micro {runner.name} has crashed"
@@ -265,4 +302,10 @@ class Gate:
         else:
             title = f"The micro {runner.name} is not ready"
             detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
-        return problem(request, 502, title, detail, self._printer.last_lines(runner.name, 30))
+        return problem(request, 502, title, detail, logs)
+
+
+def _ambient_risk(request: web.Request) -> bool:
+    """A state-changing request or a WebSocket from a page of another origin."""
+    changes = request.method in STATE_CHANGING or is_websocket(request)
+    return changes and not same_origin(request)

@@ -80,9 +80,10 @@ class Reloader:
         """The changed files of each process micro, each file given to the deepest `src`."""
         micros = sorted(host.spacefile.micros, key=lambda m: len(m.src.parts), reverse=True)
         found: dict[str, set[Path]] = {}
+        config_file = self._runtime.config.config_file
         for path in paths:
-            if path == host.spacefile.path:
-                continue
+            if path == host.spacefile.path or path == config_file:
+                continue  # applied on their own, not a reason to restart a micro
             owner = next((m for m in micros if path.is_relative_to(m.src)), None)
             if owner is not None and owner.name in host.runners:
                 found.setdefault(owner.name, set()).add(path)
@@ -106,7 +107,8 @@ class Reloader:
                 runner = host.runners.get(micro)
                 if runner is None:
                     return
-                await runner.reload(_reason(changed, runner.spec.cwd))
+                # Through the runtime: a micro that never started (failed `commands`) is set up.
+                await self._runtime.restart(host, micro, _reason(changed, runner.spec.cwd))
         finally:
             self._busy.discard(key)
 
@@ -147,7 +149,8 @@ async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
     restarted = runtime.restart_changed(host, "Spacefile changed")
     for runner in stopping:
         runtime.spawn(runner.stop())
-    for name in added:
+    never_started = [n for n, r in host.runners.items() if not r.supervised and n not in added]
+    for name in added + never_started:
         runtime.spawn(runtime.start_one(host, name))
     gone = sorted(old_names - {m.name for m in new.micros})
     summary = ", ".join(

@@ -6,7 +6,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.ports import free_port
@@ -71,7 +71,9 @@ class MicroRunner:
     ) -> None:
         self.name = name
         self.spec = spec
-        self.state = State.STOPPED
+        # Starting from the first moment: a request that comes while the micro's `commands` run
+        # waits for it rather than being told it is stopped.
+        self.state = State.STARTING
         self._printer = printer
         self._timings = timings
         self._drain = drain
@@ -85,6 +87,7 @@ class MicroRunner:
         self._health = _Health(delay=timings.backoff_start)
         self._retired: set[asyncio.Task[None]] = set()
         self._restart_requested = False  # the next exit is ours, not a crash
+        self._candidate: MicroProcess | None = None  # a reload's new process, not yet serving
 
     # --- what the proxy and the pages ask -------------------------------------------------
 
@@ -128,17 +131,23 @@ class MicroRunner:
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin supervising in the background."""
+        """Begin supervising in the background (once: a second call does nothing)."""
+        if self.supervised:
+            return
         self._stopping = False
         self._task = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
 
+    def mark_crashed(self) -> None:
+        """Never started (its `commands` failed): shown as crashed, requests answered at once."""
+        self._set_state(State.CRASHED)
+
     async def stop(self) -> None:
-        """Stop the micro and every process it started."""
+        """Stop the micro and every process it started, a reload's new one included."""
         self._stopping = True
         self._wake.set()
-        proc = self._current
-        if proc is not None:
-            await proc.stop(self._timings.stop_grace)
+        for proc in (self._current, self._candidate):
+            if proc is not None:
+                await proc.stop(self._timings.stop_grace)
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._retired:
@@ -153,19 +162,33 @@ class MicroRunner:
         async with self._reload_lock:
             if spec is not None:
                 self.spec = spec
+            if self._stopping:
+                return False
             old = self._current
             if old is None or not self._ready.is_set():
                 # Nothing good is serving: a plain restart is all there is to do.
                 self._printer.info(f"{self.name}: restarting ({reason})")
                 self._health.delay = 0.0
-                self._restart_requested = True
-                if old is not None:
+                if old is not None and old.running:
+                    self._restart_requested = True  # its exit is ours, not a crash
                     await old.stop(self._timings.stop_grace)
                 self._wake.set()
                 return True
             began = time.monotonic()
-            new = await self._spawn()
-            ok = await new.wait_ready(self._timings.ready_timeout, lambda _: None)
+            try:
+                new = self._candidate = await self._spawn()
+                ok = await new.wait_ready(self._timings.ready_timeout, lambda _: None)
+            except BaseException:
+                if self._candidate is not None:  # cancelled (Ctrl-C): leave nothing behind
+                    await self._candidate.stop(self._timings.stop_grace)
+                raise
+            finally:
+                self._candidate = None
+            if self._stopping or self._current is not old:
+                # Stopped meanwhile, or the old process died and the supervisor already
+                # started a new one (of the same, saved code): ours is not needed.
+                await new.stop(self._timings.stop_grace)
+                return ok and not self._stopping
             if not ok:
                 detail = (
                     f"exit code {new.returncode}"
@@ -188,6 +211,7 @@ class MicroRunner:
     # --- internals ------------------------------------------------------------------------
 
     async def _spawn(self) -> MicroProcess:
+        """Start a process on a fresh port; OSError when it cannot even be started."""
         port = free_port()
         env = dict(self.spec.env)
         for variable in self.spec.port_variables:
@@ -218,17 +242,28 @@ class MicroRunner:
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            self._set_state(State.STARTING if self._health.failures == 0 else self.state)
-            proc = await self._spawn()
-            self._current = proc
-            if await self._await_ready(proc):
-                self._mark_ready()
-                ready_at = time.monotonic()
-                code = await self._wait_serving_exit()
-                healthy_for = time.monotonic() - ready_at
+            if self._ready.is_set():
+                # A reload put a good process in place during the pause: serve with it.
+                code, healthy_for = await self._serve_until_exit()
             else:
-                code = await proc.wait()
-                healthy_for = 0.0
+                self._set_state(State.STARTING if self._health.failures == 0 else self.state)
+                try:
+                    proc = await self._spawn()
+                except OSError as err:
+                    # The folder went away (a branch switch), the shell is missing...: say so
+                    # and try again later, as for a crash.
+                    self._printer.info(f"{self.name}: cannot start `{self.spec.command}` in "
+                                       f"{self.spec.cwd}: {err.strerror or err}")
+                    proc = None
+                if proc is None:
+                    code, healthy_for = -1, 0.0
+                else:
+                    self._current = proc
+                    if await self._await_ready(proc):
+                        self._mark_ready()
+                        code, healthy_for = await self._serve_until_exit()
+                    else:
+                        code, healthy_for = await proc.wait(), 0.0
             self._ready.clear()
             if self._stopping:
                 return
@@ -260,14 +295,16 @@ class MicroRunner:
             self._printer.info(f"    {line}")
         return await proc.wait_ready(float("inf"), lambda _: None)
 
-    async def _wait_serving_exit(self) -> int:
-        """Wait until the serving process exits on its own; a reload swap is not an exit."""
+    async def _serve_until_exit(self) -> tuple[int, float]:
+        """Wait until the serving process exits on its own (a reload swap is not an exit);
+        returns its exit code and how long it was healthy."""
+        ready_at = time.monotonic()
         while True:
             proc = self._current
             assert proc is not None
             code = await proc.wait()
             if self._current is proc:
-                return code
+                return code, time.monotonic() - ready_at
 
     def _after_exit(self, code: int, healthy_for: float) -> None:
         health = self._health
@@ -288,6 +325,4 @@ class MicroRunner:
             + (f" ({health.failures} failures in a row)" if crashed else "")
         )
 
-    def with_env(self, env: Mapping[str, str]) -> LaunchSpec:
-        """This micro's launch spec with a new environment."""
-        return replace(self.spec, env=env)
+

@@ -25,7 +25,8 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
 
     def allowed(request: web.Request) -> bool:
         sent = request.headers.get(TOKEN_HEADER, "")
-        return hmac.compare_digest(sent.encode(), token.encode())
+        # surrogateescape: a header that was not UTF-8 is a wrong token, not a crash.
+        return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), token.encode())
 
     async def handle_refresh(request: web.Request) -> web.Response:
         if not allowed(request):

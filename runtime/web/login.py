@@ -85,12 +85,14 @@ class Login:
             )
         user = self._store.users.get(username) if username else None
         stored = user.password_hash if user else _DUMMY_HASH
+        # Counted as a failure until proven right, so tries sent in parallel cannot all slip in
+        # while scrypt runs.
+        self._limiter.failed(username)
         # scrypt takes tens of milliseconds: keep the event loop serving other requests.
         ok = await asyncio.get_running_loop().run_in_executor(
             None, verify_password, password, stored
         )
         if not ok or user is None:
-            self._limiter.failed(username)
             return self._page(next_path, username, "Wrong user name or password.", 401)
         self._limiter.succeeded(username)
         return self._signed_in(user.name, next_path)
