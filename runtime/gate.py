@@ -27,10 +27,10 @@ from runtime.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import STATE_CHANGING, same_origin
+from runtime.web.login import LOGIN_PATH
 from runtime.web.pages import problem, wants_html
 
 RUNTIME_PREFIX = "/__space"
-LOGIN_PATH = "/__space/login"
 
 
 @dataclass(frozen=True)

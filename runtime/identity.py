@@ -8,9 +8,7 @@ remembered, so a check costs a few dictionary lookups rather than an HMAC.
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,10 +17,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from runtime.auth.keys import hash_key, utc_now_text
 from runtime.auth.policy import INVALID_KEY, InvalidKey
 from runtime.models import Principal
-from runtime.store import Snapshot, Store
+from runtime.store import SESSION_LIFETIME, Store
 
 SESSION_COOKIE = "space_session"
-SESSION_MAX_AGE = 7 * 24 * 3600
+SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())
 _COOKIE_CACHE_LIMIT = 10_000
 
 
@@ -42,7 +40,6 @@ class Identity:
         self._session_signer = URLSafeSerializer(secret, salt="session")
         self._cookie_ids: dict[str, str | None] = {}  # cookie value -> session id (None: forged)
         self._last_used: dict[tuple[str, str], float] = {}
-        self._listeners: list[Callable[[Snapshot], None]] = []
         self.snapshot = store.snapshot()
         self._index()
 
@@ -54,13 +51,7 @@ class Identity:
             return False
         self.snapshot = self._store.snapshot()
         self._index()
-        for listener in self._listeners:
-            listener(self.snapshot)
         return True
-
-    def on_change(self, listener: Callable[[Snapshot], None]) -> None:
-        """Call `listener(snapshot)` after each reload that found a change."""
-        self._listeners.append(listener)
 
     def _index(self) -> None:
         snap = self.snapshot
@@ -87,9 +78,9 @@ class Identity:
         """The key's principal, or INVALID_KEY if it is unknown, switched off or another app's."""
         digest = hash_key(presented)
         record = self.snapshot.keys_by_hash.get(digest)
-        # The lookup found the record by its hash; comparing again in constant time keeps the
-        # decision itself free of any data-dependent timing.
-        if record is None or not hmac.compare_digest(record.key_hash, digest):
+        # Found by the SHA-256 of what was sent, never by comparing secrets: nothing about the
+        # stored keys leaks through timing.
+        if record is None:
             return INVALID_KEY
         if record.app != app or not record.active:
             return INVALID_KEY

@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TextIO
 
+from runtime.config import LOG_LINES_KEPT
+
 # Foreground colours that read well on dark and light terminals, as honcho picks them.
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
 _RUNTIME_NAME = "space-dev"
@@ -20,7 +22,9 @@ class Printer:
     `keep` lines of each source for the settings page and for crash reports.
     """
 
-    def __init__(self, stream: TextIO | None = None, keep: int = 500, colour: bool | None = None):
+    def __init__(
+        self, stream: TextIO | None = None, keep: int = LOG_LINES_KEPT, colour: bool | None = None
+    ):
         self._stream = stream or sys.stdout
         if colour is None:
             colour = self._stream.isatty() and "NO_COLOR" not in os.environ

@@ -139,10 +139,16 @@ class Settings:
         if done == "action-ran":
             return self._run_notice(request.query.get("action", ""))
         key = request.query.get("key", "")
-        wording = {"key-disabled": f"Key {key} switched off: requests with it now get 401.",
-                   "key-enabled": f"Key {key} switched on again.",
-                   "key-revoked": f"Key {key} revoked for good."}
-        return wording.get(done, "") if key else ""
+        if not key:
+            return ""
+        # Only a name of this app's keys is repeated: a crafted link cannot put words here.
+        # (A revoked key is gone, so its notice says "the key".)
+        known = key in {k.name for k in self._ctx.store.keys.list(self._ctx.app.name)}
+        named = f"Key {key}" if known else "The key"
+        wording = {"key-disabled": f"{named} is switched off: requests with it now get 401.",
+                   "key-enabled": f"{named} is switched on again.",
+                   "key-revoked": f"{named} is revoked for good."}
+        return wording.get(done, "")
 
     # --- forms --------------------------------------------------------------------------------
 
