@@ -1,8 +1,10 @@
 """Benchmark the runtime's proxy: the same load straight to a micro and through `space-dev up`.
 
 Run: python bench/proxy.py [--duration 5] [--warmup 1] [--repeat 1] [--python-load]
-Prints one row per scenario (small answers at 32 connections, 1 MiB answers at 8), for the
-runtime on uvloop and on the plain asyncio loop, with the ratio via-runtime / direct.
+Prints one row per scenario (small answers at 32 connections, 1 MiB answers at 8, and small
+answers through the gate with an API key), for the runtime on uvloop and on the plain asyncio
+loop, with the ratio via-runtime / direct. The gated row, next to the ungated small row of the
+same run, is the cost of checking a key.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -22,7 +25,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -35,7 +37,14 @@ micros:
     src: ./api
     engine: python3.9
     run: python main.py
+    primary: true
     public: true
+  - name: private
+    src: ./api
+    engine: python3.9
+    run: python main.py
+    presets:
+      api_keys: true
 """
 
 MICRO = """\
@@ -76,8 +85,10 @@ class Scenario:
     """One load shape: a path, a connection count."""
 
     name: str
-    path: str
+    path: str  # on the micro
     connections: int
+    mount: str = ""  # where the micro is mounted on the runtime's origin
+    gated: bool = False  # sent with an API key to a private micro
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,12 @@ class Result:
     errors: int = 0
 
 
-SCENARIOS = (Scenario("small 100 B", "/small", 32), Scenario("big 1 MiB", "/big", 8))
+SCENARIOS = (
+    Scenario("small 100 B", "/small", 32),
+    Scenario("small 100 B, API key", "/small", 32, mount="/private", gated=True),
+    Scenario("big 1 MiB", "/big", 8),
+)
+KEY_HEADER = "X-Space-App-Key"
 
 
 # --- load generators ---------------------------------------------------------------------------
@@ -106,12 +122,13 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNIT_MS[match[2]]
 
 
-def run_wrk(url: str, connections: int, duration: float) -> Result:
+def run_wrk(url: str, connections: int, duration: float, headers: dict[str, str]) -> Result:
     """One wrk run; its Requests/sec and the 50% and 99% lines of its latency distribution."""
     threads = min(2, connections)
+    header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-         "--latency", url],
+         "--latency", *header_args, url],
         check=True, capture_output=True, text=True,
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -125,7 +142,7 @@ def run_wrk(url: str, connections: int, duration: float) -> Result:
     return Result(float(rps[1]), _ms(p50[1]), _ms(p99[1]), int(count[1]), errors)
 
 
-def run_python(url: str, connections: int, duration: float) -> Result:
+def run_python(url: str, connections: int, duration: float, headers: dict[str, str]) -> Result:
     """The fallback without wrk: `connections` workers over one aiohttp session."""
     import aiohttp
 
@@ -141,7 +158,7 @@ def run_python(url: str, connections: int, duration: float) -> Result:
                 while time.perf_counter() < deadline:
                     start = time.perf_counter()
                     try:
-                        async with session.get(url) as resp:
+                        async with session.get(url, headers=headers) as resp:
                             await resp.read()
                             if resp.status >= 400:
                                 errors += 1
@@ -173,6 +190,7 @@ class RuntimeProcess:
 
     def __init__(self, app_dir: Path, data_dir: Path, env: dict[str, str], cwd: Path) -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
+        self.data_dir = data_dir
         self.origin = ""
         self._ready = threading.Event()
         # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
@@ -181,7 +199,7 @@ class RuntimeProcess:
             [sys.executable, "-m", "runtime", "up", str(app_dir), "--port", "0",
              "--data-dir", str(data_dir), "--no-reload", "--no-schedule"],
             cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -209,7 +227,7 @@ class RuntimeProcess:
             maps = Path(f"/proc/{self.proc.pid}/maps").read_text()
         except OSError:
             return None
-        return "uvloop" in maps
+        return "uvloop/loop." in maps  # the compiled loop, e.g. uvloop/loop.cpython-311-....so
 
     def cpu_seconds(self) -> float | None:
         """CPU time the runtime process itself used so far, not its micro (None: unknown here)."""
@@ -247,7 +265,7 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-@contextmanager
+@contextlib.contextmanager
 def running(tmp: Path, *, uvloop: bool) -> Iterator[RuntimeProcess]:
     """A runtime serving the bench app from `tmp`, stopped on the way out whatever happens."""
     env = dict(os.environ, SPACE_DEV_PASSWORD="bench")
@@ -274,10 +292,21 @@ def write_app(tmp: Path) -> None:
     (api / "main.py").write_text(MICRO)
 
 
-def micro_port(origin: str) -> int:
+def micro_port(url: str, headers: dict[str, str]) -> int:
     """The micro's own port, which it reports in X-Micro-Port (asked through the runtime)."""
-    with urllib.request.urlopen(f"{origin}/small", timeout=10) as resp:
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return int(resp.headers["X-Micro-Port"])
+
+
+def create_key(runtime: RuntimeProcess) -> str:
+    """An API key for the private micro, made with the CLI as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime", "keys", "create", "--name", "bench", "--app", "bench",
+         "--data-dir", str(runtime.data_dir)],
+        check=True, capture_output=True, text=True, cwd=runtime.data_dir.parent,
+    )
+    return str(json.loads(done.stdout)["api_key"])
 
 
 # --- the matrix --------------------------------------------------------------------------------
@@ -305,23 +334,25 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
     for use_uvloop in (True, False):
         with running(tmp, uvloop=use_uvloop) as runtime:
             origin = runtime.wait_ready(START_TIMEOUT_S)
-            direct_origin = f"http://127.0.0.1:{micro_port(origin)}"
+            key_headers = {KEY_HEADER: create_key(runtime)}
             seen = runtime.uses_uvloop()
             loop = "uvloop" if use_uvloop else "asyncio"
             if seen is not None and seen != use_uvloop:
                 raise RuntimeError(f"wanted the runtime on {loop}, but uvloop loaded: {seen}")
-            print(f"runtime on {loop}: {origin}/ -> micro {direct_origin}/", flush=True)
+            print(f"runtime on {loop}: {origin}/", flush=True)
             for sc in SCENARIOS:
-                direct_url, via_url = direct_origin + sc.path, origin + sc.path
+                headers = key_headers if sc.gated else {}
+                via_url = origin + sc.mount + sc.path
+                direct_url = f"http://127.0.0.1:{micro_port(via_url, headers)}{sc.path}"
                 if args.warmup > 0:
-                    load(direct_url, sc.connections, args.warmup)
-                    load(via_url, sc.connections, args.warmup)
+                    load(direct_url, sc.connections, args.warmup, {})
+                    load(via_url, sc.connections, args.warmup, headers)
                 directs, vias, cpus = [], [], []
                 # Direct and via alternate, so a neighbour's burst of load spoils both alike.
                 for _ in range(args.repeat):
-                    directs.append(load(direct_url, sc.connections, args.duration))
+                    directs.append(load(direct_url, sc.connections, args.duration, {}))
                     before = runtime.cpu_seconds()
-                    vias.append(load(via_url, sc.connections, args.duration))
+                    vias.append(load(via_url, sc.connections, args.duration, headers))
                     after = runtime.cpu_seconds()
                     if before is not None and after is not None and vias[-1].requests:
                         cpus.append((after - before) / vias[-1].requests * 1e6)
@@ -377,6 +408,8 @@ def main() -> int:
         args.python_load = True
     tool = "aiohttp workers" if args.python_load else "wrk -t2"
     signal.signal(signal.SIGTERM, _interrupt)
+    # Started in the background SIGINT may be ignored; Ctrl-C must still clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tmp = Path(tempfile.mkdtemp(prefix="space-dev-bench-"))
     try:
         write_app(tmp)
