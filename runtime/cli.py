@@ -83,6 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_OK
+    except OSError as err:
+        # A folder that cannot be made or written (the data dir, say): say which, not a trace.
+        if args.debug:
+            traceback.print_exc()
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        print("check that the path exists and that you may write there; --debug shows more",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def load_config(

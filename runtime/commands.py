@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime import notify, targets
-from runtime.auth.keys import check_custom_value, generate_key, hash_key, key_prefix, utc_now_text
+from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
@@ -48,33 +48,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # --- keys -----------------------------------------------------------------------------------
 
 
-def _check_text(what: str, value: str, *, required: bool = False) -> None:
-    """Names and descriptions are shown in tables and used in commands: one printable line."""
-    hint = f"give a {what} of at most {MAX_NAME_LENGTH} characters on one line"
-    if required and not value.strip():
-        raise SpaceDevError(f"the {what} is empty", hint)
-    if not value.isprintable() or value != value.strip():
-        raise SpaceDevError(f"the {what} {value!r} holds a control character or blanks at its "
-                            "ends", hint)
-    if what == "key name" and ("/" in value or len(value) > MAX_NAME_LENGTH):
-        # The settings API names a key in its URL path: /__space/api/keys/{name}.
-        raise SpaceDevError(f"the key name {value!r} is too long or holds a /", hint)
-
-
 def _create_key(args: argparse.Namespace, value: str | None, client_type: str
                 ) -> tuple[ApiKey, str, str | None]:
     """Keep a new key's hash; returns the record, the key itself (only the caller prints it),
     and a note to show after it, if any."""
-    _check_text("key name", args.name, required=True)
-    _check_text("description", args.desc)
-    _check_text("client type", client_type)
-    if value is not None:
-        check_custom_value(value)
     store, target = targets.resolve(args)
-    key = value if value is not None else generate_key()
-    record = ApiKey(app=target.name, name=args.name, key_hash=hash_key(key),
-                    prefix=key_prefix(key), description=args.desc, client_type=client_type,
-                    created=utc_now_text())
+    record, key = new_key(target.name, args.name, args.desc, client_type, value)
     store.keys.create(record)
     notify.refresh(store)
     sf = target.read_spacefile()

@@ -11,6 +11,7 @@ import unicodedata
 from datetime import UTC, datetime
 
 from runtime.errors import SpaceDevError
+from runtime.models import ApiKey
 
 PREFIX_LENGTH = 8
 SECRET_LENGTH = 32
@@ -104,3 +105,45 @@ def utc_now_text(when: datetime | None = None) -> str:
     """The time as keys show it, `2021-04-22T11:50:08Z` (UTC, whole seconds); now by default."""
     moment = datetime.now(UTC) if when is None else when.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- a new key's record ----------------------------------------------------------------------
+
+KEY_NAME_MAX = 64
+LABEL_MAX = 500  # descriptions and client types: labels, not documents
+_NAME_HINT = "use letters, digits and - _ . (at most 64 characters), e.g. ci-deploy"
+
+
+def check_key_fields(name: str, description: str = "", client_type: str = "") -> None:
+    """A key's name and labels appear in tables, URLs (`/__space/api/keys/{name}`) and shell
+    commands: one printable line each, and a name without `/`."""
+    if not name.strip():
+        raise SpaceDevError("a key needs a name", _NAME_HINT)
+    if name != name.strip() or not name.isprintable() or "/" in name:
+        raise SpaceDevError(
+            f"key name {name!r} has blanks at its ends, a / or a control character", _NAME_HINT
+        )
+    if len(name) > KEY_NAME_MAX:
+        raise SpaceDevError(f"key name is too long ({len(name)} characters)", _NAME_HINT)
+    for what, value in (("description", description), ("client type", client_type)):
+        hint = f"write the {what} on one line, in at most {LABEL_MAX} characters"
+        if not value.isprintable():
+            raise SpaceDevError(f"the {what} holds a line break or a control character", hint)
+        if len(value) > LABEL_MAX:
+            raise SpaceDevError(f"the {what} is too long ({len(value)} characters)", hint)
+
+
+def new_key(
+    app: str, name: str, description: str = "", client_type: str = "", value: str | None = None
+) -> tuple[ApiKey, str]:
+    """A checked record for a new key (holding only its hash) and the key itself, to show once.
+
+    `value` is the owner's own key (Mia-Platform style); None makes one.
+    """
+    check_key_fields(name, description, client_type)
+    if value is not None:
+        check_custom_value(value)
+    key = value if value is not None else generate_key()
+    record = ApiKey(app=app, name=name, key_hash=hash_key(key), prefix=key_prefix(key),
+                    description=description, client_type=client_type, created=utc_now_text())
+    return record, key

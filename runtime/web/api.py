@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from runtime.auth.keys import check_custom_value, generate_key, hash_key, key_prefix, utc_now_text
+from runtime.auth.keys import check_custom_value, new_key
 from runtime.errors import SpaceDevError
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
@@ -22,8 +22,6 @@ from runtime.supervisor.output import Printer
 from runtime.web.actions import run_answer
 
 API_PREFIX = "/__space/api"
-KEY_NAME_MAX = 64
-TEXT_MAX = 500  # descriptions and client types: labels, not documents
 
 
 
@@ -82,31 +80,9 @@ def session_of(ctx: SettingsContext, request: web.Request) -> Principal | None:
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def check_key_name(name: str) -> None:
-    """Refuse a key name that would be awkward in a URL, a table or a shell."""
-    hint = "use letters, digits and - _ . (at most 64 characters), e.g. ci-deploy"
-    if not name.strip():
-        raise SpaceDevError("a key needs a name", hint)
-    if name != name.strip() or not name.isprintable() or "/" in name:
-        raise SpaceDevError(
-            f"key name {name!r} has blanks at its ends, a / or a control character", hint
-        )
-    if len(name) > KEY_NAME_MAX:
-        raise SpaceDevError(f"key name is too long ({len(name)} characters)", hint)
-
-
-def _check_label(what: str, value: str) -> None:
-    if len(value) > TEXT_MAX:
-        raise SpaceDevError(f"the {what} is too long ({len(value)} characters)",
-                            f"keep it under {TEXT_MAX} characters")
-
-
 def create_key(ctx: SettingsContext, name: str, description: str = "", client_type: str = "",
                value: str | None = None) -> tuple[ApiKey, str]:
     """Make and keep a key; returns its record and the key itself, which is never kept."""
-    check_key_name(name)
-    _check_label("description", description)
-    _check_label("client type", client_type)
     if value is not None:
         try:
             check_custom_value(value)
@@ -114,9 +90,7 @@ def create_key(ctx: SettingsContext, name: str, description: str = "", client_ty
             raise SpaceDevError(err.message, "choose at least 16 characters with no spaces or "
                                 "control characters, or leave the value empty to get a "
                                 "generated key") from None
-    key = value if value is not None else generate_key()
-    record = ApiKey(app=ctx.app.name, name=name, key_hash=hash_key(key), prefix=key_prefix(key),
-                    description=description, client_type=client_type, created=utc_now_text())
+    record, key = new_key(ctx.app.name, name, description, client_type, value)
     try:
         ctx.store.keys.create(record)
     except SpaceDevError as err:  # the name, or the value, is taken

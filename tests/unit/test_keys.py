@@ -14,6 +14,7 @@ from runtime.auth.keys import (
     hashes_equal,
     is_generated_form,
     key_prefix,
+    new_key,
     utc_now_text,
 )
 from runtime.errors import SpaceDevError
@@ -133,3 +134,30 @@ def test_utc_now_text() -> None:
     assert utc_now_text(moment) == "2021-04-22T11:50:08Z"
     paris = timezone(timedelta(hours=2))
     assert utc_now_text(datetime(2021, 4, 22, 13, 50, 8, tzinfo=paris)) == "2021-04-22T11:50:08Z"
+
+
+@pytest.mark.parametrize(
+    ("name", "description", "client_type", "message"),
+    [
+        ("", "", "", "needs a name"),
+        ("  ", "", "", "needs a name"),
+        (" ci", "", "", "blanks at its ends"),
+        ("a/b", "", "", "a /"),
+        ("tab\there", "", "", "control character"),
+        ("x" * 65, "", "", "too long"),
+        ("ci", "two\nlines", "", "line break"),
+        ("ci", "", "x" * 501, "too long"),
+    ],
+)
+def test_new_key_fields_are_checked(name: str, description: str, client_type: str,
+                                    message: str) -> None:
+    with pytest.raises(SpaceDevError, match=message):
+        new_key("notes", name, description, client_type)
+
+
+def test_new_key_keeps_only_the_hash() -> None:
+    record, key = new_key("notes", "ci", "deploys", "admin")
+    assert record.key_hash == hash_key(key) and key not in repr(record)
+    assert record.prefix == key.split(".")[0] and record.created.endswith("Z")
+    own, value = new_key("notes", "mine", value="my-own-value-0123456789")
+    assert value == "my-own-value-0123456789" and own.prefix == "my-o..."
