@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import fetch, get_json
+from tests.integration.conftest import Up, fetch, get_json
 from tests.integration.micros import NODE_ECHO, PY_ECHO, PY_NEVER_READY, PY_WITH_CHILD, write_app
 
 pytestmark = pytest.mark.skipif(
@@ -276,3 +276,32 @@ def test_json_errors_for_api_clients(mixed) -> None:
     status, _, body = fetch("GET", mixed.url + "/api/%2e%2e%2f")
     assert status == 400
     assert json.loads(body)["errors"][0] == "Bad request path"
+
+
+def test_two_apps_from_the_config_each_on_its_own_port(tmp_path: Path) -> None:
+    from tests.integration.conftest import free_port
+
+    for name in ("one", "two"):
+        write_app(tmp_path / name, f"v: 0\napp_name: {name}\nmicros:\n  - name: a\n    src: .\n"
+                  "    engine: python3.9\n    run: python echo.py\n    public: true\n",
+                  {"echo.py": PY_ECHO})
+    port = free_port()
+    (tmp_path / "space-dev.toml").write_text(
+        f'[runtime]\nport = {port}\ndata_dir = "data"\n'
+        '[[apps]]\npath = "one"\n[[apps]]\npath = "two"\nname = "second"\n'
+    )
+    up = Up(["up", "--no-reload"], tmp_path, {**os.environ}, port)
+    try:
+        up.wait_for(r"ready: one http://127\.0\.0\.1:\d+/", 60)
+        match = up.wait_for(r"ready: second http://127\.0\.0\.1:(\d+)/", 60)
+        second = int(match[1])
+        assert second != port
+        assert get_json(f"http://127.0.0.1:{port}/")[1]["env"]["DETA_SPACE_APP_HOSTNAME"].endswith(
+            f":{port}")
+        assert get_json(f"http://127.0.0.1:{second}/")[1]["env"]["DETA_SPACE_APP_HOSTNAME"].endswith(
+            f":{second}")
+        # The apps are separate: each has its own project key.
+        one_key = get_json(f"http://127.0.0.1:{port}/")[1]["env"]["DETA_PROJECT_KEY"]
+        assert get_json(f"http://127.0.0.1:{second}/")[1]["env"]["DETA_PROJECT_KEY"] != one_key
+    finally:
+        assert up.stop() == 0
