@@ -46,8 +46,13 @@ class ChangeFilter(watchfiles.DefaultFilter):
         super().__init__(
             ignore_dirs=sorted(IGNORED_DIRS), ignore_paths=[str(p) for p in ignore_paths]
         )
+        self._roots = list(roots)
         self._specs: list[tuple[Path, pathspec.PathSpec]] = []
-        for root in roots:
+        self._reload_gitignores()
+
+    def _reload_gitignores(self) -> None:
+        self._specs = []
+        for root in self._roots:
             self._load_gitignores(root)
 
     def _load_gitignores(self, root: Path) -> None:
@@ -62,6 +67,9 @@ class ChangeFilter(watchfiles.DefaultFilter):
         if not super().__call__(change, path):
             return False
         candidate = Path(path)
+        if candidate.name == ".gitignore":
+            self._reload_gitignores()  # what it ignores changes now, with no restart
+            return False
         if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in candidate.parts):
             return False
         is_dir = candidate.is_dir()

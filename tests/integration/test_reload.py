@@ -227,3 +227,32 @@ def test_no_reload_turns_it_off(tmp_path: Path, up_factory) -> None:
     time.sleep(1.0)  # nothing may happen in this time
     assert _version(up, "") == 1
     assert "watching for changes" not in up.output
+
+
+def test_config_edit_restarts_the_micros_it_touches(tmp_path: Path, up_factory) -> None:
+    spacefile = ("v: 0\nmicros:\n  - name: a\n    src: ./a\n    engine: python3.9\n"
+                 "    run: python echo.py\n    primary: true\n    public: true\n"
+                 "    presets:\n      env:\n        - name: GREETING\n"
+                 "  - name: b\n    src: ./b\n    engine: python3.9\n    run: python echo.py\n"
+                 "    public: true\n")
+    app = write_app(tmp_path / "app", spacefile, {"a/echo.py": PY_ECHO, "b/echo.py": PY_ECHO})
+    config = tmp_path / "space-dev.toml"
+    config.write_text('[[apps]]\npath = "app"\n[apps.env]\nGREETING = "first"\n')
+    up = up_factory(app, "--config", str(config), cwd=tmp_path)
+    up.wait_ready()
+    up.wait_for("watching for changes")
+    b_port = get_json(up.url + "/b/")[1]["env"]["PORT"]
+    assert get_json(up.url + "/")[1]["env"]["GREETING"] == "first"
+    mark = len(up.lines)
+    config.write_text('[[apps]]\npath = "app"\n[apps.env]\nGREETING = "second"\n')
+    up.wait_for(r"app: space-dev.toml applied, restarting a", start=mark)
+    deadline = time.monotonic() + 20
+    while get_json(up.url + "/")[1]["env"].get("GREETING") != "second":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert get_json(up.url + "/b/")[1]["env"]["PORT"] == b_port  # b uses no such variable
+    # A broken config changes nothing.
+    mark = len(up.lines)
+    config.write_text('[[apps]]\npath = "app"\nbogus = 1\n')
+    up.wait_for(r"space-dev.toml is not valid; nothing changed", start=mark)
+    assert get_json(up.url + "/")[1]["env"]["GREETING"] == "second"
