@@ -38,14 +38,21 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("hard")
-    app = write_app(root / "app", SPACEFILE, {
-        "api/echo.py": PY_ECHO, "open/echo.py": PY_ECHO, "io/main.py": PY_AIOHTTP,
-    })
+    app = write_app(
+        root / "app",
+        SPACEFILE,
+        {
+            "api/echo.py": PY_ECHO,
+            "open/echo.py": PY_ECHO,
+            "io/main.py": PY_AIOHTTP,
+        },
+    )
     up = run_up(app, "--no-reload", cwd=root, data_dir=root / "data")
     try:
         up.wait_ready(60)
         status, headers, _ = fetch(
-            "POST", up.url + "/__space/login",
+            "POST",
+            up.url + "/__space/login",
             body=f"username=dev&password={PASSWORD}&next=/".encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -55,8 +62,15 @@ def hard(tmp_path_factory: pytest.TempPathFactory):
         up.stop()
 
 
-@pytest.mark.parametrize("path", ["/__SPACE/v0/actions", "/open/__Space/v0/actions",
-                                  "/open/__SPACE", "/open/%5F_space/v0/actions"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/__SPACE/v0/actions",
+        "/open/__Space/v0/actions",
+        "/open/__SPACE",
+        "/open/%5F_space/v0/actions",
+    ],
+)
 def test_runtime_paths_in_any_case_are_never_forwarded(hard, path: str) -> None:
     up, _ = hard
     status, _, body = fetch("POST", up.url + path, body=b'{"event": {"id": "x"}}')
@@ -65,8 +79,11 @@ def test_runtime_paths_in_any_case_are_never_forwarded(hard, path: str) -> None:
 
 def test_method_override_headers_never_reach_a_micro(hard) -> None:
     up, _ = hard
-    headers = {"X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE",
-               "X-Method-Override": "DELETE"}
+    headers = {
+        "X-HTTP-Method-Override": "DELETE",
+        "X-HTTP-Method": "DELETE",
+        "X-Method-Override": "DELETE",
+    }
     _, data = get_json(up.url + "/open/", headers=headers)
     sent = {k.lower() for k in data["headers"]}
     assert not sent & {"x-http-method-override", "x-http-method", "x-method-override"}
@@ -75,16 +92,18 @@ def test_method_override_headers_never_reach_a_micro(hard) -> None:
 @pytest.mark.parametrize("origin", ["http://127.0.0.1:1", "http://evil.example", "null"])
 def test_session_cannot_post_from_another_origin(hard, origin: str) -> None:
     up, cookie = hard
-    status, _, body = fetch("POST", up.url + "/notes", body=b"{}",
-                            headers={"Cookie": cookie, "Origin": origin})
+    status, _, body = fetch(
+        "POST", up.url + "/notes", body=b"{}", headers={"Cookie": cookie, "Origin": origin}
+    )
     assert status == 403, body
     assert b'"micro"' not in body
 
 
 def test_session_posts_from_its_own_origin_and_keys_from_anywhere(hard) -> None:
     up, cookie = hard
-    status, _, body = fetch("POST", up.url + "/notes", body=b"{}",
-                            headers={"Cookie": cookie, "Origin": up.url})
+    status, _, body = fetch(
+        "POST", up.url + "/notes", body=b"{}", headers={"Cookie": cookie, "Origin": up.url}
+    )
     assert status == 200 and json.loads(body)["method"] == "POST"
     # No Origin at all: a program (curl), not a page.
     assert fetch("POST", up.url + "/notes", body=b"{}", headers={"Cookie": cookie})[0] == 200
@@ -94,11 +113,13 @@ async def test_websocket_with_a_session_from_another_origin_is_refused(hard) -> 
     up, cookie = hard
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await session.ws_connect(up.url + "/io/ws", headers={
-                "Cookie": cookie, "Origin": "http://127.0.0.1:9999"})
+            await session.ws_connect(
+                up.url + "/io/ws", headers={"Cookie": cookie, "Origin": "http://127.0.0.1:9999"}
+            )
         assert err.value.status == 403
-        async with session.ws_connect(up.url + "/io/ws", headers={
-                "Cookie": cookie, "Origin": up.url}) as ws:
+        async with session.ws_connect(
+            up.url + "/io/ws", headers={"Cookie": cookie, "Origin": up.url}
+        ) as ws:
             await ws.send_str("hi")
             assert (await ws.receive(timeout=5)).data == "echo:hi"
 
@@ -128,7 +149,9 @@ def test_error_pages_show_logs_to_the_owner_only(hard) -> None:
     assert status == 502
     assert b"echo micro starting" not in body  # a visitor of a public micro sees no log
     get_json(up.url + "/open/")  # wait for it to come back
-    status, _, body = fetch("GET", up.url + "/crash", headers={"Accept": "text/html", "Cookie": cookie})
+    status, _, body = fetch(
+        "GET", up.url + "/crash", headers={"Accept": "text/html", "Cookie": cookie}
+    )
     assert status == 502 and b"echo micro starting" in body
 
 
@@ -148,8 +171,11 @@ async def test_parallel_wrong_passwords_are_limited(hard) -> None:
     async with aiohttp.ClientSession() as session:
 
         async def attempt() -> int:
-            async with session.post(up.url + "/__space/login", allow_redirects=False,
-                                    data={"username": "ghost", "password": "guess"}) as resp:
+            async with session.post(
+                up.url + "/__space/login",
+                allow_redirects=False,
+                data={"username": "ghost", "password": "guess"},
+            ) as resp:
                 return resp.status
 
         statuses = await asyncio.gather(*(attempt() for _ in range(20)))

@@ -6,12 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-BAD = "v: 0\nmicros:\n  - name: api\n    src: .\n    engine: pyhton3.9\n    primary: yes\n    pubic: true\n"
+BAD = (
+    "v: 0\nmicros:\n  - name: api\n    src: .\n    engine: pyhton3.9\n"
+    "    primary: yes\n    pubic: true\n"
+)
 
 
 def validate(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runtime", "validate", str(folder), *args],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", "validate", str(folder), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_every_problem_at_once_with_line_and_fix(tmp_path: Path) -> None:
@@ -28,7 +35,9 @@ def test_every_problem_at_once_with_line_and_fix(tmp_path: Path) -> None:
 
 
 def test_newer_engine_warns_and_strict_refuses(tmp_path: Path) -> None:
-    (tmp_path / "Spacefile").write_text("v: 0\nmicros:\n  - name: api\n    src: .\n    engine: python3.12\n")
+    (tmp_path / "Spacefile").write_text(
+        "v: 0\nmicros:\n  - name: api\n    src: .\n    engine: python3.12\n"
+    )
     done = validate(tmp_path)
     assert done.returncode == 0
     assert done.stdout.startswith("Spacefile OK") and "warning:" in done.stdout

@@ -45,12 +45,24 @@ def test_python_default_serves_main_app_and_dev_wins_over_run() -> None:
 
 
 def test_presets_precedence() -> None:
-    micro = Micro("api", Path("."), "python3.9", True, "/", env=(
-        EnvPreset("A", default="default"), EnvPreset("B", default="default"),
-        EnvPreset("C", default="default"), EnvPreset("D", default="default"), EnvPreset("E"),
-    ))
+    micro = Micro(
+        "api",
+        Path("."),
+        "python3.9",
+        True,
+        "/",
+        env=(
+            EnvPreset("A", default="default"),
+            EnvPreset("B", default="default"),
+            EnvPreset("C", default="default"),
+            EnvPreset("D", default="default"),
+            EnvPreset("E"),
+        ),
+    )
     values = preset_values(
-        micro, saved={"A": "saved"}, configured={"A": "toml", "B": "toml"},
+        micro,
+        saved={"A": "saved"},
+        configured={"A": "toml", "B": "toml"},
         shell={"A": "shell", "B": "shell", "C": "shell"},
     )
     assert values == {"A": "saved", "B": "toml", "C": "shell", "D": "default"}
@@ -59,8 +71,14 @@ def test_presets_precedence() -> None:
 def test_environment_has_space_variables_and_no_owner_password() -> None:
     python = engines.lookup("python3.9")
     micro = Micro("api", Path("."), "python3.9", False, "/api")
-    env = micro_environment(micro, python, hostname="127.0.0.1:4200", project_key="abc_def",
-                            presets={}, shell={"PATH": "/bin", "SPACE_DEV_PASSWORD": "secret"})
+    env = micro_environment(
+        micro,
+        python,
+        hostname="127.0.0.1:4200",
+        project_key="abc_def",
+        presets={},
+        shell={"PATH": "/bin", "SPACE_DEV_PASSWORD": "secret"},
+    )
     assert env["DETA_SPACE_APP_MICRO_TYPE"] == "normal" and env["DETA_PROJECT_KEY"] == "abc_def"
     assert "SPACE_DEV_PASSWORD" not in env
     assert env["PATH"].endswith("/bin") and env["PATH"] != "/bin"  # our interpreter first
