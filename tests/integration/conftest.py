@@ -20,6 +20,7 @@ import pytest
 from multidict import CIMultiDict
 
 REPO = Path(__file__).resolve().parents[2]
+OWNER_PASSWORD = "correct horse battery"  # SPACE_DEV_PASSWORD for every run_up
 
 
 def free_port() -> int:
@@ -104,7 +105,7 @@ def run_up(
 ) -> Up:
     port = free_port()
     data = data_dir or app_dir.parent / "data"
-    full_env = {**os.environ, "SPACE_DEV_PASSWORD": "correct horse battery", **(env or {})}
+    full_env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, **(env or {})}
     full_env.pop("NO_COLOR", None)
     args = ["up", str(app_dir), "--port", str(port), "--data-dir", str(data), *extra]
     return Up(args, cwd or app_dir.parent, full_env, port)
@@ -153,3 +154,19 @@ def fetch(
 def get_json(url: str, **kwargs: object) -> tuple[int, dict]:
     status, _, body = fetch("GET", url, **kwargs)  # type: ignore[arg-type]
     return status, json.loads(body) if body else {}
+
+
+
+def login(url: str, user: str = "dev", password: str = OWNER_PASSWORD) -> str:
+    """Sign in with the login form; the `space_session` cookie's value."""
+    from http.cookies import SimpleCookie
+    from urllib.parse import urlencode
+
+    form = urlencode({"username": user, "password": password, "next": "/"})
+    status, headers, _ = fetch("POST", url + "/__space/login", body=form.encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303, status
+    cookie: SimpleCookie = SimpleCookie()
+    for line in headers.getall("Set-Cookie"):
+        cookie.load(line)
+    return cookie["space_session"].value

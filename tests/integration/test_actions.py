@@ -12,16 +12,15 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.integration.conftest import Up, fetch, run_up
+from tests.integration.conftest import OWNER_PASSWORD, Up, fetch, login, run_up
 from tests.integration.micros import write_app
 
-PASSWORD = "correct horse battery"
+PASSWORD = OWNER_PASSWORD
 
 # Records every action event (path, content type, body) as one JSON line in $ACTION_LOG; the
 # event of the action "boom" gets a 500.
@@ -127,17 +126,6 @@ class Running:
             [sys.executable, "-m", "runtime", "trigger", action, "--data-dir", str(self.data)],
             cwd=self.root, env=env, text=True, capture_output=True, timeout=120,
         )
-
-
-def login(url: str) -> str:
-    form = urlencode({"username": "dev", "password": PASSWORD, "next": "/"})
-    status, headers, _ = fetch("POST", url + "/__space/login", body=form.encode(),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 303, status
-    cookie: SimpleCookie = SimpleCookie()
-    for line in headers.getall("Set-Cookie"):
-        cookie.load(line)
-    return cookie["space_session"].value
 
 
 def start(root: Path, *extra: str) -> Running:

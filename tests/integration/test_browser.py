@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO, Up, fetch, run_up
+from tests.integration.conftest import OWNER_PASSWORD, REPO, Up, fetch, run_up
 from tests.integration.micros import PY_ECHO, write_app
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = REPO / "docs" / "settings.png"
-PASSWORD = "correct horse battery"
+PASSWORD = OWNER_PASSWORD
 
 SPACEFILE = """
 v: 0

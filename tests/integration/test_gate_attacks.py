@@ -33,10 +33,10 @@ from runtime.auth.passwords import hash_password
 from runtime.auth.routes import PublicRoutes, normalise_path
 from runtime.models import ApiKey
 from runtime.store import Store
-from tests.integration.conftest import Up, free_port
+from tests.integration.conftest import OWNER_PASSWORD, Up, free_port
 from tests.integration.micros import write_app
 
-PASSWORD = "correct horse battery"
+PASSWORD = OWNER_PASSWORD
 EVE_PASSWORD = "eve's own long password"
 API_PUBLIC_ROUTES = ("/public/*", "/open", "/*.png", "/docs/*/raw")
 API_ROUTES = PublicRoutes(API_PUBLIC_ROUTES)

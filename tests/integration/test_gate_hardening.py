@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.conftest import fetch, get_json, run_up
+from tests.integration.conftest import OWNER_PASSWORD, fetch, get_json, run_up
 from tests.integration.micros import PY_AIOHTTP, PY_ECHO, write_app
 
 SPACEFILE = """
@@ -32,7 +32,7 @@ micros:
     src: ./io
     engine: python3.9
 """
-PASSWORD = "correct horse battery"
+PASSWORD = OWNER_PASSWORD
 
 
 @pytest.fixture(scope="module")

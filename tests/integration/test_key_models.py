@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import fetch, get_json, run_up
+from tests.integration.conftest import fetch, get_json, login, run_up
 from tests.integration.micros import PY_ECHO, write_app
 
 SPACEFILE = """
@@ -61,17 +61,8 @@ def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     )
 
 
-def login(up, user: str, password: str) -> str:
-    status, headers, _ = fetch(
-        "POST",
-        up.url + "/__space/login",
-        body=f"username={user}&password={password}&next=/".encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert status == 303, status
-    cookie = headers["Set-Cookie"].split(";", 1)[0]
-    assert cookie.startswith("space_session=")
-    return cookie
+def session_cookie(up, user: str, password: str) -> str:
+    return f"space_session={login(up.url, user, password)}"
 
 
 @pytest.fixture(scope="module")
@@ -187,11 +178,11 @@ def test_route_rules(seeds, who: str, method: str, path: str, expected: int) -> 
     if who in keys:
         headers["X-Space-App-Key"] = keys[who]
     elif who == "owner":
-        headers["Cookie"] = login(up, "dev", "correct horse battery")
+        headers["Cookie"] = session_cookie(up, "dev", "correct horse battery")
     elif who == "olga":
-        headers["Cookie"] = login(up, "olga", "olga-password")
+        headers["Cookie"] = session_cookie(up, "olga", "olga-password")
     elif who == "eve":
-        headers["Cookie"] = login(up, "eve", "eve-password")
+        headers["Cookie"] = session_cookie(up, "eve", "eve-password")
     status, _, _ = fetch(
         method, up.url + path, headers=headers, body=b"" if method != "GET" else None
     )

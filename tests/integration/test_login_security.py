@@ -19,11 +19,11 @@ from itsdangerous import URLSafeSerializer
 from runtime import notify
 from runtime.auth.passwords import hash_password
 from runtime.store import Store
-from tests.integration.conftest import Up, run_up
+from tests.integration.conftest import OWNER_PASSWORD, Up, run_up
 from tests.integration.micros import PY_ECHO, write_app
 from tests.integration.test_gate_attacks import Reply, send
 
-PASSWORD = "correct horse battery"  # the owner's, from SPACE_DEV_PASSWORD in run_up
+PASSWORD = OWNER_PASSWORD
 HTML = ("Accept", "text/html,application/xhtml+xml")
 FORM = ("Content-Type", "application/x-www-form-urlencoded")
 

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,10 +16,9 @@ from multidict import CIMultiDict
 
 from runtime.auth.passwords import hash_password
 from runtime.store import Store
-from tests.integration.conftest import Up, fetch, run_up
+from tests.integration.conftest import OWNER_PASSWORD, Up, fetch, login, run_up
 from tests.integration.micros import PY_ECHO, write_app
 
-OWNER_PASSWORD = "correct horse battery"
 EVE_PASSWORD = "eve's own password"
 
 SPACEFILE = """
@@ -112,18 +110,6 @@ class Running:
     def with_key(self, key: str) -> tuple[int, dict]:
         status, _, body = self.call("GET", "/api/", headers={"X-Space-App-Key": key})
         return status, json.loads(body)
-
-
-def login(url: str, user: str, password: str) -> str:
-    """Sign in with the form and return the session cookie's value."""
-    form = urlencode({"username": user, "password": password, "next": "/__space/settings"})
-    status, headers, _ = fetch("POST", url + "/__space/login", body=form.encode(),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 303, status
-    cookie: SimpleCookie = SimpleCookie()
-    for line in headers.getall("Set-Cookie"):
-        cookie.load(line)
-    return cookie["space_session"].value
 
 
 @pytest.fixture(scope="module")

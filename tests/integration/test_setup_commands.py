@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.integration.conftest import fetch, get_json
+from tests.integration.conftest import fetch, get_json, login
 from tests.integration.micros import PY_ECHO, write_app
 
 SPACEFILE = """
@@ -22,16 +22,6 @@ micros:
 """
 
 
-def _login(up) -> str:
-    status, headers, _ = fetch(
-        "POST", up.url + "/__space/login",
-        body=b"username=dev&password=correct+horse+battery&next=/",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert status == 303
-    return headers["Set-Cookie"].split(";", 1)[0]
-
-
 def test_failed_commands_then_restart_from_settings(tmp_path: Path, up_factory) -> None:
     app = write_app(tmp_path / "app", SPACEFILE, {"echo.py": PY_ECHO})
     up = up_factory(app, "--no-reload")
@@ -42,7 +32,7 @@ def test_failed_commands_then_restart_from_settings(tmp_path: Path, up_factory) 
     assert fetch("GET", up.url + "/x")[0] == 502
 
     (app / "ready.flag").write_text("")
-    cookie = _login(up)
+    cookie = f"space_session={login(up.url)}"
     status, _, _ = fetch(
         "POST", up.url + "/__space/settings/micros/api/restart",
         headers={"Cookie": cookie, "Origin": up.url}, body=b"",
