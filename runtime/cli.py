@@ -132,12 +132,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     from runtime.app import Runtime  # the server side is only needed here
 
-    printer = Printer()
-    runtime = Runtime(cfg, printer)
-    runtime.load()
-    _use_fast_loop()
-    _tune_memory()
-    asyncio.run(_serve(runtime))
+    printer = Printer(background=True)
+    try:
+        runtime = Runtime(cfg, printer)
+        runtime.load()
+        _use_fast_loop()
+        _tune_memory()
+        asyncio.run(_serve(runtime))
+    finally:
+        printer.close()
     return EXIT_OK
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterable
 from typing import TextIO
@@ -13,6 +16,7 @@ from runtime.config import LOG_LINES_KEPT
 # Foreground colours that read well on dark and light terminals, as honcho picks them.
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
 _RUNTIME_NAME = "space-dev"
+_QUEUE_SIZE = 10_000
 
 
 class Printer:
@@ -23,7 +27,11 @@ class Printer:
     """
 
     def __init__(
-        self, stream: TextIO | None = None, keep: int = LOG_LINES_KEPT, colour: bool | None = None
+        self,
+        stream: TextIO | None = None,
+        keep: int = LOG_LINES_KEPT,
+        colour: bool | None = None,
+        background: bool = False,
     ):
         self._stream = stream or sys.stdout
         if colour is None:
@@ -33,6 +41,14 @@ class Printer:
         self._width = len(_RUNTIME_NAME)
         self._colour_of: dict[str, int] = {}
         self._lines: dict[str, deque[str]] = {}
+        # In the background, a terminal that is slow or paused (`| less`) holds up a thread,
+        # never the event loop that serves requests; past the queue's size lines are dropped.
+        self._queue: queue.Queue[str | None] | None = None
+        self._dropped = 0
+        if background:
+            self._queue = queue.Queue(maxsize=_QUEUE_SIZE)
+            self._writer = threading.Thread(target=self._drain, name="printer", daemon=True)
+            self._writer.start()
 
     def register(self, names: Iterable[str]) -> None:
         """Know these names up front, so the prefixes line up from the first line."""
@@ -59,13 +75,40 @@ class Printer:
         lines = list(self._lines.get(name, ()))
         return lines if count is None else lines[-count:]
 
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (waiting at most `timeout`), then stop the background writer."""
+        if self._queue is not None:
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._writer.join(timeout)
+            self._queue = None
+
     def _write(self, name: str, text: str, colour: int | None) -> None:
         prefix = f"{name:<{self._width}} |"
         if self._colour:
             code = colour if colour is not None else 1  # the runtime's own lines in bold
             prefix = f"\x1b[{code}m{prefix}\x1b[0m"
+        line = f"{prefix} {text}\n"
+        if self._queue is None:
+            self._emit(line)
+            return
         try:
-            self._stream.write(f"{prefix} {text}\n")
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self._dropped += 1
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (line := self._queue.get()) is not None:
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                self._emit(f"{_RUNTIME_NAME} | ({dropped} lines not shown: the terminal was "
+                           "not reading; the settings page has the last ones)\n")
+            self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        try:
+            self._stream.write(line)
             self._stream.flush()
         except (BrokenPipeError, ValueError):
             pass  # the terminal went away; the lines are still kept for the settings page

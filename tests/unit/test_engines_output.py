@@ -103,3 +103,13 @@ def test_printer_keeps_the_last_lines() -> None:
         printer.line("api", f"line {i}")
     assert printer.last_lines("api") == ["line 2", "line 3", "line 4"]
     assert printer.last_lines("api", 1) == ["line 4"] and printer.last_lines("nobody") == []
+
+
+def test_background_printer_writes_everything_in_order_then_closes() -> None:
+    out = io.StringIO()
+    printer = Printer(out, colour=False, background=True)
+    for i in range(200):
+        printer.line("api", f"line {i}")
+    printer.close()
+    lines = out.getvalue().splitlines()
+    assert lines == [f"api       | line {i}" for i in range(200)]
