@@ -48,6 +48,11 @@ micros:
     engine: nodejs16
     path: /js/
     public: true
+  - name: tool
+    src: ./tool
+    engine: custom
+    run: exec python3 echo.py
+    public: true
 """
 
 
@@ -62,6 +67,7 @@ def mixed_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "site/public/docs/index.html": "<h1>docs</h1>",
             "api/echo.py": PY_ECHO,
             "node/index.js": NODE_ECHO,
+            "tool/echo.py": PY_ECHO,
         },
     )
 
@@ -96,6 +102,8 @@ def test_each_micro_answers_at_its_path_with_the_prefix_removed(mixed) -> None:
     assert data["path"] == "/"
     status, data = get_json(mixed.url + "/js/hello")
     assert data["micro"] == "node" and data["path"] == "/hello"
+    status, data = get_json(mixed.url + "/tool/x")  # a custom engine's `run`
+    assert data["micro"] == "tool" and data["path"] == "/x"
     # Not a segment prefix: the primary's, which has no such file.
     status, _, _ = fetch("GET", mixed.url + "/apix")
     assert status == 404
