@@ -5,9 +5,33 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from typing import Literal
 
 from runtime.engines import Engine
 from runtime.models import Micro
+
+# Where a `presets.env` value comes from, in the order that decides it.
+Source = Literal["saved", "config", "shell", "default", "unset"]
+
+
+def resolve_preset(
+    name: str,
+    default: str | None,
+    saved: Mapping[str, str],
+    configured: Mapping[str, str],
+    shell: Mapping[str, str],
+) -> tuple[str | None, Source]:
+    """One variable's value and its source: the settings page, else [apps.env], else the shell,
+    else the Spacefile's default; unset (None) when none has it, as on Space."""
+    if name in saved:
+        return saved[name], "saved"
+    if name in configured:
+        return configured[name], "config"
+    if name in shell:
+        return shell[name], "shell"
+    if default is not None:
+        return default, "default"
+    return None, "unset"
 
 
 def preset_values(
@@ -16,19 +40,12 @@ def preset_values(
     configured: Mapping[str, str],
     shell: Mapping[str, str],
 ) -> dict[str, str]:
-    """Each `presets.env` value: the settings page, else [apps.env], else the shell, else default.
-
-    A variable with none of these stays unset, as on Space.
-    """
+    """Each `presets.env` variable of the micro that has a value (see resolve_preset)."""
     values: dict[str, str] = {}
     for preset in micro.env:
-        for source in (saved, configured, shell):
-            if preset.name in source:
-                values[preset.name] = source[preset.name]
-                break
-        else:
-            if preset.default is not None:
-                values[preset.name] = preset.default
+        value, _ = resolve_preset(preset.name, preset.default, saved, configured, shell)
+        if value is not None:
+            values[preset.name] = value
     return values
 
 

@@ -7,11 +7,12 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from runtime.auth.keys import check_custom_value, new_key
+from runtime.environment import Source, resolve_preset
 from runtime.errors import SpaceDevError
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
@@ -34,7 +35,6 @@ class Conflict(SpaceDevError):
 
 
 # Where a Configuration value comes from, in the order they win (SPEC section 3).
-Source = Literal["saved", "config", "shell", "default", "unset"]
 
 
 class AppView(Protocol):
@@ -162,26 +162,17 @@ def env_variables(ctx: SettingsContext) -> list[EnvVariable]:
                     description=known.description or preset.description,
                 )
                 continue
-            value, source = _resolve(preset.name, preset.default, saved, configured)
-            fallback, fallback_source = _resolve(preset.name, preset.default, {}, configured)
+            value, source = resolve_preset(
+                preset.name, preset.default, saved, configured, os.environ
+            )
+            # What it would be without the saved value: shown in the empty field.
+            fallback, fallback_source = resolve_preset(
+                preset.name, preset.default, {}, configured, os.environ
+            )
             found[preset.name] = EnvVariable(preset.name, (micro.name,), preset.description,
                                              preset.default, saved.get(preset.name), value, source,
                                              fallback, fallback_source)
     return list(found.values())
-
-
-def _resolve(name: str, default: str | None, saved: Mapping[str, str],
-             configured: Mapping[str, str]) -> tuple[str | None, Source]:
-    # The same order as environment.preset_values, which starts the micros.
-    if name in saved:
-        return saved[name], "saved"
-    if name in configured:
-        return configured[name], "config"
-    if name in os.environ:
-        return os.environ[name], "shell"
-    if default is not None:
-        return default, "default"
-    return None, "unset"
 
 
 def env_json(variables: list[EnvVariable]) -> dict[str, Any]:
