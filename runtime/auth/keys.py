@@ -8,8 +8,8 @@ import re
 import secrets
 import string
 import unicodedata
-from datetime import UTC, datetime
 
+from runtime.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
 
@@ -101,10 +101,8 @@ def hashes_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(_key_bytes(a), _key_bytes(b))
 
 
-def utc_now_text(when: datetime | None = None) -> str:
-    """The time as keys show it, `2021-04-22T11:50:08Z` (UTC, whole seconds); now by default."""
-    moment = datetime.now(UTC) if when is None else when.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+# The time as keys show it, `2021-04-22T11:50:08Z`: one format for the whole data dir.
+utc_now_text = utc_text
 
 
 # --- a new key's record ----------------------------------------------------------------------
