@@ -308,7 +308,8 @@ class Runtime:
                 ) from None
             raise SpaceDevError(
                 f"cannot listen on {host.host}:{host.port} (app {host.name}): "
-                f"{(err.strerror or str(err)).lower()}",
+                # aiohttp wraps the OS's reason in its own sentence: keep the reason alone.
+                f"{(err.strerror or str(err)).rsplit(': ', 1)[-1].lower()}",
                 "--host must be an address of this machine, such as 127.0.0.1 or 0.0.0.0",
             ) from None
         self._sites.append(runner)

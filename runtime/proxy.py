@@ -133,7 +133,8 @@ class Proxy:
 
     @contextlib.contextmanager
     def busy(self, address: Address) -> Iterator[None]:
-        """Count a call the runtime itself makes to a micro (an action) as a request in flight."""
+        """Count a call to a micro as in flight, so a reload lets it finish before stopping the
+        old process (forwarded requests, WebSockets, and the runtime's own action calls)."""
         self._inflight[address] += 1
         try:
             yield
@@ -149,8 +150,7 @@ class Proxy:
         """Send the request to the micro and stream its answer back."""
         url = upstream_url("http", address, path_qs)
         has_body = request.body_exists
-        self._inflight[address] += 1
-        try:
+        with self.busy(address):
             try:
                 upstream_cm = self.session.request(
                     request.method,
@@ -171,11 +171,6 @@ class Proxy:
                 return await self._relay(request, upstream)
             finally:
                 await upstream_cm.__aexit__(None, None, None)
-        finally:
-            self._inflight[address] -= 1
-            if self._inflight[address] <= 0:
-                del self._inflight[address]
-                self._idle.set()
 
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse
@@ -239,14 +234,8 @@ class Proxy:
             autoclose=False,
         )
         await downstream.prepare(request)
-        self._inflight[address] += 1
-        try:
+        with self.busy(address):
             await _relay_websockets(downstream, upstream)
-        finally:
-            self._inflight[address] -= 1
-            if self._inflight[address] <= 0:
-                del self._inflight[address]
-                self._idle.set()
         return downstream
 
 
