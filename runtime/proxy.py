@@ -82,6 +82,11 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return out
 
 
+def has_no_body(method: str, status: int) -> bool:
+    """An answer that never has a body: to HEAD, and every 1xx, 204 and 304."""
+    return method == "HEAD" or status < 200 or status in (204, 304)
+
+
 def is_websocket(request: web.Request) -> bool:
     return (
         request.method == "GET"
@@ -177,8 +182,22 @@ class Proxy:
     ) -> web.StreamResponse:
         headers = _response_headers(upstream)
         length = upstream.content_length
-        if length is not None and length <= _SMALL_BODY and request.method != "HEAD":
-            body = await upstream.read()
+        if has_no_body(request.method, upstream.status):
+            # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read. The
+            # connection is not pooled: aiohttp's client misreads the next answer on it after a
+            # 304 with no Content-Length, and yields empty pieces without end.
+            upstream.close()
+            response = web.StreamResponse(
+                status=upstream.status, reason=upstream.reason, headers=headers
+            )
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        if length is not None and length <= _SMALL_BODY:
+            try:
+                body = await upstream.read()
+            except aiohttp.ClientError as exc:
+                raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
             headers.popall("Content-Length", None)
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
@@ -189,17 +208,20 @@ class Proxy:
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        if request.method == "HEAD":
-            return response
         try:
             # Pieces go on as they arrive: re-cutting them to a fixed size copies every byte
             # again (uvloop reads 256,000 bytes at a time, not 256 KiB; see bench/proxy.py).
-            async for chunk, _ in upstream.content.iter_chunks():
+            # `iter_any` waits for data and ends at the body's end: it never yields nothing.
+            async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
-            await response.write_eof()
-        except (ConnectionResetError, aiohttp.ClientPayloadError):
-            # The browser went away, or the micro broke off: nothing useful can be sent now.
+        except (ConnectionResetError, aiohttp.ClientError):
+            # The browser went away, or the micro broke off mid-body. The answer is already
+            # started, so the client's connection is closed: it sees a cut body, not a hang.
             upstream.close()
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
         return response
 
     async def forward_websocket(
