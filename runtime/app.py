@@ -225,7 +225,7 @@ class Runtime:
             env = micro_environment(micro, engine, hostname=host.hostname,
                                     project_key=project_key, presets=presets)
             specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine),
-                                           micro.commands)
+                                           micro.commands, engines.own_reloader(engine, command))
         return specs
 
     def routing_for(self, host: AppHost) -> Routing:
@@ -289,7 +289,8 @@ class Runtime:
         settings = SettingsContext(
             host, self.store, self.identity, self.printer,
             lambda values: self.save_env(host, values), self.refresh, self.spawn,
-            lambda micro, reason: self.restart(host, micro, reason), self.scheduler,
+            lambda micro, reason: self.restart(host, micro, reason, by_owner=True),
+            self.scheduler,
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
@@ -321,9 +322,14 @@ class Runtime:
         await asyncio.gather(*(self.start_one(host, name) for name in list(host.runners)))
         self.spawn(self._announce_when_ready(host))
 
-    async def restart(self, host: AppHost, name: str, reason: str) -> None:
-        """Restart one micro; one that never started (its `commands` failed) is set up again."""
+    async def restart(self, host: AppHost, name: str, reason: str, by_owner: bool = False) -> None:
+        """Restart one micro; one that never started (its `commands` failed) is set up again.
+
+        The owner's Restart also resumes file-change reloads the reloader's guard paused.
+        """
         runner = host.runners[name]
+        if by_owner:
+            runner.resume_file_reloads()
         if runner.supervised:
             await runner.reload(reason)
         else:

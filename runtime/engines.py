@@ -64,3 +64,35 @@ def lookup(name: str) -> Engine | None:
 def start_command(engine: Engine, run: str | None, dev: str | None) -> str | None:
     """The shell command a micro starts with: `dev`, else `run`, else the engine's default."""
     return dev or run or engine.default_command
+
+
+# Commands that reload by themselves when a source file is saved. Each pattern names the tool
+# the log shows. `npm run dev` and its kin are dev servers by convention (Vite, Next, nodemon...).
+_OWN_RELOADERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (label, re.compile(pattern))
+    for label, pattern in (
+        ("--reload", r"\b(uvicorn|hypercorn|gunicorn)\b.*\s--reload\b"),
+        ("nodemon", r"\bnodemon\b"),
+        ("node --watch", r"\b(node|bun|deno)\b[^;&|]*\s--(watch|hot)\b"),
+        ("tsx watch", r"\btsx\s+watch\b"),
+        ("ts-node-dev", r"\b(ts-node-dev|tsnd|node-dev)\b"),
+        ("flask --debug", r"\bflask\b.*\s(--debug|--reload)\b|\bFLASK_DEBUG=(1|true)\b"),
+        ("air", r"(^|[;&|(]\s*)air(\s|$)"),
+        ("runserver", r"\bmanage\.py\s+runserver\b(?!.*--noreload)"),
+        ("watchmedo", r"\bwatchmedo\b"),
+        ("a dev server", r"\b(npm|pnpm|yarn|bun)\s+(run\s+)?dev\b"),
+        ("a dev server", r"\b(vite|next\s+dev|nuxi?\s+dev|astro\s+dev|webpack\s+serve|"
+                         r"webpack-dev-server|react-scripts\s+start|ng\s+serve)\b(?!\s+build)"),
+    )
+)
+
+
+def own_reloader(engine: Engine, command: str) -> str | None:
+    """What reloads this command on a save by itself (a frontend engine's dev server, or a
+    known reloader named in it), or None when only space-dev does."""
+    if engine.family == "frontend":
+        return "a dev server"
+    for label, pattern in _OWN_RELOADERS:
+        if pattern.search(command):
+            return label
+    return None

@@ -10,6 +10,10 @@ from typing import Literal
 from runtime.engines import Engine
 from runtime.models import Micro
 
+# What servers read to choose the interface they listen on (Node apps by convention, uvicorn,
+# `flask run`); each micro gets loopback.
+LOOPBACK_VARIABLES = {"HOST": "127.0.0.1", "UVICORN_HOST": "127.0.0.1", "FLASK_RUN_HOST": "127.0.0.1"}
+
 # Where a `presets.env` value comes from, in the order that decides it.
 Source = Literal["saved", "config", "shell", "default", "unset"]
 
@@ -69,6 +73,8 @@ def micro_environment(
         DETA_SPACE_APP_MICRO_TYPE=micro.kind,
         DETA_SPACE_APP_VERSION="dev",
     )
+    # Only the gate faces the network: servers that read these listen on loopback alone.
+    env.update(LOOPBACK_VARIABLES)
     if engine.family == "python":
         # The runtime's own interpreter comes first, so `python` and `uvicorn` resolve to it.
         bin_dir = os.path.dirname(sys.executable)
@@ -81,3 +87,15 @@ def micro_environment(
 def port_variables(engine: Engine) -> tuple[str, ...]:
     """The variables that carry a process's own port."""
     return ("PORT", "UVICORN_PORT") if engine.family == "python" else ("PORT",)
+
+
+def bind_variables(env: Mapping[str, str], port: int) -> dict[str, str]:
+    """Variables that carry a process's own address, set per process beside its port.
+
+    gunicorn binds 0.0.0.0 when it finds $PORT; GUNICORN_CMD_ARGS is how it is told otherwise.
+    A bind the developer set there already is left as it is.
+    """
+    args = env.get("GUNICORN_CMD_ARGS", "")
+    if "--bind" in args or args.startswith("-b") or " -b" in args:
+        return {}
+    return {"GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} {args}".strip()}

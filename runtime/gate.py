@@ -17,6 +17,7 @@ from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AuthConfig, Principal
 from runtime.proxy import (
+    Address,
     Proxy,
     UpstreamFailed,
     UpstreamUnavailable,
@@ -265,8 +266,10 @@ class Gate:
     ) -> web.StreamResponse:
         # A micro's output can hold secrets: only its owner sees it on an error page.
         logs = self._printer.last_lines(runner.name, 30) if owner else []
+        runner.requests += 1
         deadline = time.monotonic() + self._request_wait
         forward = self._proxy.forward_websocket if is_websocket(request) else self._proxy.forward
+        resent = False
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
             if address is None:
@@ -274,6 +277,11 @@ class Gate:
             try:
                 return await forward(request, address, path_qs, headers)
             except UpstreamFailed as err:
+                if not resent and await _died_under(request, runner, address):
+                    # Once, as browsers do on a dead kept-alive connection: the process may
+                    # have died of this very request, and a second death is the micro's answer.
+                    resent = True
+                    continue
                 return problem(
                     request,
                     502,
@@ -303,6 +311,24 @@ class Gate:
             title = f"The micro {runner.name} is not ready"
             detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
         return problem(request, 502, title, detail, logs)
+
+
+# Requests that do nothing on the server, by HTTP's rules (RFC 9110 9.2.1): sending one again
+# after its micro died under it cannot do anything twice.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _died_under(request: web.Request, runner: MicroRunner, address: Address) -> bool:
+    """Whether a safe request's connection broke because the micro's process died (killed,
+    crashed, replaced), as opposed to a live micro closing it: then it may be sent again."""
+    if request.method not in _SAFE_METHODS or request.body_exists or is_websocket(request):
+        return False
+    deadline = time.monotonic() + 0.5  # the exit is seen a moment after the connection breaks
+    while runner.serves(address):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def _ambient_risk(request: web.Request) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,68 @@ if TYPE_CHECKING:
     from runtime.app import AppHost, Runtime
 
 
+# Files that change what a micro runs with, not its code: a micro that reloads by itself is
+# still restarted for these (its reloader would not install anything).
+DEPENDENCY_MANIFESTS = frozenset(
+    {
+        "requirements.txt",
+        "pyproject.toml",
+        "Pipfile",
+        "Pipfile.lock",
+        "poetry.lock",
+        "uv.lock",
+        "package.json",
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "bun.lockb",
+        "go.mod",
+        "go.sum",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".env",
+    }
+)
+
+
+def is_dependency_manifest(path: Path) -> bool:
+    return path.name in DEPENDENCY_MANIFESTS or (
+        path.name.startswith("requirements") and path.suffix == ".txt"
+    )
+
+
+class RestartGuard:
+    """Notices a micro restarted over and over by saves nobody made: a file it writes itself
+    on every start. After `limit` file-change restarts within `window` seconds with no request
+    to the micro in between, the next one is refused."""
+
+    def __init__(self, limit: int = 5, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._times: dict[tuple[str, str], list[float]] = {}
+        self._requests: dict[tuple[str, str], int] = {}
+
+    def allow(self, key: tuple[str, str], requests: int) -> bool:
+        """Whether one more file-change restart may go ahead; `requests` is the micro's count
+        of requests so far (any change since the last restart clears its record)."""
+        now = self._clock()
+        if self._requests.get(key) != requests:
+            self._requests[key] = requests
+            self._times[key] = []
+        recent = [t for t in self._times.get(key, []) if now - t < self.window]
+        if len(recent) >= self.limit:
+            self._times[key] = recent
+            return False
+        self._times[key] = [*recent, now]
+        return True
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._times.pop(key, None)
+
+
 class Reloader:
     """Watches every app folder of a runtime; restarts micros one at a time, never in a pile."""
 
@@ -30,6 +93,7 @@ class Reloader:
         self._busy: set[tuple[str, str]] = set()
         self._pending: dict[tuple[str, str], set[Path]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.guard = RestartGuard()
 
     def roots(self) -> list[Path]:
         """The folders to watch: each app's, and the config file's, minus nested ones."""
@@ -58,11 +122,23 @@ class Reloader:
         try:
             await ready.wait()
             self._runtime.printer.info("watching for changes (--no-reload to turn off)")
+            self._say_who_reloads_itself()
             await watching
         finally:
             watching.cancel()
             for task in self._tasks:
                 task.cancel()
+
+    def _say_who_reloads_itself(self) -> None:
+        for host in self._runtime.apps:
+            for name, runner in host.runners.items():
+                if runner.spec.own_reloader:
+                    runner.notice(
+                        "own-reloader",
+                        f"reloads itself on saves ({runner.spec.own_reloader}); space-dev "
+                        "restarts it only for Spacefile, configuration and dependency changes, "
+                        "and a broken save is then served as it is",
+                    )
 
     async def on_batch(self, paths: set[Path]) -> None:
         """One burst of changes."""
@@ -72,6 +148,7 @@ class Reloader:
             await apply_config(runtime)
         for host in runtime.apps:
             if host.spacefile.path in paths:
+                self.resume(host)
                 await apply_spacefile(runtime, host)
             for micro, changed in self._by_micro(host, paths).items():
                 self._restart(host, micro, changed)
@@ -85,12 +162,26 @@ class Reloader:
             if path == host.spacefile.path or path == config_file:
                 continue  # applied on their own, not a reason to restart a micro
             owner = next((m for m in micros if path.is_relative_to(m.src)), None)
-            if owner is not None and owner.name in host.runners:
-                found.setdefault(owner.name, set()).add(path)
+            runner = host.runners.get(owner.name) if owner is not None else None
+            if runner is None or runner.file_reloads_paused:
+                continue
+            if runner.spec.own_reloader and not is_dependency_manifest(path):
+                continue  # its own reloader has it
+            found.setdefault(runner.name, set()).add(path)
         return found
 
     def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
         key = (host.name, micro)
+        runner = host.runners[micro]
+        if key not in self._busy and not self.guard.allow(key, runner.requests):
+            runner.pause_file_reloads(
+                f"restarted {self.guard.limit} times within {self.guard.window:g} s for changed "
+                f"files with no request in between (last: {_reason(changed, runner.spec.cwd)}); "
+                "it probably writes them itself. Saved files no longer restart it (it keeps "
+                "running); a Spacefile save or its Restart button resumes that"
+            )
+            self.guard.forget(key)
+            return
         self._pending.setdefault(key, set()).update(changed)
         if key in self._busy:
             return  # the running reload will pick these up when it is done
@@ -111,6 +202,13 @@ class Reloader:
                 await self._runtime.restart(host, micro, _reason(changed, runner.spec.cwd))
         finally:
             self._busy.discard(key)
+
+
+    def resume(self, host: AppHost) -> None:
+        """A Spacefile save: every micro of the app reloads on file changes again."""
+        for name, runner in host.runners.items():
+            self.guard.forget((host.name, name))
+            runner.resume_file_reloads()
 
 
 def _reason(changed: set[Path], src: Path) -> str:

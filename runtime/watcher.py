@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -33,7 +34,40 @@ IGNORED_DIRS = frozenset(
         ".nuxt",
         ".svelte-kit",
         ".cache",
+        ".vite",
+        ".parcel-cache",
+        ".turbo",
+        ".angular",
+        ".pnpm-store",
     }
+)
+
+# Files a running micro writes itself: logs, databases, pid files, editors' swap files, bundlers'
+# timestamp files (Vite writes `vite.config.js.timestamp-<n>.mjs` beside its config on start).
+# A change to one never means new code, and restarting for it would loop.
+IGNORED_FILES = (
+    "*.log",
+    "*.log.[0-9]*",
+    "*.db",
+    "*.db-journal",
+    "*.sqlite",
+    "*.sqlite3",
+    "*.sqlite-*",
+    "*.sqlite3-*",
+    "*-wal",
+    "*-shm",
+    "*.pid",
+    "*.sock",
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",  # vim's probe for a writable folder
+    "*.tmp",
+    "*.timestamp-*",
+    ".DS_Store",
 )
 
 Batch = set[Path]
@@ -72,6 +106,8 @@ class ChangeFilter(watchfiles.DefaultFilter):
             return False
         if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in candidate.parts):
             return False
+        if is_written_by_micro(candidate.name):
+            return False
         is_dir = candidate.is_dir()
         for base, spec in self._specs:
             try:
@@ -82,6 +118,11 @@ class ChangeFilter(watchfiles.DefaultFilter):
             if spec.match_file(relative) or (is_dir and spec.match_file(relative + "/")):
                 return False
         return True
+
+
+def is_written_by_micro(name: str) -> bool:
+    """Whether a file of this name is one a running micro writes itself (see IGNORED_FILES)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_FILES)
 
 
 def _gitignores(root: Path) -> list[Path]:
@@ -116,9 +157,11 @@ async def watch(
     """
     existing = [r for r in roots if r.exists()]
     watch_filter = ChangeFilter([r for r in existing if r.is_dir()], ignore_paths)
+    # Filtered here, not by awatch: a micro writing its log nonstop would otherwise keep awatch
+    # from ever yielding, and `ready` would never be set.
     async for changes in watchfiles.awatch(
         *existing,
-        watch_filter=watch_filter,
+        watch_filter=None,
         step=step_ms,
         debounce=1600,
         yield_on_timeout=ready is not None,
@@ -126,5 +169,6 @@ async def watch(
     ):
         if ready is not None and not ready.is_set():
             ready.set()  # the watch is set up: from now on no save is missed
-        if changes:
-            await on_batch({Path(path) for _, path in changes})
+        paths = {Path(path) for change, path in changes if watch_filter(change, path)}
+        if paths:
+            await on_batch(paths)

@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.environment import bind_variables
 from runtime.ports import free_port
+from runtime.supervisor.listening import listens_on_all_interfaces
 from runtime.supervisor.output import Printer
 from runtime.supervisor.process import MicroProcess
 
@@ -44,6 +46,8 @@ class LaunchSpec:
     env: Mapping[str, str]
     port_variables: tuple[str, ...] = ("PORT",)  # each is set to the process's own port
     setup_commands: tuple[str, ...] = ()
+    # What reloads the command by itself on a save (`--reload`, nodemon, a dev server), if any.
+    own_reloader: str | None = None
 
 
 # Called with (host, port) of a process about to be stopped; returns once no request uses it.
@@ -88,6 +92,10 @@ class MicroRunner:
         self._retired: set[asyncio.Task[None]] = set()
         self._restart_requested = False  # the next exit is ours, not a crash
         self._candidate: MicroProcess | None = None  # a reload's new process, not yet serving
+        # What the owner should know about this micro, by kind (shown on the settings page).
+        self.notices: dict[str, str] = {}
+        self.requests = 0  # forwarded so far; the reloader's guard asks whether anyone uses it
+        self.file_reloads_paused = False  # set by the reloader's guard, cleared by the owner
 
     # --- what the proxy and the pages ask -------------------------------------------------
 
@@ -98,6 +106,11 @@ class MicroRunner:
         if proc is None or not self._ready.is_set():
             return None
         return proc.host, proc.port
+
+    def serves(self, address: tuple[str, int]) -> bool:
+        """Whether a live process of this micro is still the one at `address`."""
+        proc = self._current
+        return proc is not None and proc.running and (proc.host, proc.port) == address
 
     @property
     def port(self) -> int | None:
@@ -216,6 +229,7 @@ class MicroRunner:
         env = dict(self.spec.env)
         for variable in self.spec.port_variables:
             env[variable] = str(port)
+        env.update(bind_variables(env, port))
         proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer)
         await proc.start()
         return proc
@@ -239,6 +253,37 @@ class MicroRunner:
     def _mark_ready(self) -> None:
         self._ready.set()
         self._set_state(State.READY)
+        self._check_exposure()
+
+    def notice(self, kind: str, text: str | None) -> None:
+        """Set (or with None, clear) one thing the owner should know; logged when it is new."""
+        if text is None:
+            self.notices.pop(kind, None)
+        elif self.notices.get(kind) != text:
+            self.notices[kind] = text
+            self._printer.info(f"{self.name}: {text}")
+
+    def pause_file_reloads(self, why: str) -> None:
+        """Saved files no longer restart this micro (its process keeps running) until resumed."""
+        self.file_reloads_paused = True
+        self.notice("paused", why)
+
+    def resume_file_reloads(self) -> None:
+        if self.file_reloads_paused:
+            self.file_reloads_paused = False
+            self.notice("paused", None)
+            self._printer.info(f"{self.name}: reloading on file changes again")
+
+    def _check_exposure(self) -> None:
+        proc = self._current
+        wide = listens_on_all_interfaces(proc.port) if proc is not None else []
+        self.notice(
+            "exposed",
+            f"listens on all interfaces ({', '.join(wide)}): other machines on the network can "
+            "reach it without signing in. Make it listen on 127.0.0.1 ($HOST) instead."
+            if wide
+            else None,
+        )
 
     async def _supervise(self) -> None:
         while not self._stopping:

@@ -98,15 +98,18 @@ class MicroProcess:
         return code
 
     async def wait_ready(self, timeout: float, on_waiting: Callable[[float], None]) -> bool:
-        """Poll the port until it answers (True), the process exits or time runs out (False).
+        """Wait until the micro answers an HTTP request (True), or exits or time runs out (False).
 
+        An open port is not enough: gunicorn opens its port before its workers load the app,
+        and a worker that then fails to boot would get traffic. Any status counts as an answer.
         `on_waiting(elapsed)` is called about once a second while waiting, for the progress line.
         """
         deadline = time.monotonic() + timeout
         next_note = time.monotonic() + 1.0
         while self.running and time.monotonic() < deadline:
             for host in LOOPBACK_HOSTS:
-                if await _answers(host, self.port):
+                answered = await _answers_http(host, self.port, self._proc, deadline, next_note)
+                if answered:
                     self.host = host
                     return True
             now = time.monotonic()
@@ -131,17 +134,47 @@ class MicroProcess:
             self._reader.cancel()
 
 
-async def _answers(host: str, port: int) -> bool:
+_PROBE = b"HEAD / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: space-dev readiness probe\r\n" \
+         b"Connection: close\r\n\r\n"
+
+
+async def _answers_http(
+    host: str,
+    port: int,
+    proc: asyncio.subprocess.Process | None,
+    deadline: float,
+    note_at: float,
+) -> bool:
+    """True once the server at host:port sends the start of an HTTP answer to a HEAD request.
+
+    The wait for the answer ends early when the process exits, and at `note_at` so the caller
+    can show progress (a slow first answer is then asked for again).
+    """
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (TimeoutError, OSError):
         return False
-    writer.close()
     try:
-        await writer.wait_closed()
+        writer.write(_PROBE)
+        await writer.drain()
+        answer = asyncio.ensure_future(reader.readexactly(5))
+        waits: set[asyncio.Future[object]] = {answer}  # type: ignore[arg-type]
+        if proc is not None:
+            waits.add(asyncio.ensure_future(proc.wait()))
+        limit = max(0.05, min(deadline, max(note_at, time.monotonic() + 0.05)) - time.monotonic())
+        done, pending = await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return answer in done and not answer.cancelled() and answer.exception() is None \
+            and answer.result() == b"HTTP/"
     except OSError:
-        pass
-    return True
+        return False
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -225,6 +225,7 @@ def micros_json(ctx: SettingsContext) -> list[dict[str, Any]]:
             "public": micro.public, "public_routes": list(micro.public_routes),
             "api_keys": micro.api_keys,
             "auth_enabled": ctx.store.auth_enabled(ctx.app.name, micro.name),
+            "notices": list(runner.notices.values()) if runner else [],
         })
     return rows
 
