@@ -324,3 +324,20 @@ def test_a_foreign_file_is_refused_and_left_alone(tmp_path: Path) -> None:
         BaseDB(other)
     assert other.read_bytes() == before
     assert not (tmp_path / "other.sqlite3-wal").exists()
+
+
+def test_a_locked_file_is_not_called_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "app.sqlite3"
+    BaseDB(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")  # so that opening must switch it back to WAL
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(SpaceDevError, match="Could not open") as caught:
+            BaseDB(path, timeout=0.05)
+        assert "not a Base database" not in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with BaseDB(path) as db:
+        assert db.names() == []

@@ -97,7 +97,12 @@ class BaseDB:
     """One app's Bases in one SQLite file: items by (base, key), JSON values, expiry."""
 
     def __init__(
-        self, path: Path, clock: Callable[[], float] = time.time, *, full_sync: bool = False
+        self,
+        path: Path,
+        clock: Callable[[], float] = time.time,
+        *,
+        full_sync: bool = False,
+        timeout: float = 5.0,
     ) -> None:
         self.path = Path(path)
         self._full_sync = full_sync
@@ -106,11 +111,18 @@ class BaseDB:
         self._next_sweep = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each statement commits alone unless a method opens a transaction itself.
+        # `timeout` is how long a call waits for another process (a CLI command) to let go.
         self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            self.path, isolation_level=None, check_same_thread=False, timeout=timeout
         )
         try:
             self._open()
+        except sqlite3.OperationalError as error:  # locked, unreadable: the file may be fine
+            self._db.close()
+            raise SpaceDevError(
+                f"Could not open the Base database {self.path}: {error}",
+                "Check its permissions, or whether another program holds it, and try again.",
+            ) from None
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise SpaceDevError(
