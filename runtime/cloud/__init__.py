@@ -1,0 +1,1 @@
+"""The personal-cloud services an app reaches offline: Deta Base (and Drive)."""

@@ -1,0 +1,1 @@
+"""The Deta Base emulator: query and update semantics, SQLite storage, the HTTP API."""

@@ -1,0 +1,194 @@
+"""The Deta Base HTTP API (`/v1/{project_id}/{base}/...`) over a BaseDB, as the Deta SDKs use it.
+
+The caller authenticates, picks the app's BaseDB and passes the Base name and the raw rest of the
+path. Every answer is JSON, errors included (`{"errors": [...]}`): the npm SDK reads
+`errors[0]` and shows "Something went wrong" when a body does not parse as JSON.
+
+Every BaseDB call runs in a thread (`asyncio.to_thread`). Most take 10-300 us (bench/base_store.py),
+but a query reads up to 1 MB of items (a few ms), and a write may wait up to 5 s for another
+process holding the file (a CLI command); the thread costs about 45 us, and the event loop then
+never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_PUT = 25
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_LIMIT = 1000
+UPDATE_OPS = ("set", "increment", "append", "prepend")
+
+_ALLOWED = {"/items": "PUT, POST", "/items/": "GET, PATCH, DELETE", "/query": "POST"}
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(body: Any) -> str:
+    # ASCII-only: a lone surrogate a client stored must not break encoding the answer.
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _errors(status: int, *messages: str, headers: dict[str, str] | None = None) -> web.Response:
+    response = _json({"errors": list(messages)}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def handle_base(
+    request: web.Request, db: BaseDB, base: str, rest: str
+) -> web.Response:
+    """Answer one Base API request; `rest` is the raw path after `/v1/{project_id}/{base}`."""
+    try:
+        return await _route(request, db, base, rest.split("?", 1)[0])
+    except BaseError as error:
+        return _errors(error.status, *error.messages)
+    except Exception:  # a bug or a broken file: still JSON, so the SDKs report the message
+        log.exception("Base API request failed: %s %s", request.method, request.path)
+        return _errors(500, "Internal error in the local Base emulator; see the runtime's log")
+
+
+async def _route(request: web.Request, db: BaseDB, base: str, rest: str) -> web.Response:
+    method = request.method
+    if rest == "/items":
+        if method == "PUT":
+            return await _put(request, db, base)
+        if method == "POST":
+            return await _insert(request, db, base)
+        return _not_allowed("/items")
+    if rest.startswith("/items/"):
+        key = _decode_key(rest[len("/items/") :])
+        if method == "GET":
+            return await _get(db, base, key)
+        if method == "DELETE":
+            await asyncio.to_thread(db.delete, base, key)
+            return _json({"key": key})
+        if method == "PATCH":
+            return await _update(request, db, base, key)
+        return _not_allowed("/items/")
+    if rest == "/query":
+        if method == "POST":
+            return await _query(request, db, base)
+        return _not_allowed("/query")
+    return _errors(404, f"No such Base API route: {rest or '/'}")
+
+
+def _not_allowed(route: str) -> web.Response:
+    allowed = _ALLOWED[route]
+    return _errors(405, f"Method not allowed here; use {allowed}", headers={"Allow": allowed})
+
+
+def _decode_key(raw: str) -> str:
+    # The SDKs percent-encode keys (`/` as %2F); a raw `/` left in is kept as part of the key.
+    try:
+        key = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise BaseError(400, "The key in the path is not valid percent-encoded UTF-8") from None
+    if not key:
+        raise BaseError(400, "Key is empty")
+    return key
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body, read up to Deta's 16 MB request limit."""
+    if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+        raise BaseError(400, "The request body exceeds 16 MB")
+    if request.can_read_body:
+        # Read the stream ourselves: request.read() would apply the app's client_max_size.
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise BaseError(400, "The request body exceeds 16 MB")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+    else:
+        raw = await request.read()  # empty, or already read (and kept) by an earlier layer
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise BaseError(400, "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BaseError(400, "The request body must be a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_item(item: Any, where: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise BaseError(400, f"{where} must be a JSON object")
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise BaseError(400, f"{where} exceeds 400 KB")
+    return item
+
+
+async def _put(request: web.Request, db: BaseDB, base: str) -> web.Response:
+    items = (await _body(request)).get("items")
+    if not isinstance(items, list):
+        raise BaseError(400, '"items" must be a list of items')
+    if len(items) > MAX_ITEMS_PER_PUT:
+        raise BaseError(400, f"A request may put at most {MAX_ITEMS_PER_PUT} items")
+    checked = [_check_item(item, f"items[{i}]") for i, item in enumerate(items)]
+    stored = await asyncio.to_thread(db.put_many, base, checked)
+    # All or none: SQLite has no partial failures to report, so "failed" is always empty.
+    return _json({"processed": {"items": stored}, "failed": {"items": []}}, 207)
+
+
+async def _insert(request: web.Request, db: BaseDB, base: str) -> web.Response:
+    item = _check_item((await _body(request)).get("item"), '"item"')
+    stored = await asyncio.to_thread(db.insert, base, item)
+    return _json(stored, 201)
+
+
+async def _get(db: BaseDB, base: str, key: str) -> web.Response:
+    item = await asyncio.to_thread(db.get, base, key)
+    if item is None:
+        return _errors(404, "Key not found")
+    return _json(item)
+
+
+async def _update(request: web.Request, db: BaseDB, base: str, key: str) -> web.Response:
+    updates = await _body(request)
+    await asyncio.to_thread(db.update, base, key, updates)
+    # Deta answered with the key and the update as sent; the SDKs only look at the status.
+    answer: dict[str, Any] = {"key": key}
+    for op in UPDATE_OPS:
+        answer[op] = updates.get(op) or {}
+    answer["delete"] = updates.get("delete") or []
+    return _json(answer)
+
+
+async def _query(request: web.Request, db: BaseDB, base: str) -> web.Response:
+    body = await _body(request)
+    limit = body.get("limit")
+    sort = body.get("sort")
+    # The SDKs send `"sort": ""` and `"last": ""` or null for the defaults.
+    items, last = await asyncio.to_thread(
+        db.query,
+        base,
+        body.get("query"),
+        DEFAULT_LIMIT if limit is None else limit,
+        body.get("last") or None,
+        sort or "asc",
+    )
+    paging: dict[str, Any] = {"size": len(items)}
+    if last is not None:
+        paging["last"] = last  # omitted, not null, on the last page: the SDKs test for absence
+    return _json({"paging": paging, "items": items})

@@ -1,0 +1,362 @@
+"""Deta Base storage: one SQLite file per app holding all its Bases, behind a small interface.
+
+SQLite in WAL mode won the measurement in bench/base_store.py against TinyDB, which rewrites its
+whole JSON file on every write. Each method is one short transaction under a lock, so a BaseDB
+may be shared by threads (the HTTP handlers call it through `asyncio.to_thread`).
+
+Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL, in the OS's hands, before the
+call returns, so a crash of the process loses no acknowledged write; a power cut may lose the
+last commits before a checkpoint, never the file's consistency. `full_sync=True` (FULL) adds an
+fsync to every commit for that guarantee, which a local development runtime does not need by
+default (the bench prints both).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.query import compile_query, key_range
+from runtime.cloud.base.update import apply_update, check_update
+from runtime.errors import SpaceDevError
+
+Item = dict[str, Any]
+
+APPLICATION_ID = 0x53444253  # "SDBS": marks the file as ours, so a foreign database is refused
+SCHEMA_VERSION = 1
+EXPIRES = "__expires"
+KEY_ALPHABET = string.ascii_lowercase + string.digits
+KEY_LENGTH = 12
+MAX_ITEM_BYTES = 400 * 1024
+# Deta read up to 1 MB of items before applying the query, then answered with what matched and
+# the last key it read; doing the same keeps every query call short and pages like Deta's did.
+SCAN_BYTES = 1024 * 1024
+SWEEP_SECONDS = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    base TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires REAL,
+    UNIQUE (base, key)
+);
+CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;
+"""
+_VISIBLE = "(expires IS NULL OR expires > ?)"
+_UPSERT = (
+    "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+)
+
+
+def new_key() -> str:
+    """A random 12-character key of lowercase letters and digits, as Deta generated."""
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
+def item_size(item: Item) -> int:
+    """The size of an item as compact UTF-8 JSON, the measure of the 400 KB limit."""
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _encode(item: Item) -> str:
+    # ASCII-only JSON: a lone surrogate from a client's JSON cannot break SQLite's UTF-8.
+    return json.dumps(item, separators=(",", ":"))
+
+
+def _expires(item: Item) -> float | None:
+    value = item.get(EXPIRES)
+    # Deta documents `__expires` as a Unix time, a number; anything else never expires.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise BaseError(400, "Key must be a string")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BaseError(400, "Key must be valid Unicode text") from None
+    return key
+
+
+class BaseDB:
+    """One app's Bases in one SQLite file: items by (base, key), JSON values, expiry."""
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Callable[[], float] = time.time,
+        *,
+        full_sync: bool = False,
+        timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self._full_sync = full_sync
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit: each statement commits alone unless a method opens a transaction itself.
+        # `timeout` is how long a call waits for another process (a CLI command) to let go.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=timeout
+        )
+        try:
+            self._open()
+        except sqlite3.OperationalError as error:  # locked, unreadable: the file may be fine
+            self._db.close()
+            raise SpaceDevError(
+                f"Could not open the Base database {self.path}: {error}",
+                "Check its permissions, or whether another program holds it, and try again.",
+            ) from None
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise SpaceDevError(
+                f"{self.path} is not a Base database ({error})",
+                "Move the file away; the runtime will start a new, empty one.",
+            ) from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        # Check whose file this is before changing anything in it (WAL mode is a change).
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise SpaceDevError(
+                f"{self.path} is a SQLite file of another program, not a Base database",
+                "Move the file away; the runtime will start a new, empty one.",
+            )
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SpaceDevError(
+                f"{self.path} was written by a newer space-dev (schema {version})",
+                "Upgrade space-dev to open it.",
+            )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(f"PRAGMA synchronous = {'FULL' if self._full_sync else 'NORMAL'}")
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock at once, so a read-then-write never meets a writer midway.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _sweep(self, now: float) -> None:
+        # Expired items are invisible at once; removing them now and then keeps the file small.
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_SECONDS
+            self._db.execute("DELETE FROM items WHERE expires IS NOT NULL AND expires <= ?", (now,))
+
+    def _prepare(self, item: Any) -> tuple[Item, str, str, float | None]:
+        if not isinstance(item, dict):
+            raise BaseError(400, "An item must be a JSON object")
+        item = dict(item)
+        if item.get("key", "") == "":  # absent or empty: generate one (the SDKs drop an empty key)
+            item["key"] = new_key()
+        key = _check_key(item["key"])
+        return item, key, _encode(item), _expires(item)
+
+    def put_many(self, base: str, items: list[Any]) -> list[Item]:
+        """Store items, replacing those with the same keys; all or none. Return them as stored."""
+        prepared = [self._prepare(item) for item in items]
+        keys = [key for _, key, _, _ in prepared]
+        if len(set(keys)) != len(keys):
+            raise BaseError(400, "Two items in one request have the same key")
+        rows = [(base, key, value, expires) for _, key, value, expires in prepared]
+        with self._lock, self._transaction() as db:
+            db.executemany(_UPSERT, rows)
+            self._sweep(self._clock())
+        return [item for item, _, _, _ in prepared]
+
+    def insert(self, base: str, item: Any) -> Item:
+        """Store a new item; raise BaseError(409) if a live item has its key."""
+        stored, key, value, expires = self._prepare(item)
+        with self._lock:
+            # An expired item is gone as far as anyone can tell, so its key is free again.
+            cursor = self._db.execute(
+                "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
+                "expires = excluded.expires WHERE items.expires IS NOT NULL AND items.expires <= ?",
+                (base, key, value, expires, self._clock()),
+            )
+        if cursor.rowcount == 0:
+            raise BaseError(409, "Key already exists")
+        return stored
+
+    def get(self, base: str, key: str) -> Item | None:
+        """The live item with this key, or None."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+                (base, key, self._clock()),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def delete(self, base: str, key: str) -> None:
+        """Remove the item with this key, if there is one."""
+        with self._lock:
+            self._db.execute("DELETE FROM items WHERE base = ? AND key = ?", (base, key))
+
+    def update(self, base: str, key: str, updates: Any) -> None:
+        """Apply a PATCH body to a live item; BaseError(400) if invalid, (404) if no such item."""
+        check_update(updates)
+        with self._lock, self._transaction() as db:
+            row = db.execute(
+                f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+                (base, key, self._clock()),
+            ).fetchone()
+            if row is None:
+                raise BaseError(404, "Key not found")
+            item = apply_update(json.loads(row[0]), updates)
+            if item_size(item) > MAX_ITEM_BYTES:
+                raise BaseError(400, "The updated item would exceed 400 KB")
+            db.execute(
+                "UPDATE items SET value = ?, expires = ? WHERE base = ? AND key = ?",
+                (_encode(item), _expires(item), base, key),
+            )
+
+    def query(
+        self,
+        base: str,
+        query: Any = None,
+        limit: int = 1000,
+        last: str | None = None,
+        sort: str = "asc",
+        scan_bytes: int = SCAN_BYTES,
+    ) -> tuple[list[Item], str | None]:
+        """A page of live matching items in key order, and the key to continue after (or None)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise BaseError(400, "limit must be a whole number of at least 1")
+        if last is not None and not isinstance(last, str):
+            raise BaseError(400, "last must be a string key")
+        if sort not in ("asc", "desc"):
+            raise BaseError(400, 'sort must be "asc" or "desc"')
+        match = compile_query(query)
+        sql, params = self._page_sql(base, query, last or None, sort)
+        items: list[Item] = []
+        last_read: str | None = None
+        scanned = 0
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            try:
+                for key, value in cursor:
+                    if scanned >= scan_bytes:
+                        return items, last_read  # more rows remain unread: page like Deta
+                    scanned += len(value)
+                    item = json.loads(value)
+                    if match(item):
+                        if len(items) == limit:
+                            return items, items[-1]["key"]  # a further match exists
+                        items.append(item)
+                    last_read = key
+                return items, None
+            finally:
+                cursor.close()
+
+    def _page_sql(
+        self, base: str, query: Any, last: str | None, sort: str
+    ) -> tuple[str, list[Any]]:
+        where = ["base = ?", _VISIBLE]
+        params: list[Any] = [base, self._clock()]
+        if last is not None:
+            where.append("key > ?" if sort == "asc" else "key < ?")
+            params.append(last)
+        bounds = key_range(query)
+        if bounds is not None:
+            # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
+            if bounds.lo is not None:
+                where.append("key >= ?" if bounds.lo_inclusive else "key > ?")
+                params.append(bounds.lo)
+            if bounds.hi is not None:
+                where.append("key <= ?" if bounds.hi_inclusive else "key < ?")
+                params.append(bounds.hi)
+        order = "ASC" if sort == "asc" else "DESC"
+        sql = f"SELECT key, value FROM items WHERE {' AND '.join(where)} ORDER BY key {order}"
+        return sql, params
+
+    def names(self) -> list[str]:
+        """The names of the Bases that hold live items, sorted."""
+        names = []
+        with self._lock:
+            now = self._clock()
+            row = self._db.execute("SELECT min(base) FROM items").fetchone()
+            # One index seek per Base rather than a scan of every item.
+            while row is not None and row[0] is not None:
+                name = row[0]
+                live = self._db.execute(
+                    f"SELECT 1 FROM items WHERE base = ? AND {_VISIBLE} LIMIT 1", (name, now)
+                ).fetchone()
+                if live:
+                    names.append(name)
+                row = self._db.execute(
+                    "SELECT min(base) FROM items WHERE base > ?", (name,)
+                ).fetchone()
+        return names
+
+    def count(self, base: str) -> int:
+        """How many live items a Base holds."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT count(*) FROM items WHERE base = ? AND {_VISIBLE}", (base, self._clock())
+            ).fetchone()
+        return int(row[0])
+
+    def drop(self, base: str) -> None:
+        """Remove a Base and all its items."""
+        with self._lock:
+            self._db.execute("DELETE FROM items WHERE base = ?", (base,))
+
+    def drop_all(self) -> None:
+        """Remove every Base."""
+        with self._lock:
+            self._db.execute("DELETE FROM items")
+
+    def export(self) -> dict[str, list[Item]]:
+        """Every live item, by Base name, in key order."""
+        result: dict[str, list[Item]] = {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT base, value FROM items WHERE {_VISIBLE} ORDER BY base, key",
+                (self._clock(),),
+            )
+            for base, value in rows:
+                result.setdefault(base, []).append(json.loads(value))
+        return result
+
+    def close(self) -> None:
+        """Close the file; the object is unusable afterwards."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> BaseDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

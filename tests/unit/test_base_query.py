@@ -1,0 +1,235 @@
+"""Deta Base query semantics: a table of items, queries and whether they match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.query import KeyRange, compile_query, key_range, prefix_end
+
+USER = {
+    "key": "user-a",
+    "name": "Beverly",
+    "age": 51,
+    "score": 7.5,
+    "active": True,
+    "nick": None,
+    "email": "beverly@deta.sh",
+    "tags": ["berlin", "paris", 3, True, {"x": 1}],
+    "nums": [1, 2, 3],
+    "profile": {"age": 22, "town": {"name": "Copernicus"}, "langs": ["go", "py"]},
+    "empty": "",
+}
+
+# (query, expected match against USER)
+CASES: list[tuple[Any, bool]] = [
+    # empty queries match everything
+    (None, True),
+    ([], True),
+    ({}, True),
+    ([{}], True),
+    ([{}, {"name": "nobody"}], True),
+    # equality, strictly typed
+    ({"name": "Beverly"}, True),
+    ({"name": "beverly"}, False),
+    ({"age": 51}, True),
+    ({"age": 51.0}, True),
+    ({"age": "51"}, False),
+    ({"active": True}, True),
+    ({"active": 1}, False),
+    ({"age": True}, False),
+    ({"nick": None}, True),
+    ({"missing": None}, False),
+    ({"empty": ""}, True),
+    ({"key": "user-a"}, True),
+    ({"key": "user-b"}, False),
+    # deep equality on lists and objects
+    ({"nums": [1, 2, 3]}, True),
+    ({"nums": [3, 2, 1]}, False),
+    ({"nums": [1, 2]}, False),
+    ({"tags": ["berlin", "paris", 3, 1, {"x": 1}]}, False),  # 1 is not True
+    ({"profile.town": {"name": "Copernicus"}}, True),
+    ({"profile.town": {"name": "Copernicus", "zip": 1}}, False),
+    # nesting
+    ({"profile.age": 22}, True),
+    ({"profile.town.name": "Copernicus"}, True),
+    ({"profile.town.name.x": "Copernicus"}, False),
+    ({"profile.nothing": 1}, False),
+    ({"name.first": "Beverly"}, False),
+    ({"nums.0": 1}, False),  # paths never index lists
+    # ?ne
+    ({"age?ne": 51}, False),
+    ({"age?ne": 50}, True),
+    ({"age?ne": "51"}, True),
+    ({"missing?ne": 1}, True),
+    ({"nums?ne": [1, 2, 3]}, False),
+    ({"key?ne": "user-a"}, False),
+    # ordering, numbers and strings only, never across types
+    ({"age?lt": 52}, True),
+    ({"age?lt": 51}, False),
+    ({"age?lte": 51}, True),
+    ({"age?gt": 50}, True),
+    ({"age?gt": 51}, False),
+    ({"age?gte": 51}, True),
+    ({"score?gt": 7}, True),
+    ({"age?lt": "zzz"}, False),
+    ({"name?gt": "A"}, True),
+    ({"name?lt": "Bf"}, True),
+    ({"name?gt": 0}, False),
+    ({"active?gt": 0}, False),  # bool is not a number
+    ({"missing?lt": 100}, False),
+    ({"profile.age?gte": 22}, True),
+    # aliases
+    ({"age?<": 52}, True),
+    ({"age?>": 52}, False),
+    ({"age?<=": 51}, True),
+    ({"age?>=": 52}, False),
+    ({"key?>": "user-"}, True),
+    # ?r inclusive
+    ({"age?r": [51, 60]}, True),
+    ({"age?r": [40, 51]}, True),
+    ({"age?r": [52, 60]}, False),
+    ({"age?r": [60, 40]}, False),
+    ({"name?r": ["A", "C"]}, True),
+    ({"name?r": ["C", "D"]}, False),
+    ({"age?r": ["a", "z"]}, False),
+    ({"key?r": ["user-a", "user-z"]}, True),
+    # ?pfx
+    ({"name?pfx": "Bev"}, True),
+    ({"name?pfx": "bev"}, False),
+    ({"name?pfx": ""}, True),
+    ({"age?pfx": "5"}, False),
+    ({"key?pfx": "user"}, True),
+    ({"key?pfx": "users"}, False),
+    ({"missing?pfx": ""}, False),
+    # ?contains: substring on strings, membership on lists
+    ({"email?contains": "@deta.sh"}, True),
+    ({"email?contains": "@email.com"}, False),
+    ({"tags?contains": "berlin"}, True),
+    ({"tags?contains": "ber"}, False),
+    ({"tags?contains": 3}, True),
+    ({"tags?contains": True}, True),
+    ({"nums?contains": True}, False),  # 1 is not True
+    ({"tags?contains": {"x": 1}}, True),
+    ({"profile.langs?contains": "py"}, True),
+    ({"age?contains": 5}, False),
+    ({"age?contains": "5"}, False),
+    ({"missing?contains": "a"}, False),
+    ({"profile?contains": "age"}, False),  # not a list or string
+    # ?not_contains and its alias are exact negations, so a missing field matches
+    ({"email?not_contains": "@deta.sh"}, False),
+    ({"email?not_contains": "@email.com"}, True),
+    ({"tags?not_contains": "rome"}, True),
+    ({"tags?!contains": "paris"}, False),
+    ({"missing?not_contains": "a"}, True),
+    ({"age?not_contains": 5}, True),
+    # AND within an object
+    ({"name": "Beverly", "age": 51}, True),
+    ({"name": "Beverly", "age": 50}, False),
+    ({"age?gt": 40, "age?lt": 60, "active": True}, True),
+    ({"age?gt": 40, "age?lt": 50}, False),
+    # OR across objects
+    ([{"name": "x"}, {"age": 51}], True),
+    ([{"name": "x"}, {"age": 50}], False),
+    ([{"age?lte": 30}, {"age?gte": 40}], True),
+    ([{"age?lte": 30}, {"age?gte": 60}], False),
+    ([{"key?pfx": "user", "age": 1}, {"key?pfx": "user", "active": True}], True),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), CASES, ids=[repr(c[0]) for c in CASES])
+def test_query_matches(query: Any, expected: bool) -> None:
+    assert compile_query(query)(USER) is expected
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 60
+
+
+INVALID: list[Any] = [
+    {"age?eq": 1},
+    {"age?like": 1},
+    {"age?": 1},
+    {"age?NE": 1},
+    {"age?!ne": 1},
+    {"age?lt": [1]},
+    {"age?lt": None},
+    {"age?gte": True},
+    {"age?gt": {"a": 1}},
+    {"age?r": [1]},
+    {"age?r": [1, 2, 3]},
+    {"age?r": [1, "2"]},
+    {"age?r": 5},
+    {"age?r": [True, False]},
+    {"name?pfx": 1},
+    {"name?pfx": None},
+    {"a..b": 1},
+    {".a": 1},
+    {"": 1},
+    {"key": 1},
+    {"key?r": ["a", 1]},
+    {"key?contains": "a"},
+    {"key?not_contains": "a"},
+    {"key?!contains": "a"},
+    {"key": "a", "key?pfx": "b"},
+    [{"key?pfx": "a"}, {"key?pfx": "b"}],
+    [{"key?pfx": "a"}, {"key?gt": "a"}],
+    "name",
+    [["name", 1]],
+    [{"a": 1}, 2],
+    5,
+]
+
+
+@pytest.mark.parametrize("query", INVALID, ids=[repr(q) for q in INVALID])
+def test_invalid_query_is_a_400(query: Any) -> None:
+    with pytest.raises(BaseError) as caught:
+        compile_query(query)
+    assert caught.value.status == 400
+    assert caught.value.messages and all(caught.value.messages)
+
+
+def test_unknown_operator_message_names_the_field() -> None:
+    with pytest.raises(BaseError, match=r'"\?like" in "age\?like"'):
+        compile_query({"age?like": 1})
+
+
+def test_query_does_not_mutate_and_tolerates_odd_items() -> None:
+    match = compile_query({"a.b?contains": "x"})
+    assert match({"a": {"b": ["x"]}})
+    assert not match({"a": ["b"]})
+    assert not match({})
+
+
+KEY_RANGES: list[tuple[Any, KeyRange | None]] = [
+    (None, None),
+    ({"name": "x"}, None),
+    ({"key": "a"}, KeyRange("a", True, "a", True)),
+    ({"key?pfx": "ab"}, KeyRange("ab", True, "ac", False)),
+    ({"key?pfx": ""}, None),
+    ({"key?gt": "m"}, KeyRange(lo="m", lo_inclusive=False)),
+    ({"key?>=": "m"}, KeyRange(lo="m", lo_inclusive=True)),
+    ({"key?<": "m"}, KeyRange(hi="m", hi_inclusive=False)),
+    ({"key?lte": "m"}, KeyRange(hi="m", hi_inclusive=True)),
+    ({"key?r": ["b", "d"]}, KeyRange("b", True, "d", True)),
+    ({"key?ne": "b"}, None),
+    ([{"key?pfx": "a", "x": 1}, {"key?pfx": "a"}], KeyRange("a", True, "b", False)),
+    ([{"key?pfx": "a"}, {"x": 1}], None),  # the second object may match any key
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), KEY_RANGES, ids=[repr(c[0]) for c in KEY_RANGES])
+def test_key_range(query: Any, expected: KeyRange | None) -> None:
+    assert key_range(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [("a", "b"), ("az", "a{"), ("a\U0010ffff", "b"), ("\U0010ffff", None), ("\ud7ff", "\ue000")],
+)
+def test_prefix_end_bounds_every_extension(prefix: str, end: str | None) -> None:
+    assert prefix_end(prefix) == end
+    if end is not None:
+        assert prefix + "\U0010ffff" * 3 < end
