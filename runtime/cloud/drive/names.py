@@ -6,8 +6,8 @@ import hashlib
 import mimetypes
 import re
 
-# S3, which Deta Drive was built on, caps keys at 1024 bytes; a longer name could never have
-# been stored there, so refusing it here keeps apps honest.
+# Deta's upload rules (5-10 MB parts) are S3 multipart's, and S3 caps keys at 1024 bytes: a
+# longer name most likely never worked on Deta, so it is refused here too.
 MAX_NAME_BYTES = 1024
 INVALID_NAME = "invalid name"
 

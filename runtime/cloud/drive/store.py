@@ -11,20 +11,25 @@ import time
 from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 
-from .bodies import TMP_PREFIX, join_parts, unlink, write_body
+from .bodies import join_parts, unlink, write_body
 from .errors import BadName, DriveError, NoSuchUpload, TooLarge, UploadBusy
 from .names import drive_folder, drive_problem, guess_type, name_problem, prefix_end
+from .sweep import STALE_SECONDS, UPLOAD_TTL_SECONDS, UPLOADS_DIR, sweep
 
-__all__ = ["BadName", "DriveError", "DriveStore", "NoSuchUpload", "TooLarge", "UploadBusy"]
+__all__ = [
+    "BadName",
+    "DriveError",
+    "DriveStore",
+    "NoSuchUpload",
+    "STALE_SECONDS",
+    "TooLarge",
+    "UPLOAD_TTL_SECONDS",
+    "UploadBusy",
+]
 
 INDEX_FILE = "index.sqlite3"
-UPLOADS_DIR = ".uploads"
-MAX_PART_NUMBER = 10_000  # S3's limit, which Deta's chunked uploads sat on
+MAX_PART_NUMBER = 10_000  # S3's multipart limit; Deta's part-size rules were S3's too
 LIST_LIMIT = 1000
-# A temp file or an unlisted body this old belongs to no write still under way: a crash left it.
-STALE_SECONDS = 3600
-# Space dropped unfinished chunked uploads after a day; so do we, at start.
-UPLOAD_TTL_SECONDS = 86400
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -66,7 +71,7 @@ class DriveStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._finishing: set[str] = set()
-        self._sweep()
+        sweep(self._db, self.root, time.time())
 
     def close(self) -> None:
         """Close the index."""
@@ -123,8 +128,7 @@ class DriveStore:
 
         With `recursive=False`, names in sub-folders of `prefix` collapse to one entry
         ending in `/`, as Deta's `recursive=false` listing did."""
-        if drive_problem(drive):
-            raise BadName(drive_problem(drive) or "", "Use a non-empty drive name.")
+        _check_drive(drive)
         if not 1 <= limit <= LIST_LIMIT:
             raise BadName(f"limit must be from 1 to {LIST_LIMIT}", "Ask for fewer names a page.")
         pre = (prefix or "").encode("utf-8")
@@ -149,8 +153,7 @@ class DriveStore:
 
         As on Deta, a name with no file counts as deleted: the file is gone either way.
         Only invalid names fail."""
-        if drive_problem(drive):
-            raise BadName(drive_problem(drive) or "", "Use a non-empty drive name.")
+        _check_drive(drive)
         deleted: _Names = []
         failed: dict[str, str] = {}
         bodies: _Names = []
@@ -355,50 +358,15 @@ class DriveStore:
                 after, inclusive = prefix_end(folder) or folder, True
         return out
 
-    def _sweep(self) -> None:
-        """Remove what a crash or an abandoned upload left: temp files, bodies the index does
-        not name, uploads older than a day."""
-        now = time.time()
-        with self._tx():
-            old = self._db.execute(
-                "DELETE FROM uploads WHERE created < ? RETURNING drive, id",
-                (now - UPLOAD_TTL_SECONDS,),
-            ).fetchall()
-        for drive, upload_id in old:
-            shutil.rmtree(self._parts(drive, upload_id), ignore_errors=True)
-        live_uploads = {r[0] for r in self._db.execute("SELECT id FROM uploads")}
-        by_folder: dict[str, _Names] = {}
-        for (drive,) in self._db.execute("SELECT DISTINCT drive FROM files"):
-            by_folder.setdefault(drive_folder(drive), []).append(drive)
-        for (drive,) in self._db.execute("SELECT DISTINCT drive FROM uploads"):
-            by_folder.setdefault(drive_folder(drive), [])
-        for folder in self.root.iterdir():
-            if not folder.is_dir() or folder.is_symlink():
-                continue
-            drives = by_folder.get(folder.name)
-            bodies: set[str] = set()
-            for drive in drives or ():
-                rows = self._db.execute("SELECT body FROM files WHERE drive = ?", (drive,))
-                bodies.update(r[0] for r in rows)
-            for entry in folder.iterdir():
-                if entry.name == UPLOADS_DIR:
-                    for upload in entry.iterdir():
-                        if upload.name not in live_uploads and _stale(upload, now):
-                            shutil.rmtree(upload, ignore_errors=True)
-                elif entry.name.startswith(TMP_PREFIX) or _is_body(entry.name):
-                    if entry.name not in bodies and _stale(entry, now):
-                        unlink(entry)
-            if drives is None:
-                with contextlib.suppress(OSError):  # only when nothing is left in it
-                    (folder / UPLOADS_DIR).rmdir()
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
 
-
-def _check(drive: str, name: str) -> bytes:
+def _check_drive(drive: str) -> None:
     problem = drive_problem(drive)
     if problem:
         raise BadName(problem, "Use a non-empty drive name.")
+
+
+def _check(drive: str, name: str) -> bytes:
+    _check_drive(drive)
     problem = name_problem(name)
     if problem:
         raise BadName(problem, "Use a non-empty file name that does not end with '/'.")
@@ -410,14 +378,3 @@ def _no_upload(upload_id: str) -> NoSuchUpload:
         f"no upload {upload_id} for this file",
         "Start a chunked upload with POST /uploads?name=... and use the upload_id it returns.",
     )
-
-
-def _is_body(name: str) -> bool:
-    return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
-
-
-def _stale(path: Path, now: float) -> bool:
-    try:
-        return path.lstat().st_mtime < now - STALE_SECONDS
-    except FileNotFoundError:
-        return False
