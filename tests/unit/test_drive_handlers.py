@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -382,3 +383,40 @@ async def test_25_mib_upload_and_download_keep_memory_flat(client: Any) -> None:
     assert received == size and got.hexdigest() == sent.hexdigest()
     # One 10 MiB part held whole would show here; the stream keeps about a few MiB.
     assert peak < 6 * MiB, f"peak traced memory grew by {peak / MiB:.1f} MiB"
+
+
+async def test_a_download_under_way_keeps_its_version_when_the_file_is_replaced(
+    client: Any,
+) -> None:
+    old = pattern(1, 8 * MiB)
+    await put(client, "v.bin", old)
+    resp = await client.get(raw("/files/download?name=v.bin"))
+    first = await resp.content.read(64 * 1024)
+    assert (await put(client, "v.bin", b"new")).status == 201  # the old body is unlinked now
+    rest = await resp.content.read()
+    assert first + rest == old
+    again = await client.get(raw("/files/download?name=v.bin"))
+    assert await again.read() == b"new"
+
+
+async def test_a_client_that_goes_away_mid_part_leaves_nothing(client: Any) -> None:
+    upload = await start(client, "f")
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        f"POST {BASE}/uploads/{upload}/parts?name=f&part=1 HTTP/1.1\r\n"
+        f"Host: x\r\nContent-Length: {MiB}\r\n\r\n".encode()
+        + b"x" * 100_000
+    )
+    await writer.drain()
+    parts = client.store.root / "photos" / ".uploads" / upload
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(parts.iterdir()):  # the part's temp file exists while it arrives
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    writer.close()
+    while any(parts.iterdir()):
+        assert asyncio.get_running_loop().time() < deadline, list(parts.iterdir())
+        await asyncio.sleep(0.01)
+    assert (await client.patch(raw(f"/uploads/{upload}?name=f"))).status == 200
+    resp = await client.get(raw("/files/download?name=f"))
+    assert await resp.read() == b""  # the broken part never counted

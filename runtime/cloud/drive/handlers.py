@@ -68,6 +68,8 @@ async def handle_drive(
             return await handler(call)
         except DriveError as exc:
             return _error(_STATUS.get(type(exc), 400), exc.message)
+        except ConnectionError:
+            raise  # the client went away: nobody to answer
         except OSError as exc:  # disk full, permissions: the app should hear why
             return _error(500, f"drive storage failed: {exc.strerror or exc}")
     return _error(404, f"no Drive API route {rest or '/'}")
