@@ -1,1 +1,2 @@
-"""The personal-cloud services an app reaches offline: Deta Base (and Drive)."""
+"""The personal cloud's services, emulated locally: scheduled actions, Deta Base and Drive, and
+the TLS they are served over."""

@@ -1,0 +1,1 @@
+"""The Deta Drive emulator: files on disk behind the Drive HTTP API."""

@@ -1,0 +1,25 @@
+"""What can go wrong with a Drive request, one class per answer the API gives."""
+
+from __future__ import annotations
+
+from ...errors import SpaceDevError
+
+
+class DriveError(SpaceDevError):
+    """A Drive request that cannot be done as asked."""
+
+
+class BadName(DriveError):
+    """A drive or file name Deta would have refused, or a bad part number or list bound."""
+
+
+class NoSuchUpload(DriveError):
+    """A chunked upload that was never started, is finished, aborted, or for another file."""
+
+
+class UploadBusy(DriveError):
+    """A chunked upload being completed while another call touches it."""
+
+
+class TooLarge(DriveError):
+    """A body longer than the route allows."""
