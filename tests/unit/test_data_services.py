@@ -1,0 +1,179 @@
+"""The data services' own parts: which app a project key opens, the API dispatch, each app's
+data kept apart, export and import (Space's zip layout included), and ephemeral data."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from runtime.cloud.data import DataServices, app_folder_name
+from runtime.cloud.service import MicroApi, ProjectKeys, browser_path, service_of, split_api_path
+from runtime.cloud.transfer import export_zip, import_zip
+
+KEYS = {"notes": "a1b2c3d4_SecretOfNotes", "todo": "e5f6a7b8_SecretOfTodo"}
+
+
+@pytest.mark.parametrize("key,project,app", [
+    ("a1b2c3d4_SecretOfNotes", "a1b2c3d4", "notes"),
+    ("e5f6a7b8_SecretOfTodo", "e5f6a7b8", "todo"),
+    ("a1b2c3d4_SecretOfNotes", "e5f6a7b8", None),  # another project's path
+    ("a1b2c3d4_SecretOfTodo", "a1b2c3d4", None),  # a secret of another app
+    ("a1b2c3d4_SecretOfNote", "a1b2c3d4", None),
+    ("a1b2c3d4SecretOfNotes", "a1b2c3d4", None),
+    ("a1b2c3d4_Secret_OfNotes", "a1b2c3d4", None),
+    ("", "a1b2c3d4", None),
+    ("a1b2c3d4_", "a1b2c3d4", None),
+])
+def test_project_keys(key: str, project: str, app: str | None) -> None:
+    assert ProjectKeys(lambda: KEYS).app_for(key, project) == app
+
+
+@pytest.mark.parametrize("rest,service", [
+    ("/items", "base"), ("/items/a%2Fb", "base"), ("/query", "base"),
+    ("/files", "drive"), ("/files/download?name=a", "drive"), ("/uploads/x/parts", "drive"),
+    ("", None), ("/", None), ("/itemsx", None), ("/other", None),
+])
+def test_service_of(rest: str, service: str | None) -> None:
+    assert service_of(rest) == service
+
+
+def test_split_api_path_keeps_the_rest_raw() -> None:
+    assert split_api_path("/v1/abc/my%20base/items/a%2Fb") == ("abc", "my base", "/items/a%2Fb")
+    assert split_api_path("/v1/abc/notes") == ("abc", "notes", "")
+    assert split_api_path("/v2/abc/notes/items") is None
+    assert split_api_path("/v1/abc/%20/items") is None
+    assert browser_path("/__space/v0/base/v1/dummy/notes/items") == (
+        "base", "/v1/dummy/notes/items")
+    assert browser_path("/__space/v0/drivex/v1/a/b/files") is None
+
+
+def test_app_folder_names_cannot_escape() -> None:
+    assert app_folder_name("notes") == "notes"
+    for odd in ("..", "a/b", ".hidden", "with space", "x" * 80):
+        name = app_folder_name(odd)
+        assert "/" not in name and not name.startswith(".") and name.startswith("app-")
+    assert app_folder_name("a/b") != app_folder_name("a_b")
+
+
+@pytest.fixture
+async def api(tmp_path: Path):
+    data = DataServices(tmp_path)
+    client = TestClient(TestServer(MicroApi(data, ProjectKeys(lambda: KEYS)).application()))
+    await client.start_server()
+    yield client, data
+    await client.close()
+    data.close()
+
+
+def _headers(app: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[app], "Content-Type": "application/json"}
+
+
+async def test_each_app_has_its_own_bases(api) -> None:
+    client, data = api
+    for app in ("notes", "todo"):
+        project = KEYS[app].split("_")[0]
+        resp = await client.put(f"/v1/{project}/things/items", headers=_headers(app),
+                                data=json.dumps({"items": [{"key": "k", "owner": app}]}))
+        assert resp.status == 207
+    for app in ("notes", "todo"):
+        project = KEYS[app].split("_")[0]
+        resp = await client.get(f"/v1/{project}/things/items/k", headers=_headers(app))
+        assert (resp.status, (await resp.json())["owner"]) == (200, app)
+    assert (data.root / "notes" / "base.sqlite3").is_file()
+
+
+async def test_a_missing_or_wrong_key_is_refused_in_json(api) -> None:
+    client, _ = api
+    for headers in ({}, {"X-API-Key": "a1b2c3d4_wrong"}, {"X-API-Key": KEYS["todo"]}):
+        resp = await client.get("/v1/a1b2c3d4/things/items/k", headers=headers)
+        assert resp.status == 401
+        assert resp.content_type == "application/json"
+        assert await resp.json() == {"errors": ["Unauthorized"]}
+
+
+async def test_a_token_in_authorization_is_taken_too(api) -> None:
+    client, _ = api
+    resp = await client.get("/v1/a1b2c3d4/things/items/nope",
+                            headers={"Authorization": KEYS["notes"]})
+    assert resp.status == 404
+
+
+async def test_drive_and_unknown_routes(api) -> None:
+    client, _ = api
+    resp = await client.post("/v1/a1b2c3d4/photos/files?name=a/b.txt", data=b"hello",
+                             headers={"X-API-Key": KEYS["notes"]})
+    assert resp.status == 201
+    resp = await client.get("/v1/a1b2c3d4/photos/files/download?name=a/b.txt",
+                            headers={"X-API-Key": KEYS["notes"]})
+    assert (resp.status, await resp.read()) == (200, b"hello")
+    for path in ("/v1/a1b2c3d4/photos/nothing", "/elsewhere", "/v1/a1b2c3d4"):
+        resp = await client.get(path, headers={"X-API-Key": KEYS["notes"]})
+        assert resp.status == 404 and "errors" in await resp.json()
+
+
+async def test_export_then_import_into_another_app(tmp_path: Path) -> None:
+    data = DataServices(tmp_path)
+    source = data.app("notes")
+    source.base.put_many("notes", [{"key": "1", "text": "one"}, {"key": "2", "text": "two"}])
+    source.base.put_many("tags", [{"key": "red"}])
+
+    async def body():
+        yield b"x" * 3000
+
+    await source.drive.put("files", "docs/readme.txt", body())
+    target = tmp_path / "out" / "notes.zip"
+    assert export_zip(source, target) == (3, 1)
+    with zipfile.ZipFile(target) as zf:
+        assert sorted(zf.namelist()) == [
+            "bases/notes.json", "bases/tags.json", "drives/files/docs/readme.txt"]
+    report = await import_zip(data.app("copy"), target)
+    assert report.items == {"notes": 2, "tags": 1} and report.files == {"files": 1}
+    copy = data.app("copy")
+    assert copy.base.get("notes", "2") == {"key": "2", "text": "two"}
+    path, size, _ = copy.drive.open("files", "docs/readme.txt")  # type: ignore[misc]
+    assert size == 3000 and path.read_bytes() == b"x" * 3000
+    data.close()
+
+
+async def test_import_reads_spaces_layout_and_says_what_it_skipped(tmp_path: Path) -> None:
+    zip_path = tmp_path / "space-export.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("bases/notes.json", json.dumps({"items": [{"key": "a", "n": 1}, 7]}))
+        zf.writestr("bases/broken.json", "{not json")
+        zf.writestr("bases/odd.json", json.dumps({"rows": []}))
+        zf.writestr("drives/pics/cat.png", b"\x89PNG")
+        zf.writestr("README.txt", "hello")
+    data = DataServices(tmp_path)
+    report = await import_zip(data.app("notes"), zip_path)
+    assert report.items == {"notes": 1} and report.files == {"pics": 1}
+    text = "\n".join(report.lines())
+    assert "base notes: 1 item" in text and "drive pics: 1 file" in text
+    assert "bases/notes.json: item 1 is not an object" in text
+    assert "bases/broken.json: not JSON" in text
+    assert "bases/odd.json: neither a list" in text
+    assert "README.txt: neither" in text
+    data.close()
+
+
+async def test_import_of_a_file_that_is_no_zip(tmp_path: Path) -> None:
+    from runtime.errors import SpaceDevError
+
+    bad = tmp_path / "x.zip"
+    bad.write_text("nope")
+    with pytest.raises(SpaceDevError, match="cannot read"):
+        await import_zip(DataServices(tmp_path).app("a"), bad)
+
+
+def test_ephemeral_data_is_dropped_at_close(tmp_path: Path) -> None:
+    data = DataServices(tmp_path, ephemeral=True)
+    data.app("notes").base.put_many("b", [{"key": "k"}])
+    root = data.root
+    assert root.is_dir() and not root.is_relative_to(tmp_path)
+    data.close()
+    assert not root.exists()
+    assert not (tmp_path / "data").exists()
