@@ -30,6 +30,7 @@ from runtime.proxy import Proxy
 from runtime.scheduler import Scheduler
 from runtime.static import StaticSite
 from runtime.store import Store
+from runtime.supervisor import reaper
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
 from runtime.supervisor.setup import fingerprint, run_setup
@@ -128,6 +129,14 @@ class Runtime:
                     f"two apps are called {name!r}",
                     "give each a different `name` in space-dev.toml",
                 )
+
+    def claim(self) -> None:
+        """Take the data dir, end what a killed runtime left there, start the watchdog."""
+        reaper.claim(self.store.file, self.timings.stop_grace, self.printer.info)
+
+    def release(self) -> None:
+        """After the stop: let the watchdog go and drop this runtime's process record."""
+        reaper.release(self.store.file)
 
     async def start(self) -> None:
         """Bind every origin, then set up and start every micro."""
@@ -370,6 +379,8 @@ class Runtime:
         await asyncio.gather(
             *(r.stop() for h in self.apps for r in h.runners.values()), return_exceptions=True
         )
+        # What micros left behind when their own process exited, still in their groups.
+        await asyncio.to_thread(reaper.REAPER.end_all, self.timings.stop_grace)
         for site in self._sites:
             await site.cleanup()
         await self.proxy.close()
