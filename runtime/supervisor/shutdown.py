@@ -66,6 +66,8 @@ class StopSignals:
         # main thread may be holding.
         self._timer.start()
         for sig in STOP_SIGNALS:
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # started under nohup: the user asked to outlive the terminal
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def done(self) -> None:

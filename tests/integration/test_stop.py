@@ -271,3 +271,41 @@ def test_a_second_signal_kills_at_once(tmp_path: Path) -> None:
     assert took < 2.0, took
     assert "SIGINT again: killed every micro at once" in err
     assert not _left_after([child], 2)
+
+
+CALM = textwrap.dedent(
+    """
+    import asyncio, sys
+    from runtime.supervisor.shutdown import StopSignals
+
+    async def main():
+        stop = asyncio.Event()
+        signals = StopSignals(asyncio.get_running_loop(), stop.set, 30.0)
+        signals.install()
+        print("installed", flush=True)
+        await stop.wait()
+        signals.restore()
+        print("stopped", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_under_nohup_sighup_is_left_ignored(tmp_path: Path) -> None:
+    script = tmp_path / "calm.py"
+    script.write_text(CALM)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=REPO, text=True, stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
+    )
+    try:
+        assert proc.stdout and proc.stdout.readline() == "installed\n"
+        proc.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out == "stopped\n"
