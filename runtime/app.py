@@ -376,11 +376,15 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if hasattr(self, "scheduler"):
             await self.scheduler.close()
+        grace = self.timings.stop_grace
+        # Beside the runners, within the same grace: what micros left in their groups when their
+        # own process exited. Then any group still listed (none, normally).
         await asyncio.gather(
-            *(r.stop() for h in self.apps for r in h.runners.values()), return_exceptions=True
+            *(r.stop() for h in self.apps for r in h.runners.values()),
+            asyncio.to_thread(reaper.REAPER.end_all, grace, leaderless_only=True),
+            return_exceptions=True,
         )
-        # What micros left behind when their own process exited, still in their groups.
-        await asyncio.to_thread(reaper.REAPER.end_all, self.timings.stop_grace)
+        await asyncio.to_thread(reaper.REAPER.end_all, grace)
         for site in self._sites:
             await site.cleanup()
         await self.proxy.close()

@@ -104,10 +104,12 @@ class Reaper:
         if groups:
             watchdog.signal_members(watchdog.members(groups), groups, signal.SIGKILL)
 
-    def end_all(self, grace: float) -> int:
-        """SIGTERM to every group still tracked, SIGKILL after `grace`; returns how many had
-        processes left (those a micro left behind when its own process exited)."""
+    def end_all(self, grace: float, *, leaderless_only: bool = False) -> int:
+        """SIGTERM to every group still tracked (or only those whose leader exited: what a micro
+        left behind), SIGKILL after `grace`; returns how many had processes left."""
         groups = self.groups()
+        if leaderless_only:
+            groups = {g: s for g, s in groups.items() if g in self._leaderless}
         ended = watchdog.end_groups(groups, grace) if groups else 0
         for pgid in groups:
             self.untrack(pgid)
