@@ -30,6 +30,7 @@ from runtime.proxy import Proxy
 from runtime.scheduler import Scheduler
 from runtime.static import StaticSite
 from runtime.store import Store
+from runtime.supervisor import reaper
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
 from runtime.supervisor.setup import fingerprint, run_setup
@@ -128,6 +129,14 @@ class Runtime:
                     f"two apps are called {name!r}",
                     "give each a different `name` in space-dev.toml",
                 )
+
+    def claim(self) -> None:
+        """Take the data dir, end what a killed runtime left there, start the watchdog."""
+        reaper.claim(self.store.file, self.timings.stop_grace, self.printer.info)
+
+    def release(self) -> None:
+        """After the stop: let the watchdog go and drop this runtime's process record."""
+        reaper.release(self.store.file)
 
     async def start(self) -> None:
         """Bind every origin, then set up and start every micro."""
@@ -373,9 +382,15 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if hasattr(self, "scheduler"):
             await self.scheduler.close()
+        grace = self.timings.stop_grace
+        # Beside the runners, within the same grace: what micros left in their groups when their
+        # own process exited. Then any group still listed (none, normally).
         await asyncio.gather(
-            *(r.stop() for h in self.apps for r in h.runners.values()), return_exceptions=True
+            *(r.stop() for h in self.apps for r in h.runners.values()),
+            asyncio.to_thread(reaper.REAPER.end_all, grace, leaderless_only=True),
+            return_exceptions=True,
         )
+        await asyncio.to_thread(reaper.REAPER.end_all, grace)
         for site in self._sites:
             await site.cleanup()
         await self.proxy.close()

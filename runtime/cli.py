@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import ctypes
 import gc
-import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -136,9 +135,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     try:
         runtime = Runtime(cfg, printer)
         runtime.load()
-        _use_fast_loop()
-        _tune_memory()
-        asyncio.run(_serve(runtime))
+        runtime.claim()  # before any port is bound: a killed runtime's micros may hold some
+        try:
+            _use_fast_loop()
+            _tune_memory()
+            asyncio.run(_serve(runtime))
+        finally:
+            runtime.release()
     finally:
         printer.close()
     return EXIT_OK
@@ -146,18 +149,24 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 async def _serve(runtime: object) -> None:
     from runtime.app import Runtime
+    from runtime.supervisor.shutdown import StopSignals
 
     assert isinstance(runtime, Runtime)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    # Handlers that run even while the loop is busy, and a deadline for the stop they start.
+    signals = StopSignals(asyncio.get_running_loop(), stop.set,
+                          config_file.STOP_GRACE_S + config_file.STOP_MARGIN_S)
+    signals.install()
     try:
-        await runtime.start()
-        await stop.wait()
-        runtime.printer.info("stopping: every micro and what it started")
+        try:
+            await runtime.start()
+            await stop.wait()
+            runtime.printer.info("stopping: every micro and what it started "
+                                 "(Ctrl-C again to kill them at once)")
+        finally:
+            await runtime.stop()
     finally:
-        await runtime.stop()
+        signals.restore()
     runtime.printer.info("stopped")
 
 

@@ -32,6 +32,7 @@ RESTART_BACKOFF_FIRST_S = 0.5  # pause before restarting a micro that exited...
 RESTART_BACKOFF_MAX_S = 30.0  # ...doubling up to this...
 RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long healthy
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
+STOP_MARGIN_S = 3.0  # a stop not done by STOP_GRACE_S + this kills every group and exits 1
 REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
 LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
 RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restart (bench/reload.py)

@@ -1,5 +1,5 @@
 """The data dir on disk: one TinyDB file behind a file lock and atomic replaces, the signing
-secret, and runtime.json. store.py builds the accounts, keys and settings on top of it."""
+secret, runtime.json and processes.json. store.py builds the accounts, keys and settings on it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ STORE_FILE = "store.json"
 LOCK_FILE = "store.lock"
 SECRET_FILE = "secret"
 RUNTIME_FILE = "runtime.json"
+PROCESSES_FILE = "processes.json"  # the running runtime and its micros' process groups
 SECRET_BYTES = 32
 
 Data = dict[str, dict[str, Any]]  # TinyDB's layout: table -> doc id -> document
@@ -74,6 +75,7 @@ class DataFile:
         self.lock_path = self.data_dir / LOCK_FILE
         self.secret_path = self.data_dir / SECRET_FILE
         self.runtime_path = self.data_dir / RUNTIME_FILE
+        self.processes_path = self.data_dir / PROCESSES_FILE
 
     # --- the store file ----------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class DataFile:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             # Holding the lock, no write is under way: a temp file left now is from a crash.
-            for name in (STORE_FILE, RUNTIME_FILE, SECRET_FILE):
+            for name in (STORE_FILE, RUNTIME_FILE, PROCESSES_FILE, SECRET_FILE):
                 for stale in self.data_dir.glob(f".{name}.*.tmp"):
                     with contextlib.suppress(FileNotFoundError):
                         stale.unlink()
@@ -298,10 +300,50 @@ class DataFile:
                 self._fsync_dir()
 
     def _load_runtime_info(self) -> dict[str, Any] | None:
+        return self._load_own_json(self.runtime_path, "runtime file")
+
+    # --- processes.json ----------------------------------------------------------------------
+
+    def claim_processes(
+        self, mine: dict[str, Any], running: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        """The previous record of processes, replaced by `mine` unless `running(previous)`.
+
+        One step under the lock, so two runtimes starting at once cannot both take the dir.
+        """
+        with self._locked():
+            previous = self._load_own_json(self.processes_path, "process record")
+            if previous is None or not running(previous):
+                self._write_processes({"runtime": mine, "groups": []})
+            return previous
+
+    def write_processes(self, record: dict[str, Any]) -> None:
+        """Replace the record of processes (the running runtime's micros changed)."""
+        with self._locked():
+            self._load_own_json(self.processes_path, "process record")
+            self._write_processes(record)
+
+    def clear_processes(self, mine: dict[str, Any]) -> None:
+        """Remove the record of processes if it is `mine` (the runtime named in it)."""
+        if not self._check_dir():
+            return
+        with self._locked():
+            record = self._load_own_json(self.processes_path, "process record")
+            if record is not None and record.get("runtime") == mine:
+                self.processes_path.unlink()
+                self._fsync_dir()
+
+    def _write_processes(self, record: dict[str, Any]) -> None:
+        info = {**record, "format": FORMAT}
+        self._replace(self.processes_path, json.dumps(info, indent=1).encode())
+
+    def _load_own_json(self, path: Path, what: str) -> dict[str, Any] | None:
+        """A JSON file of ours (with the format marker), None if missing; a foreign one is an
+        error, so it is never overwritten."""
         if not self._check_dir():
             return None
         try:
-            raw = self.runtime_path.read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
         try:
@@ -310,7 +352,7 @@ class DataFile:
             info = None
         if not isinstance(info, dict) or info.get("format") != FORMAT:
             raise DataDirError(
-                f"{self.runtime_path} is not a space-dev runtime file",
+                f"{path} is not a space-dev {what}",
                 "move it away; space-dev will not overwrite it.",
             )
         return info

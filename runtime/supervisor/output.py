@@ -110,5 +110,5 @@ class Printer:
         try:
             self._stream.write(line)
             self._stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the terminal went away; the lines are still kept for the settings page
+        except (OSError, ValueError):
+            pass  # the terminal went away (EPIPE, EIO); the lines are still kept for the page

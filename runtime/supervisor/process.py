@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from runtime.supervisor import reaper
 from runtime.supervisor.output import Printer
 
 # Hosts a micro may listen on; Node's `listen(port, "localhost")` can pick ::1 alone.
@@ -71,6 +72,7 @@ class MicroProcess:
             start_new_session=True,
             limit=1 << 20,
         )
+        reaper.track(self._proc.pid)  # so it is ended even if this runtime is killed
         self._reader = asyncio.create_task(self._pump_output())
 
     async def _pump_output(self) -> None:
@@ -89,6 +91,7 @@ class MicroProcess:
         """Wait for the process to exit and for its last output line to be shown."""
         assert self._proc
         code = await self._proc.wait()
+        reaper.leader_exited(self._proc.pid)  # what it started may still run
         if self._reader:
             # Children that inherited the pipe may keep it open; don't wait on them forever.
             try:
@@ -130,6 +133,7 @@ class MicroProcess:
                 await asyncio.sleep(_STOP_POLL)
             _signal_group(pgid, signal.SIGKILL)
         await self.wait()
+        reaper.untrack(pgid)
         if self._reader and not self._reader.done():
             self._reader.cancel()
 

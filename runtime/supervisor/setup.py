@@ -10,6 +10,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from runtime.supervisor import reaper
 from runtime.supervisor.output import Printer
 
 
@@ -53,6 +54,7 @@ async def run_setup(
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
+        reaper.track(proc.pid)  # an install is ended too if this runtime is killed
         assert proc.stdout
         try:
             async for raw in proc.stdout:
@@ -62,7 +64,10 @@ async def run_setup(
             # Stopped half-way (Ctrl-C): leave no installer running behind us.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            reaper.untrack(proc.pid)
             raise
+        # Anything it left running in its group is ended with the runtime.
+        reaper.leader_exited(proc.pid)
         if code != 0:
             printer.info(
                 f"{name}: `{command}` failed with exit code {code}; the micro is not started. "
