@@ -101,7 +101,10 @@ def _left_after(procs: list[Proc], timeout: float) -> list[Proc]:
 
 
 def _port_free(port: int) -> bool:
+    """Free for a server: as servers do, SO_REUSEADDR, so a closed connection's TIME_WAIT on
+    the old port (the kernel keeps one after a killed micro) does not count as a listener."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
