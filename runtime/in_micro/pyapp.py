@@ -1,4 +1,4 @@
-"""Serve `main.py`'s `app` the way Space's python engine did: `python -m runtime.pyapp main:app`.
+"""Serve `main.py`'s `app` the way Space's python engine did: `python pyapp.py main:app`.
 
 The runtime starts a python micro that has no `run` command with this module, in the micro's
 `src` folder, with `PORT` set. It imports the module, finds the app and serves it on
@@ -33,7 +33,8 @@ from typing import Any
 
 HOST = "127.0.0.1"
 DEFAULT_TARGET = "main:app"
-USAGE = "usage: python -m runtime.pyapp [MODULE:ATTRIBUTE]   (default main:app; PORT must be set)"
+USAGE = ("usage: python -m runtime.in_micro.pyapp [MODULE:ATTRIBUTE]   "
+         "(default main:app; PORT must be set)")
 KINDS_HINT = (
     "an aiohttp Application, an ASGI app (FastAPI, Starlette, Quart...) "
     "or a WSGI app (Flask, Django...)"
@@ -105,7 +106,7 @@ def _port_from_env() -> int:
         shown = f'"{raw}"' if raw else "not set"
         raise LaunchError(
             f"PORT is {shown}; it must be the port number to listen on. space-dev sets it for "
-            "each micro; to run this by hand: PORT=8080 python -m runtime.pyapp main:app"
+            "each micro; to run this by hand: PORT=8080 python -m runtime.in_micro.pyapp main:app"
         )
     return port
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from tinydb import Query, TinyDB
 
-from runtime.datafile import DataFile, utc_text
+from runtime.datadir.datafile import DataFile, utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey, User
 
