@@ -16,7 +16,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from runtime.auth.keys import hash_key, utc_now_text
 from runtime.auth.policy import INVALID_KEY, InvalidKey
-from runtime.datadir.store import SESSION_LIFETIME, Store
+from runtime.datadir.store import Store
+from runtime.datadir.values import SESSION_LIFETIME
 from runtime.models import Principal
 
 SESSION_COOKIE = "space_session"

@@ -25,7 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from runtime.auth.allow import MAX_DEPTH, Context, Expr, ExpressionError, parse_allow
+from runtime.auth.allow import MAX_DEPTH, Context, Expr, ExpressionError
+from runtime.auth.allow_parser import parse_allow
 from runtime.auth.routes import PublicRoutes, RoutePattern, compile_pattern
 from runtime.errors import SpaceDevError
 from runtime.models import AppConfig, Micro, Principal, RouteRule, Spacefile
