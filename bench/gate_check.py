@@ -6,13 +6,13 @@ import tempfile
 import timeit
 from pathlib import Path
 
+from runtime.auth.identity import Identity
 from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
 from runtime.auth.passwords import hash_password
 from runtime.auth.policy import decide, policy_for
 from runtime.auth.routes import MountTable, normalise_path
-from runtime.identity import Identity
+from runtime.datadir.store import Store
 from runtime.models import ApiKey, Micro
-from runtime.store import Store
 
 RUNS = 200_000
 

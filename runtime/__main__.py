@@ -1,5 +1,5 @@
 """`python -m runtime` is the `space-dev` command."""
 
-from runtime.cli import main
+from runtime.cli.main import main
 
 raise SystemExit(main())

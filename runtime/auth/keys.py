@@ -9,7 +9,7 @@ import secrets
 import string
 import unicodedata
 
-from runtime.datafile import utc_text
+from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
 

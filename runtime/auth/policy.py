@@ -25,9 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from runtime.auth.allow import MAX_DEPTH, Context, Expr, ExpressionError, parse_allow
+from runtime.auth.allow import MAX_DEPTH, Context, Expr, ExpressionError
+from runtime.auth.allow_parser import parse_allow
 from runtime.auth.routes import PublicRoutes, RoutePattern, compile_pattern
-from runtime.models import Micro, Principal, RouteRule
+from runtime.errors import SpaceDevError
+from runtime.models import AppConfig, Micro, Principal, RouteRule, Spacefile
 
 __all__ = [
     "INVALID_KEY",
@@ -216,3 +218,17 @@ def _rules_pass(
     if matched or is_key or who.owner:
         return allowed
     return Decision.FORBIDDEN_403  # a signed-in non-owner where no rule admits them
+
+
+def compile_app_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
+    """The app's route rules, parsed once; a rule for a micro the Spacefile lacks is an error."""
+    names = [m.name for m in sf.micros]
+    for rule in cfg.routes:
+        if rule.micro not in names:
+            where = f" (line {rule.line})" if rule.line else ""
+            raise SpaceDevError(
+                f"a route rule{where} names the micro {rule.micro!r}, which {cfg.path.name}'s "
+                "Spacefile does not have",
+                f"use one of: {', '.join(names)}",
+            )
+    return compile_rules(cfg.routes)

@@ -1,0 +1,1 @@
+"""The micros' processes: setup, start, readiness, restarts, reload swaps, their log."""

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.environment import bind_variables
-from runtime.ports import free_port
+from runtime.supervisor.environment import bind_variables
 from runtime.supervisor.listening import listens_on_all_interfaces
 from runtime.supervisor.output import Printer
+from runtime.supervisor.ports import free_port
 from runtime.supervisor.process import MicroProcess
 
 

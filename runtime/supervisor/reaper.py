@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.datafile import DataFile
+from runtime.datadir.datafile import DataFile
 from runtime.errors import SpaceDevError
 from runtime.supervisor import watchdog
 

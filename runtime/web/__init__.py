@@ -1,0 +1,1 @@
+"""The runtime's own pages and APIs: login, settings, the JSON API, CSRF, health, internal."""

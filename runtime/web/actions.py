@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from runtime.cloud.scheduler import AlreadyRunning, RunRecord, UnknownAction
 from runtime.errors import SpaceDevError
-from runtime.scheduler import AlreadyRunning, RunRecord, UnknownAction
 
 RunAction = Callable[[str, str], Awaitable[RunRecord]]  # (app, action id) -> the run, by hand
 

@@ -11,13 +11,13 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.keys import check_custom_value, new_key
-from runtime.environment import Source, resolve_preset
+from runtime.cloud.scheduler import Scheduler
+from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
-from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
-from runtime.scheduler import Scheduler
-from runtime.store import Store
+from runtime.supervisor.environment import Source, resolve_preset
 from runtime.supervisor.manager import MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.web.actions import run_answer

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from runtime.accounts import LoginLimiter, LoginLinks
+from runtime.auth.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
 from runtime.auth.passwords import verify_password
-from runtime.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
-from runtime.store import Store
+from runtime.datadir.accounts import LoginLimiter, LoginLinks
+from runtime.datadir.store import Store
 from runtime.web.pages import page
 
 LOGIN_PATH = "/__space/login"

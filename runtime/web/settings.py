@@ -11,10 +11,10 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from runtime.datafile import utc_text
+from runtime.cloud.scheduler import AlreadyRunning, UnknownAction
+from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
-from runtime.scheduler import AlreadyRunning, UnknownAction
 from runtime.web.api import (
     Conflict,
     NotFound,

@@ -17,7 +17,7 @@ import pytest
 
 from runtime.auth.keys import hash_key
 from runtime.auth.passwords import verify_password
-from runtime.store import Store
+from runtime.datadir.store import Store
 
 STATIC_SPACEFILE = "v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    serve: .\n"
 ACTION_SPACEFILE = (
@@ -338,7 +338,8 @@ def test_trigger_needs_a_running_runtime(tmp_path: Path) -> None:
 
 
 def test_client_and_server_agree_on_the_control_api() -> None:
-    from runtime import config, notify
+    from runtime import config
+    from runtime.cli import notify
     from runtime.web import internal
 
     assert (notify.TOKEN_HEADER, notify.REFRESH_PATH, notify.ACTIONS_PATH) == (

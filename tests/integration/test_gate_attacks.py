@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from runtime import notify
 from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
 from runtime.auth.passwords import hash_password
 from runtime.auth.routes import PublicRoutes, normalise_path
+from runtime.cli import notify
+from runtime.datadir.store import Store
 from runtime.models import ApiKey
-from runtime.store import Store
 from tests.integration.conftest import OWNER_PASSWORD, Up, free_port
 from tests.integration.micros import write_app
 

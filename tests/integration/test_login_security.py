@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from runtime import notify
 from runtime.auth.passwords import hash_password
-from runtime.store import Store
+from runtime.cli import notify
+from runtime.datadir.store import Store
 from tests.integration.conftest import OWNER_PASSWORD, Up, run_up
 from tests.integration.micros import PY_ECHO, write_app
 from tests.integration.test_gate_attacks import Reply, send

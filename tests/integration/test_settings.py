@@ -15,7 +15,7 @@ import pytest
 from multidict import CIMultiDict
 
 from runtime.auth.passwords import hash_password
-from runtime.store import Store
+from runtime.datadir.store import Store
 from tests.integration.conftest import OWNER_PASSWORD, Up, fetch, login, run_up
 from tests.integration.micros import PY_ECHO, write_app
 

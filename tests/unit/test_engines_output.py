@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime import engines
-from runtime.environment import micro_environment, port_variables, preset_values
 from runtime.models import EnvPreset, Micro
+from runtime.spacefile import engines
+from runtime.supervisor.environment import micro_environment, port_variables, preset_values
 from runtime.supervisor.output import Printer
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from runtime.auth.identity import Identity
 from runtime.auth.keys import generate_key, hash_key, key_prefix
 from runtime.auth.passwords import hash_password
 from runtime.auth.policy import INVALID_KEY
-from runtime.identity import Identity
+from runtime.datadir.store import Store
 from runtime.models import ApiKey
-from runtime.store import Store
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engines import lookup, own_reloader
+from runtime.spacefile.engines import lookup, own_reloader
 
 SELF_RELOADING = [
     "uvicorn main:app --reload",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from runtime import pyapp
+from runtime.in_micro import pyapp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE = 20.0
@@ -131,7 +131,7 @@ def launch(tmp_path: Path, blocked: Path) -> Iterator[Any]:
         out, err = tmp_path / "out.log", tmp_path / "err.log"
         with out.open("wb") as out_f, err.open("wb") as err_f:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "runtime.pyapp", target],
+                [sys.executable, "-m", "runtime.in_micro.pyapp", target],
                 cwd=src,
                 env=full_env,
                 stdout=out_f,
@@ -393,7 +393,7 @@ def test_error_in_user_code_shows_its_traceback(launch: Any) -> None:
     assert 'main.py", line 5, in broken' in err
     assert "main.py raised ZeroDivisionError" in err
     # The trace starts at the user's code, not in the launcher or the import machinery.
-    assert "runtime/pyapp.py" not in err
+    assert "runtime/in_micro/pyapp.py" not in err
     assert "importlib" not in err
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.datafile import DataFile
+from runtime.datadir.datafile import DataFile
 from runtime.errors import DataDirError, SpaceDevError
 from runtime.supervisor import reaper, watchdog
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.reload import RestartGuard, is_dependency_manifest
+from runtime.app.reload import RestartGuard, is_dependency_manifest
 from runtime.supervisor.listening import wildcard_listeners
-from runtime.watcher import is_written_by_micro
+from runtime.supervisor.watcher import is_written_by_micro
 
 
 @pytest.mark.parametrize("name", [

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runtime.intervals import parse_cron
-from runtime.models import Action
-from runtime.scheduler import (
+from runtime.cloud.scheduler import (
     MAX_SLEEP_S,
     AlreadyRunning,
     RunRecord,
@@ -19,6 +17,8 @@ from runtime.scheduler import (
     UnknownAction,
     next_run,
 )
+from runtime.models import Action
+from runtime.spacefile.intervals import parse_cron
 
 
 def at(text: str) -> datetime:

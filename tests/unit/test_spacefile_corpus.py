@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import engines, spacefile
+from runtime import spacefile
+from runtime.spacefile import engines
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "spacefiles"
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from runtime.static import StaticSite, content_type
+from runtime.serve.static import StaticSite, content_type
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.datafile import FORMAT_VERSION
+from runtime.datadir.datafile import FORMAT_VERSION
+from runtime.datadir.store import Store
 from runtime.errors import DataDirError, SpaceDevError
 from runtime.models import ApiKey
-from runtime.store import Store
 
 T0 = datetime(2021, 4, 22, 11, 50, 8, tzinfo=UTC)
 

@@ -10,12 +10,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime import notify, targets
 from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
+from runtime.cli import notify, targets
+from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
-from runtime.store import Store
 
 MIN_PASSWORD_LENGTH = 8
 MAX_NAME_LENGTH = 64

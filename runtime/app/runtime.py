@@ -7,7 +7,7 @@ import errno
 import logging
 import os
 import secrets
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,24 +15,25 @@ from typing import Any
 from aiohttp import web
 
 from runtime import config as defaults
-from runtime import engines, spacefile
-from runtime.accounts import LoginLimiter, LoginLinks, ensure_owner
-from runtime.actions import ActionFirer
-from runtime.auth.policy import CompiledRule, compile_rules, policy_for
+from runtime import spacefile
+from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
-from runtime.environment import micro_environment, port_variables, preset_values
+from runtime.cloud.actions import ActionFirer
+from runtime.cloud.scheduler import Scheduler
+from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
+from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
-from runtime.gate import Gate, Routing, Target
-from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
-from runtime.ports import assign_ports
-from runtime.proxy import Proxy
-from runtime.scheduler import Scheduler
-from runtime.static import StaticSite
-from runtime.store import Store
+from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.proxy import Proxy
+from runtime.serve.static import StaticSite
+from runtime.spacefile import engines
+from runtime.supervisor.environment import micro_environment, port_variables, preset_values
 from runtime.supervisor import reaper
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
+from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.setup import fingerprint, run_setup
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
@@ -138,7 +139,8 @@ class Runtime:
         """After the stop: let the watchdog go and drop this runtime's process record."""
         reaper.release(self.store.file)
 
-    async def start(self) -> None:
+    async def start(self, reloader: Callable[[Runtime], Coroutine[Any, Any, Any]] | None = None
+                    ) -> None:
         """Bind every origin, then set up and start every micro."""
         self.identity = Identity(self.store)
         self.links = LoginLinks(self.store.secret())
@@ -160,10 +162,8 @@ class Runtime:
         self._welcome_owner()
         self.spawn(self._watch_data_dir())
         self.spawn(self._flush_last_used())
-        if self.config.reload:
-            from runtime.reload import Reloader  # it needs this module: imported once built
-
-            self.spawn(Reloader(self).run())
+        if self.config.reload and reloader is not None:
+            self.spawn(reloader(self))
         for host in self.apps:
             self.spawn(self._start_micros(host))
         if self.config.schedule:
@@ -397,20 +397,6 @@ class Runtime:
         if hasattr(self, "identity"):
             self.identity.flush_last_used()
             self.store.clear_runtime_info()
-
-
-def compile_app_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:
-    """The app's route rules, parsed once; a rule for a micro the Spacefile lacks is an error."""
-    names = [m.name for m in sf.micros]
-    for rule in cfg.routes:
-        if rule.micro not in names:
-            where = f" (line {rule.line})" if rule.line else ""
-            raise SpaceDevError(
-                f"a route rule{where} names the micro {rule.micro!r}, which {cfg.path.name}'s "
-                "Spacefile does not have",
-                f"use one of: {', '.join(names)}",
-            )
-    return compile_rules(cfg.routes)
 
 
 def _serve_root(micro: Micro) -> Path:

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import aiohttp
 
-from runtime.datafile import utc_text
+from runtime.cloud.scheduler import RunRecord, Trigger
+from runtime.datadir.datafile import utc_text
+from runtime.datadir.store import Store
 from runtime.models import Action
-from runtime.proxy import Proxy
-from runtime.scheduler import RunRecord, Trigger
-from runtime.store import Store
+from runtime.serve.proxy import Proxy
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 

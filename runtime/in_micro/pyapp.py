@@ -1,4 +1,4 @@
-"""Serve `main.py`'s `app` the way Space's python engine did: `python -m runtime.pyapp main:app`.
+"""Serve `main.py`'s `app` the way Space's python engine did: `python pyapp.py main:app`.
 
 The runtime starts a python micro that has no `run` command with this module, in the micro's
 `src` folder, with `PORT` set. It imports the module, finds the app and serves it on
@@ -19,29 +19,48 @@ needed) and nothing else from `runtime`, so it also works run as a plain file.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
+import importlib.util
 import inspect
 import os
 import signal
-import socket
 import sys
 import traceback
 from collections.abc import Callable
-from types import FrameType, ModuleType, TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
-HOST = "127.0.0.1"
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder, also when this file runs by its path (the runtime starts it so).
+
+    Loaded under a name no app uses, so a micro's own module of the same name still imports.
+    """
+    if __package__:
+        return importlib.import_module(f"{__package__}.{name}")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_space_dev_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+servers = _sibling("servers")
+LaunchError = servers.LaunchError
+choose_server = servers.choose_server
+HOST = servers.HOST
+_exit_cleanly = servers.exit_cleanly
+_describe = servers.describe
+
 DEFAULT_TARGET = "main:app"
-USAGE = "usage: python -m runtime.pyapp [MODULE:ATTRIBUTE]   (default main:app; PORT must be set)"
+USAGE = ("usage: python -m runtime.in_micro.pyapp [MODULE:ATTRIBUTE]   "
+         "(default main:app; PORT must be set)")
 KINDS_HINT = (
     "an aiohttp Application, an ASGI app (FastAPI, Starlette, Quart...) "
     "or a WSGI app (Flask, Django...)"
 )
-
-
-class LaunchError(Exception):
-    """Something the user must fix; printed as one paragraph, with no traceback."""
 
 
 class UserCodeFailed(Exception):
@@ -69,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             kind, app = classify(app)
         except LaunchError as exc:
             raise LaunchError(f"cannot serve {target}: {exc}") from None
-        serve = _choose_server(kind, target)
+        serve = choose_server(kind, target)
         serve(app, port, target)
     except LaunchError as exc:
         print(f"space-dev: {exc}", file=sys.stderr)
@@ -82,10 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
-
-
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -105,7 +120,7 @@ def _port_from_env() -> int:
         shown = f'"{raw}"' if raw else "not set"
         raise LaunchError(
             f"PORT is {shown}; it must be the port number to listen on. space-dev sets it for "
-            "each micro; to run this by hand: PORT=8080 python -m runtime.pyapp main:app"
+            "each micro; to run this by hand: PORT=8080 python -m runtime.in_micro.pyapp main:app"
         )
     return port
 
@@ -242,164 +257,6 @@ def _classify(obj: Any, *, allow_factory: bool) -> tuple[str, Any]:
             raise UserCodeFailed from None
         return _classify(made, allow_factory=False)
     raise LaunchError(f"it is {_describe(obj)}, not a web app; expected {KINDS_HINT}.")
-
-
-def _describe(obj: Any) -> str:
-    """`an int (42)`, `a mypkg.Thing`, `the class Thing`: enough to recognise what was found."""
-    if inspect.isclass(obj):
-        return f"the class {obj.__name__}"
-    kind = type(obj)
-    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-    article = "an" if name[0].lower() in "aeiou" else "a"
-    if kind.__module__ == "builtins" and not callable(obj):
-        shown = repr(obj)
-        return f"{article} {name} ({shown[:40]}{'...' if len(shown) > 40 else ''})"
-    return f"{article} {name}"
-
-
-# --- the servers ----------------------------------------------------------------------------
-
-Serve = Callable[[Any, int, str], None]
-
-
-def _announce(target: str, kind: str, server: str, port: int) -> None:
-    detail = kind if kind == server else f"{kind}, {server}"
-    print(f"serving {target} ({detail}) on http://{HOST}:{port}", flush=True)
-
-
-def _optional(name: str) -> ModuleType | None:
-    """The module if it imports; None if absent (a broken install is mentioned, not fatal)."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        if exc.name != name:
-            print(f"space-dev: {name} is installed but does not import ({exc}).", file=sys.stderr)
-        return None
-
-
-def _choose_server(kind: str, target: str) -> Serve:
-    if kind == "aiohttp":
-        return _serve_aiohttp
-    if kind == "asgi":
-        if _optional("uvicorn") is not None:
-            return _serve_uvicorn
-        if _optional("hypercorn") is not None:
-            return _serve_hypercorn
-        raise LaunchError(
-            f"{target} is an ASGI app; install an ASGI server: pip install uvicorn "
-            f"(into the python that runs it: {sys.executable} -m pip install uvicorn)."
-        )
-    if _optional("waitress") is not None:
-        return _serve_waitress
-    return _serve_wsgiref
-
-
-def _serve_aiohttp(app: Any, port: int, target: str) -> None:
-    from aiohttp import web
-
-    async def checked() -> Any:
-        made = await app
-        if not isinstance(made, web.Application):
-            raise LaunchError(
-                f"cannot serve {target}: its coroutine gave {_describe(made)}, not an aiohttp "
-                "Application."
-            )
-        return made
-
-    def on_listening(_message: str) -> None:
-        _announce(target, "aiohttp", "aiohttp", port)
-
-    # run_app turns SIGTERM and SIGINT into a graceful shutdown and then returns.
-    web.run_app(
-        checked() if inspect.iscoroutine(app) else app,
-        host=HOST,
-        port=port,
-        print=on_listening,
-        handle_signals=True,
-    )
-
-
-def _serve_uvicorn(app: Any, port: int, target: str) -> None:
-    import uvicorn
-
-    class Server(uvicorn.Server):  # type: ignore[misc]
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets=sockets)
-            if self.started:  # after lifespan startup and bind: the port answers now
-                _announce(target, "asgi", "uvicorn", port)
-
-    config = uvicorn.Config(app, host=HOST, port=port, interface="asgi3", log_level="info")
-    server = Server(config)
-    # uvicorn re-raises the stop signal once it has shut down; our handler makes that exit 0.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    server.run()
-    if not server.started:
-        raise LaunchError(f"uvicorn could not start {target} on port {port} (see above).")
-
-
-def _serve_hypercorn(app: Any, port: int, target: str) -> None:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    config = Config()
-    config.bind = [f"{HOST}:{port}"]
-    config.accesslog = "-"
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        announcer = asyncio.create_task(_announce_when_listening(target, "hypercorn", port))
-        try:
-            await serve(app, config, shutdown_trigger=stop.wait)
-        finally:
-            announcer.cancel()
-
-    asyncio.run(run())
-
-
-async def _announce_when_listening(target: str, server: str, port: int) -> None:
-    """For servers with no startup hook: announce once the port accepts a connection."""
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        _announce(target, "asgi", server, port)
-        return
-
-
-def _serve_waitress(app: Any, port: int, target: str) -> None:
-    from waitress import create_server
-
-    server = create_server(app, host=HOST, port=port)  # bound and listening on return
-    _announce(target, "wsgi", "waitress", port)
-    # Our SIGTERM handler raises SystemExit, which waitress's loop takes as "shut down now".
-    server.run()
-
-
-def _serve_wsgiref(app: Any, port: int, target: str) -> None:
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIServer, make_server
-
-    class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-        daemon_threads = True  # a slow request must not hold up the stop
-
-    server = make_server(HOST, port, app, server_class=ThreadingWSGIServer)
-    print(
-        "space-dev: note: using Python's simple built-in WSGI server (wsgiref); "
-        f"for a sturdier one: {sys.executable} -m pip install waitress",
-        file=sys.stderr,
-        flush=True,
-    )
-    _announce(target, "wsgi", "wsgiref", port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from runtime.auth.keys import hash_key, utc_now_text
 from runtime.auth.policy import INVALID_KEY, InvalidKey
+from runtime.datadir.store import Store
+from runtime.datadir.values import SESSION_LIFETIME
 from runtime.models import Principal
-from runtime.store import SESSION_LIFETIME, Store
 
 SESSION_COOKIE = "space_session"
 SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())

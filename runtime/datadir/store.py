@@ -6,70 +6,31 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tinydb import Query, TinyDB
 
-from runtime.datafile import DataFile, utc_text
+from runtime.datadir.datafile import DataFile, utc_text
+from runtime.datadir.values import (
+    SESSION_LIFETIME,
+    Session,
+    Snapshot,
+    doc_key,
+    doc_session,
+    doc_user,
+    enabled_in,
+    user_doc,
+)
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey, User
 
 __all__ = ["Session", "Snapshot", "Store", "utc_text"]
 
-SESSION_LIFETIME = timedelta(days=7)
 RUNS_KEPT = 20
 Q = Query()
-
-
-@dataclass(frozen=True)
-class Session:
-    """A signed-in browser: the cookie holds `id`, the server decides whether it still counts."""
-
-    id: str
-    user: str
-    created: str
-    expires: str
-
-    def expired(self, now: datetime | None = None) -> bool:
-        """True once `expires` has passed (text comparison is exact for our fixed format)."""
-        return utc_text(now) >= self.expires
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the gate needs, read in one go from one version of the store file."""
-
-    version: tuple[int, int, int]
-    users: Mapping[str, User] = field(default_factory=dict)
-    keys_by_hash: Mapping[str, ApiKey] = field(default_factory=dict)
-    sessions: Mapping[str, Session] = field(default_factory=dict)
-    auth: Mapping[str, Mapping[str | None, bool]] = field(default_factory=dict)  # app -> micro
-    env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    project_keys: Mapping[str, str] = field(default_factory=dict)  # app -> DETA_PROJECT_KEY
-
-    @property
-    def owner(self) -> User | None:
-        return next((u for u in self.users.values() if u.owner), None)
-
-    def session(self, session_id: str, now: datetime | None = None) -> Session | None:
-        """The live session with this id, or None (unknown, expired, or its user is gone)."""
-        found = self.sessions.get(session_id)
-        if found is None or found.expired(now) or found.user not in self.users:
-            return None
-        return found
-
-    def auth_enabled(self, app: str, micro: str) -> bool:
-        """Whether the gate guards this micro: its own switch, else the app's, else on."""
-        return _auth_enabled(self.auth.get(app, {}), micro)
-
-
-def _auth_enabled(switches: Mapping[str | None, bool], micro: str) -> bool:
-    if micro in switches:
-        return switches[micro]
-    return switches.get(None, True)
 
 
 class Store:
@@ -101,9 +62,9 @@ class Store:
             auth.setdefault(doc["app"], {})[doc["micro"]] = bool(doc["enabled"])
         return Snapshot(
             version=version,
-            users={u.name: u for u in map(_user, db.table("users").all())},
-            keys_by_hash={k.key_hash: k for k in map(_key, db.table("keys").all())},
-            sessions={s.id: s for s in map(_session, db.table("sessions").all())},
+            users={u.name: u for u in map(doc_user, db.table("users").all())},
+            keys_by_hash={k.key_hash: k for k in map(doc_key, db.table("keys").all())},
+            sessions={s.id: s for s in map(doc_session, db.table("sessions").all())},
             auth=auth,
             env={d["app"]: dict(d["values"]) for d in db.table("env").all()},
             project_keys={d["app"]: d["key"] for d in db.table("project_keys").all()},
@@ -160,7 +121,7 @@ class Store:
 
     def auth_enabled(self, app: str, micro: str) -> bool:
         """Whether the gate guards this micro of this app."""
-        return _auth_enabled(self.auth_switches(app), micro)
+        return enabled_in(self.auth_switches(app), micro)
 
     def remember_app(self, name: str, folder: Path) -> None:
         """Note that `up` served this app from this folder, so `--app` may be left out later."""
@@ -228,16 +189,16 @@ class Users:
                     "name",
                 )
             user = User(name, password_hash, tuple(groups), owner=len(table) == 0)
-            table.insert({**_user_doc(user), "created": self._store.now()})
+            table.insert({**user_doc(user), "created": self._store.now()})
             return user
 
     def get(self, name: str) -> User | None:
         doc = self._store.file.read()[0].table("users").get(Q.name == name)
-        return _user(doc) if isinstance(doc, dict) else None
+        return doc_user(doc) if isinstance(doc, dict) else None
 
     def list(self) -> list[User]:
         """Every account, in the order they were made."""
-        return [_user(d) for d in self._store.file.read()[0].table("users").all()]
+        return [doc_user(d) for d in self._store.file.read()[0].table("users").all()]
 
     def owner(self) -> User | None:
         return next((u for u in self.list() if u.owner), None)
@@ -270,7 +231,7 @@ class Users:
 def _need_user(db: TinyDB, name: str) -> User:
     doc = db.table("users").get(Q.name == name)
     if isinstance(doc, dict):
-        return _user(doc)
+        return doc_user(doc)
     names = [d["name"] for d in db.table("users").all()]
     hint = (
         f"the users are: {', '.join(names)}"
@@ -278,19 +239,6 @@ def _need_user(db: TinyDB, name: str) -> User:
         else "there are no users yet; add one with `space-dev users add NAME`"
     )
     raise SpaceDevError(f'no user named "{name}"', hint)
-
-
-def _user_doc(user: User) -> dict[str, Any]:
-    return {**asdict(user), "groups": list(user.groups)}
-
-
-def _user(doc: Mapping[str, Any]) -> User:
-    return User(
-        name=doc["name"],
-        password_hash=doc["password_hash"],
-        groups=tuple(doc.get("groups", ())),
-        owner=bool(doc.get("owner", False)),
-    )
 
 
 class Sessions:
@@ -321,7 +269,7 @@ class Sessions:
         doc = db.table("sessions").get(Q.id == session_id)
         if not isinstance(doc, dict) or not db.table("users").contains(Q.name == doc["user"]):
             return None
-        found = _session(doc)
+        found = doc_session(doc)
         return None if found.expired(self._store.clock()) else found
 
     def delete(self, session_id: str) -> bool:
@@ -337,10 +285,6 @@ class Sessions:
         """Drop expired sessions; returns how many."""
         with self._store.file.write() as db:
             return len(db.table("sessions").remove(Q.expires <= self._store.now()))
-
-
-def _session(doc: Mapping[str, Any]) -> Session:
-    return Session(id=doc["id"], user=doc["user"], created=doc["created"], expires=doc["expires"])
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -373,7 +317,7 @@ class Keys:
 
     def list(self, app: str) -> list[ApiKey]:
         """The keys of an app, in the order they were made."""
-        return [_key(d) for d in self._store.file.read()[0].table("keys").search(Q.app == app)]
+        return [doc_key(d) for d in self._store.file.read()[0].table("keys").search(Q.app == app)]
 
     def get(self, app: str, name: str) -> ApiKey:
         """One key by name; an unknown name is a SpaceDevError listing the names there are."""
@@ -381,7 +325,7 @@ class Keys:
 
     def get_by_hash(self, key_hash: str) -> ApiKey | None:
         doc = self._store.file.read()[0].table("keys").get(Q.key_hash == key_hash)
-        return _key(doc) if isinstance(doc, dict) else None
+        return doc_key(doc) if isinstance(doc, dict) else None
 
     def revoke(self, app: str, name: str) -> None:
         """Delete a key for good."""
@@ -414,15 +358,10 @@ def _need_key(db: TinyDB, app: str, name: str) -> ApiKey:
     docs = db.table("keys").search(Q.app == app)
     for doc in docs:
         if doc["name"] == name:
-            return _key(doc)
+            return doc_key(doc)
     hint = (
         f"the keys of {app} are: {', '.join(d['name'] for d in docs)}"
         if docs
         else f"{app} has no keys; make one with `space-dev keys create --name NAME --app {app}`"
     )
     raise SpaceDevError(f'no key named "{name}" in app "{app}"', hint)
-
-
-def _key(doc: Mapping[str, Any]) -> ApiKey:
-    fields = ApiKey.__dataclass_fields__
-    return ApiKey(**{k: v for k, v in doc.items() if k in fields})

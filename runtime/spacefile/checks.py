@@ -1,25 +1,20 @@
-"""Read and check a Spacefile (v0) as Space did: every problem at once, with its line and a fix."""
+"""The rules of Spacefile v0, field by field: every problem piles up with its line and a fix."""
 
 from __future__ import annotations
 
 import difflib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime import engines, intervals, yaml12
-from runtime.errors import InvalidFile, Problem, SpaceDevError
 from runtime.models import Action, EnvPreset, Micro, Spacefile
-from runtime.yaml12 import Reads, YNode, join
+from runtime.spacefile import engines, intervals
+from runtime.spacefile.yaml12 import Reads, YNode, join
 
-FILENAME = "Spacefile"
 MAX_MICROS = 5
 MAX_APP_NAME = 12
-
-# What `check` gives: the Spacefile (None when there are errors), the errors, the warnings.
-CheckResult = tuple[Spacefile | None, list[Problem], list[Problem]]
 
 TOP_KEYS = ("v", "icon", "app_name", "auto_pwa", "micros")
 MICRO_KEYS = (
@@ -43,7 +38,7 @@ _INTERVAL = 'did you mean "default_interval"?'
 _ACTION_HINTS = {"interval": _INTERVAL, "schedule": _INTERVAL, "cron": _INTERVAL}
 
 
-def _display(path: Path) -> str:
+def display(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except (ValueError, OSError):
@@ -69,11 +64,11 @@ class _Draft:
     primary: bool | None
 
 
-class _Checker(Reads):
+class Checker(Reads):
     """Every rule of Spacefile v0, applied top down; problems pile up, none stops the rest."""
 
     def __init__(self, path: Path, strict: bool, check_paths: bool) -> None:
-        super().__init__(_display(path))
+        super().__init__(display(path))
         self.path = path
         self.app_dir = path.parent
         self.strict = strict
@@ -359,65 +354,3 @@ class _Checker(Reads):
                        'use a plain path such as "api" or "/api/v1"')
             return None
         return path
-
-
-def check_text(data: bytes | str, path: Path, *, strict: bool = False, check_paths: bool = True
-               ) -> CheckResult:
-    """Check Spacefile text that lives (or would live) at `path`: (result, errors, warnings)."""
-    checker = _Checker(Path(os.path.abspath(path)), strict, check_paths)
-    tree, problems = yaml12.parse(data)
-    checker.errors.extend(replace(p, file=checker.file) for p in problems)
-    if tree is None:
-        if not problems:
-            checker.error("", 1, "the Spacefile is empty", "start it with `v: 0` and a micros list")
-        return None, checker.errors, checker.warnings
-    result = checker.spacefile(tree)
-    # Found rule by rule, reported top to bottom, as the user reads the file.
-    errors = sorted(checker.errors, key=lambda p: p.line or 0)
-    warnings = sorted(checker.warnings, key=lambda p: p.line or 0)
-    if result is None or errors:
-        return None, errors, warnings
-    return replace(result, warnings=tuple(warnings)), errors, warnings
-
-
-def find(app_dir: Path) -> Path:
-    """The Spacefile of an app folder, or a SpaceDevError saying where we looked and what to do."""
-    folder = Path(os.path.abspath(app_dir))
-    if not folder.is_dir():
-        raise SpaceDevError(f"app folder {folder} does not exist",
-                            "give the folder that holds the app's Spacefile")
-    path = folder / FILENAME
-    if path.is_file():
-        return path
-    near = [p.name for p in sorted(folder.iterdir())
-            if p.name.lower() in {"spacefile", "spacefile.yml", "spacefile.yaml"}]
-    hint = (f"found {near[0]}; rename it to {FILENAME}" if near else
-            f"give the folder that holds the {FILENAME}, or create one there with `v: 0` "
-            "and a micros list")
-    raise SpaceDevError(f"no {FILENAME} found: looked for {path}", hint)
-
-
-def check(app_dir: Path, *, strict: bool = False, check_paths: bool = True) -> CheckResult:
-    """Check an app folder's Spacefile for `validate`: (result or None, errors, warnings)."""
-    path = find(app_dir)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SpaceDevError(f"cannot read {path}: {e.strerror}", "check its permissions") from e
-    return check_text(data, path, strict=strict, check_paths=check_paths)
-
-
-def load(app_dir: Path, *, strict: bool = False, check_paths: bool = True) -> Spacefile:
-    """The app's Spacefile with every default applied, or InvalidFile listing every problem."""
-    result, errors, _ = check(app_dir, strict=strict, check_paths=check_paths)
-    if result is None:
-        raise InvalidFile(_display(find(app_dir)), errors,
-                          "fix these, then run `space-dev validate` to check again")
-    return result
-
-
-def report(errors: list[Problem], warnings: list[Problem]) -> str:
-    """What `space-dev validate` prints: `Spacefile OK` or every error, then any warnings."""
-    lines = [f"error: {p}" for p in errors] if errors else [f"{FILENAME} OK"]
-    lines += [f"warning: {p}" for p in warnings]
-    return "\n".join(lines)

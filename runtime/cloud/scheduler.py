@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from runtime.errors import SpaceDevError
-from runtime.intervals import parse_cron, rate_seconds
 from runtime.models import Action
+from runtime.spacefile.intervals import parse_cron, rate_seconds
 
 Trigger = Literal["schedule", "manual"]
 # The longest single sleep: a wall-clock jump (a laptop waking up, NTP) is noticed within it.

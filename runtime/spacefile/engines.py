@@ -24,7 +24,8 @@ class Engine:
 
 # The legacy python default: serve `main.py`'s `app` object (aiohttp, ASGI or WSGI). The launcher
 # runs by its file path, so an app with a `runtime` package of its own cannot shadow it.
-PYTHON_DEFAULT = f"python {shlex.quote(str(Path(__file__).with_name('pyapp.py')))} main:app"
+PYAPP = Path(__file__).parent.parent / "in_micro" / "pyapp.py"  # run by its path in the micro
+PYTHON_DEFAULT = f"python {shlex.quote(str(PYAPP))} main:app"
 _DEV_SERVER = "npm run dev -- --port $PORT"
 
 ENGINES: dict[str, Engine] = {

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import Literal
 
-from runtime.engines import Engine
 from runtime.models import Micro
+from runtime.spacefile.engines import Engine
 
 # What servers read to choose the interface they listen on (Node apps by convention, uvicorn,
 # `flask run`); each micro gets loopback.

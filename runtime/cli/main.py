@@ -13,8 +13,8 @@ from pathlib import Path
 
 from runtime import __version__, spacefile
 from runtime import config as config_file
+from runtime.cli.targets import load_config
 from runtime.errors import SpaceDevError
-from runtime.models import RuntimeConfig
 from runtime.supervisor.output import Printer
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--strict", action="store_true", help="apply Space's own rules exactly")
     validate.set_defaults(run=_cmd_validate)
 
-    from runtime import commands  # the data commands (keys, users, auth, trigger)
+    from runtime.cli import commands  # the data commands (keys, users, auth, trigger)
 
     commands.add_parsers(sub, common)
     return parser
@@ -93,22 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
-def load_config(
-    args: argparse.Namespace, *, require_app: bool, **overrides: object
-) -> RuntimeConfig:
-    """space-dev.toml (or --config) with the command line over it: every command reads the same."""
-    cwd = Path.cwd()
-    path = args.config if args.config is not None else config_file.find_config(cwd)
-    cfg = config_file.load(path)
-    return config_file.apply_overrides(
-        cfg,
-        cwd=cwd,
-        data_dir=args.data_dir,
-        require_app=require_app,
-        **overrides,  # type: ignore[arg-type]
-    )
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
     if args.config is not None:
         config_file.load(args.config)
@@ -129,7 +113,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         app_dirs=args.app_dirs or None,
     )
-    from runtime.app import Runtime  # the server side is only needed here
+    from runtime.app.runtime import Runtime  # the server side is only needed here
 
     printer = Printer(background=True)
     try:
@@ -148,7 +132,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 async def _serve(runtime: object) -> None:
-    from runtime.app import Runtime
+    from runtime.app.reload import Reloader
+    from runtime.app.runtime import Runtime
     from runtime.supervisor.shutdown import StopSignals
 
     assert isinstance(runtime, Runtime)
@@ -159,7 +144,8 @@ async def _serve(runtime: object) -> None:
     signals.install()
     try:
         try:
-            await runtime.start()
+            # Built here, a floor above the runtime it watches: the runtime never imports it.
+            await runtime.start(reloader=lambda rt: Reloader(rt).run())
             await stop.wait()
             runtime.printer.info("stopping: every micro and what it started "
                                  "(Ctrl-C again to kill them at once)")

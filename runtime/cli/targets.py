@@ -9,9 +9,9 @@ from pathlib import Path
 
 from runtime import config as config_file
 from runtime import spacefile
+from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import AppConfig, RuntimeConfig, Spacefile
-from runtime.store import Store
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,24 @@ class Target:
             return None
 
 
+def load_config(
+    args: argparse.Namespace, *, require_app: bool, **overrides: object
+) -> RuntimeConfig:
+    """space-dev.toml (or --config) with the command line over it: every command reads the same."""
+    cwd = Path.cwd()
+    path = args.config if args.config is not None else config_file.find_config(cwd)
+    cfg = config_file.load(path)
+    return config_file.apply_overrides(
+        cfg,
+        cwd=cwd,
+        data_dir=args.data_dir,
+        require_app=require_app,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     """space-dev.toml (or --config) with --data-dir over it, as every command reads it."""
-    from runtime.cli import load_config  # cli imports this module: import at call time
-
     return load_config(args, require_app=False)
 
 

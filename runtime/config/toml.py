@@ -1,4 +1,4 @@
-"""space-dev.toml -> RuntimeConfig, the command line over it, and the one place defaults live."""
+"""space-dev.toml -> RuntimeConfig: every problem at once, each with its key, line and a fix."""
 
 from __future__ import annotations
 
@@ -10,36 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from runtime.auth.policy import ExpressionError, parse_allow
+from runtime.config.defaults import (
+    CONFIG_FILE_NAME,
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOST,
+    DEFAULT_KEY_COOKIES,
+    DEFAULT_KEY_HEADERS,
+    DEFAULT_PORT,
+    DEFAULT_RELOAD,
+    DEFAULT_SCHEDULE,
+    HTTP_METHODS,
+    SPACEFILE_NAME,
+)
+from runtime.config.toml_lines import Key, LineMap
 from runtime.errors import InvalidFile, Problem, SpaceDevError
 from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spacefile
-from runtime.toml_lines import Key, LineMap
-
-# --- defaults: every other module reads them from here --------------------------------------
-
-CONFIG_FILE_NAME = "space-dev.toml"
-SPACEFILE_NAME = "Spacefile"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4200  # the first app's port; the next apps take the next free ones
-DEFAULT_DATA_DIR = ".space-dev"
-DEFAULT_RELOAD = True
-DEFAULT_SCHEDULE = True
-DEFAULT_KEY_HEADERS: tuple[str, ...] = ("X-Space-App-Key", "X-API-Key")
-DEFAULT_KEY_COOKIES: tuple[str, ...] = ()
-DEFAULT_AUTH = AuthConfig(key_headers=DEFAULT_KEY_HEADERS, key_cookies=DEFAULT_KEY_COOKIES)
-
-MICRO_READY_TIMEOUT_S = 30.0  # a micro not answering on its port by then is reported
-RESTART_BACKOFF_FIRST_S = 0.5  # pause before restarting a micro that exited...
-RESTART_BACKOFF_MAX_S = 30.0  # ...doubling up to this...
-RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long healthy
-STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
-STOP_MARGIN_S = 3.0  # a stop not done by STOP_GRACE_S + this kills every group and exits 1
-REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
-LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
-RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restart (bench/reload.py)
-ACTION_READY_WAIT_S = 30.0  # an action waits this long for its micro to be (re)started...
-ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
-
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 
 _TOP_KEYS = ("runtime", "apps")
 _RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule")
@@ -49,7 +34,7 @@ _ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: header and cookie names
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_PORT_HINT = "use 1-65535, or 0 for any free port"
+PORT_HINT = "use 1-65535, or 0 for any free port"
 
 
 
@@ -130,7 +115,7 @@ class _Reader:
     def port(self, table: dict[str, Any], path: Key) -> int | None:
         value = self.get(table, path, "port", int, "a port number")
         if value is not None and not 0 <= value <= 65535:
-            self.problem(path + ("port",), f"port {value} is out of range", _PORT_HINT)
+            self.problem(path + ("port",), f"port {value} is out of range", PORT_HINT)
             return None
         return value
 
@@ -339,83 +324,3 @@ def load(config_file: Path | None) -> RuntimeConfig:
         # In file order, whatever order the checks ran in.
         raise InvalidFile(shown, sorted(reader.problems, key=lambda p: p.line or 0))
     return replace(cfg, config_file=path)
-
-
-def apply_overrides(
-    cfg: RuntimeConfig,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    data_dir: Path | None = None,
-    reload: bool | None = None,
-    schedule: bool | None = None,
-    app_dirs: list[Path] | None = None,
-    cwd: Path,
-    require_app: bool = True,
-) -> RuntimeConfig:
-    """The command line over the file: options win, APP_DIRs replace the file's apps.
-
-    Afterwards every path is absolute and the first app (if any) has its port set. With no app
-    anywhere, `cwd` is the app if it holds a Spacefile; otherwise, with `require_app`, that is an
-    error (`up`), and without it the result simply has no apps (`keys`, `users`...).
-    """
-    cwd = cwd.resolve()
-    if port is not None and not 0 <= port <= 65535:
-        raise SpaceDevError(f"--port {port} is out of range", _PORT_HINT)
-    if host is not None and not host.strip():
-        raise SpaceDevError("--host is empty", f"leave it out for {DEFAULT_HOST}")
-    apps = cfg.apps
-    if app_dirs:
-        apps = _apps_from_dirs(app_dirs, cwd, cfg.apps)
-    elif not apps:
-        if (cwd / SPACEFILE_NAME).is_file():
-            apps = (AppConfig(path=cwd, auth=DEFAULT_AUTH),)
-        elif require_app:
-            where = "space-dev.toml has no [[apps]]" if cfg.config_file else "no space-dev.toml"
-            raise SpaceDevError(
-                f"nothing to run: no APP_DIR given, {where}, and no Spacefile in {cwd}",
-                "run space-dev up PATH/TO/APP, or create space-dev.toml",
-            )
-    first_port = cfg.port if port is None else port
-    if apps and (port is not None or apps[0].port is None):
-        apps = (replace(apps[0], port=first_port), *apps[1:])
-    owners: dict[int, AppConfig] = {}
-    for app in apps:
-        if app.port and app.port in owners:
-            raise SpaceDevError(
-                f"port {app.port} is given to both {owners[app.port].path} and {app.path}",
-                "give each app its own port, or leave port out to take the next free one",
-            )
-        if app.port:
-            owners[app.port] = app
-    return replace(
-        cfg,
-        host=cfg.host if host is None else host,
-        port=first_port if not apps or apps[0].port is None else apps[0].port,
-        data_dir=(cwd / (cfg.data_dir if data_dir is None else data_dir)).resolve(),
-        reload=cfg.reload if reload is None else reload,
-        schedule=cfg.schedule if schedule is None else schedule,
-        apps=tuple(apps),
-    )
-
-
-def _apps_from_dirs(
-    app_dirs: list[Path], cwd: Path, file_apps: tuple[AppConfig, ...]
-) -> tuple[AppConfig, ...]:
-    """APP_DIRs as apps, each keeping its settings from the file when the file names that folder."""
-    by_folder = {app.path: app for app in file_apps}
-    apps: dict[Path, AppConfig] = {}  # one app per folder, however often it was given
-    errors = []
-    for given in app_dirs:
-        folder = (cwd / given).resolve()
-        if not folder.is_dir():
-            errors.append(f"{given}: no such folder")
-        elif not (folder / SPACEFILE_NAME).is_file():
-            errors.append(f"{given}: no Spacefile in this folder")
-        else:
-            default = AppConfig(path=folder, auth=DEFAULT_AUTH)
-            apps.setdefault(folder, by_folder.get(folder, default))
-    if errors:
-        raise SpaceDevError("cannot run " + "; ".join(errors),
-                            "give the folder that holds the app's Spacefile")
-    return tuple(apps.values())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from runtime.auth.passwords import hash_password, new_password
-from runtime.store import Store
+from runtime.datadir.store import Store
 
 OWNER_NAME = "dev"
 LOGIN_LINK_MAX_AGE = 600  # seconds

@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
-from runtime.store import Store
 
 # The same names as runtime/web/internal.py (the server side); not imported from there because
 # that module loads aiohttp, which would double the start-up time of every CLI command.

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime import config, spacefile, watcher
-from runtime.app import compile_app_rules
+from runtime import config, spacefile
+from runtime.auth.policy import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
 from runtime.errors import SpaceDevError
+from runtime.supervisor import watcher
 
 if TYPE_CHECKING:
-    from runtime.app import AppHost, Runtime
+    from runtime.app.runtime import AppHost, Runtime
 
 
 # Files that change what a micro runs with, not its code: a micro that reloads by itself is

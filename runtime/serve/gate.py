@@ -12,11 +12,11 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import CIMultiDict
 
+from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import Credential, Decision, MicroPolicy, decide
 from runtime.auth.routes import BadPath, MountTable, normalise_path
-from runtime.identity import SESSION_COOKIE, Identity
 from runtime.models import AuthConfig, Principal
-from runtime.proxy import (
+from runtime.serve.proxy import (
     Address,
     Proxy,
     UpstreamFailed,
@@ -24,7 +24,7 @@ from runtime.proxy import (
     is_websocket,
     upstream_headers,
 )
-from runtime.static import StaticSite
+from runtime.serve.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import STATE_CHANGING, same_origin

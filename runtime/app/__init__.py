@@ -1,0 +1,1 @@
+"""The app origins wired together (runtime.py), and hot reload driving them (reload.py)."""

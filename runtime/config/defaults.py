@@ -1,0 +1,30 @@
+"""Every default of the runtime (ports, timeouts, backoff, debounce): other modules read them."""
+
+from __future__ import annotations
+
+from runtime.models import AuthConfig
+
+CONFIG_FILE_NAME = "space-dev.toml"
+SPACEFILE_NAME = "Spacefile"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200  # the first app's port; the next apps take the next free ones
+DEFAULT_DATA_DIR = ".space-dev"
+DEFAULT_RELOAD = True
+DEFAULT_SCHEDULE = True
+DEFAULT_KEY_HEADERS: tuple[str, ...] = ("X-Space-App-Key", "X-API-Key")
+DEFAULT_KEY_COOKIES: tuple[str, ...] = ()
+DEFAULT_AUTH = AuthConfig(key_headers=DEFAULT_KEY_HEADERS, key_cookies=DEFAULT_KEY_COOKIES)
+
+MICRO_READY_TIMEOUT_S = 30.0  # a micro not answering on its port by then is reported
+RESTART_BACKOFF_FIRST_S = 0.5  # pause before restarting a micro that exited...
+RESTART_BACKOFF_MAX_S = 30.0  # ...doubling up to this...
+RESTART_BACKOFF_RESET_AFTER_S = 60.0  # ...and back to the first after this long healthy
+STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL to the process group after this
+STOP_MARGIN_S = 3.0  # a stop not done by STOP_GRACE_S + this kills every group and exits 1
+REQUEST_WAIT_S = 30.0  # a request to a micro that is (re)starting waits this long
+LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
+RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restart (bench/reload.py)
+ACTION_READY_WAIT_S = 30.0  # an action waits this long for its micro to be (re)started...
+ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")

@@ -1,0 +1,1 @@
+"""Code that runs inside a micro's process, not the runtime's."""

@@ -1,0 +1,218 @@
+"""The layers hold: no module imports from a floor above its own, and no import circles.
+
+Every `import` and `from ... import` counts, also those inside functions and under
+`if TYPE_CHECKING:`. The one table below gives each module its floor (docs/architecture.md
+draws the same picture); a new module fails here until it is given one.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
+
+# Runs inside a micro's process: imports nothing of the runtime but its own folder.
+IN_MICRO = "in_micro"
+
+FLOORS: dict[str, int | str] = {
+    # 0: the error type and the frozen values every floor shares
+    "runtime": 0,
+    "runtime.errors": 0,
+    "runtime.models": 0,
+    # 1: files -> values, and pure decisions over values
+    "runtime.spacefile": 1,
+    "runtime.spacefile.yaml12": 1,
+    "runtime.spacefile.intervals": 1,
+    "runtime.spacefile.engines": 1,
+    "runtime.spacefile.checks": 1,
+    "runtime.spacefile.reader": 1,
+    "runtime.config": 1,
+    "runtime.config.defaults": 1,
+    "runtime.config.toml_lines": 1,
+    "runtime.config.toml": 1,
+    "runtime.config.overrides": 1,
+    "runtime.datadir": 1,
+    "runtime.datadir.datafile": 1,
+    "runtime.datadir.values": 1,
+    "runtime.datadir.store": 1,
+    "runtime.datadir.accounts": 1,
+    "runtime.auth": 1,
+    "runtime.auth.routes": 1,
+    "runtime.auth.allow": 1,
+    "runtime.auth.allow_parser": 1,
+    "runtime.auth.policy": 1,
+    "runtime.auth.keys": 1,
+    "runtime.auth.passwords": 1,
+    "runtime.cloud": 1,
+    "runtime.cloud.tls": 1,
+    "runtime.cloud.base": 1,
+    "runtime.cloud.base.errors": 1,
+    "runtime.cloud.base.query": 1,
+    "runtime.cloud.base.update": 1,
+    "runtime.cloud.base.store": 1,
+    "runtime.cloud.drive": 1,
+    "runtime.cloud.drive.errors": 1,
+    "runtime.cloud.drive.names": 1,
+    "runtime.cloud.drive.ranges": 1,
+    "runtime.cloud.drive.bodies": 1,
+    "runtime.cloud.drive.sweep": 1,
+    "runtime.cloud.drive.store": 1,
+    "runtime.cloud.data": 1,
+    "runtime.cloud.transfer": 1,
+    # 2: processes, the proxy, static files, credentials, the clock of actions, API handlers
+    "runtime.supervisor": 2,
+    "runtime.supervisor.output": 2,
+    "runtime.supervisor.listening": 2,
+    "runtime.supervisor.ports": 2,
+    "runtime.supervisor.environment": 2,
+    "runtime.supervisor.process": 2,
+    "runtime.supervisor.setup": 2,
+    "runtime.supervisor.manager": 2,
+    "runtime.supervisor.watcher": 2,
+    "runtime.supervisor.watchdog": 2,
+    "runtime.supervisor.reaper": 2,
+    "runtime.supervisor.shutdown": 2,
+    "runtime.auth.identity": 2,
+    "runtime.serve": 2,
+    "runtime.serve.proxy": 2,
+    "runtime.serve.static": 2,
+    "runtime.cloud.scheduler": 2,
+    "runtime.cloud.base.handlers": 2,
+    "runtime.cloud.drive.handlers": 2,
+    "runtime.cloud.service": 2,
+    # 3: the gate, the runtime's own pages, firing actions
+    "runtime.serve.gate": 3,
+    "runtime.web": 3,
+    "runtime.web.pages": 3,
+    "runtime.web.csrf": 3,
+    "runtime.web.health": 3,
+    "runtime.web.login": 3,
+    "runtime.web.actions": 3,
+    "runtime.web.internal": 3,
+    "runtime.web.api": 3,
+    "runtime.web.settings": 3,
+    "runtime.cloud.actions": 3,
+    # 4: the one module that wires the parts together
+    "runtime.app": 4,
+    "runtime.app.runtime": 4,
+    # 5: what drives a runtime: hot reload and the command line
+    "runtime.app.reload": 5,
+    "runtime.cli": 5,
+    "runtime.cli.notify": 5,
+    "runtime.cli.targets": 5,
+    "runtime.cli.commands": 5,
+    "runtime.cli.main": 5,
+    "runtime.__main__": 5,
+    # apart: the launcher run inside a python micro, in the micro's own environment
+    "runtime.in_micro": IN_MICRO,
+    "runtime.in_micro.pyapp": IN_MICRO,
+    "runtime.in_micro.servers": IN_MICRO,
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The runtime modules `name` imports, anywhere in its file, relative imports resolved."""
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            # `from runtime.web import csrf` imports the submodule; `import X from pkg` the package.
+            targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in MODULES else module
+                       for a in node.names]
+        else:
+            continue
+        for target in targets:
+            if target == "runtime" or target.startswith("runtime."):
+                # `import runtime.a.b` names a module; an unknown tail is an attribute.
+                while target not in MODULES and "." in target:
+                    target = target.rpartition(".")[0]
+                out.add(target)
+    out.discard(name)
+    return out
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_floor() -> None:
+    missing = sorted(set(MODULES) - set(FLOORS))
+    assert not missing, f"give these modules a floor in FLOORS: {missing}"
+    gone = sorted(set(FLOORS) - set(MODULES))
+    assert not gone, f"FLOORS lists modules that no longer exist: {gone}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_import_from_a_higher_floor(name: str) -> None:
+    floor = FLOORS.get(name)
+    if floor is None:
+        pytest.fail(f"{name} has no floor in FLOORS")
+    wrong = []
+    for target in sorted(GRAPH[name]):
+        theirs = FLOORS.get(target)
+        if floor == IN_MICRO:
+            if not target.startswith("runtime.in_micro"):
+                wrong.append(f"{target} (in_micro code imports nothing of the runtime)")
+        elif theirs == IN_MICRO:
+            wrong.append(f"{target} (runs inside a micro; the runtime runs it by its path)")
+        elif theirs is None or not isinstance(floor, int) or int(theirs) > floor:
+            wrong.append(f"{target} (floor {theirs})")
+    assert not wrong, f"{name} (floor {floor}) imports from above: {wrong}"
+
+
+def test_no_import_cycles() -> None:
+    """A depth-first walk over the module graph: a module met again on the path is a circle."""
+    done: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycles.append(path[path.index(name):] + [name])
+            return
+        if name in done:
+            return
+        for target in sorted(GRAPH.get(name, ())):
+            visit(target, [*path, name])
+        done.add(name)
+
+    for name in sorted(GRAPH):
+        visit(name, [])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_walk_finds_imports_inside_functions_and_type_checking(tmp_path: Path) -> None:
+    """The checker itself: lazy and TYPE_CHECKING imports count, relative ones resolve."""
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from runtime.app.runtime import Runtime\n"
+        "def f():\n    from . import engines\n    import runtime.cli.main\n"
+        "from ..config import defaults\n"
+    )
+    found = _imports("runtime.spacefile.mod", source)
+    assert found == {"runtime.app.runtime", "runtime.spacefile.engines", "runtime.cli.main",
+                     "runtime.config.defaults"}
