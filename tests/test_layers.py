@@ -83,6 +83,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.base.handlers": 2,
     "runtime.cloud.drive.handlers": 2,
     "runtime.cloud.service": 2,
+    "runtime.cloud.site": 2,
     # 3: the gate, the runtime's own pages, firing actions
     "runtime.serve.gate": 3,
     "runtime.web": 3,
@@ -104,6 +105,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.notify": 5,
     "runtime.cli.targets": 5,
     "runtime.cli.commands": 5,
+    "runtime.cli.data_commands": 5,
     "runtime.cli.main": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment

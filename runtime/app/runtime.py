@@ -20,6 +20,7 @@ from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
+from runtime.cloud.site import DataSite
 from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.datadir.store import Store
@@ -89,10 +90,14 @@ class AppHost:
 class Runtime:
     """Every app of one `space-dev up`: started together, stopped together."""
 
-    def __init__(self, config: RuntimeConfig, printer: Printer) -> None:
+    def __init__(self, config: RuntimeConfig, printer: Printer, *,
+                 ephemeral: bool = False) -> None:
         self.config = config
         self.printer = printer
         self.store = Store(config.data_dir)
+        self._project_keys: dict[str, str] = {}  # app -> DETA_PROJECT_KEY, as micros get it
+        self.data_site = DataSite(config.data_dir, lambda: self._project_keys,
+                                  ephemeral=ephemeral)
         self.proxy = Proxy()
         self.timings = timings()
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
@@ -147,6 +152,7 @@ class Runtime:
         self.limiter = LoginLimiter()
         self._token = secrets.token_urlsafe(32)
         await self.proxy.start()
+        await self.data_site.start()
         firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
                             ready_wait=defaults.ACTION_READY_WAIT_S,
                             timeout=defaults.ACTION_TIMEOUT_S)
@@ -168,6 +174,12 @@ class Runtime:
             self.spawn(self._start_micros(host))
         if self.config.schedule:
             self.spawn(self.scheduler.run())
+
+    def _owner_session(self, request: web.Request) -> bool:
+        """Whether the request carries the owner's session (the app's data is the owner's)."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        principal = self.identity.session(cookie) if cookie else None
+        return principal is not None and principal.owner
 
     def _runner_of(self, app: str, micro: str) -> MicroRunner | None:
         """Where an action's micro runs now (None: static, or gone with a Spacefile edit)."""
@@ -220,7 +232,8 @@ class Runtime:
 
     def launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
         """How each micro of the app starts now (None: a static micro, served by the runtime)."""
-        project_key = self.store.project_key(host.name)
+        project_key = self._project_keys[host.name] = self.store.project_key(host.name)
+        services = self.data_site.micro_variables(os.environ.get("PYTHONPATH"))
         saved = self.store.get_env(host.name)
         specs: dict[str, LaunchSpec | None] = {}
         for micro in host.spacefile.micros:
@@ -232,7 +245,7 @@ class Runtime:
                 continue
             presets = preset_values(micro, saved, host.config.env, os.environ)
             env = micro_environment(micro, engine, hostname=host.hostname,
-                                    project_key=project_key, presets=presets)
+                                    project_key=project_key, presets=presets, services=services)
             specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine),
                                            micro.commands, engines.own_reloader(engine, command))
         return specs
@@ -303,6 +316,7 @@ class Runtime:
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
+        self.data_site.add_browser_routes(app, host.name, self._owner_session)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -393,6 +407,7 @@ class Runtime:
         await asyncio.to_thread(reaper.REAPER.end_all, grace)
         for site in self._sites:
             await site.cleanup()
+        await self.data_site.close()
         await self.proxy.close()
         if hasattr(self, "identity"):
             self.identity.flush_last_used()

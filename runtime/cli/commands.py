@@ -12,7 +12,7 @@ from typing import Any
 
 from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
-from runtime.cli import notify, targets
+from runtime.cli import data_commands, notify, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
@@ -343,6 +343,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     passwd.add_argument("user", metavar="NAME")
     leaf(users, "remove", _users_remove, "delete an account and its sessions",
          with_app=False).add_argument("user", metavar="NAME")
+
+    data_commands.add_parsers(sub, app)
 
     trigger = sub.add_parser("trigger", parents=[app], help="run a scheduled action now")
     trigger.add_argument("action", metavar="ACTION_ID")

@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="do not run scheduled actions",
     )
+    up.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep Base and Drive data in a temporary place, dropped at exit",
+    )
     up.set_defaults(run=_cmd_up)
 
     validate = sub.add_parser("validate", parents=[common], help="check a Spacefile")
@@ -117,7 +122,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     printer = Printer(background=True)
     try:
-        runtime = Runtime(cfg, printer)
+        runtime = Runtime(cfg, printer, ephemeral=args.ephemeral)
         runtime.load()
         runtime.claim()  # before any port is bound: a killed runtime's micros may hold some
         try:

@@ -61,6 +61,7 @@ def micro_environment(
     project_key: str,
     presets: Mapping[str, str],
     shell: Mapping[str, str] | None = None,
+    services: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full environment of a micro's process, without its port (set per process)."""
     env = dict(os.environ if shell is None else shell)
@@ -75,6 +76,7 @@ def micro_environment(
     )
     # Only the gate faces the network: servers that read these listen on loopback alone.
     env.update(LOOPBACK_VARIABLES)
+    env.update(services or {})  # where Base and Drive are, and the certificate to trust
     if engine.family == "python":
         # The runtime's own interpreter comes first, so `python` and `uvicorn` resolve to it.
         bin_dir = os.path.dirname(sys.executable)
