@@ -112,6 +112,14 @@ FLOORS: dict[str, int | str] = {
     "runtime.in_micro": IN_MICRO,
     "runtime.in_micro.pyapp": IN_MICRO,
     "runtime.in_micro.servers": IN_MICRO,
+    "runtime.in_micro.site": IN_MICRO,
+    "runtime.in_micro.site.deta": IN_MICRO,
+    "runtime.in_micro.site.deta._async": IN_MICRO,
+    "runtime.in_micro.site.deta._async.client": IN_MICRO,
+    "runtime.in_micro.site.deta.base": IN_MICRO,
+    "runtime.in_micro.site.deta.drive": IN_MICRO,
+    "runtime.in_micro.site.deta.service": IN_MICRO,
+    "runtime.in_micro.site.deta.utils": IN_MICRO,
 }
 
 
