@@ -95,6 +95,9 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.internal": 3,
     "runtime.web.api": 3,
     "runtime.web.settings": 3,
+    "runtime.web.data": 3,
+    "runtime.web.data_api": 3,
+    "runtime.web.data_ops": 3,
     "runtime.cloud.actions": 3,
     # 4: the one module that wires the parts together
     "runtime.app": 4,

@@ -38,6 +38,7 @@ from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.setup import fingerprint, run_setup
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
+from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.settings import Settings
 
@@ -316,6 +317,7 @@ class Runtime:
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
+        DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

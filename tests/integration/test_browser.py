@@ -139,3 +139,76 @@ def test_login_and_keys_in_a_browser(up: Up) -> None:
             assert call_with(up, generated) == 200
         finally:
             browser.close()
+
+
+DATA_MICRO = """
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from deta import Deta
+
+notes = Deta().Base("notes")
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/put":
+            answer = notes.put({"text": "written by the micro"}, "n1")
+        else:
+            answer = notes.get("n1")
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_HEAD = do_GET
+    def log_message(self, *a):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_data_page_shows_and_edits_what_a_micro_wrote(tmp_path: Path) -> None:
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    app = write_app(tmp_path / "app", """
+        v: 0
+        app_name: data
+        micros:
+          - name: api
+            src: .
+            engine: python3.9
+            run: python main.py
+            public: true
+        """, {"main.py": DATA_MICRO})
+    up = run_up(app, "--no-schedule", "--no-reload", data_dir=tmp_path / "data")
+    try:
+        up.wait_ready()
+        assert fetch("GET", up.url + "/put")[0] == 200
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.set_default_timeout(10_000)
+                page.goto(up.url + "/__space/settings/data")
+                page.fill("#password", PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_url(re.compile(r".*/__space/settings/data$"))
+                page.click("text=notes")
+                assert "written by the micro" in page.inner_text("pre.json")
+                page.click("summary:has-text('Edit')")
+                editor = page.locator("textarea[name=item]").first
+                assert "written by the micro" in editor.input_value()
+                editor.fill('{"key": "n1", "text": "edited in the browser"}')
+                page.click("text=Save item")
+                page.wait_for_load_state()
+                assert "edited in the browser" in page.content()
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 1280, f"the data page is {width} px wide"
+            finally:
+                browser.close()
+        status, _, body = fetch("GET", up.url + "/read")
+        assert status == 200 and b"edited in the browser" in body
+    finally:
+        up.stop()
