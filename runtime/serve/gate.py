@@ -281,6 +281,9 @@ class Gate:
                     # Once, as browsers do on a dead kept-alive connection: the process may
                     # have died of this very request, and a second death is the micro's answer.
                     resent = True
+                    # Not to the dead process again (the pool may hold more connections to it).
+                    while runner.address == address and time.monotonic() < deadline:
+                        await asyncio.sleep(0.02)
                     continue
                 return problem(
                     request,
