@@ -74,12 +74,11 @@ def _import(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     what = (f"the Base {args.base}" if args.base else f"the Drive {args.drive}" if args.drive
             else "all Base and Drive data")
-    _, target = resolve(args)
-    if not args.yes:
-        raise SpaceDevError(f"this deletes {what} of app {target.name} for good",
-                            "add --yes to confirm (`space-dev data export` keeps a copy first)")
     services, data, app = _open(args)
     try:
+        if not args.yes:
+            raise SpaceDevError(f"this deletes {what} of app {app} for good",
+                                "add --yes to confirm (`space-dev data export` keeps a copy first)")
         if args.base:
             data.base.drop(args.base)
         elif args.drive:

@@ -165,7 +165,9 @@ async def _answers_http(
         waits: set[asyncio.Future[object]] = {answer}  # type: ignore[arg-type]
         if proc is not None:
             waits.add(asyncio.ensure_future(proc.wait()))
-        limit = max(0.05, min(deadline, max(note_at, time.monotonic() + 0.05)) - time.monotonic())
+        # At least a moment, at most until the next progress note or the deadline.
+        now = time.monotonic()
+        limit = max(0.05, min(deadline, note_at) - now)
         done, pending = await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import fetch, run_up
+from tests.integration.conftest import fetch, login, run_up
 from tests.integration.micros import PY_ECHO, write_app
 
 FLASK_APP = """
@@ -88,18 +88,10 @@ def listen_addresses(port: int) -> set[str]:
 
 
 def micro_port(up, name: str) -> int:
-    from tests.integration.conftest import login
-
-    cookie = login(up.url)
-    status, _, body = fetch("GET", up.url + "/__space/api/micros",
-                            headers={"Cookie": f"space_session={cookie}"})
-    assert status == 200
-    return next(m["port"] for m in json.loads(body) if m["name"] == name)
+    return next(m["port"] for m in micros_json(up) if m["name"] == name)
 
 
 def micros_json(up) -> list[dict]:
-    from tests.integration.conftest import login
-
     cookie = login(up.url)
     status, _, body = fetch("GET", up.url + "/__space/api/micros",
                             headers={"Cookie": f"space_session={cookie}"})
