@@ -133,6 +133,8 @@ class RuntimeConfig:
     schedule: bool
     apps: tuple[AppConfig, ...]
     config_file: Path | None = None
+    # Names the apps answer to besides the loopback ones and `host` (DNS rebinding, SPEC 4).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 # --- identities ----------------------------------------------------------------------------

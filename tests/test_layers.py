@@ -78,6 +78,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.auth.identity": 2,
     "runtime.serve": 2,
     "runtime.serve.proxy": 2,
+    "runtime.serve.bodies": 2,
     "runtime.serve.static": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
@@ -86,6 +87,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.site": 2,
     # 3: the gate, the runtime's own pages, firing actions
     "runtime.serve.gate": 3,
+    "runtime.serve.hosts": 3,
     "runtime.web": 3,
     "runtime.web.pages": 3,
     "runtime.web.csrf": 3,
@@ -102,6 +104,7 @@ FLOORS: dict[str, int | str] = {
     # 4: the one module that wires the parts together
     "runtime.app": 4,
     "runtime.app.runtime": 4,
+    "runtime.app.secret_env": 4,
     # 5: what drives a runtime: hot reload and the command line
     "runtime.app.reload": 5,
     "runtime.cli": 5,

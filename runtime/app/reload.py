@@ -132,7 +132,7 @@ class Reloader:
 
     def _say_who_reloads_itself(self) -> None:
         for host in self._runtime.apps:
-            for name, runner in host.runners.items():
+            for runner in host.runners.values():
                 if runner.spec.own_reloader:
                     runner.notice(
                         "own-reloader",

@@ -16,22 +16,24 @@ from aiohttp import web
 
 from runtime import config as defaults
 from runtime import spacefile
+from runtime.app.secret_env import take_secret
 from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
-from runtime.cloud.site import DataSite
 from runtime.cloud.scheduler import Scheduler
+from runtime.cloud.site import DataSite
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
+from runtime.serve import hosts
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
 from runtime.spacefile import engines
-from runtime.supervisor.environment import micro_environment, port_variables, preset_values
 from runtime.supervisor import reaper
+from runtime.supervisor.environment import micro_environment, port_variables, preset_values
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
@@ -102,7 +104,7 @@ class Runtime:
         self.proxy = Proxy()
         self.timings = timings()
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
-        self._owner_password = os.environ.pop("SPACE_DEV_PASSWORD", None) or None
+        self._owner_password = take_secret("SPACE_DEV_PASSWORD")
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -300,10 +302,13 @@ class Runtime:
 
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
-                    defaults.REQUEST_WAIT_S)
+                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp")
         app = web.Application(
             handler_args={"max_field_size": 65536},
-            middlewares=[csrf.middleware(lambda req: req.match_info.handler != gate.handle)],
+            middlewares=[
+                hosts.middleware(hosts.AllowedHosts(host.host, self.config.allowed_hosts)),
+                csrf.middleware(lambda req: req.match_info.handler != gate.handle),
+            ],
         )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now)
@@ -319,7 +324,8 @@ class Runtime:
         SettingsApi(settings).add_routes(app)
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
-        app.router.add_route("*", "/{tail:.*}", gate.handle)
+        # No `100 Continue` before the gate has decided: it sends one itself once a request passed.
+        app.router.add_route("*", "/{tail:.*}", gate.handle, expect_handler=_decide_first)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
@@ -418,3 +424,9 @@ class Runtime:
 
 def _serve_root(micro: Micro) -> Path:
     return (micro.src / (micro.serve or ".")).resolve()
+
+
+async def _decide_first(request: web.Request) -> None:
+    """The gate route's `Expect` handler: send nothing yet (aiohttp's default sends
+    `100 Continue` at once, before the gate has decided)."""
+    return None

@@ -7,7 +7,10 @@ silent:
 - Public wins outright: on a public micro or public route, route rules are not consulted (and a
   bad key is ignored), as the spec's order says. `auth disable` makes a micro public the same way.
 - Every rule matching (micro, path, method) must pass. A rule listing GET also covers HEAD, which
-  frameworks answer with the GET handler.
+  frameworks answer with the GET handler. A rule's limits (`api_key_required`, a false `allow`)
+  hold in every letter case of its path, since Express and koa route `/ADMIN` to `/admin`; the
+  access it grants a signed-in non-owner holds only in the case it names. Public routes, too,
+  are public only in the case they name.
 - A rule with no `allow` admits the owner's session and the app's keys (keys belong to the owner).
 - With an `allow`, keys pass when it is true. The owner's session passes too, unless the
   expression mentions `user`: then it is evaluated for the owner like anyone else, so
@@ -65,9 +68,15 @@ class CompiledRule:
     line: int | None = None
 
     def applies(self, sub_path: str, method: str) -> bool:
-        """Whether the rule covers this method and normalised path relative to the micro."""
+        """Whether the rule covers this method and normalised path relative to the micro, in
+        the letter case the pattern names: where the rule admits someone."""
         methods = self.methods
         return (methods is None or method in methods) and self.pattern.matches(sub_path)
+
+    def restricts(self, sub_path: str, method: str) -> bool:
+        """Whether the rule's limits hold here: the same, in any letter case."""
+        methods = self.methods
+        return (methods is None or method in methods) and self.pattern.matches_any_case(sub_path)
 
 
 def compile_rule(rule: RouteRule) -> CompiledRule:
@@ -195,9 +204,12 @@ def _rules_pass(
     matched = False
     method = method.upper()
     for rule in policy.rules:
-        if not rule.applies(sub_path, method):
+        if not rule.restricts(sub_path, method):
             continue
-        matched = True
+        # Limits hold in any letter case, admission only in the case the pattern names: for each
+        # direction the safer reading wins (a case-sensitive micro may serve `/ADMIN` as another
+        # route than `/admin`, one the rule never meant to open).
+        matched = matched or rule.applies(sub_path, method)
         if rule.api_key_required and not is_key:
             return Decision.FORBIDDEN_403
         allow = rule.allow

@@ -82,9 +82,9 @@ def normalise_path(raw_path: str) -> str:
     case, non-ASCII characters become UTF-8 escapes, dot segments are resolved (RFC 3986) after
     repeated slashes are merged, and a trailing slash is kept. Refused: a path not starting with
     `/`, an encoded slash, a raw or encoded backslash, NUL or other control characters, invalid
-    escapes, `..` climbing above the root, and dot segments with `;` parameters (`..;x`), which
-    Tomcat-style servers resolve. Other `;` parameters are kept as they are: the micros Space ran
-    (Python, Node.js) treat them as part of the segment.
+    escapes, `..` climbing above the root, and dot segments with `;` parameters (`..;x`, also
+    escaped: `..%3B`), which Tomcat-style servers resolve. Other `;` parameters are kept as they
+    are: the micros Space ran (Python, Node.js) treat them as part of the segment.
     """
     if raw_path[:1] != "/":
         raise BadPath("the path does not start with /")
@@ -129,8 +129,9 @@ def normalise_path(raw_path: str) -> str:
 
 
 def _is_dot_with_params(seg: str) -> bool:
-    head = seg.split(";", 1)[0]
-    return ";" in seg and head in (".", "..")
+    # `;` may arrive escaped (`..%3B`): servers that resolve `..;` decode it first.
+    head = seg.split(";", 1)[0].split("%3B", 1)[0]
+    return len(head) < len(seg) and head in (".", "..")
 
 
 # --- patterns ------------------------------------------------------------------------------
@@ -164,10 +165,17 @@ class RoutePattern:
 
     source: str  # as written
     regex: re.Pattern[str] = field(compare=False, repr=False)
+    caseless: re.Pattern[str] = field(compare=False, repr=False)
 
     def matches(self, path: str) -> bool:
-        """Whether the normalised path (no query) matches."""
+        """Whether the normalised path (no query) matches, letter case as written."""
         return self.regex.fullmatch(path) is not None
+
+    def matches_any_case(self, path: str) -> bool:
+        """Whether the path matches in some letter case: `/Admin` for `/admin/*`. Express, koa and
+        other case-insensitive routers send both to the same handler, so a rule that restricts
+        must hold for every spelling."""
+        return self.caseless.fullmatch(path) is not None
 
 
 def _pattern_regex(pattern: str) -> str:
@@ -204,11 +212,19 @@ def compile_pattern(pattern: str) -> RoutePattern:
     - A `*` elsewhere: anything within one segment (`/*.png`); a segment that is only `*`
       (`/api/*/docs`) stands for one non-empty segment.
     - No leading slash: one is added (`"*"` is `/*`, `api/*` is `/api/*`).
-    - Case matters. Literals are read like a path: unreserved escapes decoded, non-ASCII as UTF-8
-      escapes; a reserved character (`:`, `;`, `(`...) matches both its raw and its escaped
-      spelling, and `%2A` is a literal star. Patterns with `.`/`..` segments or `//` never match.
+    - Case matters for `matches` (a public route is public in the case it names, and no other);
+      `matches_any_case` is for rules that restrict. Literals are read like a path: unreserved
+      escapes decoded, non-ASCII as UTF-8 escapes; a reserved character (`:`, `;`, `(`...)
+      matches both its raw and its escaped spelling, and `%2A` is a literal star. Patterns with
+      `.`/`..` segments or `//` never match.
     """
-    return RoutePattern(pattern, re.compile(_pattern_regex(pattern), re.DOTALL))
+    regex = _pattern_regex(pattern)
+    return RoutePattern(
+        pattern,
+        re.compile(regex, re.DOTALL),
+        # ASCII: a normalised path holds nothing else (non-ASCII arrives as escapes).
+        re.compile(regex, re.DOTALL | re.IGNORECASE | re.ASCII),
+    )
 
 
 @dataclass(frozen=True)

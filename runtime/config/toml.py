@@ -27,13 +27,18 @@ from runtime.errors import InvalidFile, Problem, SpaceDevError
 from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spacefile
 
 _TOP_KEYS = ("runtime", "apps")
-_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule")
+_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule", "allowed_hosts")
 _APP_KEYS = ("path", "name", "port", "env", "auth", "routes")
 _AUTH_KEYS = ("key_headers", "key_cookies")
 _ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: header and cookie names
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# A host name (labels of letters, digits and `-`, `*.` allowed first) or an IP address literal.
+_HOST_NAME = re.compile(
+    r"(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?"
+)
 PORT_HINT = "use 1-65535, or 0 for any free port"
 
 
@@ -129,6 +134,18 @@ class _Reader:
                 self.problem(path + (key, n), f"expected a {what}, got {got}")
         return values
 
+    def hosts(self, table: dict[str, Any], path: Key, key: str) -> tuple[str, ...]:
+        values = self.get(table, path, key, list, "an array of host names") or []
+        good = []
+        for n, value in enumerate(values):
+            if isinstance(value, str) and _HOST_NAME.fullmatch(value):
+                good.append(value)
+                continue
+            got = _describe(value) if not isinstance(value, str) else f'"{value}"'
+            self.problem(path + (key, n), f"expected a host name, got {got}",
+                         'a name alone, such as "myapp.test" or "*.myapp.test": no scheme, no port')
+        return tuple(good)
+
     def document(self, doc: dict[str, Any]) -> RuntimeConfig:
         self.known(doc, (), _TOP_KEYS)
         rt = self.get(doc, (), "runtime", dict, "a [runtime] table") or {}
@@ -148,6 +165,7 @@ class _Reader:
             data_dir=(self.base / (data_dir or DEFAULT_DATA_DIR)).resolve(),
             reload=_or(self.get(rt, path, "reload", bool, "true or false"), DEFAULT_RELOAD),
             schedule=_or(self.get(rt, path, "schedule", bool, "true or false"), DEFAULT_SCHEDULE),
+            allowed_hosts=self.hosts(rt, path, "allowed_hosts"),
             apps=tuple(a for a in apps if a is not None),
         )
         if len(cfg.apps) == len(raw_apps):  # duplicates only make sense among whole apps

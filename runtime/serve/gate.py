@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
@@ -16,9 +17,11 @@ from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import Credential, Decision, MicroPolicy, decide
 from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.models import AuthConfig, Principal
+from runtime.serve.bodies import CollectedBody, collect, is_chunked
 from runtime.serve.proxy import (
     Address,
     Proxy,
+    UpgradeRefused,
     UpstreamFailed,
     UpstreamUnavailable,
     is_websocket,
@@ -27,7 +30,7 @@ from runtime.serve.proxy import (
 from runtime.serve.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
-from runtime.web.csrf import STATE_CHANGING, same_origin
+from runtime.web.csrf import SAFE_METHODS, changes_state, same_origin
 from runtime.web.login import LOGIN_PATH
 from runtime.web.pages import problem, wants_html
 
@@ -72,11 +75,28 @@ def is_runtime_path(path: str) -> bool:
 
 
 # Headers some servers and frameworks trust as the client's address, the original URL or the
-# real method (a method override would dodge a rule written for DELETE).
+# real method (a method override would dodge a rule written for DELETE). The client-address family
+# is every name a proxy or CDN sets and a library reads (npm's request-ip reads X-Client-IP first).
 _TRUSTED_ELSEWHERE = frozenset(
     {
         "forwarded",
+        "forwarded-for",
+        "x-forwarded",
         "x-real-ip",
+        "client-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "cf-connecting-ipv6",
+        "cf-pseudo-ipv4",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-appengine-user-ip",
+        "fly-client-ip",
+        "x-envoy-external-address",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
         "x-original-url",
         "x-rewrite-url",
         "x-http-method-override",
@@ -125,8 +145,10 @@ class Gate:
         identity: Identity,
         printer: Printer,
         request_wait: float,
+        spool_dir: Path,
     ) -> None:
         self._app = app
+        self._spool_dir = spool_dir  # where a long chunked request body waits to be sent
         self._proxy = proxy
         self._routing = routing
         self._identity = identity
@@ -169,7 +191,13 @@ class Gate:
                 "A page of another origin cannot act here with your session.",
             )
         if target.static is not None:
-            return await target.static.handle(request, sub_path)
+
+            def admits(served_path: str) -> bool:
+                # A symlink's target must pass the rule the URL passed (a public route must not
+                # serve a private file through a link).
+                return decide(policy, served_path, request.method, credential).allowed
+
+            return await target.static.handle(request, sub_path, admits)
         assert target.runner is not None
         headers = upstream_headers(
             request,
@@ -180,7 +208,19 @@ class Gate:
         owner = (
             isinstance(credential, Principal) and credential.kind == "session" and credential.owner
         )
-        return await self._forward(request, target.runner, sub_path + sep + query, headers, owner)
+        expects = request.headers.get("Expect", "").lower() == "100-continue"
+        if expects and request.version >= (1, 1):
+            # Only now that the request has passed is the client asked for its body.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own: the answer has not started yet
+        body = await collect(request, self._spool_dir) if is_chunked(request) else None
+        try:
+            return await self._forward(
+                request, target.runner, sub_path + sep + query, headers, owner, body
+            )
+        finally:
+            if body is not None:
+                body.close()
 
     # --- who is asking ----------------------------------------------------------------------
 
@@ -263,19 +303,31 @@ class Gate:
         path_qs: str,
         headers: CIMultiDict[str],
         owner: bool,
+        body: CollectedBody | None,
     ) -> web.StreamResponse:
         # A micro's output can hold secrets: only its owner sees it on an error page.
         logs = self._printer.last_lines(runner.name, 30) if owner else []
         runner.requests += 1
         deadline = time.monotonic() + self._request_wait
-        forward = self._proxy.forward_websocket if is_websocket(request) else self._proxy.forward
+        websocket = is_websocket(request)
         resent = False
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
             if address is None:
                 return self._unavailable(request, runner, logs)
             try:
-                return await forward(request, address, path_qs, headers)
+                if websocket:
+                    return await self._proxy.forward_websocket(request, address, path_qs, headers)
+                return await self._proxy.forward(request, address, path_qs, headers, body)
+            except UpgradeRefused as err:
+                # An error status (a 404 for a wrong path, a 403) is the micro's answer and is
+                # kept; anything else (a 200 page) means the micro does not speak WebSocket there.
+                return problem(
+                    request,
+                    err.status if 400 <= err.status <= 599 else 502,
+                    f"The micro {runner.name} refused the WebSocket",
+                    f"It answered the upgrade with {err} instead of 101 Switching Protocols.",
+                )
             except UpstreamFailed as err:
                 if not resent and await _died_under(request, runner, address):
                     # Once, as browsers do on a dead kept-alive connection: the process may
@@ -316,15 +368,11 @@ class Gate:
         return problem(request, 502, title, detail, logs)
 
 
-# Requests that do nothing on the server, by HTTP's rules (RFC 9110 9.2.1): sending one again
-# after its micro died under it cannot do anything twice.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 async def _died_under(request: web.Request, runner: MicroRunner, address: Address) -> bool:
     """Whether a safe request's connection broke because the micro's process died (killed,
     crashed, replaced), as opposed to a live micro closing it: then it may be sent again."""
-    if request.method not in _SAFE_METHODS or request.body_exists or is_websocket(request):
+    # A safe request does nothing on the server (RFC 9110 9.2.1): sent again, nothing is done twice.
+    if request.method not in SAFE_METHODS or request.body_exists or is_websocket(request):
         return False
     deadline = time.monotonic() + 0.5  # the exit is seen a moment after the connection breaks
     while runner.serves(address):
@@ -336,5 +384,5 @@ async def _died_under(request: web.Request, runner: MicroRunner, address: Addres
 
 def _ambient_risk(request: web.Request) -> bool:
     """A state-changing request or a WebSocket from a page of another origin."""
-    changes = request.method in STATE_CHANGING or is_websocket(request)
+    changes = changes_state(request.method) or is_websocket(request)
     return changes and not same_origin(request)

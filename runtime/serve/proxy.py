@@ -13,6 +13,8 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
+from runtime.serve.bodies import CollectedBody
+
 # Headers that describe one connection, not the message (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
     {
@@ -49,24 +51,45 @@ class UpstreamFailed(Exception):
     """The request reached the micro, but no answer came back."""
 
 
+class UpgradeRefused(Exception):
+    """The micro answered a WebSocket handshake with something else than `101`."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}".strip())
+        self.status = status
+
+
 def connection_tokens(headers: CIMultiDict[str] | object) -> frozenset[str]:
     """Header names a `Connection` header marks as hop-by-hop."""
     values = headers.getall("Connection", ()) if hasattr(headers, "getall") else ()
     return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
 
 
+# Headers a client's `Connection` tokens may never remove: without `Host` the micro would see its
+# own internal address, and without `Content-Length` the body's framing would change on the way.
+_NEVER_HOP_BY_HOP = frozenset({"host", "content-length"})
+# `Expect: 100-continue` is answered by the gate once the request has passed; a micro that never
+# sends `100 Continue` itself must not leave the body waiting.
+_ANSWERED_HERE = frozenset({"expect"})
+
+
 def upstream_headers(
     request: web.Request, drop: Iterable[str], add: Iterable[tuple[str, str]]
 ) -> CIMultiDict[str]:
-    """The request's end-to-end headers, minus `drop` (lower-case names), plus `add`."""
-    dropped = set(drop) | connection_tokens(request.headers)
+    """The request's end-to-end headers, minus `drop` (lower-case names), plus `add`.
+
+    The `add` headers are the runtime's own: no `Connection` token removes them either.
+    """
+    added = list(add)
+    kept = _NEVER_HOP_BY_HOP | {name.lower() for name, _ in added}
+    dropped = set(drop) | _ANSWERED_HERE | (connection_tokens(request.headers) - kept)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in dropped:
             continue
         out.add(name, value)
-    for name, value in add:
+    for name, value in added:
         out[name] = value
     return out
 
@@ -150,18 +173,32 @@ class Proxy:
                 self._idle.set()
 
     async def forward(
-        self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
+        self,
+        request: web.Request,
+        address: Address,
+        path_qs: str,
+        headers: CIMultiDict[str],
+        body: CollectedBody | None = None,
     ) -> web.StreamResponse:
-        """Send the request to the micro and stream its answer back."""
+        """Send the request to the micro and stream its answer back.
+
+        The body is the client's own stream, or `body` when the gate collected it (a chunked
+        one, which then goes with its `Content-Length`: never chunked upstream).
+        """
         url = upstream_url("http", address, path_qs)
-        has_body = request.body_exists
+        data: object = None
+        if body is not None:
+            headers["Content-Length"] = str(body.size)
+            data = body.chunks()
+        elif request.body_exists:
+            data = request.content
         with self.busy(address):
             try:
                 upstream_cm = self.session.request(
                     request.method,
                     url,
                     headers=headers,
-                    data=request.content if has_body else None,
+                    data=data,
                     allow_redirects=False,
                     compress=None,
                 )
@@ -246,7 +283,8 @@ class Proxy:
                 autoclose=False,
             )
         except aiohttp.WSServerHandshakeError as exc:
-            return web.Response(status=exc.status or 502, text=f"{exc.message}\n")
+            # A 101 with bad handshake headers shows as 101 here: report what the micro sent.
+            raise UpgradeRefused(exc.status, exc.message) from exc
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
         downstream = web.WebSocketResponse(

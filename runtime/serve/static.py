@@ -24,12 +24,15 @@ import asyncio
 import html
 import mimetypes
 import os
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
+
+from runtime.auth.routes import BadPath, normalise_path
 
 ALLOWED_METHODS = ("GET", "HEAD")
 INDEX = "index.html"
@@ -113,6 +116,8 @@ class _Missing:
 
 
 _Outcome = _Found | _Redirect | _Missing
+# Whether the gate would let this request through to a path (the micro-relative, normalised one).
+Admits = Callable[[str], bool]
 
 
 class _ExactFileResponse(web.FileResponse):
@@ -124,6 +129,18 @@ class _ExactFileResponse(web.FileResponse):
             del headers[hdrs.ACCEPT_ENCODING]
             request = request.clone(headers=headers)
         return await super().prepare(request)
+
+
+def _linked_to_admitted(root: str, asked: str, real: str, admits: Admits) -> bool:
+    """Whether `real` (what `asked` resolves to) may be served: trivially when no symlink was
+    followed, else when its own path inside the folder passes the rule the URL passed."""
+    if real == asked:
+        return True
+    rel = os.path.relpath(real, root)
+    served = "/" if rel == "." else "/" + quote(rel.replace(os.sep, "/"), safe="/")
+    if os.path.isdir(real):
+        served = served.rstrip("/") + "/"  # a folder is asked for with its slash
+    return admits(normalise_path(served))
 
 
 def _inside(root: str, path: str) -> bool:
@@ -142,8 +159,14 @@ class StaticSite:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    async def handle(self, request: web.Request, sub_path: str) -> web.StreamResponse:
-        """Answer `request` for `sub_path` (the micro-relative path, `/`-rooted, still escaped)."""
+    async def handle(
+        self, request: web.Request, sub_path: str, admits: Admits = lambda path: True
+    ) -> web.StreamResponse:
+        """Answer `request` for `sub_path` (the micro-relative path, `/`-rooted, still escaped).
+
+        A symlink serves its target only when `admits` the target's own path (relative to the
+        folder, normalised like a request path): the gate's rule for the URL holds for the file.
+        """
         if request.method not in ALLOWED_METHODS:
             return web.Response(
                 status=405,
@@ -158,7 +181,7 @@ class StaticSite:
                 return self._redirect(request, "./" + seen.rsplit("/", 1)[-1] + "/")
         loop = asyncio.get_running_loop()
         # realpath and stat touch the disk; keep the event loop free even on a slow filesystem.
-        outcome = await loop.run_in_executor(None, self._locate, sub_path)
+        outcome = await loop.run_in_executor(None, self._locate, sub_path, admits)
         if isinstance(outcome, _Found):
             return _ExactFileResponse(
                 outcome.path,
@@ -182,14 +205,14 @@ class StaticSite:
             status=301, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-cache"}
         )
 
-    def _locate(self, sub_path: str) -> _Outcome:
+    def _locate(self, sub_path: str, admits: Admits) -> _Outcome:
         """Map `sub_path` to a file strictly inside the folder, or say why not."""
         try:
-            return self._resolve(sub_path)
-        except (OSError, ValueError):  # a symlink loop, a name the OS refuses...
+            return self._resolve(sub_path, admits)
+        except (OSError, ValueError, BadPath):  # a symlink loop, a name the OS refuses...
             return _Missing()
 
-    def _resolve(self, sub_path: str) -> _Outcome:
+    def _resolve(self, sub_path: str, admits: Admits) -> _Outcome:
         root = os.path.realpath(self.root)
         if not os.path.isdir(root):
             return _Missing(root_exists=False)
@@ -202,17 +225,21 @@ class StaticSite:
         if any(_refused_name(n) for n in names):
             return _Missing()
         # Joining the names (never the raw string) means `//etc/passwd` cannot become absolute.
-        target = os.path.realpath(os.path.join(root, *names))
+        asked = os.path.join(root, *names)
+        target = os.path.realpath(asked)
         if not _inside(root, target) or self._hidden_below(root, target):
             return _Missing()
+        if not _linked_to_admitted(root, asked, target, admits):
+            return _Missing()  # the same answer as a missing file: probing tells nothing
         if os.path.isdir(target):
             if names and not decoded.endswith("/"):
                 last = sub_path.rstrip("/").rsplit("/", 1)[-1]
                 # `./` keeps a name like `a:b` from reading as a URL scheme.
                 return _Redirect(f"./{last}/")
-            index = os.path.realpath(os.path.join(target, INDEX))
+            named = os.path.join(target, INDEX)
+            index = os.path.realpath(named)
             if _inside(root, index) and not self._hidden_below(root, index):
-                if os.path.isfile(index):
+                if os.path.isfile(index) and _linked_to_admitted(root, named, index, admits):
                     return _Found(index)
             return _Missing()
         if os.path.isfile(target) and not decoded.endswith("/"):

@@ -12,7 +12,11 @@ from runtime.spacefile.engines import Engine
 
 # What servers read to choose the interface they listen on (Node apps by convention, uvicorn,
 # `flask run`); each micro gets loopback.
-LOOPBACK_VARIABLES = {"HOST": "127.0.0.1", "UVICORN_HOST": "127.0.0.1", "FLASK_RUN_HOST": "127.0.0.1"}
+LOOPBACK_VARIABLES = {
+    "HOST": "127.0.0.1",
+    "UVICORN_HOST": "127.0.0.1",
+    "FLASK_RUN_HOST": "127.0.0.1",
+}
 
 # Where a `presets.env` value comes from, in the order that decides it.
 Source = Literal["saved", "config", "shell", "default", "unset"]

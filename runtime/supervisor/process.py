@@ -168,7 +168,9 @@ async def _answers_http(
         # At least a moment, at most until the next progress note or the deadline.
         now = time.monotonic()
         limit = max(0.05, min(deadline, note_at) - now)
-        done, pending = await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(
+            waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+        )
         for task in pending:
             task.cancel()
         return answer in done and not answer.cancelled() and answer.exception() is None \

@@ -8,7 +8,14 @@ from aiohttp import web
 
 from runtime.web.pages import problem
 
-STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Methods that change nothing by HTTP's rules (RFC 9110 9.2.1). Every other one may: POST and
+# DELETE, and also WebDAV's MKCOL, LOCK, PROPPATCH... or a name a micro made up.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def changes_state(method: str) -> bool:
+    """Whether a request with this method may change something on the server."""
+    return method not in SAFE_METHODS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,7 +40,7 @@ def middleware(
     @web.middleware
     async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         if (
-            request.method in STATE_CHANGING
+            changes_state(request.method)
             and is_runtime_handler(request)
             and not same_origin(request)
         ):

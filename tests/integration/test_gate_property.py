@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from runtime.auth.routes import BadPath, normalise_path
 from tests.integration.conftest import Up, run_up
 from tests.integration.micros import write_app
-from tests.integration.test_gate_attacks import (
+from tests.integration.attack_env import (
     API_ROUTES,
     GATE_SPACEFILE,
     LOGGING_ECHO,

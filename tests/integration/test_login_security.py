@@ -21,7 +21,7 @@ from runtime.cli import notify
 from runtime.datadir.store import Store
 from tests.integration.conftest import OWNER_PASSWORD, Up, run_up
 from tests.integration.micros import PY_ECHO, write_app
-from tests.integration.test_gate_attacks import Reply, send
+from tests.integration.attack_env import Reply, send
 
 PASSWORD = OWNER_PASSWORD
 HTML = ("Accept", "text/html,application/xhtml+xml")

@@ -68,7 +68,8 @@ async def test_large_upload_streams_with_its_content_length(streaming) -> None:
     assert grown_mib < 16, f"the runtime's peak memory grew by {grown_mib:.1f} MiB"
 
 
-async def test_chunked_upload_stays_chunked(streaming) -> None:
+async def test_chunked_upload_reaches_the_micro_with_its_length(streaming) -> None:
+    """Collected first, then sent with `Content-Length`: no micro can misread chunked framing."""
     async def body():
         for _ in range(8):
             yield b"c" * 1000
@@ -76,7 +77,25 @@ async def test_chunked_upload_stays_chunked(streaming) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.post(streaming.url + "/upload", data=body()) as resp:
             result = await resp.json()
-    assert result == {"received": 8000, "content_length": None, "chunked": True}
+    assert result == {"received": 8000, "content_length": "8000", "chunked": False}
+
+
+async def test_large_chunked_upload_is_spooled_with_flat_memory(streaming) -> None:
+    size = 256 * MIB
+    block = b"k" * MIB
+    before = _rss_peak_kib(streaming.proc.pid)
+
+    async def body():
+        for _ in range(size // MIB):
+            yield block
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(streaming.url + "/upload", data=body(),
+                                timeout=aiohttp.ClientTimeout(total=120)) as resp:
+            result = await resp.json()
+    assert result == {"received": size, "content_length": str(size), "chunked": False}
+    grown_mib = (_rss_peak_kib(streaming.proc.pid) - before) / 1024
+    assert grown_mib < 16, f"the runtime's peak memory grew by {grown_mib:.1f} MiB"
 
 
 async def test_large_download_streams(streaming) -> None:

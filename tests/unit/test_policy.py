@@ -280,6 +280,21 @@ DECISIONS: list[tuple[MicroPolicy, str, str, Credential, Decision]] = [
     (API, "/admin/x", "post", OWNER, A.FORBIDDEN_403),
     # the query never reaches decide; the path is the micro's own, after normalisation
     (API, "/admin", "POST", OWNER, A.ALLOW_SESSION),  # `/admin/*` does not cover `/admin`
+    # letter case: limits hold in every case (Express routes `/ADMIN` to `/admin`)...
+    (API, "/ADMIN/x", "POST", OWNER, A.FORBIDDEN_403),
+    (API, "/Admin/x", "DELETE", OWNER, A.FORBIDDEN_403),
+    (API, "/aDmIn/x", "POST", READER_K, A.FORBIDDEN_403),
+    (API, "/ADMIN/x", "POST", ADMIN_K, A.ALLOW_API_KEY),
+    (API, "/KEYS-ONLY/x", "GET", OWNER, A.FORBIDDEN_403),
+    (API, "/ALICE", "GET", OWNER, A.FORBIDDEN_403),
+    (API, "/Get-Only", "GET", KEY, A.FORBIDDEN_403),
+    (API, "/OPS/x", "GET", BOB_S, A.FORBIDDEN_403),
+    # ...admission only in the case the rule names; public routes likewise
+    (API, "/ALICE", "GET", ALICE_S, A.FORBIDDEN_403),
+    (API, "/Ops/x", "GET", ALICE_S, A.FORBIDDEN_403),
+    (API, "/ADMIN/x", "GET", ALICE_S, A.FORBIDDEN_403),
+    (API, "/PUBLIC/x", "GET", None, A.UNAUTHENTICATED),
+    (API, "/logo.PNG", "GET", None, A.UNAUTHENTICATED),
 ]
 
 
