@@ -98,9 +98,12 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.api": 3,
     "runtime.web.settings": 3,
     "runtime.web.data": 3,
+    "runtime.web.owner": 3,
+    "runtime.web.app_actions_page": 3,
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,
     "runtime.cloud.actions": 3,
+    "runtime.cloud.app_actions": 3,
     # 4: the one module that wires the parts together
     "runtime.app": 4,
     "runtime.app.runtime": 4,
@@ -112,6 +115,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.targets": 5,
     "runtime.cli.commands": 5,
     "runtime.cli.data_commands": 5,
+    "runtime.cli.action_commands": 5,
     "runtime.cli.main": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment

@@ -21,6 +21,7 @@ from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
+from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.cloud.site import DataSite
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
@@ -40,6 +41,7 @@ from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.setup import fingerprint, run_setup
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
+from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.settings import Settings
@@ -159,6 +161,9 @@ class Runtime:
         firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
                             ready_wait=defaults.ACTION_READY_WAIT_S,
                             timeout=defaults.ACTION_TIMEOUT_S)
+        self.app_actions = AppActions(self._runner_of, self._providing_micros, self.proxy,
+                                      ready_wait=defaults.ACTION_READY_WAIT_S,
+                                      timeout=defaults.ACTION_TIMEOUT_S)
         # Always made, so `space-dev trigger` and the Run button work under --no-schedule too.
         self.scheduler = Scheduler({h.name: h.spacefile.actions for h in self.apps},
                                    firer.fire, self.printer.info)
@@ -188,6 +193,13 @@ class Runtime:
         """Where an action's micro runs now (None: static, or gone with a Spacefile edit)."""
         host = next((h for h in self.apps if h.name == app), None)
         return host.runners.get(micro) if host is not None else None
+
+    def _providing_micros(self, app: str) -> list[str]:
+        """The app's micros with `provide_actions: true` (App Actions), as its Spacefile is now."""
+        host = next((h for h in self.apps if h.name == app), None)
+        if host is None:
+            return []
+        return [m.name for m in host.spacefile.micros if m.provide_actions]
 
     def _welcome_owner(self) -> None:
         """At the first start, make the owner; every start, print a one-use sign-in link."""
@@ -311,7 +323,8 @@ class Runtime:
             ],
         )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
-        internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now)
+        internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
+                            self.app_actions)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
@@ -323,6 +336,7 @@ class Runtime:
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
+        AppActionsPage(settings, lambda: self.app_actions).add_routes(app)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         # No `100 Continue` before the gate has decided: it sends one itself once a request passed.
         app.router.add_route("*", "/{tail:.*}", gate.handle, expect_handler=_decide_first)

@@ -5,22 +5,29 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from runtime.cloud.app_actions import ActionError, AppActions
 from runtime.web.actions import RunAction, run_answer
 
 TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
 ACTIONS_PATH = "/__space/internal/actions/"
+APP_ACTIONS_PATH = "/__space/internal/app-actions"
 
 
 def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
-               app_name: str, run_action: RunAction) -> None:
+               app_name: str, run_action: RunAction, app_actions: AppActions) -> None:
     """`POST /__space/internal/refresh`: re-read the data dir now; 204 once done.
 
     `POST /__space/internal/actions/{id}` with `{"app": NAME}` (default: this origin's app): run
     the action now (`space-dev trigger`) and answer its run.
+
+    `POST /__space/internal/app-actions` with `{"app": NAME}`: the app's App Actions
+    (`space-dev actions list`); `POST .../app-actions/{name}` with `{"app": NAME, "inputs":
+    {K: V}}`: run one (`space-dev actions run`) and answer what the micro gave back.
     """
 
     def allowed(request: web.Request) -> bool:
@@ -47,5 +54,40 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
                 {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
         return await run_answer(run_action, target, request.match_info["id"])
 
+    async def handle_app_actions(request: web.Request) -> web.Response:
+        if not allowed(request):
+            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+        body = await _json_object(request)
+        target = body.get("app", app_name) if body is not None else None
+        if not isinstance(target, str):
+            return web.json_response(
+                {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
+        name = request.match_info.get("name")
+        if name is None:
+            listing = await app_actions.list(target, wait=2.0)
+            return web.json_response({"actions": [a.as_dict() for a in listing.actions],
+                                      "problems": listing.problems})
+        inputs = body.get("inputs", {}) if body is not None else None
+        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+            return web.json_response(
+                {"errors": ['"inputs" must be an object of text values']}, status=400)
+        try:
+            answer = await app_actions.run(target, name, inputs)
+        except ActionError as err:
+            return web.json_response({"errors": [e for e in (err.message, err.hint) if e]},
+                                     status=400)
+        return web.json_response(answer.as_dict())
+
     app.router.add_post(REFRESH_PATH, handle_refresh)
     app.router.add_post(ACTIONS_PATH + "{id}", handle_action)
+    app.router.add_post(APP_ACTIONS_PATH, handle_app_actions)
+    app.router.add_post(APP_ACTIONS_PATH + "/{name}", handle_app_actions)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    """The request body as a JSON object (an empty body is `{}`), or None."""
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
