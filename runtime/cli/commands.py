@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.auth.keys import new_key
-from runtime.auth.passwords import hash_password
+from runtime.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from runtime.cli import data_commands, notify, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
 
-MIN_PASSWORD_LENGTH = 8
 MAX_NAME_LENGTH = 64
 ONCE_BANNER = "THE FOLLOWING API-KEY WILL ONLY BE SHOWN ONCE."
 # Users appear in `allow` rules (`user == "ann"`) and group names as `groups.NAME`, so both keep

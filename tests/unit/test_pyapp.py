@@ -397,6 +397,27 @@ def test_error_in_user_code_shows_its_traceback(launch: Any) -> None:
     assert "importlib" not in err
 
 
+def test_syntax_error_shows_the_users_error_alone(launch: Any) -> None:
+    micro = launch("def broken(:\n    pass\napp = None\n")
+    assert _run_to_exit(micro) == 1
+    err = micro.err.read_text()
+    assert 'main.py", line 1' in err and "SyntaxError" in err
+    assert "main.py raised SyntaxError" in err
+    # No launcher frame, no import machinery: the error, where it is, and the caret.
+    assert "pyapp.py" not in err and "importlib" not in err and "<frozen" not in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 6, err
+
+
+def test_syntax_error_in_an_imported_module_keeps_only_the_users_frames(launch: Any) -> None:
+    micro = launch("import helper\napp = None\n", files={"helper.py": "x = = 1\n"})
+    assert _run_to_exit(micro) == 1
+    err = micro.err.read_text()
+    assert 'main.py", line 1, in <module>' in err
+    assert 'helper.py", line 1' in err and "SyntaxError" in err
+    assert "pyapp.py" not in err and "importlib" not in err and "<frozen" not in err
+
+
 def test_missing_import_in_user_code_shows_its_traceback(launch: Any) -> None:
     micro = launch("import no_such_package_here\napp = None\n")
     assert _run_to_exit(micro) == 1

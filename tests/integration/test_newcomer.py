@@ -1,0 +1,151 @@
+"""What a new user trips on (issue 14), each against the real `space-dev` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.integration.conftest import Up, fetch, login, run_up
+from tests.integration.micros import PY_ECHO, write_app
+from tests.integration.raw_micro import RAW_MICRO
+
+KEYS_SPACEFILE = """
+v: 0
+micros:
+  - name: api
+    src: api
+    engine: python3.9
+    run: python main.py
+    primary: true
+    presets:
+      api_keys: true
+  - name: raw
+    src: raw
+    engine: python3.9
+    run: python raw.py
+    path: /raw
+    public: true
+"""
+
+
+def space_dev(cwd: Path, *args: str, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    full.pop("SPACE_DEV_PASSWORD", None)
+    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=60, env={**full, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def keys_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, str]]:
+    root = tmp_path_factory.mktemp("newcomer")
+    app = write_app(root / "app", KEYS_SPACEFILE, {"api/main.py": PY_ECHO, "raw/raw.py": RAW_MICRO})
+    up = run_up(app, "--no-schedule", "--no-reload", data_dir=root / "data")
+    try:
+        up.wait_ready(60)
+        yield up, login(up.url)
+    finally:
+        up.stop()
+
+
+# --- item 5: a key name keeps to the rule its hint gives, everywhere ---------------------------
+
+BAD_NAMES = ["with space", "<script>", "a/b", "caf\u00e9", "semi;colon"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_cli_refuses_a_key_name_outside_the_rule(tmp_path: Path, name: str) -> None:
+    app = write_app(tmp_path / "notes", KEYS_SPACEFILE, {})
+    done = space_dev(app, "keys", "create", "--data-dir", str(tmp_path / "data"), "--name", name)
+    assert done.returncode == 1, done.stdout
+    assert "only letters, digits and - _ ." in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_accepts_every_character_the_hint_names(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "notes", KEYS_SPACEFILE, {})
+    done = space_dev(app, "keys", "create", "--data-dir", str(tmp_path / "data"),
+                     "--name", "Ci-deploy_2.prod")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "Ci-deploy_2.prod"
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_page_and_api_refuse_a_key_name_outside_the_rule(keys_up: tuple[Up, str],
+                                                         name: str) -> None:
+    up, owner = keys_up
+    cookie = f"space_session={owner}"
+    status, _, body = fetch("POST", up.url + "/__space/api/keys",
+                            body=json.dumps({"name": name}).encode(),
+                            headers={"Cookie": cookie, "Content-Type": "application/json",
+                                     "Origin": up.url})
+    assert status == 400, body
+    assert "only letters, digits and - _ ." in json.loads(body)["errors"][0]
+    status, _, body = fetch("POST", up.url + "/__space/settings/keys",
+                            body=urlencode({"name": name}).encode(),
+                            headers={"Cookie": cookie, "Origin": up.url, "Accept": "text/html",
+                                     "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and b"only letters, digits and - _ ." in body
+    listed = json.loads(fetch("GET", up.url + "/__space/api/keys",
+                              headers={"Cookie": cookie})[2])
+    assert name not in {k["name"] for k in listed}
+
+
+def test_page_form_says_the_rule_it_enforces(keys_up: tuple[Up, str]) -> None:
+    up, owner = keys_up
+    page = fetch("GET", up.url + "/__space/settings",
+                 headers={"Cookie": f"space_session={owner}"})[2].decode()
+    field = re.search(r'<input[^>]*id="key-name"[^>]*>', page)
+    assert field and 'pattern="[A-Za-z0-9._-]+"' in field.group(0)
+
+
+# --- item 5: SPACE_DEV_PASSWORD keeps to the users' rule ---------------------------------------
+
+def test_a_short_space_dev_password_is_refused(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", KEYS_SPACEFILE, {})
+    done = space_dev(tmp_path, "up", str(app), "--port", "0", "--data-dir",
+                     str(tmp_path / "data"), env={"SPACE_DEV_PASSWORD": "abc"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SPACE_DEV_PASSWORD is too short (3 characters, at least 8" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "data" / "users.json").exists()
+
+
+def test_up_says_the_owner_was_made_from_the_variable(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: site\n    src: .\n"
+                    "    engine: static\n    serve: .\n", {"index.html": "hi"})
+    up = run_up(app, "--no-reload", "--no-schedule", data_dir=tmp_path / "data")
+    try:
+        up.wait_ready(30)
+        assert "created the owner account 'dev' with the password from SPACE_DEV_PASSWORD" \
+            in up.output
+    finally:
+        up.stop()
+
+
+# --- the gate issue: a 502 shows nothing internal to anyone but the owner ---------------------
+
+INTERNAL = re.compile(r"127\.0\.0\.1|localhost:\d+|NOT HTTP|Server disconnected|:\d{4,5}/")
+
+
+def test_502_page_shows_nothing_internal_to_an_anonymous_visitor(
+        keys_up: tuple[Up, str]) -> None:
+    up, owner = keys_up
+    for path in ("/raw/garbage", "/raw/no-answer"):
+        for accept in ("text/html", "application/json"):
+            status, _, body = fetch("GET", up.url + path, headers={"Accept": accept})
+            assert status == 502, (path, body)
+            text = body.decode()
+            assert not INTERNAL.search(text.replace(up.url, "")), (path, text)
+            assert "raw" in text  # which micro, and that it failed, are said
+    # The owner is shown what went wrong.
+    status, _, body = fetch("GET", up.url + "/raw/garbage",
+                            headers={"Accept": "text/html", "Cookie": f"space_session={owner}"})
+    assert status == 502 and b"NOT HTTP" in body
