@@ -308,7 +308,7 @@ class MicroRunner:
                 else:
                     self._current = proc
                     if await self._await_ready(proc):
-                        self._printer.end_run(self.name)
+                        self._printer.end_run(self.name, ready=True)
                         self._mark_ready()
                         code, healthy_for = await self._serve_until_exit()
                     else:

@@ -83,18 +83,19 @@ class Printer:
         self.end_run(name)  # the last start's, if nobody ended it
         self._runs.setdefault(name, _Run()).begin(after_failure)
 
-    def end_run(self, name: str) -> None:
-        """The process is ready or gone: show what was held, or, when its whole output was the
-        last start's again, one line that counts the repeats."""
+    def end_run(self, name: str, ready: bool = False) -> None:
+        """The process is ready (`ready`: what was held is shown) or gone: when its whole output
+        was the last start's again, one line counts the repeats instead."""
         run = self._runs.get(name)
         if run is None:
             return
+        if ready:
+            run.matching = False
         repeated = run.end()
         if repeated:
             lines, times = repeated
             self._show(name, f"(the same {lines} line{'s' if lines != 1 else ''} as at the "
-                             f"last start, not shown again: {times} time"
-                             f"{'s' if times != 1 else ''} in a row)")
+                             f"last start, not shown again: {times + 1} starts in a row)")
         for held in run.release():
             self._show(name, held)
 

@@ -149,3 +149,60 @@ def test_502_page_shows_nothing_internal_to_an_anonymous_visitor(
     status, _, body = fetch("GET", up.url + "/raw/garbage",
                             headers={"Accept": "text/html", "Cookie": f"space_session={owner}"})
     assert status == 502 and b"NOT HTTP" in body
+
+
+# --- item 2: a micro that never starts does not hide the app -----------------------------------
+
+CRASHING_SPACEFILE = """
+v: 0
+micros:
+  - name: www
+    src: www
+    engine: static
+    serve: .
+    primary: true
+  - name: api
+    src: api
+    engine: python3.9
+    run: no-such-command-here --port 1
+    path: /api
+  - name: boom
+    src: boom
+    engine: python3.9
+    path: /boom
+"""
+
+BOOM = """
+import json
+
+def helper():
+    raise RuntimeError("the database is not there")
+
+helper()
+app = None
+"""
+
+
+def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "notes", CRASHING_SPACEFILE,
+                    {"www/index.html": "<h1>notes</h1>", "boom/main.py": BOOM,
+                     "api/README": "nothing runs here"})
+    up = run_up(app, "--no-reload", "--no-schedule", data_dir=tmp_path / "data")
+    try:
+        match = up.wait_for(r"ready: (\S+) (http://\S+/)(.*)", 60)
+        assert match.group(2) == f"http://localhost:{up.port}/"
+        assert "api: crashed" in match.group(3) and "boom: crashed" in match.group(3)
+        # The app itself is served meanwhile.
+        assert fetch("GET", f"http://localhost:{up.port}/__space/health")[0] == 503
+        # Exit 127 says which field of the Spacefile to check, once.
+        up.wait_for(r"api: exit code 127 .*`no-such-command-here --port 1`.*the `run` field "
+                    r"of micro api in the Spacefile", 10)
+        assert up.output.count("exit code 127 means") == 1
+        # The traceback is shown once; its repeats are counted, not printed again.
+        up.wait_for(r"boom .*\(the same \d+ lines as at the last start, not shown again: "
+                    r"3 starts in a row\)", 30)
+        lines = up.output.splitlines()
+        assert sum("RuntimeError: the database is not there" in line for line in lines) == 1
+        assert sum(line.startswith("boom") and "Traceback" in line for line in lines) == 1
+    finally:
+        up.stop()
