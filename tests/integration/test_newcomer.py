@@ -206,3 +206,28 @@ def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
         assert sum(line.startswith("boom") and "Traceback" in line for line in lines) == 1
     finally:
         up.stop()
+
+
+# --- item 4: notices show backticks as code; the pages have an icon ---------------------------
+
+def test_a_notice_shows_a_command_as_code_in_one_piece(keys_up: tuple[Up, str]) -> None:
+    up, owner = keys_up
+    headers = {"Cookie": f"space_session={owner}", "Origin": up.url, "Accept": "text/html",
+               "Content-Type": "application/x-www-form-urlencoded"}
+    form = urlencode({"name": "twice"}).encode()
+    fetch("POST", up.url + "/__space/settings/keys", body=form, headers=headers)
+    status, _, body = fetch("POST", up.url + "/__space/settings/keys", body=form, headers=headers)
+    assert status == 409
+    notice = re.search(r'<p class="notice bad" role="alert">(.*?)</p>', body.decode(), re.S)
+    assert notice, body
+    assert "`" not in notice.group(1)
+    assert '<code class="command">space-dev keys revoke twice --app app</code>' in notice.group(1)
+
+
+def test_pages_have_a_favicon(keys_up: tuple[Up, str]) -> None:
+    up, _ = keys_up
+    page = fetch("GET", up.url + "/__space/login", headers={"Accept": "text/html"})[2].decode()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon
+    status, headers, body = fetch("GET", up.url + icon.group(1))
+    assert status == 200 and headers["Content-Type"].startswith("image/svg") and b"<svg" in body
