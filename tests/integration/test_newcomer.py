@@ -231,3 +231,31 @@ def test_pages_have_a_favicon(keys_up: tuple[Up, str]) -> None:
     assert icon
     status, headers, body = fetch("GET", up.url + icon.group(1))
     assert status == 200 and headers["Content-Type"].startswith("image/svg") and b"<svg" in body
+
+
+# --- item 8: help -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["up"], ["validate"], ["keys", "revoke"], ["keys", "disable"], ["keys", "enable"],
+    ["users", "add"], ["users", "passwd"], ["users", "remove"], ["trigger"],
+    ["data", "export"], ["data", "import"],
+])
+def test_every_positional_argument_is_described(tmp_path: Path, command: list[str]) -> None:
+    done = space_dev(tmp_path, *command, "--help")
+    assert done.returncode == 0
+    positional = done.stdout.split("positional arguments:")[1].split("options:")[0]
+    # An argument's row starts two spaces in; a description wrapped onto more lines, further.
+    rows = [line for line in positional.splitlines() if re.match(r"  \S", line)]
+    assert rows and all(len(line.split(None, 1)) == 2 for line in rows), positional
+
+
+def test_up_help_names_its_environment_variables(tmp_path: Path) -> None:
+    text = space_dev(tmp_path, "up", "--help").stdout
+    assert "SPACE_DEV_PASSWORD" in text and "SPACE_DEV_READY_TIMEOUT" in text
+
+
+def test_an_empty_config_gets_a_hint_that_fits(tmp_path: Path) -> None:
+    (tmp_path / "space-dev.toml").write_text("")
+    done = space_dev(tmp_path, "up", env={"SPACE_DEV_PASSWORD": "long enough"})
+    assert done.returncode == 1
+    assert "create space-dev.toml" not in done.stderr and "[[apps]]" in done.stderr
