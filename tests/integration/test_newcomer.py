@@ -259,3 +259,52 @@ def test_an_empty_config_gets_a_hint_that_fits(tmp_path: Path) -> None:
     done = space_dev(tmp_path, "up", env={"SPACE_DEV_PASSWORD": "long enough"})
     assert done.returncode == 1
     assert "create space-dev.toml" not in done.stderr and "[[apps]]" in done.stderr
+
+
+# --- item 6: the sample app keeps its notes in Base, a note's file in Drive --------------------
+
+def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.integration.conftest import REPO
+
+    app = tmp_path / "notes"
+    shutil.copytree(REPO / "sample_apps" / "notes", app)
+    data = tmp_path / "data"
+    boundary = "----newcomer"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n"
+            "buy milk\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            "filename=\"list.txt\"\r\nContent-Type: text/plain\r\n\r\n"
+            "milk, eggs\r\n"
+            f"--{boundary}--\r\n").encode()
+    up = run_up(app, "--no-reload", "--no-schedule", data_dir=data)
+    try:
+        up.wait_for(r"ready: notes ", 90)
+        owner = login(up.url)
+        cookie = {"Cookie": f"space_session={owner}", "Origin": up.url}
+        status, _, made = fetch("POST", up.url + "/api/notes", body=body, headers={
+            **cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert status == 201, made
+        note = json.loads(made)
+        assert note["file"] == f"{note['key']}/list.txt"
+    finally:
+        up.stop()
+    again = run_up(app, "--no-reload", "--no-schedule", data_dir=data)
+    try:
+        again.wait_for(r"ready: notes ", 90)
+        owner = login(again.url)
+        cookie = {"Cookie": f"space_session={owner}"}
+        status, _, listed = fetch("GET", again.url + "/api/notes", headers=cookie)
+        assert status == 200 and [n["text"] for n in json.loads(listed)] == ["buy milk"]
+        status, _, file = fetch("GET", again.url + f"/api/notes/{note['key']}/file",
+                                headers=cookie)
+        assert status == 200 and file == b"milk, eggs"
+        status, _, page = fetch("GET", again.url + "/__space/settings/data/base/notes",
+                                headers={**cookie, "Accept": "text/html"})
+        assert status == 200 and b"buy milk" in page
+        status, _, page = fetch("GET", again.url + "/__space/settings/data/drive/attachments",
+                                headers={**cookie, "Accept": "text/html"})
+        assert status == 200 and b"list.txt" in page
+    finally:
+        again.stop()
