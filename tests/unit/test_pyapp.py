@@ -184,7 +184,7 @@ PLAIN_WSGI = """
 def test_aiohttp_app(launch: Any) -> None:
     micro = launch(AIOHTTP_APP, files={"helper.py": "WORD = 'hello'\n"})
     assert micro.get() == (200, "aiohttp says hello")
-    micro.wait_for_line(f"serving main:app (aiohttp) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (aiohttp) on 127.0.0.1:{micro.port}")
     assert micro.stop() == 0
 
 
@@ -211,7 +211,7 @@ def test_aiohttp_async_factory(launch: Any) -> None:
 def test_plain_asgi_with_uvicorn(launch: Any) -> None:
     micro = launch(PLAIN_ASGI)
     assert micro.get("/x") == (200, f"asgi on {micro.port} /x")
-    micro.wait_for_line(f"serving main:app (asgi, uvicorn) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (asgi, uvicorn) on 127.0.0.1:{micro.port}")
     assert micro.stop() == 0
 
 
@@ -246,7 +246,7 @@ def test_plain_wsgi_falls_back_to_wsgiref(launch: Any, blocked: Path) -> None:
     _block(blocked, "waitress")
     micro = launch(PLAIN_WSGI)
     assert micro.get("/r") == (200, "wsgi /r")
-    micro.wait_for_line(f"serving main:app (wsgi, wsgiref) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (wsgi, wsgiref) on 127.0.0.1:{micro.port}")
     assert "simple built-in WSGI server" in micro.err.read_text()
     assert micro.stop() == 0
 
