@@ -412,6 +412,8 @@ def test_502_page_of_a_crashed_micro_shows_its_error_once_and_restarts_it(
                 assert page.get_attribute("a:has-text('Settings of this app')", "href") \
                     == "/__space/settings#micros"
                 assert page.locator("a[href='/']").count() >= 1
+                SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOT_DIR / "502.png"), full_page=True)
                 (app / "api" / "main.py").write_text(FIXED_API)
                 page.click("#restart")
                 page.wait_for_load_state()
