@@ -90,6 +90,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.hosts": 3,
     "runtime.web": 3,
     "runtime.web.pages": 3,
+    "runtime.web.micro_error": 3,
     "runtime.web.csrf": 3,
     "runtime.web.health": 3,
     "runtime.web.login": 3,

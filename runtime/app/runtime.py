@@ -18,6 +18,7 @@ from runtime import config as defaults
 from runtime import spacefile
 from runtime.app.secret_env import take_secret
 from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.passwords import MIN_PASSWORD_LENGTH
 from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
@@ -78,8 +79,26 @@ class AppHost:
         return f"http://{host}:{self.port}"
 
     @property
+    def public_origin(self) -> str:
+        """The origin the runtime prints and links: `localhost` for 127.0.0.1 (SPEC 1), as the
+        browser SDK uses plain http only there; both names are answered."""
+        if self.host == "127.0.0.1":
+            return f"http://localhost:{self.port}"
+        return self.origin
+
+    @property
     def hostname(self) -> str:
         return self.origin.removeprefix("http://")
+
+    def down_micros(self) -> dict[str, State]:
+        """The micros that have failed to start (crashed, or stopped), with their state."""
+        return {n: s for n, s in self.micro_states().items()
+                if s in (State.CRASHED, State.STOPPED)}
+
+    def settled(self) -> bool:
+        """Whether every micro has either answered or failed to start."""
+        return all(s in (State.READY, State.CRASHED, State.STOPPED)
+                   for s in self.micro_states().values())
 
     def micro_states(self) -> dict[str, State]:
         """Each micro's state; static micros are always ready."""
@@ -107,6 +126,12 @@ class Runtime:
         self.timings = timings()
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
         self._owner_password = take_secret("SPACE_DEV_PASSWORD")
+        if self._owner_password is not None and len(self._owner_password) < MIN_PASSWORD_LENGTH:
+            raise SpaceDevError(
+                f"SPACE_DEV_PASSWORD is too short ({len(self._owner_password)} characters, at "
+                f"least {MIN_PASSWORD_LENGTH} are needed, as for `space-dev users add`)",
+                "set a longer one, or leave SPACE_DEV_PASSWORD out to get a random password",
+            )
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -212,7 +237,12 @@ class Runtime:
                 f"created the owner account {created.name!r} with the password "
                 f"{created.password} (shown once; change it with space-dev users passwd)"
             )
-        link = f"{self.apps[0].origin}/__space/login?token={self.links.issue(owner.name)}"
+        elif created is not None:
+            self.printer.info(
+                f"created the owner account {created.name!r} with the password from "
+                "SPACE_DEV_PASSWORD (change it with space-dev users passwd)"
+            )
+        link = f"{self.apps[0].public_origin}/__space/login?token={self.links.issue(owner.name)}"
         self.printer.info(f"sign in as {owner.name}: {link} (one use, 10 minutes)")
 
     def refresh(self) -> None:
@@ -261,8 +291,13 @@ class Runtime:
             presets = preset_values(micro, saved, host.config.env, os.environ)
             env = micro_environment(micro, engine, hostname=host.hostname,
                                     project_key=project_key, presets=presets, services=services)
+            field = "dev" if micro.dev else "run" if micro.run else "engine"
+            source = f"the `{field}` field of micro {micro.name} in the Spacefile" + (
+                " (this is its engine's default command; a `run` field replaces it)"
+                if field == "engine" else "")
             specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine),
-                                           micro.commands, engines.own_reloader(engine, command))
+                                           micro.commands, engines.own_reloader(engine, command),
+                                           source)
         return specs
 
     def routing_for(self, host: AppHost) -> Routing:
@@ -389,9 +424,19 @@ class Runtime:
             runner.mark_crashed()
 
     async def _announce_when_ready(self, host: AppHost) -> None:
-        while not host.all_ready():
+        """`ready: NAME URL` once every micro has answered or failed to start, naming the ones
+        that are down; once those are up too, the line again without them."""
+        while not host.settled():
             await asyncio.sleep(0.05)
-        self.printer.info(f"ready: {host.name} {host.origin}/")
+        down = host.down_micros()
+        shown = ", ".join(f"{name}: {state.value}" for name, state in down.items())
+        self.printer.info(f"ready: {host.name} {host.public_origin}/"
+                          + (f" ({shown})" if shown else ""))
+        if not down:
+            return
+        while not host.all_ready():
+            await asyncio.sleep(0.2)
+        self.printer.info(f"ready: {host.name} {host.public_origin}/ (every micro is up now)")
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; it is cancelled when the runtime stops, and a failure

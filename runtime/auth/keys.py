@@ -110,19 +110,24 @@ utc_now_text = utc_text
 KEY_NAME_MAX = 64
 LABEL_MAX = 500  # descriptions and client types: labels, not documents
 _NAME_HINT = "use letters, digits and - _ . (at most 64 characters), e.g. ci-deploy"
+# Exactly what the hint says (the page's form and the API say the same).
+KEY_NAME_PATTERN = "[A-Za-z0-9._-]+"
+_NAME_OUTSIDE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def check_key_fields(name: str, description: str = "", client_type: str = "") -> None:
     """A key's name and labels appear in tables, URLs (`/__space/api/keys/{name}`) and shell
-    commands: one printable line each, and a name without `/`."""
+    commands: the name holds only ASCII letters, digits and - _ . (as the hint says); the
+    labels are one printable line each."""
     if not name.strip():
         raise SpaceDevError("a key needs a name", _NAME_HINT)
-    if name != name.strip() or not name.isprintable() or "/" in name:
-        raise SpaceDevError(
-            f"key name {name!r} has blanks at its ends, a / or a control character", _NAME_HINT
-        )
     if len(name) > KEY_NAME_MAX:
         raise SpaceDevError(f"key name is too long ({len(name)} characters)", _NAME_HINT)
+    bad = sorted(set(_NAME_OUTSIDE.findall(name)))
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        raise SpaceDevError(f"key name {name!r} holds {shown}: only letters, digits and "
+                            "- _ . may be used", _NAME_HINT)
     for what, value in (("description", description), ("client type", client_type)):
         hint = f"write the {what} on one line, in at most {LABEL_MAX} characters"
         if not value.isprintable():

@@ -10,6 +10,8 @@ import secrets
 
 # N=2^14, r=8, p=1 (16 MiB, about 50-100 ms): the scrypt paper's interactive-login setting. It is
 # only paid at login and `users passwd`; every later request is checked by its session cookie.
+# For every password: `users add`, `users passwd` and SPACE_DEV_PASSWORD alike.
+MIN_PASSWORD_LENGTH = 8
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1

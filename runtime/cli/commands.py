@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.auth.keys import new_key
-from runtime.auth.passwords import hash_password
+from runtime.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from runtime.cli import action_commands, data_commands, notify, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
 
-MIN_PASSWORD_LENGTH = 8
 MAX_NAME_LENGTH = 64
 ONCE_BANNER = "THE FOLLOWING API-KEY WILL ONLY BE SHOWN ONCE."
 # Users appear in `allow` rules (`user == "ann"`) and group names as `groups.NAME`, so both keep
@@ -316,7 +315,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     for name, run, text in (("revoke", _keys_revoke, "delete a key for good"),
                             ("disable", _keys_switch(False), "switch a key off"),
                             ("enable", _keys_switch(True), "switch a key on again")):
-        leaf(keys, name, run, text).add_argument("key", metavar="NAME")
+        leaf(keys, name, run, text).add_argument(
+            "key", metavar="NAME", help="the key's name, as `keys list` shows it")
 
     auth = group("auth", "Deta Micros' spellings: create-api-key, enable, disable")
     deta = leaf(auth, "create-api-key", _auth_create_api_key, "make an API key, Deta's way")
@@ -330,7 +330,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
     users = group("users", "the local accounts (the first is the owner of every app)")
     add = leaf(users, "add", _users_add, "add an account", with_app=False)
-    add.add_argument("user", metavar="NAME")
+    add.add_argument("user", metavar="NAME",
+                     help="the new account's name: a letter or digit, then letters, digits, "
+                     "- _ . @")
     add.add_argument("--group", dest="groups", action="append", default=[], metavar="G",
                      help="a group the user is in (repeat for more)")
     users_list = leaf(users, "list", _users_list, "the accounts", with_app=False)
@@ -340,13 +342,15 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     for parser in (add, passwd):
         parser.add_argument("--password-stdin", action="store_true",
                             help="read the password from stdin instead of asking")
-    passwd.add_argument("user", metavar="NAME")
+    passwd.add_argument("user", metavar="NAME", help="whose password, as `users list` shows")
     leaf(users, "remove", _users_remove, "delete an account and its sessions",
-         with_app=False).add_argument("user", metavar="NAME")
+         with_app=False).add_argument("user", metavar="NAME",
+                                      help="the account to delete, as `users list` shows")
 
     data_commands.add_parsers(sub, app)
     action_commands.add_parsers(sub, app)
 
     trigger = sub.add_parser("trigger", parents=[app], help="run a scheduled action now")
-    trigger.add_argument("action", metavar="ACTION_ID")
+    trigger.add_argument("action", metavar="ACTION_ID",
+                         help="the `id` of one of the Spacefile's actions")
     trigger.set_defaults(run=_trigger)

@@ -102,7 +102,9 @@ def add_parsers(sub: Any, app: argparse.ArgumentParser) -> None:
     for name, run, text in (("export", _export, "write every Base and Drive to a zip file"),
                             ("import", _import, "read a zip from `data export` or Space's export")):
         parser = group.add_parser(name, parents=[app], help=text)
-        parser.add_argument("file", type=Path, metavar="FILE.zip")
+        parser.add_argument("file", type=Path, metavar="FILE.zip",
+                            help="the zip file to write" if name == "export" else
+                            "the zip file to read (space-dev's or Space's own export)")
         parser.set_defaults(run=run)
     reset = group.add_parser("reset", parents=[app], help="delete data for good")
     which = reset.add_mutually_exclusive_group()

@@ -15,9 +15,18 @@ from runtime import __version__, spacefile
 from runtime import config as config_file
 from runtime.cli.targets import load_config
 from runtime.errors import SpaceDevError
+from runtime.models import AppConfig
 from runtime.supervisor.output import Printer
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+
+UP_EPILOG = """\
+environment:
+  SPACE_DEV_PASSWORD       the owner's password (8+ characters) when `up` makes the owner
+                           account `dev` at the first start, instead of a random one
+  SPACE_DEV_READY_TIMEOUT  seconds a micro may take to answer on its port before space-dev
+                           says it is not answering (default: 30); raise it for slow builds
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,16 +36,31 @@ def _parser() -> argparse.ArgumentParser:
         "private by default, with hot reload.",
     )
     parser.add_argument("--version", action="version", version=f"space-dev {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    # Every command reads the config; those that keep state also take --data-dir.
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument(
         "--config", type=Path, help="space-dev.toml to read (default: ./space-dev.toml)"
     )
+    base.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])
     common.add_argument("--data-dir", type=Path, help="where state is kept (default: ./.space-dev)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    up = sub.add_parser("up", parents=[common], help="start the apps and serve them until Ctrl-C")
-    up.add_argument("app_dirs", nargs="*", type=Path, metavar="APP_DIR")
+    up = sub.add_parser(
+        "up",
+        parents=[common],
+        help="start the apps and serve them until Ctrl-C",
+        description="Start the apps and serve them until Ctrl-C.",
+        epilog=UP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument(
+        "app_dirs",
+        nargs="*",
+        type=Path,
+        metavar="APP_DIR",
+        help="a folder holding a Spacefile (default: the apps of ./space-dev.toml, else .)",
+    )
     up.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     up.add_argument("--port", type=int, help="the first app's port (default: 4200)")
     up.add_argument(
@@ -60,8 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(run=_cmd_up)
 
-    validate = sub.add_parser("validate", parents=[common], help="check a Spacefile")
-    validate.add_argument("app_dir", nargs="?", type=Path, default=Path("."), metavar="APP_DIR")
+    validate = sub.add_parser(
+        "validate",
+        parents=[base],
+        help="check a Spacefile",
+        description="Check the Spacefile of APP_DIR, else of every app in ./space-dev.toml "
+        "(or --config), else of this folder; and the config itself.",
+    )
+    validate.add_argument(
+        "app_dir",
+        nargs="?",
+        type=Path,
+        metavar="APP_DIR",
+        help="the folder holding the Spacefile (default: the config's apps, else .)",
+    )
+    validate.add_argument(
+        "--app", metavar="NAME", help="only this app of space-dev.toml (default: all of them)"
+    )
     validate.add_argument("--strict", action="store_true", help="apply Space's own rules exactly")
     validate.set_defaults(run=_cmd_validate)
 
@@ -99,13 +138,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    if args.config is not None:
-        config_file.load(args.config)
-    elif config_file.find_config(Path.cwd()) is not None:
-        config_file.load(config_file.find_config(Path.cwd()))
-    _, errors, warnings = spacefile.check(args.app_dir, strict=args.strict)
-    print(spacefile.report(errors, warnings))
-    return EXIT_USER_ERROR if errors else EXIT_OK
+    """The same config every command reads: APP_DIR, else its apps (or --app), else `.`."""
+    path = args.config if args.config is not None else config_file.find_config(Path.cwd())
+    cfg = config_file.load(path)  # a broken config is reported, as by every command
+    if args.app_dir is not None:
+        if args.app is not None:
+            raise SpaceDevError("give APP_DIR or --app, not both",
+                                "--app picks an app of space-dev.toml by name")
+        folders = [(None, args.app_dir)]
+    elif cfg.apps:
+        folders = [(_app_label(app), app.path) for app in cfg.apps]
+        if args.app is not None:
+            folders = [f for f in folders if f[0] == args.app]
+            if not folders:
+                names = ", ".join(_app_label(app) for app in cfg.apps)
+                raise SpaceDevError(f'unknown app "{args.app}" (the config\'s apps: {names})',
+                                    "leave out --app to check every app of the config")
+    elif args.app is not None:
+        where = "space-dev.toml has no [[apps]]" if path is not None else "no space-dev.toml here"
+        raise SpaceDevError(f'unknown app "{args.app}": {where}',
+                            "give the app's folder instead: space-dev validate PATH/TO/APP")
+    else:
+        folders = [(None, Path("."))]
+    failed = False
+    for label, folder in folders:
+        _, errors, warnings = spacefile.check(folder, strict=args.strict)
+        text = spacefile.report(errors, warnings)
+        print(f"{label}: {text}" if label is not None and len(folders) > 1 else text)
+        failed = failed or bool(errors)
+    return EXIT_USER_ERROR if failed else EXIT_OK
+
+
+def _app_label(app: AppConfig) -> str:
+    """An app's name for `validate --app`: the config's, else the Spacefile's, else its folder's."""
+    if app.name:
+        return app.name
+    try:
+        return config_file.app_name(app, spacefile.load(app.path, check_paths=False))
+    except SpaceDevError:
+        return app.path.name
 
 
 def _cmd_up(args: argparse.Namespace) -> int:

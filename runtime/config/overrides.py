@@ -41,10 +41,16 @@ def apply_overrides(
         if (cwd / SPACEFILE_NAME).is_file():
             apps = (AppConfig(path=cwd, auth=DEFAULT_AUTH),)
         elif require_app:
-            where = "space-dev.toml has no [[apps]]" if cfg.config_file else "no space-dev.toml"
+            if cfg.config_file:
+                where = f"{cfg.config_file.name} has no [[apps]]"
+                hint = (f'add the app to {cfg.config_file.name} ([[apps]] with path = '
+                        '"PATH/TO/APP"), or run space-dev up PATH/TO/APP')
+            else:
+                where = "no space-dev.toml"
+                hint = ('run space-dev up PATH/TO/APP, or create space-dev.toml with [[apps]] '
+                        'and path = "PATH/TO/APP"')
             raise SpaceDevError(
-                f"nothing to run: no APP_DIR given, {where}, and no Spacefile in {cwd}",
-                "run space-dev up PATH/TO/APP, or create space-dev.toml",
+                f"nothing to run: no APP_DIR given, {where}, and no Spacefile in {cwd}", hint
             )
     first_port = cfg.port if port is None else port
     if apps and (port is not None or apps[0].port is None):

@@ -27,7 +27,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 
@@ -178,18 +178,35 @@ def _get_attribute(module: ModuleType, module_name: str, attribute: str, target:
 def _print_user_traceback(exc: BaseException, what: str) -> None:
     """The user's traceback, starting at their own code rather than at this launcher."""
     machinery = os.path.dirname(importlib.__file__ or "") + os.sep
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        ours = filename == __file__ or filename.startswith(("<frozen importlib", machinery))
-        if not ours:
-            break
-        tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb or exc.__traceback__, file=sys.stderr)
+
+    def ours(filename: str) -> bool:
+        return filename == __file__ or filename.startswith(("<frozen importlib", machinery))
+
+    # Every frame of this launcher and of the import machinery goes, wherever it is (an import
+    # in the user's code puts importlib's frames between theirs). A SyntaxError then has no
+    # frame left: its own lines (file, line, caret) are the whole message, as Python shows it.
+    shown = traceback.TracebackException.from_exception(exc)
+    for part in _chain(shown):
+        part.stack = traceback.StackSummary.from_list(
+            [frame for frame in part.stack if not ours(frame.filename)]
+        )
+    for text in shown.format():
+        sys.stderr.write(text)
     print(
         f"space-dev: {what} {type(exc).__name__} while loading the app (traceback above).",
         file=sys.stderr,
     )
+
+
+def _chain(shown: traceback.TracebackException) -> list[traceback.TracebackException]:
+    """The exception and those it was raised from or during, as the traceback shows them."""
+    parts, seen = [], set()
+    part: traceback.TracebackException | None = shown
+    while part is not None and id(part) not in seen:
+        seen.add(id(part))
+        parts.append(part)
+        part = part.__cause__ or part.__context__
+    return parts
 
 
 # --- what kind of app is it ---------------------------------------------------------------

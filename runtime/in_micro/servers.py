@@ -46,7 +46,8 @@ Serve = Callable[[Any, int, str], None]
 
 def _announce(target: str, kind: str, server: str, port: int) -> None:
     detail = kind if kind == server else f"{kind}, {server}"
-    print(f"serving {target} ({detail}) on http://{HOST}:{port}", flush=True)
+    # Not a URL to click: the micro is reached through the runtime's origin, behind its gate.
+    print(f"serving {target} ({detail}) on {HOST}:{port}", flush=True)
 
 
 def _optional(name: str) -> ModuleType | None:

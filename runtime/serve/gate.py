@@ -32,6 +32,7 @@ from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import SAFE_METHODS, changes_state, same_origin
 from runtime.web.login import LOGIN_PATH
+from runtime.web.micro_error import micro_error
 from runtime.web.pages import problem, wants_html
 
 RUNTIME_PREFIX = "/__space"
@@ -314,7 +315,7 @@ class Gate:
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
             if address is None:
-                return self._unavailable(request, runner, logs)
+                return self._unavailable(request, runner, logs, owner)
             try:
                 if websocket:
                     return await self._proxy.forward_websocket(request, address, path_qs, headers)
@@ -337,35 +338,38 @@ class Gate:
                     while runner.address == address and time.monotonic() < deadline:
                         await asyncio.sleep(0.02)
                     continue
-                return problem(
-                    request,
-                    502,
-                    f"The micro {runner.name} did not answer",
-                    f"The connection closed before a response ({err}).",
-                    logs,
+                # What the micro sent and where it listens are for its owner alone.
+                return micro_error(
+                    request, micro=runner.name, state=runner.state.value, owner=owner,
+                    title=f"The micro {runner.name} did not answer",
+                    detail="The connection closed before a response.",
+                    owner_detail=str(err), lines=logs,
+                    failures=runner.failures, last_exit=runner.last_exit,
                 )
             except UpstreamUnavailable:
                 # The process behind `address` went away before anything was sent (a crash, or
                 # the old side of a reload): ask again where the micro lives now.
                 if time.monotonic() >= deadline:
-                    return self._unavailable(request, runner, logs)
+                    return self._unavailable(request, runner, logs, owner)
                 if runner.address == address:
                     await asyncio.sleep(0.05)  # let the supervisor notice the exit
 
     def _unavailable(
-        self, request: web.Request, runner: MicroRunner, logs: list[str]
+        self, request: web.Request, runner: MicroRunner, logs: list[str], owner: bool
     ) -> web.Response:
         state = runner.state
         if state is State.CRASHED:
             title = f"The micro {runner.name} has crashed"
-            detail = "It is restarted automatically; fix the error below and save to try at once."
+            detail = "It is restarted automatically; fix the error and save to try at once."
         elif state is State.STOPPED:
             title = f"The micro {runner.name} is stopped"
             detail = ""
         else:
             title = f"The micro {runner.name} is not ready"
             detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
-        return problem(request, 502, title, detail, logs)
+        return micro_error(request, micro=runner.name, state=state.value, owner=owner,
+                           title=title, detail=detail, lines=logs,
+                           failures=runner.failures, last_exit=runner.last_exit)
 
 
 async def _died_under(request: web.Request, runner: MicroRunner, address: Address) -> bool:

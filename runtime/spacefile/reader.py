@@ -73,7 +73,14 @@ def load(app_dir: Path, *, strict: bool = False, check_paths: bool = True) -> Sp
 
 
 def report(errors: list[Problem], warnings: list[Problem]) -> str:
-    """What `space-dev validate` prints: `Spacefile OK` or every error, then any warnings."""
-    lines = [f"error: {p}" for p in errors] if errors else [f"{FILENAME} OK"]
+    """What `space-dev validate` prints: `Spacefile OK` (`Spacefile OK, with 1 warning`) or
+    every error, then any warnings."""
+    if errors:
+        lines = [f"error: {p}" for p in errors]
+    elif warnings:
+        count = len(warnings)
+        lines = [f"{FILENAME} OK, with {count} warning{'s' if count != 1 else ''}"]
+    else:
+        lines = [f"{FILENAME} OK"]
     lines += [f"warning: {p}" for p in warnings]
     return "\n".join(lines)

@@ -48,6 +48,8 @@ class LaunchSpec:
     setup_commands: tuple[str, ...] = ()
     # What reloads the command by itself on a save (`--reload`, nodemon, a dev server), if any.
     own_reloader: str | None = None
+    # Where the command comes from, for hints: "the `run` field of micro api in the Spacefile".
+    source: str = ""
 
 
 # Called with (host, port) of a process about to be stopped; returns once no request uses it.
@@ -292,6 +294,7 @@ class MicroRunner:
                 code, healthy_for = await self._serve_until_exit()
             else:
                 self._set_state(State.STARTING if self._health.failures == 0 else self.state)
+                self._printer.begin_run(self.name, after_failure=self._health.failures > 0)
                 try:
                     proc = await self._spawn()
                 except OSError as err:
@@ -305,10 +308,12 @@ class MicroRunner:
                 else:
                     self._current = proc
                     if await self._await_ready(proc):
+                        self._printer.end_run(self.name, ready=True)
                         self._mark_ready()
                         code, healthy_for = await self._serve_until_exit()
                     else:
                         code, healthy_for = await proc.wait(), 0.0
+            self._printer.end_run(self.name)
             self._ready.clear()
             if self._stopping:
                 return
@@ -369,5 +374,22 @@ class MicroRunner:
             f"{self.name}: exited with code {code}; starting again in {health.delay:g} s"
             + (f" ({health.failures} failures in a row)" if crashed else "")
         )
+        if code == 127 and health.failures == 1:
+            # The shell's "command not found": say once which field of the Spacefile to fix.
+            where = self.spec.source or "the micro's `run` command in the Spacefile"
+            self._printer.info(
+                f"{self.name}: exit code 127 means the shell did not find the command "
+                f"`{self.spec.command}`: check {where}, and that what it runs is installed"
+            )
+
+    @property
+    def failures(self) -> int:
+        """Failed starts in a row (0 once it has run well for a while)."""
+        return self._health.failures
+
+    @property
+    def last_exit(self) -> int | None:
+        """The exit code of its last failed start, if any."""
+        return self._health.last_exit
 
 

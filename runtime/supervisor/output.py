@@ -41,6 +41,7 @@ class Printer:
         self._width = len(_RUNTIME_NAME)
         self._colour_of: dict[str, int] = {}
         self._lines: dict[str, deque[str]] = {}
+        self._runs: dict[str, _Run] = {}
         # In the background, a terminal that is slow or paused (`| less`) holds up a thread,
         # never the event loop that serves requests; past the queue's size lines are dropped.
         self._queue: queue.Queue[str | None] | None = None
@@ -60,10 +61,43 @@ class Printer:
     def line(self, name: str, text: str) -> None:
         """One line of output from `name` (a micro)."""
         text = text.rstrip("\r\n")
+        run = self._runs.get(name)
+        if run is not None and run.hold(text):
+            return  # so far the same as the last start's output: shown once it differs
+        if run is not None and run.held:
+            for held in run.release():
+                self._show(name, held)
+        self._show(name, text)
+
+    def _show(self, name: str, text: str) -> None:
         self._lines.setdefault(name, deque(maxlen=self._keep)).append(text)
         if name not in self._colour_of:
             self.register([name])
         self._write(name, text, self._colour_of[name])
+
+    # --- a crash loop prints its traceback once -------------------------------------------
+
+    def begin_run(self, name: str, after_failure: bool) -> None:
+        """A new process of `name` starts. After a failure, lines that repeat what the last
+        start printed, one for one, are held back; the first line that differs shows them."""
+        self.end_run(name)  # the last start's, if nobody ended it
+        self._runs.setdefault(name, _Run()).begin(after_failure)
+
+    def end_run(self, name: str, ready: bool = False) -> None:
+        """The process is ready (`ready`: what was held is shown) or gone: when its whole output
+        was the last start's again, one line counts the repeats instead."""
+        run = self._runs.get(name)
+        if run is None:
+            return
+        if ready:
+            run.matching = False
+        repeated = run.end()
+        if repeated:
+            lines, times = repeated
+            self._show(name, f"(the same {lines} line{'s' if lines != 1 else ''} as at the "
+                             f"last start, not shown again: {times + 1} starts in a row)")
+        for held in run.release():
+            self._show(name, held)
 
     def info(self, text: str) -> None:
         """A message from the runtime itself."""
@@ -112,3 +146,49 @@ class Printer:
             self._stream.flush()
         except (OSError, ValueError):
             pass  # the terminal went away (EPIPE, EIO); the lines are still kept for the page
+
+
+_RUN_LINES = 400  # of one start's output, compared with the next start's
+
+
+class _Run:
+    """One micro's output since its process started, against what the last start printed."""
+
+    def __init__(self) -> None:
+        self.previous: list[str] = []
+        self.current: list[str] = []
+        self.held: list[str] = []
+        self.matching = False
+        self.repeats = 0
+
+    def begin(self, after_failure: bool) -> None:
+        self.matching = after_failure and bool(self.previous)
+
+    def hold(self, text: str) -> bool:
+        """Keep `text` back if it is the next line of the last start's output."""
+        index = len(self.current)
+        if len(self.current) < _RUN_LINES:
+            self.current.append(text)
+        if self.matching and index < len(self.previous) and self.previous[index] == text:
+            self.held.append(text)
+            return True
+        self.matching = False
+        return False
+
+    def release(self) -> list[str]:
+        held, self.held = self.held, []
+        return held
+
+    def end(self) -> tuple[int, int] | None:
+        """(lines, times) when this start printed exactly what the last one did; else None, and
+        this start's output is what the next one is compared with."""
+        same = self.matching and bool(self.current) and len(self.current) == len(self.previous)
+        self.matching = False
+        if same:
+            self.held = []
+            self.repeats += 1
+            self.current = []
+            return len(self.previous), self.repeats
+        if self.current:
+            self.previous, self.current, self.repeats = self.current, [], 0
+        return None

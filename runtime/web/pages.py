@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("runtime.web", "templates"),
@@ -14,6 +16,31 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+def _when(text: str | None) -> Markup:
+    """A data dir time, `2021-04-22T11:50:08Z`, as a date and a time that may wrap apart."""
+    if not text:
+        return Markup("")
+    date, sep, time = str(text).partition("T")
+    if not sep:
+        return Markup(escape(text))
+    return Markup('<time datetime="{0}"><span class="nowrap">{1}</span> '
+                  '<span class="nowrap">{2}</span></time>').format(
+        text, date, time.removesuffix("Z") + " UTC")
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def _codes(text: str | None) -> Markup:
+    """A notice's text with its `backticks` shown as code, each command kept on one line."""
+    escaped = str(escape(text or ""))
+    return Markup(_CODE.sub(r'<code class="command">\1</code>', escaped))
+
+
+_env.filters["when"] = _when
+_env.filters["codes"] = _codes
 
 
 def render(template: str, **context: Any) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from runtime.cloud.scheduler import AlreadyRunning, UnknownAction
 from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
+from runtime.supervisor.manager import MicroRunner, State
 from runtime.web.api import (
     Conflict,
     NotFound,
@@ -39,6 +42,8 @@ ENV_FIELD = "env."  # form field prefix, so a variable can be called anything ("
 RESTART_REASON = "restarted from the settings page"
 KEY_FIELDS = ("name", "description", "client_type", "value")
 RUNS_SHOWN = 5  # per action; the data dir keeps more
+RESTART_WAIT_S = 10.0  # the Restart button answers once the new process serves, or after this
+_SECTIONS = {"keys": "keys", "env": "configuration"}  # form addresses -> sections of the page
 
 SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
                  "default": "default", "unset": "unset"}
@@ -63,6 +68,10 @@ class Settings:
         app.router.add_post(f"{SETTINGS_PATH}/keys", guard(self.create_key))
         app.router.add_post(f"{SETTINGS_PATH}/keys/{{name}}/{{action}}", guard(self.key_action))
         app.router.add_post(f"{SETTINGS_PATH}/actions/{{id}}/run", guard(self.run_action))
+        # A form's answer is shown at the address it posted to: typed again or reloaded, that
+        # address leads back to the page (the page also puts its own address back, see below).
+        for form in _SECTIONS:
+            app.router.add_get(f"{SETTINGS_PATH}/{form}", guard(self.form_address))
         # The pages' stylesheet (base.html links it), unless another part already serves it.
         if not any(getattr(r, "canonical", None) == STATIC_PREFIX for r in app.router.resources()):
             app.router.add_static(STATIC_PREFIX, STATIC_DIR)
@@ -118,7 +127,7 @@ class Settings:
             key_headers=ctx.app.config.auth.key_headers,
             key_cookies=ctx.app.config.auth.key_cookies,
             rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,
-            notice=notice, error=error,
+            notice=notice, error=error, address=_address(request.path, new_key is not None),
         )
 
     def _notice(self, request: web.Request) -> str:
@@ -156,9 +165,32 @@ class Settings:
         name = request.match_info["name"]
         if name not in {m.name for m in self._ctx.app.spacefile.micros}:
             return problem(request, 404, "No such micro", f"This app has no micro called {name}.")
-        if name in self._ctx.app.runners:  # a static micro has no process: nothing to restart
-            self._ctx.spawn(self._ctx.restart(name, RESTART_REASON))
+        form = await request.post()
+        runner = self._ctx.app.runners.get(name)
+        if runner is not None:  # a static micro has no process: nothing to restart
+            done = asyncio.Event()
+
+            async def restart() -> None:
+                try:
+                    await self._ctx.restart(name, RESTART_REASON)
+                finally:
+                    done.set()
+
+            pid, failures = runner.pid, runner.failures
+            self._ctx.spawn(restart())
+            # The page that follows shows the new process (its port), not the old one, unless
+            # it takes longer than this to answer.
+            await _settled(runner, done, pid, failures, RESTART_WAIT_S)
+        next_path = str(form.get("next", ""))
+        if next_path.startswith("/") and not next_path.startswith(("//", "/\\")):
+            raise web.HTTPSeeOther(next_path)  # the error page's button: back where it failed
         raise _back("restarted", "micros", micro=name)
+
+    async def form_address(self, request: web.Request, principal: Principal
+                           ) -> web.StreamResponse:
+        """A form's address typed or reloaded: the settings page at that section."""
+        section = request.path.rsplit("/", 1)[-1]
+        raise web.HTTPSeeOther(f"{SETTINGS_PATH}#{_SECTIONS.get(section, 'app')}")
 
     async def save_env(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await request.post()
@@ -241,10 +273,38 @@ class Settings:
         return f"curl {flag} {quoted} {url}"
 
 
+async def _settled(runner: MicroRunner, done: asyncio.Event, pid: int | None, failures: int,
+                   timeout: float) -> None:
+    """Wait until a restart has its new process serving, or has failed, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.is_set():
+            if runner.state is State.READY and (runner.pid != pid or pid is None):
+                return  # the new process serves
+            if runner.state is State.READY and runner.address is not None:
+                return  # a reload that failed: the old process still serves
+            if runner.failures > failures or runner.state is State.STOPPED:
+                return  # it failed again: the page says so
+        await asyncio.sleep(0.05)
+
+
 def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
     """303 to the settings page, at the section just changed, with what to tell the owner."""
     query = urlencode({"done": done, **params})
     return web.HTTPSeeOther(f"{SETTINGS_PATH}?{query}#{section}")
+
+
+def _address(path: str, new_key: bool) -> str:
+    """Where the address bar should point once a form's answer is shown: the settings page at
+    the section the form changed (reloading it gives the page again; a key is in no URL)."""
+    if path == SETTINGS_PATH:
+        return ""
+    if new_key:
+        return f"{SETTINGS_PATH}#new-key-card"
+    parts = path.removeprefix(SETTINGS_PATH + "/").split("/")
+    section = {"keys": "keys", "env": "configuration", "actions": "actions",
+               "micros": "micros"}.get(parts[0], "app")
+    return f"{SETTINGS_PATH}#{section}"
 
 
 def _when(due: datetime | None) -> str:

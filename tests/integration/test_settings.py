@@ -296,8 +296,12 @@ def test_key_made_with_the_api(running: Running) -> None:
 def test_descriptions_are_escaped(running: Running) -> None:
     evil = '<script>alert("owned")</script>'
     status, _, body = running.owner_call(
+        "POST", "/__space/api/keys", body={"name": "<img src=x onerror=alert(1)>"})
+    assert status == 400  # a key name holds only letters, digits and - _ .
+    status, _, body = running.owner_call(
         "POST", "/__space/api/keys",
-        body={"name": "<img src=x onerror=alert(1)>", "description": evil})
+        body={"name": "escaped", "description": evil,
+              "client_type": "<img src=x onerror=alert(1)>"})
     assert status == 201
     page = running.page()
     assert evil not in page and "<img" not in page

@@ -184,7 +184,7 @@ PLAIN_WSGI = """
 def test_aiohttp_app(launch: Any) -> None:
     micro = launch(AIOHTTP_APP, files={"helper.py": "WORD = 'hello'\n"})
     assert micro.get() == (200, "aiohttp says hello")
-    micro.wait_for_line(f"serving main:app (aiohttp) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (aiohttp) on 127.0.0.1:{micro.port}")
     assert micro.stop() == 0
 
 
@@ -211,7 +211,7 @@ def test_aiohttp_async_factory(launch: Any) -> None:
 def test_plain_asgi_with_uvicorn(launch: Any) -> None:
     micro = launch(PLAIN_ASGI)
     assert micro.get("/x") == (200, f"asgi on {micro.port} /x")
-    micro.wait_for_line(f"serving main:app (asgi, uvicorn) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (asgi, uvicorn) on 127.0.0.1:{micro.port}")
     assert micro.stop() == 0
 
 
@@ -246,7 +246,7 @@ def test_plain_wsgi_falls_back_to_wsgiref(launch: Any, blocked: Path) -> None:
     _block(blocked, "waitress")
     micro = launch(PLAIN_WSGI)
     assert micro.get("/r") == (200, "wsgi /r")
-    micro.wait_for_line(f"serving main:app (wsgi, wsgiref) on http://127.0.0.1:{micro.port}")
+    micro.wait_for_line(f"serving main:app (wsgi, wsgiref) on 127.0.0.1:{micro.port}")
     assert "simple built-in WSGI server" in micro.err.read_text()
     assert micro.stop() == 0
 
@@ -395,6 +395,27 @@ def test_error_in_user_code_shows_its_traceback(launch: Any) -> None:
     # The trace starts at the user's code, not in the launcher or the import machinery.
     assert "runtime/in_micro/pyapp.py" not in err
     assert "importlib" not in err
+
+
+def test_syntax_error_shows_the_users_error_alone(launch: Any) -> None:
+    micro = launch("def broken(:\n    pass\napp = None\n")
+    assert _run_to_exit(micro) == 1
+    err = micro.err.read_text()
+    assert 'main.py", line 1' in err and "SyntaxError" in err
+    assert "main.py raised SyntaxError" in err
+    # No launcher frame, no import machinery: the error, where it is, and the caret.
+    assert "pyapp.py" not in err and "importlib" not in err and "<frozen" not in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 6, err
+
+
+def test_syntax_error_in_an_imported_module_keeps_only_the_users_frames(launch: Any) -> None:
+    micro = launch("import helper\napp = None\n", files={"helper.py": "x = = 1\n"})
+    assert _run_to_exit(micro) == 1
+    err = micro.err.read_text()
+    assert 'main.py", line 1, in <module>' in err
+    assert 'helper.py", line 1' in err and "SyntaxError" in err
+    assert "pyapp.py" not in err and "importlib" not in err and "<frozen" not in err
 
 
 def test_missing_import_in_user_code_shows_its_traceback(launch: Any) -> None:

@@ -410,7 +410,7 @@ def test_invalid_utf8_has_a_line(tmp_path: Path) -> None:
 def test_report_ok_with_warnings(tmp_path: Path) -> None:
     _, errors, warnings = spacefile.check(_app(tmp_path, one(engine="python3.12")))
     lines = spacefile.report(errors, warnings).splitlines()
-    assert lines[0] == "Spacefile OK"
+    assert lines[0] == "Spacefile OK, with 1 warning"
     assert lines[1].startswith("warning: ")
     assert ':5: micros[0].engine: engine "python3.12"' in lines[1]
 
