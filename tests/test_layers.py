@@ -70,6 +70,15 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor.environment": 2,
     "runtime.supervisor.process": 2,
     "runtime.supervisor.setup": 2,
+    "runtime.supervisor.builder": 2,
+    "runtime.supervisor.builder.installers": 2,
+    "runtime.supervisor.builder.steps": 2,
+    "runtime.supervisor.builder.requirements": 2,
+    "runtime.supervisor.builder.python_env": 2,
+    "runtime.supervisor.builder.node_modules": 2,
+    "runtime.supervisor.builder.sources": 2,
+    "runtime.supervisor.builder.prepare": 2,
+    "runtime.supervisor.static_build": 2,
     "runtime.supervisor.manager": 2,
     "runtime.supervisor.watcher": 2,
     "runtime.supervisor.watchdog": 2,
@@ -102,6 +111,7 @@ FLOORS: dict[str, int | str] = {
     # 4: the one module that wires the parts together
     "runtime.app": 4,
     "runtime.app.runtime": 4,
+    "runtime.app.micro_specs": 4,
     # 5: what drives a runtime: hot reload and the command line
     "runtime.app.reload": 5,
     "runtime.cli": 5,

@@ -19,6 +19,7 @@ from runtime.auth.policy import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
 from runtime.errors import SpaceDevError
 from runtime.supervisor import watcher
+from runtime.supervisor.builder.sources import is_source
 
 if TYPE_CHECKING:
     from runtime.app.runtime import AppHost, Runtime
@@ -153,6 +154,8 @@ class Reloader:
                 await apply_spacefile(runtime, host)
             for micro, changed in self._by_micro(host, paths).items():
                 self._restart(host, micro, changed)
+            for micro, changed in self._by_build(host, paths).items():
+                self._rebuild(host, micro, changed)
 
     def _by_micro(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
         """The changed files of each process micro, each file given to the deepest `src`."""
@@ -170,6 +173,26 @@ class Reloader:
                 continue  # its own reloader has it
             found.setdefault(runner.name, set()).add(path)
         return found
+
+    def _by_build(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
+        """The changed source files of each static micro that is built (never its `serve`)."""
+        found: dict[str, set[Path]] = {}
+        micros = sorted(host.spacefile.micros, key=lambda m: len(m.src.parts), reverse=True)
+        for path in paths:
+            owner = next((m for m in micros if path.is_relative_to(m.src)), None)
+            build = host.builds.get(owner.name) if owner is not None else None
+            if build is not None and build.plan.builds is not None and is_source(
+                    path, build.plan.src, build.plan.builds):
+                found.setdefault(build.name, set()).add(path)
+        return found
+
+    def _rebuild(self, host: AppHost, micro: str, changed: set[Path]) -> None:
+        """One build at a time per micro: saves during a build are taken by the next check."""
+        build = host.builds[micro]
+        task = asyncio.create_task(
+            self._runtime.rebuild(host, micro, _reason(changed, build.plan.src)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
         key = (host.name, micro)
