@@ -109,6 +109,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.data_ops": 3,
     "runtime.cloud.actions": 3,
     # 4: the one module that wires the parts together
+    "runtime.cloud.app_actions": 3,
+    "runtime.web.app_actions": 3,
     "runtime.app": 4,
     "runtime.app.runtime": 4,
     "runtime.app.micro_specs": 4,
@@ -117,6 +119,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli": 5,
     "runtime.cli.notify": 5,
     "runtime.cli.targets": 5,
+    "runtime.cli.actions_commands": 5,
     "runtime.cli.commands": 5,
     "runtime.cli.data_commands": 5,
     "runtime.cli.main": 5,

@@ -20,6 +20,7 @@ from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
+from runtime.cloud.app_actions import AppActions
 from runtime.cloud.site import DataSite
 from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
@@ -38,6 +39,7 @@ from runtime.supervisor.builder.prepare import Builder
 from runtime.supervisor.static_build import StaticBuild
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
+from runtime.web.app_actions import AppActionsPage
 from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.settings import Settings
@@ -108,6 +110,7 @@ class Runtime:
         self.proxy = Proxy()
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
+        self.app_actions: dict[str, AppActions] = {}  # each app's, by name
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
         self._owner_password = os.environ.pop("SPACE_DEV_PASSWORD", None) or None
         self.apps: list[AppHost] = []
@@ -328,6 +331,9 @@ class Runtime:
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
+        self.app_actions[host.name] = AppActions(lambda: host.spacefile, host.runners.get,
+                                                 self.proxy, defaults.ACTION_TIMEOUT_S)
+        AppActionsPage(settings, self.app_actions.get, self._token).add_routes(app)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         app.router.add_route("*", "/{tail:.*}", gate.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
-from runtime.cli import data_commands, notify, targets
+from runtime.cli import actions_commands, data_commands, notify, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
@@ -345,6 +345,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
          with_app=False).add_argument("user", metavar="NAME")
 
     data_commands.add_parsers(sub, app)
+    actions_commands.add_parsers(sub, app)
 
     trigger = sub.add_parser("trigger", parents=[app], help="run a scheduled action now")
     trigger.add_argument("action", metavar="ACTION_ID")
