@@ -8,34 +8,33 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from runtime import config as defaults
 from runtime import spacefile
+from runtime.app.host import AppHost, timings
+from runtime.app.micro_specs import AppView, micro_specs, serve_root
 from runtime.auth.identity import SESSION_COOKIE, Identity
-from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
+from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
 from runtime.cloud.app_actions import AppActions
-from runtime.cloud.site import DataSite
 from runtime.cloud.scheduler import Scheduler
+from runtime.cloud.site import DataSite
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
-from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
+from runtime.models import AppConfig, RuntimeConfig, Spacefile
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
-from runtime.app.micro_specs import AppView, micro_specs, serve_root
 from runtime.supervisor import reaper
-from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
+from runtime.supervisor.builder.prepare import Builder
+from runtime.supervisor.manager import LaunchSpec, MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
-from runtime.supervisor.builder.prepare import Builder
 from runtime.supervisor.static_build import StaticBuild
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
@@ -44,56 +43,7 @@ from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.settings import Settings
 
-
-def timings() -> Timings:
-    """How long to wait for what; SPACE_DEV_READY_TIMEOUT lengthens the wait for slow builds."""
-    ready = float(os.environ.get("SPACE_DEV_READY_TIMEOUT", defaults.MICRO_READY_TIMEOUT_S))
-    return Timings(
-        ready_timeout=ready,
-        backoff_start=defaults.RESTART_BACKOFF_FIRST_S,
-        backoff_max=defaults.RESTART_BACKOFF_MAX_S,
-        healthy_after=defaults.RESTART_BACKOFF_RESET_AFTER_S,
-        stop_grace=defaults.STOP_GRACE_S,
-    )
-
-
-@dataclass
-class AppHost:
-    """One app origin: its Spacefile, its micros and the aiohttp application in front of them."""
-
-    name: str
-    config: AppConfig
-    spacefile: Spacefile
-    host: str
-    port: int
-    rules: tuple[CompiledRule, ...] = ()
-    runners: dict[str, MicroRunner] = field(default_factory=dict)
-    builds: dict[str, StaticBuild] = field(default_factory=dict)  # static micros' `commands`
-    routing: Routing | None = None
-
-    @property
-    def origin(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def hostname(self) -> str:
-        return self.origin.removeprefix("http://")
-
-    def micro_states(self) -> dict[str, State]:
-        """Each micro's state; a static micro is ready once its build (if any) is."""
-        states = {m.name: State.READY for m in self.spacefile.micros}
-        states.update({n: b.state for n, b in self.builds.items()})
-        states.update({n: r.state for n, r in self.runners.items()})
-        return states
-
-    def notices_of(self, micro: str) -> list[str]:
-        """What the owner should know about a micro (a failed setup, an exposed port...)."""
-        found = self.runners.get(micro) or self.builds.get(micro)
-        return list(found.notices.values()) if found is not None else []
-
-    def all_ready(self) -> bool:
-        return all(state is State.READY for state in self.micro_states().values())
+__all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
 
 
 class Runtime:

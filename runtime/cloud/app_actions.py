@@ -52,16 +52,20 @@ def parse_listing(micro: str, body: Any) -> list[AppAction]:
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
-        path = item.get("path") if isinstance(item.get("path"), str) else item["name"]
+        name: str = item["name"]
+        path = item["path"] if isinstance(item.get("path"), str) else name
         inputs = item.get("input", item.get("inputs")) or []
         found.append(AppAction(
-            micro, item["name"], str(item.get("title") or item["name"]),
+            micro, name, str(item.get("title") or name),
             path if path.startswith("/") else "/" + path,
-            tuple(ActionInput(str(i["name"]),
-                              i.get("type") if i.get("type") in INPUT_TYPES else "string",
+            tuple(ActionInput(str(i["name"]), _input_type(i.get("type")),
                               bool(i.get("optional", False)))
                   for i in inputs if isinstance(i, dict) and "name" in i)))
     return found
+
+
+def _input_type(given: Any) -> str:
+    return given if isinstance(given, str) and given in INPUT_TYPES else "string"
 
 
 def convert_inputs(action: AppAction, given: Mapping[str, str]) -> dict[str, Any]:

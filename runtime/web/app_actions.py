@@ -24,6 +24,7 @@ INPUT_FIELD = "input."  # form field prefix, so an input can be called anything
 TOKEN_HEADER = "X-Space-Dev-Token"
 
 Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AppActionsPage:
@@ -47,7 +48,7 @@ class AppActionsPage:
         app.router.add_post(INTERNAL_PATH, self.internal_list)
         app.router.add_post(f"{INTERNAL_PATH}/run", self.internal_run)
 
-    def _owner_only(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _owner_only(self, handler: Handler) -> Route:
         async def guarded(request: web.Request) -> web.StreamResponse:
             principal = session_of(self._ctx, request)
             if principal is None:

@@ -112,7 +112,7 @@ def test_environments_made_reused_and_remade(tmp_path: Path, up_factory, package
     web = _answer(up.url + "/web/")
     assert web["python"].startswith(str(envs / "web"))
     assert web["gunicorn"].startswith(str(envs / "web"))  # its own gunicorn, first on PATH
-    assert "adding uvicorn" not in "\n".join(l for l in up.lines if l.startswith("web"))
+    assert "adding uvicorn" not in "\n".join(x for x in up.lines if x.startswith("web"))
 
     # The broken micro is crashed with the installer's message on the settings page's API.
     from tests.integration.conftest import login
@@ -139,5 +139,5 @@ def test_environments_made_reused_and_remade(tmp_path: Path, up_factory, package
     again = up_factory(app, env=package_caches)
     assert wait_states(again.url, wanted, 30) == wanted, again.output
     assert "installing" not in "\n".join(
-        l for l in again.lines if l.startswith(("api", "web"))), again.output
+        x for x in again.lines if x.startswith(("api", "web"))), again.output
     assert _answer(again.url + "/")["six"] is not None

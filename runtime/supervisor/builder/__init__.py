@@ -1,1 +1,1 @@
-"""Space's builder, locally: a micro's virtual environment, node_modules and build, before it starts."""
+"""Space's builder, locally: a micro's virtual environment, node_modules and build."""

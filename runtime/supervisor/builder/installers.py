@@ -30,7 +30,10 @@ class Installer:
     def install(self, env_dir: Path, requirements: Path) -> list[str]:
         python = str(env_dir / "bin" / "python")
         if self.name == "uv":
-            return [*self.program, "pip", "install", "--python", python, "-r", str(requirements)]
+            # Compiled at install, as pip does: uv leaves it out by default, and a micro that
+            # may not write bytecode (PYTHONDONTWRITEBYTECODE) would compile on every start.
+            return [*self.program, "pip", "install", "--compile-bytecode", "--python", python,
+                    "-r", str(requirements)]
         return [*self.program, "--python", python, "install", "--no-input",
                 "--disable-pip-version-check", "-r", str(requirements)]
 
