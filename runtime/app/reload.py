@@ -2,7 +2,8 @@
 
 A save under a micro's `src` restarts that micro alone (the one with the deepest `src` holding
 the file); the Spacefile and space-dev.toml are re-read and applied; a static micro needs
-nothing, since each request reads its files fresh.
+nothing, since each request reads its files fresh, unless its `commands` build it: then a saved
+source file builds it again.
 """
 
 from __future__ import annotations
