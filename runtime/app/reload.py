@@ -2,7 +2,8 @@
 
 A save under a micro's `src` restarts that micro alone (the one with the deepest `src` holding
 the file); the Spacefile and space-dev.toml are re-read and applied; a static micro needs
-nothing, since each request reads its files fresh.
+nothing, since each request reads its files fresh, unless its `commands` build it: then a saved
+source file builds it again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from runtime.auth.policy import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
 from runtime.errors import SpaceDevError
 from runtime.supervisor import watcher
+from runtime.supervisor.builder.sources import is_source
 
 if TYPE_CHECKING:
     from runtime.app.runtime import AppHost, Runtime
@@ -152,7 +154,10 @@ class Reloader:
                 self.resume(host)
                 await apply_spacefile(runtime, host)
             for micro, changed in self._by_micro(host, paths).items():
-                self._restart(host, micro, changed)
+                if not await self._nothing_to_install(host, micro, changed):
+                    self._restart(host, micro, changed)
+            for micro, changed in self._by_build(host, paths).items():
+                self._rebuild(host, micro, changed)
 
     def _by_micro(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
         """The changed files of each process micro, each file given to the deepest `src`."""
@@ -170,6 +175,37 @@ class Reloader:
                 continue  # its own reloader has it
             found.setdefault(runner.name, set()).add(path)
         return found
+
+    async def _nothing_to_install(self, host: AppHost, micro: str, changed: set[Path]) -> bool:
+        """Only install inputs changed, and they ask for what the micro runs with already: the
+        installer rewrote its own lockfile (`npm install`), or a save changed nothing."""
+        runner = host.runners[micro]
+        setup = runner.spec.setup
+        if setup is None or not changed <= setup.install_inputs():
+            return False
+        await self._runtime.builder.settled(setup)  # an install under way decides first
+        spec = self._runtime.launch_specs(host).get(micro)
+        return spec == runner.spec and setup.installed()
+
+    def _by_build(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
+        """The changed source files of each static micro that is built (never its `serve`)."""
+        found: dict[str, set[Path]] = {}
+        micros = sorted(host.spacefile.micros, key=lambda m: len(m.src.parts), reverse=True)
+        for path in paths:
+            owner = next((m for m in micros if path.is_relative_to(m.src)), None)
+            build = host.builds.get(owner.name) if owner is not None else None
+            if build is not None and build.plan.builds is not None and is_source(
+                    path, build.plan.src, build.plan.builds):
+                found.setdefault(build.name, set()).add(path)
+        return found
+
+    def _rebuild(self, host: AppHost, micro: str, changed: set[Path]) -> None:
+        """One build at a time per micro: saves during a build are taken by the next check."""
+        build = host.builds[micro]
+        task = asyncio.create_task(
+            self._runtime.rebuild(host, micro, _reason(changed, build.plan.src)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
         key = (host.name, micro)

@@ -8,18 +8,18 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from runtime import config as defaults
 from runtime import spacefile
+from runtime.app.host import AppHost, timings
+from runtime.app.micro_specs import AppView, micro_specs, serve_root
 from runtime.app.secret_env import take_secret
 from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.passwords import MIN_PASSWORD_LENGTH
-from runtime.auth.policy import CompiledRule, compile_app_rules, policy_for
+from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
 from runtime.cloud.app_actions import AppActions
@@ -28,18 +28,17 @@ from runtime.cloud.site import DataSite
 from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
 from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
-from runtime.models import AppConfig, Micro, RuntimeConfig, Spacefile
+from runtime.models import AppConfig, RuntimeConfig, Spacefile
 from runtime.serve import hosts
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
-from runtime.spacefile import engines
 from runtime.supervisor import reaper
-from runtime.supervisor.environment import micro_environment, port_variables, preset_values
-from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
+from runtime.supervisor.builder.prepare import Builder
+from runtime.supervisor.manager import LaunchSpec, MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
-from runtime.supervisor.setup import fingerprint, run_setup
+from runtime.supervisor.static_build import StaticBuild
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
@@ -47,68 +46,7 @@ from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.settings import Settings
 
-
-def timings() -> Timings:
-    """How long to wait for what; SPACE_DEV_READY_TIMEOUT lengthens the wait for slow builds."""
-    ready = float(os.environ.get("SPACE_DEV_READY_TIMEOUT", defaults.MICRO_READY_TIMEOUT_S))
-    return Timings(
-        ready_timeout=ready,
-        backoff_start=defaults.RESTART_BACKOFF_FIRST_S,
-        backoff_max=defaults.RESTART_BACKOFF_MAX_S,
-        healthy_after=defaults.RESTART_BACKOFF_RESET_AFTER_S,
-        stop_grace=defaults.STOP_GRACE_S,
-    )
-
-
-@dataclass
-class AppHost:
-    """One app origin: its Spacefile, its micros and the aiohttp application in front of them."""
-
-    name: str
-    config: AppConfig
-    spacefile: Spacefile
-    host: str
-    port: int
-    rules: tuple[CompiledRule, ...] = ()
-    runners: dict[str, MicroRunner] = field(default_factory=dict)
-    routing: Routing | None = None
-
-    @property
-    def origin(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def public_origin(self) -> str:
-        """The origin the runtime prints and links: `localhost` for 127.0.0.1 (SPEC 1), as the
-        browser SDK uses plain http only there; both names are answered."""
-        if self.host == "127.0.0.1":
-            return f"http://localhost:{self.port}"
-        return self.origin
-
-    @property
-    def hostname(self) -> str:
-        return self.origin.removeprefix("http://")
-
-    def down_micros(self) -> dict[str, State]:
-        """The micros that have failed to start (crashed, or stopped), with their state."""
-        return {n: s for n, s in self.micro_states().items()
-                if s in (State.CRASHED, State.STOPPED)}
-
-    def settled(self) -> bool:
-        """Whether every micro has either answered or failed to start."""
-        return all(s in (State.READY, State.CRASHED, State.STOPPED)
-                   for s in self.micro_states().values())
-
-    def micro_states(self) -> dict[str, State]:
-        """Each micro's state; static micros are always ready."""
-        return {
-            m.name: self.runners[m.name].state if m.name in self.runners else State.READY
-            for m in self.spacefile.micros
-        }
-
-    def all_ready(self) -> bool:
-        return all(state is State.READY for state in self.micro_states().values())
+__all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
 
 
 class Runtime:
@@ -124,6 +62,7 @@ class Runtime:
                                   ephemeral=ephemeral)
         self.proxy = Proxy()
         self.timings = timings()
+        self.builder = Builder(config.data_dir, printer)
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
         self._owner_password = take_secret("SPACE_DEV_PASSWORD")
         if self._owner_password is not None and len(self._owner_password) < MIN_PASSWORD_LENGTH:
@@ -266,9 +205,12 @@ class Runtime:
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        for micro, spec in self.launch_specs(host).items():
+        specs, builds = self._micro_specs(host)
+        for micro, spec in specs.items():
             if spec is not None:
                 host.runners[micro] = self.new_runner(micro, spec)
+        for micro, plan in builds.items():
+            host.builds[micro] = StaticBuild(plan.setup, plan.env, self.builder, self.printer)
         host.routing = self.routing_for(host)
 
     def new_runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
@@ -277,28 +219,14 @@ class Runtime:
 
     def launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
         """How each micro of the app starts now (None: a static micro, served by the runtime)."""
+        return self._micro_specs(host)[0]
+
+    def _micro_specs(self, host: AppHost) -> tuple[dict[str, LaunchSpec | None], dict[str, Any]]:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
-        services = self.data_site.micro_variables(os.environ.get("PYTHONPATH"))
-        saved = self.store.get_env(host.name)
-        specs: dict[str, LaunchSpec | None] = {}
-        for micro in host.spacefile.micros:
-            engine = engines.lookup(micro.engine)
-            assert engine is not None  # the Spacefile was validated
-            command = engines.start_command(engine, micro.run, micro.dev)
-            if engine.family == "static" or command is None:
-                specs[micro.name] = None
-                continue
-            presets = preset_values(micro, saved, host.config.env, os.environ)
-            env = micro_environment(micro, engine, hostname=host.hostname,
-                                    project_key=project_key, presets=presets, services=services)
-            field = "dev" if micro.dev else "run" if micro.run else "engine"
-            source = f"the `{field}` field of micro {micro.name} in the Spacefile" + (
-                " (this is its engine's default command; a `run` field replaces it)"
-                if field == "engine" else "")
-            specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine),
-                                           micro.commands, engines.own_reloader(engine, command),
-                                           source)
-        return specs
+        return micro_specs(AppView(
+            host.name, host.spacefile, host.hostname, project_key, host.config.env,
+            self.store.get_env(host.name),
+            self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir))
 
     def routing_for(self, host: AppHost) -> Routing:
         """The gate's view of the app as it is now: mounts, policies, who serves each micro."""
@@ -307,7 +235,7 @@ class Runtime:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
-                site = StaticSite(_serve_root(micro))
+                site = StaticSite(serve_root(micro))
                 targets[micro.name] = Target(micro.name, policy, static=site)
             else:
                 targets[micro.name] = Target(micro.name, policy, runner=runner)
@@ -336,16 +264,25 @@ class Runtime:
 
     async def _setup_and_reload(self, host: AppHost, name: str, runner: MicroRunner,
                                 spec: LaunchSpec, reason: str) -> None:
-        if spec.setup_commands != runner.spec.setup_commands:
-            if not await self._setup(host, name, spec):
-                return
-        await runner.reload(reason, spec)
+        """Set up what changed (a requirements edit installs), then swap in the new process;
+        a failed setup leaves the running version serving."""
+        if not await self._setup(runner, spec):
+            self.printer.info(f"{name}: setup failed; still serving the previous version "
+                              "(the settings page has the error)")
+            return
+        if await runner.reload(reason, spec) and spec.setup is not None:
+            await self.builder.prune(spec.setup)
 
-    async def _setup(self, host: AppHost, name: str, spec: LaunchSpec) -> bool:
-        marker = self.config.data_dir / "setup" / host.name / name
-        text = host.spacefile.path.read_text(encoding="utf-8", errors="replace")
-        return await run_setup(name, spec.setup_commands, spec.cwd, spec.env, self.printer,
-                               marker, fingerprint(spec.setup_commands, text))
+    async def _setup(self, runner: MicroRunner, spec: LaunchSpec) -> bool:
+        """Run the micro's setup; its error, if any, is kept for the settings page."""
+        if spec.setup is None:
+            return True
+        error = await self.builder.prepare(spec.setup, spec.env)
+        if error is None:
+            runner.notices.pop("setup", None)
+        else:
+            runner.notices["setup"] = f"setup failed: {error}"
+        return error is None
 
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
@@ -399,7 +336,8 @@ class Runtime:
 
     async def _start_micros(self, host: AppHost) -> None:
         # Side by side: one micro's `npm install` does not hold up the others.
-        await asyncio.gather(*(self.start_one(host, name) for name in list(host.runners)))
+        await asyncio.gather(*(self.start_one(host, name) for name in list(host.runners)),
+                             *(build.run() for build in host.builds.values()))
         self.spawn(self._announce_when_ready(host))
 
     async def restart(self, host: AppHost, name: str, reason: str, by_owner: bool = False) -> None:
@@ -411,14 +349,26 @@ class Runtime:
         if by_owner:
             runner.resume_file_reloads()
         if runner.supervised:
-            await runner.reload(reason)
+            # Its setup too: a saved requirements.txt or package.json installs before the swap.
+            spec = self.launch_specs(host).get(name) or runner.spec
+            await self._setup_and_reload(host, name, runner, spec, reason)
         else:
             await self.start_one(host, name)
+
+    async def rebuild(self, host: AppHost, name: str, reason: str) -> None:
+        """A static micro's source changed: build again if its inputs differ."""
+        build = host.builds.get(name)
+        if build is not None:
+            await build.run(reason)
 
     async def start_one(self, host: AppHost, name: str) -> None:
         """Run the micro's `commands` if they changed, then start supervising it."""
         runner = host.runners[name]
-        if await self._setup(host, name, runner.spec):
+        if spec := self.launch_specs(host).get(name):
+            runner.spec = spec  # what it is set up for now (a fixed requirements.txt...)
+        if await self._setup(runner, runner.spec):
+            if runner.spec.setup is not None:
+                await self.builder.prune(runner.spec.setup)  # nothing runs the older ones
             runner.start()
         else:
             runner.mark_crashed()
@@ -480,9 +430,6 @@ class Runtime:
             self.identity.flush_last_used()
             self.store.clear_runtime_info()
 
-
-def _serve_root(micro: Micro) -> Path:
-    return (micro.src / (micro.serve or ".")).resolve()
 
 
 async def _decide_first(request: web.Request) -> None:

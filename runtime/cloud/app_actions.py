@@ -97,7 +97,7 @@ def parse_declaration(micro: str, document: Any) -> tuple[list[AppAction], list[
         if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
             skipped.append(f"entry {n + 1} has no name or no path, so it is left out")
             continue
-        inputs, bad = _inputs(entry.get("input"))
+        inputs, bad = _inputs(entry.get("input", entry.get("inputs")))
         if bad:
             skipped.append(f'action "{name}" is left out: {bad}')
             continue

@@ -66,8 +66,12 @@ def micro_environment(
     presets: Mapping[str, str],
     shell: Mapping[str, str] | None = None,
     services: Mapping[str, str] | None = None,
+    python_bin: str | None = None,
 ) -> dict[str, str]:
-    """The full environment of a micro's process, without its port (set per process)."""
+    """The full environment of a micro's process, without its port (set per process).
+
+    `python_bin` is the bin folder of a python micro's own environment, which then comes first
+    on PATH instead of the runtime's."""
     env = dict(os.environ if shell is None else shell)
     env.pop("SPACE_DEV_PASSWORD", None)  # the owner's password is nobody else's business
     env.update(
@@ -82,9 +86,13 @@ def micro_environment(
     env.update(LOOPBACK_VARIABLES)
     env.update(services or {})  # where Base and Drive are, and the certificate to trust
     if engine.family == "python":
-        # The runtime's own interpreter comes first, so `python` and `uvicorn` resolve to it.
-        bin_dir = os.path.dirname(sys.executable)
+        # Its own environment's interpreter comes first, else the runtime's, so `python` and
+        # `uvicorn` resolve to it.
+        bin_dir = python_bin or os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
+        if python_bin:
+            env["VIRTUAL_ENV"] = os.path.dirname(python_bin)
+            env.pop("PYTHONHOME", None)
         env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
     env.update(presets)
     return env

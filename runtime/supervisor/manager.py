@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.supervisor.builder.prepare import SetupPlan
 from runtime.supervisor.environment import bind_variables
 from runtime.supervisor.listening import listens_on_all_interfaces
 from runtime.supervisor.output import Printer
@@ -45,7 +46,7 @@ class LaunchSpec:
     cwd: Path
     env: Mapping[str, str]
     port_variables: tuple[str, ...] = ("PORT",)  # each is set to the process's own port
-    setup_commands: tuple[str, ...] = ()
+    setup: SetupPlan | None = None  # its environment, packages and `commands`, before it starts
     # What reloads the command by itself on a save (`--reload`, nodemon, a dev server), if any.
     own_reloader: str | None = None
     # Where the command comes from, for hints: "the `run` field of micro api in the Spacefile".

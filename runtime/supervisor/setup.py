@@ -30,17 +30,18 @@ async def run_setup(
     printer: Printer,
     marker: Path,
     print_: str,
-) -> bool:
-    """Run `commands` unless `marker` already holds `print_`; True when all succeeded.
+) -> str | None:
+    """Run `commands` unless `marker` already holds `print_`; None when all succeeded, else
+    what failed (for the settings page).
 
     The marker is written (atomically) only after every command succeeded, so a failed or
     interrupted setup runs again next time.
     """
     if not commands:
-        return True
+        return None
     try:
         if marker.read_text() == print_:
-            return True
+            return None
     except OSError:
         pass
     for command in commands:
@@ -73,9 +74,15 @@ async def run_setup(
                 f"{name}: `{command}` failed with exit code {code}; the micro is not started. "
                 "Fix it, then save the Spacefile or press Restart on the settings page."
             )
-            return False
+            tail = "\n".join(printer.last_lines(name, 12))
+            return f"`{command}` failed with exit code {code}:\n{tail}"
+    write_marker(marker, print_)
+    return None
+
+
+def write_marker(marker: Path, print_: str) -> None:
+    """Keep `print_` as the last good run's fingerprint (atomically)."""
     marker.parent.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(print_)
     os.replace(tmp, marker)
-    return True

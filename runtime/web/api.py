@@ -18,7 +18,7 @@ from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
 from runtime.supervisor.environment import Source, resolve_preset
-from runtime.supervisor.manager import MicroRunner
+from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 from runtime.web.actions import run_answer
 
@@ -52,6 +52,8 @@ class AppView(Protocol):
     def config(self) -> AppConfig: ...
     @property
     def runners(self) -> Mapping[str, MicroRunner]: ...
+    def micro_states(self) -> Mapping[str, State]: ...
+    def notices_of(self, micro: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -222,12 +224,12 @@ def micros_json(ctx: SettingsContext) -> list[dict[str, Any]]:
         runner = ctx.app.runners.get(micro.name)
         rows.append({
             "name": micro.name, "path": micro.path, "engine": micro.engine,
-            "state": runner.state.value if runner else "ready",  # static: served by the runtime
+            "state": ctx.app.micro_states()[micro.name].value,
             "port": runner.port if runner else None,
             "public": micro.public, "public_routes": list(micro.public_routes),
             "api_keys": micro.api_keys,
             "auth_enabled": ctx.store.auth_enabled(ctx.app.name, micro.name),
-            "notices": list(runner.notices.values()) if runner else [],
+            "notices": ctx.app.notices_of(micro.name),
         })
     return rows
 

@@ -17,6 +17,7 @@ from runtime.web.pages import page
 APP_ACTIONS_PATH = "/__space/settings/app-actions"
 INPUT_FIELD = "input."  # form field prefix, so an input can be called anything
 LIST_WAIT_S = 2.0  # a micro still starting gets this long to say what it offers
+SHOWN_LIMIT = 64 * 1024  # an answer is shown up to here: a page must stay a page
 
 
 class AppActionsPage:
@@ -52,6 +53,8 @@ class AppActionsPage:
             return await self._render(principal, status=400, ran=name, error=error, given=given)
         shown = answer.data if isinstance(answer.data, str) else json.dumps(
             answer.data, indent=2, ensure_ascii=False)
+        if len(shown) > SHOWN_LIMIT:
+            shown = shown[:SHOWN_LIMIT] + f"\n... (cut here: {len(shown):,} characters in all)"
         return await self._render(principal, ran=name, given=given, answer={
             "status": answer.status, "ok": 200 <= answer.status < 300,
             "type": answer.output, "text": shown,

@@ -170,3 +170,16 @@ def login(url: str, user: str = "dev", password: str = OWNER_PASSWORD) -> str:
     for line in headers.getall("Set-Cookie"):
         cookie.load(line)
     return cookie["space_session"].value
+
+
+@pytest.fixture(scope="session")
+def package_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One download cache per test run for every test that installs packages (uv, pip, npm)."""
+    root = tmp_path_factory.mktemp("package-caches")
+    return {
+        "UV_CACHE_DIR": str(root / "uv"),
+        "PIP_CACHE_DIR": str(root / "pip"),
+        "npm_config_cache": str(root / "npm"),
+        # A micro's first install compiles nothing here, but the registries can be slow.
+        "SPACE_DEV_READY_TIMEOUT": "60",
+    }

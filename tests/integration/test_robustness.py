@@ -309,7 +309,7 @@ def test_a_command_that_reloads_itself_is_left_to_do_so(tmp_path: Path) -> None:
         while fetch("GET", up.url + "/")[2] != b"node v2":
             assert time.monotonic() < deadline, "node --watch did not pick up the save"
             time.sleep(0.05)
-        assert count(up, "watcher: reloaded in") == 0
+        assert count(up, "watcher: reloaded in") == 0, up.output
         # A dependency manifest is space-dev's to act on: node --watch would not install.
         mark = len(up.lines)
         (app / "package.json").write_text('{"name": "w", "version": "1.0.1"}')
