@@ -145,7 +145,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if args.app is not None:
             raise SpaceDevError("give APP_DIR or --app, not both",
                                 "--app picks an app of space-dev.toml by name")
-        folders = [(None, args.app_dir)]
+        folders: list[tuple[str | None, Path]] = [(None, args.app_dir)]
     elif cfg.apps:
         folders = [(_app_label(app), app.path) for app in cfg.apps]
         if args.app is not None:

@@ -191,7 +191,7 @@ class AppActions:
         self._ready_wait = ready_wait
         self._timeout = timeout
 
-    async def list(self, app: str, *, wait: float | None = None) -> Listing:
+    async def listing(self, app: str, *, wait: float | None = None) -> Listing:
         """Every providing micro's actions, asked side by side."""
         micros = list(self._providing(app))
         answers = await asyncio.gather(*(self._declared(app, m, wait) for m in micros))
@@ -204,7 +204,7 @@ class AppActions:
 
     async def run(self, app: str, name: str, given: Mapping[str, str]) -> ActionAnswer:
         """Run one action with text inputs; ActionError when it cannot be sent."""
-        listing = await self.list(app, wait=self._ready_wait)
+        listing = await self.listing(app, wait=self._ready_wait)
         action = next((a for a in listing.actions if a.name == name), None)
         if action is None:
             names = ", ".join(a.name for a in listing.actions)

@@ -100,7 +100,7 @@ class MicroApi:
         if parts is None:
             return _error(404, "not a Deta Base or Drive API path: /v1/<project id>/<name>/...")
         project_id, name, rest = parts
-        key = request.headers.get("X-API-Key") or request.headers.get("Authorization", "")
+        key = request.headers.get("X-API-Key") or request.headers.get("Authorization") or ""
         app = self._keys.app_for(key.removeprefix("Bearer ").strip(), project_id)
         if app is None:
             return _error(401, "Unauthorized")

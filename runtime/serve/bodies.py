@@ -72,6 +72,7 @@ async def collect(request: web.BaseRequest, spool_dir: Path) -> CollectedBody:
                 if file is None:
                     spool_dir.mkdir(parents=True, exist_ok=True)
                     file = await asyncio.to_thread(tempfile.TemporaryFile, dir=spool_dir)
+                assert file is not None
                 await asyncio.to_thread(file.write, b"".join(pieces))
                 pieces, held = [], 0
         if file is not None and pieces:

@@ -63,7 +63,7 @@ class AppActionsPage:
     async def _render(self, principal: Principal, *, status: int = 200, ran: str = "",
                       error: str = "", given: dict[str, str] | None = None,
                       answer: dict[str, object] | None = None) -> web.Response:
-        listing = await self._actions().list(self._ctx.app.name, wait=LIST_WAIT_S)
+        listing = await self._actions().listing(self._ctx.app.name, wait=LIST_WAIT_S)
         providing = [m.name for m in self._ctx.app.spacefile.micros if m.provide_actions]
         return page(
             "app_actions.html", status=status, title=f"{self._ctx.app.name} actions",

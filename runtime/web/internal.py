@@ -64,7 +64,7 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
                 {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
         name = request.match_info.get("name")
         if name is None:
-            listing = await app_actions.list(target, wait=2.0)
+            listing = await app_actions.listing(target, wait=2.0)
             return web.json_response({"actions": [a.as_dict() for a in listing.actions],
                                       "problems": listing.problems})
         inputs = body.get("inputs", {}) if body is not None else None

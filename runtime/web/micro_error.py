@@ -69,11 +69,11 @@ def micro_error(
     output = list(lines or []) if owner else []
     error = latest_error(output)
     if not wants_html(request):
-        body: dict[str, object] = {"errors": [title] + ([detail] if detail else []),
-                                   "micro": micro, "state": state}
+        errors = [title] + ([detail] if detail else [])
+        if owner and owner_detail:
+            errors.append(owner_detail)
+        body: dict[str, object] = {"errors": errors, "micro": micro, "state": state}
         if owner:
-            if owner_detail:
-                body["errors"] = [*body["errors"], owner_detail]  # type: ignore[list-item]
             body["error"] = error
         return web.json_response(body, status=status)
     return page(

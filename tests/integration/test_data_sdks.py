@@ -139,7 +139,8 @@ def test_data_stays_between_runs_and_belongs_to_its_app(sdk_app: Path, tmp_path:
     finally:
         up.stop()
     listing = subprocess.run(
-        [sys.executable, "-m", "runtime", "data", "list", "--data-dir", str(data_dir), "--app", "sdks"],
+        [sys.executable, "-m", "runtime", "data", "list", "--data-dir", str(data_dir),
+         "--app", "sdks"],
         capture_output=True, text=True, cwd=sdk_app,
     )
     assert "base  kept" in listing.stdout, listing.stdout + listing.stderr

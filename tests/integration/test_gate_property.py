@@ -23,8 +23,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.auth.routes import BadPath, normalise_path
-from tests.integration.conftest import Up, run_up
-from tests.integration.micros import write_app
 from tests.integration.attack_env import (
     API_ROUTES,
     GATE_SPACEFILE,
@@ -32,6 +30,8 @@ from tests.integration.attack_env import (
     Reply,
     send,
 )
+from tests.integration.conftest import Up, run_up
+from tests.integration.micros import write_app
 
 PROBE = "X-Probe"
 # The characters the brief names: tricks are spelt with these.

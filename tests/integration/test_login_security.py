@@ -19,9 +19,9 @@ from itsdangerous import URLSafeSerializer
 from runtime.auth.passwords import hash_password
 from runtime.cli import notify
 from runtime.datadir.store import Store
+from tests.integration.attack_env import Reply, send
 from tests.integration.conftest import OWNER_PASSWORD, Up, run_up
 from tests.integration.micros import PY_ECHO, write_app
-from tests.integration.attack_env import Reply, send
 
 PASSWORD = OWNER_PASSWORD
 HTML = ("Accept", "text/html,application/xhtml+xml")

@@ -180,7 +180,8 @@ def test_micros_get_loopback_addresses(tmp_path: Path) -> None:
             run: python main.py
             public: true
         """,
-        {"main.py": PY_ECHO.replace('"DETA_", "PORT"', '"DETA_", "PORT", "HOST", "FLASK_", "GUNICORN"')},
+        {"main.py": PY_ECHO.replace('"DETA_", "PORT"',
+                                    '"DETA_", "PORT", "HOST", "FLASK_", "GUNICORN"')},
     )
     up = run_up(app, "--no-reload")
     try:
@@ -356,6 +357,7 @@ def micro_pid(up, name: str) -> int:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if f"PORT={port}\0".encode() in environ and b"DETA_SPACE_APP_MICRO_NAME=" + name.encode() in environ:
+        micro = b"DETA_SPACE_APP_MICRO_NAME=" + name.encode()
+        if f"PORT={port}\0".encode() in environ and micro in environ:
             return int(entry.name)
     raise AssertionError(f"no process of {name} on port {port}")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import SpaceDevError
 from runtime.supervisor.builder import installers, node_modules, python_env, requirements
 from runtime.supervisor.builder.sources import is_source, tree_print
 

@@ -20,10 +20,10 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from runtime.datadir.accounts import ensure_owner
+from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.passwords import hash_password
 from runtime.cloud.data import AppData, DataServices
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.datadir.accounts import ensure_owner
 from runtime.datadir.store import Store
 from runtime.supervisor.output import Printer
 from runtime.web import csrf

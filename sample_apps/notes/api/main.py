@@ -33,7 +33,8 @@ def _file_name(name: str) -> str:
 async def hello(request: web.Request) -> web.Response:
     who = request.headers.get("X-Space-User") or request.headers.get("X-Space-Key-Name") or "you"
     greeting = os.environ.get("GREETING", "Hello")
-    return web.json_response({"message": f"{greeting}, {who}!", "auth": request.headers.get("X-Space-Auth")})
+    auth = request.headers.get("X-Space-Auth")
+    return web.json_response({"message": f"{greeting}, {who}!", "auth": auth})
 
 
 async def list_notes(request: web.Request) -> web.Response:
