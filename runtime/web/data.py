@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -19,7 +19,7 @@ from runtime.cloud.base.store import BaseDB
 from runtime.cloud.data import AppData
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
-from runtime.web.api import SettingsContext, session_of
+from runtime.web.api import SettingsContext
 from runtime.web.data_api import DataApi
 from runtime.web.data_ops import (
     AppStores,
@@ -41,7 +41,8 @@ from runtime.web.data_ops import (
     send_export,
     send_file,
 )
-from runtime.web.pages import page, problem, wants_html
+from runtime.web.owner import owner_only
+from runtime.web.pages import page, problem
 
 SETTINGS_PATH = "/__space/settings"
 DATA_PATH = f"{SETTINGS_PATH}/data"
@@ -50,8 +51,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 PAGE_SIZE = 25
 FLASH_KEPT = 64
 
-Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
-Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _q(value: str) -> str:
@@ -128,7 +127,7 @@ class DataPage:
         self._flash = _Flash()
 
     def add_routes(self, app: web.Application) -> None:
-        guard, r = self._owner_only, app.router
+        guard, r = owner_only(self._ctx, "an app's data", DATA_PATH), app.router
         r.add_get(DATA_PATH, guard(self.show))
         r.add_get(f"{DATA_PATH}/open", guard(self.open_named))
         r.add_get(f"{DATA_PATH}/export", guard(self.export))
@@ -148,24 +147,6 @@ class DataPage:
         # The pages' stylesheet (base.html links it), unless another part already serves it.
         if not any(getattr(x, "canonical", None) == STATIC_PREFIX for x in r.resources()):
             r.add_static(STATIC_PREFIX, STATIC_DIR)
-
-    def _owner_only(self, handler: Handler) -> Route:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = session_of(self._ctx, request)
-            if principal is None:
-                if request.method in ("GET", "HEAD"):
-                    back = request.rel_url.raw_path_qs
-                    raise web.HTTPSeeOther(f"/__space/login?next={quote(back, safe='/')}")
-                if wants_html(request):
-                    raise web.HTTPSeeOther(f"/__space/login?next={quote(DATA_PATH)}")
-                return web.json_response({"errors": ["Unauthorized"]}, status=401)
-            if not principal.owner:
-                return problem(request, 403, "Forbidden",
-                               f"You are signed in as {principal.user}, but only the owner may "
-                               "see and change an app's data.")
-            return await handler(request, principal)
-
-        return guarded
 
     def _render(self, request: web.Request, principal: Principal, view: str, *,
                 status: int = 200, **context: Any) -> web.Response:

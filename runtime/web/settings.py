@@ -6,10 +6,9 @@ import asyncio
 import re
 import shlex
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -29,10 +28,10 @@ from runtime.web.api import (
     micros_json,
     revoke_key,
     save_env_changes,
-    session_of,
     set_key_active,
 )
-from runtime.web.pages import page, problem, wants_html
+from runtime.web.owner import owner_only
+from runtime.web.pages import page, problem
 
 SETTINGS_PATH = "/__space/settings"
 STATIC_PREFIX = "/__space/static"
@@ -50,8 +49,6 @@ SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "sh
 # Characters a generated key is made of: such a key needs no quoting beyond double quotes.
 _PLAIN = re.compile(r"[A-Za-z0-9._~+=:/-]+")
 
-Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
-Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Settings:
@@ -61,7 +58,7 @@ class Settings:
         self._ctx = ctx
 
     def add_routes(self, app: web.Application) -> None:
-        guard = self._owner_only
+        guard = owner_only(self._ctx, "an app's settings", SETTINGS_PATH)
         app.router.add_get(SETTINGS_PATH, guard(self.show))
         app.router.add_post(f"{SETTINGS_PATH}/micros/{{name}}/restart", guard(self.restart))
         app.router.add_post(f"{SETTINGS_PATH}/env", guard(self.save_env))
@@ -75,21 +72,6 @@ class Settings:
         # The pages' stylesheet (base.html links it), unless another part already serves it.
         if not any(getattr(r, "canonical", None) == STATIC_PREFIX for r in app.router.resources()):
             app.router.add_static(STATIC_PREFIX, STATIC_DIR)
-
-    def _owner_only(self, handler: Handler) -> Route:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = session_of(self._ctx, request)
-            if principal is None:
-                if request.method in ("GET", "HEAD") or wants_html(request):
-                    raise web.HTTPSeeOther(f"/__space/login?next={quote(SETTINGS_PATH)}")
-                return web.json_response({"errors": ["Unauthorized"]}, status=401)
-            if not principal.owner:
-                return problem(request, 403, "Forbidden",
-                               f"You are signed in as {principal.user}, but only the owner may "
-                               "see and change an app's settings.")
-            return await handler(request, principal)
-
-        return guarded
 
     # --- the page -----------------------------------------------------------------------------
 
