@@ -53,3 +53,37 @@ def test_the_folder_still_opens_for_what_the_rule_asks_and_admits_no_wider(
     assert gate_env.request("gate", "GET", "/api/alice", [ALICE]).status == 403
     # Another name that merely starts the same is no folder of the rule.
     assert gate_env.request("gate", "GET", "/api/administrator", [SESSION]).status == 200
+
+
+# --- stored files on the app's origin -------------------------------------------------------------
+
+DRIVE = "/__space/v0/drive/v1/anything/uploads"
+STORED = [
+    ("page.html", "text/html", b"<script>fetch('/__space/api/keys',{method:'POST'})</script>"),
+    ("pic.svg", "image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>"),
+    ("typed-by-name.html", "", b"<script>alert(document.cookie)</script>"),
+    ("photo.png", "image/png", b"\x89PNG not really"),
+]
+
+
+@pytest.mark.parametrize(("name", "ctype", "body"), STORED, ids=[s[0] for s in STORED])
+def test_a_stored_file_cannot_run_as_a_page_on_the_apps_origin(
+    gate_env: GateEnv, name: str, ctype: str, body: bytes
+) -> None:
+    """The Drive API is also served on the app's origin, where the owner's session opens
+    `/__space/api/keys`. A file a visitor got stored (a public upload route) and the owner is
+    led to open must not run there; the bytes and their type still arrive, for `fetch`, the
+    SDKs and `<img>`."""
+    headers = [SESSION, *([("Content-Type", ctype)] if ctype else [])]
+    put = gate_env.request("gate", "POST", f"{DRIVE}/files?name={name}", headers, body)
+    assert put.status == 201, put
+    for method, extra, status in [("GET", [], 200), ("GET", [("Range", "bytes=0-3")], 206),
+                                  ("HEAD", [], 200)]:
+        got = gate_env.request("gate", method, f"{DRIVE}/files/download?name={name}",
+                               [SESSION, ("Accept", "text/html"), *extra])
+        assert got.status == status, got
+        assert got.header("Content-Security-Policy") == "sandbox", got.headers
+        assert got.header("X-Content-Type-Options") == "nosniff", got.headers
+        assert (got.header("Content-Type") or "").startswith(ctype or "text/html")
+        if method == "GET":
+            assert got.body == (body[:4] if status == 206 else body)
