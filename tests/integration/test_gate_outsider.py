@@ -7,9 +7,20 @@ a micro could see it, by the echo micros' own record, with a positive control be
 
 from __future__ import annotations
 
+import socket
+import ssl
+from pathlib import Path
+
 import pytest
 
-from tests.integration.attack_env import MARKER, GateEnv, gate_env, received_with_marker
+from tests.integration.attack_env import (
+    MARKER,
+    GateEnv,
+    exchange,
+    gate_env,
+    parse_reply,
+    received_with_marker,
+)
 
 __all__ = ["gate_env"]  # the fixture, imported to be found by pytest
 
@@ -87,3 +98,95 @@ def test_a_stored_file_cannot_run_as_a_page_on_the_apps_origin(
         assert (got.header("Content-Type") or "").startswith(ctype or "text/html")
         if method == "GET":
             assert got.body == (body[:4] if status == 206 else body)
+
+
+# --- bytes that are not UTF-8 ---------------------------------------------------------------------
+
+
+def _raw(env: GateEnv, head: bytes, body: bytes = b"") -> int:
+    port = env.ports["gate"]
+    data = head.replace(b"{port}", str(port).encode())
+    return exchange(port, data + b"\r\n\r\n" + body).status
+
+
+BAD_COOKIE = b"Cookie: space_session=\xff\xfe"
+NOT_UTF8 = [
+    ("gate-private", b"GET /admin/x HTTP/1.1", 401),
+    ("gate-key-cookie", b"GET /api/x HTTP/1.1", 401),
+    ("gate-post", b"POST /admin/x HTTP/1.1\r\nContent-Length: 0", 401),
+    ("settings-page", b"GET /__space/settings HTTP/1.1", 303),
+    ("settings-api", b"GET /__space/api/keys HTTP/1.1", 401),
+    ("data-api", b"GET /__space/api/data HTTP/1.1", 401),
+    ("browser-base", b"GET /__space/v0/base/v1/x/notes/items/a HTTP/1.1", 401),
+    ("logout", b"POST /__space/logout HTTP/1.1\r\nContent-Length: 0", 303),
+]
+
+
+@pytest.mark.parametrize(("where", "line", "status"), NOT_UTF8, ids=[n[0] for n in NOT_UTF8])
+def test_a_session_cookie_that_is_not_utf8_is_no_session(
+    gate_env: GateEnv, where: str, line: bytes, status: int
+) -> None:
+    cookie = BAD_COOKIE if where != "gate-key-cookie" else b"Cookie: mia_client_key=\xff\xfe"
+    marker = f"not-utf8-{where}".encode()
+    head = line + b"\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n" + cookie
+    assert _raw(gate_env, head + b"\r\n" + MARKER.encode() + b": " + marker) == status
+    assert not received_with_marker(gate_env.log, MARKER, marker.decode())
+    assert "Traceback" not in gate_env.up.output
+
+
+def _micro_environment(env: GateEnv, micro: str) -> dict[str, str]:
+    """The environment of one of the runtime's micros, read from /proc (Linux)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            raw = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
+        if (pairs.get(b"ECHO_LOG") == str(env.log).encode()
+                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
+            return {k.decode(): v.decode() for k, v in pairs.items()}
+    raise AssertionError(f"no process of the micro {micro}")
+
+
+def test_a_project_key_that_is_not_utf8_is_a_wrong_key_on_the_data_port(
+    gate_env: GateEnv,
+) -> None:
+    environ = _micro_environment(gate_env, "api")
+    host, _, port = environ["DETA_BASE_HOST"].partition(":")
+    project_id, _, _ = environ["DETA_PROJECT_KEY"].partition("_")
+    context = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])
+
+    def status_with(key: bytes) -> int:
+        with socket.create_connection((host, int(port)), 10) as plain, \
+                context.wrap_socket(plain, server_hostname=host) as tls:
+            tls.sendall(f"GET /v1/{project_id}/notes/items/a HTTP/1.1\r\nHost: {host}\r\n"
+                        "Connection: close\r\nX-API-Key: ".encode() + key + b"\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+        return parse_reply(data).status
+
+    assert status_with(project_id.encode() + b"_\xff\xfe") == 401
+    assert status_with(environ["DETA_PROJECT_KEY"].encode()) == 404  # the control: no item a
+    assert "Traceback" not in gate_env.up.output
+
+
+LOGIN_BODIES = [
+    ("multipart-without-boundary", "multipart/form-data", b"username=dev"),
+    ("unknown-charset", "application/x-www-form-urlencoded; charset=bogus", b"username=dev"),
+    ("not-utf8", "application/x-www-form-urlencoded", b"username=\xff&password=\xfe"),
+    ("odd-utf16", "application/x-www-form-urlencoded; charset=utf-16", b"username=dev&"),
+]
+
+
+@pytest.mark.parametrize(("what", "ctype", "body"), LOGIN_BODIES, ids=[b[0] for b in LOGIN_BODIES])
+def test_a_sign_in_form_that_cannot_be_read_is_a_400_not_a_crash(
+    gate_env: GateEnv, what: str, ctype: str, body: bytes
+) -> None:
+    head = (b"POST /__space/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+            b"Content-Type: " + ctype.encode() + b"\r\nContent-Length: "
+            + str(len(body)).encode())
+    assert _raw(gate_env, head, body) == 400
+    assert "Traceback" not in gate_env.up.output
