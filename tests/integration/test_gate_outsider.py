@@ -190,3 +190,15 @@ def test_a_sign_in_form_that_cannot_be_read_is_a_400_not_a_crash(
             + str(len(body)).encode())
     assert _raw(gate_env, head, body) == 400
     assert "Traceback" not in gate_env.up.output
+
+
+# --- the static site's own 404 page ---------------------------------------------------------------
+
+
+def test_a_miss_on_a_public_route_does_not_show_the_private_404_page(gate_env: GateEnv) -> None:
+    """`/404.html` of the private static primary is not under its public route `/pub/*`."""
+    visitor = gate_env.request("gate", "GET", "/pub/nothing-here")
+    assert visitor.status == 404
+    assert b"own lost page" not in visitor.body and b"404 Not Found" in visitor.body
+    owner = gate_env.request("gate", "GET", "/pub/nothing-here", [SESSION])
+    assert owner.status == 404 and b"own lost page" in owner.body
