@@ -109,7 +109,9 @@ class Identity:
         try:
             value = self._session_signer.loads(cookie)
             sid = value if isinstance(value, str) else None
-        except BadSignature:
+        except (BadSignature, UnicodeError):
+            # A cookie holding bytes that are not UTF-8 (aiohttp hands them on as surrogates)
+            # is no session, as a forged one is: never a crash.
             sid = None
         if len(self._cookie_ids) >= _COOKIE_CACHE_LIMIT:
             self._cookie_ids.clear()  # forged cookies must not grow memory without bound

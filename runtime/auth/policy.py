@@ -8,8 +8,9 @@ silent:
   bad key is ignored), as the spec's order says. `auth disable` makes a micro public the same way.
 - Every rule matching (micro, path, method) must pass. A rule listing GET also covers HEAD, which
   frameworks answer with the GET handler. A rule's limits (`api_key_required`, a false `allow`)
-  hold in every letter case of its path, since Express and koa route `/ADMIN` to `/admin`; the
-  access it grants a signed-in non-owner holds only in the case it names. Public routes, too,
+  hold in every letter case of its path, since Express and koa route `/ADMIN` to `/admin`, and
+  a `/x/*` rule's hold at `/x` too, which a router mounted at `/x` answers; the access it grants
+  a signed-in non-owner holds only in the case and the paths it names. Public routes, too,
   are public only in the case they name.
 - A rule with no `allow` admits the owner's session and the app's keys (keys belong to the owner).
 - With an `allow`, keys pass when it is true. The owner's session passes too, unless the
@@ -74,9 +75,10 @@ class CompiledRule:
         return (methods is None or method in methods) and self.pattern.matches(sub_path)
 
     def restricts(self, sub_path: str, method: str) -> bool:
-        """Whether the rule's limits hold here: the same, in any letter case."""
+        """Whether the rule's limits hold here: the same in any letter case, and a `/x/*` rule at
+        `/x` as well (`RoutePattern.restricts`)."""
         methods = self.methods
-        return (methods is None or method in methods) and self.pattern.matches_any_case(sub_path)
+        return (methods is None or method in methods) and self.pattern.restricts(sub_path)
 
 
 def compile_rule(rule: RouteRule) -> CompiledRule:

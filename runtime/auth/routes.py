@@ -165,20 +165,23 @@ class RoutePattern:
 
     source: str  # as written
     regex: re.Pattern[str] = field(compare=False, repr=False)
-    caseless: re.Pattern[str] = field(compare=False, repr=False)
+    limits: re.Pattern[str] = field(compare=False, repr=False)
 
     def matches(self, path: str) -> bool:
         """Whether the normalised path (no query) matches, letter case as written."""
         return self.regex.fullmatch(path) is not None
 
-    def matches_any_case(self, path: str) -> bool:
-        """Whether the path matches in some letter case: `/Admin` for `/admin/*`. Express, koa and
-        other case-insensitive routers send both to the same handler, so a rule that restricts
-        must hold for every spelling."""
-        return self.caseless.fullmatch(path) is not None
+    def restricts(self, path: str) -> bool:
+        """Whether a rule's limits hold at this path: the pattern in any letter case (`/Admin`
+        for `/admin/*`), and a `/x/*` pattern at `/x` too. Express and koa route every spelling
+        to the same handler, and a router mounted at `/x` (`app.use("/x", router)`, an
+        `APIRouter(prefix="/x")` route "") answers `/x` itself: a rule that restricts must hold
+        wherever the micro may serve what it protects."""
+        return self.limits.fullmatch(path) is not None
 
 
-def _pattern_regex(pattern: str) -> str:
+def _pattern_regex(pattern: str, *, folder_itself: bool = False) -> str:
+    """The regex of a pattern; with `folder_itself`, `/x/*` also matches `/x` (for limits)."""
     if not pattern.startswith("/"):
         pattern = "/" + pattern
     trailing_star = pattern.endswith("*")
@@ -195,6 +198,8 @@ def _pattern_regex(pattern: str) -> str:
         pieces.append("[^/]*".join(_literal_regex(part) for part in segment.split("*")))
     regex = "".join(pieces)
     if trailing_star:
+        if folder_itself and len(body) > 1 and body.endswith("/"):
+            return regex[:-1] + "(?:/.*)?"  # `/x/*`: `/x`, `/x/` and everything below
         return regex + ".*"
     return regex if body == "/" else regex + "/?"
 
@@ -213,17 +218,17 @@ def compile_pattern(pattern: str) -> RoutePattern:
       (`/api/*/docs`) stands for one non-empty segment.
     - No leading slash: one is added (`"*"` is `/*`, `api/*` is `/api/*`).
     - Case matters for `matches` (a public route is public in the case it names, and no other);
-      `matches_any_case` is for rules that restrict. Literals are read like a path: unreserved
-      escapes decoded, non-ASCII as UTF-8 escapes; a reserved character (`:`, `;`, `(`...)
-      matches both its raw and its escaped spelling, and `%2A` is a literal star. Patterns with
-      `.`/`..` segments or `//` never match.
+      `restricts` is for rules that restrict: in any case, and `/x/*` at `/x` as well.
+    - Literals are read like a path: unreserved escapes decoded, non-ASCII as UTF-8 escapes; a
+      reserved character (`:`, `;`, `(`...) matches both its raw and its escaped spelling, and
+      `%2A` is a literal star. Patterns with `.`/`..` segments or `//` never match.
     """
-    regex = _pattern_regex(pattern)
     return RoutePattern(
         pattern,
-        re.compile(regex, re.DOTALL),
+        re.compile(_pattern_regex(pattern), re.DOTALL),
         # ASCII: a normalised path holds nothing else (non-ASCII arrives as escapes).
-        re.compile(regex, re.DOTALL | re.IGNORECASE | re.ASCII),
+        re.compile(_pattern_regex(pattern, folder_itself=True),
+                   re.DOTALL | re.IGNORECASE | re.ASCII),
     )
 
 

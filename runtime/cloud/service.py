@@ -75,9 +75,14 @@ class ProjectKeys:
         key_id, sep, secret = key.partition("_")
         if not sep or not secret or "_" in secret or key_id != project_id:
             return None
+        try:
+            # surrogateescape: a header that was not UTF-8 is a wrong key, not a crash.
+            sent = key.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return None
         for app, known in self._keys().items():
             # Every key is compared, matched or not: the time taken says nothing about which.
-            if hmac.compare_digest(known.encode(), key.encode()):
+            if hmac.compare_digest(known.encode(), sent):
                 return app
         return None
 

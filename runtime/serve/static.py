@@ -15,7 +15,8 @@ Decisions where the contract is silent:
 - Anything whose real path (symlinks resolved) is outside the folder is 404, the same answer as a
   missing file, so probing tells nothing.
 - A missing file gets the folder's own `404.html` when it has one (as GitHub Pages, Netlify and
-  Cloudflare Pages do), else a small built-in page.
+  Cloudflare Pages do) and the rules let the asker see `/404.html` itself, else a small built-in
+  page: a miss on a public route must not show a visitor a private page.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class StaticSite:
             )
         if isinstance(outcome, _Redirect):
             return self._redirect(request, outcome.location)
-        return await loop.run_in_executor(None, self._not_found, sub_path, outcome)
+        return await loop.run_in_executor(None, self._not_found, sub_path, outcome, admits)
 
     @staticmethod
     def _redirect(request: web.Request, location: str) -> web.Response:
@@ -254,13 +255,21 @@ class StaticSite:
             return False
         return any(_refused_name(n) for n in rel.split(os.sep))
 
-    def _not_found(self, sub_path: str, outcome: _Missing) -> web.Response:
-        """The folder's own 404.html when it has one, else a small page saying what was missing."""
+    def _not_found(self, sub_path: str, outcome: _Missing, admits: Admits) -> web.Response:
+        """The folder's own 404.html when it has one and the asker may see it (a visitor of a
+        public route is not shown a private page), else a small page saying what was missing."""
         headers = {hdrs.CACHE_CONTROL: "no-cache"}
         if outcome.root_exists:
             root = os.path.realpath(self.root)
-            page = os.path.realpath(os.path.join(root, NOT_FOUND_PAGE))
-            if _inside(root, page) and os.path.isfile(page):
+            named = os.path.join(root, NOT_FOUND_PAGE)
+            page = os.path.realpath(named)
+            if (
+                _inside(root, page)
+                and not self._hidden_below(root, page)
+                and admits("/" + NOT_FOUND_PAGE)
+                and _linked_to_admitted(root, named, page, admits)
+                and os.path.isfile(page)
+            ):
                 try:
                     body = Path(page).read_bytes()
                 except OSError:

@@ -28,6 +28,7 @@ from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
 from runtime.cloud.data import AppData
 from runtime.cloud.drive.errors import TooLarge
+from runtime.cloud.drive.handlers import INERT_CONTENT
 from runtime.cloud.drive.store import LIST_LIMIT, DriveStore
 from runtime.cloud.transfer import ImportReport, export_zip, import_zip
 from runtime.errors import SpaceDevError
@@ -253,8 +254,7 @@ def _download_headers(content_type: str, filename: str) -> dict[str, str]:
     # The owner's files are served on the app's own origin: never rendered there (an HTML file
     # would run with the owner's session), always saved.
     return {"Content-Type": content_type, "Content-Disposition": attachment(filename),
-            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
-            "Cache-Control": "no-store"}
+            **INERT_CONTENT, "Cache-Control": "no-store"}
 
 
 async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]

@@ -279,6 +279,7 @@ def _start(tmp: Path) -> tuple[Up, dict[str, int], Path, Path]:
     write_app(tmp / "gate", GATE_SPACEFILE, {
         "www/public/index.html": "<h1>private home</h1>",
         "www/public/logo.png": "not really a png",
+        "www/public/404.html": "<h1>the site's own lost page</h1>",
         "api/echo.py": LOGGING_ECHO,
         "admin/echo.py": LOGGING_ECHO,
     })

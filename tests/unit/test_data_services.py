@@ -27,6 +27,8 @@ KEYS = {"notes": "a1b2c3d4_SecretOfNotes", "todo": "e5f6a7b8_SecretOfTodo"}
     ("a1b2c3d4_Secret_OfNotes", "a1b2c3d4", None),
     ("", "a1b2c3d4", None),
     ("a1b2c3d4_", "a1b2c3d4", None),
+    ("a1b2c3d4_\udcff\udcfe", "a1b2c3d4", None),  # a header that was not UTF-8
+    ("a1b2c3d4_\ud800", "a1b2c3d4", None),
 ])
 def test_project_keys(key: str, project: str, app: str | None) -> None:
     assert ProjectKeys(lambda: KEYS).app_for(key, project) == app

@@ -85,6 +85,17 @@ async def test_put_file_keeps_the_content_type_sent(client: Any) -> None:
     assert resp.headers["Content-Type"] == "image/webp"
 
 
+@pytest.mark.parametrize("headers", [{}, {"Range": "bytes=0-2"}])
+async def test_a_stored_page_never_runs_where_it_is_served(client: Any, headers: dict) -> None:
+    """The API is served on the app's origin too: a stored HTML file must not run there."""
+    await put(client, "page.html", b"<script>alert(1)</script>", **{"Content-Type": "text/html"})
+    resp = await client.get(raw("/files/download?name=page.html"), headers=headers)
+    assert resp.status in (200, 206)
+    assert resp.headers["Content-Type"] == "text/html"  # kept: fetch and the SDKs read it
+    assert resp.headers["Content-Security-Policy"] == "sandbox"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
 async def test_javascript_style_names_decode_the_same(client: Any) -> None:
     # encodeURIComponent writes a space as %20 and leaves /, which quote(safe="") would not.
     resp = await client.post(raw("/files?name=" + quote("dir/a b.png", safe="/")), data=b"png")

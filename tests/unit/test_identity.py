@@ -65,6 +65,13 @@ def test_sessions(setup) -> None:
     assert identity.session(Identity(store, b"another secret" * 3).sign_session("x")) is None
 
 
+@pytest.mark.parametrize("cookie", ["\udcff\udcfe", "a.\udc80", "\ud800"])
+def test_a_cookie_that_was_not_utf8_is_no_session(setup, cookie: str) -> None:
+    _, identity, _ = setup
+    assert identity.session(cookie) is None
+    assert identity.session_id(cookie) is None
+
+
 def test_logout_ends_the_session_at_reload(setup) -> None:
     store, identity, _ = setup
     sid = store.sessions.create("dev")

@@ -279,7 +279,17 @@ DECISIONS: list[tuple[MicroPolicy, str, str, Credential, Decision]] = [
     (API, "/get-only", "POST", KEY, A.ALLOW_API_KEY),
     (API, "/admin/x", "post", OWNER, A.FORBIDDEN_403),
     # the query never reaches decide; the path is the micro's own, after normalisation
-    (API, "/admin", "POST", OWNER, A.ALLOW_SESSION),  # `/admin/*` does not cover `/admin`
+    # a `/x/*` rule's limits hold at `/x` too: a router mounted at `/admin` answers `/admin`
+    (API, "/admin", "POST", OWNER, A.FORBIDDEN_403),
+    (API, "/ADMIN", "DELETE", OWNER, A.FORBIDDEN_403),
+    (API, "/admin", "GET", KEY, A.FORBIDDEN_403),
+    (API, "/admin", "POST", ADMIN_K, A.ALLOW_API_KEY),
+    (API, "/keys-only", "GET", OWNER, A.FORBIDDEN_403),
+    (API, "/ops", "GET", OWNER, A.ALLOW_SESSION),
+    (API, "/administrator", "POST", OWNER, A.ALLOW_SESSION),  # another folder
+    # ...but what a rule admits stays where it says: alice is in `/ops/*`, not at `/ops`
+    (API, "/ops", "GET", ALICE_S, A.FORBIDDEN_403),
+    (API, "/ops/", "GET", ALICE_S, A.ALLOW_SESSION),
     # letter case: limits hold in every case (Express routes `/ADMIN` to `/admin`)...
     (API, "/ADMIN/x", "POST", OWNER, A.FORBIDDEN_403),
     (API, "/Admin/x", "DELETE", OWNER, A.FORBIDDEN_403),

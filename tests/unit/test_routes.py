@@ -283,6 +283,31 @@ def test_pattern(pattern: str, path: str, expected: bool) -> None:
     assert PublicRoutes([pattern]).matches(path) is expected
 
 
+RESTRICTS = [
+    # every letter case, and a `/x/*` pattern at `/x` itself (a router mounted there answers it)
+    ("/admin/*", "/admin", True),
+    ("/admin/*", "/ADMIN", True),
+    ("/admin/*", "/admin/", True),
+    ("/Admin/*", "/aDMIN/users/7", True),
+    ("admin/*", "/admin", True),
+    ("/a/*/b/*", "/a/x/b", True),
+    ("/admin/*", "/administrator", False),
+    ("/admin/*", "/admi", False),
+    ("/admin/*", "/", False),
+    ("/api/submit*", "/api", False),
+    ("/*", "/", True),
+    ("/docs", "/DOCS/", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), RESTRICTS)
+def test_restricts_is_wider_than_matches(pattern: str, path: str, expected: bool) -> None:
+    compiled = compile_pattern(pattern)
+    assert compiled.restricts(path) is expected
+    if compiled.matches(path):
+        assert compiled.restricts(path)  # wherever a pattern admits, its limits hold
+
+
 def test_pattern_is_compiled_once() -> None:
     assert compile_pattern("/public/*") is compile_pattern("/public/*")
     assert isinstance(compile_pattern("/x"), RoutePattern)

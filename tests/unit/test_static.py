@@ -218,6 +218,36 @@ async def test_site_404_page_is_used_when_present(client: Client, site_root: Pat
     assert await resp.text() == "<h1>lost</h1>"
 
 
+async def test_site_404_page_is_shown_only_to_who_may_see_it(
+    aiohttp_client: MakeClient, site_root: Path
+) -> None:
+    """A miss on a public route must not show a visitor the private `/404.html`, nor, through a
+    symlink named 404.html, a private file."""
+    (site_root / "pub").mkdir()
+    (site_root / "private.txt").write_text("the private file")
+    public = lambda path: path.startswith("/pub/")  # noqa: E731 - the gate's rule, as a test
+
+    async def as_visitor(root: Path, admits: Callable[[str], bool]) -> str:
+        site = StaticSite(root)
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await site.handle(request, request.rel_url.raw_path, admits)
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        client = await aiohttp_client(app)
+        resp = await client.get("/pub/nope")
+        assert resp.status == 404
+        return await resp.text()
+
+    (site_root / "404.html").write_text("<h1>the private lost page</h1>")
+    assert "private" not in await as_visitor(site_root, public)
+    assert "the private lost page" in await as_visitor(site_root, lambda path: True)
+    (site_root / "404.html").unlink()
+    (site_root / "404.html").symlink_to("private.txt")
+    assert "private" not in await as_visitor(site_root, lambda path: path != "/private.txt")
+
+
 async def test_missing_serve_folder_says_so(aiohttp_client: MakeClient, tmp_path: Path) -> None:
     client = await aiohttp_client(_site_app(tmp_path / "dist"))
     resp = await client.get("/")

@@ -30,6 +30,11 @@ _SEND_CHUNK = 512 * 1024
 # aiohttp's and curl's the second): read as "not given", so the type comes from the name.
 _UNKNOWN_TYPES = {"binary/octet-stream", "application/octet-stream"}
 _STATUS = {BadName: 400, NoSuchUpload: 404, UploadBusy: 409, TooLarge: 413}
+# A file's bytes are whatever a client stored (a visitor's upload, say) and the API is also
+# served on the app's own origin, where the owner's session opens the settings: a stored HTML or
+# SVG file must never run there. `sandbox` gives a document it renders an origin of its own;
+# reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged.
+INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,8 @@ async def _download(call: _Call) -> web.StreamResponse:
         if if_range is not None and if_range.strip() not in (etag, last_modified):
             ranged = None  # the client's copy is of another version: send all of this one
         plan = plan_range(ranged, size)
-        headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified}
+        headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified,
+                   **INERT_CONTENT}
         if plan.status == 416:
             refused = _error(416, f"range {ranged} is outside the file's {size} bytes")
             refused.headers.update(headers)
