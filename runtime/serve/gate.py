@@ -30,7 +30,7 @@ from runtime.serve.proxy import (
 from runtime.serve.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
-from runtime.web.csrf import SAFE_METHODS, changes_state, same_origin
+from runtime.web.csrf import SAFE_METHODS, changes_state, loaded_from_elsewhere, same_origin
 from runtime.web.login import LOGIN_PATH
 from runtime.web.micro_error import micro_error
 from runtime.web.pages import problem, wants_html
@@ -184,12 +184,12 @@ class Gate:
             return self._refuse(request, decision, path + sep + query)
         if from_cookie and decision is not Decision.ALLOW_PUBLIC and _ambient_risk(request):
             # Every port of 127.0.0.1 is the same site, so SameSite=Lax does not keep another
-            # local page from sending the cookie; its Origin tells.
+            # local page from sending the cookie; its Origin and Fetch Metadata tell.
             return problem(
                 request,
                 403,
                 "Cross-site request refused",
-                "A page of another origin cannot act here with your session.",
+                "A page of another origin cannot act here, or load this, with your session.",
             )
         if target.static is not None:
 
@@ -387,6 +387,7 @@ async def _died_under(request: web.Request, runner: MicroRunner, address: Addres
 
 
 def _ambient_risk(request: web.Request) -> bool:
-    """A state-changing request or a WebSocket from a page of another origin."""
+    """A state-changing request or a WebSocket from a page of another origin, or that page
+    loading one of the micro's resources (a script, an image, a frame)."""
     changes = changes_state(request.method) or is_websocket(request)
-    return changes and not same_origin(request)
+    return (changes and not same_origin(request)) or loaded_from_elsewhere(request)

@@ -32,6 +32,23 @@ def same_origin(request: web.Request) -> bool:
     return request.headers.get("Sec-Fetch-Site", "").lower() != "cross-site"
 
 
+# Where a page of another origin may take the visitor with their session: to a page of the app,
+# as a link does. Loading one of its resources into that page (a script, an image, a frame, a
+# fetch) is refused: every port of 127.0.0.1 is the same site, so the Lax cookie goes along.
+_TOP_LEVEL = frozenset({"document", ""})
+
+
+def loaded_from_elsewhere(request: web.Request) -> bool:
+    """Whether a browser says this is another origin's page loading one of our resources (Fetch
+    Metadata: `Sec-Fetch-Site` same-site or cross-site, and not a top-level navigation)."""
+    site = request.headers.get("Sec-Fetch-Site", "").lower()
+    if site not in ("same-site", "cross-site"):
+        return False  # our own page, a typed address or bookmark, or not a browser at all
+    headers = request.headers
+    navigates = headers.get("Sec-Fetch-Mode", "").lower() == "navigate"
+    return not navigates or headers.get("Sec-Fetch-Dest", "").lower() not in _TOP_LEVEL
+
+
 def middleware(
     is_runtime_handler: Callable[[web.Request], bool],
 ) -> Callable[..., Awaitable[web.StreamResponse]]:

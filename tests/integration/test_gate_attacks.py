@@ -229,6 +229,16 @@ ATTACKS: list[Attack] = [
       method="MKCOL", status=403),
     A("cross-site-other-port", "/admin/x", SESSION, ("Origin", "http://127.0.0.1:1"),
       method="LOCK", status=403),
+    # Another local page (any port of 127.0.0.1 is the same site, so the Lax cookie goes along)
+    # loading a private resource into itself: a script, an image, a frame, a fetch.
+    *(A(f"embedded-{dest}-{site}", "/admin/x.js", SESSION, ("Sec-Fetch-Site", site),
+        ("Sec-Fetch-Mode", mode), ("Sec-Fetch-Dest", dest), status=403)
+      for site in ("same-site", "cross-site")
+      for mode, dest in (("no-cors", "script"), ("no-cors", "image"), ("cors", "empty"),
+                         ("navigate", "iframe"), ("navigate", "object"), ("no-cors", "style"))),
+    A("embedded-key-cookie", "/api/x.js", ("Cookie", f"{KEY_COOKIE}={{key}}"),
+      ("Sec-Fetch-Site", "same-site"), ("Sec-Fetch-Mode", "no-cors"),
+      ("Sec-Fetch-Dest", "script"), status=403),
     # DNS rebinding: a page of another name that now resolves to 127.0.0.1 is not this app.
     A("host-rebound", "/admin/x", SESSION, ("Host", "evil.example"), status=421),
     A("host-rebound-with-port", "/api/x", KEY, ("Host", "evil.example:{gate_port}"), status=421),
@@ -359,6 +369,20 @@ ALLOWED = [
             cookies=("space_session={session}",), user="dev"),
     Allowed("session-other-app", "/y", "/y", "session", cookies=("space_session={session}",),
             micro="svc", user="dev", port="other"),
+    # A link from another local app's page is a top-level navigation: it passes.
+    Allowed("session-link-from-another-local-page", "/admin/x", "/x", "session",
+            headers=(("Sec-Fetch-Site", "same-site"), ("Sec-Fetch-Mode", "navigate"),
+                     ("Sec-Fetch-Dest", "document")),
+            cookies=("space_session={session}",), micro="admin", user="dev"),
+    # The app's own page loading its own script.
+    Allowed("session-own-page-script", "/admin/x.js", "/x.js", "session",
+            headers=(("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Mode", "no-cors"),
+                     ("Sec-Fetch-Dest", "script")),
+            cookies=("space_session={session}",), micro="admin", user="dev"),
+    # A key in a header is no ambient credential: another page may use it to load things.
+    Allowed("key-header-embedded", "/api/x.js", "/x.js", "api-key",
+            headers=(KEY, ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "cors")),
+            key_name="good"),
 ]
 
 
