@@ -24,6 +24,7 @@ from runtime.supervisor.builder.sources import is_source
 
 if TYPE_CHECKING:
     from runtime.app.runtime import AppHost, Runtime
+    from runtime.supervisor.manager import MicroRunner
 
 
 # Files that change what a micro runs with, not its code: a micro that reloads by itself is
@@ -209,16 +210,6 @@ class Reloader:
 
     def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
         key = (host.name, micro)
-        runner = host.runners[micro]
-        if key not in self._busy and not self.guard.allow(key, runner.requests):
-            runner.pause_file_reloads(
-                f"restarted {self.guard.limit} times within {self.guard.window:g} s for changed "
-                f"files with no request in between (last: {_reason(changed, runner.spec.cwd)}); "
-                "it probably writes them itself. Saved files no longer restart it (it keeps "
-                "running); a Spacefile save or its Restart button resumes that"
-            )
-            self.guard.forget(key)
-            return
         self._pending.setdefault(key, set()).update(changed)
         if key in self._busy:
             return  # the running reload will pick these up when it is done
@@ -235,11 +226,26 @@ class Reloader:
                 runner = host.runners.get(micro)
                 if runner is None:
                     return
+                # Asked before each reload that would really happen (saves made during one are
+                # taken together by the next), so the limit counts restarts, not bursts.
+                if not self.guard.allow(key, runner.requests):
+                    self._pause(key, runner, changed)
+                    return
                 # Through the runtime: a micro that never started (failed `commands`) is set up.
                 await self._runtime.restart(host, micro, _reason(changed, runner.spec.cwd))
         finally:
             self._busy.discard(key)
 
+
+    def _pause(self, key: tuple[str, str], runner: MicroRunner, changed: set[Path]) -> None:
+        runner.pause_file_reloads(
+            f"restarted {self.guard.limit} times within {self.guard.window:g} s for changed "
+            f"files with no request in between (last: {_reason(changed, runner.spec.cwd)}); "
+            "it probably writes them itself. Saved files no longer restart it (it keeps "
+            "running); a Spacefile save or its Restart button resumes that"
+        )
+        self.guard.forget(key)
+        self._pending.pop(key, None)
 
     def resume(self, host: AppHost) -> None:
         """A Spacefile save: every micro of the app reloads on file changes again."""
