@@ -82,6 +82,37 @@ def test_pip_is_chosen_when_asked_and_uv_by_default() -> None:
     assert default is not None and default.name == ("uv" if installers.find_uv() else "pip")
 
 
+def test_requirements_resolve_as_of_the_day_space_stopped() -> None:
+    """Space's builder installed the newest releases of its time: an unpinned app written then
+    gets those, not today's (whose breaking changes it never met)."""
+    assert installers.as_of({}) == "2024-10-17"
+    assert installers.as_of({installers.AS_OF_VARIABLE: "latest"}) is None
+    assert installers.as_of({installers.AS_OF_VARIABLE: "2025-06-01"}) == "2025-06-01"
+    with pytest.raises(SpaceDevError, match="YYYY-MM-DD"):
+        installers.as_of({installers.AS_OF_VARIABLE: "last spring"})
+    uv = installers.Installer("uv", ("uv",))
+    command = uv.install(Path("/e"), Path("/r.txt"), "2024-10-17")
+    assert command[command.index("--exclude-newer") + 1] == "2024-10-18T00:00:00Z"
+    assert "--exclude-newer" not in uv.install(Path("/e"), Path("/r.txt"))
+    pip = installers.Installer("pip", ("pip",), dates=True)
+    assert "--uploaded-prior-to=2024-10-18T00:00:00Z" in pip.install(
+        Path("/e"), Path("/r.txt"), "2024-10-17")
+    old_pip = installers.Installer("pip", ("pip",), dates=False)
+    assert not any("prior" in a for a in old_pip.install(Path("/e"), Path("/r.txt"), "2024-10-17"))
+
+
+def test_the_day_enters_the_environment_key(tmp_path: Path, monkeypatch) -> None:
+    src = tmp_path / "api"
+    src.mkdir()
+    (src / "requirements.txt").write_text("fastapi\n")
+    space = python_env.plan(tmp_path, "app", "api", src, "python3.9", True)
+    monkeypatch.setenv(installers.AS_OF_VARIABLE, "latest")
+    newest = python_env.plan(tmp_path, "app", "api", src, "python3.9", True)
+    assert space is not None and newest is not None
+    assert space.as_of == "2024-10-17" and newest.as_of is None
+    assert space.env_dir != newest.env_dir
+
+
 def _touch(path: Path, when: float) -> None:
     os.utime(path, (when, when))
 
