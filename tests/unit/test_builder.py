@@ -4,6 +4,7 @@ and App Actions' listings and inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -135,6 +136,51 @@ def test_node_modules_outdated_when_missing_or_older(tmp_path: Path) -> None:
     (tmp_path / "yarn.lock").write_text("")
     assert deps.tool()[0] == "yarn"
     assert node_modules.plan(tmp_path / "nothing", tmp_path / "m") is None
+
+
+def _committed_modules(folder: Path, hidden: dict) -> node_modules.NodeDeps:
+    """A repository that brought its node_modules along, checked out in git's order: the
+    lockfile written after node_modules, so it looks newer."""
+    packages = {"": {"dependencies": {"express": "^4.18.2"}},
+                "node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+                "node_modules/fsevents": {"version": "2.3.3", "optional": True, "os": ["darwin"]}}
+    (folder / "node_modules" / "express").mkdir(parents=True)
+    (folder / "node_modules" / "express" / "package.json").write_text('{"version": "4.18.2"}')
+    (folder / "node_modules" / ".package-lock.json").write_text(
+        json.dumps({"lockfileVersion": 3, "packages": hidden}))
+    (folder / "package.json").write_text('{"dependencies": {"express": "^4.18.2"}}')
+    (folder / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3,
+                                                          "packages": packages}))
+    now = time.time()
+    _touch(folder / "node_modules", now - 1)
+    _touch(folder / "node_modules" / ".package-lock.json", now - 1)
+    deps = node_modules.plan(folder, folder / "marker")
+    assert deps is not None
+    return deps
+
+
+def test_a_committed_node_modules_that_matches_its_lockfile_is_taken(tmp_path: Path) -> None:
+    express = {"version": "4.18.2", "resolved": "x", "integrity": "y"}
+    deps = _committed_modules(tmp_path, {"node_modules/express": express})
+    assert not deps.needed()  # npm ci would delete it first
+    assert (tmp_path / "marker").read_text() == deps.fingerprint()
+
+
+@pytest.mark.parametrize("hidden", [
+    {"node_modules/express": {"version": "4.17.0", "resolved": "x", "integrity": "z"}},
+    {},
+    {"node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+     "node_modules/left-pad": {"version": "1.0.0"}},
+])
+def test_a_node_modules_unlike_its_lockfile_is_installed(tmp_path: Path, hidden: dict) -> None:
+    assert _committed_modules(tmp_path, hidden).needed()
+
+
+def test_a_package_listed_but_missing_from_node_modules_is_installed(tmp_path: Path) -> None:
+    express = {"version": "4.18.2", "resolved": "x", "integrity": "y"}
+    deps = _committed_modules(tmp_path, {"node_modules/express": express})
+    (tmp_path / "node_modules" / "express" / "package.json").unlink()
+    assert deps.needed()
 
 
 def test_a_package_json_without_dependencies_is_installed_once(tmp_path: Path) -> None:
