@@ -37,7 +37,12 @@ def test_names_that_only_start_with_deta_are_kept(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text,added", [("fastapi\n", ("uvicorn",)),
                                         ("fastapi\nuvicorn[standard]==0.30\n", ()),
-                                        ("quart\nHypercorn\n", ())])
+                                        ("quart\nHypercorn\n", ()),
+                                        # A WSGI app gets a WSGI server, not uvicorn.
+                                        ("flask\n", ("waitress",)),
+                                        ("Flask==2.2\nrequests\n", ("waitress",)),
+                                        ("django\nwaitress\n", ()),
+                                        ("flask\nfastapi\n", ("uvicorn",))])
 def test_the_engine_default_gets_a_server_unless_one_is_listed(tmp_path: Path, text: str,
                                                                 added: tuple[str, ...]) -> None:
     assert _reqs(tmp_path, text).added == added
