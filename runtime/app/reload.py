@@ -24,6 +24,7 @@ from runtime.supervisor.builder.sources import is_source
 
 if TYPE_CHECKING:
     from runtime.app.runtime import AppHost, Runtime
+    from runtime.supervisor.manager import MicroRunner
 
 
 # Files that change what a micro runs with, not its code: a micro that reloads by itself is
@@ -207,17 +208,23 @@ class Reloader:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _guarded(self, key: tuple[str, str], runner: MicroRunner, changed: set[Path]) -> bool:
+        """Whether the guard refuses this restart (and has paused the micro's file reloads)."""
+        if self.guard.allow(key, runner.requests):
+            return False
+        runner.pause_file_reloads(
+            f"restarted {self.guard.limit} times within {self.guard.window:g} s for changed "
+            f"files with no request in between (last: {_reason(changed, runner.spec.cwd)}); "
+            "it probably writes them itself. Saved files no longer restart it (it keeps "
+            "running); a Spacefile save or its Restart button resumes that"
+        )
+        self.guard.forget(key)
+        return True
+
     def _restart(self, host: AppHost, micro: str, changed: set[Path]) -> None:
         key = (host.name, micro)
         runner = host.runners[micro]
-        if key not in self._busy and not self.guard.allow(key, runner.requests):
-            runner.pause_file_reloads(
-                f"restarted {self.guard.limit} times within {self.guard.window:g} s for changed "
-                f"files with no request in between (last: {_reason(changed, runner.spec.cwd)}); "
-                "it probably writes them itself. Saved files no longer restart it (it keeps "
-                "running); a Spacefile save or its Restart button resumes that"
-            )
-            self.guard.forget(key)
+        if key not in self._busy and self._guarded(key, runner, changed):
             return
         self._pending.setdefault(key, set()).update(changed)
         if key in self._busy:
@@ -229,12 +236,18 @@ class Reloader:
 
     async def _reload_until_settled(self, host: AppHost, micro: str) -> None:
         key = (host.name, micro)
+        first = True
         try:
             while self._pending.get(key):
                 changed = self._pending.pop(key)
                 runner = host.runners.get(micro)
                 if runner is None:
                     return
+                # Files written while the last reload ran (a micro that writes them as it
+                # starts) are restarts like any other: the guard counts them too.
+                if not first and self._guarded(key, runner, changed):
+                    return
+                first = False
                 # Through the runtime: a micro that never started (failed `commands`) is set up.
                 await self._runtime.restart(host, micro, _reason(changed, runner.spec.cwd))
         finally:
