@@ -27,4 +27,9 @@ RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restar
 ACTION_READY_WAIT_S = 30.0  # an action waits this long for its micro to be (re)started...
 ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 
+# Space's builder installed the newest releases on each push, until Space stopped (17 October
+# 2024): a python micro's requirements resolve as of that day, so an unpinned 2023 app gets the
+# packages it was written against (`SPACE_DEV_PACKAGES_AS_OF` picks another day, or `latest`).
+PACKAGES_AS_OF = "2024-10-17"
+
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")

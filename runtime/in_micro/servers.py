@@ -70,8 +70,9 @@ def choose_server(kind: str, target: str) -> Serve:
         if _optional("hypercorn") is not None:
             return _serve_hypercorn
         raise LaunchError(
-            f"{target} is an ASGI app; install an ASGI server: pip install uvicorn "
-            f"(into the python that runs it: {sys.executable} -m pip install uvicorn)."
+            f"{target} is an ASGI app; it needs an ASGI server: add `uvicorn` to the micro's "
+            f"requirements.txt (space-dev installs it into the micro's own environment; "
+            f"{sys.executable} has none)."
         )
     if _optional("waitress") is not None:
         return _serve_waitress
@@ -175,7 +176,7 @@ def _serve_wsgiref(app: Any, port: int, target: str) -> None:
     server = make_server(HOST, port, app, server_class=ThreadingWSGIServer)
     print(
         "space-dev: note: using Python's simple built-in WSGI server (wsgiref); "
-        f"for a sturdier one: {sys.executable} -m pip install waitress",
+        "for a sturdier one, add `waitress` to the micro's requirements.txt",
         file=sys.stderr,
         flush=True,
     )

@@ -139,7 +139,8 @@ class Checker(Reads):
             self.error(join(where, "serve"), keys["engine"].at, "a static micro needs serve",
                        "add `serve:` with the folder, inside src, that holds the files, e.g. dist")
         elif serve is not None and src is not None:
-            self.serve(serve, keys["serve"], where, src, engine == "static", bool(commands))
+            made = bool(commands) or "dev" in keys  # `up` builds it, or serves `dev` instead
+            self.serve(serve, keys["serve"], where, src, engine == "static", made)
         run = self.text(keys, "run", where)
         if engine == "custom" and run is None:
             self.error(join(where, "run"), keys["engine"].at, "a custom micro needs run",
@@ -206,11 +207,12 @@ class Checker(Reads):
         if norm is None:
             self.error(join(where, "serve"), node.at, f'serve "{serve}" is outside src',
                        "give a folder inside the micro's src, e.g. dist")
-        elif static and self.check_paths and not (src / norm).is_dir():
-            # Often made by `commands` (a build), so its absence is not yet a mistake.
-            how = "run the build" if built else "create it, or add commands that build it"
+        elif static and self.check_paths and not built and not (src / norm).is_dir():
+            # With `commands` its absence is a fresh clone's normal state (the build output is
+            # ignored by git), which `up` builds as Space's builder did: nothing to say then.
             self.warn(join(where, "serve"), node.at,
-                      f'serve folder "{serve}" does not exist yet (looked for {src / norm})', how)
+                      f'serve folder "{serve}" does not exist yet (looked for {src / norm})',
+                      "create it, or add commands that build it")
 
     def presets(self, node: YNode | None, where: str) -> tuple[tuple[EnvPreset, ...], bool]:
         if node is None or node.value is None:

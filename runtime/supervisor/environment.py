@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 from runtime.models import Micro
@@ -17,6 +18,10 @@ LOOPBACK_VARIABLES = {
     "UVICORN_HOST": "127.0.0.1",
     "FLASK_RUN_HOST": "127.0.0.1",
 }
+
+# Loaded first into every Node.js process (NODE_OPTIONS): a `listen(PORT)` naming no host binds
+# $HOST instead of every interface, where the micro would be reachable past the gate.
+NODE_LOOPBACK = Path(__file__).resolve().parents[1] / "in_micro" / "node" / "loopback.cjs"
 
 # Where a `presets.env` value comes from, in the order that decides it.
 Source = Literal["saved", "config", "shell", "default", "unset"]
@@ -84,6 +89,7 @@ def micro_environment(
     )
     # Only the gate faces the network: servers that read these listen on loopback alone.
     env.update(LOOPBACK_VARIABLES)
+    env.update(node_options(env.get("NODE_OPTIONS", "")))
     env.update(services or {})  # where Base and Drive are, and the certificate to trust
     if engine.family == "python":
         # Its own environment's interpreter comes first, else the runtime's, so `python` and
@@ -96,6 +102,15 @@ def micro_environment(
         env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
     env.update(presets)
     return env
+
+
+def node_options(given: str) -> dict[str, str]:
+    """NODE_OPTIONS with the loopback preload added to what the shell had (nothing if the file
+    is missing: a `--require` of a missing file would stop every node process)."""
+    if not NODE_LOOPBACK.is_file() or str(NODE_LOOPBACK) in given:
+        return {}
+    preload = f'--require "{NODE_LOOPBACK}"'
+    return {"NODE_OPTIONS": f"{given} {preload}".strip()}
 
 
 def port_variables(engine: Engine) -> tuple[str, ...]:

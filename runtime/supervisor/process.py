@@ -85,7 +85,10 @@ class MicroProcess:
                 raw = await stream.read(1 << 20)
             if not raw:
                 return
-            self._printer.line(self.name, raw.decode("utf-8", errors="replace"))
+            text = raw.decode("utf-8", errors="replace")
+            if _PROBE_LOGGED in text:
+                continue  # the server's access log of our probe, not something the user did
+            self._printer.line(self.name, text)
 
     async def wait(self) -> int:
         """Wait for the process to exit and for its last output line to be shown."""
@@ -138,8 +141,13 @@ class MicroProcess:
             self._reader.cancel()
 
 
-_PROBE = b"HEAD / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: space-dev readiness probe\r\n" \
-         b"Connection: close\r\n\r\n"
+# A path no request through the gate can have (it never forwards /__space/...): any answer
+# counts, and the access-log line a server writes for it (uvicorn's `"HEAD /__space/ready
+# HTTP/1.1" 405 Method Not Allowed` at every start) is known to be ours and left out.
+PROBE_PATH = "/__space/ready"
+_PROBE_LOGGED = f"HEAD {PROBE_PATH} "
+_PROBE = (f"HEAD {PROBE_PATH} HTTP/1.1\r\nHost: localhost\r\n"
+          "User-Agent: space-dev readiness probe\r\nConnection: close\r\n\r\n").encode()
 
 
 async def _answers_http(

@@ -5,6 +5,7 @@ again on a save, and a static micro's `dev` server is proxied to."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -100,3 +101,48 @@ def test_npm_install_static_build_and_dev(tmp_path: Path, up_factory, package_ca
     assert wait_states(again.url, wanted, 30) == wanted, again.output
     assert "installing" not in again.output and "built dist" not in again.output, again.output
     assert _body(again.url + "/site/") == "<h1>second</h1>"
+
+
+# A repository that brought its node_modules along, with a package the registry no longer has
+# (as npm's `fs` placeholder went): what it brought is what its lockfile says, so it runs.
+GONE = "space-dev-gone-from-the-registry"
+COMMITTED_INDEX = f"""
+const gone = require("{GONE}");
+require("http").createServer((req, res) => res.end(gone.hello))
+  .listen(Number(process.env.PORT), "127.0.0.1", () => console.log("up"));
+"""
+
+
+def test_a_committed_node_modules_runs_as_it_is(tmp_path: Path, up_factory,
+                                               package_caches) -> None:
+    entry = {"version": "0.0.1", "resolved": f"https://registry.npmjs.org/{GONE}/-/{GONE}-0.0.1.tgz",
+             "integrity": "sha512-" + "A" * 86 + "=="}
+    lock = {"name": "site", "lockfileVersion": 3, "requires": True,
+            "packages": {"": {"dependencies": {GONE: "^0.0.1"}}, f"node_modules/{GONE}": entry}}
+    hidden = {"name": "site", "lockfileVersion": 3, "requires": True,
+              "packages": {f"node_modules/{GONE}": entry}}
+    app = write_app(tmp_path / "app", """
+        v: 0
+        micros:
+          - name: site
+            src: site
+            engine: nodejs16
+            primary: true
+            public: true
+        """, {
+        f"site/node_modules/{GONE}/package.json": json.dumps({"name": GONE, "version": "0.0.1"}),
+        f"site/node_modules/{GONE}/index.js": 'exports.hello = "brought along";',
+        "site/node_modules/.package-lock.json": json.dumps(hidden),
+        "site/package.json": json.dumps({"name": "site", "dependencies": {GONE: "^0.0.1"}}),
+        "site/package-lock.json": json.dumps(lock),
+        "site/index.js": COMMITTED_INDEX,
+    })
+    # As a clone leaves them: the lockfile checked out after node_modules, so newer.
+    site = app / "site"
+    old = time.time() - 5
+    for path in (site / "node_modules", site / "node_modules" / ".package-lock.json"):
+        os.utime(path, (old, old))
+    up = up_factory(app, "--no-reload", env=package_caches)
+    assert wait_states(up.url, {"site": "ready"}, 60) == {"site": "ready"}, up.output
+    assert _body(up.url + "/") == "brought along"
+    assert "npm ci" not in up.output, up.output

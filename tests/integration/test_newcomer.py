@@ -288,6 +288,13 @@ def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> Non
         assert status == 201, made
         note = json.loads(made)
         assert note["file"] == f"{note['key']}/list.txt"
+        # The README's App Actions commands, word for word, against the sample app.
+        listed = space_dev(app, "actions", "list", "--data-dir", str(data))
+        assert listed.returncode == 0 and "add_note" in listed.stdout, listed
+        ran = space_dev(app, "actions", "run", "add_note", "--input", "title=groceries",
+                        "--input", "stars=3", "--data-dir", str(data))
+        assert ran.returncode == 0, ran
+        assert json.loads(ran.stdout)["text"] == "groceries", ran.stdout
     finally:
         up.stop()
     again = run_up(app, "--no-reload", "--no-schedule", data_dir=data)
@@ -296,7 +303,8 @@ def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> Non
         owner = login(again.url)
         cookie = {"Cookie": f"space_session={owner}"}
         status, _, listed = fetch("GET", again.url + "/api/notes", headers=cookie)
-        assert status == 200 and [n["text"] for n in json.loads(listed)] == ["buy milk"]
+        assert status == 200, listed
+        assert sorted(n["text"] for n in json.loads(listed)) == ["buy milk", "groceries"]
         status, _, file = fetch("GET", again.url + f"/api/notes/{note['key']}/file",
                                 headers=cookie)
         assert status == 200 and file == b"milk, eggs"

@@ -361,3 +361,67 @@ def micro_pid(up, name: str) -> int:
         if f"PORT={port}\0".encode() in environ and micro in environ:
             return int(entry.name)
     raise AssertionError(f"no process of {name} on port {port}")
+
+
+# As Space's Express apps listen: a port, no host. Node alone binds that to every interface.
+NODE_ANY_HOST = """
+const http = require("http");
+const server = http.createServer((req, res) => res.end("node " + server.address().address));
+server.listen(process.env.PORT, () => console.log("listening"));
+"""
+
+
+def test_a_node_listen_without_a_host_is_on_loopback(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", """
+        v: 0
+        micros:
+          - name: web
+            src: .
+            engine: nodejs16
+            public: true
+        """, {"index.js": NODE_ANY_HOST})
+    up = run_up(app, "--no-reload", env={"NODE_OPTIONS": "--max-old-space-size=256"})
+    try:
+        up.wait_ready(30)
+        assert fetch("GET", up.url + "/")[::2] == (200, b"node 127.0.0.1")
+        assert listen_addresses(micro_port(up, "web")) == {"0100007F"}
+        time.sleep(0.3)  # the socket table is read once the micro is ready
+        assert "listens on all interfaces" not in up.output, up.output
+    finally:
+        up.stop()
+
+
+STARLETTE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def home(request):
+    return PlainTextResponse("home")
+
+app = Starlette(routes=[Route("/", home)])
+"""
+
+
+def test_the_readiness_probe_leaves_no_line_in_the_log(tmp_path: Path) -> None:
+    """uvicorn logged `"HEAD / HTTP/1.1" 405 Method Not Allowed` at every start and reload of a
+    FastAPI app: a request the user never made, answered with an error."""
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("starlette")
+    app = write_app(tmp_path / "app", """
+        v: 0
+        micros:
+          - name: web
+            src: .
+            engine: python3.9
+            run: uvicorn main:app
+            public: true
+        """, {"main.py": STARLETTE_APP})
+    up = run_up(app, "--no-reload")
+    try:
+        up.wait_ready(30)
+        assert fetch("GET", up.url + "/")[::2] == (200, b"home")
+        up.wait_for(r'web +\| .*"GET / HTTP/1.1" 200', 5)  # the user's own requests are logged
+        assert not any('"HEAD ' in line for line in up.lines), up.output
+    finally:
+        up.stop()

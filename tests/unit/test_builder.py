@@ -4,12 +4,14 @@ and App Actions' listings and inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from runtime.errors import SpaceDevError
 from runtime.supervisor.builder import installers, node_modules, python_env, requirements
 from runtime.supervisor.builder.sources import is_source, tree_print
 
@@ -35,7 +37,12 @@ def test_names_that_only_start_with_deta_are_kept(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text,added", [("fastapi\n", ("uvicorn",)),
                                         ("fastapi\nuvicorn[standard]==0.30\n", ()),
-                                        ("quart\nHypercorn\n", ())])
+                                        ("quart\nHypercorn\n", ()),
+                                        # A WSGI app gets a WSGI server, not uvicorn.
+                                        ("flask\n", ("waitress",)),
+                                        ("Flask==2.2\nrequests\n", ("waitress",)),
+                                        ("django\nwaitress\n", ()),
+                                        ("flask\nfastapi\n", ("uvicorn",))])
 def test_the_engine_default_gets_a_server_unless_one_is_listed(tmp_path: Path, text: str,
                                                                 added: tuple[str, ...]) -> None:
     assert _reqs(tmp_path, text).added == added
@@ -81,6 +88,37 @@ def test_pip_is_chosen_when_asked_and_uv_by_default() -> None:
     assert default is not None and default.name == ("uv" if installers.find_uv() else "pip")
 
 
+def test_requirements_resolve_as_of_the_day_space_stopped() -> None:
+    """Space's builder installed the newest releases of its time: an unpinned app written then
+    gets those, not today's (whose breaking changes it never met)."""
+    assert installers.as_of({}) == "2024-10-17"
+    assert installers.as_of({installers.AS_OF_VARIABLE: "latest"}) is None
+    assert installers.as_of({installers.AS_OF_VARIABLE: "2025-06-01"}) == "2025-06-01"
+    with pytest.raises(SpaceDevError, match="YYYY-MM-DD"):
+        installers.as_of({installers.AS_OF_VARIABLE: "last spring"})
+    uv = installers.Installer("uv", ("uv",))
+    command = uv.install(Path("/e"), Path("/r.txt"), "2024-10-17")
+    assert command[command.index("--exclude-newer") + 1] == "2024-10-18T00:00:00Z"
+    assert "--exclude-newer" not in uv.install(Path("/e"), Path("/r.txt"))
+    pip = installers.Installer("pip", ("pip",), dates=True)
+    assert "--uploaded-prior-to=2024-10-18T00:00:00Z" in pip.install(
+        Path("/e"), Path("/r.txt"), "2024-10-17")
+    old_pip = installers.Installer("pip", ("pip",), dates=False)
+    assert not any("prior" in a for a in old_pip.install(Path("/e"), Path("/r.txt"), "2024-10-17"))
+
+
+def test_the_day_enters_the_environment_key(tmp_path: Path, monkeypatch) -> None:
+    src = tmp_path / "api"
+    src.mkdir()
+    (src / "requirements.txt").write_text("fastapi\n")
+    space = python_env.plan(tmp_path, "app", "api", src, "python3.9", True)
+    monkeypatch.setenv(installers.AS_OF_VARIABLE, "latest")
+    newest = python_env.plan(tmp_path, "app", "api", src, "python3.9", True)
+    assert space is not None and newest is not None
+    assert space.as_of == "2024-10-17" and newest.as_of is None
+    assert space.env_dir != newest.env_dir
+
+
 def _touch(path: Path, when: float) -> None:
     os.utime(path, (when, when))
 
@@ -103,6 +141,51 @@ def test_node_modules_outdated_when_missing_or_older(tmp_path: Path) -> None:
     (tmp_path / "yarn.lock").write_text("")
     assert deps.tool()[0] == "yarn"
     assert node_modules.plan(tmp_path / "nothing", tmp_path / "m") is None
+
+
+def _committed_modules(folder: Path, hidden: dict) -> node_modules.NodeDeps:
+    """A repository that brought its node_modules along, checked out in git's order: the
+    lockfile written after node_modules, so it looks newer."""
+    packages = {"": {"dependencies": {"express": "^4.18.2"}},
+                "node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+                "node_modules/fsevents": {"version": "2.3.3", "optional": True, "os": ["darwin"]}}
+    (folder / "node_modules" / "express").mkdir(parents=True)
+    (folder / "node_modules" / "express" / "package.json").write_text('{"version": "4.18.2"}')
+    (folder / "node_modules" / ".package-lock.json").write_text(
+        json.dumps({"lockfileVersion": 3, "packages": hidden}))
+    (folder / "package.json").write_text('{"dependencies": {"express": "^4.18.2"}}')
+    (folder / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3,
+                                                          "packages": packages}))
+    now = time.time()
+    _touch(folder / "node_modules", now - 1)
+    _touch(folder / "node_modules" / ".package-lock.json", now - 1)
+    deps = node_modules.plan(folder, folder / "marker")
+    assert deps is not None
+    return deps
+
+
+def test_a_committed_node_modules_that_matches_its_lockfile_is_taken(tmp_path: Path) -> None:
+    express = {"version": "4.18.2", "resolved": "x", "integrity": "y"}
+    deps = _committed_modules(tmp_path, {"node_modules/express": express})
+    assert not deps.needed()  # npm ci would delete it first
+    assert (tmp_path / "marker").read_text() == deps.fingerprint()
+
+
+@pytest.mark.parametrize("hidden", [
+    {"node_modules/express": {"version": "4.17.0", "resolved": "x", "integrity": "z"}},
+    {},
+    {"node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+     "node_modules/left-pad": {"version": "1.0.0"}},
+])
+def test_a_node_modules_unlike_its_lockfile_is_installed(tmp_path: Path, hidden: dict) -> None:
+    assert _committed_modules(tmp_path, hidden).needed()
+
+
+def test_a_package_listed_but_missing_from_node_modules_is_installed(tmp_path: Path) -> None:
+    express = {"version": "4.18.2", "resolved": "x", "integrity": "y"}
+    deps = _committed_modules(tmp_path, {"node_modules/express": express})
+    (tmp_path / "node_modules" / "express" / "package.json").unlink()
+    assert deps.needed()
 
 
 def test_a_package_json_without_dependencies_is_installed_once(tmp_path: Path) -> None:

@@ -124,6 +124,11 @@ CASES = [
          warnings=(P("micros[0].presets.env[1].name", 9, "listed twice"),)),
     Case("static serve folder not built yet", two().replace("serve: dist", "serve: build"),
          warnings=(P("micros[0].serve", 6, "does not exist yet"),)),
+    # A fresh clone has no build output (dist is in .gitignore): `up` builds it, or runs `dev`.
+    Case("static serve folder its commands build",
+         two(first="commands:\n  - npm run build").replace("serve: dist", "serve: build")),
+    Case("static serve folder with a dev server",
+         two(first="dev: npm run dev").replace("serve: dist", "serve: build")),
     Case("missing icon", one(top="icon: nope.png\n"), warnings=(P("icon", 2, "nope.png"),)),
     # --- the top level -----------------------------------------------------------------------
     Case("v missing", one().replace("v: 0\n", ""), errors=(P("v", 1, "add `v: 0`"),)),

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.config.defaults import PACKAGES_AS_OF
+from runtime.errors import SpaceDevError
+
 # `SPACE_DEV_INSTALLER=pip` (or `uv`) forces one; bench/setup.py compares them this way.
 INSTALLER_VARIABLE = "SPACE_DEV_INSTALLER"
+# `SPACE_DEV_PACKAGES_AS_OF=2025-06-01` resolves as of another day; `latest`, as of now.
+AS_OF_VARIABLE = "SPACE_DEV_PACKAGES_AS_OF"
+LATEST = "latest"
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,7 @@ class Installer:
 
     name: str  # "uv" or "pip", as the progress line shows it
     program: tuple[str, ...]  # the command that runs the installer
+    dates: bool = True  # whether it can leave out releases made after a day
 
     def make_env(self, env_dir: Path, interpreter: str) -> list[str]:
         if self.name == "uv":
@@ -27,15 +36,40 @@ class Installer:
         # of its own: making one with pip in it costs seconds.
         return [interpreter, "-m", "venv", "--without-pip", str(env_dir)]
 
-    def install(self, env_dir: Path, requirements: Path) -> list[str]:
+    def install(self, env_dir: Path, requirements: Path, as_of: str | None = None) -> list[str]:
+        """The install command; `as_of` (a day, YYYY-MM-DD) leaves out later releases."""
         python = str(env_dir / "bin" / "python")
         if self.name == "uv":
             # Compiled at install, as pip does: uv leaves it out by default, and a micro that
             # may not write bytecode (PYTHONDONTWRITEBYTECODE) would compile on every start.
-            return [*self.program, "pip", "install", "--compile-bytecode", "--python", python,
-                    "-r", str(requirements)]
+            before = ["--exclude-newer", _end_of(as_of)] if as_of and self.dates else []
+            return [*self.program, "pip", "install", "--compile-bytecode", *before,
+                    "--python", python, "-r", str(requirements)]
+        before = [f"--uploaded-prior-to={_end_of(as_of)}"] if as_of and self.dates else []
         return [*self.program, "--python", python, "install", "--no-input",
-                "--disable-pip-version-check", "-r", str(requirements)]
+                "--disable-pip-version-check", *before, "-r", str(requirements)]
+
+
+def _end_of(day: str) -> str:
+    """The first moment after `day`, in UTC: releases of that very day are kept."""
+    after = datetime.date.fromisoformat(day) + datetime.timedelta(days=1)
+    return f"{after.isoformat()}T00:00:00Z"
+
+
+def as_of(environ: Mapping[str, str] | None = None) -> str | None:
+    """The day a micro's requirements resolve as of; None for the newest releases."""
+    text = (environ if environ is not None else os.environ).get(AS_OF_VARIABLE, "").strip()
+    if not text:
+        return PACKAGES_AS_OF
+    if text.lower() == LATEST:
+        return None
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise SpaceDevError(
+            f"{AS_OF_VARIABLE}={text!r} is neither a day nor `{LATEST}`",
+            f"give a day as YYYY-MM-DD (e.g. {PACKAGES_AS_OF}, when Space stopped), or "
+            f"`{LATEST}` for the newest releases") from None
 
 
 def find_uv() -> str | None:
@@ -51,6 +85,15 @@ def find_uv() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("uv")
+
+
+def pip_knows_dates() -> bool:
+    """Whether this pip has `--uploaded-prior-to` (newer pips do; older ones refuse it)."""
+    try:
+        from pip._internal.cli import cmdoptions
+    except ImportError:
+        return False
+    return hasattr(cmdoptions, "uploaded_prior_to")
 
 
 def pip_works() -> bool:
@@ -73,5 +116,5 @@ def choose(environ: dict[str, str] | None = None) -> Installer | None:
     if uv is not None:
         return Installer("uv", (uv,))
     if wanted != "uv" and pip_works():
-        return Installer("pip", (sys.executable, "-m", "pip"))
+        return Installer("pip", (sys.executable, "-m", "pip"), pip_knows_dates())
     return None

@@ -39,6 +39,7 @@ class PythonEnv:
     env_dir: Path  # .../envs/<app>/<micro>/<key>
     engine: str  # the Spacefile's engine (python3.9...), for the note on the interpreter
     engine_default: bool  # the launcher serves main.py's app: it needs a server
+    as_of: str | None = None  # the day its requirements resolve as of (None: the newest)
 
     @property
     def bin_dir(self) -> Path:
@@ -62,10 +63,12 @@ def plan(data_dir: Path, app: str, micro: str, src: Path, engine: str,
         reqs = requirements.read(path, engine_default)
     except OSError:
         return None
+    day = installers.as_of()
     digest = hashlib.sha256(
-        "\0".join((BUILDER_VERSION, interpreter_key(), reqs.key_text)).encode()
+        "\0".join((BUILDER_VERSION, interpreter_key(), day or "", reqs.key_text)).encode()
     ).hexdigest()[:16]
-    return PythonEnv(path, micro_envs(data_dir, app, micro) / digest, engine, engine_default)
+    return PythonEnv(path, micro_envs(data_dir, app, micro) / digest, engine, engine_default,
+                     day)
 
 
 def micro_envs(data_dir: Path, app: str, micro: str) -> Path:
@@ -112,9 +115,23 @@ async def prepare(name: str, python: PythonEnv, env: Mapping[str, str],
     listing = python.env_dir / "space-dev-requirements.txt"
     listing.write_text(reqs.install_text(), encoding="utf-8")
     count = reqs.count
+    packages = f"{count} package{'s' if count != 1 else ''}"
+    day = python.as_of if installer.dates else None
+    if python.as_of and not installer.dates:
+        printer.line(name, f"this pip cannot leave out releases made after {python.as_of} "
+                           "(uv and newer pips can): the newest releases are installed")
     done = await run_step(
-        name, installer.install(python.env_dir, listing), python.requirements.parent,
-        clean, printer, f"installing {count} package{'s' if count != 1 else ''} ({installer.name})")
+        name, installer.install(python.env_dir, listing, day), python.requirements.parent,
+        clean, printer, f"installing {packages} ({installer.name}"
+                        f"{f', as of {day}' if day else ''})")
+    if not done.ok and day:
+        # A pin on a release made after Space stopped (or an index that gives no upload
+        # times): the newest releases, rather than no environment at all.
+        printer.line(name, f"requirements.txt cannot be met as of {day} (when Space's builder "
+                           "could last install it); trying the newest releases")
+        done = await run_step(
+            name, installer.install(python.env_dir, listing), python.requirements.parent,
+            clean, printer, f"installing {packages} ({installer.name}, newest)")
     if not done.ok:
         show_failure(name, printer, done)
         await asyncio.to_thread(shutil.rmtree, python.env_dir, True)

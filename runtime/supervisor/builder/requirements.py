@@ -14,6 +14,12 @@ _INCLUDE = re.compile(r"^\s*(-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)\s*$
 # Servers the engine default's launcher serves an ASGI app with (runtime/in_micro/servers.py).
 ASGI_SERVERS = frozenset({"uvicorn", "hypercorn"})
 ENGINE_DEFAULT_SERVER = "uvicorn"
+# A WSGI app (Flask, Django...) gets waitress instead, the WSGI server the launcher prefers:
+# uvicorn would be installed for nothing, and Python's own wsgiref is no server to rely on.
+WSGI_SERVER = "waitress"
+WSGI_FRAMEWORKS = frozenset({"flask", "django", "bottle", "pyramid", "web-py", "cherrypy"})
+ASGI_FRAMEWORKS = frozenset({"fastapi", "starlette", "quart", "litestar", "sanic", "starlite",
+                             "responder", "blacksheep", "channels"})
 # The name Deta's SDK had; PyPI now gives it to an unrelated project.
 DETA = "deta"
 
@@ -69,6 +75,13 @@ def read(path: Path, engine_default: bool) -> Requirements:
         if name:
             names.add(name)
         lines.append(raw)
-    added = (ENGINE_DEFAULT_SERVER,) if engine_default and not names & ASGI_SERVERS else ()
+    added = (_server(names),) if engine_default and not names & (ASGI_SERVERS | {WSGI_SERVER}) \
+        else ()
     return Requirements(tuple(lines), frozenset(names), tuple(dropped), added,
                         "\0".join([*key_parts, *added]))
+
+
+def _server(names: set[str]) -> str:
+    """The server the engine default's app needs, judged by the framework it lists."""
+    wsgi = names & WSGI_FRAMEWORKS and not names & ASGI_FRAMEWORKS
+    return WSGI_SERVER if wsgi else ENGINE_DEFAULT_SERVER

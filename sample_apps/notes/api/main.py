@@ -107,6 +107,28 @@ async def action(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "dropped": dropped})
 
 
+# Its App Actions, as Space asked a `provide_actions` micro for them.
+ACTIONS = {"actions": [{
+    "name": "add_note", "title": "Add a note", "path": "/actions/add",
+    "input": [{"name": "title", "type": "string"},
+              {"name": "stars", "type": "number", "optional": True}],
+    "output": "@deta/detail",
+}]}
+
+
+async def declared_actions(request: web.Request) -> web.Response:
+    return web.json_response(ACTIONS)
+
+
+async def add_note_action(request: web.Request) -> web.Response:
+    """App Action `add_note`: its inputs arrive as one JSON object."""
+    given = await request.json()
+    note = {"text": str(given.get("title", "")), "at": int(time.time())}
+    if given.get("stars") is not None:
+        note["stars"] = given["stars"]
+    return web.json_response(await asyncio.to_thread(notes.put, note))
+
+
 app = web.Application()
 app.add_routes(
     [
@@ -118,5 +140,7 @@ app.add_routes(
         web.get("/health", health),
         web.get("/public/info", public_info),
         web.post("/__space/v0/actions", action),
+        web.get("/__space/actions", declared_actions),
+        web.post("/actions/add", add_note_action),
     ]
 )
