@@ -112,7 +112,9 @@ class Upstream:
             # Small enough to wait for whole: then it goes out with the head, as one write.
             first = head + await _read_exactly(body.source, length)
         while True:
-            conn = await self._connection(address)
+            # A request that cannot go again (its body streams) is sent only on a connection
+            # the kernel says is still open.
+            conn = await self._connection(address, look=first is None)
             conn.begin(head_only=method == "HEAD")
             pump: asyncio.Task[None] | None = None
             if first is not None:
@@ -131,13 +133,13 @@ class Upstream:
                 raise
             return UpstreamResponse(self, address, conn, pump, status, reason, raw)
 
-    async def _connection(self, address: Address) -> Connection:
+    async def _connection(self, address: Address, look: bool) -> Connection:
         idle = self._idle.get(address)
         if idle:
             now = time.monotonic()
             while idle:
                 conn = idle.pop()  # the most recently used: the least likely to be stale
-                if conn.reusable(now, IDLE_TIMEOUT):
+                if conn.reusable(now, IDLE_TIMEOUT, look):
                     return conn
                 conn.close()
         loop = asyncio.get_running_loop()
