@@ -53,6 +53,10 @@ class Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._final = False  # the head of the final (non-1xx) answer is in
         self._keep_alive = False  # the micro keeps the connection after this answer
+        # A body of known length: what llhttp left of it after the feed that held the head,
+        # then what is left to take without the parser.
+        self._left_after_feed: int | None = None
+        self._left: int | None = None
         self._until_close = False  # the body ends when the micro closes the connection
         self.complete = False  # the final answer ended where its framing says
         self._dirty = False  # something happened that makes the connection unfit for reuse
@@ -85,8 +89,16 @@ class Connection(asyncio.Protocol):
             self._close_transport()
             return
         self._answered = True
+        if self._left is not None:
+            self._take_body(data)
+            return
         try:
             parser.feed_data(data)
+            if self._left_after_feed is not None:
+                # The head is in and the body has a length: llhttp has nothing more to frame.
+                left, self._left_after_feed = self._left_after_feed, None
+                if not self.complete:
+                    self._left = left
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamFailed("the micro switched protocols unasked"))
         except httptools.HttpParserError as exc:
@@ -149,11 +161,35 @@ class Connection(asyncio.Protocol):
             self._until_close = _until_close(self._headers)
             if self._until_close:
                 self._dirty = True  # its end is the connection's end
+            else:
+                self._left_after_feed = _fixed_length(self._headers)
         self._wake_head()
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
             return  # a body sent to HEAD: dropped, and the connection (dirty) with it
+        if self._left_after_feed is not None:
+            self._left_after_feed -= len(body)
+        self._body(body)
+
+    def _take_body(self, data: bytes) -> None:
+        """The rest of a body of known length, passed on as it came: the bytes the loop read,
+        not a copy the parser cut from them (a copy per MiB is what 1 MiB answers cost)."""
+        left = self._left or 0
+        if len(data) >= left:
+            if len(data) > left:
+                self._dirty = True  # bytes past the announced length: never the next answer
+                data = data[:left]
+            self._left = None
+            if data:
+                self._body(data)
+            self.complete = True
+            self._wake_body()
+            return
+        self._left = left - len(data)
+        self._body(data)
+
+    def _body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._reading_paused and self.transport:
@@ -178,6 +214,8 @@ class Connection(asyncio.Protocol):
         self._final = False
         self._keep_alive = False
         self._until_close = False
+        self._left_after_feed = None
+        self._left = None
         self.complete = False
         self._status = 0
         self._head = asyncio.get_running_loop().create_future()
@@ -343,6 +381,14 @@ def _until_close(headers: list[tuple[bytes, bytes]]) -> bool:
     if coding is not None:
         return coding.rsplit(b",", 1)[-1].strip().lower() != b"chunked"
     return not length
+
+
+def _fixed_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Content-Length of a body framed by it (llhttp has checked it: digits, one value)."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value)
+    return None
 
 
 def _readable(fd: int) -> bool:

@@ -47,6 +47,8 @@ ANSWERS = {
                       "keep"),
     "/garbage": (b"NOT HTTP AT ALL\r\n\r\n", "close"),
     "/no-answer": (b"", "close"),
+    # Written in two parts (at PAUSE): the rest of the body, then bytes past its length.
+    "/long-later": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc<pause>defghijXYZ", "keep"),
     "/413": (b"HTTP/1.1 413 Too Large\r\nContent-Length: 3\r\n\r\nbig", "keep-unread"),
 }
 
@@ -102,8 +104,11 @@ class RawMicro:
                             await asyncio.sleep(self.read_delay)
                         body += await reader.read(min(65536, length - len(body)))
                 self.requests.append((number, head, body))
-                writer.write(answer)
-                await writer.drain()
+                for i, part in enumerate(answer.split(b"<pause>")):
+                    if i:
+                        await asyncio.sleep(0.05)
+                    writer.write(part)
+                    await writer.drain()
                 if after == "close":
                     break
         finally:
@@ -161,7 +166,8 @@ async def test_answers_that_end_cleanly_keep_the_connection(pool, micro, path, e
 @pytest.mark.parametrize(
     "path, method, expected",
     [("/head", "HEAD", (200, b"")), ("/until-close", "GET", (200, b"body ends at close")),
-     ("/long", "GET", (200, b"ok")), ("/close-header", "GET", (200, b"ok"))],
+     ("/long", "GET", (200, b"ok")), ("/long-later", "GET", (200, b"abcdefghij")),
+     ("/close-header", "GET", (200, b"ok"))],
 )
 async def test_answers_after_which_the_connection_is_not_reused(
     pool, micro, path, method, expected
