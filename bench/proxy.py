@@ -1,10 +1,11 @@
 """Benchmark the runtime's proxy: the same load straight to a micro and through `space-dev up`.
 
-Run: python bench/proxy.py [--duration 5] [--warmup 1] [--repeat 1] [--python-load]
-Prints one row per scenario (small answers at 32 connections, 1 MiB answers at 8, and small
-answers through the gate with an API key), for the runtime on uvloop and on the plain asyncio
-loop, with the ratio via-runtime / direct. The gated row, next to the ungated small row of the
-same run, is the cost of checking a key.
+Run: python bench/proxy.py [--duration 5] [--warmup 1] [--repeat 1] [--python-load] [--no-nginx]
+Prints one row per scenario (13-byte answers at 32 connections: public, with a session, with an
+API key; 1 MiB answers at 8), for the runtime on uvloop and on the plain asyncio loop. Each row
+holds, measured in turns in the same run: the micro direct, nginx in front of it (when
+installed), the runtime with aiohttp's client upstream (the proxy before it had its own), and the
+runtime with its own client.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +57,7 @@ import os
 from aiohttp import web
 
 PORT = os.environ["PORT"]
-SMALL = b"x" * 100
+SMALL = b"Hello, world!"  # 13 bytes
 BIG = bytes(range(256)) * 4096  # 1 MiB, built once
 HEADERS = {"X-Micro-Port": PORT}
 
@@ -88,7 +92,7 @@ class Scenario:
     path: str  # on the micro
     connections: int
     mount: str = ""  # where the micro is mounted on the runtime's origin
-    gated: bool = False  # sent with an API key to a private micro
+    credential: str = ""  # "key" (an API key) or "session" (the owner's cookie), to /private
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,16 @@ class Result:
 
 
 SCENARIOS = (
-    Scenario("small 100 B", "/small", 32),
-    Scenario("small 100 B, API key", "/small", 32, mount="/private", gated=True),
-    Scenario("big 1 MiB", "/big", 8),
+    Scenario("13 B public", "/small", 32),
+    Scenario("13 B session", "/small", 32, mount="/private", credential="session"),
+    Scenario("13 B API key", "/small", 32, mount="/private", credential="key"),
+    Scenario("1 MiB public", "/big", 8),
 )
 KEY_HEADER = "X-Space-App-Key"
+PASSWORD = "bench"
+# The runtime's upstream client: its own, or aiohttp's (an internal switch, for this comparison).
+CLIENTS = ("old", "new")
+CLIENT_SWITCH = "SPACE_DEV_PROXY_CLIENT"
 
 
 # --- load generators ---------------------------------------------------------------------------
@@ -266,9 +275,12 @@ def _descendants(root: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def running(tmp: Path, *, uvloop: bool) -> Iterator[RuntimeProcess]:
+def running(tmp: Path, *, uvloop: bool, client: str) -> Iterator[RuntimeProcess]:
     """A runtime serving the bench app from `tmp`, stopped on the way out whatever happens."""
-    env = dict(os.environ, SPACE_DEV_PASSWORD="bench")
+    env = dict(os.environ, SPACE_DEV_PASSWORD=PASSWORD)
+    env.pop(CLIENT_SWITCH, None)
+    if client == "old":
+        env[CLIENT_SWITCH] = "aiohttp"
     if not uvloop:
         blocker = tmp / "no_uvloop"
         blocker.mkdir(exist_ok=True)
@@ -276,12 +288,79 @@ def running(tmp: Path, *, uvloop: bool) -> Iterator[RuntimeProcess]:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(blocker), env.get("PYTHONPATH", "")) if p
         )
-    data_dir = tmp / ("data-uvloop" if uvloop else "data-asyncio")
-    runtime = RuntimeProcess(tmp / "app", data_dir, env, tmp)
+    data_dir = tmp / f"data-{'uvloop' if uvloop else 'asyncio'}-{client}"
+    app = tmp / f"app-{client}"
+    if not app.exists():
+        shutil.copytree(tmp / "app", app)
+    runtime = RuntimeProcess(app, data_dir, env, tmp)
     try:
         yield runtime
     finally:
         runtime.stop()
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+user root root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream micro {{ server 127.0.0.1:{micro}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://micro;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The runtime holds up to 512 KiB of a body per connection: so does nginx here.
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
+            proxy_busy_buffers_size 128k;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx_in_front(tmp: Path, micro: int) -> Iterator[str | None]:
+    """nginx (one worker, keep-alive upstream) proxying to the micro; None if not installed."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)
+    if binary is None:
+        yield None
+        return
+    folder = tmp / f"nginx-{micro}"
+    folder.mkdir(exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, micro=micro, port=port))
+    proc = subprocess.Popen([binary, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    yield None
+                    return
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def write_app(tmp: Path) -> None:
@@ -299,6 +378,28 @@ def micro_port(url: str, headers: dict[str, str]) -> int:
         return int(resp.headers["X-Micro-Port"])
 
 
+def sign_in(origin: str) -> str:
+    """The owner's session cookie, from the login form."""
+    form = urllib.parse.urlencode({"username": "dev", "password": PASSWORD, "next": "/"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    request = urllib.request.Request(
+        origin + "/__space/login", data=form.encode(), method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        urllib.request.build_opener(NoRedirect).open(request, timeout=10)
+    except urllib.error.HTTPError as err:
+        for line in err.headers.get_all("Set-Cookie") or ():
+            name, _, rest = line.partition("=")
+            if name.strip() == "space_session":
+                return f"space_session={rest.split(';', 1)[0]}"
+    raise RuntimeError("signing in to the runtime gave no session cookie")
+
+
 def create_key(runtime: RuntimeProcess) -> str:
     """An API key for the private micro, made with the CLI as a user would."""
     done = subprocess.run(
@@ -314,13 +415,14 @@ def create_key(runtime: RuntimeProcess) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table."""
+    """One line of the table: every path in front of the same micro, measured in turns."""
 
     loop: str
     scenario: Scenario
     direct: Result
-    via: Result
-    cpu_us: float | None  # the runtime's own CPU time per request it proxied
+    nginx: Result | None
+    via: dict[str, Result]  # by client
+    cpu_us: dict[str, float | None]  # the runtime's own CPU time per request it proxied
 
 
 def _median(results: list[Result]) -> Result:
@@ -328,65 +430,97 @@ def _median(results: list[Result]) -> Result:
 
 
 def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
-    """Every scenario, direct then via the runtime, for the runtime with and without uvloop."""
+    """Every scenario: direct, nginx, the old client and the new, on uvloop then asyncio."""
     load = run_python if args.python_load else run_wrk
     rows: list[Row] = []
-    for use_uvloop in (True, False):
-        with running(tmp, uvloop=use_uvloop) as runtime:
-            origin = runtime.wait_ready(START_TIMEOUT_S)
-            key_headers = {KEY_HEADER: create_key(runtime)}
-            seen = runtime.uses_uvloop()
-            loop = "uvloop" if use_uvloop else "asyncio"
-            if seen is not None and seen != use_uvloop:
-                raise RuntimeError(f"wanted the runtime on {loop}, but uvloop loaded: {seen}")
-            print(f"runtime on {loop}: {origin}/", flush=True)
+    loops = [True, False] if args.loop == "both" else [args.loop == "uvloop"]
+    for use_uvloop in loops:
+        loop = "uvloop" if use_uvloop else "asyncio"
+        with contextlib.ExitStack() as stack:
+            runtimes = {c: stack.enter_context(running(tmp, uvloop=use_uvloop, client=c))
+                        for c in CLIENTS}
+            origins, credentials = {}, {}
+            for client, runtime in runtimes.items():
+                origins[client] = runtime.wait_ready(START_TIMEOUT_S)
+                seen = runtime.uses_uvloop()
+                if seen is not None and seen != use_uvloop:
+                    raise RuntimeError(f"wanted the runtime on {loop}, but uvloop loaded: {seen}")
+                credentials[client] = {
+                    "key": {KEY_HEADER: create_key(runtime)},
+                    "session": {"Cookie": sign_in(origins[client])},
+                    "": {},
+                }
+            print(f"runtime on {loop}: new {origins['new']}/, old {origins['old']}/", flush=True)
+            public_port = micro_port(origins["new"] + "/small", {})
+            nginx = (stack.enter_context(nginx_in_front(tmp, public_port))
+                     if args.nginx else None)
             for sc in SCENARIOS:
-                headers = key_headers if sc.gated else {}
-                via_url = origin + sc.mount + sc.path
-                direct_url = f"http://127.0.0.1:{micro_port(via_url, headers)}{sc.path}"
+                urls = {c: origins[c] + sc.mount + sc.path for c in CLIENTS}
+                headers = {c: credentials[c][sc.credential] for c in CLIENTS}
+                port = micro_port(urls["new"], headers["new"])
+                direct_url = f"http://127.0.0.1:{port}{sc.path}"
+                nginx_url = nginx + sc.path if nginx and not sc.mount else None
                 if args.warmup > 0:
                     load(direct_url, sc.connections, args.warmup, {})
-                    load(via_url, sc.connections, args.warmup, headers)
-                directs, vias, cpus = [], [], []
-                # Direct and via alternate, so a neighbour's burst of load spoils both alike.
+                    if nginx_url:
+                        load(nginx_url, sc.connections, args.warmup, {})
+                    for c in CLIENTS:
+                        load(urls[c], sc.connections, args.warmup, headers[c])
+                directs, nginxes = [], []
+                vias: dict[str, list[Result]] = {c: [] for c in CLIENTS}
+                cpus: dict[str, list[float]] = {c: [] for c in CLIENTS}
+                # In turns, so a neighbour's burst of load spoils all of them alike.
                 for _ in range(args.repeat):
                     directs.append(load(direct_url, sc.connections, args.duration, {}))
-                    before = runtime.cpu_seconds()
-                    vias.append(load(via_url, sc.connections, args.duration, headers))
-                    after = runtime.cpu_seconds()
-                    if before is not None and after is not None and vias[-1].requests:
-                        cpus.append((after - before) / vias[-1].requests * 1e6)
-                cpu = sorted(cpus)[len(cpus) // 2] if cpus else None
-                row = Row(loop, sc, _median(directs), _median(vias), cpu)
+                    if nginx_url:
+                        nginxes.append(load(nginx_url, sc.connections, args.duration, {}))
+                    for c in CLIENTS:
+                        before = runtimes[c].cpu_seconds()
+                        result = load(urls[c], sc.connections, args.duration, headers[c])
+                        vias[c].append(result)
+                        after = runtimes[c].cpu_seconds()
+                        if before is not None and after is not None and result.requests:
+                            cpus[c].append((after - before) / result.requests * 1e6)
+                row = Row(
+                    loop, sc, _median(directs), _median(nginxes) if nginxes else None,
+                    {c: _median(vias[c]) for c in CLIENTS},
+                    {c: sorted(cpus[c])[len(cpus[c]) // 2] if cpus[c] else None
+                     for c in CLIENTS},
+                )
                 rows.append(row)
-                print(f"  {sc.name} c{sc.connections}: {row.direct.rps:,.0f} direct, "
-                      f"{row.via.rps:,.0f} via runtime", flush=True)
+                shown = ", ".join(f"{row.via[c].rps:,.0f} {c} client" for c in CLIENTS)
+                front = f", {row.nginx.rps:,.0f} nginx" if row.nginx else ""
+                print(f"  {sc.name} c{sc.connections}: {row.direct.rps:,.0f} direct{front}, "
+                      f"{shown}", flush=True)
     return rows
 
 
 def table(rows: list[Row], tool: str) -> str:
     """The results as a Markdown table, then the machine and the ratios."""
     out = [
-        "| scenario | direct req/s | via runtime req/s | ratio | direct p50/p99 ms "
-        "| runtime p50/p99 ms | runtime CPU us/req |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | direct | nginx | old client | new client | new / direct | new / nginx "
+        "| new / old | p99 ms direct / nginx / old / new | CPU us/req old / new |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        d, v = r.direct, r.via
-        errs = f" ({d.errors}/{v.errors} errors)" if d.errors or v.errors else ""
-        cpu = "n/a" if r.cpu_us is None else f"{r.cpu_us:,.0f}"
+        d, n, old, new = r.direct, r.nginx, r.via["old"], r.via["new"]
+        results = [d, *([n] if n else []), old, new]
+        errors = sum(x.errors for x in results)
+        errs = f" ({errors} errors)" if errors else ""
+        cpu = " / ".join("n/a" if r.cpu_us[c] is None else f"{r.cpu_us[c]:,.0f}"
+                         for c in CLIENTS)
+        p99 = " / ".join("-" if x is None else f"{x.p99_ms:.2f}" for x in (d, n, old, new))
         out.append(
-            f"| {r.scenario.name}, c{r.scenario.connections}, runtime on {r.loop}{errs} "
-            f"| {d.rps:,.0f} | {v.rps:,.0f} | {v.rps / d.rps:.2f}x "
-            f"| {d.p50_ms:.2f} / {d.p99_ms:.2f} | {v.p50_ms:.2f} / {v.p99_ms:.2f} | {cpu} |"
+            f"| {r.scenario.name}, c{r.scenario.connections}, {r.loop}{errs} "
+            f"| {d.rps:,.0f} | {'-' if n is None else f'{n.rps:,.0f}'} | {old.rps:,.0f} "
+            f"| {new.rps:,.0f} | {new.rps / d.rps:.2f}x "
+            f"| {'-' if n is None else f'{new.rps / n.rps:.2f}x'} | {new.rps / old.rps:.2f}x "
+            f"| {p99} | {cpu} |"
         )
     out.append("")
-    out.append(f"cores: {os.cpu_count()}; load: {tool}; the load generator, the runtime and the "
-               "micro share them")
-    ratios = ", ".join(
-        f"{r.scenario.name} on {r.loop} {r.via.rps / r.direct.rps:.2f}x" for r in rows
-    )
-    out.append(f"ratios (via runtime / direct): {ratios}")
+    out.append(f"cores: {os.cpu_count()}; load: {tool}; the load generator, nginx, the runtimes "
+               "and the micro share them. req/s; nginx: one worker, keep-alive upstream, 8x64k "
+               "buffers; it is measured on public rows only")
     return "\n".join(out)
 
 
@@ -403,6 +537,10 @@ def main() -> int:
                         help="measure each pair this many times and keep the median")
     parser.add_argument("--python-load", action="store_true",
                         help="use the aiohttp load generator even when wrk is installed")
+    parser.add_argument("--no-nginx", dest="nginx", action="store_false",
+                        help="leave nginx out even when it is installed")
+    parser.add_argument("--loop", choices=("both", "uvloop", "asyncio"), default="both",
+                        help="the runtime's event loop(s)")
     args = parser.parse_args()
     if not args.python_load and shutil.which("wrk") is None:
         args.python_load = True

@@ -251,7 +251,8 @@ def _tune_memory() -> None:
 
 
 def _use_fast_loop() -> None:
-    """uvloop when installed: with it large responses stream faster (see bench/proxy.py)."""
+    """uvloop (a dependency) when it imports: with it the proxy spends less CPU per request on
+    small and on 1 MiB answers alike (bench/proxy.py); else asyncio's own loop."""
     try:
         import uvloop
     except ImportError:

@@ -50,6 +50,12 @@ class CollectedBody:
         while piece := await asyncio.to_thread(file.read, _READ_SIZE):
             yield piece
 
+    def content(self) -> bytes | IO[bytes]:
+        """The whole body for the upstream client: bytes, or the file (read from its start)."""
+        if self._file is not None:
+            return self._file
+        return b"".join(self._pieces)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,16 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
+from runtime.serve.upstream import (
+    RequestBody,
+    StreamedBody,
+    Upstream,
+    UpstreamFailed,
+    UpstreamResponse,
+    UpstreamUnavailable,
+)
+
+__all__ = ["Proxy", "UpgradeRefused", "UpstreamFailed", "UpstreamUnavailable"]
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -40,15 +51,11 @@ _WS_HANDSHAKE = (
 # Bodies up to this size are read whole and sent in one write: fewer syscalls for small answers.
 _SMALL_BODY = 64 * 1024
 
+# Internal, for bench/proxy.py's side-by-side figures only: set to "aiohttp", requests go
+# through aiohttp's client as they did before the proxy had its own.
+_CLIENT_SWITCH = "SPACE_DEV_PROXY_CLIENT"
+
 Address = tuple[str, int]
-
-
-class UpstreamUnavailable(Exception):
-    """The micro could not be reached (nothing was sent, so trying again is safe)."""
-
-
-class UpstreamFailed(Exception):
-    """The request reached the micro, but no answer came back."""
 
 
 class UpgradeRefused(Exception):
@@ -94,7 +101,7 @@ def upstream_headers(
     return out
 
 
-def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+def _response_headers(upstream: aiohttp.ClientResponse | UpstreamResponse) -> CIMultiDict[str]:
     dropped = connection_tokens(upstream.headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
@@ -119,9 +126,12 @@ def is_websocket(request: web.Request) -> bool:
 
 
 class Proxy:
-    """One pooled client session shared by every request to every micro of the runtime."""
+    """Every request to every micro of the runtime, over connections pooled per micro; the
+    WebSockets and the runtime's own calls (actions) over one aiohttp client session."""
 
     def __init__(self) -> None:
+        self._upstream = Upstream()
+        self._legacy = os.environ.get(_CLIENT_SWITCH) == "aiohttp"
         self._session: aiohttp.ClientSession | None = None
         self._inflight: Counter[Address] = Counter()
         self._idle = asyncio.Event()
@@ -141,8 +151,10 @@ class Proxy:
         # have done the work (or crashed on it) already, so the gate decides instead.
         if hasattr(self._session, "_retry_connection"):
             self._session._retry_connection = False
+        self._upstream.start()
 
     async def close(self) -> None:
+        await self._upstream.close()
         if self._session is not None:
             await self._session.close()
 
@@ -185,6 +197,71 @@ class Proxy:
         The body is the client's own stream, or `body` when the gate collected it (a chunked
         one, which then goes with its `Content-Length`: never chunked upstream).
         """
+        if self._legacy:
+            return await self._forward_aiohttp(request, address, path_qs, headers, body)
+        sent: RequestBody = None
+        if body is not None:
+            sent = body.content()
+        elif request.body_exists:
+            if request.content_length is None:
+                raise ValueError("a chunked request body is collected before it is forwarded")
+            sent = StreamedBody(request.content, request.content_length)
+        with self.busy(address):
+            upstream = await self._upstream.request(
+                address, request.method, path_qs, headers, sent
+            )
+            try:
+                return await self._relay(request, upstream)
+            finally:
+                await upstream.release()
+
+    async def _relay(self, request: web.Request, upstream: UpstreamResponse) -> web.StreamResponse:
+        headers = _response_headers(upstream)
+        length = upstream.content_length
+        if has_no_body(request.method, upstream.status):
+            # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read.
+            response = web.StreamResponse(
+                status=upstream.status, reason=upstream.reason, headers=headers
+            )
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        if length is not None and length <= _SMALL_BODY:
+            body = await upstream.read()
+            headers.popall("Content-Length", None)
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers, body=body
+            )
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=headers
+        )
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        try:
+            # Pieces go on as they arrive: re-cutting them to a fixed size copies every byte
+            # again (uvloop reads 256,000 bytes at a time, not 256 KiB; see bench/proxy.py).
+            while chunk := await upstream.next_chunk():
+                await response.write(chunk)
+        except (ConnectionResetError, UpstreamFailed):
+            # The browser went away, or the micro broke off mid-body. The answer is already
+            # started, so the client's connection is closed: it sees a cut body, not a hang.
+            upstream.close()
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+    async def _forward_aiohttp(
+        self,
+        request: web.Request,
+        address: Address,
+        path_qs: str,
+        headers: CIMultiDict[str],
+        body: CollectedBody | None,
+    ) -> web.StreamResponse:
+        """The same through aiohttp's client (`SPACE_DEV_PROXY_CLIENT=aiohttp`, for the bench)."""
         url = upstream_url("http", address, path_qs)
         data: object = None
         if body is not None:
@@ -210,11 +287,11 @@ class Proxy:
                 # it again could do twice what the micro did once, so it is reported instead.
                 raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
             try:
-                return await self._relay(request, upstream)
+                return await self._relay_aiohttp(request, upstream)
             finally:
                 await upstream_cm.__aexit__(None, None, None)
 
-    async def _relay(
+    async def _relay_aiohttp(
         self, request: web.Request, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         headers = _response_headers(upstream)

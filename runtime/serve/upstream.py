@@ -1,0 +1,347 @@
+"""The proxy's HTTP/1.1 client for micros: keep-alive connections pooled per address, the
+request head written in one write, bodies streamed both ways with backpressure.
+
+A request body is none, a stream of a length known before it starts (`StreamedBody`), or a
+collected body of known length (bytes, or a seekable file read from its start). A request is
+never sent chunked: whatever the client sent, the micro gets a Content-Length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from multidict import CIMultiDict
+
+from runtime.serve.upstream_connection import (
+    Connection,
+    StaleConnection,
+    UpstreamFailed,
+    UpstreamUnavailable,
+)
+
+__all__ = [
+    "StreamedBody",
+    "Upstream",
+    "UpstreamFailed",
+    "UpstreamResponse",
+    "UpstreamUnavailable",
+]
+
+Address = tuple[str, int]
+
+# Idle connections close after 4 s, before the micro's own idle timeout (5 s in Node.js and
+# uvicorn) can close one just as a request is sent on it.
+IDLE_TIMEOUT = 4.0
+CONNECT_TIMEOUT = 5.0
+# Idle connections kept per micro: enough for a burst, not a file descriptor per request ever.
+MAX_IDLE = 128
+# A body this small goes out in the same write as the head: one syscall, and a request sent
+# whole at once is one whose idle-closed connection can be told for sure (see `_stale`).
+ONE_WRITE = 16 * 1024
+PIECE = 256 * 1024
+# Characters a request line or header may not carry (RFC 9110 5.5): no header injection.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Methods whose requests carry Content-Length: 0 when they have no body (RFC 9110 8.6).
+_BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+
+
+class AsyncReadable(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StreamedBody:
+    """A body read from a stream as it arrives (aiohttp's `request.content`), of a length
+    known before it starts (the client's Content-Length)."""
+
+    source: AsyncReadable
+    length: int
+
+
+RequestBody = None | bytes | IO[bytes] | StreamedBody
+
+
+class Upstream:
+    """Connections to every micro of the runtime, pooled per address."""
+
+    def __init__(self) -> None:
+        self._idle: dict[Address, deque[Connection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+    async def request(
+        self,
+        address: Address,
+        method: str,
+        target: str,
+        headers: CIMultiDict[str],
+        body: RequestBody = None,
+    ) -> UpstreamResponse:
+        """Send one request and return once the final answer's head is in.
+
+        Raises UpstreamUnavailable when the micro could not be reached (nothing was sent),
+        UpstreamFailed when it was sent and no answer came. A pooled connection the micro had
+        closed as idle is not an answer: the request goes again, on another connection.
+        """
+        length = _body_length(body)
+        head = encode_head(method, target, headers, address, length)
+        first: bytes | None = None
+        if length is None or length == 0:
+            first = head
+        elif isinstance(body, bytes) and len(head) + length <= ONE_WRITE:
+            first = head + body
+        elif isinstance(body, StreamedBody) and length <= ONE_WRITE:
+            # Small enough to wait for whole: then it goes out with the head, as one write.
+            first = head + await _read_exactly(body.source, length)
+        while True:
+            # A request that cannot go again (its body streams) is sent only on a connection
+            # the kernel says is still open.
+            conn = await self._connection(address, look=first is None)
+            conn.begin(head_only=method == "HEAD")
+            pump: asyncio.Task[None] | None = None
+            if first is not None:
+                conn.write(first, whole=True)
+            else:
+                conn.write(head)
+                pump = asyncio.create_task(_send_body(conn, body, length or 0))
+            try:
+                status, reason, raw = await conn.answer_head()
+            except StaleConnection:
+                conn.close()
+                continue
+            except BaseException:
+                conn.close()
+                await _stop(pump)
+                raise
+            return UpstreamResponse(self, address, conn, pump, status, reason, raw)
+
+    async def _connection(self, address: Address, look: bool) -> Connection:
+        idle = self._idle.get(address)
+        if idle:
+            now = time.monotonic()
+            while idle:
+                conn = idle.pop()  # the most recently used: the least likely to be stale
+                if conn.reusable(now, IDLE_TIMEOUT, look):
+                    return conn
+                conn.close()
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, conn = await loop.create_connection(Connection, address[0], address[1])
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamUnavailable(
+                f"cannot connect to {address[0]}:{address[1]} ({exc or 'timed out'})"
+            ) from exc
+        return conn
+
+    def _put_back(self, address: Address, conn: Connection) -> None:
+        conn.done(time.monotonic())
+        idle = self._idle.setdefault(address, deque())
+        if self._closed or len(idle) >= MAX_IDLE:
+            conn.close()
+        else:
+            idle.append(conn)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for address, idle in list(self._idle.items()):
+            while idle and (idle[0].closed or now - idle[0].idle_since >= IDLE_TIMEOUT):
+                idle.popleft().close()
+            if not idle:
+                del self._idle[address]
+        if not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(1.0, self._sweep)
+
+
+class UpstreamResponse:
+    """A micro's answer: its head at once, the body read as it comes. `release` when done."""
+
+    def __init__(
+        self,
+        pool: Upstream,
+        address: Address,
+        conn: Connection,
+        pump: asyncio.Task[None] | None,
+        status: int,
+        reason: bytes,
+        raw: list[tuple[bytes, bytes]],
+    ) -> None:
+        self._pool = pool
+        self._address = address
+        self._conn = conn
+        self._pump = pump
+        self._released = False
+        self.status = status
+        self.reason = reason.decode("utf-8", "surrogateescape")
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in raw:
+            headers.add(
+                name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
+            )
+        self.headers = headers
+        self.content_length = _content_length(headers)
+
+    async def read(self) -> bytes:
+        """The whole body (for small ones)."""
+        pieces = []
+        while chunk := await self._conn.next_chunk():
+            pieces.append(chunk)
+        return b"".join(pieces)
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body as it came; b"" at its end."""
+        return await self._conn.next_chunk()
+
+    async def release(self) -> None:
+        """The connection goes back to the pool if the exchange ended cleanly, else closes."""
+        if self._released:
+            return
+        self._released = True
+        conn = self._conn
+        if self._pump is not None and not self._pump.done():
+            # The micro answered before it read the whole request: the connection is spent.
+            conn.close()
+            await _stop(self._pump)
+            return
+        if conn.finished_cleanly():
+            self._pool._put_back(self._address, conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        """End the exchange at once: the connection is not reused."""
+        self._conn.close()
+
+
+def encode_head(
+    method: str, target: str, headers: CIMultiDict[str], address: Address, length: int | None
+) -> bytes:
+    """The request line and headers, as the gate shaped them, with the body's own framing.
+
+    Header names and values go out as the bytes they came in as (aiohttp reads them as UTF-8
+    with surrogate escapes). Content-Length is the body's; Transfer-Encoding is never sent.
+    """
+    parts = [method, " ", target, " HTTP/1.1\r\n"]
+    fields = [method, target]
+    host = False
+    client_length = False
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower == "content-length":
+            client_length = True
+            continue
+        if lower == "transfer-encoding":
+            continue
+        if lower == "host":
+            host = True
+        parts += (name, ": ", value, "\r\n")
+        fields += (name, value)
+    if not host:
+        literal = f"[{address[0]}]" if ":" in address[0] else address[0]
+        parts.append(f"Host: {literal}:{address[1]}\r\n")
+    if length is not None:
+        parts.append(f"Content-Length: {length}\r\n")
+    elif client_length or method in _BODY_EXPECTED:
+        parts.append("Content-Length: 0\r\n")
+    parts.append("\r\n")
+    if _CONTROL.search("\t".join(fields)) or " " in method or " " in target:
+        raise ValueError("a control character or space in the request line, or a header")
+    return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+def _body_length(body: RequestBody) -> int | None:
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        return len(body)
+    if isinstance(body, StreamedBody):
+        return body.length
+    body.seek(0, 2)
+    size = body.tell()
+    body.seek(0)
+    return size
+
+
+def _content_length(headers: CIMultiDict[str]) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None or "Transfer-Encoding" in headers:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def _read_exactly(source: AsyncReadable, length: int) -> bytes:
+    pieces = []
+    remaining = length
+    while remaining > 0:
+        piece = await source.read(remaining)
+        if not piece:
+            raise UpstreamFailed("the request body ended before its Content-Length")
+        pieces.append(piece)
+        remaining -= len(piece)
+    return b"".join(pieces)
+
+
+async def _send_body(conn: Connection, body: RequestBody, length: int) -> None:
+    """Write the body after the head, waiting whenever the micro reads slower than it comes.
+    A body that breaks off (the client went away) closes the connection: the micro sees a cut
+    request, never a shorter one that looks whole."""
+    remaining = length
+    try:
+        if isinstance(body, bytes):
+            conn.write(body)
+            remaining = 0
+        elif isinstance(body, StreamedBody):
+            while remaining > 0 and not conn.closed:
+                piece = await body.source.read(min(PIECE, remaining))
+                if not piece:
+                    break
+                conn.write(piece)
+                remaining -= len(piece)
+                await conn.drain()
+        elif body is not None:
+            body.seek(0)
+            while remaining > 0 and not conn.closed:
+                piece = body.read(min(PIECE, remaining))
+                if not piece:
+                    break
+                conn.write(piece)
+                remaining -= len(piece)
+                await conn.drain()
+    except Exception:
+        # The connection closed (the answer, or its absence, tells what happened), or the
+        # client's body broke off: either way this connection carries nothing more.
+        conn.close()
+        return
+    if remaining > 0:
+        conn.close()
+    else:
+        conn.request_done = True
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
