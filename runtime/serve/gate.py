@@ -306,8 +306,6 @@ class Gate:
         owner: bool,
         body: CollectedBody | None,
     ) -> web.StreamResponse:
-        # A micro's output can hold secrets: only its owner sees it on an error page.
-        logs = self._printer.last_lines(runner.name, 30) if owner else []
         runner.requests += 1
         deadline = time.monotonic() + self._request_wait
         websocket = is_websocket(request)
@@ -315,7 +313,7 @@ class Gate:
         while True:
             address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
             if address is None:
-                return self._unavailable(request, runner, logs, owner)
+                return self._unavailable(request, runner, owner)
             try:
                 if websocket:
                     return await self._proxy.forward_websocket(request, address, path_qs, headers)
@@ -343,19 +341,24 @@ class Gate:
                     request, micro=runner.name, state=runner.state.value, owner=owner,
                     title=f"The micro {runner.name} did not answer",
                     detail="The connection closed before a response.",
-                    owner_detail=str(err), lines=logs,
+                    owner_detail=str(err), lines=self._logs(runner, owner),
                     failures=runner.failures, last_exit=runner.last_exit,
                 )
             except UpstreamUnavailable:
                 # The process behind `address` went away before anything was sent (a crash, or
                 # the old side of a reload): ask again where the micro lives now.
                 if time.monotonic() >= deadline:
-                    return self._unavailable(request, runner, logs, owner)
+                    return self._unavailable(request, runner, owner)
                 if runner.address == address:
                     await asyncio.sleep(0.05)  # let the supervisor notice the exit
 
+    def _logs(self, runner: MicroRunner, owner: bool) -> list[str]:
+        """The micro's last output lines for its error page: they can hold secrets, so only its
+        owner sees them. Read only when a page is made, never per request."""
+        return self._printer.last_lines(runner.name, 30) if owner else []
+
     def _unavailable(
-        self, request: web.Request, runner: MicroRunner, logs: list[str], owner: bool
+        self, request: web.Request, runner: MicroRunner, owner: bool
     ) -> web.Response:
         state = runner.state
         if state is State.CRASHED:
@@ -368,7 +371,7 @@ class Gate:
             title = f"The micro {runner.name} is not ready"
             detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
         return micro_error(request, micro=runner.name, state=state.value, owner=owner,
-                           title=title, detail=detail, lines=logs,
+                           title=title, detail=detail, lines=self._logs(runner, owner),
                            failures=runner.failures, last_exit=runner.last_exit)
 
 
