@@ -113,7 +113,7 @@ SCENARIOS = (
     Scenario("1 MiB public", "/big", 8),
 )
 KEY_HEADER = "X-Space-App-Key"
-PASSWORD = "bench"
+PASSWORD = "bench password"
 # The runtime's upstream client: its own, or aiohttp's (an internal switch, for this comparison).
 CLIENTS = ("old", "new")
 CLIENT_SWITCH = "SPACE_DEV_PROXY_CLIENT"

@@ -240,7 +240,7 @@ class RuntimeProcess:
         self.reloads: list[float] = []  # seconds, as each `reloaded in X s` line says
         self._ready = threading.Event()
         self._watching = threading.Event()
-        env = dict(os.environ, SPACE_DEV_PASSWORD="bench")
+        env = dict(os.environ, SPACE_DEV_PASSWORD="bench password")
         # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
         # in order (SIGINT first) instead of both racing to exit.
         self.proc = subprocess.Popen(
