@@ -118,6 +118,23 @@ def is_reserved_header(lower_name: str) -> bool:
     )
 
 
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of the first cookie called `name` in a Cookie header, or None.
+
+    Read with the same split as `without_cookies`, so the cookie the gate checks is the cookie it
+    takes out; and several times cheaper than aiohttp's `request.cookies`, which makes a Morsel
+    of every cookie of the header on each request.
+    """
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]  # a quoted value, as RFC 6265 allows
+            return value
+    return None
+
+
 def without_cookies(header: str, names: frozenset[str]) -> str:
     """A Cookie header minus the named cookies, every other pair kept as it was sent.
 
@@ -233,13 +250,13 @@ class Gate:
             value = headers.get(name)
             if value is not None:
                 return self._identity.key(self._app, value.strip()), False
-        if auth.key_cookies or SESSION_COOKIE in headers.get("Cookie", ""):
-            cookies = request.cookies
+        cookies = "; ".join(headers.getall("Cookie", ()))
+        if auth.key_cookies or SESSION_COOKIE in cookies:
             for name in auth.key_cookies:
-                value = cookies.get(name)
+                value = cookie_value(cookies, name)
                 if value is not None:
                     return self._identity.key(self._app, value), True
-            session = cookies.get(SESSION_COOKIE)
+            session = cookie_value(cookies, SESSION_COOKIE)
             if session:
                 return self._identity.session(session), True
         return None, False
