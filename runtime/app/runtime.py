@@ -303,7 +303,7 @@ class Runtime:
             host, self.store, self.identity, self.printer,
             lambda values: self.save_env(host, values), self.refresh, self.spawn,
             lambda micro, reason: self.restart(host, micro, reason, by_owner=True),
-            self.scheduler,
+            self.scheduler, self.app_actions,
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.keys import check_custom_value, new_key
+from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
@@ -69,6 +70,7 @@ class SettingsContext:
     spawn: Callable[[Coroutine[Any, Any, Any]], None]  # a background task the runtime owns
     restart: Callable[[str, str], Coroutine[Any, Any, Any]]  # (micro, reason)
     scheduler: Scheduler  # runs actions now, and knows when they run next
+    app_actions: AppActions | None = None  # the micros' App Actions, asked when shown
 
 
 # --- who is asking ------------------------------------------------------------------------------

@@ -78,10 +78,10 @@ class Settings:
     async def show(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         if request.query.get("done") == "action-failed":
             error = self._run_notice(request.query.get("action", ""))
-            return self._render(request, principal, error=error)
-        return self._render(request, principal, notice=self._notice(request))
+            return await self._render(request, principal, error=error)
+        return await self._render(request, principal, notice=self._notice(request))
 
-    def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
+    async def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
                 notice: str = "", error: str = "", new_key: dict[str, str] | None = None,
                 key_form: dict[str, str] | None = None) -> web.Response:
         ctx = self._ctx
@@ -97,6 +97,11 @@ class Settings:
              "running": ctx.scheduler.running(ctx.app.name, a.id)}
             for a in sf.actions
         ]
+        app_actions = []
+        if ctx.app_actions is not None and any(m.provide_actions for m in sf.micros):
+            # Asked of the micros now (their list may change with a save); one still starting
+            # is not waited for long: the App Actions page waits longer.
+            app_actions = (await ctx.app_actions.listing(ctx.app.name, wait=0.5)).actions
         return page(
             "settings.html", status=status, title=f"{ctx.app.name} settings",
             app=ctx.app, user=principal.user or "", micros=micros,
@@ -109,6 +114,7 @@ class Settings:
             key_headers=ctx.app.config.auth.key_headers,
             key_cookies=ctx.app.config.auth.key_cookies,
             rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,
+            app_actions=app_actions,
             notice=notice, error=error, address=_address(request.path, new_key is not None),
         )
 
@@ -184,7 +190,7 @@ class Settings:
         try:
             restarted = await save_env_changes(self._ctx, changes)
         except SpaceDevError as err:
-            return self._render(request, principal, status=400, error=_say(err))
+            return await self._render(request, principal, status=400, error=_say(err))
         raise _back("env-saved", "configuration", restarted=",".join(restarted))
 
     async def create_key(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -195,11 +201,11 @@ class Settings:
                                      fields["client_type"], fields["value"] or None)
         except SpaceDevError as err:
             status = 409 if isinstance(err, Conflict) else 400
-            return self._render(request, principal, status=status, error=_say(err),
+            return await self._render(request, principal, status=status, error=_say(err),
                                 key_form=fields)
         # The key is shown on this response only (no redirect: it must never be in a URL).
         shown = {"name": record.name, "key": key, "curl": self._curl(request, key)}
-        return self._render(request, principal, status=201, new_key=shown)
+        return await self._render(request, principal, status=201, new_key=shown)
 
     async def key_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name, action = request.match_info["name"], request.match_info["action"]
@@ -211,7 +217,7 @@ class Settings:
             else:
                 return problem(request, 404, "Not found")
         except NotFound as err:
-            return self._render(request, principal, status=404, error=_say(err))
+            return await self._render(request, principal, status=404, error=_say(err))
         raise _back(f"key-{action}d", "keys", key=name)
 
     async def run_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -221,9 +227,9 @@ class Settings:
         except UnknownAction as err:
             return problem(request, 404, "No such action", _say(err))
         except AlreadyRunning as err:
-            return self._render(request, principal, status=409, error=_say(err))
+            return await self._render(request, principal, status=409, error=_say(err))
         except SpaceDevError as err:  # the run could not be kept (a broken data dir)
-            return self._render(request, principal, status=500, error=_say(err))
+            return await self._render(request, principal, status=500, error=_say(err))
         raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
 
     def _run_notice(self, action_id: str) -> str:

@@ -157,6 +157,11 @@ def test_actions_run_says_what_is_wrong_with_the_inputs(running: Running) -> Non
 def test_the_settings_page_lists_and_runs_an_action(running: Running) -> None:
     status, settings = running.call("GET", "/__space/settings")
     assert status == 200 and "/__space/settings/app-actions" in settings
+    # The settings page itself lists each action with its inputs, as Space's did.
+    actions_card = settings[settings.index('id="actions"'):]
+    assert 'action="/__space/settings/app-actions/add_note"' in actions_card
+    assert 'name="input.title"' in actions_card and 'name="input.pinned"' in actions_card
+    assert "Always fails" in actions_card
     status, listing = running.call("GET", "/__space/settings/app-actions")
     assert status == 200
     assert "Add a note" in listing and 'name="input.title"' in listing
