@@ -44,30 +44,25 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
     async def handle_action(request: web.Request) -> web.Response:
         if not allowed(request):
             return web.json_response({"errors": ["Unauthorized"]}, status=401)
-        try:
-            body = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        target = body.get("app", app_name) if isinstance(body, dict) else None
-        if not isinstance(target, str):
-            return web.json_response(
-                {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
+        body = await _json_object(request)
+        target = _target_app(body, app_name)
+        if body is None or target is None:
+            return _bad_body()
         return await run_answer(run_action, target, request.match_info["id"])
 
     async def handle_app_actions(request: web.Request) -> web.Response:
         if not allowed(request):
             return web.json_response({"errors": ["Unauthorized"]}, status=401)
         body = await _json_object(request)
-        target = body.get("app", app_name) if body is not None else None
-        if not isinstance(target, str):
-            return web.json_response(
-                {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
+        target = _target_app(body, app_name)
+        if body is None or target is None:
+            return _bad_body()
         name = request.match_info.get("name")
         if name is None:
             listing = await app_actions.listing(target, wait=2.0)
             return web.json_response({"actions": [a.as_dict() for a in listing.actions],
                                       "problems": listing.problems})
-        inputs = body.get("inputs", {}) if body is not None else None
+        inputs = body.get("inputs", {})
         if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
             return web.json_response(
                 {"errors": ['"inputs" must be an object of text values']}, status=400)
@@ -82,6 +77,17 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
     app.router.add_post(ACTIONS_PATH + "{id}", handle_action)
     app.router.add_post(APP_ACTIONS_PATH, handle_app_actions)
     app.router.add_post(APP_ACTIONS_PATH + "/{name}", handle_app_actions)
+
+
+def _target_app(body: dict[str, Any] | None, default: str) -> str | None:
+    """The app a CLI call names (default: this origin's), or None when it names no text."""
+    target = body.get("app", default) if body is not None else None
+    return target if isinstance(target, str) else None
+
+
+def _bad_body() -> web.Response:
+    return web.json_response(
+        {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
 
 
 async def _json_object(request: web.Request) -> dict[str, Any] | None:
