@@ -35,10 +35,6 @@ class CollectedBody:
         self._file = file
         self.size = size
 
-    @property
-    def in_file(self) -> bool:
-        return self._file is not None
-
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body from its start (each call starts over: a retry sends it again)."""
         file = self._file

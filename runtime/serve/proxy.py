@@ -16,6 +16,7 @@ from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
 from runtime.serve.upstream import (
+    ONE_WRITE,
     RequestBody,
     StreamedBody,
     Upstream,
@@ -205,7 +206,12 @@ class Proxy:
         elif request.body_exists:
             if request.content_length is None:
                 raise ValueError("a chunked request body is collected before it is forwarded")
-            sent = StreamedBody(request.content, request.content_length)
+            if request.content_length <= ONE_WRITE:
+                # Read whole (aiohttp keeps it), so a retry after the micro could not be reached
+                # sends it again instead of an already drained stream.
+                sent = await request.read()
+            else:
+                sent = StreamedBody(request.content, request.content_length)
         with self.busy(address):
             upstream = await self._upstream.request(
                 address, request.method, path_qs, headers, sent

@@ -105,6 +105,9 @@ class Connection(asyncio.Protocol):
             if self.complete:
                 self._dirty = True  # bytes past the end of the answer: it stands, the rest not
                 self._close_transport()
+            elif isinstance(exc.__context__, UpstreamFailed):
+                # Raised by one of our callbacks; httptools wraps it as a "callback error".
+                self._fail(exc.__context__)
             else:
                 # What it sent instead, for the owner's error page (the gate shows it to no one
                 # else): the start only, printable.
@@ -297,6 +300,10 @@ class Connection(asyncio.Protocol):
         self._head = None
 
     def close(self) -> None:
+        if self._parser is not None and not self.complete:
+            # Closed by us mid-exchange (the client's upload broke off): whoever waits for the
+            # answer must hear of it, since `_ended` ignores a connection already closed.
+            self._fail(UpstreamFailed("the connection to the micro closed"))
         self.closed = True
         self._close_transport()
 

@@ -5,6 +5,7 @@ connection the micro had already closed. Every test runs on asyncio's loop and o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 
@@ -283,6 +284,36 @@ async def test_an_early_answer_to_an_unread_upload_does_not_wedge(pool, micro) -
     assert (status, answer) == (413, b"big")
     assert await get(pool, micro, "/ok") == (200, b"ok")
     assert micro.accepted == 2  # the connection with half a request on it was not reused
+
+
+class BrokenSource:
+    """A client's upload that breaks off after its first piece."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    async def read(self, n: int = -1) -> bytes:
+        if self.sent:
+            raise ConnectionResetError("the client went away")
+        self.sent = True
+        return b"x" * 65536
+
+
+async def test_an_upload_that_breaks_off_fails_the_request_and_never_hangs(pool) -> None:
+    async def reads_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    server = await asyncio.start_server(reads_all, "127.0.0.1", 0)
+    address = server.sockets[0].getsockname()[:2]
+    try:
+        body = StreamedBody(BrokenSource(), 1 << 20)
+        with pytest.raises(UpstreamFailed):
+            await asyncio.wait_for(pool.request(address, "POST", "/", headers(), body), 5)
+    finally:
+        server.close()
 
 
 async def test_a_slow_reader_holds_back_the_download(pool, micro) -> None:
