@@ -25,6 +25,8 @@ from runtime.supervisor.manager import MicroRunner, State
 DECLARATION_PATH = "/__space/actions"
 DEFAULT_OUTPUT = "@deta/raw"
 INPUT_TYPES = ("string", "number", "boolean")
+# A declaration is a small JSON answer: a micro that takes longer must not hold a page up.
+LIST_TIMEOUT_S = 5.0
 
 Locate = Callable[[str, str], MicroRunner | None]  # (app, micro) -> its runner; None: static
 ProvidingMicros = Callable[[str], Sequence[str]]  # app -> its micros with provide_actions
@@ -218,7 +220,7 @@ class AppActions:
         if address is None:
             raise ActionError(f'action "{name}" cannot run: {problem}',
                               "see the output of `space-dev up`")
-        status, body = await self._exchange(address, "POST", action.path,
+        status, body = await self._exchange(address, "POST", action.path, self._timeout,
                                             json.dumps(payload).encode())
         try:
             data: Any = json.loads(body)
@@ -232,7 +234,8 @@ class AppActions:
         if address is None:
             return [], problem
         try:
-            status, body = await self._exchange(address, "GET", DECLARATION_PATH, None)
+            status, body = await self._exchange(address, "GET", DECLARATION_PATH,
+                                                LIST_TIMEOUT_S, None)
         except ActionError as err:
             return [], err.message
         if status != 200:
@@ -256,7 +259,7 @@ class AppActions:
             return None, f"{micro} has crashed"
         return None, f"{micro} is {runner.state.value}"
 
-    async def _exchange(self, address: tuple[str, int], method: str, path: str,
+    async def _exchange(self, address: tuple[str, int], method: str, path: str, timeout: float,
                         body: bytes | None) -> tuple[int, bytes]:
         host, port = address
         literal = f"[{host}]" if ":" in host else host
@@ -266,11 +269,11 @@ class AppActions:
                 async with self._proxy.session.request(
                     method, f"http://{literal}:{port}{path}", data=body,
                     headers={"Content-Type": "application/json"} if body is not None else {},
-                    allow_redirects=False, timeout=aiohttp.ClientTimeout(total=self._timeout),
+                    allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     return response.status, await response.read()
             except TimeoutError:
-                raise ActionError(f"no answer within {self._timeout:g} s") from None
+                raise ActionError(f"no answer within {timeout:g} s") from None
             except aiohttp.ClientError as err:
                 took = time.monotonic() - began
                 raise ActionError(f"{method} {path} failed after {took:.1f} s: "

@@ -12,6 +12,7 @@ import re
 
 from aiohttp import web
 
+from runtime.web.login import safe_next
 from runtime.web.pages import page, wants_html
 
 SETTINGS_MICROS = "/__space/settings#micros"
@@ -44,10 +45,6 @@ def headline(error: list[str]) -> str:
         if _EXCEPTION.match(line.strip()):
             return line.strip()
     return ""
-
-
-def _safe_next(path: str) -> str:
-    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
 
 
 def micro_error(
@@ -90,6 +87,6 @@ def micro_error(
         lines=output,
         failures=failures,
         last_exit=last_exit,
-        next_path=_safe_next(request.path_qs),
+        next_path=safe_next(request.path_qs),
         settings=SETTINGS_MICROS,
     )

@@ -30,6 +30,7 @@ from runtime.web.api import (
     save_env_changes,
     set_key_active,
 )
+from runtime.web.login import safe_next
 from runtime.web.owner import owner_only
 from runtime.web.pages import page, problem
 
@@ -169,9 +170,9 @@ class Settings:
             # The page that follows shows the new process (its port), not the old one, unless
             # it takes longer than this to answer.
             await _settled(runner, done, pid, failures, RESTART_WAIT_S)
-        next_path = str(form.get("next", ""))
-        if next_path.startswith("/") and not next_path.startswith(("//", "/\\")):
-            raise web.HTTPSeeOther(next_path)  # the error page's button: back where it failed
+        back = str(form.get("next", ""))
+        if back and safe_next(back) == back:  # the error page's button: back where it failed
+            raise web.HTTPSeeOther(back)
         raise _back("restarted", "micros", micro=name)
 
     async def form_address(self, request: web.Request, principal: Principal
