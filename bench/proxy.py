@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import re
@@ -131,9 +132,11 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNIT_MS[match[2]]
 
 
-def run_wrk(url: str, connections: int, duration: float, headers: dict[str, str]) -> Result:
+def run_wrk(
+    url: str, connections: int, duration: float, headers: dict[str, str], threads: int = 1
+) -> Result:
     """One wrk run; its Requests/sec and the 50% and 99% lines of its latency distribution."""
-    threads = min(2, connections)
+    threads = min(threads, connections)
     header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
@@ -431,7 +434,7 @@ def _median(results: list[Result]) -> Result:
 
 def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
     """Every scenario: direct, nginx, the old client and the new, on uvloop then asyncio."""
-    load = run_python if args.python_load else run_wrk
+    load = run_python if args.python_load else functools.partial(run_wrk, threads=args.wrk_threads)
     rows: list[Row] = []
     loops = [True, False] if args.loop == "both" else [args.loop == "uvloop"]
     for use_uvloop in loops:
@@ -539,12 +542,14 @@ def main() -> int:
                         help="use the aiohttp load generator even when wrk is installed")
     parser.add_argument("--no-nginx", dest="nginx", action="store_false",
                         help="leave nginx out even when it is installed")
+    parser.add_argument("--wrk-threads", type=int, default=1,
+                        help="wrk's threads (-t); the figures asked for were taken with 1")
     parser.add_argument("--loop", choices=("both", "uvloop", "asyncio"), default="both",
                         help="the runtime's event loop(s)")
     args = parser.parse_args()
     if not args.python_load and shutil.which("wrk") is None:
         args.python_load = True
-    tool = "aiohttp workers" if args.python_load else "wrk -t2"
+    tool = "aiohttp workers" if args.python_load else f"wrk -t{args.wrk_threads}"
     signal.signal(signal.SIGTERM, _interrupt)
     # Started in the background SIGINT may be ignored; Ctrl-C must still clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)

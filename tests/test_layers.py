@@ -88,6 +88,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve": 2,
     "runtime.serve.proxy": 2,
     "runtime.serve.bodies": 2,
+    "runtime.serve.forwarded": 2,
     "runtime.serve.upstream": 2,
     "runtime.serve.upstream_connection": 2,
     "runtime.serve.static": 2,

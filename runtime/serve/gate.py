@@ -11,13 +11,18 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import Credential, Decision, MicroPolicy, decide
 from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.models import AuthConfig, Principal
 from runtime.serve.bodies import CollectedBody, collect, is_chunked
+from runtime.serve.forwarded import (
+    ForwardedHeaders,
+    cookie_value,
+    dropped_names,
+    forwarded_headers,
+)
 from runtime.serve.proxy import (
     Address,
     Proxy,
@@ -25,7 +30,6 @@ from runtime.serve.proxy import (
     UpstreamFailed,
     UpstreamUnavailable,
     is_websocket,
-    upstream_headers,
 )
 from runtime.serve.static import StaticSite
 from runtime.supervisor.manager import MicroRunner, State
@@ -61,8 +65,9 @@ class Routing:
     credential_cookies: frozenset[str] = frozenset({SESSION_COOKIE})
 
     @cached_property
-    def key_header_names(self) -> frozenset[str]:
-        return frozenset(h.lower().replace("_", "-") for h in self.auth.key_headers)
+    def dropped_headers(self) -> frozenset[bytes]:
+        """The client's headers no micro receives (see `forwarded.dropped_names`)."""
+        return dropped_names(self.auth.key_headers)
 
 
 def is_runtime_path(path: str) -> bool:
@@ -73,83 +78,6 @@ def is_runtime_path(path: str) -> bool:
     """
     head = path[: len(RUNTIME_PREFIX) + 1].lower()
     return head == RUNTIME_PREFIX or head == RUNTIME_PREFIX + "/"
-
-
-# Headers some servers and frameworks trust as the client's address, the original URL or the
-# real method (a method override would dodge a rule written for DELETE). The client-address family
-# is every name a proxy or CDN sets and a library reads (npm's request-ip reads X-Client-IP first).
-_TRUSTED_ELSEWHERE = frozenset(
-    {
-        "forwarded",
-        "forwarded-for",
-        "x-forwarded",
-        "x-real-ip",
-        "client-ip",
-        "x-client-ip",
-        "true-client-ip",
-        "cf-connecting-ip",
-        "cf-connecting-ipv6",
-        "cf-pseudo-ipv4",
-        "fastly-client-ip",
-        "x-cluster-client-ip",
-        "x-appengine-user-ip",
-        "fly-client-ip",
-        "x-envoy-external-address",
-        "x-originating-ip",
-        "x-remote-ip",
-        "x-remote-addr",
-        "x-original-url",
-        "x-rewrite-url",
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-    }
-)
-
-
-def is_reserved_header(lower_name: str) -> bool:
-    """Identity headers only the runtime may set; whatever a client sent under them is dropped.
-
-    `_` counts as `-`: WSGI servers and some proxies read `X_Space_User` as `X-Space-User`.
-    """
-    name = lower_name.replace("_", "-")
-    return (
-        name.startswith("x-space-") or name.startswith("x-forwarded-") or name in _TRUSTED_ELSEWHERE
-    )
-
-
-def cookie_value(header: str, name: str) -> str | None:
-    """The value of the first cookie called `name` in a Cookie header, or None.
-
-    Read with the same split as `without_cookies`, so the cookie the gate checks is the cookie it
-    takes out; and several times cheaper than aiohttp's `request.cookies`, which makes a Morsel
-    of every cookie of the header on each request.
-    """
-    for pair in header.split(";"):
-        key, sep, value = pair.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]  # a quoted value, as RFC 6265 allows
-            return value
-    return None
-
-
-def without_cookies(header: str, names: frozenset[str]) -> str:
-    """A Cookie header minus the named cookies, every other pair kept as it was sent.
-
-    Parsers disagree on odd headers (`a=1, space_session=...` is one cookie to some, two to
-    others): if a name still shows up in what is left, nothing is forwarded at all.
-    """
-    kept = [
-        pair
-        for pair in header.split(";")
-        if pair.strip() and pair.split("=", 1)[0].strip() not in names
-    ]
-    text = ";".join(kept).strip()
-    if any(f"{name}=" in text for name in names):
-        return ""
-    return text
 
 
 class Gate:
@@ -217,12 +145,12 @@ class Gate:
 
             return await target.static.handle(request, sub_path, admits)
         assert target.runner is not None
-        headers = upstream_headers(
-            request,
-            self._dropped_headers(request, routing),
+        headers = forwarded_headers(
+            request.raw_headers,
+            routing.dropped_headers,
+            routing.credential_cookies,
             self._identity_headers(request, decision, credential),
         )
-        self._strip_credential_cookies(headers, routing)
         owner = (
             isinstance(credential, Principal) and credential.kind == "session" and credential.owner
         )
@@ -277,14 +205,6 @@ class Gate:
 
     # --- what the micro receives ------------------------------------------------------------
 
-    def _dropped_headers(self, request: web.Request, routing: Routing) -> list[str]:
-        keys = routing.key_header_names
-        return [
-            lower
-            for lower in (n.lower() for n in request.headers)
-            if is_reserved_header(lower) or lower.replace("_", "-") in keys
-        ]
-
     def _identity_headers(
         self, request: web.Request, decision: Decision, credential: Credential
     ) -> list[tuple[str, str]]:
@@ -302,16 +222,6 @@ class Gate:
                 added.append(("X-Space-Client-Type", credential.client_type or ""))
         return added
 
-    def _strip_credential_cookies(self, headers: CIMultiDict[str], routing: Routing) -> None:
-        """A micro never sees a credential: the session and key cookies are taken out."""
-        cookies = headers.getall("Cookie", ())
-        if not cookies:
-            return
-        headers.popall("Cookie")
-        kept = without_cookies("; ".join(cookies), routing.credential_cookies)
-        if kept:
-            headers["Cookie"] = kept
-
     # --- forwarding -------------------------------------------------------------------------
 
     async def _forward(
@@ -319,7 +229,7 @@ class Gate:
         request: web.Request,
         runner: MicroRunner,
         path_qs: str,
-        headers: CIMultiDict[str],
+        headers: ForwardedHeaders,
         owner: bool,
         body: CollectedBody | None,
     ) -> web.StreamResponse:

@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
+from runtime.serve.forwarded import HOP_BY_HOP, ForwardedHeaders, connection_tokens
 from runtime.serve.upstream import (
     ONE_WRITE,
     RequestBody,
@@ -27,20 +28,6 @@ from runtime.serve.upstream import (
 
 __all__ = ["Proxy", "UpgradeRefused", "UpstreamFailed", "UpstreamUnavailable"]
 
-# Headers that describe one connection, not the message (RFC 9110 7.6.1).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # The WebSocket handshake headers the client library sets itself for the upstream leg.
 _WS_HANDSHAKE = (
     "Sec-WebSocket-Key",
@@ -67,43 +54,8 @@ class UpgradeRefused(Exception):
         self.status = status
 
 
-def connection_tokens(headers: CIMultiDict[str] | object) -> frozenset[str]:
-    """Header names a `Connection` header marks as hop-by-hop."""
-    values = headers.getall("Connection", ()) if hasattr(headers, "getall") else ()
-    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
-
-
-# Headers a client's `Connection` tokens may never remove: without `Host` the micro would see its
-# own internal address, and without `Content-Length` the body's framing would change on the way.
-_NEVER_HOP_BY_HOP = frozenset({"host", "content-length"})
-# `Expect: 100-continue` is answered by the gate once the request has passed; a micro that never
-# sends `100 Continue` itself must not leave the body waiting.
-_ANSWERED_HERE = frozenset({"expect"})
-
-
-def upstream_headers(
-    request: web.Request, drop: Iterable[str], add: Iterable[tuple[str, str]]
-) -> CIMultiDict[str]:
-    """The request's end-to-end headers, minus `drop` (lower-case names), plus `add`.
-
-    The `add` headers are the runtime's own: no `Connection` token removes them either.
-    """
-    added = list(add)
-    kept = _NEVER_HOP_BY_HOP | {name.lower() for name, _ in added}
-    dropped = set(drop) | _ANSWERED_HERE | (connection_tokens(request.headers) - kept)
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in request.headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in dropped:
-            continue
-        out.add(name, value)
-    for name, value in added:
-        out[name] = value
-    return out
-
-
-def _response_headers(upstream: aiohttp.ClientResponse | UpstreamResponse) -> CIMultiDict[str]:
-    dropped = connection_tokens(upstream.headers)
+def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    dropped = connection_tokens(upstream.headers.getall("Connection", ()))
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
         lower = name.lower()
@@ -122,7 +74,7 @@ def is_websocket(request: web.Request) -> bool:
     return (
         request.method == "GET"
         and request.headers.get("Upgrade", "").lower() == "websocket"
-        and "upgrade" in connection_tokens(request.headers)
+        and "upgrade" in connection_tokens(request.headers.getall("Connection", ()))
     )
 
 
@@ -190,7 +142,7 @@ class Proxy:
         request: web.Request,
         address: Address,
         path_qs: str,
-        headers: CIMultiDict[str],
+        headers: ForwardedHeaders,
         body: CollectedBody | None = None,
     ) -> web.StreamResponse:
         """Send the request to the micro and stream its answer back.
@@ -222,7 +174,7 @@ class Proxy:
                 await upstream.release()
 
     async def _relay(self, request: web.Request, upstream: UpstreamResponse) -> web.StreamResponse:
-        headers = _response_headers(upstream)
+        headers = upstream.headers
         length = upstream.content_length
         if has_no_body(request.method, upstream.status):
             # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read.
@@ -264,16 +216,19 @@ class Proxy:
         request: web.Request,
         address: Address,
         path_qs: str,
-        headers: CIMultiDict[str],
+        forwarded: ForwardedHeaders,
         body: CollectedBody | None,
     ) -> web.StreamResponse:
         """The same through aiohttp's client (`SPACE_DEV_PROXY_CLIENT=aiohttp`, for the bench)."""
         url = upstream_url("http", address, path_qs)
+        headers = forwarded.as_multidict()
         data: object = None
         if body is not None:
             headers["Content-Length"] = str(body.size)
             data = body.chunks()
         elif request.body_exists:
+            if request.content_length is not None:
+                headers["Content-Length"] = str(request.content_length)
             data = request.content
         with self.busy(address):
             try:
@@ -345,10 +300,11 @@ class Proxy:
         return response
 
     async def forward_websocket(
-        self, request: web.Request, address: Address, path_qs: str, headers: CIMultiDict[str]
+        self, request: web.Request, address: Address, path_qs: str, forwarded: ForwardedHeaders
     ) -> web.StreamResponse:
         """Open the same WebSocket on the micro and relay messages both ways."""
         url = upstream_url("ws", address, path_qs)
+        headers = forwarded.as_multidict()
         protocols = tuple(
             p.strip()
             for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")

@@ -18,6 +18,7 @@ from typing import IO, Protocol
 
 from multidict import CIMultiDict
 
+from runtime.serve.forwarded import AS_SENT, HOP_BY_HOP, ForwardedHeaders, connection_tokens
 from runtime.serve.upstream_connection import (
     Connection,
     StaleConnection,
@@ -45,8 +46,10 @@ MAX_IDLE = 128
 # whole at once is one whose idle-closed connection can be told for sure (see `_stale`).
 ONE_WRITE = 16 * 1024
 PIECE = 256 * 1024
-# Characters a request line or header may not carry (RFC 9110 5.5): no header injection.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Characters a request line or header may not carry (RFC 9110 5.5), but for the CR and LF that
+# end each line, which `encode_head` counts.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HOP_BY_HOP = frozenset(n.encode("ascii") for n in HOP_BY_HOP)
 # Methods whose requests carry Content-Length: 0 when they have no body (RFC 9110 8.6).
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
 
@@ -92,7 +95,7 @@ class Upstream:
         address: Address,
         method: str,
         target: str,
-        headers: CIMultiDict[str],
+        headers: ForwardedHeaders,
         body: RequestBody = None,
     ) -> UpstreamResponse:
         """Send one request and return once the final answer's head is in.
@@ -190,14 +193,8 @@ class UpstreamResponse:
         self._pump = pump
         self._released = False
         self.status = status
-        self.reason = reason.decode("utf-8", "surrogateescape")
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in raw:
-            headers.add(
-                name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
-            )
-        self.headers = headers
-        self.content_length = _content_length(headers)
+        self.reason = reason.decode(*AS_SENT)
+        self.headers, self.content_length = _end_to_end(raw)
 
     async def read(self) -> bytes:
         """The whole body (for small ones)."""
@@ -232,39 +229,30 @@ class UpstreamResponse:
 
 
 def encode_head(
-    method: str, target: str, headers: CIMultiDict[str], address: Address, length: int | None
+    method: str, target: str, headers: ForwardedHeaders, address: Address, length: int | None
 ) -> bytes:
     """The request line and headers, as the gate shaped them, with the body's own framing.
 
-    Header names and values go out as the bytes they came in as (aiohttp reads them as UTF-8
-    with surrogate escapes). Content-Length is the body's; Transfer-Encoding is never sent.
+    The header lines go out as the bytes they came in as; the request line as aiohttp read it (as
+    UTF-8 with surrogate escapes). Content-Length is the body's; Transfer-Encoding is never sent.
     """
-    parts = [method, " ", target, " HTTP/1.1\r\n"]
-    fields = [method, target]
-    host = False
-    client_length = False
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower == "content-length":
-            client_length = True
-            continue
-        if lower == "transfer-encoding":
-            continue
-        if lower == "host":
-            host = True
-        parts += (name, ": ", value, "\r\n")
-        fields += (name, value)
-    if not host:
+    if " " in method or " " in target:
+        raise ValueError("a space in the request line")
+    parts = [f"{method} {target} HTTP/1.1\r\n".encode(*AS_SENT), *headers.lines]
+    if not headers.has_host:
         literal = f"[{address[0]}]" if ":" in address[0] else address[0]
-        parts.append(f"Host: {literal}:{address[1]}\r\n")
+        parts.append(f"Host: {literal}:{address[1]}\r\n".encode("ascii"))
     if length is not None:
-        parts.append(f"Content-Length: {length}\r\n")
-    elif client_length or method in _BODY_EXPECTED:
-        parts.append("Content-Length: 0\r\n")
-    parts.append("\r\n")
-    if _CONTROL.search("\t".join(fields)) or " " in method or " " in target:
-        raise ValueError("a control character or space in the request line, or a header")
-    return "".join(parts).encode("utf-8", "surrogateescape")
+        parts.append(b"Content-Length: %d\r\n" % length)
+    elif headers.sent_length or method in _BODY_EXPECTED:
+        parts.append(b"Content-Length: 0\r\n")
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    # Each line ends in CRLF, and no CR or LF stands anywhere else: no header injection.
+    lines = len(parts)
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or _CONTROL.search(head):
+        raise ValueError("a control character in the request line or a header")
+    return head
 
 
 def _body_length(body: RequestBody) -> int | None:
@@ -280,14 +268,32 @@ def _body_length(body: RequestBody) -> int | None:
     return size
 
 
-def _content_length(headers: CIMultiDict[str]) -> int | None:
-    value = headers.get("Content-Length")
-    if value is None or "Transfer-Encoding" in headers:
-        return None
+def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[CIMultiDict[str], int | None]:
+    """An answer's headers minus the hop-by-hop ones (and those its `Connection` names), read
+    in one pass with its body's Content-Length (None when chunked, close-delimited or unsure)."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    connection: list[str] = []
+    length: bytes | None = None
+    coded = False
+    for name, value in raw:
+        lower = name.lower()
+        if lower in _HOP_BY_HOP:
+            if lower == b"connection":
+                connection.append(value.decode("latin-1"))
+            elif lower == b"transfer-encoding":
+                coded = True
+            continue
+        if lower == b"content-length":
+            length = value
+        headers.add(name.decode(*AS_SENT), value.decode(*AS_SENT))
+    for token in connection_tokens(connection) - HOP_BY_HOP:
+        headers.popall(token, None)
+    if length is None or coded:
+        return headers, None
     try:
-        return int(value)
+        return headers, int(length)
     except ValueError:
-        return None
+        return headers, None
 
 
 async def _read_exactly(source: AsyncReadable, length: int) -> bytes:

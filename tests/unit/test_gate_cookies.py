@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.serve.gate import cookie_value, without_cookies
+from runtime.serve.forwarded import cookie_value, without_cookies
 
 S = "space_session"
 
