@@ -100,6 +100,7 @@ FLOORS: dict[str, int | str] = {
     # 3: the gate, the runtime's own pages, firing actions
     "runtime.serve.gate": 3,
     "runtime.serve.hosts": 3,
+    "runtime.serve.front": 3,
     "runtime.web": 3,
     "runtime.web.pages": 3,
     "runtime.web.micro_error": 3,

@@ -30,6 +30,7 @@ from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.models import AppConfig, RuntimeConfig, Spacefile
 from runtime.serve import hosts
+from runtime.serve.front import PAGES_PREFIX, FrontRunner
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
@@ -44,6 +45,7 @@ from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.data import DataPage
 from runtime.web.login import Login
+from runtime.web.pages import problem
 from runtime.web.settings import Settings
 
 __all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
@@ -288,11 +290,7 @@ class Runtime:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
                     defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp")
         app = web.Application(
-            handler_args={"max_field_size": 65536},
-            middlewares=[
-                hosts.middleware(hosts.AllowedHosts(host.host, self.config.allowed_hosts)),
-                csrf.middleware(lambda req: req.match_info.handler != gate.handle),
-            ],
+            handler_args={"max_field_size": 65536}, middlewares=[csrf.middleware()]
         )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
@@ -310,9 +308,11 @@ class Runtime:
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         AppActionsPage(settings, lambda: self.app_actions).add_routes(app)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
-        # No `100 Continue` before the gate has decided: it sends one itself once a request passed.
-        app.router.add_route("*", "/{tail:.*}", gate.handle, expect_handler=_decide_first)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # After every page: whatever else is under /__space/ is the runtime's 404 page, whatever the
+        # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
+        app.router.add_route("*", PAGES_PREFIX + "{tail:.*}", _not_found)
+        allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
+        runner = FrontRunner(app, gate.handle, allowed, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
         try:
@@ -431,8 +431,5 @@ class Runtime:
             self.store.clear_runtime_info()
 
 
-
-async def _decide_first(request: web.Request) -> None:
-    """The gate route's `Expect` handler: send nothing yet (aiohttp's default sends
-    `100 Continue` at once, before the gate has decided)."""
-    return None
+async def _not_found(request: web.Request) -> web.Response:
+    return problem(request, 404, "Not found")

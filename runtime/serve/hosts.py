@@ -113,15 +113,3 @@ class AllowedHosts:
             "name could be a DNS-rebinding attack. If you opened it by this name on purpose, "
             f'add it to space-dev.toml: [runtime] allowed_hosts = ["{shown}"], then restart.',
         )
-
-
-def middleware(allowed: AllowedHosts) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Answer 421 before anything else when the `Host` is not one of the app's names."""
-
-    @web.middleware
-    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not allowed.allows(request.headers.get("Host")):
-            return allowed.refusal(request)
-        return await handler(request)
-
-    return check_host

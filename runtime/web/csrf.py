@@ -49,18 +49,13 @@ def loaded_from_elsewhere(request: web.Request) -> bool:
     return not navigates or headers.get("Sec-Fetch-Dest", "").lower() not in _TOP_LEVEL
 
 
-def middleware(
-    is_runtime_handler: Callable[[web.Request], bool],
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Refuse (403) a cross-site state-changing request to any of the runtime's own handlers."""
+def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse (403) a cross-site state-changing request to any of the runtime's own handlers
+    (the app of its pages; the gate checks the micros' requests itself)."""
 
     @web.middleware
     async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if (
-            changes_state(request.method)
-            and is_runtime_handler(request)
-            and not same_origin(request)
-        ):
+        if changes_state(request.method) and not same_origin(request):
             return problem(
                 request,
                 403,

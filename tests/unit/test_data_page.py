@@ -87,7 +87,7 @@ async def site_for(aiohttp_client: Any, tmp_path: Path):
                               save_env=None, refresh=lambda: None,  # type: ignore[arg-type]
                               spawn=lambda coro: None, restart=None,  # type: ignore[arg-type]
                               scheduler=None)  # type: ignore[arg-type]
-        app = web.Application(middlewares=[csrf.middleware(lambda request: True)])
+        app = web.Application(middlewares=[csrf.middleware()])
         DataPage(ctx, lambda: services.app(app_name)).add_routes(app)
         return Site(await aiohttp_client(app), services.app(app_name), owner, eve)
 
