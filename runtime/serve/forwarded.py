@@ -168,11 +168,30 @@ def forwarded_headers(
     for name_text, value_text in added:
         lines.append(f"{name_text}: {value_text}\r\n".encode(*AS_SENT))
     if cookies:
-        text = "; ".join(c.decode(*AS_SENT) for c in cookies)
-        kept = without_cookies(text, credential_cookies)
+        kept = _kept_cookies(b"; ".join(cookies), credential_cookies)
         if kept:
-            lines.append(b"Cookie: %s\r\n" % kept.encode(*AS_SENT))
+            lines.append(b"Cookie: %s\r\n" % kept)
     return ForwardedHeaders(tuple(lines), host, length)
+
+
+# A browser sends the same Cookie header with each of its requests: what is kept of it is
+# remembered, up to a bound, so the pairs are split once and not on every request.
+_KEPT: dict[tuple[bytes, frozenset[str]], bytes] = {}
+_KEPT_ENTRIES = 1024
+_KEPT_LONGEST = 4096  # bytes; longer headers (rare) are read every time
+
+
+def _kept_cookies(header: bytes, names: frozenset[str]) -> bytes:
+    """`without_cookies` on the bytes of a Cookie header."""
+    found = _KEPT.get((header, names))
+    if found is not None:
+        return found
+    kept = without_cookies(header.decode(*AS_SENT), names).encode(*AS_SENT)
+    if len(header) <= _KEPT_LONGEST:
+        if len(_KEPT) >= _KEPT_ENTRIES:
+            _KEPT.clear()  # many different headers: start again rather than grow
+        _KEPT[(header, names)] = kept
+    return kept
 
 
 def cookie_value(header: str, name: str) -> str | None:

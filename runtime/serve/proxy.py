@@ -7,7 +7,6 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -52,6 +51,26 @@ class UpgradeRefused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"{status} {reason}".strip())
         self.status = status
+
+
+class InFlight:
+    """`with proxy.busy(address):` counts one call; a class, not a generator, as it is entered
+    on every request."""
+
+    __slots__ = ("_counts", "_idle", "_address")
+
+    def __init__(self, counts: Counter[Address], idle: asyncio.Event, address: Address) -> None:
+        self._counts, self._idle, self._address = counts, idle, address
+
+    def __enter__(self) -> None:
+        self._counts[self._address] += 1
+
+    def __exit__(self, *exc: object) -> None:
+        counts, address = self._counts, self._address
+        counts[address] -= 1
+        if counts[address] <= 0:
+            del counts[address]
+            self._idle.set()
 
 
 def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
@@ -124,18 +143,10 @@ class Proxy:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 0.1)
 
-    @contextlib.contextmanager
-    def busy(self, address: Address) -> Iterator[None]:
+    def busy(self, address: Address) -> InFlight:
         """Count a call to a micro as in flight, so a reload lets it finish before stopping the
         old process (forwarded requests, WebSockets, and the runtime's own action calls)."""
-        self._inflight[address] += 1
-        try:
-            yield
-        finally:
-            self._inflight[address] -= 1
-            if self._inflight[address] <= 0:
-                del self._inflight[address]
-                self._idle.set()
+        return InFlight(self._inflight, self._idle, address)
 
     async def forward(
         self,
@@ -174,10 +185,13 @@ class Proxy:
                 await upstream.release()
 
     async def _relay(self, request: web.Request, upstream: UpstreamResponse) -> web.StreamResponse:
-        headers = upstream.headers
+        headers = upstream.headers  # without Content-Length: each answer below sets its own
         length = upstream.content_length
         if has_no_body(request.method, upstream.status):
-            # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read.
+            # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read. The
+            # micro's Content-Length stays: to HEAD it is the length a GET would have.
+            if upstream.length_header is not None:
+                headers = [*headers, ("Content-Length", upstream.length_header)]
             response = web.StreamResponse(
                 status=upstream.status, reason=upstream.reason, headers=headers
             )
@@ -186,7 +200,6 @@ class Proxy:
             return response
         if length is not None and length <= _SMALL_BODY:
             body = await upstream.read()
-            headers.popall("Content-Length", None)
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )

@@ -16,8 +16,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from multidict import CIMultiDict
-
 from runtime.serve.forwarded import AS_SENT, HOP_BY_HOP, ForwardedHeaders, connection_tokens
 from runtime.serve.upstream_connection import (
     Connection,
@@ -194,7 +192,9 @@ class UpstreamResponse:
         self._released = False
         self.status = status
         self.reason = reason.decode(*AS_SENT)
-        self.headers, self.content_length = _end_to_end(raw)
+        self.headers, self.length_header, coded = _end_to_end(raw)
+        # The body's length, unless a Transfer-Encoding frames it instead.
+        self.content_length = None if coded else _integer(self.length_header)
 
     async def read(self) -> bytes:
         """The whole body (for small ones)."""
@@ -268,12 +268,15 @@ def _body_length(body: RequestBody) -> int | None:
     return size
 
 
-def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[CIMultiDict[str], int | None]:
-    """An answer's headers minus the hop-by-hop ones (and those its `Connection` names), read
-    in one pass with its body's Content-Length (None when chunked, close-delimited or unsure)."""
-    headers: CIMultiDict[str] = CIMultiDict()
+def _end_to_end(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[str, str]], str | None, bool]:
+    """An answer's headers minus the hop-by-hop ones (and those its `Connection` names) and
+    Content-Length, read in one pass; that Content-Length as the micro sent it; and whether a
+    Transfer-Encoding came."""
+    headers: list[tuple[str, str]] = []
     connection: list[str] = []
-    length: bytes | None = None
+    length: str | None = None
     coded = False
     for name, value in raw:
         lower = name.lower()
@@ -284,16 +287,25 @@ def _end_to_end(raw: list[tuple[bytes, bytes]]) -> tuple[CIMultiDict[str], int |
                 coded = True
             continue
         if lower == b"content-length":
-            length = value
-        headers.add(name.decode(*AS_SENT), value.decode(*AS_SENT))
-    for token in connection_tokens(connection) - HOP_BY_HOP:
-        headers.popall(token, None)
-    if length is None or coded:
-        return headers, None
+            length = value.decode("latin-1")
+            continue
+        headers.append((name.decode(*AS_SENT), value.decode(*AS_SENT)))
+    if connection:
+        named = connection_tokens(connection) - HOP_BY_HOP
+        if named:
+            headers = [(n, v) for n, v in headers if n.lower() not in named]
+            if "content-length" in named:
+                length = None
+    return headers, length, coded
+
+
+def _integer(value: str | None) -> int | None:
+    if value is None:
+        return None
     try:
-        return headers, int(length)
+        return int(value)
     except ValueError:
-        return headers, None
+        return None
 
 
 async def _read_exactly(source: AsyncReadable, length: int) -> bytes:
