@@ -458,6 +458,8 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
             nginx = (stack.enter_context(nginx_in_front(tmp, public_port))
                      if args.nginx else None)
             for sc in SCENARIOS:
+                if args.only and args.only not in sc.name:
+                    continue
                 urls = {c: origins[c] + sc.mount + sc.path for c in CLIENTS}
                 headers = {c: credentials[c][sc.credential] for c in CLIENTS}
                 port = micro_port(urls["new"], headers["new"])
@@ -544,6 +546,8 @@ def main() -> int:
                         help="leave nginx out even when it is installed")
     parser.add_argument("--wrk-threads", type=int, default=1,
                         help="wrk's threads (-t); the figures asked for were taken with 1")
+    parser.add_argument("--only", default="",
+                        help="run only the scenarios whose name holds this text (\"1 MiB\")")
     parser.add_argument("--loop", choices=("both", "uvloop", "asyncio"), default="both",
                         help="the runtime's event loop(s)")
     args = parser.parse_args()

@@ -2,8 +2,8 @@
 path but the runtime's own, which go to the aiohttp application of its pages.
 
 The gate needs neither aiohttp's router nor its middlewares: it reads the raw path and decides
-for itself. Handed the request before them, it saves a twentieth of the runtime's cost per
-proxied request (bench/proxy.py).
+for itself. Handed the request before them, it saves a fifth to a quarter of the runtime's CPU
+per proxied request (bench/proxy.py).
 """
 
 from __future__ import annotations

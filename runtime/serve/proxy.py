@@ -10,7 +10,6 @@ from collections import Counter
 
 import aiohttp
 from aiohttp import WSMsgType, web
-from multidict import CIMultiDict
 from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
@@ -73,15 +72,36 @@ class InFlight:
             self._idle.set()
 
 
-def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    dropped = connection_tokens(upstream.headers.getall("Connection", ()))
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in dropped:
-            continue
-        out.add(name, value)
-    return out
+class _AiohttpAnswer:
+    """An answer of aiohttp's client read as an `UpstreamResponse` (for the bench's comparison)."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.body_read = False
+        self.status = response.status
+        self.reason = response.reason or ""
+        named = HOP_BY_HOP | {"content-length"}
+        named |= connection_tokens(response.headers.getall("Connection", ()))
+        self.headers = [(n, v) for n, v in response.headers.items() if n.lower() not in named]
+        self.length_header = response.headers.get("Content-Length")
+        self.content_length = response.content_length
+
+    async def read(self) -> bytes:
+        self.body_read = True
+        try:
+            return await self._response.read()
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
+
+    async def next_chunk(self) -> bytes:
+        self.body_read = True
+        try:
+            return await self._response.content.readany()
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def has_no_body(method: str, status: int) -> bool:
@@ -184,7 +204,9 @@ class Proxy:
             finally:
                 await upstream.release()
 
-    async def _relay(self, request: web.Request, upstream: UpstreamResponse) -> web.StreamResponse:
+    async def _relay(
+        self, request: web.Request, upstream: UpstreamResponse | _AiohttpAnswer
+    ) -> web.StreamResponse:
         headers = upstream.headers  # without Content-Length: each answer below sets its own
         length = upstream.content_length
         if has_no_body(request.method, upstream.status):
@@ -260,57 +282,15 @@ class Proxy:
                 # Sent, but no answer came (the micro crashed or closed the connection): sending
                 # it again could do twice what the micro did once, so it is reported instead.
                 raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
+            answer = _AiohttpAnswer(upstream)
             try:
-                return await self._relay_aiohttp(request, upstream)
+                return await self._relay(request, answer)
             finally:
+                if not answer.body_read:
+                    # Not pooled: aiohttp's client misreads the next answer on a connection
+                    # after a 304 with no Content-Length, and yields empty pieces without end.
+                    upstream.close()
                 await upstream_cm.__aexit__(None, None, None)
-
-    async def _relay_aiohttp(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
-    ) -> web.StreamResponse:
-        headers = _response_headers(upstream)
-        length = upstream.content_length
-        if has_no_body(request.method, upstream.status):
-            # Whatever its headers say, no body follows (RFC 9112 6.3), so none is read. The
-            # connection is not pooled: aiohttp's client misreads the next answer on it after a
-            # 304 with no Content-Length, and yields empty pieces without end.
-            upstream.close()
-            response = web.StreamResponse(
-                status=upstream.status, reason=upstream.reason, headers=headers
-            )
-            await response.prepare(request)
-            await response.write_eof()
-            return response
-        if length is not None and length <= _SMALL_BODY:
-            try:
-                body = await upstream.read()
-            except aiohttp.ClientError as exc:
-                raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
-            headers.popall("Content-Length", None)
-            return web.Response(
-                status=upstream.status, reason=upstream.reason, headers=headers, body=body
-            )
-        response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=headers
-        )
-        if length is not None:
-            response.content_length = length
-        await response.prepare(request)
-        try:
-            # Pieces go on as they arrive: re-cutting them to a fixed size copies every byte
-            # again (uvloop reads 256,000 bytes at a time, not 256 KiB; see bench/proxy.py).
-            # `iter_any` waits for data and ends at the body's end: it never yields nothing.
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (ConnectionResetError, aiohttp.ClientError):
-            # The browser went away, or the micro broke off mid-body. The answer is already
-            # started, so the client's connection is closed: it sees a cut body, not a hang.
-            upstream.close()
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        await response.write_eof()
-        return response
 
     async def forward_websocket(
         self, request: web.Request, address: Address, path_qs: str, forwarded: ForwardedHeaders

@@ -340,7 +340,8 @@ async def _send_body(conn: Connection, body: RequestBody, length: int) -> None:
         elif body is not None:
             body.seek(0)
             while remaining > 0 and not conn.closed:
-                piece = body.read(min(PIECE, remaining))
+                # A collected body's file is read off the event loop: no request waits on a disk.
+                piece = await asyncio.to_thread(body.read, min(PIECE, remaining))
                 if not piece:
                     break
                 conn.write(piece)
