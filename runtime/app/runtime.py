@@ -30,6 +30,7 @@ from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.models import AppConfig, RuntimeConfig, Spacefile
 from runtime.serve import hosts
+from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.proxy import Proxy
@@ -151,7 +152,7 @@ class Runtime:
 
     def _owner_session(self, request: web.Request) -> bool:
         """Whether the request carries the owner's session (the app's data is the owner's)."""
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = request_cookie(request.headers, SESSION_COOKIE)
         principal = self.identity.session(cookie) if cookie else None
         return principal is not None and principal.owner
 

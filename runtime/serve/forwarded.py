@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -192,6 +192,11 @@ def _kept_cookies(header: bytes, names: frozenset[str]) -> bytes:
             _KEPT.clear()  # many different headers: start again rather than grow
         _KEPT[(header, names)] = kept
     return kept
+
+
+def request_cookie(headers: CIMultiDictProxy[str], name: str) -> str | None:
+    """The value of the cookie `name` in a request's Cookie headers, read as the gate reads it."""
+    return cookie_value("; ".join(headers.getall("Cookie", ())), name)
 
 
 def cookie_value(header: str, name: str) -> str | None:

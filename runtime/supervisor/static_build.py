@@ -32,7 +32,7 @@ class StaticBuild:
         """Build if its inputs changed since the last good build; True when the folder is good."""
         async with self._lock:
             if reason is not None:
-                if not self._builder.outdated(self.plan):
+                if not await self._builder.outdated(self.plan):
                     return self.state is State.READY
                 self._printer.info(f"{self.name}: rebuilding ({reason})")
             error = await self._builder.prepare(self.plan, self.env)

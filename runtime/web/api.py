@@ -18,6 +18,7 @@ from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
+from runtime.serve.forwarded import request_cookie
 from runtime.supervisor.environment import Source, resolve_preset
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
@@ -79,7 +80,7 @@ class SettingsContext:
 def session_of(ctx: SettingsContext, request: web.Request) -> Principal | None:
     """The signed-in user of the request's session cookie (never an API key: keys cannot
     manage keys)."""
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request_cookie(request.headers, SESSION_COOKIE)
     return ctx.identity.session(cookie) if cookie else None
 
 

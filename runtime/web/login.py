@@ -12,6 +12,7 @@ from runtime.auth.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
 from runtime.auth.passwords import verify_password
 from runtime.datadir.accounts import LoginLimiter, LoginLinks
 from runtime.datadir.store import Store
+from runtime.serve.forwarded import request_cookie
 from runtime.web.pages import page
 
 LOGIN_PATH = "/__space/login"
@@ -104,7 +105,7 @@ class Login:
         return self._signed_in(user.name, next_path)
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = request_cookie(request.headers, SESSION_COOKIE)
         if cookie:
             sid = self._identity.session_id(cookie)
             if sid:

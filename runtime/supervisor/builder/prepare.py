@@ -93,12 +93,16 @@ class Builder:
                     return error
             error = await setup.run_setup(plan.micro, plan.commands, plan.src, env,
                                           self._printer, self._marker(plan),
-                                          self.commands_print(plan))
+                                          await self._commands_print(plan))
             if error is None and plan.builds is not None and plan.commands:
                 # Taken again after the build, so a source file the build itself wrote is
                 # not a reason to build again.
-                setup.write_marker(self._marker(plan), self.commands_print(plan))
+                setup.write_marker(self._marker(plan), await self._commands_print(plan))
             return error
+
+    async def _commands_print(self, plan: SetupPlan) -> str:
+        # Off the event loop: a static build's print reads its whole source tree.
+        return await asyncio.to_thread(self.commands_print, plan)
 
     def commands_print(self, plan: SetupPlan) -> str:
         """What the commands' last good run depended on; a static build also on its sources."""
@@ -108,12 +112,15 @@ class Builder:
             print_ += ":" + sources.tree_print(plan.src, plan.builds)
         return print_
 
-    def outdated(self, plan: SetupPlan) -> bool:
+    async def outdated(self, plan: SetupPlan) -> bool:
         """Whether a static build's inputs differ from its last good run (a save calls for it)."""
-        try:
-            return self._marker(plan).read_text() != self.commands_print(plan)
-        except OSError:
-            return True
+        def differs() -> bool:
+            try:
+                return self._marker(plan).read_text() != self.commands_print(plan)
+            except OSError:
+                return True
+
+        return await asyncio.to_thread(differs)
 
     async def prune(self, plan: SetupPlan) -> None:
         """The micro's new setup works: remove its older environments."""
