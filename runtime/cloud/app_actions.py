@@ -27,6 +27,8 @@ DEFAULT_OUTPUT = "@deta/raw"
 INPUT_TYPES = ("string", "number", "boolean")
 # A declaration is a small JSON answer: a micro that takes longer must not hold a page up.
 LIST_TIMEOUT_S = 5.0
+# How long a refused connection is tried again: a reload swaps in the new process in less.
+_SWAP_GRACE_S = 2.0
 
 Locate = Callable[[str, str], MicroRunner | None]  # (app, micro) -> its runner; None: static
 ProvidingMicros = Callable[[str], Sequence[str]]  # app -> its micros with provide_actions
@@ -85,6 +87,10 @@ class ActionAnswer:
 
 class ActionError(SpaceDevError):
     """An action that cannot be run as asked (unknown, bad inputs, its micro down)."""
+
+
+class _NotReached(Exception):
+    """The micro of an App Action has no process to ask, or did not take the connection."""
 
 
 def parse_declaration(micro: str, document: Any) -> tuple[list[AppAction], list[str]]:
@@ -216,12 +222,13 @@ class AppActions:
                               why or "a micro with `provide_actions: true` declares them at "
                               f"GET {DECLARATION_PATH}")
         payload = coerce_inputs(action, given)
-        address, problem = await self._address(app, action.micro, self._ready_wait)
-        if address is None:
-            raise ActionError(f'action "{name}" cannot run: {problem}',
-                              "see the output of `space-dev up`")
-        status, body = await self._exchange(address, "POST", action.path, self._timeout,
+        try:
+            status, body = await self._call(app, action.micro, self._ready_wait, "POST",
+                                            action.path, self._timeout,
                                             json.dumps(payload).encode())
+        except _NotReached as err:
+            raise ActionError(f'action "{name}" cannot run: {err}',
+                              "see the output of `space-dev up`") from None
         try:
             data: Any = json.loads(body)
         except ValueError:
@@ -230,12 +237,11 @@ class AppActions:
 
     async def _declared(self, app: str, micro: str,
                         wait: float | None) -> tuple[list[AppAction], str | None]:
-        address, problem = await self._address(app, micro, wait or 0.0)
-        if address is None:
-            return [], problem
         try:
-            status, body = await self._exchange(address, "GET", DECLARATION_PATH,
-                                                LIST_TIMEOUT_S, None)
+            status, body = await self._call(app, micro, wait or 0.0, "GET", DECLARATION_PATH,
+                                            LIST_TIMEOUT_S, None)
+        except _NotReached as err:
+            return [], str(err)
         except ActionError as err:
             return [], err.message
         if status != 200:
@@ -247,17 +253,31 @@ class AppActions:
         actions, skipped = parse_declaration(micro, document)
         return actions, "; ".join(skipped) or None
 
-    async def _address(self, app: str, micro: str,
-                       wait: float) -> tuple[tuple[str, int] | None, str]:
+    async def _call(self, app: str, micro: str, wait: float, method: str, path: str,
+                    timeout: float, body: bytes | None) -> tuple[int, bytes]:
+        """One request to the micro where it lives now, waiting up to `wait` for it to be ready.
+
+        A refused connection reached nothing (the old process of a reload is gone): the address
+        is asked again, for `_SWAP_GRACE_S` at least. _NotReached says why it never was reached.
+        """
         runner = self._locate(app, micro)
         if runner is None:
-            return None, f"{micro} has no process (a static micro cannot provide actions)"
-        address = await runner.wait_address(wait)
-        if address is not None:
-            return address, ""
-        if runner.state is State.CRASHED:
-            return None, f"{micro} has crashed"
-        return None, f"{micro} is {runner.state.value}"
+            raise _NotReached(f"{micro} has no process (a static micro cannot provide actions)")
+        began = time.monotonic()
+        deadline = began + wait
+        while True:
+            address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
+            if address is None:
+                if runner.state is State.CRASHED:
+                    raise _NotReached(f"{micro} has crashed")
+                raise _NotReached(f"{micro} is {runner.state.value}")
+            try:
+                return await self._exchange(address, method, path, timeout, body)
+            except aiohttp.ClientConnectorError as err:
+                deadline = max(deadline, began + _SWAP_GRACE_S)
+                if time.monotonic() >= deadline:
+                    raise _NotReached(f"cannot connect to {micro} ({err})") from None
+                await asyncio.sleep(0.05)
 
     async def _exchange(self, address: tuple[str, int], method: str, path: str, timeout: float,
                         body: bytes | None) -> tuple[int, bytes]:
@@ -272,6 +292,8 @@ class AppActions:
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     return response.status, await response.read()
+            except aiohttp.ClientConnectorError:
+                raise  # nothing was sent: `_call` may try again
             except TimeoutError:
                 raise ActionError(f"no answer within {timeout:g} s") from None
             except aiohttp.ClientError as err:

@@ -1,16 +1,22 @@
-"""App Actions' pure parts: reading a micro's declaration, and typing the text inputs."""
+"""App Actions: reading a micro's declaration, typing the text inputs, and reaching the micro."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+from aiohttp import web
 
 from runtime.cloud.app_actions import (
     ActionError,
     ActionInput,
     AppAction,
+    AppActions,
     coerce_inputs,
     parse_declaration,
 )
+from runtime.serve.proxy import Proxy
+from runtime.supervisor.manager import State
 
 
 def test_a_declaration_is_read_leniently_and_says_what_it_left_out() -> None:
@@ -60,3 +66,53 @@ def test_inputs_are_typed_as_declared(given: dict[str, str], sent: dict[str, obj
 def test_bad_inputs_are_refused_naming_the_input(given: dict[str, str], said: str) -> None:
     with pytest.raises(ActionError, match=said):
         coerce_inputs(ACTION, given)
+
+
+class SwappedRunner:
+    """A micro in the middle of a reload: first the old process's address, already gone."""
+
+    def __init__(self, addresses: list[tuple[str, int]]) -> None:
+        self.addresses = addresses
+        self.state = State.READY
+        self.asked = 0
+
+    async def wait_address(self, timeout: float) -> tuple[str, int] | None:
+        self.asked += 1
+        return self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_an_action_sent_during_a_reload_goes_to_the_new_process(aiohttp_server) -> None:
+    async def declare(request: web.Request) -> web.Response:
+        return web.json_response({"actions": [{"name": "ping", "path": "/ping"}]})
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({"pong": await request.json()})
+
+    micro = web.Application()
+    micro.router.add_get("/__space/actions", declare)
+    micro.router.add_post("/ping", ping)
+    server = await aiohttp_server(micro)
+    live = ("127.0.0.1", server.port)
+    proxy = Proxy()
+    await proxy.start()
+    try:
+        runners = {"listing": SwappedRunner([("127.0.0.1", closed_port()), live]),
+                   "run": SwappedRunner([live, ("127.0.0.1", closed_port()), live])}
+        current = runners["listing"]
+        actions = AppActions(lambda app, micro: current, lambda app: ["api"], proxy,
+                             ready_wait=1.0, timeout=5.0)
+        listing = await actions.listing("app")
+        assert [a.name for a in listing.actions] == ["ping"] and not listing.problems
+        assert current.asked == 2
+        current = runners["run"]
+        answer = await actions.run("app", "ping", {})
+        assert (answer.status, answer.data) == (200, {"pong": {}})
+        assert current.asked == 3
+    finally:
+        await proxy.close()

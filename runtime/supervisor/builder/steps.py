@@ -30,30 +30,23 @@ class StepResult:
 
 async def run_step(
     name: str,
-    command: Sequence[str] | str,
+    command: Sequence[str],
     cwd: Path,
     env: Mapping[str, str],
     printer: Printer,
     doing: str,
-    *,
-    echo: bool = False,
 ) -> StepResult:
-    """Run `command` (argv, or a shell line) in its own process group; `doing` is the progress
-    text (`installing 14 packages (uv)`). `echo` shows every output line (a build's), else the
-    output is kept and shown only when the step fails."""
+    """Run `command` (argv) in its own process group; `doing` is the progress text (`installing
+    14 packages (uv)`). Its output is kept and shown only when the step fails."""
     began = time.monotonic()
     printer.line(name, f"{doing}...")
     common = dict(cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                   start_new_session=True, limit=1 << 20)
     try:
-        if isinstance(command, str):
-            proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
-        else:
-            proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+        proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
     except OSError as err:
-        shown = command if isinstance(command, str) else command[0]
-        text = f"cannot run {shown}: {err.strerror or err}"
+        text = f"cannot run {command[0]}: {err.strerror or err}"
         return StepResult(False, -1, [text], time.monotonic() - began)
     reaper.track(proc.pid)  # ended too if this runtime is killed
     output: list[str] = []
@@ -63,8 +56,6 @@ async def run_step(
         async for raw in proc.stdout:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             output.append(text)
-            if echo:
-                printer.line(name, text)
 
     async def progress() -> None:
         while True:
