@@ -55,7 +55,7 @@ _TRUSTED_ELSEWHERE = frozenset(
         "x-method-override",
     }
 )
-# Identity headers only the runtime sets.
+# Identity headers only the runtime sets: whatever a client sent under them is dropped.
 _RESERVED_PREFIXES = ("x-space-", "x-forwarded-")
 # `Expect: 100-continue` is answered by the gate once the request has passed; a micro that never
 # sends `100 Continue` itself must not leave the body waiting.
@@ -63,15 +63,6 @@ _ANSWERED_HERE = frozenset({"expect"})
 # Headers a client's `Connection` tokens may never remove: without `Host` the micro would see its
 # own internal address, and the body's framing is the runtime's to write.
 _NEVER_HOP_BY_HOP = frozenset({b"host", b"content-length"})
-
-
-def is_reserved_header(lower_name: str) -> bool:
-    """Identity headers only the runtime may set; whatever a client sent under them is dropped.
-
-    `_` counts as `-`: WSGI servers and some proxies read `X_Space_User` as `X-Space-User`.
-    """
-    name = lower_name.replace("_", "-")
-    return name.startswith(_RESERVED_PREFIXES) or name in _TRUSTED_ELSEWHERE
 
 
 def connection_tokens(values: Iterable[str]) -> frozenset[str]:
