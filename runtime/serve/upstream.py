@@ -236,8 +236,8 @@ def encode_head(
     The header lines go out as the bytes they came in as; the request line as aiohttp read it (as
     UTF-8 with surrogate escapes). Content-Length is the body's; Transfer-Encoding is never sent.
     """
-    if " " in method or " " in target:
-        raise ValueError("a space in the request line")
+    if " " in method or " " in target or "\t" in method or "\t" in target:
+        raise ValueError("a space or tab in the request line")  # some servers split on either
     parts = [f"{method} {target} HTTP/1.1\r\n".encode(*AS_SENT), *headers.lines]
     if not headers.has_host:
         literal = f"[{address[0]}]" if ":" in address[0] else address[0]

@@ -345,7 +345,8 @@ def test_the_head_is_the_gates_bytes_and_refuses_injection() -> None:
     for bad in ("1\r\nX-Evil: 1", "1\nX", "1\rX", "1\x00", "1\x7f"):
         with pytest.raises(ValueError):
             encode_head("GET", "/", ForwardedHeaders.of([("X-A", bad)]), ("127.0.0.1", 9), None)
-    with pytest.raises(ValueError):
-        encode_head("GET", "/a\r\nX-Evil: 1", ForwardedHeaders.of([]), ("127.0.0.1", 9), None)
+    for target in ("/a\r\nX-Evil: 1", "/a b", "/a\tb", "/?q=\t"):
+        with pytest.raises(ValueError):
+            encode_head("GET", target, ForwardedHeaders.of([]), ("127.0.0.1", 9), None)
     no_host = encode_head("GET", "/", ForwardedHeaders.of([]), ("::1", 9), 3)
     assert no_host == b"GET / HTTP/1.1\r\nHost: [::1]:9\r\nContent-Length: 3\r\n\r\n"
