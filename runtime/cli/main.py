@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -199,6 +200,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         try:
             _use_fast_loop()
             _tune_memory()
+            if not args.debug:
+                _quiet_client_mistakes()
             asyncio.run(_serve(runtime))
         finally:
             runtime.release()
@@ -248,6 +251,21 @@ def _tune_memory() -> None:
             libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD
         except (OSError, AttributeError):
             pass  # not glibc (musl, say): its defaults stand
+
+
+class _ClientMistake(logging.Filter):
+    """Drops aiohttp's report of a request it could not read (no Host, a bad header line): the
+    client got its 400 with the reason, and the traceback says nothing the owner can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+def _quiet_client_mistakes() -> None:
+    logging.getLogger("aiohttp.server").addFilter(_ClientMistake())
 
 
 def _use_fast_loop() -> None:

@@ -96,7 +96,7 @@ class ForwardedHeaders:
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, str]]) -> ForwardedHeaders:
-        """Headers exactly as given: the runtime's own requests, and tests."""
+        """Headers exactly as given, as names and values (the upstream client's tests)."""
         lines, host, length = [], False, False
         for name, value in pairs:
             lower = name.lower()

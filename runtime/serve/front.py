@@ -14,13 +14,14 @@ from typing import cast
 from aiohttp import web
 
 from runtime.auth.routes import BadPath, normalise_path
+from runtime.serve.gate import RUNTIME_PREFIX
 from runtime.serve.hosts import AllowedHosts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The runtime's own pages and APIs, as aiohttp's router names them (case matters to it; the gate
 # answers 404 to every other spelling, so none reaches a micro).
-PAGES_PREFIX = "/__space/"
+PAGES_PREFIX = RUNTIME_PREFIX + "/"
 
 
 class FrontRunner(web.AppRunner):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -22,7 +22,6 @@ _EVERY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 # Addresses asked about once each; a client sending endless made-up ones cannot grow it further.
 _MAX_REMEMBERED = 256
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def host_name(header: str) -> str | None:

@@ -294,8 +294,6 @@ def _end_to_end(
         named = connection_tokens(connection) - HOP_BY_HOP
         if named:
             headers = [(n, v) for n, v in headers if n.lower() not in named]
-            if "content-length" in named:
-                length = None
     return headers, length, coded
 
 

@@ -202,3 +202,14 @@ def test_a_miss_on_a_public_route_does_not_show_the_private_404_page(gate_env: G
     assert b"own lost page" not in visitor.body and b"404 Not Found" in visitor.body
     owner = gate_env.request("gate", "GET", "/pub/nothing-here", [SESSION])
     assert owner.status == 404 and b"own lost page" in owner.body
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /api/ HTTP/1.1\r\nConnection: close",  # no Host
+    b"GET /api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nBad Header: 1\r\nConnection: close",
+])
+def test_a_malformed_request_is_a_400_and_no_traceback_in_the_log(
+    gate_env: GateEnv, head: bytes
+) -> None:
+    assert _raw(gate_env, head) == 400
+    assert "Traceback" not in gate_env.up.output
