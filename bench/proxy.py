@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from runtime.supervisor.environment import GATE_PROOF_HEADER as PROOF_HEADER
+
 SPACEFILE = """\
 v: 0
 app_name: bench
@@ -60,7 +62,9 @@ from aiohttp import web
 PORT = os.environ["PORT"]
 SMALL = b"Hello, world!"  # 13 bytes
 BIG = bytes(range(256)) * 4096  # 1 MiB, built once
-HEADERS = {"X-Micro-Port": PORT}
+# Where it listens and the gate's proof its guard wants, for the direct and nginx loads (a bench
+# micro only: a real one never shows the proof).
+HEADERS = {"X-Micro-Port": PORT, "X-Micro-Proof": os.environ.get("SPACE_DEV_GATE_PROOF", "")}
 
 
 async def small(request):
@@ -323,6 +327,7 @@ http {{
             proxy_pass http://micro;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header {proof_header} "{proof}";
             # The runtime holds up to 512 KiB of a body per connection: so does nginx here.
             proxy_buffer_size 64k;
             proxy_buffers 8 64k;
@@ -334,7 +339,7 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx_in_front(tmp: Path, micro: int) -> Iterator[str | None]:
+def nginx_in_front(tmp: Path, micro: int, proof: dict[str, str]) -> Iterator[str | None]:
     """nginx (one worker, keep-alive upstream) proxying to the micro; None if not installed."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                        else None)
@@ -346,7 +351,9 @@ def nginx_in_front(tmp: Path, micro: int) -> Iterator[str | None]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, micro=micro, port=port))
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, micro=micro, port=port,
+                                                        proof_header=PROOF_HEADER,
+                                                        proof=proof[PROOF_HEADER]))
     proc = subprocess.Popen([binary, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -374,11 +381,12 @@ def write_app(tmp: Path) -> None:
     (api / "main.py").write_text(MICRO)
 
 
-def micro_port(url: str, headers: dict[str, str]) -> int:
-    """The micro's own port, which it reports in X-Micro-Port (asked through the runtime)."""
+def micro_port(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """The micro's own port and the gate's proof its guard wants (as the header to send), which
+    it reports (asked through the runtime)."""
     request = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as resp:
-        return int(resp.headers["X-Micro-Port"])
+        return int(resp.headers["X-Micro-Port"]), {PROOF_HEADER: resp.headers["X-Micro-Proof"]}
 
 
 def sign_in(origin: str) -> str:
@@ -454,19 +462,19 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
                     "": {},
                 }
             print(f"runtime on {loop}: new {origins['new']}/, old {origins['old']}/", flush=True)
-            public_port = micro_port(origins["new"] + "/small", {})
-            nginx = (stack.enter_context(nginx_in_front(tmp, public_port))
+            public_port, public_proof = micro_port(origins["new"] + "/small", {})
+            nginx = (stack.enter_context(nginx_in_front(tmp, public_port, public_proof))
                      if args.nginx else None)
             for sc in SCENARIOS:
                 if args.only and args.only not in sc.name:
                     continue
                 urls = {c: origins[c] + sc.mount + sc.path for c in CLIENTS}
                 headers = {c: credentials[c][sc.credential] for c in CLIENTS}
-                port = micro_port(urls["new"], headers["new"])
+                port, proof = micro_port(urls["new"], headers["new"])
                 direct_url = f"http://127.0.0.1:{port}{sc.path}"
                 nginx_url = nginx + sc.path if nginx and not sc.mount else None
                 if args.warmup > 0:
-                    load(direct_url, sc.connections, args.warmup, {})
+                    load(direct_url, sc.connections, args.warmup, proof)
                     if nginx_url:
                         load(nginx_url, sc.connections, args.warmup, {})
                     for c in CLIENTS:
@@ -476,7 +484,7 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
                 cpus: dict[str, list[float]] = {c: [] for c in CLIENTS}
                 # In turns, so a neighbour's burst of load spoils all of them alike.
                 for _ in range(args.repeat):
-                    directs.append(load(direct_url, sc.connections, args.duration, {}))
+                    directs.append(load(direct_url, sc.connections, args.duration, proof))
                     if nginx_url:
                         nginxes.append(load(nginx_url, sc.connections, args.duration, {}))
                     for c in CLIENTS:

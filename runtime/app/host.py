@@ -4,6 +4,7 @@ supervisor's timings."""
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 
 from runtime import config as defaults
@@ -39,6 +40,9 @@ class AppHost:
     runners: dict[str, MicroRunner] = field(default_factory=dict)
     builds: dict[str, StaticBuild] = field(default_factory=dict)  # static micros' `commands`
     routing: Routing | None = None
+    # The per-run secret the gate proves itself with to this app's micros, which refuse what
+    # lacks it (in_micro/node/guard.cjs, in_micro/site/_space_dev_guard.py).
+    gate_proof: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @property
     def origin(self) -> str:

@@ -35,6 +35,7 @@ class AppView:
     saved_env: Mapping[str, str]
     services: Mapping[str, str]
     data_dir: Path
+    gate_proof: str = ""  # the app's per-run secret the gate proves itself with
 
 
 def serve_root(micro: Micro) -> Path:
@@ -64,7 +65,8 @@ def micro_specs(app: AppView) -> tuple[dict[str, LaunchSpec | None], dict[str, S
         python_bin = str(plan.python.bin_dir) if plan.python is not None else None
         env = micro_environment(micro, engine, hostname=app.hostname,
                                 project_key=app.project_key, presets=presets,
-                                services=app.services, python_bin=python_bin)
+                                services=app.services, python_bin=python_bin,
+                                gate_proof=app.gate_proof)
         if (engine.family == "static" and not static_dev) or command is None:
             specs[micro.name] = None
             if engine.family == "static" and micro.commands:

@@ -229,7 +229,8 @@ class Runtime:
         return micro_specs(AppView(
             host.name, host.spacefile, host.hostname, project_key, host.config.env,
             self.store.get_env(host.name),
-            self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir))
+            self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
+            host.gate_proof))
 
     def routing_for(self, host: AppHost) -> Routing:
         """The gate's view of the app as it is now: mounts, policies, who serves each micro."""
@@ -289,7 +290,7 @@ class Runtime:
 
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
-                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp")
+                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof)
         app = web.Application(
             handler_args={"max_field_size": 65536}, middlewares=[csrf.middleware()]
         )

@@ -75,14 +75,15 @@ class ActionFirer:
                     return f"error: {action.micro} is stopped", None
                 return f"error: {action.micro} was not ready within {self._ready_wait:g} s", None
             try:
-                return await self._post(address, action)
+                return await self._post(address, action, runner.gate_proof)
             except aiohttp.ClientConnectorError:
                 # Never reached it (it is being swapped for a new process): safe to try again.
                 if time.monotonic() >= deadline:
                     return f"error: could not connect to {action.micro}", None
                 await asyncio.sleep(0.05)
 
-    async def _post(self, address: tuple[str, int], action: Action) -> tuple[int | str, float]:
+    async def _post(self, address: tuple[str, int], action: Action,
+                    proof: dict[str, str]) -> tuple[int | str, float]:
         host, port = address
         literal = f"[{host}]" if ":" in host else host
         began = time.monotonic()
@@ -91,7 +92,7 @@ class ActionFirer:
             try:
                 async with self._proxy.session.post(
                     f"http://{literal}:{port}{EVENT_PATH}", data=event_body(action),
-                    headers={"Content-Type": "application/json"}, allow_redirects=False,
+                    headers={"Content-Type": "application/json", **proof}, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self._timeout),
                 ) as response:
                     async for _ in response.content.iter_any():

@@ -272,7 +272,8 @@ class AppActions:
                     raise _NotReached(f"{micro} has crashed")
                 raise _NotReached(f"{micro} is {runner.state.value}")
             try:
-                return await self._exchange(address, method, path, timeout, body)
+                return await self._exchange(address, method, path, timeout, body,
+                                            runner.gate_proof)
             except aiohttp.ClientConnectorError as err:
                 deadline = max(deadline, began + _SWAP_GRACE_S)
                 if time.monotonic() >= deadline:
@@ -280,7 +281,7 @@ class AppActions:
                 await asyncio.sleep(0.05)
 
     async def _exchange(self, address: tuple[str, int], method: str, path: str, timeout: float,
-                        body: bytes | None) -> tuple[int, bytes]:
+                        body: bytes | None, proof: dict[str, str]) -> tuple[int, bytes]:
         host, port = address
         literal = f"[{host}]" if ":" in host else host
         began = time.monotonic()
@@ -288,7 +289,8 @@ class AppActions:
             try:
                 async with self._proxy.session.request(
                     method, f"http://{literal}:{port}{path}", data=body,
-                    headers={"Content-Type": "application/json"} if body is not None else {},
+                    headers=({"Content-Type": "application/json"} if body is not None else {})
+                    | proof,
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     return response.status, await response.read()

@@ -32,6 +32,7 @@ from runtime.serve.proxy import (
     is_websocket,
 )
 from runtime.serve.static import StaticSite
+from runtime.supervisor.environment import GATE_PROOF_HEADER
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import SAFE_METHODS, changes_state, loaded_from_elsewhere, same_origin
@@ -92,8 +93,11 @@ class Gate:
         printer: Printer,
         request_wait: float,
         spool_dir: Path,
+        gate_proof: str,
     ) -> None:
         self._app = app
+        # Sent with every request forwarded: the micro's guard refuses a request without it.
+        self._proof = (GATE_PROOF_HEADER, gate_proof)
         self._spool_dir = spool_dir  # where a long chunked request body waits to be sent
         self._proxy = proxy
         self._routing = routing
@@ -213,6 +217,7 @@ class Gate:
             ("X-Forwarded-Proto", request.scheme),
             ("X-Forwarded-Host", request.host),
             ("X-Space-Auth", decision.how or "public"),
+            self._proof,
         ]
         if isinstance(credential, Principal) and decision is not Decision.ALLOW_PUBLIC:
             if credential.kind == "session" and credential.user:

@@ -20,8 +20,17 @@ LOOPBACK_VARIABLES = {
 }
 
 # Loaded first into every Node.js process (NODE_OPTIONS): a `listen(PORT)` naming no host binds
-# $HOST instead of every interface, where the micro would be reachable past the gate.
-NODE_LOOPBACK = Path(__file__).resolve().parents[1] / "in_micro" / "node" / "loopback.cjs"
+# $HOST instead of every interface, where the micro would be reachable past the gate; and the
+# guard, which refuses a request that did not come through the gate.
+_NODE = Path(__file__).resolve().parents[1] / "in_micro" / "node"
+NODE_PRELOADS = (_NODE / "loopback.cjs", _NODE / "guard.cjs")
+
+# The gate proves itself to a micro on every request: this header carries the app's per-run
+# secret, which the micro's guard finds in this variable (docs/decisions.md, "Threat model").
+GATE_PROOF_VARIABLE = "SPACE_DEV_GATE_PROOF"
+GATE_PROOF_HEADER = "X-Space-Gate"
+# The guard's answer to the proved readiness probe carries this header: the micro is guarded.
+GUARD_HEADER = "X-Space-Guard"
 
 # Where a `presets.env` value comes from, in the order that decides it.
 Source = Literal["saved", "config", "shell", "default", "unset"]
@@ -72,6 +81,7 @@ def micro_environment(
     shell: Mapping[str, str] | None = None,
     services: Mapping[str, str] | None = None,
     python_bin: str | None = None,
+    gate_proof: str = "",
 ) -> dict[str, str]:
     """The full environment of a micro's process, without its port (set per process).
 
@@ -87,6 +97,9 @@ def micro_environment(
         DETA_SPACE_APP_MICRO_TYPE=micro.kind,
         DETA_SPACE_APP_VERSION="dev",
     )
+    env.pop(GATE_PROOF_VARIABLE, None)  # only the runtime's own, never one from the shell
+    if gate_proof:
+        env[GATE_PROOF_VARIABLE] = gate_proof
     # Only the gate faces the network: servers that read these listen on loopback alone.
     env.update(LOOPBACK_VARIABLES)
     env.update(node_options(env.get("NODE_OPTIONS", "")))
@@ -105,12 +118,12 @@ def micro_environment(
 
 
 def node_options(given: str) -> dict[str, str]:
-    """NODE_OPTIONS with the loopback preload added to what the shell had (nothing if the file
-    is missing: a `--require` of a missing file would stop every node process)."""
-    if not NODE_LOOPBACK.is_file() or str(NODE_LOOPBACK) in given:
+    """NODE_OPTIONS with the preloads added to what the shell had (each only if its file is
+    there: a `--require` of a missing file would stop every node process)."""
+    added = [f'--require "{p}"' for p in NODE_PRELOADS if p.is_file() and str(p) not in given]
+    if not added:
         return {}
-    preload = f'--require "{NODE_LOOPBACK}"'
-    return {"NODE_OPTIONS": f"{given} {preload}".strip()}
+    return {"NODE_OPTIONS": " ".join([given, *added]).strip()}
 
 
 def port_variables(engine: Engine) -> tuple[str, ...]:

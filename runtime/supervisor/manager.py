@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.supervisor.builder.prepare import SetupPlan
-from runtime.supervisor.environment import bind_variables
+from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, bind_variables
 from runtime.supervisor.listening import listens_on_all_interfaces
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import free_port
@@ -114,6 +114,13 @@ class MicroRunner:
         """Whether a live process of this micro is still the one at `address`."""
         proc = self._current
         return proc is not None and proc.running and (proc.host, proc.port) == address
+
+    @property
+    def gate_proof(self) -> dict[str, str]:
+        """The header that shows a request comes from the runtime: the micro's guard refuses
+        what lacks it (the gate adds it to what it forwards; the runtime's own calls too)."""
+        proof = self.spec.env.get(GATE_PROOF_VARIABLE)
+        return {GATE_PROOF_HEADER: proof} if proof else {}
 
     @property
     def port(self) -> int | None:
@@ -285,6 +292,18 @@ class MicroRunner:
             f"listens on all interfaces ({', '.join(wide)}): other machines on the network can "
             "reach it without signing in. Make it listen on 127.0.0.1 ($HOST) instead."
             if wide
+            else None,
+        )
+        unguarded = (proc is not None and not proc.guarded
+                     and bool(proc.env.get(GATE_PROOF_VARIABLE)))
+        self.notice(
+            "unguarded",
+            f"its server does not check that requests come through the gate, so a page on "
+            f"another local origin can reach it on port {proc.port} without signing in. "
+            "space-dev guards Node.js servers and python's common ones (http.server, Flask, "
+            "Django, uvicorn, hypercorn, gunicorn, waitress, aiohttp); serve the micro with one "
+            "of those if you can."
+            if unguarded and proc is not None
             else None,
         )
 

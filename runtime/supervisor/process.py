@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from runtime.supervisor import reaper
+from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, GUARD_HEADER
 from runtime.supervisor.output import Printer
 
 # Hosts a micro may listen on; Node's `listen(port, "localhost")` can pick ::1 alone.
@@ -42,6 +43,10 @@ class MicroProcess:
         self.env = dict(env)
         self.port = port
         self.host = LOOPBACK_HOSTS[0]  # updated by wait_ready to the one that answered
+        # Whether the micro's guard answered the readiness probe (set by wait_ready): if not,
+        # its server refuses nothing that skips the gate, and the owner is told.
+        self.guarded = False
+        self._probe = probe_request(self.env.get(GATE_PROOF_VARIABLE, ""))
         self._printer = printer
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -114,9 +119,12 @@ class MicroProcess:
         next_note = time.monotonic() + 1.0
         while self.running and time.monotonic() < deadline:
             for host in LOOPBACK_HOSTS:
-                answered = await _answers_http(host, self.port, self._proc, deadline, next_note)
-                if answered:
+                head = await _answer_head(
+                    host, self.port, self._probe, self._proc, deadline, next_note
+                )
+                if head is not None:
                     self.host = host
+                    self.guarded = _GUARDED in head.lower()
                     return True
             now = time.monotonic()
             if now >= next_note:
@@ -146,18 +154,25 @@ class MicroProcess:
 # HTTP/1.1" 405 Method Not Allowed` at every start) is known to be ours and left out.
 PROBE_PATH = "/__space/ready"
 _PROBE_LOGGED = f"HEAD {PROBE_PATH} "
-_PROBE = (f"HEAD {PROBE_PATH} HTTP/1.1\r\nHost: localhost\r\n"
-          "User-Agent: space-dev readiness probe\r\nConnection: close\r\n\r\n").encode()
+_GUARDED = f"\r\n{GUARD_HEADER.lower()}:".encode()
 
 
-async def _answers_http(
+def probe_request(gate_proof: str) -> bytes:
+    """The readiness probe, with the gate's proof: the micro's guard answers it."""
+    proof = f"{GATE_PROOF_HEADER}: {gate_proof}\r\n" if gate_proof else ""
+    return (f"HEAD {PROBE_PATH} HTTP/1.1\r\nHost: localhost\r\n{proof}"
+            "User-Agent: space-dev readiness probe\r\nConnection: close\r\n\r\n").encode()
+
+
+async def _answer_head(
     host: str,
     port: int,
+    probe: bytes,
     proc: asyncio.subprocess.Process | None,
     deadline: float,
     note_at: float,
-) -> bool:
-    """True once the server at host:port sends the start of an HTTP answer to a HEAD request.
+) -> bytes | None:
+    """The head of the HTTP answer the server at host:port gives the probe, once it gives one.
 
     The wait for the answer ends early when the process exits, and at `note_at` so the caller
     can show progress (a slow first answer is then asked for again).
@@ -165,11 +180,11 @@ async def _answers_http(
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (TimeoutError, OSError):
-        return False
+        return None
     try:
-        writer.write(_PROBE)
+        writer.write(probe)
         await writer.drain()
-        answer = asyncio.ensure_future(reader.readexactly(5))
+        answer = asyncio.ensure_future(_read_head(reader))
         waits: set[asyncio.Future[object]] = {answer}  # type: ignore[arg-type]
         if proc is not None:
             waits.add(asyncio.ensure_future(proc.wait()))
@@ -181,16 +196,31 @@ async def _answers_http(
         )
         for task in pending:
             task.cancel()
-        return answer in done and not answer.cancelled() and answer.exception() is None \
-            and answer.result() == b"HTTP/"
+        if answer in done and not answer.cancelled() and answer.exception() is None:
+            return answer.result()
+        return None
     except OSError:
-        return False
+        return None
     finally:
         writer.close()
         try:
             await writer.wait_closed()
         except OSError:
             pass
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """An answer's head (through its blank line; what arrived if the server closed early), or
+    None when it is not HTTP."""
+    if await reader.readexactly(5) != b"HTTP/":
+        return None
+    try:
+        rest = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as cut:
+        rest = cut.partial
+    except asyncio.LimitOverrunError:
+        rest = b""
+    return b"HTTP/" + rest
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

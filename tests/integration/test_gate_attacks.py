@@ -310,6 +310,7 @@ SPOOFED = (
     ("X-Forwarded-Host", "evil.example"),
     ("X-Forwarded-Proto", "gopher"),
     ("X_Forwarded_User", "mallory"),
+    ("X-Space-Gate", "a-proof-the-client-made-up"),
 )
 SPOOFED_VALUES = frozenset(v for _, v in SPOOFED)
 
@@ -424,7 +425,7 @@ def _lower_headers(pairs: Sequence[Sequence[str]]) -> dict[str, list[str]]:
 def _assert_no_client_identity(got: Mapping[str, list[str]], env: GateEnv) -> None:
     """No credential and no client-sent identity header reaches a micro."""
     allowed = {"x-space-auth", "x-space-user", "x-space-key-name", "x-space-client-type",
-               "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+               "x-space-gate", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
     for name, values in got.items():
         reserved = name.replace("_", "-")
         if reserved.startswith(("x-space-", "x-forwarded-")):

@@ -75,6 +75,7 @@ class SwappedRunner:
         self.addresses = addresses
         self.state = State.READY
         self.asked = 0
+        self.gate_proof: dict[str, str] = {}
 
     async def wait_address(self, timeout: float) -> tuple[str, int] | None:
         self.asked += 1

@@ -46,5 +46,5 @@ def test_listen_without_a_host_binds_loopback(tmp_path: Path) -> None:
 def test_node_options_keep_what_the_shell_gave() -> None:
     given = environment.node_options("--max-old-space-size=256")["NODE_OPTIONS"]
     assert given.startswith("--max-old-space-size=256 --require ")
-    assert str(environment.NODE_LOOPBACK) in given
+    assert str(environment.NODE_PRELOADS[0]) in given
     assert environment.node_options(given) == {}  # not twice

@@ -1,0 +1,137 @@
+"""The micro-side guard's decision, as a table: the proof, the Host, the caller, the browser's
+marks; and the names it shares with the runtime, which live in two processes and must agree."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.supervisor import environment, process
+
+SITE = Path(environment.__file__).resolve().parents[1] / "in_micro" / "site"
+NODE_GUARD = environment.NODE_PRELOADS[1]
+
+
+def _load_guard():  # the module runs inside micros, outside the package: load it by its path
+    spec = importlib.util.spec_from_file_location("_space_dev_guard", SITE / "_space_dev_guard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("_space_dev_guard_under_test", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+guard_module = _load_guard()
+PROOF = "s3cret-proof-of-the-gate"
+
+
+def verdict(headers: dict[str, str], caller: bool | None, path: str = "/x") -> str:
+    guard = guard_module.Guard(PROOF, "localhost:4200")
+    guard.from_this_app = lambda peer, local: caller  # type: ignore[method-assign]
+    lower = {k.lower(): v for k, v in headers.items()}
+    return guard.verdict("GET", path, lower.get, 50000, 4201)
+
+
+@pytest.mark.parametrize(
+    ("headers", "caller", "expected"),
+    [
+        ({"X-Space-Gate": PROOF, "Host": "localhost:4200"}, False, "pass"),
+        # The gate forwards the Host it checked, which may be a name of the LAN.
+        ({"X-Space-Gate": PROOF, "Host": "box.lan:4200"}, False, "pass"),
+        ({"X-Space-Gate": PROOF + "x", "Host": "127.0.0.1:4201"}, False, "refused"),
+        ({"X-Space-Gate": "", "Host": "127.0.0.1:4201"}, False, "refused"),
+        ({"Host": "127.0.0.1:4201"}, True, "pass"),  # the app calling its own port
+        ({"Host": "localhost:4201"}, True, "pass"),
+        ({"Host": "[::1]:4201"}, True, "pass"),
+        ({}, True, "pass"),  # HTTP/1.0 with no Host: no browser sends that
+        ({"Host": "127.0.0.1:4201"}, False, "refused"),  # any other process
+        # DNS rebinding: a page's own name, even from a process of the app.
+        ({"Host": "rebind.attacker.example:4201"}, True, "refused"),
+        ({"Host": "localhost.attacker.example:4201"}, True, "refused"),
+        ({"Host": "0.0.0.0:4201"}, True, "refused"),
+        # Where /proc cannot tell (not Linux), the browser's marks decide.
+        ({"Host": "127.0.0.1:4201"}, None, "pass"),
+        ({"Host": "127.0.0.1:4201", "Sec-Fetch-Site": "same-site"}, None, "refused"),
+        ({"Host": "127.0.0.1:4201", "Origin": "http://localhost:3000"}, None, "refused"),
+        ({"Host": "127.0.0.1:4201", "Sec-Fetch-Dest": "script"}, None, "refused"),
+        # Node's own fetch sends Sec-Fetch-Mode: no sign of a browser.
+        ({"Host": "127.0.0.1:4201", "Sec-Fetch-Mode": "cors"}, None, "pass"),
+        # A process of the app that forwards a browser's headers to its own API still passes.
+        ({"Host": "127.0.0.1:4201", "Sec-Fetch-Site": "same-origin"}, True, "pass"),
+    ],
+)
+def test_verdict(headers: dict[str, str], caller: bool | None, expected: str) -> None:
+    found = verdict(headers, caller)
+    assert (found if found == "pass" else "refused") == expected, found
+
+
+def test_the_proved_probe_is_answered_by_the_guard() -> None:
+    assert verdict({"X-Space-Gate": PROOF}, False, path="/__space/ready") == "probe"
+    assert verdict({}, True, path="/__space/ready") == "pass"  # unproved: the app's own path
+
+
+def test_the_caller_lookup_reads_the_calling_process() -> None:
+    """Real loopback connections: one from a process started with the app's proof in its
+    environment (a process of the app), one from this test process (not)."""
+    import os
+    import socket
+    import subprocess
+
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux's /proc")
+    guard = guard_module.Guard(PROOF, "localhost:4200")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
+             "print(s.getsockname()[1], flush=True); sys.stdin.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, guard_module.PROOF_VARIABLE: PROOF},
+        )
+        try:
+            assert holder.stdout is not None
+            app_port = int(holder.stdout.readline())
+            with socket.create_connection(("127.0.0.1", port)) as mine:
+                assert guard.from_this_app(app_port, port) is True
+                assert guard.from_this_app(mine.getsockname()[1], port) is False
+                other = guard_module.Guard(PROOF + "-other-app", "localhost:4300")
+                assert other.from_this_app(app_port, port) is False
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+def test_the_runtime_and_the_micros_agree_on_names() -> None:
+    assert guard_module.PROOF_VARIABLE == environment.GATE_PROOF_VARIABLE
+    assert guard_module.PROOF_HEADER == environment.GATE_PROOF_HEADER.lower()
+    assert guard_module.GUARD_HEADER == environment.GUARD_HEADER
+    assert guard_module.PROBE_PATH == process.PROBE_PATH
+    node = NODE_GUARD.read_text()
+    assert f'const PROOF_HEADER = "{environment.GATE_PROOF_HEADER.lower()}";' in node
+    assert f'const GUARD_HEADER = "{environment.GUARD_HEADER}";' in node
+    assert f'const PROBE_PATH = "{process.PROBE_PATH}";' in node
+    assert re.search(rf"process\.env\.{environment.GATE_PROOF_VARIABLE}\b", node)
+    assert f"\\0{environment.GATE_PROOF_VARIABLE}=" in node
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", None), ("the-runs-own", "the-runs-own")])
+def test_only_the_runtimes_proof_reaches_a_micro(given: str, expected: str | None) -> None:
+    from runtime.models import Micro
+    from runtime.spacefile import engines
+
+    micro = Micro("api", Path("/app/api"), "nodejs16", True, "/")
+    engine = engines.lookup("nodejs16")
+    assert engine is not None
+    shell = {"PATH": "/bin", environment.GATE_PROOF_VARIABLE: "from-the-shell"}
+    env = environment.micro_environment(micro, engine, hostname="localhost:4200",
+                                       project_key="k_s", presets={}, shell=shell,
+                                       gate_proof=given)
+    assert env.get(environment.GATE_PROOF_VARIABLE) == expected
+    assert str(NODE_GUARD) in env["NODE_OPTIONS"]
