@@ -33,8 +33,11 @@ _STATUS = {BadName: 400, NoSuchUpload: 404, UploadBusy: 409, TooLarge: 413}
 # A file's bytes are whatever a client stored (a visitor's upload, say) and the API is also
 # served on the app's own origin, where the owner's session opens the settings: a stored HTML or
 # SVG file must never run there. `sandbox` gives a document it renders an origin of its own;
-# reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged.
-INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+# reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged for the app's own pages.
+# `Cross-Origin-Resource-Policy` keeps them from any other origin's page: every port of
+# 127.0.0.1 is one site, so the owner's cookie goes with a `<script src>` put there.
+INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+                 "Cross-Origin-Resource-Policy": "same-origin"}
 
 
 @dataclass(frozen=True)
