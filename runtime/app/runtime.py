@@ -170,7 +170,10 @@ class Runtime:
 
     def _welcome_owner(self) -> None:
         """At the first start, make the owner; every start, print a one-use sign-in link."""
-        created = ensure_owner(self.store, self._owner_password)
+        # The password is needed only to make the owner: let it go (its scrypt hash is kept).
+        password, self._owner_password = self._owner_password, None
+        created = ensure_owner(self.store, password)
+        del password
         self.identity.reload()
         owner = self.store.users.owner()
         assert owner is not None
