@@ -46,6 +46,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.auth.policy": 1,
     "runtime.auth.keys": 1,
     "runtime.auth.passwords": 1,
+    "runtime.auth.failures": 1,
     "runtime.cloud": 1,
     "runtime.cloud.tls": 1,
     "runtime.cloud.base": 1,
@@ -99,6 +100,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.site": 2,
     # 3: the gate, the runtime's own pages, firing actions
     "runtime.serve.gate": 3,
+    "runtime.serve.key_guesses": 3,
     "runtime.serve.hosts": 3,
     "runtime.serve.front": 3,
     "runtime.web": 3,

@@ -17,6 +17,7 @@ from runtime import spacefile
 from runtime.app.host import AppHost, timings
 from runtime.app.micro_specs import AppView, micro_specs, serve_root
 from runtime.app.secret_env import take_secret
+from runtime.auth.failures import FailureCounter
 from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.passwords import MIN_PASSWORD_LENGTH
 from runtime.auth.policy import compile_app_rules, policy_for
@@ -33,6 +34,7 @@ from runtime.serve import hosts
 from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
 from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
 from runtime.supervisor import reaper
@@ -122,6 +124,9 @@ class Runtime:
         self.identity = Identity(self.store)
         self.links = LoginLinks(self.store.secret())
         self.limiter = LoginLimiter()
+        self.key_guesses = KeyGuesses(self.identity, FailureCounter(
+            defaults.KEY_FAILURES_ALLOWED, defaults.KEY_FAILURE_WINDOW_S,
+            defaults.FAILURE_CLIENTS_KEPT))
         self._token = secrets.token_urlsafe(32)
         await self.proxy.start()
         await self.data_site.start()
@@ -170,7 +175,10 @@ class Runtime:
 
     def _welcome_owner(self) -> None:
         """At the first start, make the owner; every start, print a one-use sign-in link."""
-        created = ensure_owner(self.store, self._owner_password)
+        # The password is needed only to make the owner: let it go (its scrypt hash is kept).
+        password, self._owner_password = self._owner_password, None
+        created = ensure_owner(self.store, password)
+        del password
         self.identity.reload()
         owner = self.store.users.owner()
         assert owner is not None
@@ -314,7 +322,9 @@ class Runtime:
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
         app.router.add_route("*", PAGES_PREFIX + "{tail:.*}", _not_found)
         allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
-        runner = FrontRunner(app, gate.handle, allowed, access_log=None, handle_signals=False)
+        guarded = self.key_guesses.guard(
+            host.name, lambda: host.routing.auth if host.routing else None, gate.handle)
+        runner = FrontRunner(app, guarded, allowed, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
         try:

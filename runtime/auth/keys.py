@@ -18,6 +18,16 @@ SECRET_LENGTH = 32
 MIN_CUSTOM_LENGTH = 16
 # Keys travel in headers and cookies; past this a value is a mistake, not a key.
 MAX_CUSTOM_LENGTH = 1024
+# An owner-chosen value must not be trivially guessable: this many different characters, of this
+# many kinds (lowercase letters, capitals, digits, anything else), and not mostly runs.
+MIN_CUSTOM_DISTINCT = 8
+MIN_CUSTOM_KINDS = 2
+# The rule in words, for hints, the settings page and the command's help.
+CUSTOM_VALUE_RULE = (
+    f"at least {MIN_CUSTOM_LENGTH} characters with no spaces, at least {MIN_CUSTOM_DISTINCT} of "
+    f"them different, of at least {MIN_CUSTOM_KINDS} kinds (lowercase letters, capitals, digits, "
+    "symbols), not runs like 1234 or aaaa"
+)
 # Of an owner-chosen value, only this much is shown: enough to tell keys apart at a glance.
 CUSTOM_PREFIX_SHOWN = 4
 
@@ -49,8 +59,8 @@ def hash_key(key: str) -> str:
     """The hex SHA-256 of the whole key: all that is ever stored of it.
 
     A fast hash is right here: generated keys carry ~190 random bits and owner-chosen ones at
-    least 16 characters, so there is nothing to slow down a guess at; a slow hash would only make
-    every request slow.
+    least 16 characters of some variety, and wrong keys are slowed per client at the gate
+    (`serve/key_guesses.py`); a slow hash would only make every request slow.
     """
     return hashlib.sha256(_key_bytes(key)).hexdigest()
 
@@ -71,13 +81,32 @@ def _bad_char(value: str) -> str | None:
     return None
 
 
-def check_custom_value(value: str) -> None:
+_KIND_NAMES = ("lowercase letters", "capitals", "digits", "symbols")
+
+
+def _kind(char: str) -> int:
+    """Which of `_KIND_NAMES` a character is."""
+    if char.islower():
+        return 0
+    if char.isupper():
+        return 1
+    return 2 if char.isdigit() else 3
+
+
+def _mostly_runs(value: str) -> bool:
+    """Whether most neighbours are the same character or the next or previous one (`aaaa`,
+    `abcd`, `4321`): what a person types when asked for something long."""
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in zip(value, value[1:], strict=False))
+    return steps * 2 > len(value) - 1
+
+
+def check_custom_value(value: str, instead: str = "leave out --value to get a generated key"
+                       ) -> None:
     """Refuse an owner-chosen key value that is not a usable key: blanks, control characters,
-    fewer than 16 characters, or an absurd length."""
-    hint = (
-        "choose at least 16 characters with no spaces or control characters, "
-        "or leave out --value to get a generated key"
-    )
+    fewer than 16 characters, an absurd length, or a value trivially guessed (fewer than 8
+    different characters, one kind of character only, mostly runs such as `aaaa` or `1234`).
+    The hint ends with `instead`: what else the owner may do where they typed it."""
+    hint = f"choose {CUSTOM_VALUE_RULE}; or {instead}"
     if not isinstance(value, str):
         raise SpaceDevError("the key value must be text", hint)
     if len(value) < MIN_CUSTOM_LENGTH:
@@ -94,6 +123,26 @@ def check_custom_value(value: str) -> None:
     bad = _bad_char(value)
     if bad is not None:
         raise SpaceDevError(f"the key value holds {bad}", hint)
+    distinct = len(set(value))
+    if distinct < MIN_CUSTOM_DISTINCT:
+        raise SpaceDevError(
+            f"the key value is too easy to guess: only {distinct} different "
+            f"character{'s' if distinct != 1 else ''} (at least {MIN_CUSTOM_DISTINCT} are needed)",
+            hint,
+        )
+    kinds = sorted({_kind(char) for char in value})
+    if len(kinds) < MIN_CUSTOM_KINDS:
+        raise SpaceDevError(
+            f"the key value is too easy to guess: it holds {_KIND_NAMES[kinds[0]]} only (mix "
+            f"at least {MIN_CUSTOM_KINDS} kinds of characters)",
+            hint,
+        )
+    if _mostly_runs(value):
+        raise SpaceDevError(
+            "the key value is too easy to guess: it is mostly runs of repeated or consecutive "
+            "characters (such as aaaa, abcd or 1234)",
+            hint,
+        )
 
 
 def hashes_equal(a: str, b: str) -> bool:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime.auth.keys import new_key
+from runtime.auth.keys import CUSTOM_VALUE_RULE, new_key
 from runtime.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from runtime.cli import action_commands, data_commands, notify, targets
 from runtime.datadir.store import Store
@@ -309,7 +309,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     create.add_argument("--client-type", default="", metavar="T",
                         help="e.g. admin; `allow` rules can test clientType")
     create.add_argument("--value", metavar="KEY",
-                        help="your own key value (16+ characters, no blanks) instead of a new one")
+                        help=f"your own key value ({CUSTOM_VALUE_RULE}) instead of a new one")
     listing = leaf(keys, "list", _keys_list, "the keys of an app, never their secret")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for name, run, text in (("revoke", _keys_revoke, "delete a key for good"),

@@ -33,3 +33,10 @@ ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 PACKAGES_AS_OF = "2024-10-17"
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+
+# Failed tries counted in memory per client, to slow guessing (none is counted on disk).
+LOGIN_FAILURES_ALLOWED = 5  # wrong passwords for one user name from one client...
+LOGIN_FAILURE_WINDOW_S = 60.0  # ...within this long lock that name for that client
+KEY_FAILURES_ALLOWED = 20  # requests carrying only wrong API keys from one client...
+KEY_FAILURE_WINDOW_S = 60.0  # ...within this long: its next ones get 429 (a right key passes)
+FAILURE_CLIENTS_KEPT = 10_000  # counters kept at most; the least recently failing go first

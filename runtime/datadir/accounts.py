@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import secrets
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from runtime.auth.failures import FailureCounter
 from runtime.auth.passwords import hash_password, new_password
+from runtime.config.defaults import (
+    FAILURE_CLIENTS_KEPT,
+    LOGIN_FAILURE_WINDOW_S,
+    LOGIN_FAILURES_ALLOWED,
+)
 from runtime.datadir.store import Store
 
 OWNER_NAME = "dev"
 LOGIN_LINK_MAX_AGE = 600  # seconds
-FAILURES_ALLOWED = 5
-FAILURE_WINDOW = 60.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -59,29 +61,21 @@ class LoginLinks:
 
 
 class LoginLimiter:
-    """Five failed logins for one user name within a minute lock that name for the rest of it."""
+    """`LOGIN_FAILURES_ALLOWED` failed logins of one user name from one client within
+    `LOGIN_FAILURE_WINDOW_S` lock that name for that client for the rest of the window. Per
+    client, so that whoever reaches the login page cannot keep the owner, at another address,
+    from signing in with the right password."""
 
     def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
+        self._failures = FailureCounter(LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S,
+                                        FAILURE_CLIENTS_KEPT)
 
-    def retry_after(self, user: str) -> int:
-        """Seconds to wait before trying `user` again; 0 when a try is allowed now."""
-        failures = self._recent(user)
-        if len(failures) < FAILURES_ALLOWED:
-            return 0
-        return max(1, int(failures[0] + FAILURE_WINDOW - time.monotonic()) + 1)
+    def retry_after(self, user: str, client: str) -> int:
+        """Seconds to wait before `user` may be tried again from `client`; 0 when it may now."""
+        return self._failures.retry_after((user, client))
 
-    def failed(self, user: str) -> None:
-        self._recent(user).append(time.monotonic())
+    def failed(self, user: str, client: str) -> None:
+        self._failures.failed((user, client))
 
-    def succeeded(self, user: str) -> None:
-        self._failures.pop(user, None)
-
-    def _recent(self, user: str) -> deque[float]:
-        cutoff = time.monotonic() - FAILURE_WINDOW
-        if len(self._failures) > 10_000:  # names tried long ago must not pile up forever
-            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
-        failures = self._failures.setdefault(user, deque())
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        return failures
+    def succeeded(self, user: str, client: str) -> None:
+        self._failures.forget((user, client))

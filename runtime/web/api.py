@@ -91,12 +91,7 @@ def create_key(ctx: SettingsContext, name: str, description: str = "", client_ty
                value: str | None = None) -> tuple[ApiKey, str]:
     """Make and keep a key; returns its record and the key itself, which is never kept."""
     if value is not None:
-        try:
-            check_custom_value(value)
-        except SpaceDevError as err:  # its hint speaks of the CLI's --value
-            raise SpaceDevError(err.message, "choose at least 16 characters with no spaces or "
-                                "control characters, or leave the value empty to get a "
-                                "generated key") from None
+        check_custom_value(value, instead="leave the value empty to get a generated key")
     record, key = new_key(ctx.app.name, name, description, client_type, value)
     try:
         ctx.store.keys.create(record)

@@ -1,4 +1,5 @@
-"""Cross-site protection for the runtime's own state-changing endpoints (SPEC section 5)."""
+"""Cross-site protection: the rules the gate applies to micros' requests, and the middleware that
+applies them to the runtime's own pages and APIs (SPEC section 5)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from runtime.auth.identity import SESSION_COOKIE
+from runtime.serve.forwarded import request_cookie
+from runtime.web.health import HEALTH_PATH
 from runtime.web.pages import problem
 
 # Methods that change nothing by HTTP's rules (RFC 9110 9.2.1). Every other one may: POST and
@@ -50,8 +54,10 @@ def loaded_from_elsewhere(request: web.Request) -> bool:
 
 
 def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Refuse (403) a cross-site state-changing request to any of the runtime's own handlers
-    (the app of its pages; the gate checks the micros' requests itself)."""
+    """Refuse (403) to any of the runtime's own handlers (the app of its pages; the gate checks
+    the micros' requests itself) a cross-site state-changing request, and another origin's page
+    loading one of them with the owner's session cookie: the gate's rule for micros, so that an
+    `<img>` can neither read a private Drive file nor set off an export or a query."""
 
     @web.middleware
     async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -62,6 +68,20 @@ def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
                 "Cross-site request refused",
                 "This form must be sent from the app's own pages.",
             )
+        if _takes_the_session(request) and loaded_from_elsewhere(request):
+            return problem(
+                request,
+                403,
+                "Cross-site request refused",
+                "A page of another origin cannot load the runtime's pages or data with your "
+                "session. Open the link itself instead.",
+            )
         return await handler(request)
 
     return csrf
+
+
+def _takes_the_session(request: web.Request) -> bool:
+    """Whether the request carries the session cookie to a handler that may act on it (every one
+    but the health check, which takes no credential)."""
+    return request.path != HEALTH_PATH and bool(request_cookie(request.headers, SESSION_COOKIE))

@@ -17,6 +17,7 @@ from aiohttp import BodyPartReader, web
 from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.store import BaseDB
 from runtime.cloud.data import AppData
+from runtime.cloud.drive.names import given_type
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
 from runtime.web.api import SettingsContext
@@ -28,7 +29,6 @@ from runtime.web.data_ops import (
     check_base_name,
     delete_item,
     drive_counts,
-    given_type,
     import_stream,
     parse_item,
     parse_query,

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from runtime.cloud.base.errors import BaseError
+from runtime.cloud.drive.names import given_type
 from runtime.cloud.drive.store import LIST_LIMIT
 from runtime.errors import SpaceDevError
 from runtime.web.api import SettingsContext, session_of
@@ -20,7 +21,6 @@ from runtime.web.data_ops import (
     check_base_name,
     delete_item,
     drive_counts,
-    given_type,
     import_stream,
     parse_item,
     parse_limit,

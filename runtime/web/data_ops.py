@@ -38,8 +38,6 @@ T = TypeVar("T")
 CHUNK = 256 * 1024
 MAX_FORM_BYTES = 4 * 1024 * 1024  # a 400 KB item percent-encoded, with room to spare
 MAX_JSON_BYTES = 2 * 1024 * 1024
-# What browsers and clients send when they know nothing of a file: the name then says.
-UNKNOWN_TYPES = frozenset({"", "binary/octet-stream", "application/octet-stream"})
 _THREAD_WAIT = 60.0  # seconds an export's worker waits for one index call on the loop
 _UNSAFE_FILENAME = re.compile(r'[^A-Za-z0-9 ._()+,=@-]')
 
@@ -177,12 +175,6 @@ async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     """A multipart part's bytes as they arrive."""
     while chunk := await part.read_chunk(CHUNK):
         yield chunk
-
-
-def given_type(value: str | None) -> str | None:
-    """A file's content type as sent, or None when it says nothing (the name then says)."""
-    value = (value or "").strip()
-    return None if value.split(";")[0].strip().lower() in UNKNOWN_TYPES else value
 
 
 # --- Bases ----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+HEALTH_PATH = "/__space/health"
+
 
 def add_routes(app: web.Application, states: Callable[[], Mapping[str, str]]) -> None:
     """`states()` gives each micro's state by name (`ready`, `starting`...)."""
@@ -16,4 +18,4 @@ def add_routes(app: web.Application, states: Callable[[], Mapping[str, str]]) ->
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "starting", "micros": current}, status=503)
 
-    app.router.add_get("/__space/health", health)
+    app.router.add_get(HEALTH_PATH, health)

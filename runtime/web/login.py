@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from runtime.auth.failures import client_of
 from runtime.auth.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
 from runtime.auth.passwords import verify_password
 from runtime.datadir.accounts import LoginLimiter, LoginLinks
@@ -57,6 +58,10 @@ class Login:
     async def show(self, request: web.Request) -> web.StreamResponse:
         next_path = safe_next(request.query.get("next"))
         token = request.query.get("token")
+        if token is not None and request.method == "HEAD":
+            # Link checkers and mail scanners send HEAD before anyone clicks: it must not use
+            # the link up (a HEAD changes nothing, RFC 9110 9.3.2).
+            return self._page(next_path, "", "")
         if token is not None:
             user = self._links.consume(token)
             if user is not None and self._store.users.get(user) is not None:
@@ -81,12 +86,14 @@ class Login:
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
         next_path = safe_next(str(form.get("next", "")) or None)
-        wait = self._limiter.retry_after(username)
+        client = client_of(request.remote)
+        wait = self._limiter.retry_after(username, client)
         if wait:
             return self._page(
                 next_path,
                 username,
-                f"Too many failed attempts for {username}. Try again in {wait} s.",
+                f"Too many failed attempts for {username} from this address. Try again in "
+                f"{wait} s.",
                 429,
                 {"Retry-After": str(wait)},
             )
@@ -94,14 +101,14 @@ class Login:
         stored = user.password_hash if user else _DUMMY_HASH
         # Counted as a failure until proven right, so tries sent in parallel cannot all slip in
         # while scrypt runs.
-        self._limiter.failed(username)
+        self._limiter.failed(username, client)
         # scrypt takes tens of milliseconds: keep the event loop serving other requests.
         ok = await asyncio.get_running_loop().run_in_executor(
             None, verify_password, password, stored
         )
         if not ok or user is None:
             return self._page(next_path, username, "Wrong user name or password.", 401)
-        self._limiter.succeeded(username)
+        self._limiter.succeeded(username, client)
         return self._signed_in(user.name, next_path)
 
     async def logout(self, request: web.Request) -> web.StreamResponse:

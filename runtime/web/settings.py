@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from runtime.auth.keys import CUSTOM_VALUE_RULE
 from runtime.cloud.scheduler import AlreadyRunning, UnknownAction
 from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
@@ -112,6 +113,7 @@ class Settings:
             key_micros=[m.name for m in sf.micros if m.api_keys],
             keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],
             key_form=key_form or dict.fromkeys(KEY_FIELDS, ""), new_key=new_key,
+            custom_value_rule=CUSTOM_VALUE_RULE,
             key_headers=ctx.app.config.auth.key_headers,
             key_cookies=ctx.app.config.auth.key_cookies,
             rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,

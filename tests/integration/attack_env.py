@@ -172,8 +172,10 @@ def send(
     headers: Sequence[tuple[str, str]] = (),
     body: bytes = b"",
     timeout: float = 10.0,
+    source: str | None = None,
 ) -> Reply:
-    """One request over a fresh socket, the request target sent byte for byte as given."""
+    """One request over a fresh socket, the request target sent byte for byte as given;
+    `source` is the client address to send from (any of 127.0.0.0/8 on Linux)."""
     raw_target = target if isinstance(target, bytes) else target.encode("utf-8")
     lines = [method.encode("ascii") + b" " + raw_target + b" HTTP/1.1"]
     names = {name.lower() for name, _ in headers}
@@ -184,12 +186,13 @@ def send(
         lines.append(name.encode("latin-1") + b": " + value.encode("utf-8"))
     if body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}".encode())
-    return exchange(port, b"\r\n".join(lines) + b"\r\n\r\n" + body, timeout)
+    return exchange(port, b"\r\n".join(lines) + b"\r\n\r\n" + body, timeout, source)
 
 
-def exchange(port: int, data: bytes, timeout: float = 10.0) -> Reply:
+def exchange(port: int, data: bytes, timeout: float = 10.0, source: str | None = None) -> Reply:
     """Send raw request bytes (which ask to close), read until the runtime closes, parse."""
-    with socket.create_connection(("127.0.0.1", port), timeout) as sock:
+    bind = (source, 0) if source else None
+    with socket.create_connection(("127.0.0.1", port), timeout, bind) as sock:
         sock.sendall(data)
         chunks = []
         while True:

@@ -73,12 +73,15 @@ def test_prefix_of_generated_key() -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        "0123456789abcdef",
         "mia_client_key_of_the_owner",
         "with.dots-and_underscores~1",
         "clé-très-secrète-😀-ok",
-        "x" * 1024,
+        "".join(chr(33 + (n * 37) % 90) for n in range(1024)),
         "quotes\"and'semicolons;ok",
+        "3f9a0c7d1e5b2846",  # 16 hex digits, as `openssl rand -hex 8` makes
+        "550e8400-e29b-41d4-a716-446655440000",
+        "CorrectHorseBatteryStaple",
+        "my-own-key-value-1234",
     ],
 )
 def test_custom_values_accepted(value: str) -> None:
@@ -100,6 +103,17 @@ def test_custom_values_accepted(value: str) -> None:
         ("del\x7finside-the-value", "control"),
         ("zero\u200bwidth-space-inside", "control"),
         (" leading-space-value-here", "position 1"),
+        ("x" * 1024, "only 1 different character ("),
+        ("aaaaaaaabbbbbbbbcccc", "only 3 different characters"),
+        ("abababababababab", "only 2 different characters"),
+        ("passwordpassword", "only 7 different characters"),
+        ("abcdefghijklmnopqrst", "lowercase letters only"),
+        ("ABCDEFGHIJKLMNOPQRST", "capitals only"),
+        ("31415926535897932384", "digits only"),
+        ("0123456789abcdef", "mostly runs"),
+        ("abcdefgh12345678", "mostly runs"),
+        ("Password12345678", "mostly runs"),
+        ("zyxwvutsrqpo9876", "mostly runs"),
     ],
 )
 def test_custom_values_refused(value: str, message: str) -> None:

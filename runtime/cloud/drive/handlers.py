@@ -15,6 +15,7 @@ from urllib.parse import unquote, unquote_plus
 from aiohttp import web
 
 from .errors import BadName, DriveError, NoSuchUpload, TooLarge, UploadBusy
+from .names import given_type
 from .ranges import plan_range
 from .store import LIST_LIMIT, DriveStore
 
@@ -26,15 +27,15 @@ MAX_DELETE_NAMES = 1000
 _MAX_JSON = 2 * 1024 * 1024  # 1000 names of up to 1 KiB each, with room for JSON escapes
 _READ_CHUNK = 256 * 1024
 _SEND_CHUNK = 512 * 1024
-# What clients send when they know nothing about the file (the JS SDK's default is the first,
-# aiohttp's and curl's the second): read as "not given", so the type comes from the name.
-_UNKNOWN_TYPES = {"binary/octet-stream", "application/octet-stream"}
 _STATUS = {BadName: 400, NoSuchUpload: 404, UploadBusy: 409, TooLarge: 413}
 # A file's bytes are whatever a client stored (a visitor's upload, say) and the API is also
 # served on the app's own origin, where the owner's session opens the settings: a stored HTML or
 # SVG file must never run there. `sandbox` gives a document it renders an origin of its own;
-# reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged.
-INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+# reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged for the app's own pages.
+# `Cross-Origin-Resource-Policy` keeps them from any other origin's page: every port of
+# 127.0.0.1 is one site, so the owner's cookie goes with a `<script src>` put there.
+INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+                 "Cross-Origin-Resource-Policy": "same-origin"}
 
 
 @dataclass(frozen=True)
@@ -252,8 +253,7 @@ def _name(request: web.Request) -> str:
 
 def _content_type(request: web.Request) -> str | None:
     # Not request.content_type: aiohttp answers application/octet-stream when none was sent.
-    value = request.headers.get("Content-Type", "").strip()
-    return None if value.split(";")[0].strip().lower() in _UNKNOWN_TYPES | {""} else value
+    return given_type(request.headers.get("Content-Type"))
 
 
 def _check_length(request: web.Request, limit: int) -> None:

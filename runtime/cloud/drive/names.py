@@ -1,4 +1,5 @@
-"""Drive file and drive names: which are valid, where a drive lives on disk, and list bounds."""
+"""Drive file and drive names: which are valid, where a drive lives on disk, and list bounds;
+a file's content type, as sent or from its name."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import hashlib
 import mimetypes
 import re
 
+from .errors import BadName
+
 # Deta's upload rules (5-10 MB parts) are S3 multipart's, and S3 caps keys at 1024 bytes: a
 # longer name most likely never worked on Deta, so it is refused here too.
 MAX_NAME_BYTES = 1024
 INVALID_NAME = "invalid name"
 
 _PLAIN_DRIVE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# What clients send when they know nothing about the file (the JS SDK's default is the first,
+# aiohttp's and curl's the second): read as "not given", so the type comes from the name.
+_UNKNOWN_TYPES = frozenset({"", "binary/octet-stream", "application/octet-stream"})
 _COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 
 
@@ -70,3 +76,19 @@ def guess_type(name: str) -> str:
     if encoding:  # "x.tar.gz" holds gzip bytes, whatever is inside
         return _COMPRESSED.get(encoding, "application/octet-stream")
     return ctype or "application/octet-stream"
+
+
+def given_type(value: str | None) -> str | None:
+    """A file's content type as a client sent it (a `Content-Type` header), or None when it says
+    nothing and the name is to say; BadName for one that is not UTF-8 text."""
+    value = (value or "").strip()
+    try:
+        # Header bytes that are not UTF-8 reach us as surrogate escapes, which no store keeps.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadName(
+            "the Content-Type header is not UTF-8 text",
+            "Send a media type such as text/plain, or leave the header out to have the type "
+            "taken from the file name.",
+        ) from None
+    return None if value.split(";")[0].strip().lower() in _UNKNOWN_TYPES else value
