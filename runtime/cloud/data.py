@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runtime.cloud.base.store import BaseDB
@@ -30,12 +33,26 @@ class AppData:
         self.root = root
         self._base: BaseDB | None = None
         self._drive: DriveStore | None = None
+        self._opening = threading.Lock()
+        # The app's own thread for its Base (see BaseDB.worker), from the opening of the file on.
+        self._base_worker = ThreadPoolExecutor(1, thread_name_prefix=f"base-{root.name}")
 
     @property
     def base(self) -> BaseDB:
-        if self._base is None:
-            self._base = BaseDB(self.root / BASE_FILE)
-        return self._base
+        """The app's Bases; the file is opened on first use, once, from whichever thread."""
+        with self._opening:
+            if self._base is None:
+                self._base = BaseDB(self.root / BASE_FILE, worker=self._base_worker)
+            return self._base
+
+    async def open_base(self) -> BaseDB:
+        """`base` for a coroutine: the first use opens the file on the app's Base thread, as
+        opening may wait for another process holding it."""
+        if self._base is not None:
+            return self._base
+        return await asyncio.get_running_loop().run_in_executor(
+            self._base_worker, lambda: self.base
+        )
 
     @property
     def drive(self) -> DriveStore:
@@ -47,6 +64,7 @@ class AppData:
         for store in (self._base, self._drive):
             if store is not None:
                 store.close()
+        self._base_worker.shutdown(wait=False, cancel_futures=True)
         self._base = self._drive = None
 
 

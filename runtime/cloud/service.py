@@ -60,7 +60,7 @@ async def dispatch(
         return _error(404, f"no {service or 'Base or Drive'} API route {rest or '/'}")
     store = data.app(app)
     if found == "base":
-        return await handle_base(request, store.base, name, rest)
+        return await handle_base(request, await store.open_base(), name, rest)
     return await handle_drive(request, store.drive, name, rest)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -111,12 +112,15 @@ async def _import_base(data: AppData, archive: zipfile.ZipFile, entry: zipfile.Z
         report.skipped.append(f"{where}: neither a list of items nor an object with `items`")
         return
     stored = 0
+    db = await data.open_base()
+    loop = asyncio.get_running_loop()
     for number, item in enumerate(items):
         if not isinstance(item, dict):
             report.skipped.append(f"{where}: item {number} is not an object")
             continue
         try:
-            data.base.put_many(base, [item])
+            # On the app's Base thread: the event loop never waits for a query holding it.
+            await loop.run_in_executor(db.worker, db.put_many, base, [item])
         except BaseError as err:
             report.skipped.append(f"{where}: item {number}: {'; '.join(err.messages)}")
             continue

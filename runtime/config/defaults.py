@@ -26,6 +26,10 @@ LOG_LINES_KEPT = 500  # per micro, for the settings page and the 502 page
 RELOAD_DEBOUNCE_S = 0.02  # a burst of saves with no gap this long is one restart (bench/reload.py)
 ACTION_READY_WAIT_S = 30.0  # an action waits this long for its micro to be (re)started...
 ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
+# A Base query page ends after this much scanning (or 1 MB read, as Deta's did) and answers with
+# `last`: the app's other Base calls wait one page at most. A usual query of a few conditions
+# reads its 1 MB in tens of milliseconds and never meets it.
+BASE_PAGE_SECONDS = 0.5
 
 # Space's builder installed the newest releases on each push, until Space stopped (17 October
 # 2024): a python micro's requirements resolve as of that day, so an unpinned 2023 app gets the

@@ -1,9 +1,9 @@
 """What the data page and its JSON API share: one app's Bases and Drives counted, read and
 changed, files and zips streamed to and from the disk, never whole in memory.
 
-Base calls run in a worker thread (`BaseDB` is made for that). The Drive store's index is a
-SQLite connection that belongs to the event loop's thread, so its quick index calls run there;
-its body reads and writes already run in threads.
+Base calls run on the app's own Base thread (`BaseDB.worker`), as the data API's do. The Drive
+store's index is a SQLite connection that belongs to the event loop's thread, so its quick index
+calls run there; its body reads and writes already run in threads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,7 +67,6 @@ class AppStores:
 
     def __init__(self, data: Callable[[], AppData]) -> None:
         self._data = data
-        self._opening = threading.Lock()
 
     @property
     def app_data(self) -> AppData:
@@ -79,14 +77,9 @@ class AppStores:
         return self._data().drive
 
     async def base(self, call: Callable[[BaseDB], T]) -> T:
-        """Run `call(BaseDB)` in a worker thread."""
-
-        def run() -> T:
-            with self._opening:  # the first use opens the file: exactly once
-                db = self._data().base
-            return call(db)
-
-        return await asyncio.to_thread(run)
+        """Run `call(BaseDB)` on the app's Base thread."""
+        db = await self._data().open_base()
+        return await asyncio.get_running_loop().run_in_executor(db.worker, call, db)
 
 
 # --- reading what the owner sent -------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -313,3 +316,71 @@ async def test_a_failure_inside_is_still_a_json_error(
     closed.close()
     client = await aiohttp_client(_app(closed))
     assert "Internal error" in (await errors(await client.get(item_url("k")), 500))[0]
+
+
+# --- bounded cost: the size of a query, and whose threads a call takes ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ([{"n": i} for i in range(26)], "at most 25 objects; this one has 26"),
+        ([{"n": i} for i in range(5000)], "at most 25 objects; this one has 5000"),
+        ({f"f{i}": 1 for i in range(26)}, "at most 25 conditions; object 0 has 26"),
+        ([{"n": 1}, {f"f{i}": 1 for i in range(26)}], "object 1 has 26"),
+    ],
+)
+async def test_a_query_over_the_size_limits_is_a_400_in_detas_shape(
+    client: Client, db: BaseDB, query: Any, message: str
+) -> None:
+    db.put_many("people", [{"key": "k", "n": 1}])
+    assert message in (await errors(await client.post(f"{ROOT}/query", json={"query": query}),
+                                    400))[0]
+
+
+async def test_a_query_at_the_size_limits_is_answered(client: Client, db: BaseDB) -> None:
+    db.put_many("people", [{"key": f"k{i:02}", "n": i, "m": i % 3} for i in range(25)])
+    wide = [{"n": i} for i in range(2, 27)]  # 25 objects
+    result = await answer(await client.post(f"{ROOT}/query", json={"query": wide}), 200)
+    assert [item["n"] for item in result["items"]] == list(range(2, 25))
+    deep = {**{"m?ne": 2, "n?gte": 20}, **{f"f{i}?ne": 0 for i in range(23)}}  # 25 conditions
+    result = await answer(await client.post(f"{ROOT}/query", json={"query": deep}), 200)
+    assert [item["n"] for item in result["items"]] == [21, 22, 24]
+
+
+async def test_base_calls_wait_on_their_own_thread_not_in_the_shared_pool(
+    client: Client, db: BaseDB, tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """While one app's Base is held (as by a long scan), more calls to it than the event loop's
+    default pool has threads leave that pool free (the login hashes passwords there), another
+    app's Base answers, and the loop itself keeps serving."""
+    loop = asyncio.get_running_loop()
+    pool = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default pool
+    other_db = BaseDB(tmp_path / "other.sqlite3")
+    other = await aiohttp_client(_app(other_db))
+    released = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with db._lock:
+            held.set()
+            released.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(5)
+        waiting = [asyncio.ensure_future(client.get(item_url(f"k{i}"))) for i in range(pool + 2)]
+        await asyncio.sleep(0.3)  # every call has reached the server and waits for the lock
+        assert not any(task.done() for task in waiting)
+        start = loop.time()
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 5) == "free"
+        put = await other.put(f"{ROOT}/items", json={"items": [{"key": "o"}]})
+        await answer(put, 207)
+        assert loop.time() - start < 2
+    finally:
+        released.set()
+        holder.join()
+    for task in waiting:
+        await errors(await task, 404)  # each answered once the lock was let go
+    other_db.close()

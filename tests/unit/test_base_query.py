@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from runtime.cloud.base import query as query_module
 from runtime.cloud.base.errors import BaseError
-from runtime.cloud.base.query import KeyRange, compile_query, key_range, prefix_end
+from runtime.cloud.base.query import (
+    MAX_OBJECT_CONDITIONS,
+    MAX_QUERY_OBJECTS,
+    KeyRange,
+    compile_query,
+    key_range,
+    prefix_end,
+    strict_equal,
+)
 
 USER = {
     "key": "user-a",
@@ -233,3 +244,119 @@ def test_prefix_end_bounds_every_extension(prefix: str, end: str | None) -> None
     assert prefix_end(prefix) == end
     if end is not None:
         assert prefix + "\U0010ffff" * 3 < end
+
+
+# --- the size limits -------------------------------------------------------------------------
+
+
+def test_the_limits_are_detas_25_objects_and_ours_25_conditions() -> None:
+    assert (MAX_QUERY_OBJECTS, MAX_OBJECT_CONDITIONS) == (25, 25)
+    item = {"key": "k", "n": 24, **{f"f{i}": i for i in range(25)}}
+    assert compile_query([{"n": n} for n in range(25)])(item)
+    assert compile_query({f"f{i}": i for i in range(25)})(item)
+    assert compile_query([{f"f{i}?gte": 0 for i in range(25)}] * 25)(item)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ([{"n": n} for n in range(26)], r"at most 25 objects; this one has 26\. Split it"),
+        ([{}] * 100_000, "this one has 100000"),
+        ({f"f{i}": i for i in range(26)}, "at most 25 conditions; object 0 has 26"),
+        ([{"n": 1}] * 3 + [{f"f{i}": i for i in range(40)}], "object 3 has 40"),
+    ],
+)
+def test_a_query_over_the_limits_is_a_400_before_any_condition_is_read(
+    query: Any, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(field: str, value: Any) -> None:
+        raise AssertionError(f"{field} was read")
+
+    monkeypatch.setattr(query_module, "_parse_condition", never)
+    with pytest.raises(BaseError, match=message) as caught:
+        compile_query(query)
+    assert caught.value.status == 400
+
+
+# --- the compiled tests keep the strict semantics --------------------------------------------
+
+
+def _reference(op: str, got: Any, want: Any) -> bool:
+    """The semantics, written plainly: what the compiled tests must agree with."""
+    missing = got is query_module._MISSING
+    if op in ("eq", "ne"):
+        equal = not missing and strict_equal(got, want)
+        return equal if op == "eq" else not equal
+    if isinstance(got, str):
+        contains = isinstance(want, str) and want in got
+    elif isinstance(got, list):
+        contains = any(strict_equal(member, want) for member in got)
+    else:
+        contains = False
+    return contains if op == "contains" else not contains
+
+
+SCALARS = st.sampled_from([None, True, False, 0, 1, -0.0, 0.0, 1.0, 2, 2.5, "", "a", "1", "ab"])
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["a", "b"]), inner, max_size=2), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(got=VALUES | st.just(None).map(lambda _: query_module._MISSING), want=VALUES,
+       op=st.sampled_from(["eq", "ne", "contains", "not_contains"]))
+def test_compiled_tests_agree_with_the_plain_semantics(got: Any, want: Any, op: str) -> None:
+    field = "f" if op == "eq" else f"f?{op}"
+    item = {} if got is query_module._MISSING else {"f": got}
+    assert compile_query({field: want})(item) is _reference(op, got, want)
+    # The same through the matcher of several conditions, which looks each path up once.
+    assert compile_query([{field: want, "g?ne": 0}, {"h": 1}])(item) is _reference(op, got, want)
+
+
+@pytest.mark.parametrize(
+    ("members", "want", "expected"),
+    [
+        ([True, True], 1, False),
+        ([True, 1.0], 1, True),
+        ([False, 0], 0.0, True),
+        ([False], -0.0, False),
+        ([1, 0], True, False),
+        ([1, True], True, True),
+        ([[True]], [1], False),
+        ([[True], [1]], [1], True),
+        ([{"a": 1}], {"a": True}, False),
+        (["1", None], 1, False),
+        (["1", None], None, True),
+    ],
+)
+def test_membership_is_strict_about_booleans_and_numbers(
+    members: list[Any], want: Any, expected: bool
+) -> None:
+    assert compile_query({"l?contains": want})({"l": members}) is expected
+    assert compile_query({"l?not_contains": want})({"l": members}) is not expected
+
+
+def test_membership_of_a_scalar_never_compares_member_by_member_in_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """25 objects of 25 conditions against a list of 20,000 members stay cheap: the members are
+    searched by C code (`in`, `count`), not by `strict_equal` one at a time."""
+    calls = [0]
+
+    def counted(a: Any, b: Any) -> bool:
+        calls[0] += 1
+        return strict_equal(a, b)
+
+    monkeypatch.setattr(query_module, "strict_equal", counted)
+    item = {"key": "k", **{f"l{i}": [*range(10_000), *map(str, range(10_000))] for i in range(5)}}
+    wants = ["9999", 9999, 1, 0.0, "nowhere"]
+    query = [{f"l{i}?contains": wants[i] for i in range(5)}
+             | {f"l{i}?not_contains": True for i in range(5)}
+             | {f"l{i}?ne": [] for i in range(5)}
+             | {f"l{i}?not_contains": None for i in range(5)}
+             | {f"l{i}?contains": 5 for i in range(4)}
+             | {"n": n}
+             for n in range(25)]
+    assert not compile_query(query)(item)
+    assert compile_query(query)({**item, "n": 24, "l4": [*item["l4"], "nowhere"]})
+    assert calls[0] == 0

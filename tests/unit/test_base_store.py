@@ -226,6 +226,39 @@ def test_scan_budget_pages_like_deta(db: BaseDB) -> None:
     assert len(pages) > 1
 
 
+def test_time_budget_pages_too_and_always_moves_on(db: BaseDB) -> None:
+    """A page also ends once its scan time is spent (the lock is let go between pages); with no
+    time at all, each page still reads one item, and the pages add up to the one-page answer."""
+    db.put_many("b", [{"key": f"k{i:03d}", "n": i % 7} for i in range(25)])
+    whole = db.query("b", [{"n": 6}, {"n": 2}])
+    assert whole[1] is None and keys(whole[0]) == ["k002", "k006", "k009", "k013", "k016",
+                                                   "k020", "k023"]
+    assert db.query("b", [{"n": 6}, {"n": 2}], scan_seconds=0) == ([], "k000")
+    assert db.query("b", [{"n": 6}, {"n": 2}], scan_seconds=0, last="k001") == (
+        [{"key": "k002", "n": 2}], "k002")
+    paged = fetch_all(db, "b", query=[{"n": 6}, {"n": 2}], scan_seconds=0)
+    assert paged == keys(whole[0])
+    assert fetch_all(db, "b", query={"n": 6}, scan_seconds=0, sort="desc") == [
+        "k020", "k013", "k006"]
+
+
+def test_a_page_reads_its_query_once(db: BaseDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.cloud.base import query as query_module
+
+    db.put_many("b", [{"key": f"k{i:03d}", "n": i} for i in range(30)])
+    parsed: list[str] = []
+    parse = query_module._parse_condition
+
+    def counted(field: str, value: Any) -> Any:
+        parsed.append(field)
+        return parse(field, value)
+
+    monkeypatch.setattr(query_module, "_parse_condition", counted)
+    items, _ = db.query("b", [{"key?pfx": "k", "n?lt": 3}, {"key?pfx": "k", "n": 29}])
+    assert keys(items) == ["k000", "k001", "k002", "k029"]
+    assert sorted(parsed) == ["key?pfx", "key?pfx", "n", "n?lt"]  # not once per item, nor twice
+
+
 @pytest.mark.parametrize(
     "options",
     [{"limit": 0}, {"limit": -1}, {"limit": "5"}, {"limit": True}, {"sort": "up"},

@@ -4,24 +4,30 @@ The caller authenticates, picks the app's BaseDB and passes the Base name and th
 path. Every answer is JSON, errors included (`{"errors": [...]}`): the npm SDK reads
 `errors[0]` and shows "Something went wrong" when a body does not parse as JSON.
 
-Every BaseDB call runs in a thread (`asyncio.to_thread`). Most take 10-300 us (bench/base_store.py),
-but a query reads up to 1 MB of items (a few ms), and a write may wait up to 5 s for another
-process holding the file (a CLI command); the thread costs about 45 us, and the event loop then
-never waits on SQLite.
+Every BaseDB call runs on the database's own thread (`BaseDB.worker`), never on the event loop
+nor in its shared pool. Most take 10-300 us (bench/base_store.py), but a query page may scan for
+up to `BASE_PAGE_SECONDS`, and a write may wait up to 5 s for another process holding the file
+(a CLI command): the event loop never waits on SQLite or on an app's lock, and one app's backlog
+never takes the threads other apps and the login's password hashing use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.query import check_query_size
 from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,12 @@ DEFAULT_LIMIT = 1000
 UPDATE_OPS = ("set", "increment", "append", "prepend")
 
 _ALLOWED = {"/items": "PUT, POST", "/items/": "GET, PATCH, DELETE", "/query": "POST"}
+
+
+async def in_worker(db: BaseDB, call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)` on the database's own thread."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(db.worker, functools.partial(call, *args))
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -75,7 +87,7 @@ async def _route(request: web.Request, db: BaseDB, base: str, rest: str) -> web.
         if method == "GET":
             return await _get(db, base, key)
         if method == "DELETE":
-            await asyncio.to_thread(db.delete, base, key)
+            await in_worker(db, db.delete, base, key)
             return _json({"key": key})
         if method == "PATCH":
             return await _update(request, db, base, key)
@@ -146,19 +158,19 @@ async def _put(request: web.Request, db: BaseDB, base: str) -> web.Response:
     if len(items) > MAX_ITEMS_PER_PUT:
         raise BaseError(400, f"A request may put at most {MAX_ITEMS_PER_PUT} items")
     checked = [_check_item(item, f"items[{i}]") for i, item in enumerate(items)]
-    stored = await asyncio.to_thread(db.put_many, base, checked)
+    stored = await in_worker(db, db.put_many, base, checked)
     # All or none: SQLite has no partial failures to report, so "failed" is always empty.
     return _json({"processed": {"items": stored}, "failed": {"items": []}}, 207)
 
 
 async def _insert(request: web.Request, db: BaseDB, base: str) -> web.Response:
     item = _check_item((await _body(request)).get("item"), '"item"')
-    stored = await asyncio.to_thread(db.insert, base, item)
+    stored = await in_worker(db, db.insert, base, item)
     return _json(stored, 201)
 
 
 async def _get(db: BaseDB, base: str, key: str) -> web.Response:
-    item = await asyncio.to_thread(db.get, base, key)
+    item = await in_worker(db, db.get, base, key)
     if item is None:
         return _errors(404, "Key not found")
     return _json(item)
@@ -166,7 +178,7 @@ async def _get(db: BaseDB, base: str, key: str) -> web.Response:
 
 async def _update(request: web.Request, db: BaseDB, base: str, key: str) -> web.Response:
     updates = await _body(request)
-    await asyncio.to_thread(db.update, base, key, updates)
+    await in_worker(db, db.update, base, key, updates)
     # Deta answered with the key and the update as sent; the SDKs only look at the status.
     answer: dict[str, Any] = {"key": key}
     for op in UPDATE_OPS:
@@ -179,8 +191,10 @@ async def _query(request: web.Request, db: BaseDB, base: str) -> web.Response:
     body = await _body(request)
     limit = body.get("limit")
     sort = body.get("sort")
+    check_query_size(body.get("query"))  # at once, even while the app's thread is busy
     # The SDKs send `"sort": ""` and `"last": ""` or null for the defaults.
-    items, last = await asyncio.to_thread(
+    items, last = await in_worker(
+        db,
         db.query,
         base,
         body.get("query"),

@@ -16,12 +16,21 @@ Decisions where Deta's documentation is silent, kept in one place:
 - A field is split at its first `?`; an unknown operator is a 400, never a silent equality test.
 - On `key`, as Deta documents: values must be strings, `?contains`/`?not_contains` are refused,
   one object may hold one key condition, and all objects that hold one must hold the same one.
+- Size: at most 25 objects (Deta answered more with "Bad query"), and at most 25 conditions in
+  one object (Deta set no documented number; ours keeps a query at 625 conditions), checked
+  before any condition is read, so a query's cost per item is bounded.
+
+A query is compiled once per request (`prepare_query`): each distinct path is looked up once per
+item, and each test is specialised to its value, so the common cases run at C speed (`in` on a
+list, `==` on strings) rather than through `strict_equal` member by member.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from runtime.cloud.base.errors import BaseError
@@ -34,6 +43,8 @@ OPERATORS = frozenset(
 )
 ALIASES = {"!contains": "not_contains", "<": "lt", ">": "gt", "<=": "lte", ">=": "gte"}
 ORDERING = frozenset({"lt", "gt", "lte", "gte"})
+MAX_QUERY_OBJECTS = 25
+MAX_OBJECT_CONDITIONS = 25
 
 _MISSING: Any = object()
 
@@ -56,6 +67,14 @@ class KeyRange:
     lo_inclusive: bool = True
     hi: str | None = None
     hi_inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A query compiled once: the test for an item and the keys it can match."""
+
+    matches: Predicate
+    key_range: KeyRange | None
 
 
 def kind(value: Any) -> str:
@@ -107,6 +126,7 @@ def parse_query(query: Any) -> list[list[Condition]]:
         query = [query]
     if not isinstance(query, list):
         raise BaseError(400, "A query must be a list of objects")
+    check_query_size(query)
     groups = []
     for entry in query:
         if not isinstance(entry, dict):
@@ -114,6 +134,26 @@ def parse_query(query: Any) -> list[list[Condition]]:
         groups.append([_parse_condition(field, value) for field, value in entry.items()])
     _check_key_conditions(groups)
     return groups
+
+
+def check_query_size(query: Any) -> None:
+    """Refuse a query of more objects, or an object of more conditions, than the limits."""
+    objects = [query] if isinstance(query, dict) else query
+    if not isinstance(objects, list):
+        return  # not a query at all: parse_query says so
+    if len(objects) > MAX_QUERY_OBJECTS:
+        raise BaseError(
+            400,
+            f"A query may OR at most {MAX_QUERY_OBJECTS} objects; this one has {len(objects)}. "
+            "Split it into several queries, or match a shared prefix or range instead.",
+        )
+    for number, entry in enumerate(objects):
+        if isinstance(entry, dict) and len(entry) > MAX_OBJECT_CONDITIONS:
+            raise BaseError(
+                400,
+                f"A query object may hold at most {MAX_OBJECT_CONDITIONS} conditions; object "
+                f"{number} has {len(entry)}; test the rest in the app's own code.",
+            )
 
 
 def _parse_condition(field: str, value: Any) -> Condition:
@@ -161,16 +201,38 @@ def _check_key_conditions(groups: list[list[Condition]]) -> None:
             seen = this
 
 
-def compile_query(query: list[dict[str, Any]] | dict[str, Any] | None) -> Predicate:
+def prepare_query(query: Any) -> PreparedQuery:
+    """The query compiled once for a whole scan; raise BaseError(400) if it is invalid."""
+    groups = parse_query(query)
+    return PreparedQuery(_matcher(groups), _key_range(groups))
+
+
+def compile_query(query: Any) -> Predicate:
     """A predicate telling whether an item matches the query; raise BaseError(400) if invalid."""
-    groups = [[_compile(c) for c in group] for group in parse_query(query)]
+    return prepare_query(query).matches
+
+
+def _matcher(groups: list[list[Condition]]) -> Predicate:
     if not groups or any(not group for group in groups):
         return _always
     if len(groups) == 1 and len(groups[0]) == 1:
-        return groups[0][0]
+        (only,) = groups[0]
+        path, test = only.path, _test(only)
+        return lambda item: test(lookup(item, path))
+    # Each path is looked up once per item, however many conditions read it.
+    paths = list(dict.fromkeys(c.path for group in groups for c in group))
+    slot = {path: number for number, path in enumerate(paths)}
+    compiled = [[(slot[c.path], _test(c)) for c in group] for group in groups]
 
     def match(item: Item) -> bool:
-        return any(all(test(item) for test in group) for group in groups)
+        values = [lookup(item, path) for path in paths]
+        for group in compiled:
+            for number, test in group:
+                if not test(values[number]):
+                    break
+            else:
+                return True
+        return False
 
     return match
 
@@ -179,36 +241,46 @@ def _always(item: Item) -> bool:
     return True
 
 
-def _compile(condition: Condition) -> Predicate:
-    path, op, want = condition.path, condition.op, condition.value
-    test = _TESTS[op](want)
+def _test(condition: Condition) -> Callable[[Any], bool]:
+    return _TESTS[condition.op](condition.value)
 
-    def check(item: Item) -> bool:
-        return test(lookup(item, path))
 
-    return check
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _eq(want: Any) -> Callable[[Any], bool]:
-    return lambda got: got is not _MISSING and strict_equal(got, want)
+    # One test per kind of value; `_MISSING` fails every one of them.
+    if want is None or isinstance(want, bool):
+        return lambda got: got is want
+    if isinstance(want, str):
+        return lambda got: isinstance(got, str) and got == want
+    if _is_number(want):
+        return lambda got: _is_number(got) and got == want
+    # A list or an object: Python's `==` (C, deep) first; it also holds for `True == 1`, so the
+    # strict comparison settles the few that pass it.
+    return lambda got: got is not _MISSING and got == want and strict_equal(got, want)
 
 
 def _ne(want: Any) -> Callable[[Any], bool]:
-    return lambda got: got is _MISSING or not strict_equal(got, want)
+    eq = _eq(want)
+    return lambda got: not eq(got)
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Callable[[Any], bool]]:
     def build(want: Any) -> Callable[[Any], bool]:
-        want_kind = kind(want)
-        return lambda got: kind(got) == want_kind and compare(got, want)
+        if isinstance(want, str):
+            return lambda got: isinstance(got, str) and compare(got, want)
+        return lambda got: _is_number(got) and compare(got, want)
 
     return build
 
 
 def _range(want: list[Any]) -> Callable[[Any], bool]:
     lo, hi = want
-    want_kind = kind(lo)
-    return lambda got: kind(got) == want_kind and lo <= got <= hi
+    if isinstance(lo, str):
+        return lambda got: isinstance(got, str) and lo <= got <= hi
+    return lambda got: _is_number(got) and lo <= got <= hi
 
 
 def _pfx(want: str) -> Callable[[Any], bool]:
@@ -216,14 +288,34 @@ def _pfx(want: str) -> Callable[[Any], bool]:
 
 
 def _contains(want: Any) -> Callable[[Any], bool]:
+    member = _member_test(want)
+
     def test(got: Any) -> bool:
         if isinstance(got, str):
             return isinstance(want, str) and want in got
         if isinstance(got, list):
-            return any(strict_equal(member, want) for member in got)
+            return member(got)
         return False
 
     return test
+
+
+def _member_test(want: Any) -> Callable[[list[Any]], bool]:
+    """Whether a list holds a member strictly equal to `want`, without a Python-level loop for
+    strings, null, booleans and numbers."""
+    if want is None or isinstance(want, str):
+        return lambda got: want in got  # only a string equals a string, only null null
+    if isinstance(want, bool):
+        return lambda got: any(map(operator.is_, got, repeat(want)))
+    if _is_number(want):
+        if want not in (0, 1):
+            return lambda got: want in got  # no boolean equals it
+
+        # `True == 1` and `False == 0`: a number is there if more members equal it than the
+        # booleans that do.
+        twin = bool(want)
+        return lambda got: got.count(want) > sum(map(operator.is_, got, repeat(twin)))
+    return lambda got: want in got and any(strict_equal(member, want) for member in got)
 
 
 def _not_contains(want: Any) -> Callable[[Any], bool]:
@@ -234,10 +326,10 @@ def _not_contains(want: Any) -> Callable[[Any], bool]:
 _TESTS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
     "eq": _eq,
     "ne": _ne,
-    "lt": _ordered(lambda a, b: a < b),
-    "gt": _ordered(lambda a, b: a > b),
-    "lte": _ordered(lambda a, b: a <= b),
-    "gte": _ordered(lambda a, b: a >= b),
+    "lt": _ordered(operator.lt),
+    "gt": _ordered(operator.gt),
+    "lte": _ordered(operator.le),
+    "gte": _ordered(operator.ge),
     "r": _range,
     "pfx": _pfx,
     "contains": _contains,
@@ -245,9 +337,12 @@ _TESTS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
 }
 
 
-def key_range(query: list[dict[str, Any]] | dict[str, Any] | None) -> KeyRange | None:
+def key_range(query: Any) -> KeyRange | None:
     """The key bounds a valid query implies, or None when any key may match."""
-    groups = parse_query(query)
+    return _key_range(parse_query(query))
+
+
+def _key_range(groups: list[list[Condition]]) -> KeyRange | None:
     keyed = [next((c for c in group if c.path == ("key",)), None) for group in groups]
     if not keyed or any(c is None for c in keyed):
         return None

@@ -2,7 +2,13 @@
 
 SQLite in WAL mode won the measurement in bench/base_store.py against TinyDB, which rewrites its
 whole JSON file on every write. Each method is one short transaction under a lock, so a BaseDB
-may be shared by threads (the HTTP handlers call it through `asyncio.to_thread`).
+may be shared by threads. Async callers use its own `worker` thread, never the event loop's
+shared pool: calls waiting for one app's lock then queue there, instead of taking the threads
+every other app and the login's password hashing need.
+
+A query page ends after `SCAN_BYTES` read, as Deta's did, or after `BASE_PAGE_SECONDS` of
+scanning, whichever comes first; the lock is let go between pages, so a costly query delays the
+app's other calls by one page at most.
 
 Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL, in the OS's hands, before the
 call returns, so a crash of the process loses no acknowledged write; a power cut may lose the
@@ -20,13 +26,15 @@ import string
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from runtime.cloud.base.errors import BaseError
-from runtime.cloud.base.query import compile_query, key_range
+from runtime.cloud.base.query import KeyRange, prepare_query
 from runtime.cloud.base.update import apply_update, check_update
+from runtime.config.defaults import BASE_PAGE_SECONDS
 from runtime.errors import SpaceDevError
 
 Item = dict[str, Any]
@@ -103,11 +111,15 @@ class BaseDB:
         *,
         full_sync: bool = False,
         timeout: float = 5.0,
+        worker: ThreadPoolExecutor | None = None,
     ) -> None:
         self.path = Path(path)
         self._full_sync = full_sync
         self._clock = clock
         self._lock = threading.Lock()
+        # One thread: the calls are serialised by the lock anyway, and this way one app's
+        # backlog holds one thread, not a share of a pool others use. Started on first use.
+        self.worker = worker or ThreadPoolExecutor(1, thread_name_prefix="base")
         self._next_sweep = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each statement commits alone unless a method opens a transaction itself.
@@ -250,24 +262,30 @@ class BaseDB:
         last: str | None = None,
         sort: str = "asc",
         scan_bytes: int = SCAN_BYTES,
+        scan_seconds: float = BASE_PAGE_SECONDS,
     ) -> tuple[list[Item], str | None]:
-        """A page of live matching items in key order, and the key to continue after (or None)."""
+        """A page of live matching items in key order, and the key to continue after (or None).
+
+        The page ends early, with the last key read, once `scan_bytes` were read or
+        `scan_seconds` spent; at least one item is read, so paging always moves on."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise BaseError(400, "limit must be a whole number of at least 1")
         if last is not None and not isinstance(last, str):
             raise BaseError(400, "last must be a string key")
         if sort not in ("asc", "desc"):
             raise BaseError(400, 'sort must be "asc" or "desc"')
-        match = compile_query(query)
-        sql, params = self._page_sql(base, query, last or None, sort)
+        prepared = prepare_query(query)  # once for the page: refused before any scan
+        match = prepared.matches
+        sql, params = self._page_sql(base, prepared.key_range, last or None, sort)
         items: list[Item] = []
         last_read: str | None = None
         scanned = 0
         with self._lock:
+            deadline = time.monotonic() + scan_seconds
             cursor = self._db.execute(sql, params)
             try:
                 for key, value in cursor:
-                    if scanned >= scan_bytes:
+                    if scanned >= scan_bytes or (scanned and time.monotonic() >= deadline):
                         return items, last_read  # more rows remain unread: page like Deta
                     scanned += len(value)
                     item = json.loads(value)
@@ -281,14 +299,13 @@ class BaseDB:
                 cursor.close()
 
     def _page_sql(
-        self, base: str, query: Any, last: str | None, sort: str
+        self, base: str, bounds: KeyRange | None, last: str | None, sort: str
     ) -> tuple[str, list[Any]]:
         where = ["base = ?", _VISIBLE]
         params: list[Any] = [base, self._clock()]
         if last is not None:
             where.append("key > ?" if sort == "asc" else "key < ?")
             params.append(last)
-        bounds = key_range(query)
         if bounds is not None:
             # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
             if bounds.lo is not None:
@@ -352,6 +369,8 @@ class BaseDB:
 
     def close(self) -> None:
         """Close the file; the object is unusable afterwards."""
+        # Calls not yet started are dropped; one running finishes its page before the close.
+        self.worker.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._db.close()
 
