@@ -241,7 +241,7 @@ class Connection(asyncio.Protocol):
         """Whether an idle connection may carry the next request: open, not idle too long,
         and nothing waiting to be read on it (the micro's close, or bytes it should not send).
 
-        The kernel is asked every time (one poll(2), about a microsecond): a close that
+        The kernel is asked every time (one poll(2), a few microseconds): a close that
         arrived since the event loop last looked is in the kernel only, and the request is
         written right after this check, with no await between."""
         transport = self.transport
