@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
 from collections import deque
@@ -41,7 +42,7 @@ CONNECT_TIMEOUT = 5.0
 # Idle connections kept per micro: enough for a burst, not a file descriptor per request ever.
 MAX_IDLE = 128
 # A body this small goes out in the same write as the head: one syscall, and a request sent
-# whole at once is one whose idle-closed connection can be told for sure (see `_stale`).
+# whole at once is one whose idle-closed connection can be told for sure (see `_never_read`).
 ONE_WRITE = 16 * 1024
 PIECE = 256 * 1024
 # Characters a request line or header may not carry (RFC 9110 5.5), but for the CR and LF that
@@ -50,6 +51,9 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HOP_BY_HOP = frozenset(n.encode("ascii") for n in HOP_BY_HOP)
 # Methods whose requests carry Content-Length: 0 when they have no body (RFC 9110 8.6).
 _BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+# Requests that, done twice, leave what done once leaves (RFC 9110 9.2.2): sent once more when a
+# reused connection closes before any byte of the answer, as browsers do.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class AsyncReadable(Protocol):
@@ -99,8 +103,10 @@ class Upstream:
         """Send one request and return once the final answer's head is in.
 
         Raises UpstreamUnavailable when the micro could not be reached (nothing was sent),
-        UpstreamFailed when it was sent and no answer came. A pooled connection the micro had
-        closed as idle is not an answer: the request goes again, on another connection.
+        UpstreamFailed when it was sent and no answer came. A pooled connection the micro closed
+        without reading the request is not an answer: the request goes again, on another
+        connection. An idempotent request the micro read on a reused connection and closed
+        without a byte of answer goes once more, on a new connection.
         """
         length = _body_length(body)
         head = encode_head(method, target, headers, address, length)
@@ -112,10 +118,19 @@ class Upstream:
         elif isinstance(body, StreamedBody) and length <= ONE_WRITE:
             # Small enough to wait for whole: then it goes out with the head, as one write.
             first = head + await _read_exactly(body.source, length)
+        # Sent again only with a body still whole in hand: not a stream read as it came, nor a
+        # file another thread may still be reading for the first attempt.
+        replayable = method in _IDEMPOTENT and (length is None or isinstance(body, bytes)
+                                                or first is not None)
+        failure: UpstreamFailed | None = None  # the reused connection's, once sent again
         while True:
-            # A request that cannot go again (its body streams) is sent only on a connection
-            # the kernel says is still open.
-            conn = await self._connection(address, look=first is None)
+            try:
+                # No await between this check of a pooled connection and the write below.
+                conn = await self._connection(address, fresh=failure is not None)
+            except UpstreamUnavailable:
+                if failure is not None:
+                    raise failure from None  # its micro is gone; it had the request
+                raise
             conn.begin(head_only=method == "HEAD")
             pump: asyncio.Task[None] | None = None
             if first is not None:
@@ -128,19 +143,26 @@ class Upstream:
             except StaleConnection:
                 conn.close()
                 continue
+            except UpstreamFailed as exc:
+                conn.close()
+                await _stop(pump)
+                if failure is None and replayable and conn.exchanges > 0 and not conn.answered:
+                    failure = exc
+                    continue
+                raise
             except BaseException:
                 conn.close()
                 await _stop(pump)
                 raise
             return UpstreamResponse(self, address, conn, pump, status, reason, raw)
 
-    async def _connection(self, address: Address, look: bool) -> Connection:
-        idle = self._idle.get(address)
+    async def _connection(self, address: Address, fresh: bool = False) -> Connection:
+        idle = None if fresh else self._idle.get(address)
         if idle:
             now = time.monotonic()
             while idle:
-                conn = idle.pop()  # the most recently used: the least likely to be stale
-                if conn.reusable(now, IDLE_TIMEOUT, look):
+                conn = idle.pop()  # the most recently used: the least likely to be closed
+                if conn.reusable(now, IDLE_TIMEOUT):
                     return conn
                 conn.close()
         loop = asyncio.get_running_loop()
@@ -160,6 +182,7 @@ class Upstream:
             conn.close()
         else:
             idle.append(conn)
+            conn.on_idle_close = functools.partial(_forget, idle)
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -354,6 +377,12 @@ async def _send_body(conn: Connection, body: RequestBody, length: int) -> None:
         conn.close()
     else:
         conn.request_done = True
+
+
+def _forget(idle: deque[Connection], conn: Connection) -> None:
+    """A pooled connection the micro closed leaves the pool (its socket is closed already)."""
+    with contextlib.suppress(ValueError):
+        idle.remove(conn)
 
 
 async def _stop(task: asyncio.Task[None] | None) -> None:

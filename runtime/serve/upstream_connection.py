@@ -1,5 +1,6 @@
 """One keep-alive HTTP/1.1 connection to a micro: its answer parsed with llhttp, both ways
-flow-controlled, and a record of how each exchange ended (clean, cut, or a stale connection)."""
+flow-controlled, and a record of how each exchange ended (clean, cut, or a request the micro
+never read)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import errno
 import select
 import socket
 from collections import deque
+from collections.abc import Callable
 
 import httptools
 
@@ -16,9 +18,9 @@ import httptools
 HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
 _NO_ANSWER_BODY = frozenset({204, 304})
-# Idle this long, a connection is checked with the kernel before reuse (the shortest
-# keep-alive timeout of common servers is gunicorn's 2 s).
-_LOOK_AFTER = 0.5
+# A request this small, sent in one write, is read whole by any server's first read (Go's
+# is the smallest, 4 KiB), or not at all: a reset alone then proves the micro never read it.
+UNREAD_PROOF = 4096
 
 
 class UpstreamUnavailable(Exception):
@@ -30,7 +32,8 @@ class UpstreamFailed(Exception):
 
 
 class StaleConnection(Exception):
-    """A pooled connection the micro had closed as idle before the request reached it."""
+    """A pooled connection the micro closed without reading the request: sending it again,
+    whatever its method, cannot do anything twice."""
 
 
 class Connection(asyncio.Protocol):
@@ -39,14 +42,17 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._fd = -1
+        self._poller: select.poll | None = None
         self.exchanges = 0  # finished cleanly; > 0 means it came from the pool
+        # Called once when the micro closes the connection while it waits in the pool.
+        self.on_idle_close: Callable[[Connection], None] | None = None
         self.idle_since = 0.0
         self.closed = False  # the micro closed it, or it broke, or it was closed here
         self._parser: httptools.HttpResponseParser | None = None
         self._head_only = False  # a HEAD request: the answer ends with its head
-        self._sent_whole = False  # the whole request went out in one write
+        self._sent_whole = 0  # the whole request went out in one write of this many bytes
         self.request_done = False
-        self._answered = False  # a byte of the answer came
+        self.answered = False  # a byte of the answer came
         self._head: asyncio.Future[None] | None = None
         self._status = 0
         self._reason = b""
@@ -75,6 +81,9 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self._fd = sock.fileno()
+            # Made once: asking the kernel before each reuse is then a single poll(2).
+            self._poller = select.poll()
+            self._poller.register(self._fd, select.POLLIN)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
@@ -88,7 +97,7 @@ class Connection(asyncio.Protocol):
             self._dirty = True
             self._close_transport()
             return
-        self._answered = True
+        self.answered = True
         if self._left is not None:
             self._take_body(data)
             return
@@ -214,10 +223,11 @@ class Connection(asyncio.Protocol):
     def begin(self, head_only: bool) -> None:
         """Ready the connection for the next request's answer."""
         self._parser = httptools.HttpResponseParser(self)
+        self.on_idle_close = None
         self._head_only = head_only
-        self._sent_whole = False
+        self._sent_whole = 0
         self.request_done = False
-        self._answered = False
+        self.answered = False
         self._final = False
         self._keep_alive = False
         self._until_close = False
@@ -227,26 +237,24 @@ class Connection(asyncio.Protocol):
         self._status = 0
         self._head = asyncio.get_running_loop().create_future()
 
-    def reusable(self, now: float, idle_timeout: float, look: bool) -> bool:
+    def reusable(self, now: float, idle_timeout: float) -> bool:
         """Whether an idle connection may carry the next request: open, not idle too long,
         and nothing waiting to be read on it (the micro's close, or bytes it should not send).
 
-        The kernel is asked (one syscall, a tenth of a small request's cost) when `look` or
-        when the connection sat idle long enough for a micro's keep-alive timeout; otherwise
-        the event loop has seen whatever came, up to a close crossing the request, which
-        `_stale` tells apart after the fact."""
+        The kernel is asked every time (one poll(2), a few microseconds): a close that
+        arrived since the event loop last looked is in the kernel only, and the request is
+        written right after this check, with no await between."""
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             return False
-        idle = now - self.idle_since
-        if idle >= idle_timeout:
+        if now - self.idle_since >= idle_timeout:
             return False
-        return not ((look or idle >= _LOOK_AFTER) and _readable(self._fd))
+        return not (self._poller is not None and self._poller.poll(0))
 
     def write(self, data: bytes, whole: bool = False) -> None:
         assert self.transport is not None
         if whole:
-            self._sent_whole = True
+            self._sent_whole = len(data)
             self.request_done = True
         self.transport.write(data)
 
@@ -314,7 +322,13 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        if self._parser is None or self.complete:
+        if self._parser is None:
+            # Idle in the pool: it leaves it now, not when a request would pick it.
+            forget, self.on_idle_close = self.on_idle_close, None
+            if forget is not None:
+                forget(self)
+            return
+        if self.complete:
             return
         if self._final and self._until_close and exc is None:
             self.complete = True  # a close-delimited body: the close is its end
@@ -322,34 +336,42 @@ class Connection(asyncio.Protocol):
             return
         if self._final:
             self._fail(UpstreamFailed("the micro closed the connection mid-body"))
-        elif self._stale(exc):
+        elif self._never_read(exc):
             self._fail(StaleConnection())
         else:
             reason = f" ({exc})" if exc else ""
             self._fail(UpstreamFailed(f"the micro closed the connection without an answer{reason}"))
 
-    def _stale(self, exc: BaseException | None) -> bool:
-        """The micro had closed this pooled connection as idle before the request reached it.
+    def _never_read(self, exc: BaseException | None) -> bool:
+        """The micro closed this pooled connection without reading the request, as its kernel
+        tells: a close that crossed the request on the wire.
 
         Only then: the connection served an exchange before, not one byte of the answer came,
-        the whole request went out in one (small) write, and the micro's side ended with its
-        close *and then* a reset. Linux reports that order as EPIPE: the close (FIN) came first,
-        and the reset is the micro's kernel refusing bytes that arrived after its socket was
-        gone. A micro that read the request and then died closes with a FIN alone; one that
-        died with it unread resets without a FIN first (ECONNRESET): both reached it.
+        the whole request went out in one write, and the micro's side ended with
+        - its close *and then* a reset, which Linux reports as EPIPE: the close (FIN) came
+          first, and the reset is the micro's kernel refusing bytes that arrived after its
+          socket was gone (a request of up to `ONE_WRITE` bytes); or
+        - a reset alone (ECONNRESET), for a request of at most `UNREAD_PROOF` bytes: a kernel
+          resets instead of closing when the program closes its socket with bytes unread in
+          it, and a program that had read any of a request this small would have read all.
+        A micro that read the request closes with a FIN alone: the request reached it.
         """
-        if self.exchanges == 0 or self._answered or not self._sent_whole:
+        if self.exchanges == 0 or self.answered or not self._sent_whole:
             return False
-        if exc is not None:
-            return getattr(exc, "errno", None) == errno.EPIPE
-        transport = self.transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is None:
-            return False
-        try:
-            return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.EPIPE)
-        except OSError:
-            return False
+        if exc is None:
+            transport = self.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None:
+                return False
+            try:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError:
+                return False
+        else:
+            code = getattr(exc, "errno", None)
+        if code == errno.EPIPE:
+            return True
+        return code == errno.ECONNRESET and self._sent_whole <= UNREAD_PROOF
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -400,14 +422,3 @@ def _fixed_length(headers: list[tuple[bytes, bytes]]) -> int | None:
         if name.lower() == b"content-length":
             return int(value)
     return None
-
-
-def _readable(fd: int) -> bool:
-    """Whether the kernel holds anything to read on an idle connection (a close or stray
-    bytes), checked right before reuse, as urllib3 does: the event loop may not have run
-    since it arrived."""
-    if fd < 0:
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
