@@ -32,6 +32,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.config": 1,
     "runtime.config.defaults": 1,
     "runtime.config.toml_lines": 1,
+    "runtime.config.sizes": 1,
+    "runtime.config.environment": 1,
     "runtime.config.toml": 1,
     "runtime.config.overrides": 1,
     "runtime.datadir": 1,
