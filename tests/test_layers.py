@@ -94,6 +94,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.upstream": 2,
     "runtime.serve.upstream_connection": 2,
     "runtime.serve.static": 2,
+    "runtime.serve.client_limits": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
     "runtime.cloud.drive.handlers": 2,
