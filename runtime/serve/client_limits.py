@@ -245,6 +245,9 @@ class GuardedConnection(asyncio.Protocol):
         gets to read the answer instead of a reset."""
         self._dropping = True
         self._stop_stall_check()
+        if request.writer.output_size:  # another answer had begun: all that is left is to cut it
+            self.close()
+            return answer
         answer.force_close()
         try:
             await answer.prepare(request)  # type: ignore[arg-type]
