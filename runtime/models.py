@@ -135,6 +135,7 @@ class RuntimeConfig:
     config_file: Path | None = None
     # Names the apps answer to besides the loopback ones and `host` (DNS rebinding, SPEC 4).
     allowed_hosts: tuple[str, ...] = ()
+    max_body_size: int | None = None  # bytes; None: the default (config/defaults.py)
 
 
 # --- identities ----------------------------------------------------------------------------

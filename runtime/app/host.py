@@ -3,7 +3,6 @@ supervisor's timings."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -17,9 +16,8 @@ from runtime.supervisor.static_build import StaticBuild
 
 def timings() -> Timings:
     """How long to wait for what; SPACE_DEV_READY_TIMEOUT lengthens the wait for slow builds."""
-    ready = float(os.environ.get("SPACE_DEV_READY_TIMEOUT", defaults.MICRO_READY_TIMEOUT_S))
     return Timings(
-        ready_timeout=ready,
+        ready_timeout=defaults.ready_timeout(),
         backoff_start=defaults.RESTART_BACKOFF_FIRST_S,
         backoff_max=defaults.RESTART_BACKOFF_MAX_S,
         healthy_after=defaults.RESTART_BACKOFF_RESET_AFTER_S,

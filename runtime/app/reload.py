@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from runtime import config, spacefile
 from runtime.auth.policy import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
+from runtime.config.sizes import format_size
 from runtime.errors import SpaceDevError
 from runtime.supervisor import watcher
 from runtime.supervisor.builder.sources import is_source
@@ -303,7 +304,8 @@ async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
                       f"({summary})")
 
 async def apply_config(runtime: Runtime) -> None:
-    """Take a saved space-dev.toml: new env values, auth settings and route rules."""
+    """Take a saved space-dev.toml: new env values, auth settings, route rules and the cap on
+    request bodies."""
     path = runtime.config.config_file
     if path is None:
         return
@@ -312,6 +314,10 @@ async def apply_config(runtime: Runtime) -> None:
     except SpaceDevError as err:
         runtime.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
         return
+    if fresh.max_body_size != runtime.config.max_body_size:  # read by every request
+        runtime.config = dataclasses.replace(runtime.config, max_body_size=fresh.max_body_size)
+        runtime.printer.info("space-dev.toml applied: request bodies up to "
+                             f"{format_size(config.max_body_size(fresh))}")
     by_folder = {cfg.path: cfg for cfg in fresh.apps}
     for host in runtime.apps:
         cfg = by_folder.get(host.config.path)

@@ -31,6 +31,12 @@ from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.models import AppConfig, RuntimeConfig, Spacefile
 from runtime.serve import hosts
+from runtime.serve.client_limits import (
+    ClientLimits,
+    OpenConnections,
+    connection_limit,
+    open_files_limit,
+)
 from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
 from runtime.serve.gate import Gate, Routing, Target
@@ -63,8 +69,13 @@ class Runtime:
         self.printer = printer
         self.store = Store(config.data_dir)
         self._project_keys: dict[str, str] = {}  # app -> DETA_PROJECT_KEY, as micros get it
+        self.client_limits = ClientLimits(
+            lambda: defaults.max_body_size(self.config),
+            timeout=defaults.client_timeout(),
+            connections=OpenConnections(connection_limit(open_files_limit()), printer.info),
+        )
         self.data_site = DataSite(config.data_dir, lambda: self._project_keys,
-                                  ephemeral=ephemeral)
+                                  self.client_limits, ephemeral=ephemeral)
         self.proxy = Proxy()
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
@@ -324,7 +335,8 @@ class Runtime:
         allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
         guarded = self.key_guesses.guard(
             host.name, lambda: host.routing.auth if host.routing else None, gate.handle)
-        runner = FrontRunner(app, guarded, allowed, access_log=None, handle_signals=False)
+        runner = FrontRunner(app, guarded, allowed, self.client_limits, access_log=None,
+                             handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
         try:

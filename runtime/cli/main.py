@@ -27,6 +27,8 @@ environment:
                            account `dev` at the first start, instead of a random one
   SPACE_DEV_READY_TIMEOUT  seconds a micro may take to answer on its port before space-dev
                            says it is not answering (default: 30); raise it for slow builds
+  SPACE_DEV_CLIENT_TIMEOUT seconds a client may keep the runtime waiting for a request head or
+                           between two pieces of a body before it is disconnected (default: 30)
 """
 
 
@@ -191,8 +193,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         app_dirs=args.app_dirs or None,
     )
     from runtime.app.runtime import Runtime  # the server side is only needed here
+    from runtime.serve.client_limits import raise_open_files_limit
 
     printer = Printer(background=True)
+    raise_open_files_limit()  # before the runtime sizes its connections by it
     try:
         runtime = Runtime(cfg, printer, ephemeral=args.ephemeral)
         runtime.load()

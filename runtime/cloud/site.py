@@ -20,6 +20,7 @@ from runtime.cloud.service import (
     split_api_path,
 )
 from runtime.cloud.tls import TlsFiles, ensure_tls, server_ssl_context
+from runtime.serve.client_limits import ClientLimits, GuardedRunner
 
 # Where the micro-side Python `deta` module lives: put first on a python micro's PYTHONPATH.
 PYTHON_SITE = Path(__file__).resolve().parents[1] / "in_micro" / "site"
@@ -37,8 +38,9 @@ class DataSite:
     """Deta Base and Drive for every app of one runtime."""
 
     def __init__(self, data_dir: Path, project_keys: Callable[[], Mapping[str, str]],
-                 *, ephemeral: bool = False) -> None:
+                 limits: ClientLimits, *, ephemeral: bool = False) -> None:
         self.data = DataServices(data_dir, ephemeral=ephemeral)
+        self._limits = limits  # the runtime's limits on clients: micros are clients here
         self._tls_dir = data_dir / "tls"
         self._keys = ProjectKeys(project_keys)
         self._runner: web.AppRunner | None = None
@@ -49,7 +51,9 @@ class DataSite:
         """Make (once) the certificate authority and serve the API on a free loopback port."""
         self.tls = ensure_tls(self._tls_dir)
         api = MicroApi(self.data, self._keys)
-        self._runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
+        self._runner = GuardedRunner(api.application(), self._limits,
+                                     lambda _, message: _error(413, message),
+                                     access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOOPBACK, 0, ssl_context=server_ssl_context(self.tls))
         await site.start()

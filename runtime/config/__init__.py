@@ -27,8 +27,9 @@ from runtime.config.defaults import (
     STOP_GRACE_S,
     STOP_MARGIN_S,
 )
+from runtime.config.environment import client_timeout, ready_timeout
 from runtime.config.overrides import apply_overrides
-from runtime.config.toml import app_name, find_config, load
+from runtime.config.toml import app_name, find_config, load, max_body_size
 
 __all__ = [
     "ACTION_READY_WAIT_S",
@@ -58,6 +59,9 @@ __all__ = [
     "STOP_MARGIN_S",
     "apply_overrides",
     "app_name",
+    "client_timeout",
     "find_config",
     "load",
+    "max_body_size",
+    "ready_timeout",
 ]

@@ -31,6 +31,17 @@ ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 # reads its 1 MB in tens of milliseconds and never meets it.
 BASE_PAGE_SECONDS = 0.5
 
+# What every server of the runtime (each app's port, the data port) holds its clients to.
+DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024  # `[runtime] max_body_size`: a longer body gets 413
+# A client that keeps the runtime waiting this long is disconnected: a request head not complete
+# this long after the connection opened (or after its previous answer, when kept alive), and a
+# body that sends nothing for this long (`SPACE_DEV_CLIENT_TIMEOUT` overrides it).
+CLIENT_TIMEOUT_S = 30.0
+REFUSED_BODY_LINGER_S = 5.0  # after a 413, what still comes is dropped this long, then close
+MAX_CONNECTIONS = 4096  # open client connections, all servers together (fewer if files are few)
+FD_RESERVE = 256  # open files kept for everything else: micros' pipes, the data, the watcher
+OPEN_FILES_WANTED = 65536  # the soft limit on open files is raised to this (or the hard limit)
+
 # Space's builder installed the newest releases on each push, until Space stopped (17 October
 # 2024): a python micro's requirements resolve as of that day, so an unpinned 2023 app gets the
 # packages it was written against (`SPACE_DEV_PACKAGES_AS_OF` picks another day, or `latest`).

@@ -16,18 +16,21 @@ from runtime.config.defaults import (
     DEFAULT_HOST,
     DEFAULT_KEY_COOKIES,
     DEFAULT_KEY_HEADERS,
+    DEFAULT_MAX_BODY_SIZE,
     DEFAULT_PORT,
     DEFAULT_RELOAD,
     DEFAULT_SCHEDULE,
     HTTP_METHODS,
     SPACEFILE_NAME,
 )
+from runtime.config.sizes import SIZE_HINT, parse_size
 from runtime.config.toml_lines import Key, LineMap
 from runtime.errors import InvalidFile, Problem, SpaceDevError
 from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spacefile
 
 _TOP_KEYS = ("runtime", "apps")
-_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule", "allowed_hosts")
+_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule", "allowed_hosts",
+                 "max_body_size")
 _APP_KEYS = ("path", "name", "port", "env", "auth", "routes")
 _AUTH_KEYS = ("key_headers", "key_cookies")
 _ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
@@ -134,6 +137,20 @@ class _Reader:
                 self.problem(path + (key, n), f"expected a {what}, got {got}")
         return values
 
+    def size(self, table: dict[str, Any], path: Key, key: str) -> int | None:
+        if _has_type(table.get(key), int):
+            self.problem(path + (key,), f"expected a size, got {_describe(table[key])}",
+                         f'write the unit: "{table[key]} B" is that many bytes')
+            return None
+        text = self.get(table, path, key, str, 'a size such as "100 MiB"')
+        if text is None:
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as err:
+            self.problem(path + (key,), f'"{text}" is not a size: {err}', SIZE_HINT)
+            return None
+
     def hosts(self, table: dict[str, Any], path: Key, key: str) -> tuple[str, ...]:
         values = self.get(table, path, key, list, "an array of host names") or []
         good = []
@@ -166,6 +183,7 @@ class _Reader:
             reload=_or(self.get(rt, path, "reload", bool, "true or false"), DEFAULT_RELOAD),
             schedule=_or(self.get(rt, path, "schedule", bool, "true or false"), DEFAULT_SCHEDULE),
             allowed_hosts=self.hosts(rt, path, "allowed_hosts"),
+            max_body_size=self.size(rt, path, "max_body_size"),
             apps=tuple(a for a in apps if a is not None),
         )
         if len(cfg.apps) == len(raw_apps):  # duplicates only make sense among whole apps
@@ -300,6 +318,11 @@ def _syntax_problem(err: tomllib.TOMLDecodeError, text: str, shown: str) -> Prob
 def app_name(app: AppConfig, spacefile: Spacefile) -> str:
     """An app's name: from the config, else the Spacefile's app_name, else its folder's name."""
     return app.name or spacefile.app_name or app.path.name
+
+
+def max_body_size(cfg: RuntimeConfig) -> int:
+    """The cap on request bodies, in bytes: `[runtime] max_body_size`, else the default."""
+    return DEFAULT_MAX_BODY_SIZE if cfg.max_body_size is None else cfg.max_body_size
 
 
 def find_config(start: Path) -> Path | None:

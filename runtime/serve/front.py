@@ -1,5 +1,6 @@
-"""The first step of every request on an app's origin: the Host check, then the gate for every
-path but the runtime's own, which go to the aiohttp application of its pages.
+"""The first step of every request on an app's origin: the limits on clients, the Host check,
+then the gate for every path but the runtime's own, which go to the aiohttp application of its
+pages.
 
 The gate needs neither aiohttp's router nor its middlewares: it reads the raw path and decides
 for itself. Handed the request before them, it saves a fifth to a quarter of the runtime's CPU
@@ -14,8 +15,10 @@ from typing import cast
 from aiohttp import web
 
 from runtime.auth.routes import BadPath, normalise_path
+from runtime.serve.client_limits import ClientLimits, GuardedRunner, ServerHandler
 from runtime.serve.gate import RUNTIME_PREFIX
 from runtime.serve.hosts import AllowedHosts
+from runtime.web.pages import problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -24,21 +27,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGES_PREFIX = RUNTIME_PREFIX + "/"
 
 
-class FrontRunner(web.AppRunner):
-    """An `AppRunner` for the app of the runtime's pages whose server asks `allowed` about the
-    Host first, and hands every request outside /__space/ to `gate` without the app."""
+class FrontRunner(GuardedRunner):
+    """The runner of an app's port: the runtime's limits on clients (`GuardedRunner`), then
+    the Host check, then the gate for every request outside /__space/ (the app of the pages
+    for the others)."""
 
-    def __init__(
-        self, app: web.Application, gate: Handler, allowed: AllowedHosts, **kwargs: object
-    ) -> None:
-        super().__init__(app, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, app: web.Application, gate: Handler, allowed: AllowedHosts,
+                 limits: ClientLimits, **kwargs: object) -> None:
+        super().__init__(app, limits, _too_large, **kwargs)
         self._gate = gate
         self._allowed = allowed
 
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        pages = server.request_handler
-        gate, allowed = self._gate, self._allowed
+    def first_step(self, app_handler: ServerHandler) -> ServerHandler:
+        pages, gate, allowed = app_handler, self._gate, self._allowed
 
         async def front(base: web.BaseRequest) -> web.StreamResponse:
             request = cast(web.Request, base)  # made by the app's own request factory
@@ -48,8 +49,11 @@ class FrontRunner(web.AppRunner):
                 return await pages(request)
             return await gate(request)
 
-        server.request_handler = front
-        return server
+        return front
+
+
+def _too_large(request: web.BaseRequest, message: str) -> web.StreamResponse:
+    return problem(cast(web.Request, request), 413, "Request body too large", message)
 
 
 def _well_formed(raw_path: str) -> bool:

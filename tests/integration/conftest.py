@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,8 @@ def free_port() -> int:
 class Up:
     """A running `space-dev up` and everything it printed."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], port: int,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
@@ -45,6 +46,7 @@ class Up:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=preexec_fn,  # e.g. a lower limit on open files
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -30,6 +30,8 @@ def streaming(tmp_path_factory: pytest.TempPathFactory):
         """,
         {"main.py": PY_AIOHTTP},  # served by the legacy default: main.py's `app`
     )
+    # Past the default cap (100 MiB): the uploads below are 1 GiB and 256 MiB.
+    (root / "space-dev.toml").write_text('[runtime]\nmax_body_size = "2 GiB"\n')
     up = run_up(app, "--no-reload")
     try:
         up.wait_ready(60)

@@ -455,3 +455,52 @@ def test_allow_errors_point_at_the_file_column(here: Path, line: str, where: str
     assert problem.line == 6
     assert problem.message.startswith(f"invalid expression {where}")
     assert "?" in problem.message  # the parser's own reason follows
+
+
+# --- max_body_size and the environment's settings -------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "size"), [
+    ("100 MiB", 100 * 1024 * 1024), ("1 KiB", 1024), ("2GiB", 2 * 1024**3),
+    ("512 B", 512), ("1.5 mib", 1536 * 1024),
+])
+def test_max_body_size_takes_a_size_with_a_binary_unit(here: Path, written: str,
+                                                        size: int) -> None:
+    cfg = load(write(here, f'[runtime]\nmax_body_size = "{written}"\n'))
+    assert cfg.max_body_size == size == config.max_body_size(cfg)
+
+
+def test_without_max_body_size_the_cap_is_100_mib(here: Path) -> None:
+    assert config.max_body_size(load(write(here, "[runtime]\n"))) == 100 * 1024 * 1024
+    assert config.max_body_size(load(None)) == 100 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("value", "message", "hint"), [
+    ("1048576", "expected a size, got an integer (1048576)", '"1048576 B"'),
+    ('"100 MB"', 'unknown unit "MB"', "KiB, MiB or GiB"),
+    ('"0 MiB"', "at least 1 byte", "KiB, MiB or GiB"),
+    ('"lots"', "not a size", '"100 MiB"'),
+    ("true", "got a boolean", ""),
+])
+def test_a_max_body_size_that_is_not_a_size_is_an_error_on_its_line(
+    here: Path, value: str, message: str, hint: str
+) -> None:
+    (problem,) = problems_of(here, f"[runtime]\nport = 4200\nmax_body_size = {value}\n")
+    assert problem.where == "runtime.max_body_size" and problem.line == 3
+    assert message in problem.message and hint in problem.hint
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-1", "nan", "inf"])
+def test_a_client_timeout_that_is_not_seconds_names_the_variable(raw: str) -> None:
+    with pytest.raises(SpaceDevError) as caught:
+        config.client_timeout({"SPACE_DEV_CLIENT_TIMEOUT": raw})
+    assert "SPACE_DEV_CLIENT_TIMEOUT" in caught.value.message
+    assert "SPACE_DEV_CLIENT_TIMEOUT" in caught.value.hint
+
+
+def test_the_client_and_ready_timeouts_default_and_take_seconds() -> None:
+    assert config.client_timeout({}) == 30.0
+    assert config.client_timeout({"SPACE_DEV_CLIENT_TIMEOUT": "1.5"}) == 1.5
+    assert config.ready_timeout({"SPACE_DEV_READY_TIMEOUT": " 60 "}) == 60.0
+    with pytest.raises(SpaceDevError, match="SPACE_DEV_READY_TIMEOUT"):
+        config.ready_timeout({"SPACE_DEV_READY_TIMEOUT": "soon"})
