@@ -17,7 +17,26 @@ from runtime.auth.policy import compile_rules, decide, policy_for
 from runtime.auth.routes import MountTable, normalise_path
 from runtime.datadir.store import Store
 from runtime.models import ApiKey, Micro, RouteRule
+from runtime.serve.forwarded import dropped_names, forwarded_headers
 from runtime.serve.hosts import AllowedHosts
+from runtime.supervisor.environment import GATE_PROOF_HEADER
+
+# What a browser sends with a page's GET, as aiohttp hands the gate its bytes.
+BROWSER_HEADERS = tuple((n.encode(), v.encode()) for n, v in (
+    ("Host", "localhost:4200"),
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Encoding", "gzip, deflate, br"),
+    ("Accept-Language", "en-GB,en;q=0.9"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Cookie", "theme=dark; space_session=abc.def"),
+    ("Connection", "keep-alive"),
+))
+ADDED = [("X-Forwarded-For", "127.0.0.1"), ("X-Forwarded-Proto", "http"),
+         ("X-Forwarded-Host", "localhost:4200"), ("X-Space-Auth", "session"),
+         ("X-Space-User", "dev")]
 
 RUNS = 200_000
 
@@ -47,6 +66,9 @@ def main() -> None:
         hosts = AllowedHosts("127.0.0.1", ("myapp.test",))
         mounts = MountTable({"/": "www", "/api": "api"})
         principal = identity.key("bench", key)
+        dropped = dropped_names(("X-Space-App-Key", "X-API-Key"))
+        credential_cookies = frozenset({"space_session"})
+        proof = (GATE_PROOF_HEADER, "k" * 43)  # as long as the runtime's token_urlsafe(32)
 
         cases = {
             "key check (hash + lookup)": lambda: identity.key("bench", key),
@@ -57,6 +79,10 @@ def main() -> None:
             "decide (key, 2 public routes)": lambda: decide(policy, "/notes/42", "GET", principal),
             "decide (key, 2 route rules)": lambda: decide(ruled, "/notes/42", "GET", principal),
             "host check": lambda: hosts.allows("localhost:4200"),
+            "headers to the micro, no proof": lambda: forwarded_headers(
+                BROWSER_HEADERS, dropped, credential_cookies, ADDED),
+            "headers to the micro, with proof": lambda: forwarded_headers(
+                BROWSER_HEADERS, dropped, credential_cookies, [*ADDED, proof]),
         }
         in_a_request = ("key check (hash + lookup)", "normalise a plain path", "route to the micro",
                         "decide (key, 2 route rules)", "host check")
