@@ -33,3 +33,14 @@ ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 PACKAGES_AS_OF = "2024-10-17"
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+
+# What an imported zip may unpack to (`space-dev data import`, the data page): a zip bomb is a
+# small file that unpacks to gigabytes. Each entry's declared size is checked before anything
+# is written, and the bytes against it as they are read.
+IMPORT_MAX_ENTRY_BYTES = 8 << 30  # one Drive file, or one Base's items
+IMPORT_MAX_TOTAL_BYTES = 32 << 30  # every entry together
+IMPORT_MAX_RATIO = 100  # unpacked : packed, of an entry and of the whole zip, once past...
+IMPORT_RATIO_FROM_BYTES = 1 << 20  # ...this size (a small entry may have any ratio harmlessly)
+# One item's JSON text: an item is at most 400 KB as compact UTF-8, and \u escapes make its
+# text up to six times that.
+IMPORT_MAX_ITEM_TEXT = 3 << 20
