@@ -463,8 +463,8 @@ def _too_big(reader: ZipReader, entry: str | None, what: str) -> SpaceDevError:
     subject = f"{entry} in {reader.path.name}" if entry else reader.path.name
     return SpaceDevError(
         f"{subject} {what}",
-        "Nothing was imported. If the zip is genuine (a file of mostly zeros, say), unzip it "
-        "and put its files into the Drive from the data page.")
+        "Nothing was imported. A genuine file this large or this compressible (mostly zeros, "
+        "say) can go into the Drive directly: unzip it and upload it on the data page.")
 
 
 def _size(count: int) -> str:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from runtime.cloud.data import AppData, DataServices
 from runtime.cloud.drive.names import drive_problem, name_problem
-from runtime.cloud.transfer import export_zip, import_zip
+from runtime.cloud.transfer import ImportLimits, export_zip, import_zip
 from runtime.errors import SpaceDevError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,6 +195,68 @@ async def test_a_damaged_entry_is_refused_with_its_name(
     with pytest.raises(SpaceDevError, match=r"drives/photos/dog\.txt"):
         await import_zip(data, path)
     _assert_untouched(data)
+
+
+def _declare_zip64_size(path: Path, declared: int) -> None:
+    """Rewrite the zip's one directory record to declare `declared` bytes through a zip64
+    extra field, as a writer of a file past 4 GiB does."""
+    raw = path.read_bytes()
+    at, end = raw.index(b"PK\x01\x02"), raw.index(b"PK\x05\x06")
+    head = bytearray(raw[at:at + 46])
+    name_size, extra_size, comment_size = struct.unpack_from("<3H", head, 28)
+    rest = raw[at + 46: at + 46 + name_size + extra_size + comment_size]
+    extra = struct.pack("<HHQ", 1, 8, declared)
+    struct.pack_into("<I", head, 24, 0xFFFFFFFF)
+    struct.pack_into("<H", head, 30, len(extra))
+    record = bytes(head) + rest[:name_size] + extra
+    eocd = bytearray(raw[end:])
+    struct.pack_into("<I", eocd, 12, len(record))
+    path.write_bytes(raw[:at] + record + bytes(eocd))
+
+
+async def test_a_huge_declared_size_is_refused_before_any_read(
+        services: DataServices, tmp_path: Path) -> None:
+    data = services.app("notes")
+    await _seed(data)
+    path = tmp_path / "huge.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("drives/photos/huge.bin", b"tiny")
+    _declare_zip64_size(path, 16 << 30)
+    with pytest.raises(SpaceDevError, match=r"drives/photos/huge\.bin in huge\.zip would "
+                       r"unpack to 16\.0 GiB"):
+        await import_zip(data, path)
+    _assert_untouched(data)
+
+
+async def test_the_entry_and_total_limits_name_the_entry(
+        services: DataServices, tmp_path: Path) -> None:
+    data = services.app("notes")
+    await _seed(data)
+    path = tmp_path / "sizes.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for number in range(3):
+            zf.writestr(f"drives/photos/{number}.bin", os.urandom(1500))
+    with pytest.raises(SpaceDevError, match=r"drives/photos/0\.bin .* the 1000 bytes one "
+                       "entry may"):
+        await import_zip(data, path, ImportLimits(entry_bytes=1000))
+    with pytest.raises(SpaceDevError, match=r"drives/photos/2\.bin .* past 2\.9 KiB"):
+        await import_zip(data, path, ImportLimits(total_bytes=3000))
+    _assert_untouched(data)
+    report = await import_zip(data, path, ImportLimits(entry_bytes=1500, total_bytes=4500))
+    assert report.files == {"photos": 3}
+
+
+async def test_a_report_keeps_a_bounded_list(services: DataServices, tmp_path: Path) -> None:
+    path = tmp_path / "wide.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for number in range(1003):
+            zf.writestr(f"bases/b{number:04d}.json", '[{"key": "k"}]')
+        for number in range(150):
+            zf.writestr(f"junk/{number}", b"")
+    report = await import_zip(services.app("notes"), path)
+    assert len(report.items) == 1000 and report.other_items == 3
+    assert len(report.skipped) == 101 and report.skipped[-1] == "and 50 more entries or items"
+    assert "more Bases: 3 items" in report.lines()
 
 
 async def test_a_compressible_file_below_the_limits_imports(
