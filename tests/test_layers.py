@@ -64,6 +64,9 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.drive.sweep": 1,
     "runtime.cloud.drive.store": 1,
     "runtime.cloud.data": 1,
+    "runtime.cloud.zipread": 1,
+    "runtime.cloud.json_items": 1,
+    "runtime.cloud.export_format": 1,
     "runtime.cloud.transfer": 1,
     # 2: processes, the proxy, static files, credentials, the clock of actions, API handlers
     "runtime.supervisor": 2,

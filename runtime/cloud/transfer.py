@@ -1,5 +1,15 @@
-"""An app's Base and Drive data to and from one zip file, in the layout Space's own export used:
-`bases/<name>.json` (a list of items) and `drives/<name>/<file name>`."""
+"""An app's Base and Drive data to and from one zip file (the layout: `export_format`).
+
+Both directions stream: an export pages through the stores, an import reads the zip one entry
+and one item at a time (`zipread`, `json_items`), so memory stays flat whatever the zip holds.
+An import runs in a worker thread, writes Base items in batches, and names Drive files in
+batches on the event loop's thread (the Drive index belongs to it), so the loop is never held
+for more than one short transaction.
+
+An import checks before it writes: first every directory record (declared sizes against the
+limits in `config/defaults.py`), then every entry it will import is read through once (the
+bytes against their declared size and CRC-32). A zip that fails either check changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +17,59 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 
 from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
 from runtime.cloud.data import AppData
+from runtime.cloud.drive.bodies import new_body_name, unlink, write_body_from
+from runtime.cloud.drive.names import drive_problem, name_problem
+from runtime.cloud.drive.store import DriveStore
+from runtime.cloud.export_format import (
+    MARKER,
+    MAX_MARKER_BYTES,
+    VERSION,
+    Target,
+    base_entry,
+    drive_entry,
+    marker_text,
+    marker_version,
+    target_of,
+)
+from runtime.cloud.json_items import BrokenDocument, Unreadable, document_items, line_items
+from runtime.cloud.zipread import Entry, ZipProblem, ZipReader
+from runtime.config import defaults
 from runtime.errors import SpaceDevError
 
-_CHUNK = 1 << 20
-_PUT_BATCH = 25  # Base's own limit per put: an import goes through the same rules
+T = TypeVar("T")
+
+_COPY_CHUNK = 1 << 20
+_EXPORT_PAGE = 1000  # items per Base query while exporting
+_ITEM_BATCH = 500  # items per Base transaction while importing...
+_ITEM_BATCH_BYTES = 4 << 20  # ...or fewer, once their text is this long
+_ITEMS_PER_BREATH = 32  # items parsed between two chances for the loop to take the GIL
+_FILE_BATCH = 64  # Drive files named per index transaction (on the loop: keep it short)
+# An item's compact UTF-8 is at most five times its JSON text (a 4-byte character, `1e15`
+# written 1000000000000000.0): below this, measuring it (one more encoding) is skipped.
+_SURELY_SMALL = MAX_ITEM_BYTES // 5
+_MAX_REPORTED = 100  # lines of what was not imported; past that, only counted
+_MAX_NAMES = 1000  # Bases and Drives counted by name in a report; past that, together
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What an import may unpack to (the defaults are `config/defaults.py`'s)."""
+
+    entry_bytes: int = defaults.IMPORT_MAX_ENTRY_BYTES
+    total_bytes: int = defaults.IMPORT_MAX_TOTAL_BYTES
+    ratio: int = defaults.IMPORT_MAX_RATIO
+    ratio_from: int = defaults.IMPORT_RATIO_FROM_BYTES
+    item_text: int = defaults.IMPORT_MAX_ITEM_TEXT
 
 
 @dataclass
@@ -28,14 +79,47 @@ class ImportReport:
     items: dict[str, int] = field(default_factory=dict)  # base -> items stored
     files: dict[str, int] = field(default_factory=dict)  # drive -> files stored
     skipped: list[str] = field(default_factory=list)  # "entry: why"
+    other_items: int = 0  # in Bases past the first _MAX_NAMES
+    other_files: int = 0
+    more_skipped: int = 0  # past the first _MAX_REPORTED
+
+    def stored(self, counts: dict[str, int], name: str, count: int) -> int:
+        """Add `count` under `name`; what does not fit the report's names is returned."""
+        if name in counts or len(counts) < _MAX_NAMES:
+            counts[name] = counts.get(name, 0) + count
+            return 0
+        return count
+
+    def skip(self, line: str) -> None:
+        if len(self.skipped) < _MAX_REPORTED:
+            self.skipped.append(line)
+        else:
+            self.more_skipped += 1
+
+    def finish(self) -> None:
+        """Fold what was only counted into the lists a page or an API shows."""
+        if self.more_skipped:
+            self.skipped.append(f"and {self.more_skipped:,} more entries or items")
+            self.more_skipped = 0
 
     def lines(self) -> list[str]:
-        out = [f"base {name}: {count} item{'s' if count != 1 else ''}"
+        out = [f"base {name}: {_count(count, 'item')}"
                for name, count in sorted(self.items.items())]
-        out += [f"drive {name}: {count} file{'s' if count != 1 else ''}"
+        if self.other_items:
+            out.append(f"more Bases: {_count(self.other_items, 'item')}")
+        out += [f"drive {name}: {_count(count, 'file')}"
                 for name, count in sorted(self.files.items())]
+        if self.other_files:
+            out.append(f"more Drives: {_count(self.other_files, 'file')}")
         out += [f"not imported: {line}" for line in self.skipped]
         return out or ["the file holds no Base or Drive data"]
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+# --- export ---------------------------------------------------------------------------------
 
 
 def export_zip(data: AppData, target: Path) -> tuple[int, int]:
@@ -45,17 +129,11 @@ def export_zip(data: AppData, target: Path) -> tuple[int, int]:
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-            for base, rows in data.base.export().items():
-                zf.writestr(f"bases/{base}.json", json.dumps(rows, indent=1))
-                items += len(rows)
+            zf.writestr(_entry(MARKER, time.time()), marker_text())
+            for base in data.base.names():
+                items += _export_base(zf, data.base, base)
             for drive in data.drive.names():
-                for name in _all_names(data, drive):
-                    found = data.drive.open(drive, name)
-                    if found is None:  # deleted meanwhile
-                        continue
-                    path, _, _ = found
-                    zf.write(path, f"drives/{drive}/{name}")
-                    files += 1
+                files += _export_drive(zf, data, drive)
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -63,82 +141,335 @@ def export_zip(data: AppData, target: Path) -> tuple[int, int]:
     return items, files
 
 
-def _all_names(data: AppData, drive: str) -> list[str]:
-    names: list[str] = []
+def _entry(name: str, modified: float) -> zipfile.ZipInfo:
+    # ZipInfo keeps the name as given (ZipFile.write would normalise `a/../b` to `b`).
+    stamp = time.localtime(max(modified, 315532800.0))[:6]  # zip dates start in 1980
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _export_base(zf: zipfile.ZipFile, db: BaseDB, base: str) -> int:
+    count = 0
+    last: str | None = None
+    with zf.open(_entry(base_entry(base), time.time()), "w", force_zip64=True) as out:
+        while True:
+            page, last = db.query(base, None, _EXPORT_PAGE, last)
+            # ASCII JSON, as the store keeps it: one line per item whatever its strings hold.
+            out.write("".join(json.dumps(item, separators=(",", ":")) + "\n"
+                              for item in page).encode("ascii"))
+            count += len(page)
+            if last is None:
+                return count
+
+
+def _export_drive(zf: zipfile.ZipFile, data: AppData, drive: str) -> int:
+    count = 0
     last: str | None = None
     while True:
-        page, last = data.drive.list(drive, last=last)
-        names += page
-        if last is None:
-            return names
-
-
-async def import_zip(data: AppData, source: Path) -> ImportReport:
-    """Put every Base item and Drive file of the zip into the app's data (same keys and names
-    are replaced); what is not understood is reported, never guessed at."""
-    report = ImportReport()
-    try:
-        archive = zipfile.ZipFile(source)
-    except (OSError, zipfile.BadZipFile) as err:
-        raise SpaceDevError(
-            f"cannot read {source} as a zip file ({err})",
-            "give the file `space-dev data export` or Space's own export wrote",
-        ) from None
-    with archive:
-        for entry in archive.infolist():
-            if entry.is_dir():
+        names, last = data.drive.list(drive, last=last)
+        for name in names:
+            found = data.drive.open(drive, name)
+            if found is None:  # deleted meanwhile
                 continue
-            where = entry.filename
-            parts = where.split("/")
-            if len(parts) == 2 and parts[0] == "bases" and parts[1].endswith(".json"):
-                await _import_base(data, archive, entry, parts[1][: -len(".json")], report)
-            elif len(parts) >= 3 and parts[0] == "drives" and parts[1]:
-                await _import_file(data, archive, entry, parts[1], "/".join(parts[2:]), report)
-            else:
-                report.skipped.append(f"{where}: neither bases/<name>.json nor drives/<name>/...")
-    return report
+            try:
+                source = open(found[0], "rb")  # noqa: SIM115 (closed below)
+            except FileNotFoundError:  # replaced meanwhile: the new one goes with the next export
+                continue
+            with source:
+                status = os.fstat(source.fileno())
+                info = _entry(drive_entry(drive, name), status.st_mtime)
+                info.file_size = status.st_size  # so zipfile knows when it needs zip64
+                with zf.open(info, "w") as out:
+                    while block := source.read(_COPY_CHUNK):
+                        out.write(block)
+            count += 1
+        if last is None:
+            return count
 
 
-async def _import_base(data: AppData, archive: zipfile.ZipFile, entry: zipfile.ZipInfo,
-                       base: str, report: ImportReport) -> None:
-    where = entry.filename
-    try:
-        content: Any = json.loads(archive.read(entry))
-    except (ValueError, UnicodeDecodeError) as err:
-        report.skipped.append(f"{where}: not JSON ({err})")
-        return
-    items = content.get("items") if isinstance(content, dict) else content
-    if not isinstance(items, list):
-        report.skipped.append(f"{where}: neither a list of items nor an object with `items`")
-        return
-    stored = 0
-    db = await data.open_base()
-    loop = asyncio.get_running_loop()
-    for number, item in enumerate(items):
-        if not isinstance(item, dict):
-            report.skipped.append(f"{where}: item {number} is not an object")
-            continue
+# --- import ---------------------------------------------------------------------------------
+
+
+async def import_zip(data: AppData, source: Path,
+                     limits: ImportLimits | None = None) -> ImportReport:
+    """Put every Base item and Drive file of the zip into the app's data (same keys and names
+    are replaced); what is not understood is reported, never guessed at. A zip past the limits,
+    or damaged, is refused whole (SpaceDevError) and nothing is written."""
+    # Opened here, on the loop's thread: the Drive index is used from it alone; the Base file
+    # on the app's Base thread, as opening it may wait for another process.
+    base, drive = await data.open_base(), data.drive
+    run = _Import(base, drive, asyncio.get_running_loop(), limits or ImportLimits())
+    return await asyncio.to_thread(run.run, source)
+
+
+class _Import:
+    """One import, run in a worker thread."""
+
+    def __init__(self, base: BaseDB, drive: DriveStore, loop: asyncio.AbstractEventLoop,
+                 limits: ImportLimits) -> None:
+        self.base = base
+        self.drive = drive
+        self._loop = loop
+        self._limits = limits
+        self.report = ImportReport()
+
+    def run(self, source: Path) -> ImportReport:
         try:
-            # On the app's Base thread: the event loop never waits for a query holding it.
-            await loop.run_in_executor(db.worker, db.put_many, base, [item])
-        except BaseError as err:
-            report.skipped.append(f"{where}: item {number}: {'; '.join(err.messages)}")
-            continue
-        stored += 1
-    report.items[base] = report.items.get(base, 0) + stored
+            reader = ZipReader(source)
+        except (OSError, ZipProblem) as err:
+            why = err.message if isinstance(err, ZipProblem) else str(err)
+            raise SpaceDevError(f"cannot read {source} as a zip file ({why})",
+                                "give the file `space-dev data export` or Space's own export "
+                                "wrote") from None
+        with reader:
+            try:
+                current = self._check_directory(reader)
+                self._check_entries(reader, current)
+            except ZipProblem as err:
+                raise SpaceDevError(err.message, err.hint or (
+                    "Nothing was imported. Export the data again, or check the zip with "
+                    "`unzip -t`.")) from None
+            self._write(reader, current)
+        self.report.finish()
+        return self.report
+
+    # --- the checks, before anything is written ----------------------------------------------
+
+    def _check_directory(self, reader: ZipReader) -> bool:
+        """Every record's declared size against the limits; True for a current export."""
+        limits = self._limits
+        total = 0
+        current = False
+        for entry in reader.entries():
+            size = entry.size
+            if size > limits.entry_bytes:
+                raise _too_big(reader, entry.name, f"would unpack to {_size(size)}, more than "
+                               f"the {_size(limits.entry_bytes)} one entry may")
+            if size > limits.ratio_from and size > limits.ratio * max(entry.packed, 1):
+                raise _too_big(reader, entry.name, f"would unpack to {_size(size)} from "
+                               f"{_size(entry.packed)}, more than {limits.ratio} times its "
+                               "packed size (the limit against zip bombs)")
+            total += size
+            if total > limits.total_bytes:
+                raise _too_big(reader, entry.name, f"brings what the zip unpacks to past "
+                               f"{_size(limits.total_bytes)}, the most an import takes")
+            if entry.name == MARKER:
+                current = self._read_marker(reader, entry)
+        packed = max(reader.file_size, 1)
+        if total > limits.ratio_from and total > limits.ratio * packed:
+            raise _too_big(reader, None, f"would unpack to {_size(total)} from "
+                           f"{_size(reader.file_size)}, more than {limits.ratio} times its "
+                           "size (the limit against zip bombs)")
+        return current
+
+    def _read_marker(self, reader: ZipReader, entry: Entry) -> bool:
+        if entry.size > MAX_MARKER_BYTES:
+            return False  # not ours: read as an older export, where it is skipped
+        version = marker_version(b"".join(reader.chunks(entry)))
+        if version is not None and version > VERSION:
+            raise SpaceDevError(f"{reader.path.name} was exported by a newer space-dev "
+                                f"(layout {version})", "Upgrade space-dev to import it.")
+        return version == VERSION
+
+    def _check_entries(self, reader: ZipReader, current: bool) -> None:
+        """Read every entry that will be imported through once: sizes and CRC-32."""
+        for entry, _target in self._targets(reader, current, report=False):
+            for _ in reader.chunks(entry):
+                pass
+
+    def _targets(self, reader: ZipReader, current: bool, *,
+                 report: bool) -> Iterator[tuple[Entry, Target]]:
+        for entry in reader.entries():
+            if entry.is_dir or (current and entry.name == MARKER):
+                continue
+            target = target_of(entry.name, current)
+            if isinstance(target, str):
+                if report:
+                    self.report.skip(f"{entry.name}: {target}")
+                continue
+            yield entry, target
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def _write(self, reader: ZipReader, current: bool) -> None:
+        files = _FileBatch(self)
+        try:
+            for entry, target in self._targets(reader, current, report=True):
+                if target.is_base:
+                    files.flush()
+                    self._import_items(reader, entry, target)
+                else:
+                    self._import_file(reader, entry, target, files)
+            files.flush()
+        except BaseException as err:
+            files.drop()
+            # Past the checks, only a zip changed meanwhile or a full disk stops an import.
+            if not isinstance(err, ZipProblem | BrokenDocument | OSError):
+                raise
+            what = err.message if isinstance(err, ZipProblem) else str(err)
+            raise SpaceDevError(f"the import stopped: {what}",
+                                "What came before it in the zip is imported; import the zip "
+                                "again once the cause is fixed.") from None
+
+    def _import_items(self, reader: ZipReader, entry: Entry, target: Target) -> None:
+        where, base = entry.name, target.store
+        cap = self._limits.item_text
+        if target.lines:
+            items: Iterator[tuple[int, Any, int]] = line_items(reader.chunks(entry), cap)
+            label = "line"
+        else:
+            try:  # read through once first: broken syntax skips the whole file, as it did
+                for number, _, _ in document_items(reader.chunks(entry), cap):
+                    _let_the_loop_in(number)
+            except BrokenDocument as err:
+                self.report.skip(f"{where}: {err}")
+                return
+            items = document_items(reader.chunks(entry), cap)
+            label = "item"
+        batch = _ItemBatch(self, where, base, label)
+        for number, item, text_size in items:
+            _let_the_loop_in(number)
+            if isinstance(item, Unreadable):
+                self.report.skip(f"{where}: {label} {number}: {item.why}")
+            elif not isinstance(item, dict):
+                self.report.skip(f"{where}: {label} {number} is not an object")
+            elif text_size > _SURELY_SMALL and item_size(item) > MAX_ITEM_BYTES:
+                self.report.skip(f"{where}: {label} {number} is larger than 400 KB, the most "
+                                 "a Base item may be")
+            else:
+                batch.add(number, item, text_size)
+        batch.flush()
+        self._count_items(base, batch.stored)
+
+    def _import_file(self, reader: ZipReader, entry: Entry, target: Target,
+                     files: _FileBatch) -> None:
+        drive, name = target.store, target.file
+        assert name is not None
+        problem = drive_problem(drive) or name_problem(name)
+        if problem:
+            self.report.skip(f"{entry.name}: {problem}")
+            return
+        if files.drive != drive:
+            files.flush()
+            files.start(drive, self.drive.body_folder(drive))
+        assert files.folder is not None
+        body = new_body_name()
+        size = write_body_from(files.folder, body, reader.chunks(entry))
+        files.add(name, body, size)
+
+    def on_loop(self, call: Callable[[], T]) -> T:
+        """Run `call` on the event loop's thread and wait for it."""
+        async def run() -> T:
+            return call()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+    def _count_items(self, base: str, count: int) -> None:
+        if count:
+            self.report.other_items += self.report.stored(self.report.items, base, count)
+
+    def count_files(self, drive: str, count: int) -> None:
+        self.report.other_files += self.report.stored(self.report.files, drive, count)
 
 
-async def _import_file(data: AppData, archive: zipfile.ZipFile, entry: zipfile.ZipInfo,
-                       drive: str, name: str, report: ImportReport) -> None:
-    try:
-        with archive.open(entry) as member:
-            await data.drive.put(drive, name, _chunks(member))
-    except SpaceDevError as err:
-        report.skipped.append(f"{entry.filename}: {err.message}")
-        return
-    report.files[drive] = report.files.get(drive, 0) + 1
+class _ItemBatch:
+    """Items put together, in one transaction each batch; a batch Base refuses is put one by
+    one, so each refused item is reported with why."""
+
+    def __init__(self, run: _Import, where: str, base: str, label: str) -> None:
+        self._run = run
+        self._where = where
+        self._base = base
+        self._label = label
+        self._items: list[tuple[int, dict[str, Any]]] = []
+        self._keys: set[str] = set()
+        self._bytes = 0
+        self.stored = 0
+
+    def add(self, number: int, item: dict[str, Any], size: int) -> None:
+        key = item.get("key")
+        if isinstance(key, str) and key in self._keys:
+            self.flush()  # a later item with the same key replaces the earlier, as puts do
+        self._items.append((number, item))
+        if isinstance(key, str):
+            self._keys.add(key)
+        self._bytes += size
+        if len(self._items) >= _ITEM_BATCH or self._bytes >= _ITEM_BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._items:
+            return
+        db = self._run.base
+        try:
+            db.put_many(self._base, [item for _, item in self._items])
+            self.stored += len(self._items)
+        except BaseError:
+            for number, item in self._items:
+                try:
+                    db.put_many(self._base, [item])
+                    self.stored += 1
+                except BaseError as err:
+                    self._run.report.skip(f"{self._where}: {self._label} {number}: "
+                                          f"{'; '.join(err.messages)}")
+        self._items.clear()
+        self._keys.clear()
+        self._bytes = 0
 
 
-async def _chunks(member: IO[bytes]) -> AsyncIterator[bytes]:
-    while block := member.read(_CHUNK):
-        yield block
+class _FileBatch:
+    """Drive bodies written but not yet named: named together, in one index transaction."""
+
+    def __init__(self, run: _Import) -> None:
+        self._run = run
+        self.drive: str | None = None
+        self.folder: Path | None = None
+        self._files: list[tuple[str, str, int]] = []
+
+    def start(self, drive: str, folder: Path) -> None:
+        self.drive, self.folder = drive, folder
+
+    def add(self, name: str, body: str, size: int) -> None:
+        self._files.append((name, body, size))
+        if len(self._files) >= _FILE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._files or self.drive is None:
+            return
+        files, drive, store = list(self._files), self.drive, self._run.drive
+        self._run.on_loop(lambda: store.add_bodies(drive, files))
+        self._files.clear()
+        self._run.count_files(drive, len(files))
+
+    def drop(self) -> None:
+        """Remove the bodies no index names (an import that stopped)."""
+        if self.folder is not None:
+            for _, body, _ in self._files:
+                unlink(self.folder / body)
+        self._files.clear()
+
+
+def _let_the_loop_in(number: int) -> None:
+    # The event loop's thread waits for the GIL while this thread parses; left to itself, the
+    # interpreter hands it over only every 5 ms (sys.getswitchinterval()). A sleep(0) now and
+    # then hands it over at once when the loop waits, and costs next to nothing when not.
+    if number % _ITEMS_PER_BREATH == 0:
+        time.sleep(0)
+
+
+def _too_big(reader: ZipReader, entry: str | None, what: str) -> SpaceDevError:
+    subject = f"{entry} in {reader.path.name}" if entry else reader.path.name
+    return SpaceDevError(
+        f"{subject} {what}",
+        "Nothing was imported. A genuine file this large or this compressible (mostly zeros, "
+        "say) can go into the Drive directly: unzip it and upload it on the data page.")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"

@@ -55,3 +55,14 @@ LOGIN_FAILURE_WINDOW_S = 60.0  # ...within this long lock that name for that cli
 KEY_FAILURES_ALLOWED = 20  # requests carrying only wrong API keys from one client...
 KEY_FAILURE_WINDOW_S = 60.0  # ...within this long: its next ones get 429 (a right key passes)
 FAILURE_CLIENTS_KEPT = 10_000  # counters kept at most; the least recently failing go first
+
+# What an imported zip may unpack to (`space-dev data import`, the data page): a zip bomb is a
+# small file that unpacks to gigabytes. Each entry's declared size is checked before anything
+# is written, and the bytes against it as they are read.
+IMPORT_MAX_ENTRY_BYTES = 8 << 30  # one Drive file, or one Base's items
+IMPORT_MAX_TOTAL_BYTES = 32 << 30  # every entry together
+IMPORT_MAX_RATIO = 100  # unpacked : packed, of an entry and of the whole zip, once past...
+IMPORT_RATIO_FROM_BYTES = 1 << 20  # ...this size (a small entry may have any ratio harmlessly)
+# One item's JSON text: an item is at most 400 KB as compact UTF-8, and \u escapes make its
+# text up to six times that.
+IMPORT_MAX_ITEM_TEXT = 3 << 20

@@ -370,7 +370,10 @@ async def import_stream(stores: AppStores, chunks: AsyncIterable[bytes]) -> Impo
         if await _spool(chunks, source) == 0:
             raise FormProblem("The file to import is empty",
                               "Choose a zip that `space-dev data export` or Space wrote.")
-        stores.drive()  # opened on this thread, before the import touches it
+        # Both stores opened first as each must be: the import uses them from a worker thread
+        # (Base) and through this thread (the Drive index).
+        await stores.base(lambda db: db)
+        stores.drive()
         return await import_zip(stores.app_data, source)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -3,13 +3,15 @@ subprocess, against a data dir in tmp_path, with a fake runtime where one must b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import zipfile
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from runtime.auth.keys import hash_key
 from runtime.auth.passwords import verify_password
+from runtime.cloud.data import AppData, DataServices
 from runtime.datadir.store import Store
 
 STATIC_SPACEFILE = "v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    serve: .\n"
@@ -41,7 +44,7 @@ class Cli:
         command, rest = args[0], list(args[1:])
         extra = ["--data-dir", str(self.data_dir)] if data_dir else []
         # --data-dir belongs to the leaf command: `keys create --data-dir X`.
-        leaf = rest[:1] if command in ("keys", "auth", "users") else []
+        leaf = rest[:1] if command in ("keys", "auth", "users", "data") else []
         argv = [command, *leaf, *extra, *rest[len(leaf):]]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         return subprocess.run(
@@ -225,6 +228,55 @@ def test_users_without_a_terminal_need_password_stdin(cli: Cli) -> None:
     done = cli("users", "add", "ann", stdin=subprocess.DEVNULL)
     assert done.returncode == 1 and "--password-stdin" in done.stderr
     assert cli.store().users.list() == []
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+async def _put_files(data: AppData, files: dict[str, bytes]) -> None:
+    for name, body in files.items():
+        async def chunks(body: bytes = body) -> AsyncIterator[bytes]:
+            yield body
+
+        await data.drive.put("site", name, chunks())
+
+
+def test_data_export_reset_import_gives_every_name_back(cli: Cli, tmp_path: Path) -> None:
+    files = {"private/config.js": b"the owner's", "visitor/../private/config.js": b"a visitor's",
+             "../up.txt": b"climbs?"}
+    services = DataServices(cli.data_dir)
+    data = services.app("notes")
+    data.base.put_many("users/42/notes", [{"key": "../k", "text": "one"}])
+    asyncio.run(_put_files(data, files))
+    services.close()
+    backup = tmp_path / "backup.zip"
+    assert "1 items and 3 files" in cli.ok("data", "export", str(backup)).stdout
+    cli.ok("data", "reset", "--yes")
+    done = cli.ok("data", "import", str(backup))
+    assert "base users/42/notes: 1 item" in done.stdout and "drive site: 3 files" in done.stdout
+    services = DataServices(cli.data_dir)
+    data = services.app("notes")
+    try:
+        assert data.base.get("users/42/notes", "../k") == {"key": "../k", "text": "one"}
+        for name, body in files.items():
+            found = data.drive.open("site", name)
+            assert found is not None and found[0].read_bytes() == body
+    finally:
+        services.close()
+
+
+def test_data_import_refuses_a_zip_bomb_without_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bases/notes.json", json.dumps([{"key": "1"}]))
+        with zf.open("drives/site/zeros.bin", "w") as out:
+            for _ in range(32):
+                out.write(bytes(1 << 20))
+    done = cli.fails("data", "import", str(bomb))
+    assert "drives/site/zeros.bin in bomb.zip would unpack to 32.0 MiB" in done.stderr
+    assert "more than 100 times its packed size" in done.stderr
+    assert "Nothing was imported" in done.stderr
+    assert "has no Base or Drive data yet" in cli.ok("data", "list").stdout
 
 
 # --- which app, which data dir --------------------------------------------------------------

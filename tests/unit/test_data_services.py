@@ -132,7 +132,10 @@ async def test_export_then_import_into_another_app(tmp_path: Path) -> None:
     assert export_zip(source, target) == (3, 1)
     with zipfile.ZipFile(target) as zf:
         assert sorted(zf.namelist()) == [
-            "bases/notes.json", "bases/tags.json", "drives/files/docs/readme.txt"]
+            "bases/notes.jsonl", "bases/tags.jsonl", "drives/files/docs%2Freadme.txt",
+            "space-dev-export.json"]
+        assert zf.read("bases/notes.jsonl") == (b'{"key":"1","text":"one"}\n'
+                                                b'{"key":"2","text":"two"}\n')
     report = await import_zip(data.app("copy"), target)
     assert report.items == {"notes": 2, "tags": 1} and report.files == {"files": 1}
     copy = data.app("copy")
@@ -159,6 +162,25 @@ async def test_import_reads_spaces_layout_and_says_what_it_skipped(tmp_path: Pat
     assert "bases/broken.json: not JSON" in text
     assert "bases/odd.json: neither a list" in text
     assert "README.txt: neither" in text
+    data.close()
+
+
+async def test_import_still_reads_the_older_export_layout(tmp_path: Path) -> None:
+    """What space-dev exported before: no marker entry, one JSON document per Base, file
+    names as they stand (a `%` in them is no escape)."""
+    zip_path = tmp_path / "older.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bases/notes.json", json.dumps([{"key": "1", "text": "one"}], indent=1))
+        zf.writestr("drives/files/docs/100%25 done.txt", b"done")
+        zf.writestr("drives/../x/y", b"climbs")
+    data = DataServices(tmp_path)
+    report = await import_zip(data.app("notes"), zip_path)
+    notes = data.app("notes")
+    assert notes.base.get("notes", "1") == {"key": "1", "text": "one"}
+    found = notes.drive.open("files", "docs/100%25 done.txt")
+    assert found is not None and found[0].read_bytes() == b"done"
+    assert notes.drive.names() == ["files"]
+    assert report.skipped == ["drives/../x/y: a Drive cannot be named . or .."]
     data.close()
 
 

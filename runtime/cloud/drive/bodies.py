@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,6 +15,11 @@ from .errors import TooLarge
 TMP_PREFIX = ".tmp-"
 _WRITE_BATCH = 1 << 20  # bytes gathered before one write in a thread: few hops, flat memory
 _COPY_CHUNK = 1 << 20
+
+
+def new_body_name() -> str:
+    """A fresh body file name: 32 hex digits (what the sweep knows a body by)."""
+    return secrets.token_hex(16)
 
 
 def unlink(path: Path) -> None:
@@ -55,6 +60,24 @@ async def write_body(
         finally:
             f.close()
         await asyncio.to_thread(_publish, tmp, folder / final, durable)
+    except BaseException:
+        unlink(tmp)
+        raise
+    return size
+
+
+def write_body_from(folder: Path, final: str, chunks: Iterable[bytes]) -> int:
+    """`write_body` for a worker thread: the chunks into `folder/<temp>`, fsync, rename to
+    `folder/final`; returns the size."""
+    tmp = folder / f"{TMP_PREFIX}{final}-{secrets.token_hex(4)}"
+    size = 0
+    try:
+        with open(tmp, "xb", buffering=0) as f:
+            for chunk in chunks:
+                _write_all(f, chunk)
+                size += len(chunk)
+            os.fsync(f.fileno())
+        _publish(tmp, folder / final, True)
     except BaseException:
         unlink(tmp)
         raise

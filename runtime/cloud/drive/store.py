@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 
-from .bodies import join_parts, unlink, write_body
+from .bodies import join_parts, new_body_name, unlink, write_body
 from .errors import BadName, DriveError, NoSuchUpload, TooLarge, UploadBusy
 from .names import drive_folder, drive_problem, guess_type, name_problem, prefix_end
 from .sweep import STALE_SECONDS, UPLOAD_TTL_SECONDS, UPLOADS_DIR, sweep
@@ -94,7 +94,7 @@ class DriveStore:
         so readers see the old file or the whole new one. Raises TooLarge past `max_bytes`."""
         key = _check(drive, name)
         folder = self._folder(drive, create=True)
-        body = secrets.token_hex(16)
+        body = new_body_name()
         size = await write_body(folder, body, stream, max_bytes)
         try:
             self._commit(drive, key, body, size, content_type or guess_type(name))
@@ -229,7 +229,7 @@ class DriveStore:
         self._finishing.add(upload_id)
         try:
             folder = self._folder(drive, create=True)
-            body = secrets.token_hex(16)
+            body = new_body_name()
             parts = self._parts(drive, upload_id)
             size = await asyncio.to_thread(join_parts, parts, folder, body)
             try:
@@ -249,6 +249,27 @@ class DriveStore:
         self._upload(drive, upload_id, name)
         self._db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
         shutil.rmtree(self._parts(drive, upload_id), ignore_errors=True)
+
+    # --- many files at once (an import) --------------------------------------------------------
+
+    def body_folder(self, drive: str) -> Path:
+        """The folder `add_bodies` takes a drive's bodies from, made if need be; writing a
+        body there (`bodies.write_body_from`) touches no index, so any thread may."""
+        _check_drive(drive)
+        return self._folder(drive, create=True)
+
+    def add_bodies(self, drive: str, files: Iterable[tuple[str, str, int]]) -> None:
+        """Name bodies already written to `body_folder(drive)`, as (name, body, size), in one
+        transaction, replacing files of the same names; content types come from the names."""
+        replaced: _Names = []
+        with self._tx():
+            for name, body, size in files:
+                old = self._point(drive, _check(drive, name), body, size, guess_type(name))
+                if old:
+                    replaced.append(old)
+        folder = self._folder(drive)
+        for body in replaced:
+            unlink(folder / body)
 
     # --- whole drives -----------------------------------------------------------------------
 
@@ -299,17 +320,22 @@ class DriveStore:
     ) -> None:
         """Point `key` at a new body, then remove the one it replaced."""
         with self._tx() if tx else contextlib.nullcontext():
-            old = self._db.execute(
-                "SELECT body FROM files WHERE drive = ? AND name = ?", (drive, key)
-            ).fetchone()
-            self._db.execute(
-                "INSERT OR REPLACE INTO files (drive, name, body, size, content_type, modified)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (drive, key, body, size, ctype, time.time()),
-            )
-        if old and old[0] != body:
+            old = self._point(drive, key, body, size, ctype)
+        if old:
             # An open download keeps reading the old body: POSIX frees it at close.
-            unlink(self._folder(drive) / old[0])
+            unlink(self._folder(drive) / old)
+
+    def _point(self, drive: str, key: bytes, body: str, size: int, ctype: str) -> str | None:
+        """Index `key` as `body`; the body it named before, if another (inside a transaction)."""
+        old = self._db.execute(
+            "SELECT body FROM files WHERE drive = ? AND name = ?", (drive, key)
+        ).fetchone()
+        self._db.execute(
+            "INSERT OR REPLACE INTO files (drive, name, body, size, content_type, modified)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (drive, key, body, size, ctype, time.time()),
+        )
+        return old[0] if old and old[0] != body else None
 
     def _upload(self, drive: str, upload_id: str, name: str) -> tuple[bytes, str | None]:
         key = _check(drive, name)
