@@ -148,6 +148,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.in_micro.servers": IN_MICRO,
     "runtime.in_micro.site": IN_MICRO,
     "runtime.in_micro.site._space_dev_guard": IN_MICRO,
+    "runtime.in_micro.site._space_dev_guard_servers": IN_MICRO,
     "runtime.in_micro.site.sitecustomize": IN_MICRO,
     "runtime.in_micro.site.deta": IN_MICRO,
     "runtime.in_micro.site.deta._async": IN_MICRO,

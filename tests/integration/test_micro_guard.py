@@ -49,6 +49,8 @@ WSGI_APP = PY_RECORD + textwrap.dedent(
         if path == "/self":
             status, text = call_own_port("/inner")
             body = f"self {status} {text}".encode()
+        if path == "/headers":
+            body = " ".join(k for k in environ if k.startswith("HTTP_X_SPACE")).encode()
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(body)))])
         return [body]
@@ -161,6 +163,11 @@ NODE_APP = textwrap.dedent(
         res.end(`cross ${answer.status}`);
         return;
       }
+      if (req.url === "/headers") {
+        const names = [...Object.keys(req.headers), ...req.rawHeaders.filter((_, i) => i % 2 === 0)];
+        res.end(names.filter((n) => n.toLowerCase().startsWith("x-space")).join(" "));
+        return;
+      }
       if (req.url === "/self") {
         // Server-side rendering: the app calls its own port, with fetch and with http.get.
         const viaFetch = await fetch(`http://localhost:${port}/inner-fetch`);
@@ -235,8 +242,42 @@ micros:
     public: true
 """
 
+AIOHTTP_APP = PY_RECORD + textwrap.dedent(
+    """
+    from aiohttp import web
+
+    async def any_path(request):
+        record(request.method, request.path)
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", any_path)
+    """
+)
+
+APP_THREE = """
+v: 0
+app_name: three
+micros:
+  - name: modhttp
+    src: ./modhttp
+    engine: python3.9
+    primary: true
+    run: python -m http.server --bind 127.0.0.1 $PORT
+    public: true
+  - name: gunaiohttp
+    src: ./gunaiohttp
+    engine: python3.9
+    run: gunicorn -k aiohttp.GunicornWebWorker main:app
+    public: true
+"""
+
 GUARDED = ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn",
-           "waitress", "flask", "django", "httpserver")
+           "waitress", "flask", "django", "httpserver", "gunaiohttp")
+APPS = {"one": ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn"),
+        "two": ("waitress", "flask", "django", "httpserver", "isolated"),
+        "three": ("modhttp", "gunaiohttp")}
+PRIMARIES = ("node", "waitress", "modhttp")
 
 
 class Apps:
@@ -279,15 +320,21 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Apps]:
     })
     port = free_port()
     env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, "RAN_LOG": str(log)}
-    up = Up(["up", str(one), str(two), "--port", str(port), "--data-dir", str(root / "data")],
+    three = write_app(root / "three", APP_THREE, {
+        "modhttp/index.html": "hello",
+        "gunaiohttp/main.py": AIOHTTP_APP,
+    })
+    up = Up(["up", str(one), str(two), str(three), "--port", str(port), "--data-dir", str(root / "data")],
             root, env, port)
     try:
         up.wait_for(r"ready: one ", timeout=90)
         up.wait_for(r"ready: two ", timeout=90)
+        up.wait_for(r"ready: three ", timeout=90)
         origins = {m.group(1): m.group(2)
                    for m in re.finditer(r"ready: (\w+) (http://\S+?)/?(?:\s|$)", up.output)}
         session = login(origins["one"])
-        ports = {**_micro_ports(origins["one"], session), **_micro_ports(origins["two"], session)}
+        ports = {name: port for app in APPS for name, port in
+                 _micro_ports(origins[app], session).items()}
         yield Apps(up, log, origins, ports)
     finally:
         up.stop()
@@ -313,9 +360,8 @@ def _raw(port: int, head: str) -> tuple[int, str]:
 
 
 def _origin_of(apps: Apps, micro: str) -> tuple[str, str]:
-    app = "one" if micro in ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn") else "two"
-    path = "" if micro in ("node", "waitress") else f"/{micro}"
-    return apps.origins[app], path
+    app = next(a for a, micros in APPS.items() if micro in micros)
+    return apps.origins[app], "" if micro in PRIMARIES else f"/{micro}"
 
 
 @pytest.mark.parametrize("micro", GUARDED)
@@ -372,9 +418,29 @@ def test_a_micro_calling_its_own_port_is_answered(apps: Apps, micro: str) -> Non
         assert "GET /inner" in apps.ran(micro)
 
 
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_python_dash_m_http_server_is_guarded(apps: Apps, attack: str) -> None:
+    """`python -m http.server` runs that module as __main__, never imported."""
+    port = apps.ports["modhttp"]
+    status, answer = _raw(port, ATTACKS[attack].format(port=port))
+    assert status == 403, answer
+    status, _, body = fetch("GET", apps.origins["three"] + "/index.html")
+    assert (status, body) == (200, b"hello")
+
+
+@pytest.mark.parametrize("micro", ["node", "pydefault"])
+def test_the_app_never_sees_the_proof(apps: Apps, micro: str) -> None:
+    origin, path = _origin_of(apps, micro)
+    status, _, body = fetch("GET", f"{origin}{path}/headers")
+    assert status == 200
+    names = body.decode().lower()
+    assert "x-space-auth" in names.replace("_", "-")  # the identity headers do arrive
+    assert "gate" not in names
+
+
 def test_the_runtime_own_calls_carry_the_proof(apps: Apps) -> None:
     """Readiness found every guarded micro guarded: no warning names them."""
-    for micro in GUARDED:
+    for micro in (*GUARDED, "modhttp"):
         assert not re.search(rf"{micro}: its server does not check", apps.up.output), micro
 
 

@@ -4,7 +4,11 @@ marks; and the names it shares with the runtime, which live in two processes and
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +37,7 @@ def verdict(headers: dict[str, str], caller: bool | None, path: str = "/x") -> s
     guard = guard_module.Guard(PROOF, "localhost:4200")
     guard.from_this_app = lambda peer, local: caller  # type: ignore[method-assign]
     lower = {k.lower(): v for k, v in headers.items()}
-    return guard.verdict("GET", path, lower.get, 50000, 4201)
+    return guard.verdict(path, lower.get, ("127.0.0.1", 50000), ("127.0.0.1", 4201))
 
 
 @pytest.mark.parametrize(
@@ -77,9 +81,7 @@ def test_the_proved_probe_is_answered_by_the_guard() -> None:
 def test_the_caller_lookup_reads_the_calling_process() -> None:
     """Real loopback connections: one from a process started with the app's proof in its
     environment (a process of the app), one from this test process (not)."""
-    import os
     import socket
-    import subprocess
 
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs Linux's /proc")
@@ -99,13 +101,51 @@ def test_the_caller_lookup_reads_the_calling_process() -> None:
             assert holder.stdout is not None
             app_port = int(holder.stdout.readline())
             with socket.create_connection(("127.0.0.1", port)) as mine:
-                assert guard.from_this_app(app_port, port) is True
-                assert guard.from_this_app(mine.getsockname()[1], port) is False
+                server_address = ("127.0.0.1", port)
+                assert guard.from_this_app(("127.0.0.1", app_port), server_address) is True
+                assert guard.from_this_app(mine.getsockname(), server_address) is False
                 other = guard_module.Guard(PROOF + "-other-app", "localhost:4300")
-                assert other.from_this_app(app_port, port) is False
+                assert other.from_this_app(("127.0.0.1", app_port), server_address) is False
+                # The same ports from another address (an IPv6 client, another machine) are
+                # another connection: the app's socket says nothing of it.
+                assert guard.from_this_app(("::1", app_port), ("::1", port)) is False
+                assert guard.from_this_app(("10.1.2.3", app_port), server_address) is False
+                assert guard.from_this_app(("127.0.0.1", app_port), ("127.0.0.2", port)) is False
+                # Where the server does not give its own address, the port decides that side.
+                assert guard.from_this_app(("127.0.0.1", app_port), (None, port)) is True
         finally:
             holder.kill()
             holder.wait()
+
+
+ADDRESSES = [
+    ("127.0.0.1", 8080, "/proc/net/tcp", "0100007F:1F90"),
+    ("10.0.0.2", 80, "/proc/net/tcp", "0200000A:0050"),
+    ("::ffff:127.0.0.1", 4201, "/proc/net/tcp", "0100007F:1069"),
+    ("::1", 4201, "/proc/net/tcp6", "00000000000000000000000001000000:1069"),
+    ("fe80::1%eth0", 1, "/proc/net/tcp6", "000080FE000000000000000001000000:0001"),
+    ("2001:db8::ff00:42:8329", 443, "/proc/net/tcp6", "B80D01200000000000FF000029834200:01BB"),
+]
+
+
+@pytest.mark.parametrize(("host", "port", "table", "text"), ADDRESSES)
+def test_addresses_as_the_kernel_writes_them(host: str, port: int, table: str, text: str) -> None:
+    assert guard_module.table_address(host, port) == (table, text)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_the_node_guard_writes_addresses_as_the_python_one() -> None:
+    script = ("const {tableAddress} = require(process.argv[1]);"
+              "const cases = JSON.parse(process.argv[2]);"
+              "console.log(JSON.stringify(cases.map(([h, p]) => tableAddress(h, p))));")
+    cases = [[h, p] for h, p, _, _ in ADDRESSES] + [["not an address", 1]]
+    done = subprocess.run(["node", "-e", script, str(NODE_GUARD), json.dumps(cases)],
+                          capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.environ.get("PATH", "")})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found[:-1] == [{"table": t, "text": x} for _, _, t, x in ADDRESSES]
+    assert found[-1] is None
 
 
 def test_the_runtime_and_the_micros_agree_on_names() -> None:

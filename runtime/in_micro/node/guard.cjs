@@ -28,7 +28,6 @@ const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "::1"]);
 // What a browser adds to a page's request and server-side clients do not (Node's own fetch sends
 // Sec-Fetch-Mode, so that one is no sign); what decides where /proc cannot tell.
 const BROWSER_MARKS = ["sec-fetch-site", "sec-fetch-dest", "origin"];
-const TABLES = ["/proc/net/tcp", "/proc/net/tcp6"];
 const NOTE_EVERY_MS = 60000;
 const PASS = "pass";
 const PROBE = "probe";
@@ -43,32 +42,71 @@ function hostName(header) {
   return name.replace(/\.+$/, "");
 }
 
-function socketInode(peerPort, localPort) {
-  let readable = false;
-  for (const table of TABLES) {
-    let text;
-    try {
-      text = fs.readFileSync(table, "latin1");
-    } catch {
-      continue;
+// The socket table holding a connection of `host`, and the address as it writes it
+// ("0100007F:1F90" for 127.0.0.1:8080); null for what is not an IP address.
+function tableAddress(host, port) {
+  let text = String(host).split("%")[0];
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(text)) text = text.slice(7); // a v4 client
+  let bytes;
+  let table;
+  if (text.includes(":")) {
+    let tail = null;
+    const v4 = text.match(/^(.*:)(\d+\.\d+\.\d+\.\d+)$/);
+    if (v4) {
+      text = `${v4[1]}0:0`;
+      tail = v4[2].split(".").map(Number);
     }
-    readable = true;
-    const lines = text.split("\n");
-    for (let i = 1; i < lines.length; i++) {
-      const fields = lines[i].trim().split(/\s+/);
-      if (fields.length < 10) continue;
-      if (parseInt(fields[1].split(":").pop(), 16) === peerPort
-          && parseInt(fields[2].split(":").pop(), 16) === localPort) {
-        return { inode: fields[9], readable };
-      }
+    const [head, rest] = text.split("::");
+    const front = head ? head.split(":") : [];
+    const back = rest === undefined ? null : rest ? rest.split(":") : [];
+    const groups = back === null ? front
+      : [...front, ...Array(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
+    if (groups.length !== 8) return null;
+    bytes = [];
+    for (const group of groups) {
+      const value = parseInt(group || "0", 16);
+      bytes.push(value >> 8, value & 255);
+    }
+    if (tail) bytes.splice(12, 4, ...tail);
+    table = "/proc/net/tcp6";
+  } else {
+    bytes = text.split(".").map(Number);
+    if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255))) return null;
+    table = "/proc/net/tcp";
+  }
+  // The kernel prints each 32-bit word of the address in the machine's order (little-endian).
+  let hex = "";
+  for (let i = 0; i < bytes.length; i += 4) {
+    for (let j = 3; j >= 0; j--) hex += bytes[i + j].toString(16).padStart(2, "0");
+  }
+  return { table, text: `${hex.toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, "0")}` };
+}
+
+// The inode of the client's socket of the connection `socket` serves: the socket whose own
+// address is the connection's remote one and which is connected to its local one.
+function socketInode(socket) {
+  const client = tableAddress(socket.remoteAddress, socket.remotePort);
+  const server = tableAddress(socket.localAddress, socket.localPort);
+  if (!client || !server) return { inode: null, readable: fs.existsSync("/proc/net/tcp") };
+  let text;
+  try {
+    text = fs.readFileSync(client.table, "latin1");
+  } catch {
+    return { inode: null, readable: false };
+  }
+  const lines = text.split("\n");
+  for (let i = 1; i < lines.length; i++) {
+    const fields = lines[i].trim().split(/\s+/);
+    if (fields.length >= 10 && fields[1] === client.text && fields[2] === server.text) {
+      return { inode: fields[9], readable: true };
     }
   }
-  return { inode: null, readable };
+  return { inode: null, readable: true };
 }
 
 // Whether the process at the other end belongs to this app; null where /proc cannot tell.
-function fromThisApp(marker, peerPort, localPort) {
-  const { inode, readable } = socketInode(peerPort, localPort);
+function fromThisApp(marker, socket) {
+  const { inode, readable } = socketInode(socket);
   if (!readable) return null;
   if (inode === null) return false;
   const link = `socket:[${inode}]`;
@@ -124,7 +162,7 @@ function install() {
     }
     const socket = req.socket;
     if (socket[CHECKED] === undefined) {
-      socket[CHECKED] = fromThisApp(marker, socket.remotePort, socket.localPort);
+      socket[CHECKED] = fromThisApp(marker, socket);
     }
     if (socket[CHECKED] === false) {
       return "it did not come through the gate, nor from a process of the app";
@@ -164,6 +202,16 @@ function install() {
     second.end(body);
   }
 
+  // The app does not see the proof: a debug page that prints the request's headers must not show it.
+  function dropProof(req) {
+    if (req.headers[PROOF_HEADER] === undefined) return;
+    delete req.headers[PROOF_HEADER];
+    const raw = req.rawHeaders;
+    for (let i = raw.length - 2; i >= 0; i -= 2) {
+      if (raw[i].toLowerCase() === PROOF_HEADER) raw.splice(i, 2);
+    }
+  }
+
   const emit = http.Server.prototype.emit;
   http.Server.prototype.emit = function (event, req, second) {
     if (REQUEST_EVENTS.has(event) && req && req.headers) {
@@ -177,9 +225,12 @@ function install() {
         answer(event, req, second, result);
         return true;
       }
+      dropProof(req);
     }
     return emit.apply(this, arguments);
   };
 }
 
 if (PROOF) install();
+
+module.exports = { tableAddress }; // for the tests, which compare it with the python side's
