@@ -164,7 +164,8 @@ NODE_APP = textwrap.dedent(
         return;
       }
       if (req.url === "/headers") {
-        const names = [...Object.keys(req.headers), ...req.rawHeaders.filter((_, i) => i % 2 === 0)];
+        const raw = req.rawHeaders.filter((_, i) => i % 2 === 0);
+        const names = [...Object.keys(req.headers), ...raw];
         res.end(names.filter((n) => n.toLowerCase().startsWith("x-space")).join(" "));
         return;
       }
@@ -324,7 +325,8 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Apps]:
         "modhttp/index.html": "hello",
         "gunaiohttp/main.py": AIOHTTP_APP,
     })
-    up = Up(["up", str(one), str(two), str(three), "--port", str(port), "--data-dir", str(root / "data")],
+    up = Up(["up", str(one), str(two), str(three), "--port", str(port),
+             "--data-dir", str(root / "data")],
             root, env, port)
     try:
         up.wait_for(r"ready: one ", timeout=90)
