@@ -64,7 +64,7 @@ class Runtime:
         self.store = Store(config.data_dir)
         self._project_keys: dict[str, str] = {}  # app -> DETA_PROJECT_KEY, as micros get it
         self.data_site = DataSite(config.data_dir, lambda: self._project_keys,
-                                  ephemeral=ephemeral)
+                                  ephemeral=ephemeral, say=printer.info)
         self.proxy = Proxy()
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)

@@ -8,6 +8,7 @@ owner's session. Both end in `dispatch`, which hands the request to the Base or 
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote
@@ -16,7 +17,9 @@ from aiohttp import web
 
 from runtime.cloud.base.handlers import handle_base
 from runtime.cloud.data import DataServices
+from runtime.cloud.detail import DETAIL_HEADER, read_header_text
 from runtime.cloud.drive.handlers import handle_drive
+from runtime.cloud.notices import Notices
 
 # `/v1/<project id>/<name><rest>`, on the raw path: a key in `rest` may hold an encoded `/`.
 _API_PATH = re.compile(r"^/v1/(?P<project>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?$")
@@ -52,16 +55,39 @@ def split_api_path(raw_path: str) -> tuple[str, str, str] | None:
 
 
 async def dispatch(
-    request: web.Request, data: DataServices, app: str, name: str, rest: str, service: str | None
+    request: web.Request,
+    data: DataServices,
+    app: str,
+    name: str,
+    rest: str,
+    service: str | None,
+    notices: Notices | None = None,
 ) -> web.StreamResponse:
-    """Answer one API request for `app`'s Base or Drive called `name`."""
+    """Answer one API request for `app`'s Base or Drive called `name`; an answer in Deta's
+    words that has space-dev's detail beside it is also told to the runtime's log."""
     found = service_of(rest)
     if found is None or (service is not None and found != service):
         return _error(404, f"no {service or 'Base or Drive'} API route {rest or '/'}")
     store = data.app(app)
     if found == "base":
-        return await handle_base(request, await store.open_base(), name, rest)
-    return await handle_drive(request, store.drive, name, rest)
+        response = await handle_base(request, await store.open_base(), name, rest)
+    else:
+        response = await handle_drive(request, store.drive, name, rest)
+    detail = response.headers.get(DETAIL_HEADER)
+    if detail and notices is not None:
+        said = _first_error(response)
+        notices.say(f'{app}: {found.title()} "{name}" answered {response.status} "{said}": '
+                    f"{read_header_text(detail)}")
+    return response
+
+
+def _first_error(response: web.StreamResponse) -> str:
+    """`errors[0]` of an error answer, what the SDKs show."""
+    body = response.body if isinstance(response, web.Response) else None
+    try:
+        return str(json.loads(body)["errors"][0]) if isinstance(body, bytes) else ""
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
 
 
 class ProjectKeys:
@@ -90,9 +116,12 @@ class ProjectKeys:
 class MicroApi:
     """The API as micros reach it: on the runtime's TLS port, with their app's project key."""
 
-    def __init__(self, data: DataServices, keys: ProjectKeys) -> None:
+    def __init__(
+        self, data: DataServices, keys: ProjectKeys, notices: Notices | None = None
+    ) -> None:
         self._data = data
         self._keys = keys
+        self._notices = notices
 
     def application(self) -> web.Application:
         # Bodies are read by the handlers as streams, up to their own limits.
@@ -109,7 +138,7 @@ class MicroApi:
         app = self._keys.app_for(key.removeprefix("Bearer ").strip(), project_id)
         if app is None:
             return _error(401, "Unauthorized")
-        return await dispatch(request, self._data, app, name, rest, None)
+        return await dispatch(request, self._data, app, name, rest, None, self._notices)
 
 
 def browser_path(raw_path: str) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from runtime.cloud.data import DataServices
+from runtime.cloud.notices import Notices
 from runtime.cloud.service import (
     BROWSER_PREFIXES,
     MicroApi,
@@ -37,8 +38,10 @@ class DataSite:
     """Deta Base and Drive for every app of one runtime."""
 
     def __init__(self, data_dir: Path, project_keys: Callable[[], Mapping[str, str]],
-                 *, ephemeral: bool = False) -> None:
+                 *, ephemeral: bool = False, say: Callable[[str], None] | None = None) -> None:
         self.data = DataServices(data_dir, ephemeral=ephemeral)
+        # What a micro's data call got wrong, for the runtime's log (`say`), once a minute a line.
+        self.notices = Notices(say) if say is not None else None
         self._tls_dir = data_dir / "tls"
         self._keys = ProjectKeys(project_keys)
         self._runner: web.AppRunner | None = None
@@ -48,7 +51,7 @@ class DataSite:
     async def start(self) -> None:
         """Make (once) the certificate authority and serve the API on a free loopback port."""
         self.tls = ensure_tls(self._tls_dir)
-        api = MicroApi(self.data, self._keys)
+        api = MicroApi(self.data, self._keys, self.notices)
         self._runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOOPBACK, 0, ssl_context=server_ssl_context(self.tls))
@@ -92,7 +95,8 @@ class DataSite:
             if found is None or parts is None:
                 return _error(404, "not a Base or Drive API path: .../v1/<id>/<name>/...")
             _, name, rest = parts
-            return await dispatch(request, self.data, app_name, name, rest, found[0])
+            return await dispatch(request, self.data, app_name, name, rest, found[0],
+                                  self.notices)
 
         for prefix in BROWSER_PREFIXES.values():
             app.router.add_route("*", prefix + "/{tail:.*}", handle)

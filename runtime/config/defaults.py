@@ -30,6 +30,9 @@ ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 # `last`: the app's other Base calls wait one page at most. A usual query of a few conditions
 # reads its 1 MB in tens of milliseconds and never meets it.
 BASE_PAGE_SECONDS = 0.5
+# The runtime's log says what a micro's data call got wrong (a refused query's reason, a project
+# key that is not the app's); the same line again within this many seconds is not repeated.
+DATA_NOTICE_EVERY_S = 60.0
 
 # Space's builder installed the newest releases on each push, until Space stopped (17 October
 # 2024): a python micro's requirements resolve as of that day, so an unpinned 2023 app gets the

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from runtime.cloud.data import DataServices, app_folder_name
+from runtime.cloud.notices import Notices
 from runtime.cloud.service import MicroApi, ProjectKeys, browser_path, service_of, split_api_path
 from runtime.cloud.transfer import export_zip, import_zip
 
@@ -96,6 +97,58 @@ async def test_a_missing_or_wrong_key_is_refused_in_json(api) -> None:
         assert resp.status == 401
         assert resp.content_type == "application/json"
         assert await resp.json() == {"errors": ["Unauthorized"]}
+
+
+@pytest.fixture
+async def logged_api(tmp_path: Path):
+    data = DataServices(tmp_path)
+    lines: list[str] = []
+    api = MicroApi(data, ProjectKeys(lambda: KEYS), Notices(lines.append))
+    client = TestClient(TestServer(api.application()))
+    await client.start_server()
+    yield client, lines
+    await client.close()
+    data.close()
+
+
+async def test_a_refused_query_is_detas_bad_query_and_its_reason_goes_to_the_log(
+    logged_api,
+) -> None:
+    client, lines = logged_api
+    query = {"query": [{"age": 27}, {"key?<=": "k2"}]}
+    for _ in range(3):  # a micro retrying: one line, not three
+        resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                                 data=json.dumps(query))
+        assert resp.status == 400 and await resp.json() == {"errors": ["Bad query"]}
+        assert "same condition on key" in resp.headers["X-Space-Detail"]
+    assert len(lines) == 1
+    assert lines[0].startswith('notes: Base "people" answered 400 "Bad query": every OR\'ed')
+    resp = await client.post("/v1/e5f6a7b8/people/query", headers=_headers("todo"),
+                             data=json.dumps({"query": {"caf\u00e9?": 1}}))
+    assert await resp.json() == {"errors": ["Bad query"]}
+    assert lines[1] == ('todo: Base "people" answered 400 "Bad query": '
+                        'Invalid query operator "?" in "caf\u00e9?"')  # the log shows it as sent
+    # The control: a good query answers, and the log stays quiet.
+    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                             data=json.dumps({"query": [{"age": 27}, {"age": 28}]}))
+    assert resp.status == 200 and "X-Space-Detail" not in resp.headers and len(lines) == 2
+
+
+@pytest.mark.parametrize(("times", "said"), [
+    ([0.0, 1.0, 59.9], [True, False, False]),
+    ([0.0, 60.0, 61.0], [True, True, False]),
+    ([5.0, 200.0], [True, True]),
+])
+def test_a_notice_is_said_once_a_minute_at_most(times: list[float], said: list[bool]) -> None:
+    now = [0.0]
+    lines: list[str] = []
+    notices = Notices(lines.append, every=60.0, clock=lambda: now[0])
+    results = []
+    for t in times:
+        now[0] = t
+        results.append(notices.say("same line"))
+    assert results == said and len(lines) == said.count(True)
+    assert notices.say("another line")  # another line is said at once
 
 
 async def test_a_token_in_authorization_is_taken_too(api) -> None:
