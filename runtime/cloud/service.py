@@ -113,15 +113,40 @@ class ProjectKeys:
         return None
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,40}")
+
+
+def refused_key_notice(kind: str, name: str, key: str, settings: Mapping[str, str]) -> str:
+    """The log line for a call whose project key is no app's: which key (its id, never its
+    secret), and where each app's own key is shown."""
+    key_id, sep, secret = key.partition("_")
+    if not key:
+        which = "no project key"
+    elif sep and secret and _KEY_ID.fullmatch(key_id):
+        which = f'project key "{key_id}_..."'
+    else:
+        which = "a project key that is not one (Deta's are <id>_<secret>)"
+    pages = ", ".join(f"{url} ({app})" for app, url in sorted(settings.items()))
+    return (f'{kind} "{name}" refused a call with {which}: it is no app\'s here. Each app\'s '
+            "micros get their own as DETA_PROJECT_KEY; an app that asks for a project key in "
+            "its Configuration must be given that one, shown on its settings page: "
+            f"{pages or 'none is running'}")
+
+
 class MicroApi:
     """The API as micros reach it: on the runtime's TLS port, with their app's project key."""
 
     def __init__(
-        self, data: DataServices, keys: ProjectKeys, notices: Notices | None = None
+        self,
+        data: DataServices,
+        keys: ProjectKeys,
+        notices: Notices | None = None,
+        settings_pages: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self._data = data
         self._keys = keys
         self._notices = notices
+        self._settings_pages = settings_pages  # app -> its settings page, for the log
 
     def application(self) -> web.Application:
         # Bodies are read by the handlers as streams, up to their own limits.
@@ -135,8 +160,12 @@ class MicroApi:
             return _error(404, "not a Deta Base or Drive API path: /v1/<project id>/<name>/...")
         project_id, name, rest = parts
         key = request.headers.get("X-API-Key") or request.headers.get("Authorization") or ""
-        app = self._keys.app_for(key.removeprefix("Bearer ").strip(), project_id)
+        key = key.removeprefix("Bearer ").strip()
+        app = self._keys.app_for(key, project_id)
         if app is None:
+            if self._notices is not None:
+                kind = (service_of(rest) or "base").title()
+                self._notices.say(refused_key_notice(kind, name, key, self._settings_pages()))
             return _error(401, "Unauthorized")
         return await dispatch(request, self._data, app, name, rest, None, self._notices)
 

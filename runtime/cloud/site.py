@@ -38,10 +38,13 @@ class DataSite:
     """Deta Base and Drive for every app of one runtime."""
 
     def __init__(self, data_dir: Path, project_keys: Callable[[], Mapping[str, str]],
-                 *, ephemeral: bool = False, say: Callable[[str], None] | None = None) -> None:
+                 *, ephemeral: bool = False, say: Callable[[str], None] | None = None,
+                 settings_pages: Callable[[], Mapping[str, str]] = dict) -> None:
         self.data = DataServices(data_dir, ephemeral=ephemeral)
-        # What a micro's data call got wrong, for the runtime's log (`say`), once a minute a line.
+        # What a micro's data call got wrong, for the runtime's log (`say`), once a minute a line,
+        # with each app's settings page (`settings_pages`), which shows its project key.
         self.notices = Notices(say) if say is not None else None
+        self._settings_pages = settings_pages
         self._tls_dir = data_dir / "tls"
         self._keys = ProjectKeys(project_keys)
         self._runner: web.AppRunner | None = None
@@ -51,7 +54,7 @@ class DataSite:
     async def start(self) -> None:
         """Make (once) the certificate authority and serve the API on a free loopback port."""
         self.tls = ensure_tls(self._tls_dir)
-        api = MicroApi(self.data, self._keys, self.notices)
+        api = MicroApi(self.data, self._keys, self.notices, self._settings_pages)
         self._runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOOPBACK, 0, ssl_context=server_ssl_context(self.tls))

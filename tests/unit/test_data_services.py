@@ -99,11 +99,15 @@ async def test_a_missing_or_wrong_key_is_refused_in_json(api) -> None:
         assert await resp.json() == {"errors": ["Unauthorized"]}
 
 
+SETTINGS = {"notes": "http://localhost:4200/__space/settings",
+            "todo": "http://localhost:4201/__space/settings"}
+
+
 @pytest.fixture
 async def logged_api(tmp_path: Path):
     data = DataServices(tmp_path)
     lines: list[str] = []
-    api = MicroApi(data, ProjectKeys(lambda: KEYS), Notices(lines.append))
+    api = MicroApi(data, ProjectKeys(lambda: KEYS), Notices(lines.append), lambda: SETTINGS)
     client = TestClient(TestServer(api.application()))
     await client.start_server()
     yield client, lines
@@ -132,6 +136,53 @@ async def test_a_refused_query_is_detas_bad_query_and_its_reason_goes_to_the_log
     resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
                              data=json.dumps({"query": [{"age": 27}, {"age": 28}]}))
     assert resp.status == 200 and "X-Space-Detail" not in resp.headers and len(lines) == 2
+
+
+# An app whose Configuration asks for a project key (as many Space apps did) and was given one
+# from Deta, or none: the log says which key was refused (its id only, never the secret) and
+# where the app's own key is. The same key again within a minute is not said again.
+WRONG_KEYS = [
+    ({"X-API-Key": "c0ffee12_FromDetaSpaceLongAgo"}, "c0ffee12", 'project key "c0ffee12_..."'),
+    ({"X-API-Key": "a1b2c3d4_wrong"}, "a1b2c3d4", 'project key "a1b2c3d4_..."'),
+    ({"X-API-Key": KEYS["todo"]}, "a1b2c3d4", 'project key "e5f6a7b8_..."'),  # another app's
+    ({}, "a1b2c3d4", "no project key"),
+    ({"X-API-Key": "no-underscore-at-all"}, "a1b2c3d4", "a project key that is not one"),
+    ({"X-API-Key": "evil\u00e9_x"}, "a1b2c3d4", "a project key that is not one"),
+]
+
+
+@pytest.mark.parametrize(("headers", "project", "says"), WRONG_KEYS,
+                         ids=[w[2] for w in WRONG_KEYS])
+async def test_a_call_with_a_key_that_is_no_apps_is_told_to_the_log_with_the_settings_pages(
+    logged_api, headers: dict[str, str], project: str, says: str
+) -> None:
+    client, lines = logged_api
+    for _ in range(2):
+        resp = await client.get(f"/v1/{project}/things/items/k", headers=headers)
+        assert resp.status == 401 and await resp.json() == {"errors": ["Unauthorized"]}
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith(f'Base "things" refused a call with {says}')
+    assert "DETA_PROJECT_KEY" in line and "Configuration" in line
+    for app, page in SETTINGS.items():
+        assert f"{page} ({app})" in line
+    assert "FromDetaSpaceLongAgo" not in line and "wrong" not in line
+    assert "SecretOfTodo" not in line and line.isprintable()
+
+
+async def test_the_app_own_key_is_answered_and_nothing_is_logged(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/a1b2c3d4/things/items/k", headers=_headers("notes"))
+    assert resp.status == 404 and lines == []
+    resp = await client.get("/v1/a1b2c3d4/photos/files", headers=_headers("notes"))
+    assert resp.status == 200 and lines == []
+
+
+async def test_a_drive_call_with_a_wrong_key_names_drive(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/c0ffee12/photos/files",
+                            headers={"X-API-Key": "c0ffee12_FromDeta"})
+    assert resp.status == 401 and lines[0].startswith('Drive "photos" refused a call')
 
 
 @pytest.mark.parametrize(("times", "said"), [
