@@ -26,16 +26,29 @@ class Notices:
         self._clock = clock
         self._said: OrderedDict[str, float] = OrderedDict()
 
-    def say(self, text: str) -> bool:
-        """Say `text` (True), or stay quiet when it was said within the interval (False)."""
+    def say(self, text: str, topic: str | None = None) -> bool:
+        """Say `text` (True), or stay quiet when its `topic` (the text itself unless given) was
+        said within the interval (False). The text is made printable first: it may hold what a
+        request sent (a Base name, a query's field), which must not drive the terminal."""
+        topic = text if topic is None else topic
         now = self._clock()
-        last = self._said.get(text)
+        last = self._said.get(topic)
         if last is not None and now - last < self._every:
             return False
-        self._said[text] = now
-        self._said.move_to_end(text)
+        self._said[topic] = now
+        self._said.move_to_end(topic)
         while len(self._said) > MAX_REMEMBERED:
             self._said.popitem(last=False)
-        self._say(text)
+        self._say(printable(text))
         return True
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (controls, escapes, line breaks, lone
+    surrogates) written as a Python escape, so a line stays one plain line on a terminal."""
+    if text.isprintable() and text.isascii():
+        return text
+    return "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
+                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
 

@@ -165,7 +165,10 @@ class MicroApi:
         if app is None:
             if self._notices is not None:
                 kind = (service_of(rest) or "base").title()
-                self._notices.say(refused_key_notice(kind, name, key, self._settings_pages()))
+                # One line a minute per key, whatever the name: a page may send calls without
+                # a key to many names, and one line says what there is to say.
+                self._notices.say(refused_key_notice(kind, name, key, self._settings_pages()),
+                                  topic=f"refused key {key.partition('_')[0][:40]}")
             return _error(401, "Unauthorized")
         return await dispatch(request, self._data, app, name, rest, None, self._notices)
 

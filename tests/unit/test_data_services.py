@@ -170,6 +170,27 @@ async def test_a_call_with_a_key_that_is_no_apps_is_told_to_the_log_with_the_set
     assert "SecretOfTodo" not in line and line.isprintable()
 
 
+async def test_calls_without_a_key_to_many_names_make_one_line(logged_api) -> None:
+    """What a page of another site can send (no key: a custom header needs a preflight)."""
+    client, lines = logged_api
+    for n in range(30):
+        resp = await client.get(f"/v1/a1b2c3d4/name{n}/items/k")
+        assert resp.status == 401
+    assert len(lines) == 1 and 'Base "name0"' in lines[0]
+
+
+async def test_what_a_request_sent_reaches_the_log_as_one_printable_line(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/a1b2c3d4/evil%1B%5B2J%C2%85space-dev%20%7C%20fake/items/k")
+    assert resp.status == 401
+    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                             data=json.dumps({"query": {"a\x1b[31m\nb?": 1}}))
+    assert resp.status == 400
+    assert len(lines) == 2 and all(line.isprintable() for line in lines)
+    assert 'Base "evil\\x1b[2J\\x85space-dev | fake"' in lines[0]
+    assert '"a\\x1b[31m\\nb?"' in lines[1]
+
+
 async def test_the_app_own_key_is_answered_and_nothing_is_logged(logged_api) -> None:
     client, lines = logged_api
     resp = await client.get("/v1/a1b2c3d4/things/items/k", headers=_headers("notes"))
