@@ -51,6 +51,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.auth.failures": 1,
     "runtime.cloud": 1,
     "runtime.cloud.tls": 1,
+    "runtime.cloud.detail": 1,
+    "runtime.cloud.notices": 1,
     "runtime.cloud.base": 1,
     "runtime.cloud.base.errors": 1,
     "runtime.cloud.base.query": 1,

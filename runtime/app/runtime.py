@@ -55,7 +55,7 @@ from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.pages import problem
-from runtime.web.settings import Settings
+from runtime.web.settings import SETTINGS_PATH, Settings
 
 __all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
 
@@ -75,7 +75,8 @@ class Runtime:
             connections=OpenConnections(connection_limit(open_files_limit()), printer.info),
         )
         self.data_site = DataSite(config.data_dir, lambda: self._project_keys,
-                                  self.client_limits, ephemeral=ephemeral)
+                                  self.client_limits, ephemeral=ephemeral, say=printer.info,
+                                  settings_pages=self._settings_pages)
         self.proxy = Proxy()
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
@@ -250,6 +251,10 @@ class Runtime:
             self.store.get_env(host.name),
             self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
             host.gate_proof))
+
+    def _settings_pages(self) -> dict[str, str]:
+        """Each app's settings page, where its project key is shown: for the data API's log."""
+        return {host.name: host.public_origin + SETTINGS_PATH for host in self.apps}
 
     def routing_for(self, host: AppHost) -> Routing:
         """The gate's view of the app as it is now: mounts, policies, who serves each micro."""

@@ -8,6 +8,7 @@ owner's session. Both end in `dispatch`, which hands the request to the Base or 
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote
@@ -16,7 +17,9 @@ from aiohttp import web
 
 from runtime.cloud.base.handlers import handle_base
 from runtime.cloud.data import DataServices
+from runtime.cloud.detail import DETAIL_HEADER, read_header_text
 from runtime.cloud.drive.handlers import handle_drive
+from runtime.cloud.notices import Notices
 
 # `/v1/<project id>/<name><rest>`, on the raw path: a key in `rest` may hold an encoded `/`.
 _API_PATH = re.compile(r"^/v1/(?P<project>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?$")
@@ -52,16 +55,39 @@ def split_api_path(raw_path: str) -> tuple[str, str, str] | None:
 
 
 async def dispatch(
-    request: web.Request, data: DataServices, app: str, name: str, rest: str, service: str | None
+    request: web.Request,
+    data: DataServices,
+    app: str,
+    name: str,
+    rest: str,
+    service: str | None,
+    notices: Notices | None = None,
 ) -> web.StreamResponse:
-    """Answer one API request for `app`'s Base or Drive called `name`."""
+    """Answer one API request for `app`'s Base or Drive called `name`; an answer in Deta's
+    words that has space-dev's detail beside it is also told to the runtime's log."""
     found = service_of(rest)
     if found is None or (service is not None and found != service):
         return _error(404, f"no {service or 'Base or Drive'} API route {rest or '/'}")
     store = data.app(app)
     if found == "base":
-        return await handle_base(request, await store.open_base(), name, rest)
-    return await handle_drive(request, store.drive, name, rest)
+        response = await handle_base(request, await store.open_base(), name, rest)
+    else:
+        response = await handle_drive(request, store.drive, name, rest)
+    detail = response.headers.get(DETAIL_HEADER)
+    if detail and notices is not None:
+        said = _first_error(response)
+        notices.say(f'{app}: {found.title()} "{name}" answered {response.status} "{said}": '
+                    f"{read_header_text(detail)}")
+    return response
+
+
+def _first_error(response: web.StreamResponse) -> str:
+    """`errors[0]` of an error answer, what the SDKs show."""
+    body = response.body if isinstance(response, web.Response) else None
+    try:
+        return str(json.loads(body)["errors"][0]) if isinstance(body, bytes) else ""
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
 
 
 class ProjectKeys:
@@ -87,12 +113,40 @@ class ProjectKeys:
         return None
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,40}")
+
+
+def refused_key_notice(kind: str, name: str, key: str, settings: Mapping[str, str]) -> str:
+    """The log line for a call whose project key is no app's: which key (its id, never its
+    secret), and where each app's own key is shown."""
+    key_id, sep, secret = key.partition("_")
+    if not key:
+        which = "no project key"
+    elif sep and secret and _KEY_ID.fullmatch(key_id):
+        which = f'project key "{key_id}_..."'
+    else:
+        which = "a project key that is not one (Deta's are <id>_<secret>)"
+    pages = ", ".join(f"{url} ({app})" for app, url in sorted(settings.items()))
+    return (f'{kind} "{name}" refused a call with {which}: it is no app\'s here. Each app\'s '
+            "micros get their own as DETA_PROJECT_KEY; an app that asks for a project key in "
+            "its Configuration must be given that one, shown on its settings page: "
+            f"{pages or 'none is running'}")
+
+
 class MicroApi:
     """The API as micros reach it: on the runtime's TLS port, with their app's project key."""
 
-    def __init__(self, data: DataServices, keys: ProjectKeys) -> None:
+    def __init__(
+        self,
+        data: DataServices,
+        keys: ProjectKeys,
+        notices: Notices | None = None,
+        settings_pages: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self._data = data
         self._keys = keys
+        self._notices = notices
+        self._settings_pages = settings_pages  # app -> its settings page, for the log
 
     def application(self) -> web.Application:
         # Bodies are read by the handlers as streams, up to their own limits.
@@ -106,10 +160,17 @@ class MicroApi:
             return _error(404, "not a Deta Base or Drive API path: /v1/<project id>/<name>/...")
         project_id, name, rest = parts
         key = request.headers.get("X-API-Key") or request.headers.get("Authorization") or ""
-        app = self._keys.app_for(key.removeprefix("Bearer ").strip(), project_id)
+        key = key.removeprefix("Bearer ").strip()
+        app = self._keys.app_for(key, project_id)
         if app is None:
+            if self._notices is not None:
+                kind = (service_of(rest) or "base").title()
+                # One line a minute per key, whatever the name: a page may send calls without
+                # a key to many names, and one line says what there is to say.
+                self._notices.say(refused_key_notice(kind, name, key, self._settings_pages()),
+                                  topic=f"refused key {key.partition('_')[0][:40]}")
             return _error(401, "Unauthorized")
-        return await dispatch(request, self._data, app, name, rest, None)
+        return await dispatch(request, self._data, app, name, rest, None, self._notices)
 
 
 def browser_path(raw_path: str) -> tuple[str, str] | None:

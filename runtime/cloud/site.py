@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from runtime.cloud.data import DataServices
+from runtime.cloud.notices import Notices
 from runtime.cloud.service import (
     BROWSER_PREFIXES,
     MicroApi,
@@ -38,9 +39,15 @@ class DataSite:
     """Deta Base and Drive for every app of one runtime."""
 
     def __init__(self, data_dir: Path, project_keys: Callable[[], Mapping[str, str]],
-                 limits: ClientLimits, *, ephemeral: bool = False) -> None:
+                 limits: ClientLimits, *, ephemeral: bool = False,
+                 say: Callable[[str], None] | None = None,
+                 settings_pages: Callable[[], Mapping[str, str]] = dict) -> None:
         self.data = DataServices(data_dir, ephemeral=ephemeral)
         self._limits = limits  # the runtime's limits on clients: micros are clients here
+        # What a micro's data call got wrong, for the runtime's log (`say`), once a minute a line,
+        # with each app's settings page (`settings_pages`), which shows its project key.
+        self.notices = Notices(say) if say is not None else None
+        self._settings_pages = settings_pages
         self._tls_dir = data_dir / "tls"
         self._keys = ProjectKeys(project_keys)
         self._runner: web.AppRunner | None = None
@@ -50,7 +57,7 @@ class DataSite:
     async def start(self) -> None:
         """Make (once) the certificate authority and serve the API on a free loopback port."""
         self.tls = ensure_tls(self._tls_dir)
-        api = MicroApi(self.data, self._keys)
+        api = MicroApi(self.data, self._keys, self.notices, self._settings_pages)
         self._runner = GuardedRunner(api.application(), self._limits,
                                      lambda _, message: _error(413, message),
                                      access_log=None, handle_signals=False)
@@ -96,7 +103,8 @@ class DataSite:
             if found is None or parts is None:
                 return _error(404, "not a Base or Drive API path: .../v1/<id>/<name>/...")
             _, name, rest = parts
-            return await dispatch(request, self.data, app_name, name, rest, found[0])
+            return await dispatch(request, self.data, app_name, name, rest, found[0],
+                                  self.notices)
 
         for prefix in BROWSER_PREFIXES.values():
             app.router.add_route("*", prefix + "/{tail:.*}", handle)

@@ -30,6 +30,9 @@ ACTION_TIMEOUT_S = 60.0  # ...then this long for the micro's answer to its event
 # `last`: the app's other Base calls wait one page at most. A usual query of a few conditions
 # reads its 1 MB in tens of milliseconds and never meets it.
 BASE_PAGE_SECONDS = 0.5
+# The runtime's log says what a micro's data call got wrong (a refused query's reason, a project
+# key that is not the app's); the same line again within this many seconds is not repeated.
+DATA_NOTICE_EVERY_S = 60.0
 
 # What every server of the runtime (each app's port, the data port) holds its clients to.
 DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024  # `[runtime] max_body_size`: a longer body gets 413

@@ -48,7 +48,7 @@ class FormProblem(SpaceDevError):
 def problems(err: BaseException) -> list[str]:
     """An error's sentences, as `{"errors": [...]}` and the page show them."""
     if isinstance(err, BaseError):
-        return list(err.messages)
+        return err.explained()  # the owner's page says which rule a query broke
     if isinstance(err, SpaceDevError):
         return [m for m in (err.message, err.hint) if m]
     return [str(err)]

@@ -109,6 +109,7 @@ class Settings:
             app=ctx.app, user=principal.user or "", micros=micros,
             public_micros=off, all_public=bool(micros) and len(off) == len(micros),
             variables=env_variables(ctx), source_labels=SOURCE_LABELS,
+            project_key=ctx.store.project_key(ctx.app.name),
             keys_enabled=api_keys_enabled(sf),
             key_micros=[m.name for m in sf.micros if m.api_keys],
             keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],

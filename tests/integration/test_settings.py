@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +193,41 @@ def test_page_shows_the_app(running: Running) -> None:
     assert micros["www"]["state"] == "ready" and micros["www"]["port"] is None
     assert micros["api"]["api_keys"] is True and isinstance(micros["api"]["port"], int)
     assert running.call("GET", "/__space/static/style.css")[0] == 200
+
+
+def test_the_page_shows_the_apps_own_project_key_to_copy(running: Running) -> None:
+    key = Store(running.data).project_key("app")
+    page = running.page()
+    shown = re.search(r'<code id="project-key-value">([^<]+)</code>', page)
+    assert shown and html.unescape(shown.group(1)) == key
+    assert 'data-copy="project-key-value"' in page
+    env = json.loads(running.owner_call("GET", "/api/")[2])["env"]
+    assert env["DETA_PROJECT_KEY"] == key  # the key the micros get is the one shown
+
+
+def test_a_data_call_with_a_key_that_is_no_apps_points_to_the_settings_page(
+    running: Running,
+) -> None:
+    env = json.loads(running.owner_call("GET", "/api/")[2])["env"]
+    host, _, port = env["DETA_BASE_HOST"].partition(":")
+    context = ssl.create_default_context(cafile=str(running.data / "tls" / "ca.pem"))
+
+    def get(key: str) -> int:
+        connection = http.client.HTTPSConnection(host, int(port), timeout=10, context=context)
+        try:
+            project = key.partition("_")[0]
+            connection.request("GET", f"/v1/{project}/things/items/k", headers={"X-API-Key": key})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    start = len(running.up.lines)
+    assert get("c0ffee12_AKeyFromDetaSpace") == 401  # as an app given its old key would send
+    line = running.up.wait_for(r'Base "things" refused a call with project key "c0ffee12_\.\.\."',
+                               10, start).string
+    assert f"{running.up.url.replace('127.0.0.1', 'localhost')}/__space/settings (app)" in line
+    assert "AKeyFromDetaSpace" not in running.up.output
+    assert get(env["DETA_PROJECT_KEY"]) == 404  # the control: the app's own key is answered
 
 
 def test_auth_switched_off_is_a_warning(running: Running) -> None:

@@ -197,13 +197,14 @@ async def test_the_query_box(site: Site) -> None:
     status, text = await site.page(f"{DATA}/base/todos", params={"query": '{"done": false}'})
     assert status == 200 and keys_shown(text) == ["a1", "c3"]
     assert textarea(text, "query") == '{"done": false}'  # the box keeps what was asked
-    query = '[{"title?pfx": "av"}, {"key": "b2"}]'
+    query = '[{"title?pfx": "av"}, {"title": "bread"}]'
     status, text = await site.page(f"{DATA}/base/todos", params={"query": query})
     assert keys_shown(text) == ["b2", "c3"]
 
 
 @pytest.mark.parametrize("query,says", [
-    ('{"title?bogus": "a"}', "Invalid query operator"),
+    ('{"title?bogus": "a"}', 'Bad query: Invalid query operator "?bogus" in "title?bogus"'),
+    ('[{"title?pfx": "av"}, {"key": "b2"}]', "the same condition on key"),
     ('{"done": fals', "not valid JSON"),
     ('"done"', "must be an object or a list of objects"),
     ('[1, 2]', "A query must be a list of objects"),

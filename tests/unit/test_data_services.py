@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from runtime.cloud.data import DataServices, app_folder_name
+from runtime.cloud.notices import Notices
 from runtime.cloud.service import MicroApi, ProjectKeys, browser_path, service_of, split_api_path
 from runtime.cloud.transfer import export_zip, import_zip
 
@@ -96,6 +97,130 @@ async def test_a_missing_or_wrong_key_is_refused_in_json(api) -> None:
         assert resp.status == 401
         assert resp.content_type == "application/json"
         assert await resp.json() == {"errors": ["Unauthorized"]}
+
+
+SETTINGS = {"notes": "http://localhost:4200/__space/settings",
+            "todo": "http://localhost:4201/__space/settings"}
+
+
+@pytest.fixture
+async def logged_api(tmp_path: Path):
+    data = DataServices(tmp_path)
+    lines: list[str] = []
+    api = MicroApi(data, ProjectKeys(lambda: KEYS), Notices(lines.append), lambda: SETTINGS)
+    client = TestClient(TestServer(api.application()))
+    await client.start_server()
+    yield client, lines
+    await client.close()
+    data.close()
+
+
+async def test_a_refused_query_is_detas_bad_query_and_its_reason_goes_to_the_log(
+    logged_api,
+) -> None:
+    client, lines = logged_api
+    query = {"query": [{"age": 27}, {"key?<=": "k2"}]}
+    for _ in range(3):  # a micro retrying: one line, not three
+        resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                                 data=json.dumps(query))
+        assert resp.status == 400 and await resp.json() == {"errors": ["Bad query"]}
+        assert "same condition on key" in resp.headers["X-Space-Detail"]
+    assert len(lines) == 1
+    assert lines[0].startswith('notes: Base "people" answered 400 "Bad query": every OR\'ed')
+    resp = await client.post("/v1/e5f6a7b8/people/query", headers=_headers("todo"),
+                             data=json.dumps({"query": {"caf\u00e9?": 1}}))
+    assert await resp.json() == {"errors": ["Bad query"]}
+    assert lines[1] == ('todo: Base "people" answered 400 "Bad query": '
+                        'Invalid query operator "?" in "caf\u00e9?"')  # the log shows it as sent
+    # The control: a good query answers, and the log stays quiet.
+    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                             data=json.dumps({"query": [{"age": 27}, {"age": 28}]}))
+    assert resp.status == 200 and "X-Space-Detail" not in resp.headers and len(lines) == 2
+
+
+# An app whose Configuration asks for a project key (as many Space apps did) and was given one
+# from Deta, or none: the log says which key was refused (its id only, never the secret) and
+# where the app's own key is. The same key again within a minute is not said again.
+WRONG_KEYS = [
+    ({"X-API-Key": "c0ffee12_FromDetaSpaceLongAgo"}, "c0ffee12", 'project key "c0ffee12_..."'),
+    ({"X-API-Key": "a1b2c3d4_wrong"}, "a1b2c3d4", 'project key "a1b2c3d4_..."'),
+    ({"X-API-Key": KEYS["todo"]}, "a1b2c3d4", 'project key "e5f6a7b8_..."'),  # another app's
+    ({}, "a1b2c3d4", "no project key"),
+    ({"X-API-Key": "no-underscore-at-all"}, "a1b2c3d4", "a project key that is not one"),
+    ({"X-API-Key": "evil\u00e9_x"}, "a1b2c3d4", "a project key that is not one"),
+]
+
+
+@pytest.mark.parametrize(("headers", "project", "says"), WRONG_KEYS,
+                         ids=[w[2] for w in WRONG_KEYS])
+async def test_a_call_with_a_key_that_is_no_apps_is_told_to_the_log_with_the_settings_pages(
+    logged_api, headers: dict[str, str], project: str, says: str
+) -> None:
+    client, lines = logged_api
+    for _ in range(2):
+        resp = await client.get(f"/v1/{project}/things/items/k", headers=headers)
+        assert resp.status == 401 and await resp.json() == {"errors": ["Unauthorized"]}
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith(f'Base "things" refused a call with {says}')
+    assert "DETA_PROJECT_KEY" in line and "Configuration" in line
+    for app, page in SETTINGS.items():
+        assert f"{page} ({app})" in line
+    assert "FromDetaSpaceLongAgo" not in line and "wrong" not in line
+    assert "SecretOfTodo" not in line and line.isprintable()
+
+
+async def test_calls_without_a_key_to_many_names_make_one_line(logged_api) -> None:
+    """What a page of another site can send (no key: a custom header needs a preflight)."""
+    client, lines = logged_api
+    for n in range(30):
+        resp = await client.get(f"/v1/a1b2c3d4/name{n}/items/k")
+        assert resp.status == 401
+    assert len(lines) == 1 and 'Base "name0"' in lines[0]
+
+
+async def test_what_a_request_sent_reaches_the_log_as_one_printable_line(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/a1b2c3d4/evil%1B%5B2J%C2%85space-dev%20%7C%20fake/items/k")
+    assert resp.status == 401
+    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
+                             data=json.dumps({"query": {"a\x1b[31m\nb?": 1}}))
+    assert resp.status == 400
+    assert len(lines) == 2 and all(line.isprintable() for line in lines)
+    assert 'Base "evil\\x1b[2J\\x85space-dev | fake"' in lines[0]
+    assert '"a\\x1b[31m\\nb?"' in lines[1]
+
+
+async def test_the_app_own_key_is_answered_and_nothing_is_logged(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/a1b2c3d4/things/items/k", headers=_headers("notes"))
+    assert resp.status == 404 and lines == []
+    resp = await client.get("/v1/a1b2c3d4/photos/files", headers=_headers("notes"))
+    assert resp.status == 200 and lines == []
+
+
+async def test_a_drive_call_with_a_wrong_key_names_drive(logged_api) -> None:
+    client, lines = logged_api
+    resp = await client.get("/v1/c0ffee12/photos/files",
+                            headers={"X-API-Key": "c0ffee12_FromDeta"})
+    assert resp.status == 401 and lines[0].startswith('Drive "photos" refused a call')
+
+
+@pytest.mark.parametrize(("times", "said"), [
+    ([0.0, 1.0, 59.9], [True, False, False]),
+    ([0.0, 60.0, 61.0], [True, True, False]),
+    ([5.0, 200.0], [True, True]),
+])
+def test_a_notice_is_said_once_a_minute_at_most(times: list[float], said: list[bool]) -> None:
+    now = [0.0]
+    lines: list[str] = []
+    notices = Notices(lines.append, every=60.0, clock=lambda: now[0])
+    results = []
+    for t in times:
+        now[0] = t
+        results.append(notices.say("same line"))
+    assert results == said and len(lines) == said.count(True)
+    assert notices.say("another line")  # another line is said at once
 
 
 async def test_a_token_in_authorization_is_taken_too(api) -> None:

@@ -88,6 +88,57 @@ def test_drive_put_and_get_each_kind_of_data(drive: Any, tmp_path: Path) -> None
         drive.put("x", b"1", path=tmp_path / "f.bin")
 
 
+class Watched(io.BytesIO):
+    """A stream that remembers whether it was closed, and how many times."""
+
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+        super().close()
+
+
+@pytest.mark.parametrize("size", [0, 5, 3000])  # one POST, or a chunked upload of 3 parts
+def test_drive_put_closes_the_stream_it_was_given_as_deta_python_did(
+    drive: Any, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(deta_drive, "UPLOAD_CHUNK_SIZE", 1024)
+    given = Watched(b"s" * size)
+    assert drive.put("given", given) == "given"
+    assert given.closed and given.closes == 1
+    assert read(drive, "given") == b"s" * size
+    text = io.StringIO("text stream")
+    drive.put("text", text)
+    assert text.closed and read(drive, "text") == b"text stream"
+
+
+def test_drive_put_closes_the_stream_when_the_upload_fails_too(
+    drive: Any, drive_api: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deta_drive, "UPLOAD_CHUNK_SIZE", 1024)
+    drive_api.faults += ["", "500"]  # the upload starts, then its first part is refused
+    given = Watched(b"f" * 3000)
+    with pytest.raises(deta.DetaError):
+        drive.put("refused", given)
+    assert given.closed
+    failing = Failing(3000)
+    with pytest.raises(OSError, match="went away"):
+        drive.put("broken", failing)
+    assert failing.closed
+
+
+def test_drive_put_leaves_bytes_and_text_alone(drive: Any) -> None:
+    data = bytearray(b"kept")  # the positive control: nothing to close, nothing changed
+    drive.put("b", data)
+    assert data == bytearray(b"kept") and read(drive, "b") == b"kept"
+
+
+def test_drive_has_a_client_to_close_as_deta_python_had(drive: Any) -> None:
+    drive.put("a", b"1")
+    drive.client.close()
+    assert read(drive, "a") == b"1"  # the next call opens a connection of its own
+
+
 def test_drive_download_streams_on_its_own_connection(drive: Any) -> None:
     content = b"".join(b"line %d\n" % i for i in range(100_000))  # about 1.1 MB
     drive.put("big.txt", content)
@@ -122,6 +173,19 @@ def test_drive_list_delete_and_names(drive: Any) -> None:
     answer = drive.delete_many(NAMES[1:3] + ["never-was"])
     assert sorted(answer["deleted"]) == sorted(NAMES[1:3] + ["never-was"]) and not answer["failed"]
     assert drive.list()["names"] == sorted(NAMES[3:])
+
+
+@pytest.mark.skipif(not handle_drive, reason=NO_REAL_DRIVE)
+def test_drive_delete_many_of_blank_names_only_is_refused(env: Servers,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DETA_DRIVE_HOST", env.services["real"].host)
+    drive = deta.Deta().Drive(fresh())
+    drive.put("kept", b"k")
+    for names in ([""], ["   "], ["", " "]):
+        with pytest.raises(deta.DetaError) as caught:
+            drive.delete_many(names)
+        assert caught.value.code == 400
+    assert drive.delete_many(["", "kept"]) == {"deleted": ["kept"], "failed": {"": "invalid name"}}
 
 
 def test_drive_chunks_only_what_is_too_big(

@@ -31,6 +31,7 @@ from tests.unit.deta_servers import (  # noqa: E402
 # isort: split
 import deta  # noqa: E402
 from deta import base as deta_base  # noqa: E402
+from deta import service as service_module  # noqa: E402
 from deta._async import client as async_client  # noqa: E402
 
 
@@ -339,6 +340,37 @@ def test_threads_never_share_a_connection(db: Any, api: Service) -> None:
     assert failures == [] and db.fetch().count == 60
 
 
+def test_client_close_as_deta_pythons_tests_and_apps_call_it(db: Any, api: Service) -> None:
+    db.put(1, "k")
+    peers = {s.peer for s in api.seen}
+    db.client.close()  # deta-python's tests end every Base test with this line
+    db.client.close()  # closing twice is no error, as with http.client
+    assert db.get("k")["value"] == 1  # and the Base still works, on a new connection
+    assert {s.peer for s in api.seen} - peers
+    assert db.client.host == db.host and db.client.timeout == db.timeout
+
+
+def test_client_close_ends_the_idle_connection(db: Any, api: Service) -> None:
+    db.put(1, "k")
+    (conn,) = service_module._pool_for(db.host, db.timeout)._idle
+    assert conn.sock is not None
+    db.client.close()
+    assert conn.sock is None and not service_module._pool_for(db.host, db.timeout)._idle
+
+
+def test_a_refused_query_says_deta_s_words_and_space_dev_s_detail(db: Any) -> None:
+    db.put({"age": 27}, "k1")
+    with pytest.raises(deta.DetaError) as caught:
+        db.fetch([{"age": 27}, {"key?<=": "k2"}])
+    error = caught.value
+    assert error.code == 400 and error.errors == ["Bad query"]
+    assert json.loads(error.read()) == {"errors": ["Bad query"]}  # the body, as Deta's
+    assert "Bad query" in str(error) and "same condition on key" in str(error)
+    with pytest.raises(deta.DetaError) as caught:
+        db.fetch({"caf\u00e9?": 1})
+    assert 'Invalid query operator "?" in "caf\u00e9?"' in str(caught.value)  # unescaped
+
+
 def test_a_wrong_key_is_an_error_the_app_can_catch(api: Service) -> None:
     for key in ("a0test_wrong", "other_s3cret"):
         db = deta.Deta(key).Base(fresh())
@@ -379,5 +411,7 @@ async def test_async_base(api: Service, monkeypatch: pytest.MonkeyPatch, transpo
         rest = await db.fetch(limit=4, last=page.last)
         assert rest.count == 1 and rest.last is None  # 5 items: a/b, i and 3 more
         assert await db.delete("a/b") is None and await db.get("a/b") is None
+        with pytest.raises(conflict, match="Bad query: .*same condition on key"):
+            await db.fetch([{"n": 1}, {"key": "i"}])
     finally:
         await db.close()

@@ -250,6 +250,7 @@ async def test_a_query_that_is_not_utf8_is_400(client: Any) -> None:
 async def test_delete_files(client: Any) -> None:
     for name in ("a", "b/c"):
         await put(client, name, b".")
+    # Blank names beside real ones fail one by one; the call itself succeeds, as on Deta.
     resp = await client.delete(raw("/files"), json={"names": ["a", "missing", "b/c", "", " "]})
     assert resp.status == 200
     body = await resp.json()
@@ -272,6 +273,38 @@ async def test_delete_files(client: Any) -> None:
 async def test_delete_files_with_a_bad_body_is_400(client: Any, payload: bytes) -> None:
     headers = {"Content-Type": "application/json"}
     await expect_error(await client.delete(raw("/files"), data=payload, headers=headers), 400)
+
+
+# Deta refused a delete whose names were all empty or blank (400, which the npm SDK reports as
+# "Names can't be empty"); a name that is wrong in another way fails on its own in a 200.
+DELETE_MANY: list[tuple[list[str], int, dict[str, str]]] = [
+    ([""], 400, {}),
+    (["   "], 400, {}),
+    (["", " ", "\t\n"], 400, {}),
+    (["", "kept"], 200, {"": "invalid name"}),
+    (["  ", "kept", ""], 200, {"  ": "invalid name", "": "invalid name"}),
+    (["x/"], 200, {"x/": "invalid name: a file name must not end with '/'"}),
+    (["", "x/"], 200, {"": "invalid name",
+                       "x/": "invalid name: a file name must not end with '/'"}),
+    (["gone"], 200, {}),
+]
+
+
+@pytest.mark.parametrize(("names", "status", "failed"), DELETE_MANY,
+                         ids=[repr(c[0]) for c in DELETE_MANY])
+async def test_delete_files_whose_names_are_all_blank_is_400(
+    client: Any, names: list[str], status: int, failed: dict[str, str]
+) -> None:
+    await put(client, "kept", b".")
+    resp = await client.delete(raw("/files"), json={"names": names})
+    if status == 400:
+        assert (await expect_error(resp, 400))
+        assert (await (await client.get(raw("/files"))).json())["names"] == ["kept"]
+        return
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["failed"] == failed
+    assert body["deleted"] == [n for n in names if n not in failed]
 
 
 # --- chunked uploads ----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The caller authenticates, picks the app's BaseDB and passes the Base name and the raw rest of the
 path. Every answer is JSON, errors included (`{"errors": [...]}`): the npm SDK reads
-`errors[0]` and shows "Something went wrong" when a body does not parse as JSON.
+`errors[0]` and shows "Something went wrong" when a body does not parse as JSON. A refused query
+answers Deta's `{"errors": ["Bad query"]}` exactly, with the reason in `X-Space-Detail`.
 
 Every BaseDB call runs on the database's own thread (`BaseDB.worker`), never on the event loop
 nor in its shared pool. Most take 10-300 us (bench/base_store.py), but a query page may scan for
@@ -26,6 +27,7 @@ from aiohttp import web
 from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.query import check_query_size
 from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
+from runtime.cloud.detail import detail_headers
 
 T = TypeVar("T")
 
@@ -68,7 +70,8 @@ async def handle_base(
     try:
         return await _route(request, db, base, rest.split("?", 1)[0])
     except BaseError as error:
-        return _errors(error.status, *error.messages)
+        # Deta's words in the body; space-dev's detail (which rule a query broke) in a header.
+        return _errors(error.status, *error.messages, headers=detail_headers(error.detail))
     except Exception:  # a bug or a broken file: still JSON, so the SDKs report the message
         log.exception("Base API request failed: %s %s", request.method, request.path)
         return _errors(500, "Internal error in the local Base emulator; see the runtime's log")

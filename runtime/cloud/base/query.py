@@ -15,10 +15,13 @@ Decisions where Deta's documentation is silent, kept in one place:
   membership for strings only; other values are allowed here rather than refused.
 - A field is split at its first `?`; an unknown operator is a 400, never a silent equality test.
 - On `key`, as Deta documents: values must be strings, `?contains`/`?not_contains` are refused,
-  one object may hold one key condition, and all objects that hold one must hold the same one.
+  one object may hold one key condition, and when one object holds one, every OR'ed object must
+  hold that same one (Deta's SDK tests refuse `[{"age": 27}, {"key?lte": "k"}]` too).
 - Size: at most 25 objects (Deta answered more with "Bad query"), and at most 25 conditions in
   one object (Deta set no documented number; ours keeps a query at 625 conditions), checked
   before any condition is read, so a query's cost per item is bounded.
+- Every refusal is `BadQuery`: the API answers Deta's 400 `{"errors": ["Bad query"]}`, and the
+  rule the query broke is its `detail`.
 
 A query is compiled once per request (`prepare_query`): each distinct path is looked up once per
 item, and each test is specialised to its value, so the common cases run at C speed (`in` on a
@@ -27,13 +30,14 @@ list, `==` on strings) rather than through `strict_equal` member by member.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-from runtime.cloud.base.errors import BaseError
+from runtime.cloud.base.errors import BadQuery
 
 Item = dict[str, Any]
 Predicate = Callable[[Item], bool]
@@ -119,18 +123,18 @@ def lookup(item: Item, path: tuple[str, ...]) -> Any:
 
 
 def parse_query(query: Any) -> list[list[Condition]]:
-    """Validate a query and return its OR'ed groups of AND'ed conditions; raise a 400 if invalid."""
+    """Validate a query; return its OR'ed groups of AND'ed conditions, or raise BadQuery."""
     if query is None:
         return []
     if isinstance(query, dict):
         query = [query]
     if not isinstance(query, list):
-        raise BaseError(400, "A query must be a list of objects")
+        raise BadQuery("A query must be a list of objects")
     check_query_size(query)
     groups = []
     for entry in query:
         if not isinstance(entry, dict):
-            raise BaseError(400, "A query must be a list of objects")
+            raise BadQuery("A query must be a list of objects")
         groups.append([_parse_condition(field, value) for field, value in entry.items()])
     _check_key_conditions(groups)
     return groups
@@ -142,15 +146,13 @@ def check_query_size(query: Any) -> None:
     if not isinstance(objects, list):
         return  # not a query at all: parse_query says so
     if len(objects) > MAX_QUERY_OBJECTS:
-        raise BaseError(
-            400,
+        raise BadQuery(
             f"A query may OR at most {MAX_QUERY_OBJECTS} objects; this one has {len(objects)}. "
             "Split it into several queries, or match a shared prefix or range instead.",
         )
     for number, entry in enumerate(objects):
         if isinstance(entry, dict) and len(entry) > MAX_OBJECT_CONDITIONS:
-            raise BaseError(
-                400,
+            raise BadQuery(
                 f"A query object may hold at most {MAX_OBJECT_CONDITIONS} conditions; object "
                 f"{number} has {len(entry)}; test the rest in the app's own code.",
             )
@@ -162,53 +164,61 @@ def _parse_condition(field: str, value: Any) -> Condition:
         op = "eq"
     op = ALIASES.get(op, op)
     if op not in OPERATORS or (mark and op == "eq"):
-        raise BaseError(400, f'Invalid query operator "?{field.partition("?")[2]}" in "{field}"')
+        raise BadQuery(f'Invalid query operator "?{field.partition("?")[2]}" in "{field}"')
     path = tuple(name.split("."))
     if not all(path):
-        raise BaseError(400, f'Invalid field "{name}" in query: empty path segment')
+        raise BadQuery(f'Invalid field "{name}" in query: empty path segment')
     kv = kind(value)
     if kv == "other":
-        raise BaseError(400, f'Invalid value for "{field}" in query')
+        raise BadQuery(f'Invalid value for "{field}" in query')
     if op in ORDERING and kv not in ("number", "string"):
-        raise BaseError(400, f'"{field}" needs a number or a string')
+        raise BadQuery(f'"{field}" needs a number or a string')
     if op == "pfx" and kv != "string":
-        raise BaseError(400, f'"{field}" needs a string')
+        raise BadQuery(f'"{field}" needs a string')
     if op == "r" and not (
         kv == "list" and len(value) == 2 and kind(value[0]) == kind(value[1])
         and kind(value[0]) in ("number", "string")
     ):
-        raise BaseError(400, f'"{field}" needs a list of two numbers or two strings')
+        raise BadQuery(f'"{field}" needs a list of two numbers or two strings')
     if path == ("key",):
         if op in ("contains", "not_contains"):
-            raise BaseError(400, f'"{field}": contains and not_contains are not supported on key')
+            raise BadQuery(f'"{field}": contains and not_contains are not supported on key')
         values = value if op == "r" else [value]
         if not all(isinstance(v, str) for v in values):
-            raise BaseError(400, f'"{field}": keys are strings, so the value must be a string')
+            raise BadQuery(f'"{field}": keys are strings, so the value must be a string')
     return Condition(field, path, op, value)
 
 
 def _check_key_conditions(groups: list[list[Condition]]) -> None:
-    seen: tuple[str, Any] | None = None
+    """One condition on key per object; when any object has one, every object has that one."""
+    keyed: list[Condition | None] = []
     for group in groups:
-        keyed = [c for c in group if c.path == ("key",)]
-        if len(keyed) > 1:
-            raise BaseError(400, "A query object may hold only one condition on key")
-        if keyed:
-            this = (keyed[0].op, keyed[0].value)
-            if seen is not None and seen != this:
-                raise BaseError(400, "OR'ed queries with different conditions on key are "
-                                "not supported")
-            seen = this
+        on_key = [c for c in group if c.path == ("key",)]
+        if len(on_key) > 1:
+            raise BadQuery("A query object may hold only one condition on key")
+        keyed.append(on_key[0] if on_key else None)
+    first = next((c for c in keyed if c is not None), None)
+    if first is None:
+        return
+    for number, condition in enumerate(keyed):
+        if condition is None or (condition.op, condition.value) != (first.op, first.value):
+            has = "none" if condition is None else json.dumps({condition.field: condition.value})
+            raise BadQuery(
+                f"every OR'ed object must hold the same condition on key (a query reads one "
+                f"slice of keys): object {keyed.index(first)} holds "
+                f"{json.dumps({first.field: first.value})}, object {number} has {has}; send one "
+                "query per condition on key"
+            )
 
 
 def prepare_query(query: Any) -> PreparedQuery:
-    """The query compiled once for a whole scan; raise BaseError(400) if it is invalid."""
+    """The query compiled once for a whole scan; raise BadQuery if it is invalid."""
     groups = parse_query(query)
     return PreparedQuery(_matcher(groups), _key_range(groups))
 
 
 def compile_query(query: Any) -> Predicate:
-    """A predicate telling whether an item matches the query; raise BaseError(400) if invalid."""
+    """A predicate telling whether an item matches the query; raise BadQuery if invalid."""
     return prepare_query(query).matches
 
 

@@ -123,6 +123,10 @@ async def _delete_files(call: _Call) -> web.StreamResponse:
         raise BadName(
             f"more than {MAX_DELETE_NAMES} names", f"Delete at most {MAX_DELETE_NAMES} at a time."
         )
+    # Deta refused a call with no name in it at all (the npm SDK turns the 400 into "Names
+    # can't be empty"); blank names beside real ones fail one by one in a 200.
+    if all(not name.strip() for name in names):
+        raise BadName("every name is empty or blank", "Send the names of the files to delete.")
     deleted, failed = call.store.delete_many(call.drive, names)
     return web.json_response({"deleted": deleted, "failed": failed})
 

@@ -30,7 +30,11 @@ async function scenario(baseName, driveName) {
   await step(r, "after_update", () => db.get("a"));
   await step(r, "update_missing", () => db.update({ n: 1 }, "missing"));
   await step(r, "fetch_gte", async () => (await db.fetch({ "n?gte": 2 })).items);
-  await step(r, "fetch_or", async () => (await db.fetch([{ n: 2 }, { "key?pfx": "c/" }])).items);
+  await step(r, "fetch_or", async () => (await db.fetch([{ n: 2 }, { n: 9 }])).items);
+  await step(r, "fetch_key_or", async () => (await db.fetch(
+    [{ "key?pfx": "c/", n: 3 }, { "key?pfx": "c/", n: 4 }])).items);
+  // Refused by Deta: one OR'ed object bounds the key, the other does not.
+  await step(r, "fetch_mixed_key", () => db.fetch([{ n: 2 }, { "key?pfx": "c/" }]));
   await step(r, "page1", () => db.fetch({}, { limit: 2 }));
   await step(r, "page2", async () => {
     const first = await db.fetch({}, { limit: 2 });

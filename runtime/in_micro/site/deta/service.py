@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 JSON_MIME = "application/json"
+DETAIL_HEADER = "X-Space-Detail"
 OK_STATUSES = (200, 201, 202, 207)
 MAX_IDLE = 8  # per host; more threads than this still work, the extra connections just close
 # Errors that mean "the server had closed this kept-alive connection": safe to send again once.
@@ -41,6 +42,10 @@ class DetaError(urllib.error.HTTPError):
     ) -> None:
         self.errors = _error_messages(body)
         self.detail = detail or "; ".join(self.errors)
+        # The Base and Drive of space-dev answer in Deta's words and say why beside them.
+        why = _space_detail(headers)
+        if why and why not in self.detail:
+            self.detail = f"{self.detail}: {why}" if self.detail else why
         super().__init__(url, code, reason, headers, io.BytesIO(body))
 
     def __str__(self) -> str:
@@ -49,6 +54,18 @@ class DetaError(urllib.error.HTTPError):
 
     def __reduce__(self) -> Any:  # HTTPError's file wrapper does not pickle; keep the message
         return (Exception, (str(self),))
+
+
+def _space_detail(headers: Any) -> str:
+    """What `X-Space-Detail` says (JSON escapes undone), or ""."""
+    value = headers.get(DETAIL_HEADER) if headers is not None else None
+    if not value:
+        return ""
+    try:
+        text = json.loads(f'"{value}"')
+    except ValueError:
+        return str(value)
+    return text if isinstance(text, str) else str(value)
 
 
 def _error_messages(body: bytes) -> list[str]:
@@ -91,6 +108,13 @@ class _Pool:
                 return conn, True
             conn.close()
 
+    def close_idle(self) -> None:
+        """Close every idle connection; calls under way keep theirs."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def give(self, conn: http.client.HTTPSConnection) -> None:
         with self._lock:
             if conn.sock is not None and len(self._idle) < MAX_IDLE:
@@ -131,6 +155,22 @@ def _pool_for(host: str, timeout: float) -> _Pool:
         return pool
 
 
+class ServiceClient:
+    """`Base.client` and `Drive.client`: deta-python kept one HTTPS connection there, and its
+    tests and some apps call `client.close()`. Here connections are pooled per host, so
+    `close()` closes the host's idle ones; the next call opens a new one, as it did there."""
+
+    def __init__(self, host: str, timeout: float) -> None:
+        self.host = host
+        self.timeout = timeout
+
+    def close(self) -> None:
+        _pool_for(self.host, self.timeout).close_idle()
+
+    def __repr__(self) -> str:
+        return f"<deta client for https://{self.host}>"
+
+
 class _Service:
     """One Base or Drive: `https://{host}/v1/{project_id}/{name}` with the project key."""
 
@@ -143,6 +183,7 @@ class _Service:
         self.name = name
         self.timeout = timeout
         self.base_path = f"/v1/{quote(project_id, safe='')}/{quote(name, safe='')}"
+        self.client = ServiceClient(host, timeout)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"X-API-Key": self.project_key}

@@ -26,7 +26,7 @@ from ..base import (
     _query_body,
     _update_body,
 )
-from ..service import JSON_MIME, OK_STATUSES, _encode, _error_messages
+from ..service import JSON_MIME, OK_STATUSES, _encode, _error_messages, _space_detail
 from ..utils import _get_project_key_id
 
 
@@ -112,6 +112,9 @@ class _AsyncBase:
             if status == 404 and none_on_404:
                 return status, None
             message = (details or {}).get(status) or "; ".join(_error_messages(payload))
+            why = _space_detail(response.headers)
+            if why and why not in message:
+                message = f"{message}: {why}" if message else why
             raise aiohttp.ClientResponseError(
                 response.request_info,
                 response.history,
