@@ -70,6 +70,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.json_items": 1,
     "runtime.cloud.export_format": 1,
     "runtime.cloud.transfer": 1,
+    "runtime.cloud.export_zip": 1,
     # 2: processes, the proxy, static files, credentials, the clock of actions, API handlers
     "runtime.supervisor": 2,
     "runtime.supervisor.output": 2,

@@ -10,7 +10,8 @@ from typing import Any
 
 from runtime.cli.targets import resolve, runtime_config
 from runtime.cloud.data import AppData, DataServices
-from runtime.cloud.transfer import export_zip, import_zip
+from runtime.cloud.export_zip import export_zip
+from runtime.cloud.transfer import import_zip
 from runtime.errors import SpaceDevError
 
 

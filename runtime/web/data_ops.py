@@ -29,7 +29,8 @@ from runtime.cloud.data import AppData
 from runtime.cloud.drive.errors import TooLarge
 from runtime.cloud.drive.handlers import INERT_CONTENT
 from runtime.cloud.drive.store import LIST_LIMIT, DriveStore
-from runtime.cloud.transfer import ImportReport, export_zip, import_zip
+from runtime.cloud.export_zip import export_zip
+from runtime.cloud.transfer import ImportReport, import_zip
 from runtime.errors import SpaceDevError
 
 T = TypeVar("T")

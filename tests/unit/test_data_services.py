@@ -11,9 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from runtime.cloud.data import DataServices, app_folder_name
+from runtime.cloud.export_zip import export_zip
 from runtime.cloud.notices import Notices
 from runtime.cloud.service import MicroApi, ProjectKeys, browser_path, service_of, split_api_path
-from runtime.cloud.transfer import export_zip, import_zip
+from runtime.cloud.transfer import import_zip
 
 KEYS = {"notes": "a1b2c3d4_SecretOfNotes", "todo": "e5f6a7b8_SecretOfTodo"}
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from runtime.cloud.data import AppData, DataServices
 from runtime.cloud.drive.names import drive_problem, name_problem
-from runtime.cloud.transfer import ImportLimits, export_zip, import_zip
+from runtime.cloud.export_zip import export_zip
+from runtime.cloud.transfer import ImportLimits, import_zip
 from runtime.errors import SpaceDevError
 
 REPO = Path(__file__).resolve().parents[2]
