@@ -8,6 +8,7 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -108,6 +109,9 @@ class StopSignals:
         ready, _, _ = select.select([self._read], [], [], self._deadline)
         if ready:
             return
+        # A loop wedged in pure Python holds the GIL: each system call of the scan below hands
+        # it over, and winning it back took a switch interval (5 ms) every time, seconds in all.
+        sys.setswitchinterval(1e-4)
         self._reaper.kill_all()
         _say(f"the stop did not finish within {self._deadline:g} s: killed every micro "
              "(SIGKILL) and exited")
