@@ -133,7 +133,7 @@ class RuntimeConfig:
     schedule: bool
     apps: tuple[AppConfig, ...]
     config_file: Path | None = None
-    # Names the apps answer to besides the loopback ones and `host` (DNS rebinding, SPEC 4).
+    # Names the apps answer to besides the loopback ones and `host` (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
     max_body_size: int | None = None  # bytes; None: the default (config/defaults.py)
 

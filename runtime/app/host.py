@@ -49,7 +49,7 @@ class AppHost:
 
     @property
     def public_origin(self) -> str:
-        """The origin the runtime prints and links: `localhost` for 127.0.0.1 (SPEC 1), as the
+        """The origin the runtime prints and links: `localhost` for 127.0.0.1, as the
         browser SDK uses plain http only there; both names are answered."""
         if self.host == "127.0.0.1":
             return f"http://localhost:{self.port}"

@@ -1,8 +1,8 @@
-"""Who may pass the gate: route rules and one decision over plain values (SPEC 4 and 6).
+"""Who may pass the gate: route rules and one decision over plain values.
 
-Loaders (gate) only find out who is asking; `decide` alone says whether they pass, in SPEC 4's
-order: public, then an API key, then a session, else "sign in". Decisions made where the spec is
-silent:
+Loaders (gate) only find out who is asking; `decide` alone says whether they pass, in this
+order: public, then an API key, then a session, else "sign in". Decisions made where the
+contract is silent:
 
 - Public wins outright: on a public micro or public route, route rules are not consulted (and a
   bad key is ignored), as the spec's order says. `auth disable` makes a micro public the same way.
@@ -182,7 +182,7 @@ _STATUS = {Decision.UNAUTHORIZED_401: 401, Decision.FORBIDDEN_403: 403}
 
 
 def decide(policy: MicroPolicy, sub_path: str, method: str, credential: Credential) -> Decision:
-    """The gate's decision for a normalised path relative to the micro (SPEC 4, in order)."""
+    """The gate's decision for a normalised path relative to the micro, the rules in order."""
     if policy.public or policy.public_routes.matches(sub_path):
         return Decision.ALLOW_PUBLIC
     if credential is None:

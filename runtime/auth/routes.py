@@ -206,7 +206,7 @@ def _pattern_regex(pattern: str, *, folder_itself: bool = False) -> str:
 
 @lru_cache(maxsize=1024)
 def compile_pattern(pattern: str) -> RoutePattern:
-    """Compile a pattern once; the rules are those of `public_routes` (SPEC 4).
+    """Compile a pattern once; the rules are those of `public_routes`.
 
     - No `*`: the path itself. A trailing slash is not significant on either side: `/docs` and
       `/docs/` each match both `/docs` and `/docs/`, as most micro frameworks (Express by default,

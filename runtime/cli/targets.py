@@ -1,4 +1,4 @@
-"""Which data dir and which app a `space-dev` data command means (SPEC 1: `--app` may be left out
+"""Which data dir and which app a `space-dev` data command means (`--app` may be left out
 wherever only one app is meant)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _named(app: AppConfig) -> Target:
 
 
 def resolve(args: argparse.Namespace) -> tuple[Store, Target]:
-    """The data dir and the app meant: --app, else the only app there is (SPEC 1)."""
+    """The data dir and the app meant: --app, else the only app there is."""
     cfg = runtime_config(args)
     store = Store(cfg.data_dir)
     file_apps = config_file.load(cfg.config_file).apps if cfg.config_file else ()

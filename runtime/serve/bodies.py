@@ -1,4 +1,4 @@
-"""Chunked request bodies, collected so the micro gets them with `Content-Length` (SPEC 4).
+"""Chunked request bodies, collected so the micro gets them with `Content-Length`.
 
 A micro server that does not read chunked framing (Python's `http.server`, some minimal servers)
 would take the chunk bytes for the next request on a kept-alive connection: its answer to that

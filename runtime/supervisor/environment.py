@@ -1,4 +1,4 @@
-"""The environment each micro starts with (SPEC section 3), built from plain values."""
+"""The environment each micro starts with, built from plain values."""
 
 from __future__ import annotations
 

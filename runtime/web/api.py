@@ -36,7 +36,7 @@ class Conflict(SpaceDevError):
     """A name or key value already in use (409)."""
 
 
-# Where a Configuration value comes from, in the order they win (SPEC section 3).
+# Where a Configuration value comes from, in the order they win.
 
 
 class AppView(Protocol):

@@ -1,5 +1,5 @@
 """Cross-site protection: the rules the gate applies to micros' requests, and the middleware that
-applies them to the runtime's own pages and APIs (SPEC section 5)."""
+applies them to the runtime's own pages and APIs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The owner's data page of one app (SPEC section 7): each Base's items with a query box, each
+"""The owner's data page of one app: each Base's items with a query box, each
 Drive's files, export, import and reset. Plain forms; every POST answers 303 to a page that
 shows what happened, so a reload never sends a form again."""
 

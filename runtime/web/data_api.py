@@ -1,4 +1,4 @@
-"""`/__space/api/data`: the data page as JSON for the owner's session (SPEC section 7)."""
+"""`/__space/api/data`: the data page as JSON for the owner's session."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ Hypothesis builds request paths from the characters that tricks are made of (dot
 percent escapes, `;`, backslashes, the letters of "public") and from pieces of the public routes,
 sends each raw to one running `space-dev up` with no credential, and then reads the echo micros'
 own log: every request a micro received must be one of `api`'s public routes, as the micro sees
-it, and must say `X-Space-Auth: public`. The answer must also be the one SPEC 4 gives for the
-normalised path (400, 401, 404, or the micro's answer for a public route), so the gate neither
-lets too much through nor blocks the public routes.
+it, and must say `X-Space-Auth: public`. The answer must also be the one the gate's rules give
+for the normalised path (400, 401, 404, or the micro's answer for a public route), so the gate
+neither lets too much through nor blocks the public routes.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _headers(record: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _expected(target: str) -> tuple[set[int], str | None]:
-    """SPEC 4's answers for a request with no credential, and the public sub-path if public."""
+    """The gate's answers for a request with no credential, and the public sub-path if public."""
     raw_path = target.partition("?")[0]
     try:
         path = normalise_path(raw_path)

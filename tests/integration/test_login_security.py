@@ -362,7 +362,7 @@ def test_a_tampered_cookie_is_not_a_session(env: Env) -> None:
 def test_login_link_works_once(env: Env) -> None:
     match = env.up.wait_for(r"sign in as dev: (\S+)")
     link = urllib.parse.urlsplit(match.group(1))
-    # Printed with localhost for 127.0.0.1 (SPEC 1); both names are answered.
+    # Printed with localhost for 127.0.0.1; both names are answered.
     printed = env.origin.replace("//127.0.0.1:", "//localhost:")
     assert f"{link.scheme}://{link.netloc}" == printed and link.path == "/__space/login"
     target = f"{link.path}?{link.query}&next=%2Flanding"

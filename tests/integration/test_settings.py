@@ -1,4 +1,4 @@
-"""The settings page and the runtime JSON API against a real `space-dev up` (SPEC sections 5, 6)."""
+"""The settings page and the runtime JSON API against a real `space-dev up`."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def mixed(mixed_app: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_ready_line_names_app_and_url(mixed) -> None:
-    # localhost, not 127.0.0.1 (SPEC 1: the browser SDK uses plain http only there).
+    # localhost, not 127.0.0.1 (the browser SDK uses plain http only there).
     assert f"ready: mixed http://localhost:{mixed.port}/" in mixed.output
 
 

@@ -1,4 +1,4 @@
-"""The data page and its JSON API (SPEC section 7) on a small aiohttp app built as app.py builds
+"""The data page and its JSON API on a small aiohttp app built as app.py builds
 an app origin: a real Store, Identity, owner and sessions, the CSRF middleware, real data."""
 
 from __future__ import annotations
