@@ -430,7 +430,7 @@ def test_python_dash_m_http_server_is_guarded(apps: Apps, attack: str) -> None:
     assert (status, body) == (200, b"hello")
 
 
-@pytest.mark.parametrize("micro", ["node", "pydefault"])
+@pytest.mark.parametrize("micro", ["pydefault"])
 def test_the_app_never_sees_the_proof(apps: Apps, micro: str) -> None:
     origin, path = _origin_of(apps, micro)
     status, _, body = fetch("GET", f"{origin}{path}/headers")

@@ -202,17 +202,7 @@ function install() {
     second.end(body);
   }
 
-  // The app does not see the proof: a debug page that prints the request's headers must not show it.
-  function dropProof(req) {
-    if (req.headers[PROOF_HEADER] === undefined) return;
-    delete req.headers[PROOF_HEADER];
-    const raw = req.rawHeaders;
-    for (let i = raw.length - 2; i >= 0; i -= 2) {
-      if (raw[i].toLowerCase() === PROOF_HEADER) raw.splice(i, 2);
-    }
-  }
-
-  const emit = http.Server.prototype.emit;
+    const emit = http.Server.prototype.emit;
   http.Server.prototype.emit = function (event, req, second) {
     if (REQUEST_EVENTS.has(event) && req && req.headers) {
       let result;
@@ -225,8 +215,9 @@ function install() {
         answer(event, req, second, result);
         return true;
       }
-      dropProof(req);
     }
+    // The proof stays in the request: a Node server that hands requests on to its own worker
+    // processes with their headers (Next.js 13's dev server did) passes it on with them.
     return emit.apply(this, arguments);
   };
 }
