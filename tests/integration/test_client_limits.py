@@ -257,8 +257,9 @@ def test_a_150_mib_chunked_upload_to_a_public_route_stops_at_the_default_cap(
     assert reply.status == 413, reply
     assert b"max_body_size" in reply.body
     assert reply.header("Connection") == "close"
-    # Refused as the cap was passed, not after the whole body (socket buffers hold a few MiB).
-    assert 100 * MiB <= sent < 120 * MiB, sent
+    # Refused as the cap was passed, not after the whole body: what the client sends before it
+    # sees the answer is what socket buffers hold plus a busy machine's delay (seen: 120 MiB).
+    assert 100 * MiB <= sent < 140 * MiB, sent
     wait_until(lambda: not _spool_files_open(roomy), 5, "the spooled part to be removed")
     time.sleep(0.3)
     assert not received_with_marker(roomy.log, MARKER, marker)
