@@ -69,6 +69,7 @@ async def dispatch(
     if found is None or (service is not None and found != service):
         return _error(404, f"no {service or 'Base or Drive'} API route {rest or '/'}")
     store = data.app(app)
+    response: web.StreamResponse
     if found == "base":
         response = await handle_base(request, await store.open_base(), name, rest)
     else:

@@ -13,7 +13,7 @@ def parse_size(text: str) -> int:
     """The number of bytes `text` names; ValueError with the reason otherwise."""
     match = _SIZE.fullmatch(text)
     if match is None:
-        raise ValueError("not a size")
+        raise ValueError("it is not a number followed by a unit")
     number, unit = match.groups()
     # Any letter case: "mib" is no other unit. "MB" is refused rather than guessed (10^6 or 2^20).
     known = {name.lower(): name for name in UNITS}

@@ -240,6 +240,22 @@ def wait_until(check: Any, timeout: float = 10.0, what: str = "condition") -> No
         time.sleep(0.05)
 
 
+def micro_environment(log: Path, micro: str) -> dict[str, str]:
+    """The environment of the echo micro `micro` whose requests go to `log`, read from /proc."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            raw = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
+        if (pairs.get(b"ECHO_LOG") == str(log).encode()
+                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
+            return {k.decode(): v.decode() for k, v in pairs.items()}
+    raise AssertionError(f"no process of the micro {micro}")
+
+
 def received_records(log: Path) -> list[dict[str, Any]]:
     """Every request the echo micros logged."""
     if not log.exists():

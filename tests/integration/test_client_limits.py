@@ -30,6 +30,7 @@ from tests.integration.attack_env import (
     MARKER,
     Reply,
     login,
+    micro_environment,
     parse_reply,
     received_with_marker,
     wait_until,
@@ -370,24 +371,10 @@ def test_the_cap_applies_to_drive_uploads_on_the_apps_origin(tight: Running) -> 
     assert _drive_status(tight.gate, session, "small.bin") == 200
 
 
-def _micro_environment(running: Running, micro: str) -> dict[str, str]:
-    """The environment of one of the runtime's micros, read from /proc (Linux)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            raw = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
-        if (pairs.get(b"ECHO_LOG") == str(running.log).encode()
-                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
-            return {k.decode(): v.decode() for k, v in pairs.items()}
-    raise AssertionError(f"no process of the micro {micro}")
 
 
 def test_the_cap_applies_to_the_data_port(tight: Running) -> None:
-    environ = _micro_environment(tight, "api")
+    environ = micro_environment(tight.log, "api")
     port = int(environ["DETA_DRIVE_HOST"].rpartition(":")[2])
     key = Store(tight.data_dir).project_key("gate")
     project = key.partition("_")[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from tests.integration.attack_env import (
     GateEnv,
     exchange,
     gate_env,
+    micro_environment,
     parse_reply,
     received_with_marker,
 )
@@ -134,26 +134,12 @@ def test_a_session_cookie_that_is_not_utf8_is_no_session(
     assert "Traceback" not in gate_env.up.output
 
 
-def _micro_environment(env: GateEnv, micro: str) -> dict[str, str]:
-    """The environment of one of the runtime's micros, read from /proc (Linux)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            raw = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
-        if (pairs.get(b"ECHO_LOG") == str(env.log).encode()
-                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
-            return {k.decode(): v.decode() for k, v in pairs.items()}
-    raise AssertionError(f"no process of the micro {micro}")
 
 
 def test_a_project_key_that_is_not_utf8_is_a_wrong_key_on_the_data_port(
     gate_env: GateEnv,
 ) -> None:
-    environ = _micro_environment(gate_env, "api")
+    environ = micro_environment(gate_env.log, "api")
     host, _, port = environ["DETA_BASE_HOST"].partition(":")
     project_id, _, _ = environ["DETA_PROJECT_KEY"].partition("_")
     context = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])

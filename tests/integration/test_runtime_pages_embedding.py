@@ -14,11 +14,10 @@ import json
 import socket
 import ssl
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.integration.attack_env import GateEnv, Reply, gate_env, parse_reply
+from tests.integration.attack_env import GateEnv, Reply, gate_env, micro_environment, parse_reply
 
 __all__ = ["gate_env"]  # the fixture, imported to be found by pytest
 
@@ -169,24 +168,10 @@ def test_an_image_cannot_make_the_runtime_build_an_export(stored: GateEnv) -> No
 # --- Cross-Origin-Resource-Policy on every Drive download ---------------------------------------
 
 
-def _micro_environment(env: GateEnv, micro: str) -> dict[str, str]:
-    """The environment of one of the runtime's micros, read from /proc (Linux)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            raw = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
-        if (pairs.get(b"ECHO_LOG") == str(env.log).encode()
-                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
-            return {k.decode(): v.decode() for k, v in pairs.items()}
-    raise AssertionError(f"no process of the micro {micro}")
 
 
 def _data_port_download(env: GateEnv, method: str, name: str) -> Reply:
-    environ = _micro_environment(env, "api")
+    environ = micro_environment(env.log, "api")
     host, _, port = environ["DETA_DRIVE_HOST"].partition(":")
     project_key = environ["DETA_PROJECT_KEY"]
     project_id = project_key.partition("_")[0]

@@ -111,7 +111,7 @@ def _patch_hypercorn(guard: Guard, module: ModuleType) -> None:
         # hypercorn's wrappers take two more arguments, which the guard passes on.
         return asgi_guard(guard, wrap_app(app, *args, **kwargs))
 
-    module.wrap_app = checked_wrap_app
+    setattr(module, "wrap_app", checked_wrap_app)  # noqa: B010 (a module's, not typed)
 
 
 # --- WSGI (gunicorn, waitress) ---------------------------------------------------------------
@@ -293,7 +293,7 @@ def _patch_aiohttp(guard: Guard, module: ModuleType) -> None:
     def checked_run_app(app: Any, *args: Any, **kwargs: Any) -> Any:
         return run_app(made(app) if inspect.isawaitable(app) else add_to(app), *args, **kwargs)
 
-    module.run_app = checked_run_app
+    setattr(module, "run_app", checked_run_app)  # noqa: B010 (a module's, not typed)
 
 
 # --- when their modules are imported ---------------------------------------------------------
