@@ -136,7 +136,7 @@ class Runtime:
         self.identity = Identity(self.store)
         self.links = LoginLinks(self.store.secret())
         self.limiter = LoginLimiter()
-        self.key_guesses = KeyGuesses(self.identity, FailureCounter(
+        self.key_guesses = KeyGuesses(FailureCounter(
             defaults.KEY_FAILURES_ALLOWED, defaults.KEY_FAILURE_WINDOW_S,
             defaults.FAILURE_CLIENTS_KEPT))
         self._token = secrets.token_urlsafe(32)
@@ -314,7 +314,8 @@ class Runtime:
 
     async def _serve(self, host: AppHost) -> None:
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
-                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof)
+                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof,
+                    self.key_guesses)
         app = web.Application(
             handler_args={"max_field_size": 65536}, middlewares=[csrf.middleware()]
         )
@@ -338,9 +339,7 @@ class Runtime:
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
         app.router.add_route("*", PAGES_PREFIX + "{tail:.*}", _not_found)
         allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
-        guarded = self.key_guesses.guard(
-            host.name, lambda: host.routing.auth if host.routing else None, gate.handle)
-        runner = FrontRunner(app, guarded, allowed, self.client_limits, access_log=None,
+        runner = FrontRunner(app, gate.handle, allowed, self.client_limits, access_log=None,
                              handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)

@@ -23,6 +23,7 @@ from runtime.serve.forwarded import (
     dropped_names,
     forwarded_headers,
 )
+from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import (
     Address,
     Proxy,
@@ -94,8 +95,10 @@ class Gate:
         request_wait: float,
         spool_dir: Path,
         gate_proof: str,
+        key_guesses: KeyGuesses,
     ) -> None:
         self._app = app
+        self._key_guesses = key_guesses
         # Sent with every request forwarded: the micro's guard refuses a request without it.
         self._proof = (GATE_PROOF_HEADER, gate_proof)
         self._spool_dir = spool_dir  # where a long chunked request body waits to be sent
@@ -127,9 +130,13 @@ class Gate:
         policy = target.policy
         if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
-        credential, from_cookie = self._credential(request, routing.auth)
+        credential, from_cookie, by_key = self._credential(request, routing.auth)
         decision = decide(policy, sub_path, request.method, credential)
         if not decision.allowed:
+            if by_key and not isinstance(credential, Principal):  # a wrong key, not a right one
+                slowed = self._key_guesses.wrong_key(request)  # refused where it does not admit
+                if slowed is not None:
+                    return slowed
             return self._refuse(request, decision, path + sep + query)
         if from_cookie and decision is not Decision.ALLOW_PUBLIC and _ambient_risk(request):
             # Every port of 127.0.0.1 is the same site, so SameSite=Lax does not keep another
@@ -174,24 +181,26 @@ class Gate:
 
     # --- who is asking ----------------------------------------------------------------------
 
-    def _credential(self, request: web.Request, auth: AuthConfig) -> tuple[Credential, bool]:
+    def _credential(
+        self, request: web.Request, auth: AuthConfig
+    ) -> tuple[Credential, bool, bool]:
         """A key if one was sent (and then only the key counts), else the session, else None;
-        and whether it came in a cookie (which a browser adds on its own)."""
+        whether it came in a cookie (which a browser adds on its own); whether it is a key."""
         headers = request.headers
         for name in auth.key_headers:
             value = headers.get(name)
             if value is not None:
-                return self._identity.key(self._app, value.strip()), False
+                return self._identity.key(self._app, value.strip()), False, True
         cookies = "; ".join(headers.getall("Cookie", ()))
         if auth.key_cookies or SESSION_COOKIE in cookies:
             for name in auth.key_cookies:
                 value = cookie_value(cookies, name)
                 if value is not None:
-                    return self._identity.key(self._app, value), True
+                    return self._identity.key(self._app, value), True, True
             session = cookie_value(cookies, SESSION_COOKIE)
             if session:
-                return self._identity.session(session), True
-        return None, False
+                return self._identity.session(session), True, False
+        return None, False, False
 
     def _refuse(self, request: web.Request, decision: Decision, target: str) -> web.Response:
         if decision is Decision.UNAUTHENTICATED:

@@ -124,6 +124,14 @@ def test_no_key_at_all_is_no_guess(env: Env) -> None:
     assert env.get("/x", ("X-Space-App-Key", "one-typo"), source="127.0.0.6").status == 401
 
 
+def test_a_wrong_key_on_a_public_route_is_no_guess(env: Env) -> None:
+    """Public routes win over keys: the gate does not refuse them, so it counts nothing there."""
+    for n in range(KEY_FAILURES_ALLOWED + 5):
+        reply = env.get("/public/a", ("X-Space-App-Key", f"stale-{n}"), source="127.0.0.8")
+        assert reply.status == 200, (n, reply)
+    assert env.get("/x", ("X-Space-App-Key", "one-typo"), source="127.0.0.8").status == 401
+
+
 # --- the login lock ------------------------------------------------------------------------------
 
 
