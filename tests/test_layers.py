@@ -1,18 +1,20 @@
 """The layers hold: no module imports from a floor above its own, and no import circles.
 
 Every `import` and `from ... import` counts, also those inside functions and under
-`if TYPE_CHECKING:`. The one table below gives each module its floor (docs/architecture.md
-draws the same picture); a new module fails here until it is given one.
+`if TYPE_CHECKING:`. The one table below gives each module its floor; a new module fails here
+until it is given one, and docs/architecture.md's table of floors must say the same.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 # Runs inside a micro's process: imports nothing of the runtime but its own folder.
 IN_MICRO = "in_micro"
@@ -266,3 +268,139 @@ def test_the_walk_finds_imports_inside_functions_and_type_checking(tmp_path: Pat
     found = _imports("runtime.spacefile.mod", source)
     assert found == {"runtime.app.runtime", "runtime.spacefile.engines", "runtime.cli.main",
                      "runtime.config.defaults"}
+
+
+# --- docs/architecture.md draws the same floors -------------------------------------------
+
+# A name in backticks in the table's modules column, and whether a `:` follows it (a folder
+# whose modules come next: `spacefile/`: `reader.py`, `checks.py`).
+_DOC_NAME = re.compile(r"`([^`]+)`(:?)")
+
+
+def _doc_cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _module_of(path: str) -> str:
+    """`spacefile/reader.py` -> runtime.spacefile.reader; `site/deta/` -> its package."""
+    return ".".join(["runtime", *path.strip("/").removesuffix(".py").split("/")])
+
+
+def doc_floors(text: str) -> tuple[dict[str, int | str], list[str]]:
+    """The floor docs/architecture.md gives each module in its table of floors (the table whose
+    header has a "floor" column), and the problems met on the way.
+
+    In the modules column, `folder/`: makes the names after it, up to the next `;`, relative to
+    that folder (and names the folder's package); a name with a `/` is relative to `runtime/`
+    otherwise; a folder without `:` (`web/`) stands for every module under it that is not
+    named on its own. Names of other files (`node/guard.cjs`) are not modules and are skipped.
+    """
+    lines = [line for line in text.splitlines() if line.lstrip().startswith("|")]
+    header = next((n for n, line in enumerate(lines)
+                   if "floor" in [c.lower() for c in _doc_cells(line)]), None)
+    if header is None:
+        return {}, ["no table with a `floor` column"]
+    titles = [c.lower() for c in _doc_cells(lines[header])]
+    floor_at = titles.index("floor")
+    names_at = next((n for n, t in enumerate(titles) if "module" in t), floor_at + 1)
+    named: dict[str, int | str] = {}
+    folders: dict[str, int | str] = {}
+    problems: list[str] = []
+    for line in lines[header + 1:]:
+        cells = _doc_cells(line)
+        if len(cells) != len(titles):
+            break  # the table has ended (another table may follow)
+        if set(cells[floor_at]) <= set("-: "):
+            continue  # the row under the header
+        written = cells[floor_at].strip("`* ")
+        floor: int | str = int(written) if written.isdigit() else written
+        if floor == "micro":
+            floor = IN_MICRO
+        for group in cells[names_at].split(";"):
+            prefix = ""
+            for name, colon in _DOC_NAME.findall(group):
+                path = prefix + name
+                if colon and name.endswith("/"):
+                    prefix = path
+                    found = named
+                elif name.endswith("/"):
+                    found = folders
+                elif name.endswith(".py"):
+                    found = named
+                else:
+                    continue
+                module = _module_of(path)
+                if found.get(module, floor) != floor:
+                    problems.append(f"{module} is at floor {found[module]} and at floor {floor}")
+                found[module] = floor
+    for folder, floor in folders.items():
+        if named.get(folder, floor) != floor:
+            problems.append(f"{folder} is at floor {named[folder]} and at floor {floor}")
+    written = {**folders, **named}  # what the table names itself, before folders are filled in
+    for module in FLOORS:
+        # Under a whole folder, unless a deeper `folder/`: lists its modules one by one.
+        folder = _nearest(module, written)
+        if folder in folders and module not in written:
+            named[module] = folders[folder]
+    for folder, floor in folders.items():
+        named.setdefault(folder, floor)
+    return named, problems
+
+
+def _nearest(module: str, written: dict[str, int | str]) -> str | None:
+    """The deepest package above `module` that the table names, if any."""
+    parts = module.split(".")
+    return next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)
+                 if ".".join(parts[:n]) in written), None)
+
+
+def _is_package(module: str) -> bool:
+    return MODULES.get(module, Path()).name == "__init__.py"
+
+
+def test_the_architecture_doc_gives_every_module_the_same_floor() -> None:
+    """docs/architecture.md's table and FLOORS agree: each module named at the same floor, none
+    missing from either. A package's `__init__` (a docstring, mostly) is checked where the doc
+    names its folder; the doc need not name every folder."""
+    named, problems = doc_floors(ARCHITECTURE.read_text(encoding="utf-8"))
+    for module, floor in sorted(named.items()):
+        if module not in FLOORS:
+            problems.append(f"{module}: docs/architecture.md puts it at floor {floor}, but "
+                            "FLOORS has no such module (gone or renamed?)")
+        elif FLOORS[module] != floor:
+            problems.append(f"{module}: floor {floor} in docs/architecture.md, floor "
+                            f"{FLOORS[module]} in FLOORS")
+    for module, floor in sorted(FLOORS.items()):
+        if module not in named and not _is_package(module):
+            problems.append(f"{module}: floor {floor} in FLOORS, missing from "
+                            "docs/architecture.md's table")
+    assert not problems, "docs/architecture.md's floors differ from FLOORS:\n  " + \
+        "\n  ".join(problems)
+
+
+def test_the_doc_table_reader_knows_the_notation() -> None:
+    """The reader of the doc's table itself: folder prefixes up to `;`, whole folders, other
+    files skipped, a row's floor from its own column."""
+    text = (
+        "| floor | folder: modules (under `runtime/`) | job |\n"
+        "|---|---|---|\n"
+        "| 1 | `spacefile/`: `reader.py`, `checks.py`; `cloud/tls.py` | x |\n"
+        "| 3 | `serve/gate.py`, `web/` | y |\n"
+        "| 5 | `app/reload.py`, `cli/`: `main.py`; `__main__.py` | z |\n"
+        "| micro | `in_micro/`: `pyapp.py`, `site/deta/`, `node/guard.cjs` | w |\n"
+    )
+    named, problems = doc_floors(text)
+    assert problems == []
+    assert named["runtime.spacefile"] == 1
+    assert named["runtime.spacefile.reader"] == 1
+    assert named["runtime.cloud.tls"] == 1
+    assert named["runtime.serve.gate"] == 3
+    assert named["runtime.web.login"] == 3  # under `web/`
+    assert named["runtime.app.reload"] == 5
+    assert named["runtime.cli.main"] == 5
+    assert named["runtime.__main__"] == 5  # the prefix ended at `;`
+    assert named["runtime.in_micro.pyapp"] == IN_MICRO
+    assert named["runtime.in_micro.site.deta.base"] == IN_MICRO  # under `site/deta/`
+    assert not any("guard" in name for name in named)
+    wrong, problems = doc_floors(text.replace("| 3 | `serve/gate.py`", "| 2 | `serve/gate.py`"))
+    assert wrong["runtime.serve.gate"] == 2
