@@ -5,7 +5,8 @@ order: public, then an API key, then a session, else "sign in". Decisions made w
 contract is silent:
 
 - Public wins outright: on a public micro or public route, route rules are not consulted (and a
-  bad key is ignored), as the spec's order says. `auth disable` makes a micro public the same way.
+  bad key is ignored), as the contract's order says (docs/contract.md, "The decision, in
+  order"). `auth disable` makes a micro public the same way.
 - Every rule matching (micro, path, method) must pass. A rule listing GET also covers HEAD, which
   frameworks answer with the GET handler. A rule's limits (`api_key_required`, a false `allow`)
   hold in every letter case of its path, since Express and koa route `/ADMIN` to `/admin`, and

@@ -152,7 +152,8 @@ def _check(runtime: Runtime, target: str, seen: Counter[str], exact: bool = Fals
         assert headers.get("x-space-auth") == ["public"], (target, headers.get("x-space-auth"))
         assert "x-space-user" not in headers and "x-space-key-name" not in headers
         assert API_ROUTES.matches(received), f"{target!r} reached the micro as {received!r}"
-    # 2. The answer is the one the spec gives for the normalised path.
+    # 2. The answer is the one docs/contract.md ("The decision, in order") gives for the
+    # normalised path.
     statuses, sub = _expected(target)
     assert reply.status in statuses, (target, reply.status, reply.body[:200])
     mine = [r for r in records if _headers(r).get(PROBE.lower()) == [probe]]
