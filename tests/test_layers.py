@@ -336,22 +336,22 @@ def doc_floors(text: str) -> tuple[dict[str, int | str], list[str]]:
     for folder, floor in folders.items():
         if named.get(folder, floor) != floor:
             problems.append(f"{folder} is at floor {named[folder]} and at floor {floor}")
-    written = {**folders, **named}  # what the table names itself, before folders are filled in
+    listed = {**folders, **named}  # what the table names itself, before folders are filled in
     for module in FLOORS:
         # Under a whole folder, unless a deeper `folder/`: lists its modules one by one.
-        folder = _nearest(module, written)
-        if folder in folders and module not in written:
-            named[module] = folders[folder]
+        above = _nearest(module, listed)
+        if above in folders and module not in listed:
+            named[module] = folders[above]
     for folder, floor in folders.items():
         named.setdefault(folder, floor)
     return named, problems
 
 
-def _nearest(module: str, written: dict[str, int | str]) -> str | None:
+def _nearest(module: str, listed: dict[str, int | str]) -> str | None:
     """The deepest package above `module` that the table names, if any."""
     parts = module.split(".")
     return next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)
-                 if ".".join(parts[:n]) in written), None)
+                 if ".".join(parts[:n]) in listed), None)
 
 
 def _is_package(module: str) -> bool:
