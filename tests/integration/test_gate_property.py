@@ -34,7 +34,7 @@ from tests.integration.conftest import Up, run_up
 from tests.integration.micros import write_app
 
 PROBE = "X-Probe"
-# The characters path tricks are spelt with (encodings, dots, slashes, NUL).
+# The characters path tricks are spelt with (percent escapes, dots, slashes, `;` and `\`).
 ALPHABET = "/.%25ef5c;\\apublic"
 TOKENS = (
     "public", "open", "docs", "raw", "x.png", ".png", "logo.png", "..", ".", "%2e", "%2E%2e",
