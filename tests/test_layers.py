@@ -27,6 +27,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.spacefile.yaml12": 1,
     "runtime.spacefile.intervals": 1,
     "runtime.spacefile.engines": 1,
+    "runtime.spacefile.dev_lines": 1,
     "runtime.spacefile.checks": 1,
     "runtime.spacefile.reader": 1,
     "runtime.config": 1,
