@@ -33,7 +33,7 @@ _BIN_OF_PACKAGE = {"@angular/cli": "ng", "@sveltejs/kit": "svelte-kit", "nuxt": 
                    "@vue/cli-service": "vue-cli-service", "fastapi-cli": "fastapi"}
 # The shell's words for a program it did not find: dash, bash, zsh, busybox.
 _NOT_FOUND = (
-    re.compile(r"^(?:/bin/)?(?:sh|bash|dash)(?:: line)?(?:: \d+)?: ([^:\s]+): "
+    re.compile(r"^(?:/bin/)?(?:sh|bash|dash)(?:: line \d+|: \d+)?: ([^:\s]+): "
                r"(?:command )?not found"),
     re.compile(r"^zsh: command not found: (\S+)"),
     re.compile(r"^([^:\s]+): (?:command )?not found$"),
