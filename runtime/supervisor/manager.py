@@ -274,6 +274,7 @@ class MicroRunner:
         self._changed.set()
 
     def _mark_ready(self) -> None:
+        self.notices.pop("listening", None)
         self._ready.set()
         self._set_state(State.READY)
         self._check_exposure()
@@ -382,8 +383,9 @@ class MicroRunner:
                                               f"{waited}. Its last lines:")
         else:
             self._set_state(State.NOT_LISTENING)
-            self._printer.wait_end(self.name, f"{self.name}: {self.not_listening_hint()} Its "
-                                              "last lines:")
+            hint = self.not_listening_hint()
+            self.notices["listening"] = hint  # for the settings page; the log has it below
+            self._printer.wait_end(self.name, f"{self.name}: {hint} Its last lines:")
         for line in self._printer.last_lines(self.name, 10):
             self._printer.info(f"    {line}")
         if await proc.wait_ready(float("inf"), lambda _: None):
@@ -404,15 +406,17 @@ class MicroRunner:
     def _tell_other_port(self, proc: MicroProcess) -> None:
         """Say once that the micro serves on a port of its own, not on $PORT, and how to tell
         it the port it is given."""
-        if not proc.on_other_port or proc.port in self._told_ports:
+        if not proc.on_other_port:
+            self.notices.pop("port", None)
             return
-        self._told_ports.add(proc.port)
-        self._printer.info(
-            f"{self.name}: listens on port {proc.port}, not on the $PORT it was given "
-            f"({proc.given_port}): requests go there. To use $PORT, "
-            f"{dev_lines.port_way(self.spec.command, self.spec.cwd)}; until then a save "
-            "restarts it instead of starting the new version beside the old one."
-        )
+        text = (f"listens on port {proc.port}, not on the $PORT it was given "
+                f"({proc.given_port}): requests go there. To use $PORT, "
+                f"{dev_lines.port_way(self.spec.command, self.spec.cwd)}; until then a save "
+                "restarts it instead of starting the new version beside the old one.")
+        self.notices["port"] = text  # the settings page shows it while it lasts
+        if proc.port not in self._told_ports:
+            self._told_ports.add(proc.port)
+            self._printer.info(f"{self.name}: {text}")
 
     def _as_space_hint(self) -> str:
         """For a `dev` line: that running the micro as Space did avoids it."""

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import textwrap
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +34,8 @@ FIXED = textwrap.dedent(
             env = {k: v for k, v in os.environ.items()
                    if k.startswith(("DETA_SPACE_APP_HOSTNAME", "FLASK_RUN_PORT"))
                    or "TELEMETRY" in k or k == "DO_NOT_TRACK"}
-            data = json.dumps({"env": env, "port": self.server.server_port}).encode()
+            data = json.dumps({"env": env, "port": self.server.server_port,
+                               "version": VERSION}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -45,6 +48,7 @@ FIXED = textwrap.dedent(
         def log_message(self, *args):
             pass
 
+    VERSION = 1
     HTTPServer(("127.0.0.1", FIXED_PORT), Handler).serve_forever()
     """
 )
@@ -85,7 +89,7 @@ micros:
 
 
 @pytest.fixture(scope="module")
-def devs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Up, int]:
+def devs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, int, Path]]:
     from tests.integration.conftest import run_up
 
     root = tmp_path_factory.mktemp("devs")
@@ -102,7 +106,7 @@ def devs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Up, int]:
                           "npm_config_update_notifier": "false"})
     try:
         up.wait_for(r"ready: devs", 60)
-        yield up, fixed_port
+        yield up, fixed_port, app
     finally:
         up.stop()
 
@@ -112,7 +116,7 @@ def _session(up: Up) -> dict[str, str]:
 
 
 def test_a_dev_server_on_its_own_port_is_reached_and_said_once(devs) -> None:
-    up, fixed_port = devs
+    up, fixed_port, _ = devs
     status, _, body = fetch("GET", up.url + "/hello", headers=_session(up), timeout=10)
     assert status == 200, body
     assert json.loads(body)["port"] == fixed_port
@@ -120,15 +124,32 @@ def test_a_dev_server_on_its_own_port_is_reached_and_said_once(devs) -> None:
     assert len(said) == 1, up.output
 
 
+def test_a_save_restarts_a_server_on_its_own_port(devs) -> None:
+    """Two processes cannot share its port: the old one stops before the new one starts."""
+    up, fixed_port, app = devs
+    source = app / "fixed" / "fixed.py"
+    source.write_text(source.read_text().replace("VERSION = 1", "VERSION = 2"))
+    up.wait_for(r"fixed: restarting \(fixed\.py", 15)
+    deadline = time.monotonic() + 20
+    version = None
+    while time.monotonic() < deadline and version != 2:
+        status, _, body = fetch("GET", up.url + "/v", headers=_session(up), timeout=20)
+        version = json.loads(body)["version"] if status == 200 else None
+        time.sleep(0.2)
+    assert version == 2, up.output
+    assert json.loads(body)["port"] == fixed_port
+    assert len([line for line in up.lines if f"listens on port {fixed_port}" in line]) == 1
+
+
 def test_flask_run_listens_on_the_port_it_is_given(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     status, _, body = fetch("GET", up.url + "/flask/", headers=_session(up), timeout=10)
     assert status == 200 and body == b"flask here", body
     assert not [line for line in up.lines if "flask" in line and "listens on port" in line]
 
 
 def test_a_micro_that_never_listens_has_its_state_and_an_immediate_answer(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     assert any("mute: not listening on $PORT" in line and "ready: devs" in line
                for line in up.lines), up.output
     headers = {**_session(up), "Accept": "text/html"}
@@ -139,17 +160,20 @@ def test_a_micro_that_never_listens_has_its_state_and_an_immediate_answer(devs) 
     assert b"not listening on $PORT" in body
     # One line when the wait begins and one when it ends, not one a second.
     assert len([line for line in up.lines if "waiting for mute" in line]) == 1, up.output
+    # The settings page shows the state and what to do.
+    _, _, page = fetch("GET", up.url + "/__space/settings", headers=headers, timeout=10)
+    assert b"not listening on $PORT" in page and b"state-not-listening" in page
 
 
 def test_exit_127_names_the_missing_tool_and_the_way_out(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     hint = up.wait_for(r"tool: .*exit code 127", 30).string
     assert "`not-installed-dev-tool`" in hint
     assert "npm script" in hint and "space-dev up --as-space" in hint
 
 
 def test_the_app_is_told_the_address_the_user_browses(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     _, _, body = fetch("GET", up.url + "/env", headers=_session(up), timeout=10)
     env = json.loads(body)["env"]
     assert env["DETA_SPACE_APP_HOSTNAME"] == f"localhost:{up.port}"
@@ -157,7 +181,7 @@ def test_the_app_is_told_the_address_the_user_browses(devs) -> None:
 
 
 def test_the_readiness_check_asks_nothing_an_app_answers_with_an_error(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     asked = [line for line in up.lines if "fixed" in line and "got " in line]
     assert not [line for line in asked if "__space" in line], asked
     assert "Traceback" not in up.output
@@ -167,7 +191,7 @@ SIZE = 9 << 20  # under the 10 MB of a single put; more than the buffers on the 
 
 
 def test_a_client_that_drops_a_drive_download_leaves_no_traceback(devs) -> None:
-    up, _ = devs
+    up, _, _ = devs
     cookie = _session(up)
     target = "/__space/v0/drive/v1/x/files/files?name=big.bin"
     status, _, _ = fetch("POST", up.url + target, headers=cookie, body=b"x" * SIZE)
