@@ -51,20 +51,16 @@ def tables_readable() -> bool:
 
 def loopback_listeners() -> dict[int, Address]:
     """Every port open for connections on loopback (or on every interface, which includes
-    loopback), with the address to reach it at; socket inodes are not needed for this."""
+    loopback), with the address to reach it at."""
     return {port: where for port, (where, _inode) in _loopback_sockets().items()}
 
 
 def group_loopback_ports(pgid: int) -> dict[int, Address]:
     """The loopback ports the processes of group `pgid` listen on (empty when unknown).
 
-    Reads each member's open files in /proc: a few milliseconds, so callers ask now and then,
-    not on every readiness poll."""
-    sockets = _loopback_sockets()
-    if not sockets:
-        return {}
-    by_inode = {inode: (port, where) for port, (where, inode) in sockets.items()}
-    found: dict[int, Address] = {}
+    Reads each member's open files in /proc, then the socket tables if it has any socket: tens
+    of milliseconds on a busy machine, so callers ask now and then, off the event loop."""
+    inodes: set[str] = set()
     for pid in _group_members(pgid):
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -75,9 +71,12 @@ def group_loopback_ports(pgid: int) -> dict[int, Address]:
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if link.startswith("socket:[") and (hit := by_inode.get(link[8:-1])) is not None:
-                found[hit[0]] = hit[1]
-    return found
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    if not inodes:
+        return {}
+    return {port: where for port, (where, inode) in _loopback_sockets().items()
+            if inode in inodes}
 
 
 def _loopback_sockets() -> dict[int, tuple[Address, str]]:
@@ -100,6 +99,8 @@ def _listeners(table: str) -> list[tuple[str, int, str]]:
     """(local address in hex, port, socket inode) of each listening socket in one table."""
     found = []
     for line in table.splitlines()[1:]:
+        if " 0A" not in line:
+            continue  # most lines are connections: not split at all (the check follows)
         fields = line.split()
         if len(fields) < 4 or fields[3] != _LISTEN:
             continue

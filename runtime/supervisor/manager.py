@@ -378,7 +378,7 @@ class MicroRunner:
             self._printer.wait_end(self.name)
             return False
         waited = f"after {self._timings.ready_timeout:g} s"
-        if proc.listening_ports():
+        if await asyncio.to_thread(proc.listening_ports):
             self._printer.wait_end(self.name, f"{self.name}: not answering on port {proc.port} "
                                               f"{waited}. Its last lines:")
         else:

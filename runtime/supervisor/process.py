@@ -16,12 +16,7 @@ from runtime.supervisor.environment import (
     GUARD_HEADER,
     PROBE_HEADER,
 )
-from runtime.supervisor.listening import (
-    Address,
-    group_loopback_ports,
-    loopback_listeners,
-    tables_readable,
-)
+from runtime.supervisor.listening import Address, group_loopback_ports, tables_readable
 from runtime.supervisor.output import Printer
 
 # Hosts a micro may listen on; Node's `listen(port, "localhost")` can pick ::1 alone.
@@ -32,9 +27,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 _READY_POLLS = ((1.0, 0.01), (30.0, 0.05))  # (until this many seconds after start, interval)
 _READY_POLL_LATE = 0.25
 _STOP_POLL = 0.05
-# How often the process group's own sockets are read while $PORT is not listening (a scan of
-# /proc): a server on a port of its own is found within two of these.
-OTHER_PORT_SCAN_S = 0.5
+# How often the process group's own sockets are read while it does not answer on $PORT (a scan
+# of /proc), by seconds since its start: a server on a port of its own is found within two.
+OTHER_PORT_SCANS = ((5.0, 0.5), (60.0, 2.0))
+OTHER_PORT_SCAN_LATE_S = 10.0
+OTHER_PORT_SCAN_S = OTHER_PORT_SCANS[0][1]
 
 
 class MicroProcess:
@@ -63,6 +60,7 @@ class MicroProcess:
         self._tables = tables_readable()
         self._next_scan = 0.0
         self._seen_before: set[int] = set()
+        self._elsewhere: Address | None = None  # the port it listens on instead of $PORT
         # Whether the micro's guard answered the readiness probe (set by wait_ready): if not,
         # its server refuses nothing that skips the gate, and the owner is told.
         self.guarded = False
@@ -132,10 +130,9 @@ class MicroProcess:
     async def wait_ready(self, timeout: float, on_waiting: Callable[[float], None]) -> bool:
         """Wait until the micro answers an HTTP request (True), or exits or time runs out (False).
 
-        Nothing is asked before the kernel's socket table shows the port listening, so no server
-        sees a connection it refuses or a request before its app is up; then one request, which
-        the micro's guard answers itself, or an unguarded server answers as it would a visit to
-        `/`. An open port is not enough: gunicorn opens its port before its workers load the app,
+        One request once a connection is accepted (a refused one reaches no program), which the
+        micro's guard answers itself, or an unguarded server answers as it would a visit to `/`.
+        An open port is not enough: gunicorn opens its port before its workers load the app,
         and a worker that then fails to boot would get traffic. Any status counts as an answer.
         A server that ignores $PORT and listens on a loopback port of its own is found in the
         process group's open sockets and used (`port` becomes it; `given_port` stays $PORT).
@@ -144,7 +141,7 @@ class MicroProcess:
         deadline = time.monotonic() + timeout
         next_note = time.monotonic() + 1.0
         while self.running and time.monotonic() < deadline:
-            for host, port in self._targets():
+            for host, port in await self._targets():
                 head = await _answer_head(host, port, self._probe, self._proc, deadline,
                                           next_note)
                 if head is not None:
@@ -168,24 +165,28 @@ class MicroProcess:
         """Whether it serves on a port of its own choosing rather than the $PORT it was given."""
         return self.port != self.given_port
 
-    def _targets(self) -> list[Address]:
-        """Where to send the readiness request now: nowhere while nothing listens."""
+    async def _targets(self) -> list[Address]:
+        """Where to send the readiness request now: $PORT (a connection the kernel refuses
+        reaches no program, so trying it is quiet), and a port of the server's own choosing
+        once the process group is seen listening there."""
+        targets = [(host, self.given_port) for host in LOOPBACK_HOSTS]
         if not self._tables:
-            return [(host, self.given_port) for host in LOOPBACK_HOSTS]  # cannot tell: try
-        own = loopback_listeners().get(self.given_port)
-        if own is not None:
-            return [own]
+            return targets  # no socket table (not Linux): $PORT is all there is
         now = time.monotonic()
-        if now < self._next_scan:
-            return []
-        self._next_scan = now + OTHER_PORT_SCAN_S
-        seen = self.listening_ports()
-        # A port seen in two scans in a row is the server's, not a helper's first moment (a dev
-        # server may open its reload socket before its own); the lowest is the page server's
-        # (3000, 4200, 5000, 5173, 8000 against 9229 for the inspector, 24678 for Vite's HMR).
-        settled = sorted(set(seen) & self._seen_before)
-        self._seen_before = set(seen)
-        return [seen[settled[0]]] if settled else []
+        if now >= self._next_scan:
+            # A scan reads /proc (tens of milliseconds on a busy machine): off the event loop,
+            # and less often the longer the micro takes.
+            seen = await asyncio.to_thread(self.listening_ports)
+            self._next_scan = time.monotonic() + _scan_interval(now - self.started_at)
+            seen.pop(self.given_port, None)
+            # A port seen in two scans in a row is the server's, not a helper's first moment (a
+            # dev server may open its reload socket before its own); the lowest is the page
+            # server's (3000, 4200, 5000, 5173, 8000 against 9229 for the inspector, 24678 for
+            # Vite's reload socket).
+            settled = sorted(set(seen) & self._seen_before)
+            self._seen_before = set(seen)
+            self._elsewhere = seen[settled[0]] if settled else None
+        return targets + ([self._elsewhere] if self._elsewhere is not None else [])
 
     async def stop(self, grace: float) -> None:
         """SIGTERM to the whole group, SIGKILL to whatever is left after `grace` seconds."""
@@ -217,6 +218,13 @@ def probe_request(gate_proof: str) -> bytes:
     proof = f"{GATE_PROOF_HEADER}: {gate_proof}\r\n" if gate_proof else ""
     return (f"HEAD /?{PROBE_MARK} HTTP/1.1\r\nHost: localhost\r\n{proof}{PROBE_HEADER}: ready"
             f"\r\nUser-Agent: {PROBE_MARK}\r\nConnection: close\r\n\r\n").encode()
+
+
+def _scan_interval(elapsed: float) -> float:
+    for until, interval in OTHER_PORT_SCANS:
+        if elapsed < until:
+            return interval
+    return OTHER_PORT_SCAN_LATE_S
 
 
 def _poll_interval(elapsed: float) -> float:
