@@ -36,6 +36,8 @@ FIXED = textwrap.dedent(
                    or "TELEMETRY" in k or k == "DO_NOT_TRACK"}
             data = json.dumps({"env": env, "port": self.server.server_port,
                                "version": VERSION}).encode()
+            if self.path == "/big":
+                data = b"x" * (9 << 20)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -47,6 +49,12 @@ FIXED = textwrap.dedent(
 
         def log_message(self, *args):
             pass
+
+        def handle(self):
+            try:
+                super().handle()
+            except ConnectionError:
+                pass  # a client that went away
 
     VERSION = 1
     HTTPServer(("127.0.0.1", FIXED_PORT), Handler).serve_forever()
@@ -85,7 +93,14 @@ micros:
     src: ./tool
     engine: nodejs16
     dev: npm run dev
+  - name: site
+    src: ./site
+    engine: static
+    serve: public
 """
+
+
+SIZE = 9 << 20  # under the 10 MB of a single put; more than the buffers on the way hold
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +116,7 @@ def devs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, int, Pa
         "flask/app.py": FLASK_APP,
         "mute/.keep": "",
         "tool/package.json": json.dumps(package),
+        "site/public/big.bin": "x" * SIZE,
     })
     up = run_up(app, env={"SPACE_DEV_READY_TIMEOUT": "3", "npm_config_cache": str(root / "npm"),
                           "npm_config_update_notifier": "false"})
@@ -187,7 +203,20 @@ def test_the_readiness_check_asks_nothing_an_app_answers_with_an_error(devs) -> 
     assert "Traceback" not in up.output
 
 
-SIZE = 9 << 20  # under the 10 MB of a single put; more than the buffers on the way hold
+def _drop_downloads(up: Up, path: str, cookie: str) -> None:
+    """Ask for `path`, read a little of the answer, and go away with a reset, three times."""
+    for _ in range(3):
+        with socket.socket() as sock:
+            # A small window set before connecting: the answer cannot all fit in buffers.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", up.port))
+            sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{up.port}\r\n"
+                          f"Cookie: {cookie}\r\n\r\n").encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)  # the server is mid-body, waiting for the window to open
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+    time.sleep(1.0)
 
 
 def test_a_client_that_drops_a_drive_download_leaves_no_traceback(devs) -> None:
@@ -196,21 +225,27 @@ def test_a_client_that_drops_a_drive_download_leaves_no_traceback(devs) -> None:
     target = "/__space/v0/drive/v1/x/files/files?name=big.bin"
     status, _, _ = fetch("POST", up.url + target, headers=cookie, body=b"x" * SIZE)
     assert status == 201
-    for _ in range(3):
-        with socket.socket() as sock:
-            # A small window set before connecting: the download cannot all fit in buffers.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.settimeout(5)
-            sock.connect(("127.0.0.1", up.port))
-            sock.sendall((f"GET /__space/v0/drive/v1/x/files/files/download?name=big.bin "
-                          f"HTTP/1.1\r\nHost: 127.0.0.1:{up.port}\r\n"
-                          f"Cookie: {cookie['Cookie']}\r\n\r\n").encode())
-            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            time.sleep(0.2)  # the server is mid-body, waiting for the window to open
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
-    time.sleep(1.0)
+    download = target.replace("files?", "files/download?")
+    _drop_downloads(up, download, cookie["Cookie"])
     # The control: a whole download still works.
-    status, _, body = fetch("GET", up.url + target.replace("files?", "files/download?"),
-                            headers=cookie, timeout=10)
+    status, _, body = fetch("GET", up.url + download, headers=cookie, timeout=10)
     assert status == 200 and len(body) == SIZE
     assert "Traceback" not in up.output and "closing transport" not in up.output, up.output
+
+
+def test_a_client_that_drops_a_static_file_leaves_no_traceback(devs) -> None:
+    up, _, _ = devs
+    cookie = _session(up)
+    _drop_downloads(up, "/site/big.bin", cookie["Cookie"])
+    status, _, body = fetch("GET", up.url + "/site/big.bin", headers=cookie, timeout=10)
+    assert status == 200 and len(body) == SIZE
+    assert "Traceback" not in up.output and "Connection lost" not in up.output, up.output
+
+
+def test_a_client_that_drops_a_proxied_answer_leaves_no_traceback(devs) -> None:
+    up, _, _ = devs
+    cookie = _session(up)
+    _drop_downloads(up, "/big", cookie["Cookie"])
+    status, _, body = fetch("GET", up.url + "/big", headers=cookie, timeout=10)
+    assert status == 200 and len(body) == SIZE
+    assert "Traceback" not in up.output and "Connection lost" not in up.output, up.output
