@@ -409,10 +409,12 @@ class MicroRunner:
         if not proc.on_other_port:
             self.notices.pop("port", None)
             return
+        # A command that reloads by itself is restarted only for Spacefile or dependency changes.
+        restarts = "a restart" if self.spec.own_reloader else "a save"
         text = (f"listens on port {proc.port}, not on the $PORT it was given "
                 f"({proc.given_port}): requests go there. To use $PORT, "
-                f"{dev_lines.port_way(self.spec.command, self.spec.cwd)}; until then a save "
-                "restarts it instead of starting the new version beside the old one.")
+                f"{dev_lines.port_way(self.spec.command, self.spec.cwd)}; until then {restarts} "
+                "stops it before starting the new version, not beside it.")
         self.notices["port"] = text  # the settings page shows it while it lasts
         if proc.port not in self._told_ports:
             self._told_ports.add(proc.port)
