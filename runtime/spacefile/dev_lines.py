@@ -16,7 +16,7 @@ AS_SPACE = "space-dev up --as-space"
 
 _WINDOWS_VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
 _WINDOWS_SET = re.compile(r"(?:^|&&|&|;|\|\|)\s*set\s+([A-Za-z_][A-Za-z0-9_]*)=", re.IGNORECASE)
-_WINDOWS_PROGRAM = re.compile(r"(?:^|\s)(\S+\.exe|\S*\\\S+)(?=\s|$)", re.IGNORECASE)
+_ACTIVATED = re.compile(r"(?:^|[;&|]\s*)(?:source|\.)\s+[\"']?(\S+?/bin)/activate\b")
 _SEPARATORS = re.compile(r"&&|\|\||[;|&()]")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # Words that run the next word, and shell words that are no program of their own.
@@ -54,9 +54,21 @@ def windows_marks(command: str) -> list[str]:
     for name in _WINDOWS_SET.findall(command):
         found.append(f"`set {name}=` sets a variable in Windows' cmd only (sh: `{name}=value "
                      "command`)")
-    for program in _WINDOWS_PROGRAM.findall(command):
+    for program in _raw_programs(command):
         if "\\" in program or program.lower().endswith(".exe"):
             found.append(f"`{program}` is a Windows program path")
+    return found
+
+
+def _raw_programs(command: str) -> list[str]:
+    """The first word of each part as written (shlex would eat a Windows path's backslashes)."""
+    found = []
+    for part in _SEPARATORS.split(command):
+        words = part.split()
+        while words and (_ASSIGNMENT.match(words[0]) or words[0] in _PREFIXES):
+            words = words[1:]
+        if words:
+            found.append(words[0].strip("\"'"))
     return found
 
 
@@ -84,6 +96,9 @@ def missing_tools(command: str, src: Path, family: str, path: str | None = None)
     if family == "python" and not (src / "requirements.txt").is_file():
         # Without requirements of its own a python micro runs on space-dev's own interpreter.
         search = os.pathsep.join((os.path.dirname(sys.executable), search))
+    # `source venv/bin/activate && uvicorn ...`: that environment's commands come first.
+    for folder in _ACTIVATED.findall(command):
+        search = os.pathsep.join((str(src / folder), search))
     node_deps = _node_dependencies(src)
     python_deps = _python_requirements(src) if family == "python" else set()
     missing = []

@@ -118,3 +118,20 @@ def test_the_port_advice_reads_the_npm_script(tmp_path: Path) -> None:
     advice = dev_lines.port_way("npm run dev", tmp_path)
     assert "Vite reads no variable" in advice and "`dev` script" in advice
     assert "runserver 127.0.0.1:$PORT" in dev_lines.port_way("python manage.py runserver", tmp_path)
+
+
+def test_a_backslash_that_is_no_windows_path_is_not_one(tmp_path: Path) -> None:
+    _, warnings = warnings_of(spacefile(tmp_path, r"printf 'ready\n' && python main.py"))
+    assert warnings == []
+
+
+def test_an_activated_environment_of_the_micro_brings_its_commands(tmp_path: Path) -> None:
+    dev = "source venv/bin/activate && uvicorn main:app --port $PORT"
+    src = spacefile(tmp_path, dev, files={"requirements.txt": "fastapi\n"}).parent / "api"
+    # A PATH without uvicorn, whatever the machine running the test has.
+    assert dev_lines.missing_tools(dev, src, "python", path="") == ["uvicorn"]  # no venv yet
+    tool = src / "venv" / "bin" / "uvicorn"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    assert dev_lines.missing_tools(dev, src, "python", path="") == []
