@@ -76,6 +76,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor": 2,
     "runtime.supervisor.output": 2,
     "runtime.supervisor.listening": 2,
+    "runtime.supervisor.start_hints": 2,
     "runtime.supervisor.ports": 2,
     "runtime.supervisor.environment": 2,
     "runtime.supervisor.process": 2,

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.spacefile import dev_lines
+from runtime.supervisor import start_hints
 from runtime.supervisor.builder.prepare import SetupPlan
 from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, bind_variables
 from runtime.supervisor.listening import listens_on_all_interfaces
@@ -397,35 +397,22 @@ class MicroRunner:
     def not_listening_hint(self) -> str:
         """What is wrong with a micro that listens nowhere, and what to do."""
         proc = self._current
-        port = proc.given_port if proc is not None else "?"
-        text = (f"not listening on $PORT ({port}) nor on any other loopback port after "
-                f"{self._timings.ready_timeout:g} s. "
-                f"{_sentence(dev_lines.port_way(self.spec.command, self.spec.cwd))}")
-        return text + self._as_space_hint()
+        port = proc.given_port if proc is not None else 0
+        return start_hints.not_listening(self.spec.command, self.spec.cwd, self.spec.source,
+                                         port, self._timings.ready_timeout)
 
     def _tell_other_port(self, proc: MicroProcess) -> None:
         """Say once that the micro serves on a port of its own, not on $PORT, and how to tell
-        it the port it is given."""
+        it the port it is given; the settings page shows it while it lasts."""
         if not proc.on_other_port:
             self.notices.pop("port", None)
             return
-        # A command that reloads by itself is restarted only for Spacefile or dependency changes.
-        restarts = "a restart" if self.spec.own_reloader else "a save"
-        text = (f"listens on port {proc.port}, not on the $PORT it was given "
-                f"({proc.given_port}): requests go there. To use $PORT, "
-                f"{dev_lines.port_way(self.spec.command, self.spec.cwd)}; until then {restarts} "
-                "stops it before starting the new version, not beside it.")
-        self.notices["port"] = text  # the settings page shows it while it lasts
+        text = start_hints.other_port(self.spec.command, self.spec.cwd, proc.port,
+                                      proc.given_port, self.spec.own_reloader is not None)
+        self.notices["port"] = text
         if proc.port not in self._told_ports:
             self._told_ports.add(proc.port)
             self._printer.info(f"{self.name}: {text}")
-
-    def _as_space_hint(self) -> str:
-        """For a `dev` line: that running the micro as Space did avoids it."""
-        if "`dev`" not in self.spec.source:
-            return ""
-        return (f" This is the micro's `dev` line: if it was written for another machine, "
-                f"`{dev_lines.AS_SPACE}` runs the micro as Space did, without it.")
 
     async def _serve_until_exit(self) -> tuple[int, float]:
         """Wait until the serving process exits on its own (a reload swap is not an exit);
@@ -457,35 +444,10 @@ class MicroRunner:
             + (f" ({health.failures} failures in a row)" if crashed else "")
         )
         if health.failures == 1 and code != 0:
-            hint = self._exit_hint(code)
+            hint = start_hints.exit_hint(code, self.spec.command, self.spec.cwd,
+                                         self.spec.source, self._printer.last_lines(self.name, 30))
             if hint:
                 self._printer.info(f"{self.name}: {hint}")
-
-    def _exit_hint(self, code: int) -> str | None:
-        """What a failed start's exit says about its command, when something can be said."""
-        where = self.spec.source or "the micro's `run` command in the Spacefile"
-        command = self.spec.command
-        marks = dev_lines.windows_marks(command)
-        if code == 127:
-            tool = dev_lines.not_found_tool(self._printer.last_lines(self.name, 30))
-            script = dev_lines.script_of(command, self.spec.cwd)
-            if tool and script and tool not in command.split():
-                what = (f"exit code 127: the shell did not find `{tool}`, which the "
-                        f"`{script[0]}` npm script of `{command}` runs. Is it in package.json's "
-                        f"dependencies? Check {where} too")
-            elif tool:
-                what = (f"exit code 127: the shell did not find `{tool}` (the command is "
-                        f"`{command}`): install it, or check {where}")
-            else:
-                what = (f"exit code 127 means the shell did not find the command `{command}`: "
-                        f"check {where}, and that what it runs is installed")
-        elif marks:
-            what = f"exited with code {code}: `{command}` ({where}) looks written for Windows"
-        else:
-            return None
-        if marks:
-            what += " (" + "; ".join(marks) + ")"
-        return what + "." + self._as_space_hint()
 
     @property
     def failures(self) -> int:
@@ -497,6 +459,3 @@ class MicroRunner:
         """The exit code of its last failed start, if any."""
         return self._health.last_exit
 
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
