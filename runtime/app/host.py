@@ -10,7 +10,7 @@ from runtime import config as defaults
 from runtime.auth.policy import CompiledRule
 from runtime.models import AppConfig, Spacefile
 from runtime.serve.gate import Routing
-from runtime.supervisor.manager import MicroRunner, State, Timings
+from runtime.supervisor.manager import DOWN_STATES, MicroRunner, State, Timings
 from runtime.supervisor.static_build import StaticBuild
 
 
@@ -57,16 +57,18 @@ class AppHost:
 
     @property
     def hostname(self) -> str:
-        return self.origin.removeprefix("http://")
+        """The host and port the user browses (`DETA_SPACE_APP_HOSTNAME`): apps build links
+        from it, and a link to another name of the same server finds no session cookie there."""
+        return self.public_origin.removeprefix("http://")
 
     def down_micros(self) -> dict[str, State]:
         """The micros that have failed to start (crashed, or stopped), with their state."""
         return {n: s for n, s in self.micro_states().items()
-                if s in (State.CRASHED, State.STOPPED)}
+                if s in DOWN_STATES}
 
     def settled(self) -> bool:
         """Whether every micro has either answered or failed to start."""
-        return all(s in (State.READY, State.CRASHED, State.STOPPED)
+        return all(s is State.READY or s in DOWN_STATES
                    for s in self.micro_states().values())
 
     def micro_states(self) -> dict[str, State]:

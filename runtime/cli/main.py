@@ -259,12 +259,17 @@ def _tune_memory() -> None:
 
 class _ClientMistake(logging.Filter):
     """Drops aiohttp's report of a request it could not read (no Host, a bad header line): the
-    client got its 400 with the reason, and the traceback says nothing the owner can act on."""
+    client got its 400 with the reason, and the traceback says nothing the owner can act on.
+    A client that went away mid-answer (a closed tab, a download stopped; aiohttp's `Cannot
+    write to closing transport`) is an everyday event: a debug line, never a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from aiohttp.http_exceptions import HttpProcessingError
 
         error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ConnectionError):
+            logging.getLogger("space-dev").debug("a client went away mid-answer: %s", error)
+            return False
         return not isinstance(error, HttpProcessingError)
 
 

@@ -71,8 +71,8 @@ class ActionFirer:
             if address is None:
                 if runner.state is State.CRASHED:
                     return f"error: {action.micro} has crashed", None
-                if runner.state is State.STOPPED:
-                    return f"error: {action.micro} is stopped", None
+                if runner.state in (State.STOPPED, State.NOT_LISTENING):
+                    return f"error: {action.micro} is {runner.state.value}", None
                 return f"error: {action.micro} was not ready within {self._ready_wait:g} s", None
             try:
                 return await self._post(address, action, runner.gate_proof)

@@ -302,7 +302,12 @@ class Gate:
         self, request: web.Request, runner: MicroRunner, owner: bool
     ) -> web.Response:
         state = runner.state
-        if state is State.CRASHED:
+        owner_detail, status = "", 502
+        if state is State.NOT_LISTENING:
+            title = f"The micro {runner.name} is not listening on $PORT"
+            detail = "It runs, but its server listens on no port the runtime can reach."
+            owner_detail, status = runner.not_listening_hint(), 503
+        elif state is State.CRASHED:
             title = f"The micro {runner.name} has crashed"
             detail = "It is restarted automatically; fix the error and save to try at once."
         elif state is State.STOPPED:
@@ -313,7 +318,8 @@ class Gate:
             detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
         return micro_error(request, micro=runner.name, state=state.value, owner=owner,
                            title=title, detail=detail, lines=self._logs(runner, owner),
-                           failures=runner.failures, last_exit=runner.last_exit)
+                           owner_detail=owner_detail, failures=runner.failures,
+                           last_exit=runner.last_exit, status=status)
 
 
 async def _died_under(request: web.Request, runner: MicroRunner, address: Address) -> bool:

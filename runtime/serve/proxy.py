@@ -236,7 +236,7 @@ class Proxy:
             # again (uvloop reads 256,000 bytes at a time, not 256 KiB; see bench/proxy.py).
             while chunk := await upstream.next_chunk():
                 await response.write(chunk)
-        except (ConnectionResetError, UpstreamFailed):
+        except (ConnectionError, UpstreamFailed):
             # The browser went away, or the micro broke off mid-body. The answer is already
             # started, so the client's connection is closed: it sees a cut body, not a hang.
             upstream.close()

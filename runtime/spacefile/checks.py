@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.models import Action, EnvPreset, Micro, Spacefile
-from runtime.spacefile import engines, intervals
+from runtime.spacefile import dev_lines, engines, intervals
 from runtime.spacefile.yaml12 import Reads, YNode, join
 
 MAX_MICROS = 5
@@ -152,9 +152,12 @@ class Checker(Reads):
                        "public_routes cannot be used with public: true",
                        "public: true already opens every route; keep one of the two")
         env, api_keys = self.presets(keys.get("presets"), join(where, "presets"))
+        dev = self.text(keys, "dev", where)
+        if dev is not None and src is not None and engine is not None:
+            self.dev_line(dev, keys["dev"], where, src, engine)
         fields = dict(
             name=name, src=src, engine=engine, serve=serve, run=run,
-            dev=self.text(keys, "dev", where), commands=commands,
+            dev=dev, commands=commands,
             include=self.texts(keys, "include", where, one_ok=True), public=bool(public),
             public_routes=public_routes, env=env, api_keys=api_keys,
             actions=self.actions(keys.get("actions"), join(where, "actions"), name or ""),
@@ -200,6 +203,28 @@ class Checker(Reads):
                 self.warn(place, at, f'engine "{name}" did not exist on Space; it runs here, '
                           "but Space would refuse it", f"use {usual} to stay deployable")
         return name
+
+    def dev_line(self, dev: str, node: YNode, where: str, src: Path, engine: str) -> None:
+        """A `dev` line that cannot work on this system: written for Windows, or running a tool
+        that is not there and that nothing the micro installs provides. A warning: `up` would
+        fail on it, but Space ignored `dev`, so the app itself may be fine."""
+        family = engines.lookup(engine)
+        reasons = dev_lines.windows_marks(dev)
+        if self.check_paths and family is not None and src.is_dir():
+            reasons += [
+                f"`{tool}` is not installed (not on PATH, nor in its node_modules/.bin, nor in "
+                "what its requirements.txt or package.json install)"
+                for tool in dev_lines.missing_tools(dev, src, family.family)
+            ]
+        for reason in reasons:
+            message = f"dev `{dev}` cannot work on this system: {reason}"
+            if self.strict:
+                self.error(join(where, "dev"), node.at, message,
+                           "fix the dev line, or remove it (Space ignored `dev`)")
+            else:
+                self.warn(join(where, "dev"), node.at, message,
+                          f"fix it, or run `{dev_lines.AS_SPACE}` to run the micro as Space did, "
+                          "without `dev`")
 
     def serve(self, serve: str, node: YNode, where: str, src: Path, static: bool, built: bool
               ) -> None:

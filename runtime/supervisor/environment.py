@@ -17,7 +17,32 @@ LOOPBACK_VARIABLES = {
     "HOST": "127.0.0.1",
     "UVICORN_HOST": "127.0.0.1",
     "FLASK_RUN_HOST": "127.0.0.1",
+    "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",
+    "GRADIO_SERVER_NAME": "127.0.0.1",
 }
+
+# Dev tools stay quiet and offline: no usage reports sent from a developer's machine, no notice
+# about them printed at every start (Next.js, Nuxt, Astro, Gatsby, Angular's CLI, Storybook,
+# Streamlit, Gradio, and the cross-tool DO_NOT_TRACK). What the shell sets stands.
+QUIET_VARIABLES = {
+    "DO_NOT_TRACK": "1",
+    "NEXT_TELEMETRY_DISABLED": "1",
+    "NUXT_TELEMETRY_DISABLED": "1",
+    "ASTRO_TELEMETRY_DISABLED": "1",
+    "GATSBY_TELEMETRY_DISABLED": "1",
+    "NG_CLI_ANALYTICS": "false",
+    "STORYBOOK_DISABLE_TELEMETRY": "1",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+}
+
+# Each process's own port, under the names servers read it by: $PORT (Node servers, Next.js,
+# Nuxt, Create React App), uvicorn's, `flask run`'s, Streamlit's, Gradio's. Vite, Angular's and
+# Astro's dev servers and Django's runserver read none: the hint for a port never listened on
+# says what to add to their command.
+NODE_PORT_VARIABLES = ("PORT",)
+PYTHON_PORT_VARIABLES = ("PORT", "UVICORN_PORT", "FLASK_RUN_PORT", "STREAMLIT_SERVER_PORT",
+                         "GRADIO_SERVER_PORT")
 
 # Loaded first into every Node.js process (NODE_OPTIONS): a `listen(PORT)` naming no host binds
 # $HOST instead of every interface, where the micro would be reachable past the gate; and the
@@ -29,7 +54,9 @@ NODE_PRELOADS = (_NODE / "loopback.cjs", _NODE / "guard.cjs")
 # secret, which the micro's guard finds in this variable (docs/decisions.md, "Threat model").
 GATE_PROOF_VARIABLE = "SPACE_DEV_GATE_PROOF"
 GATE_PROOF_HEADER = "X-Space-Gate"
-# The guard's answer to the proved readiness probe carries this header: the micro is guarded.
+# The readiness request carries this header (beside the proof), which the micro's guard answers
+# by itself; its answer carries GUARD_HEADER: the micro is guarded.
+PROBE_HEADER = "X-Space-Probe"
 GUARD_HEADER = "X-Space-Guard"
 
 # Where a `presets.env` value comes from, in the order that decides it.
@@ -102,6 +129,8 @@ def micro_environment(
         env[GATE_PROOF_VARIABLE] = gate_proof
     # Only the gate faces the network: servers that read these listen on loopback alone.
     env.update(LOOPBACK_VARIABLES)
+    for name, value in QUIET_VARIABLES.items():
+        env.setdefault(name, value)
     env.update(node_options(env.get("NODE_OPTIONS", "")))
     env.update(services or {})  # where Base and Drive are, and the certificate to trust
     if engine.family == "python":
@@ -127,8 +156,9 @@ def node_options(given: str) -> dict[str, str]:
 
 
 def port_variables(engine: Engine) -> tuple[str, ...]:
-    """The variables that carry a process's own port."""
-    return ("PORT", "UVICORN_PORT") if engine.family == "python" else ("PORT",)
+    """The variables that carry a process's own port: python's servers' names for a python or
+    custom micro (whose command may be any of them), $PORT alone for the others."""
+    return PYTHON_PORT_VARIABLES if engine.family in ("python", "custom") else NODE_PORT_VARIABLES
 
 
 def bind_variables(env: Mapping[str, str], port: int) -> dict[str, str]:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.supervisor import start_hints
 from runtime.supervisor.builder.prepare import SetupPlan
 from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, bind_variables
 from runtime.supervisor.listening import listens_on_all_interfaces
@@ -23,6 +24,13 @@ class State(enum.StrEnum):
     RESTARTING = "restarting"
     CRASHED = "crashed"
     STOPPED = "stopped"
+    # Running past the ready timeout without a listening socket on loopback: requests are
+    # answered at once (with the hint) instead of waiting; it becomes ready if it ever answers.
+    NOT_LISTENING = "not listening on $PORT"
+
+
+# States in which a request is answered at once rather than waiting for the micro.
+DOWN_STATES = (State.CRASHED, State.STOPPED, State.NOT_LISTENING)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class MicroRunner:
         # What the owner should know about this micro, by kind (shown on the settings page).
         self.notices: dict[str, str] = {}
         self.requests = 0  # forwarded so far; the reloader's guard asks whether anyone uses it
+        self._told_ports: set[int] = set()  # other ports it was found on, said once each
         self.file_reloads_paused = False  # set by the reloader's guard, cleared by the owner
 
     # --- what the proxy and the pages ask -------------------------------------------------
@@ -140,7 +149,7 @@ class MicroRunner:
         deadline = time.monotonic() + timeout
         while True:
             address = self.address
-            if address is not None or self.state in (State.CRASHED, State.STOPPED):
+            if address is not None or self.state in DOWN_STATES:
                 return address
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -188,8 +197,10 @@ class MicroRunner:
             if self._stopping:
                 return False
             old = self._current
-            if old is None or not self._ready.is_set():
-                # Nothing good is serving: a plain restart is all there is to do.
+            if old is None or not self._ready.is_set() or old.on_other_port:
+                # Nothing good is serving: a plain restart is all there is to do. Nor can two
+                # processes of a server that picks its own port run side by side: the new one
+                # would find the port taken.
                 self._printer.info(f"{self.name}: restarting ({reason})")
                 self._health.delay = 0.0
                 if old is not None and old.running:
@@ -201,6 +212,8 @@ class MicroRunner:
             try:
                 new = self._candidate = await self._spawn()
                 ok = await new.wait_ready(self._timings.ready_timeout, lambda _: None)
+                if ok:
+                    self._tell_other_port(new)
             except BaseException:
                 if self._candidate is not None:  # cancelled (Ctrl-C): leave nothing behind
                     await self._candidate.stop(self._timings.stop_grace)
@@ -261,6 +274,7 @@ class MicroRunner:
         self._changed.set()
 
     def _mark_ready(self) -> None:
+        self.notices.pop("listening", None)
         self._ready.set()
         self._set_state(State.READY)
         self._check_exposure()
@@ -348,22 +362,57 @@ class MicroRunner:
             )
 
     async def _await_ready(self, proc: MicroProcess) -> bool:
-        """Wait for the port; past the timeout, report once and keep waiting while it runs."""
+        """Wait for the micro to answer; past the timeout, report once and keep waiting while
+        it runs (without a listening socket it is NOT_LISTENING meanwhile)."""
 
         def progress(elapsed: float) -> None:
-            self._printer.info(f"waiting for {self.name} on port {proc.port} ({elapsed:.0f} s)")
+            self._printer.wait_note(self.name, f"waiting for {self.name} on port "
+                                               f"{proc.given_port} ({elapsed:.0f} s)")
 
         if await proc.wait_ready(self._timings.ready_timeout, progress):
+            self._printer.wait_end(self.name, f"{self.name}: answered after "
+                                              f"{time.monotonic() - proc.started_at:.1f} s")
+            self._tell_other_port(proc)
             return True
         if not proc.running:
+            self._printer.wait_end(self.name)
             return False
-        self._printer.info(
-            f"{self.name}: not answering on port {proc.port} after "
-            f"{self._timings.ready_timeout:g} s. Does it listen on $PORT? Its last lines:"
-        )
+        waited = f"after {self._timings.ready_timeout:g} s"
+        if await asyncio.to_thread(proc.listening_ports):
+            self._printer.wait_end(self.name, f"{self.name}: not answering on port {proc.port} "
+                                              f"{waited}. Its last lines:")
+        else:
+            self._set_state(State.NOT_LISTENING)
+            hint = self.not_listening_hint()
+            self.notices["listening"] = hint  # for the settings page; the log has it below
+            self._printer.wait_end(self.name, f"{self.name}: {hint} Its last lines:")
         for line in self._printer.last_lines(self.name, 10):
             self._printer.info(f"    {line}")
-        return await proc.wait_ready(float("inf"), lambda _: None)
+        if await proc.wait_ready(float("inf"), lambda _: None):
+            self._printer.info(f"{self.name}: answers now, on port {proc.port}")
+            self._tell_other_port(proc)
+            return True
+        return False
+
+    def not_listening_hint(self) -> str:
+        """What is wrong with a micro that listens nowhere, and what to do."""
+        proc = self._current
+        port = proc.given_port if proc is not None else 0
+        return start_hints.not_listening(self.spec.command, self.spec.cwd, self.spec.source,
+                                         port, self._timings.ready_timeout)
+
+    def _tell_other_port(self, proc: MicroProcess) -> None:
+        """Say once that the micro serves on a port of its own, not on $PORT, and how to tell
+        it the port it is given; the settings page shows it while it lasts."""
+        if not proc.on_other_port:
+            self.notices.pop("port", None)
+            return
+        text = start_hints.other_port(self.spec.command, self.spec.cwd, proc.port,
+                                      proc.given_port, self.spec.own_reloader is not None)
+        self.notices["port"] = text
+        if proc.port not in self._told_ports:
+            self._told_ports.add(proc.port)
+            self._printer.info(f"{self.name}: {text}")
 
     async def _serve_until_exit(self) -> tuple[int, float]:
         """Wait until the serving process exits on its own (a reload swap is not an exit);
@@ -394,13 +443,11 @@ class MicroRunner:
             f"{self.name}: exited with code {code}; starting again in {health.delay:g} s"
             + (f" ({health.failures} failures in a row)" if crashed else "")
         )
-        if code == 127 and health.failures == 1:
-            # The shell's "command not found": say once which field of the Spacefile to fix.
-            where = self.spec.source or "the micro's `run` command in the Spacefile"
-            self._printer.info(
-                f"{self.name}: exit code 127 means the shell did not find the command "
-                f"`{self.spec.command}`: check {where}, and that what it runs is installed"
-            )
+        if health.failures == 1 and code != 0:
+            hint = start_hints.exit_hint(code, self.spec.command, self.spec.cwd,
+                                         self.spec.source, self._printer.last_lines(self.name, 30))
+            if hint:
+                self._printer.info(f"{self.name}: {hint}")
 
     @property
     def failures(self) -> int:
@@ -411,5 +458,4 @@ class MicroRunner:
     def last_exit(self) -> int | None:
         """The exit code of its last failed start, if any."""
         return self._health.last_exit
-
 

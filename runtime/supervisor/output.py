@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import sys
 import threading
 from collections import deque
@@ -32,11 +33,17 @@ class Printer:
         keep: int = LOG_LINES_KEPT,
         colour: bool | None = None,
         background: bool = False,
+        live: bool | None = None,
     ):
         self._stream = stream or sys.stdout
         if colour is None:
             colour = self._stream.isatty() and "NO_COLOR" not in os.environ
         self._colour = colour
+        # On a terminal, waits are one line rewritten in place (`live`); elsewhere (a file, a
+        # pipe) a wait gets a line when it is first noted and the caller's line at its end.
+        self._live = self._stream.isatty() if live is None else live
+        self._waits: dict[str, str] = {}
+        self._status_shown = False
         self._keep = keep
         self._width = len(_RUNTIME_NAME)
         self._colour_of: dict[str, int] = {}
@@ -104,6 +111,26 @@ class Printer:
         for part in text.splitlines() or [""]:
             self._write(_RUNTIME_NAME, part, None)
 
+    def wait_note(self, name: str, text: str) -> None:
+        """How `name`'s wait goes (called now and then while it lasts): on a terminal one line,
+        rewritten in place, shows every wait; elsewhere only the first note is written."""
+        first = name not in self._waits
+        self._waits[name] = text
+        if self._live:
+            self._write_status()
+        elif first:
+            self._write(_RUNTIME_NAME, text, None)
+
+    def wait_end(self, name: str, text: str | None = None) -> bool:
+        """`name`'s wait is over: `text`, if given, is written when a note was shown for it
+        (a wait too short to be noted ends silently). Returns whether one was shown."""
+        noted = self._waits.pop(name, None) is not None
+        if noted and text is not None:
+            self.info(text)
+        elif noted and self._live:
+            self._write_status()
+        return noted
+
     def last_lines(self, name: str, count: int | None = None) -> list[str]:
         """The most recent lines `name` printed, oldest first."""
         lines = list(self._lines.get(name, ()))
@@ -123,6 +150,30 @@ class Printer:
             code = colour if colour is not None else 1  # the runtime's own lines in bold
             prefix = f"\x1b[{code}m{prefix}\x1b[0m"
         line = f"{prefix} {text}\n"
+        if self._live and (self._status_shown or self._waits):
+            # The status line is taken away, the line written, and the status drawn again below.
+            line = "\r\x1b[K" + line + self._status_text()
+            self._status_shown = bool(self._waits)
+        self._put(line)
+
+    def _write_status(self) -> None:
+        self._status_shown = bool(self._waits)
+        self._put("\r\x1b[K" + self._status_text())
+
+    def _status_text(self) -> str:
+        if not self._waits:
+            return ""
+        prefix = f"{_RUNTIME_NAME:<{self._width}} |"
+        text = "; ".join(self._waits.values())
+        # A line longer than the terminal would wrap, and `\r` would then rewrite only its end.
+        room = shutil.get_terminal_size((100, 24)).columns - len(prefix) - 2
+        if len(text) > room:
+            text = text[: max(room - 3, 0)] + "..."
+        if self._colour:
+            prefix = f"\x1b[1m{prefix}\x1b[0m"
+        return f"{prefix} {text}"
+
+    def _put(self, line: str) -> None:
         if self._queue is None:
             self._emit(line)
             return

@@ -10,15 +10,28 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from runtime.supervisor import reaper
-from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, GUARD_HEADER
+from runtime.supervisor.environment import (
+    GATE_PROOF_HEADER,
+    GATE_PROOF_VARIABLE,
+    GUARD_HEADER,
+    PROBE_HEADER,
+)
+from runtime.supervisor.listening import Address, group_loopback_ports, tables_readable
 from runtime.supervisor.output import Printer
 
 # Hosts a micro may listen on; Node's `listen(port, "localhost")` can pick ::1 alone.
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
-# A new process is probed often, since every 10 ms late is 10 ms added to each reload; a
-# stopping group is checked less often, since each check scans /proc.
-_READY_POLL = 0.01
+# A new process is looked at often, since every 10 ms late is 10 ms added to each reload; one
+# that takes its time less often (each look reads the kernel's socket table); a stopping group
+# is checked less often, since each check scans /proc.
+_READY_POLLS = ((1.0, 0.01), (30.0, 0.05))  # (until this many seconds after start, interval)
+_READY_POLL_LATE = 0.25
 _STOP_POLL = 0.05
+# How often the process group's own sockets are read while it does not answer on $PORT (a scan
+# of /proc), by seconds since its start: a server on a port of its own is found within two.
+OTHER_PORT_SCANS = ((5.0, 0.5), (60.0, 2.0))
+OTHER_PORT_SCAN_LATE_S = 10.0
+OTHER_PORT_SCAN_S = OTHER_PORT_SCANS[0][1]
 
 
 class MicroProcess:
@@ -41,8 +54,13 @@ class MicroProcess:
         self.command = command
         self.cwd = cwd
         self.env = dict(env)
-        self.port = port
+        self.port = port  # where it serves: $PORT, or the port it chose itself (wait_ready)
+        self.given_port = port  # its $PORT
         self.host = LOOPBACK_HOSTS[0]  # updated by wait_ready to the one that answered
+        self._tables = tables_readable()
+        self._next_scan = 0.0
+        self._seen_before: set[int] = set()
+        self._elsewhere: Address | None = None  # the port it listens on instead of $PORT
         # Whether the micro's guard answered the readiness probe (set by wait_ready): if not,
         # its server refuses nothing that skips the gate, and the owner is told.
         self.guarded = False
@@ -67,6 +85,7 @@ class MicroProcess:
     async def start(self) -> None:
         """Start the command under /bin/sh in the micro's folder."""
         self.started_at = time.monotonic()
+        self._next_scan = self.started_at + OTHER_PORT_SCAN_S
         self._proc = await asyncio.create_subprocess_shell(
             self.command,
             cwd=self.cwd,
@@ -91,7 +110,7 @@ class MicroProcess:
             if not raw:
                 return
             text = raw.decode("utf-8", errors="replace")
-            if _PROBE_LOGGED in text:
+            if PROBE_MARK in text:
                 continue  # the server's access log of our probe, not something the user did
             self._printer.line(self.name, text)
 
@@ -111,27 +130,63 @@ class MicroProcess:
     async def wait_ready(self, timeout: float, on_waiting: Callable[[float], None]) -> bool:
         """Wait until the micro answers an HTTP request (True), or exits or time runs out (False).
 
+        One request once a connection is accepted (a refused one reaches no program), which the
+        micro's guard answers itself, or an unguarded server answers as it would a visit to `/`.
         An open port is not enough: gunicorn opens its port before its workers load the app,
         and a worker that then fails to boot would get traffic. Any status counts as an answer.
+        A server that ignores $PORT and listens on a loopback port of its own is found in the
+        process group's open sockets and used (`port` becomes it; `given_port` stays $PORT).
         `on_waiting(elapsed)` is called about once a second while waiting, for the progress line.
         """
         deadline = time.monotonic() + timeout
         next_note = time.monotonic() + 1.0
         while self.running and time.monotonic() < deadline:
-            for host in LOOPBACK_HOSTS:
-                head = await _answer_head(
-                    host, self.port, self._probe, self._proc, deadline, next_note
-                )
+            for host, port in await self._targets():
+                head = await _answer_head(host, port, self._probe, self._proc, deadline,
+                                          next_note)
                 if head is not None:
-                    self.host = host
+                    self.host, self.port = host, port
                     self.guarded = _GUARDED in head.lower()
                     return True
             now = time.monotonic()
             if now >= next_note:
                 on_waiting(now - self.started_at)
                 next_note = now + 1.0
-            await asyncio.sleep(_READY_POLL)
+            await asyncio.sleep(_poll_interval(now - self.started_at))
         return False
+
+    def listening_ports(self) -> dict[int, Address]:
+        """The loopback ports the micro's process group listens on now (empty: none, or this
+        system cannot say)."""
+        return group_loopback_ports(self._proc.pid) if self._proc is not None else {}
+
+    @property
+    def on_other_port(self) -> bool:
+        """Whether it serves on a port of its own choosing rather than the $PORT it was given."""
+        return self.port != self.given_port
+
+    async def _targets(self) -> list[Address]:
+        """Where to send the readiness request now: $PORT (a connection the kernel refuses
+        reaches no program, so trying it is quiet), and a port of the server's own choosing
+        once the process group is seen listening there."""
+        targets = [(host, self.given_port) for host in LOOPBACK_HOSTS]
+        if not self._tables:
+            return targets  # no socket table (not Linux): $PORT is all there is
+        now = time.monotonic()
+        if now >= self._next_scan:
+            # A scan reads /proc (tens of milliseconds on a busy machine): off the event loop,
+            # and less often the longer the micro takes.
+            seen = await asyncio.to_thread(self.listening_ports)
+            self._next_scan = time.monotonic() + _scan_interval(now - self.started_at)
+            seen.pop(self.given_port, None)
+            # A port seen in two scans in a row is the server's, not a helper's first moment (a
+            # dev server may open its reload socket before its own); the lowest is the page
+            # server's (3000, 4200, 5000, 5173, 8000 against 9229 for the inspector, 24678 for
+            # Vite's reload socket).
+            settled = sorted(set(seen) & self._seen_before)
+            self._seen_before = set(seen)
+            self._elsewhere = seen[settled[0]] if settled else None
+        return targets + ([self._elsewhere] if self._elsewhere is not None else [])
 
     async def stop(self, grace: float) -> None:
         """SIGTERM to the whole group, SIGKILL to whatever is left after `grace` seconds."""
@@ -149,19 +204,34 @@ class MicroProcess:
             self._reader.cancel()
 
 
-# A path no request through the gate can have (it never forwards /__space/...): any answer
-# counts, and the access-log line a server writes for it (uvicorn's `"HEAD /__space/ready
-# HTTP/1.1" 405 Method Not Allowed` at every start) is known to be ours and left out.
-PROBE_PATH = "/__space/ready"
-_PROBE_LOGGED = f"HEAD {PROBE_PATH} "
+# The readiness request asks for `/`, which apps answer quietly (a path of the runtime's own would
+# be a 404, which some frameworks log with a stack trace), and carries the gate's proof and a
+# header the micro's guard answers by itself; the gate drops both from what clients send. The
+# mark in its query (which routing ignores) and user agent is how the access-log line a server
+# may write for it is known and left out of the log.
+PROBE_MARK = "space-dev-readiness-check"
 _GUARDED = f"\r\n{GUARD_HEADER.lower()}:".encode()
 
 
 def probe_request(gate_proof: str) -> bytes:
-    """The readiness probe, with the gate's proof: the micro's guard answers it."""
+    """The readiness request, with the gate's proof: the micro's guard answers it."""
     proof = f"{GATE_PROOF_HEADER}: {gate_proof}\r\n" if gate_proof else ""
-    return (f"HEAD {PROBE_PATH} HTTP/1.1\r\nHost: localhost\r\n{proof}"
-            "User-Agent: space-dev readiness probe\r\nConnection: close\r\n\r\n").encode()
+    return (f"HEAD /?{PROBE_MARK} HTTP/1.1\r\nHost: localhost\r\n{proof}{PROBE_HEADER}: ready"
+            f"\r\nUser-Agent: {PROBE_MARK}\r\nConnection: close\r\n\r\n").encode()
+
+
+def _scan_interval(elapsed: float) -> float:
+    for until, interval in OTHER_PORT_SCANS:
+        if elapsed < until:
+            return interval
+    return OTHER_PORT_SCAN_LATE_S
+
+
+def _poll_interval(elapsed: float) -> float:
+    for until, interval in _READY_POLLS:
+        if elapsed < until:
+            return interval
+    return _READY_POLL_LATE
 
 
 async def _answer_head(

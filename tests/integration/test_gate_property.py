@@ -112,7 +112,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
             up.kill()
 
 
-READINESS_PROBE = "space-dev readiness probe"
+READINESS_PROBE = "space-dev-readiness-check"
 
 
 def _headers(record: dict[str, Any]) -> dict[str, list[str]]:

@@ -195,9 +195,9 @@ def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
         # The app itself is served meanwhile.
         assert fetch("GET", f"http://localhost:{up.port}/__space/health")[0] == 503
         # Exit 127 says which field of the Spacefile to check, once.
-        up.wait_for(r"api: exit code 127 .*`no-such-command-here --port 1`.*the `run` field "
+        up.wait_for(r"api: exit code 127: .*`no-such-command-here --port 1`.*the `run` field "
                     r"of micro api in the Spacefile", 10)
-        assert up.output.count("exit code 127 means") == 1
+        assert up.output.count("exit code 127: the shell did not find `no-such-command-here`") == 1
         # The traceback is shown once; its repeats are counted, not printed again.
         up.wait_for(r"boom .*\(the same \d+ lines as at the last start, not shown again: "
                     r"3 starts in a row\)", 30)

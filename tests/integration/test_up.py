@@ -133,7 +133,8 @@ def test_environment_of_each_micro(mixed) -> None:
     project_id, _, secret = env["DETA_PROJECT_KEY"].partition("_")
     assert project_id and len(secret) >= 16
     assert env["DETA_SPACE_APP"] == "true"
-    assert env["DETA_SPACE_APP_HOSTNAME"] == f"127.0.0.1:{mixed.port}"
+    # The address the user browses, as every address space-dev prints.
+    assert env["DETA_SPACE_APP_HOSTNAME"] == f"localhost:{mixed.port}"
     assert env["DETA_SPACE_APP_MICRO_NAME"] == "api"
     assert env["DETA_SPACE_APP_MICRO_TYPE"] == "normal"
     assert env["DETA_SPACE_APP_VERSION"] == "dev"
@@ -247,10 +248,11 @@ def test_micro_that_never_gets_ready_is_reported(tmp_path: Path, up_factory) -> 
     )
     up = up_factory(app, env={"SPACE_DEV_READY_TIMEOUT": "2"})
     up.wait_for(r"waiting for slow on port \d+", 10)
-    up.wait_for(r"slow: not answering on port \d+ after 2 s", 10)
+    up.wait_for(r"slow: not listening on \$PORT \(\d+\) nor on any other loopback port "
+                r"after 2 s", 10)
     up.wait_for(r"thinking very hard", 10)
     status, data = get_json(up.url + "/__space/health")
-    assert status == 503 and data["micros"] == {"slow": "starting"}
+    assert status == 503 and data["micros"] == {"slow": "not listening on $PORT"}
 
 
 def test_bad_spacefile_is_a_user_error(tmp_path: Path, up_factory) -> None:

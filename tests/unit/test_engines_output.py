@@ -82,7 +82,14 @@ def test_environment_has_space_variables_and_no_owner_password() -> None:
     assert env["DETA_SPACE_APP_MICRO_TYPE"] == "normal" and env["DETA_PROJECT_KEY"] == "abc_def"
     assert "SPACE_DEV_PASSWORD" not in env
     assert env["PATH"].endswith("/bin") and env["PATH"] != "/bin"  # our interpreter first
-    assert port_variables(python) == ("PORT", "UVICORN_PORT")
+    # Each process's port under the names python's servers read (`flask run`: FLASK_RUN_PORT).
+    assert port_variables(python)[:3] == ("PORT", "UVICORN_PORT", "FLASK_RUN_PORT")
+    assert port_variables(engines.lookup("nodejs16")) == ("PORT",)
+    # Dev tools stay quiet and offline, unless the shell says otherwise.
+    assert env["NEXT_TELEMETRY_DISABLED"] == "1" and env["DO_NOT_TRACK"] == "1"
+    told = micro_environment(micro, python, hostname="localhost:4200", project_key="abc_def",
+                             presets={}, shell={"PATH": "/bin", "DO_NOT_TRACK": "0"})
+    assert told["DO_NOT_TRACK"] == "0"
 
 
 def test_printer_pads_and_colours_only_when_asked() -> None:

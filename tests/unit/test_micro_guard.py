@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.supervisor import environment, process
+from runtime.supervisor import environment
 
 SITE = Path(environment.__file__).resolve().parents[1] / "in_micro" / "site"
 NODE_GUARD = environment.NODE_PRELOADS[1]
@@ -74,8 +74,11 @@ def test_verdict(headers: dict[str, str], caller: bool | None, expected: str) ->
 
 
 def test_the_proved_probe_is_answered_by_the_guard() -> None:
-    assert verdict({"X-Space-Gate": PROOF}, False, path="/__space/ready") == "probe"
-    assert verdict({}, True, path="/__space/ready") == "pass"  # unproved: the app's own path
+    probe = {"X-Space-Gate": PROOF, "X-Space-Probe": "ready"}
+    assert verdict(probe, False, path="/") == "probe"
+    # Unproved, the header is the app's own business; proved without it, a request to pass on.
+    assert verdict({"X-Space-Probe": "ready"}, True, path="/") == "pass"
+    assert verdict({"X-Space-Gate": PROOF}, False, path="/") == "pass"
 
 
 def test_the_caller_lookup_reads_the_calling_process() -> None:
@@ -152,11 +155,11 @@ def test_the_runtime_and_the_micros_agree_on_names() -> None:
     assert guard_module.PROOF_VARIABLE == environment.GATE_PROOF_VARIABLE
     assert guard_module.PROOF_HEADER == environment.GATE_PROOF_HEADER.lower()
     assert guard_module.GUARD_HEADER == environment.GUARD_HEADER
-    assert guard_module.PROBE_PATH == process.PROBE_PATH
+    assert guard_module.PROBE_HEADER == environment.PROBE_HEADER.lower()
     node = NODE_GUARD.read_text()
     assert f'const PROOF_HEADER = "{environment.GATE_PROOF_HEADER.lower()}";' in node
     assert f'const GUARD_HEADER = "{environment.GUARD_HEADER}";' in node
-    assert f'const PROBE_PATH = "{process.PROBE_PATH}";' in node
+    assert f'const PROBE_HEADER = "{environment.PROBE_HEADER.lower()}";' in node
     assert re.search(rf"process\.env\.{environment.GATE_PROOF_VARIABLE}\b", node)
     assert f"\\0{environment.GATE_PROOF_VARIABLE}=" in node
 

@@ -227,7 +227,7 @@ CASES = [
          errors=(P("micros[0].serve", 5, "static micro needs serve"),)),
     Case("serve outside src", one("serve: ../..", engine="static"),
          errors=(P("micros[0].serve", 6, "outside src"),)),
-    Case("custom without run", one("dev: go run .", engine="custom"),
+    Case("custom without run", one("dev: sh ./serve.sh", engine="custom"),
          errors=(P("micros[0].run", 5, "custom micro needs run"),)),
     Case("public with public_routes", one("public: true", "public_routes:", "  - /x"),
          errors=(P("micros[0].public_routes", 7, "cannot be used with public"),)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from .errors import BadName, DriveError, NoSuchUpload, TooLarge, UploadBusy
 from .names import given_type
 from .ranges import plan_range
 from .store import LIST_LIMIT, DriveStore
+
+log = logging.getLogger(__name__)
 
 # Deta took at most 10 MB on POST /files and parts of at most 10 MB; the SDKs send parts of
 # exactly 10 MiB, so MiB is the unit that lets every SDK through.
@@ -167,7 +170,14 @@ async def _download(call: _Call) -> web.StreamResponse:
                 chunk = await asyncio.to_thread(os.pread, f.fileno(), count, offset)
                 if not chunk:
                     break  # cannot happen with a body that is never written in place
-                await response.write(chunk)
+                try:
+                    await response.write(chunk)
+                except ConnectionError:
+                    # The client went away mid-body (a closed tab, a player that seeks): an
+                    # everyday event, not an error.
+                    log.debug("drive %s: client left after %d bytes of %s", call.drive, offset,
+                              name)
+                    return response
                 offset += len(chunk)
         await response.write_eof()
         return response

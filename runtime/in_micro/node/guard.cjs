@@ -22,7 +22,7 @@ const fs = require("fs");
 
 const PROOF = process.env.SPACE_DEV_GATE_PROOF;
 const PROOF_HEADER = "x-space-gate";
-const PROBE_PATH = "/__space/ready";
+const PROBE_HEADER = "x-space-probe";
 const GUARD_HEADER = "X-Space-Guard";
 const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "::1"]);
 // What a browser adds to a page's request and server-side clients do not (Node's own fetch sends
@@ -153,7 +153,7 @@ function install() {
     if (typeof given === "string") {
       const sent = Buffer.from(given);
       if (sent.length === proof.length && crypto.timingSafeEqual(sent, proof)) {
-        return req.url.split("?")[0] === PROBE_PATH ? PROBE : PASS;
+        return headers[PROBE_HEADER] !== undefined ? PROBE : PASS;
       }
     }
     const host = headers.host;

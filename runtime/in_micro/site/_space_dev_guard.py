@@ -31,7 +31,7 @@ PROOF_VARIABLE = "SPACE_DEV_GATE_PROOF"
 PROOF_HEADER = "x-space-gate"
 # The readiness probe, when proved, is answered here with this header: the runtime then knows the
 # micro is guarded (a server we do not wrap answers without it, and the owner is told).
-PROBE_PATH = "/__space/ready"
+PROBE_HEADER = "x-space-probe"
 GUARD_HEADER = "X-Space-Guard"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 # Headers a browser adds to what a page sends, and server-side clients do not (Node's fetch sends
@@ -69,7 +69,7 @@ class Guard:
         request without the proof, which may be the app calling itself)."""
         given = header(PROOF_HEADER)
         if given is not None and hmac.compare_digest(given.encode(), self._proof):
-            return PROBE if path == PROBE_PATH else PASS
+            return PROBE if header(PROBE_HEADER) is not None else PASS
         host = header("host")
         if host is not None and _host_name(host) not in LOOPBACK_NAMES:
             return f"its Host ({host[:80]}) is not a loopback name (DNS rebinding?)"
