@@ -196,3 +196,21 @@ def test_files_served_as_they_are_keep_the_last_builds_assets_one_build_longer(
     # A page of build 1 loaded just before the swap still finds its script; build 0's is gone.
     assert names == ["app-1.js", "app-2.js"]
     assert (plan.current / "index.html").read_text() == "page 2"
+
+
+def test_as_space_is_a_runtime_setting_the_command_line_turns_on(tmp_path: Path) -> None:
+    from runtime.config import apply_overrides, load
+    from runtime.errors import SpaceDevError
+
+    (tmp_path / "Spacefile").write_text("v: 0\nmicros:\n  - name: a\n    src: .\n"
+                                        "    engine: static\n    serve: .\n")
+    file = tmp_path / "space-dev.toml"
+    assert load(None).as_space is False
+    file.write_text("[runtime]\nas_space = true\n")
+    assert load(file).as_space is True
+    file.write_text("[runtime]\nas_space = \"yes\"\n")
+    with pytest.raises(SpaceDevError, match="as_space"):
+        load(file)
+    plain = load(None)
+    assert apply_overrides(plain, cwd=tmp_path).as_space is False
+    assert apply_overrides(plain, cwd=tmp_path, as_space=True).as_space is True
