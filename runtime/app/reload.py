@@ -294,6 +294,7 @@ async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
         host.runners[name] = runtime.new_runner(name, specs[name])  # type: ignore[arg-type]
     host.routing = runtime.routing_for(host)  # paths and public routes take effect now
     restarted = runtime.restart_changed(host, "Spacefile changed")
+    runtime.refresh_builds(host)  # a micro now built and served as files (a `dev` line removed)
     for runner in stopping:
         runtime.spawn(runner.stop())
     never_started = [n for n, r in host.runners.items() if not r.supervised and n not in added]

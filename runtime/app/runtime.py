@@ -389,6 +389,18 @@ class Runtime:
         else:
             await self.start_one(host, name)
 
+    def refresh_builds(self, host: AppHost) -> None:
+        """After a Spacefile edit: the builds of micros served as files, as the file says now;
+        a new or changed one builds (the others keep their state)."""
+        builds = self._micro_specs(host)[1]
+        for name in [n for n in host.builds if n not in builds]:
+            del host.builds[name]
+        for name, plan in builds.items():
+            build = host.builds.get(name)
+            if build is None or build.plan != plan.setup or build.env != dict(plan.env):
+                host.builds[name] = StaticBuild(plan.setup, plan.env, self.builder, self.printer)
+                self.spawn(host.builds[name].run())
+
     async def rebuild(self, host: AppHost, name: str, reason: str) -> None:
         """A static micro's source changed: build again if its inputs differ."""
         build = host.builds.get(name)
@@ -429,8 +441,8 @@ class Runtime:
         dev = [m.name for m in host.spacefile.micros if runs_dev_line(m, False)]
         if not dev:
             return "as Space ran it"
-        return (f"dev servers: {', '.join(dev)} run their `dev` lines (--as-space runs the app "
-                "as Space did)")
+        runs = "runs its `dev` line" if len(dev) == 1 else "run their `dev` lines"
+        return f"dev servers: {', '.join(dev)} {runs} (--as-space runs the app as Space did)"
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; it is cancelled when the runtime stops, and a failure

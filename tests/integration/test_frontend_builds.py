@@ -55,7 +55,10 @@ KIT_FILES = {
     "kit/src/app.html": "<!doctype html><html><head>%sveltekit.head%</head>"
                         "<body>%sveltekit.body%</body></html>\n",
     "kit/src/routes/+page.svelte": "<script>let n = $state(0);</script>\n"
-                                   "<h1>kit form</h1><button onclick={() => n++}>{n}</button>\n",
+                                   "<h1>kit form</h1><button onclick={() => n++}>{n}</button>\n"
+                                   "<form method=\"POST\"><input name=\"q\"></form>\n",
+    "kit/src/routes/+page.server.js": "export const actions = { default: async ({ request }) =>"
+                                      " ({ got: (await request.formData()).get('q') }) };\n",
 }
 SV_FILES = {
     "sv/package.json": _package("sv", VERSIONS),
@@ -139,6 +142,12 @@ def test_sveltekit_and_svelte_are_built_served_to_visitors_and_rebuilt(
     assert "<h1>kit form</h1>" in html and "/@fs/" not in html and "/@vite/" not in html
     assert any("/_app/immutable/" in a for a in assets), assets
     assert len(assets) >= 3, assets  # the entry modules and what they import
+    # The form posts from the page's own origin: SvelteKit's check of it passes (adapter-node
+    # learns the scheme from the gate; it would assume https and refuse the post with a 403).
+    status, _, body = fetch("POST", up.url + "/", body=b"q=hello", headers={
+        "Origin": up.url, "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json", "x-sveltekit-action": "true"})
+    assert status == 200 and b"hello" in body, (status, body[:300])
     # Control: the visitor is anonymous, so what is not public is refused.
     assert fetch("GET", up.url + "/private")[0] in (303, 401)
     # The Svelte build's folder, served as files.
@@ -254,3 +263,41 @@ def test_as_space_ignores_a_windows_dev_line_and_runs_the_engine_default(
     assert fetch("GET", up.url + "/")[2] == b"engine default"
     up.wait_for(r"ready: app \S+ · as Space ran it \(--as-space", 10)
     assert "%PORT%" not in up.output
+
+
+DEV_THEN_BUILT = """
+v: 0
+micros:
+  - name: web
+    src: web
+    engine: vue
+    primary: true
+    public: true
+    commands:
+      - node build.cjs
+{dev}"""
+
+TINY_BUILD = """
+const fs = require("fs");
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync("dist/index.html", "built page");
+"""
+
+TINY_DEV = """
+require("http").createServer((q, s) => s.end("dev server"))
+  .listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+def test_removing_the_dev_line_serves_the_build(tmp_path: Path, up_factory) -> None:
+    app = write_app(tmp_path / "app", DEV_THEN_BUILT.format(dev="    dev: node dev.cjs\n"),
+                    {"web/build.cjs": TINY_BUILD, "web/dev.cjs": TINY_DEV})
+    up = up_factory(app)
+    assert wait_states(up.url, {"web": "ready"}, 60) == {"web": "ready"}, up.output
+    assert fetch("GET", up.url + "/")[2] == b"dev server"
+    up.wait_for(r"ready: app \S+ · dev servers: web runs its `dev` line", 10)
+    (app / "Spacefile").write_text(DEV_THEN_BUILT.format(dev=""))
+    deadline = time.monotonic() + 30
+    while fetch("GET", up.url + "/")[2] != b"built page" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fetch("GET", up.url + "/")[2] == b"built page", up.output

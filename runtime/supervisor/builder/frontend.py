@@ -100,9 +100,20 @@ def plan(micro: Micro, engine: Engine, data_dir: Path, app: str) -> FrontendRun:
     publish = Publish(src, (src / build.output,), folder, extras,
                       link_packages=engine.name == "svelte-kit")
     server = shlex.quote(str(publish.current / build.start))
+    return FrontendRun(commands, writes, publish, _SERVER_PREFIX.get(engine.name, "") + server)
+
+
+_SERVER_PREFIX = {
     # Next's standalone server binds $HOSTNAME (else every interface), the shell's machine name.
-    command = f"HOSTNAME=127.0.0.1 node {server}" if engine.name == "next" else f"node {server}"
-    return FrontendRun(commands, writes, publish, command)
+    "next": "HOSTNAME=127.0.0.1 node ",
+    # adapter-node takes the page's origin and the client's address from the gate's headers
+    # (which no client can set), unless the app says otherwise: a form posted through an
+    # https tunnel passes SvelteKit's origin check.
+    "svelte-kit": "PROTOCOL_HEADER=${PROTOCOL_HEADER:-x-forwarded-proto} "
+                  "HOST_HEADER=${HOST_HEADER:-x-forwarded-host} "
+                  "ADDRESS_HEADER=${ADDRESS_HEADER:-x-forwarded-for} node ",
+    "nuxt": "node ",
+}
 
 
 def _uses(src: Path, config: str, needle: str) -> bool:
