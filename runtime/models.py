@@ -136,6 +136,7 @@ class RuntimeConfig:
     # Names the apps answer to besides the loopback ones and `host` (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
     max_body_size: int | None = None  # bytes; None: the default (config/defaults.py)
+    as_space: bool = False  # every micro as Space ran it: `dev` lines not used
 
 
 # --- identities ----------------------------------------------------------------------------

@@ -92,6 +92,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor.builder.sources": 2,
     "runtime.supervisor.builder.prepare": 2,
     "runtime.supervisor.static_build": 2,
+    "runtime.supervisor.builder.frontend": 2,
     "runtime.supervisor.manager": 2,
     "runtime.supervisor.watcher": 2,
     "runtime.supervisor.watchdog": 2,

@@ -1,9 +1,10 @@
 """Hot reload: turn each burst of saves into the one action it calls for.
 
 A save under a micro's `src` restarts that micro alone (the one with the deepest `src` holding
-the file); the Spacefile and space-dev.toml are re-read and applied; a static micro needs
-nothing, since each request reads its files fresh, unless its `commands` build it: then a saved
-source file builds it again.
+the file; a frontend micro run from its build is built again first, and what its build writes
+restarts nothing); the Spacefile and space-dev.toml are re-read and applied; a static micro
+needs nothing, since each request reads its files fresh, unless its `commands` build it (or it
+is a vue, svelte or react micro built as on Space): then a saved source file builds it again.
 """
 
 from __future__ import annotations
@@ -175,6 +176,10 @@ class Reloader:
                 continue
             if runner.spec.own_reloader and not is_dependency_manifest(path):
                 continue  # its own reloader has it
+            setup = runner.spec.setup
+            if setup is not None and setup.builds is not None and not is_source(
+                    path, setup.src, setup.builds):
+                continue  # its build wrote it
             found.setdefault(runner.name, set()).add(path)
         return found
 
@@ -289,6 +294,7 @@ async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
         host.runners[name] = runtime.new_runner(name, specs[name])  # type: ignore[arg-type]
     host.routing = runtime.routing_for(host)  # paths and public routes take effect now
     restarted = runtime.restart_changed(host, "Spacefile changed")
+    runtime.refresh_builds(host)  # a micro now built and served as files (a `dev` line removed)
     for runner in stopping:
         runtime.spawn(runner.stop())
     never_started = [n for n, r in host.runners.items() if not r.supervised and n not in added]
@@ -318,6 +324,8 @@ async def apply_config(runtime: Runtime) -> None:
         runtime.config = dataclasses.replace(runtime.config, max_body_size=fresh.max_body_size)
         runtime.printer.info("space-dev.toml applied: request bodies up to "
                              f"{format_size(config.max_body_size(fresh))}")
+    if fresh.as_space and not runtime.config.as_space:
+        runtime.printer.info("space-dev.toml: as_space takes effect at the next `space-dev up`")
     by_folder = {cfg.path: cfg for cfg in fresh.apps}
     for host in runtime.apps:
         cfg = by_folder.get(host.config.path)

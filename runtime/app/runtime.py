@@ -15,7 +15,7 @@ from aiohttp import web
 from runtime import config as defaults
 from runtime import spacefile
 from runtime.app.host import AppHost, timings
-from runtime.app.micro_specs import AppView, micro_specs, serve_root
+from runtime.app.micro_specs import AppView, build_notes, micro_specs, runs_dev_line, static_root
 from runtime.app.secret_env import take_secret
 from runtime.auth.failures import FailureCounter
 from runtime.auth.identity import SESSION_COOKIE, Identity
@@ -229,6 +229,8 @@ class Runtime:
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
         specs, builds = self._micro_specs(host)
+        for micro, note in build_notes(self._app_view(host)).items():
+            self.printer.info(f"{micro}: {note}")
         for micro, spec in specs.items():
             if spec is not None:
                 host.runners[micro] = self.new_runner(micro, spec)
@@ -245,12 +247,15 @@ class Runtime:
         return self._micro_specs(host)[0]
 
     def _micro_specs(self, host: AppHost) -> tuple[dict[str, LaunchSpec | None], dict[str, Any]]:
+        return micro_specs(self._app_view(host))
+
+    def _app_view(self, host: AppHost) -> AppView:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
-        return micro_specs(AppView(
+        return AppView(
             host.name, host.spacefile, host.hostname, project_key, host.config.env,
             self.store.get_env(host.name),
             self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
-            host.gate_proof))
+            host.gate_proof, self.config.as_space)
 
     def _settings_pages(self) -> dict[str, str]:
         """Each app's settings page, where its project key is shown: for the data API's log."""
@@ -263,7 +268,8 @@ class Runtime:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
-                site = StaticSite(serve_root(micro))
+                site = StaticSite(static_root(micro, self.config.data_dir, host.name,
+                                              self.config.as_space))
                 targets[micro.name] = Target(micro.name, policy, static=site)
             else:
                 targets[micro.name] = Target(micro.name, policy, runner=runner)
@@ -383,6 +389,18 @@ class Runtime:
         else:
             await self.start_one(host, name)
 
+    def refresh_builds(self, host: AppHost) -> None:
+        """After a Spacefile edit: the builds of micros served as files, as the file says now;
+        a new or changed one builds (the others keep their state)."""
+        builds = self._micro_specs(host)[1]
+        for name in [n for n in host.builds if n not in builds]:
+            del host.builds[name]
+        for name, plan in builds.items():
+            build = host.builds.get(name)
+            if build is None or build.plan != plan.setup or build.env != dict(plan.env):
+                host.builds[name] = StaticBuild(plan.setup, plan.env, self.builder, self.printer)
+                self.spawn(host.builds[name].run())
+
     async def rebuild(self, host: AppHost, name: str, reason: str) -> None:
         """A static micro's source changed: build again if its inputs differ."""
         build = host.builds.get(name)
@@ -409,12 +427,22 @@ class Runtime:
         down = host.down_micros()
         shown = ", ".join(f"{name}: {state.value}" for name, state in down.items())
         self.printer.info(f"ready: {host.name} {host.public_origin}/"
-                          + (f" ({shown})" if shown else ""))
+                          + (f" ({shown})" if shown else "") + f" · {self._how_it_runs(host)}")
         if not down:
             return
         while not host.all_ready():
             await asyncio.sleep(0.2)
         self.printer.info(f"ready: {host.name} {host.public_origin}/ (every micro is up now)")
+
+    def _how_it_runs(self, host: AppHost) -> str:
+        """The `ready:` line's word on how the app runs: as Space ran it, or its dev lines."""
+        if self.config.as_space:
+            return "as Space ran it (--as-space: `dev` lines not used)"
+        dev = [m.name for m in host.spacefile.micros if runs_dev_line(m, False)]
+        if not dev:
+            return "as Space ran it"
+        runs = "runs its `dev` line" if len(dev) == 1 else "run their `dev` lines"
+        return f"dev servers: {', '.join(dev)} {runs} (--as-space runs the app as Space did)"
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; it is cancelled when the runtime stops, and a failure

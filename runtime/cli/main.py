@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         help="do not run scheduled actions",
     )
     up.add_argument(
+        "--as-space",
+        dest="as_space",
+        action="store_true",
+        default=None,
+        help="run every micro as Space ran it: `dev` lines not used, frontends built",
+    )
+    up.add_argument(
         "--ephemeral",
         action="store_true",
         help="keep Base and Drive data in a temporary place, dropped at exit",
@@ -190,6 +197,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         port=args.port,
         reload=args.reload,
         schedule=args.schedule,
+        as_space=args.as_space,
         app_dirs=args.app_dirs or None,
     )
     from runtime.app.runtime import Runtime  # the server side is only needed here

@@ -11,6 +11,7 @@ DEFAULT_PORT = 4200  # the first app's port; the next apps take the next free on
 DEFAULT_DATA_DIR = ".space-dev"
 DEFAULT_RELOAD = True
 DEFAULT_SCHEDULE = True
+DEFAULT_AS_SPACE = False  # `dev` lines run (as `space dev` did); true: as Space ran the app
 DEFAULT_KEY_HEADERS: tuple[str, ...] = ("X-Space-App-Key", "X-API-Key")
 DEFAULT_KEY_COOKIES: tuple[str, ...] = ()
 DEFAULT_AUTH = AuthConfig(key_headers=DEFAULT_KEY_HEADERS, key_cookies=DEFAULT_KEY_COOKIES)

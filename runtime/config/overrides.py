@@ -19,6 +19,7 @@ def apply_overrides(
     data_dir: Path | None = None,
     reload: bool | None = None,
     schedule: bool | None = None,
+    as_space: bool | None = None,
     app_dirs: list[Path] | None = None,
     cwd: Path,
     require_app: bool = True,
@@ -71,6 +72,7 @@ def apply_overrides(
         data_dir=(cwd / (cfg.data_dir if data_dir is None else data_dir)).resolve(),
         reload=cfg.reload if reload is None else reload,
         schedule=cfg.schedule if schedule is None else schedule,
+        as_space=cfg.as_space if as_space is None else as_space,
         apps=tuple(apps),
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 from runtime.auth.policy import ExpressionError, parse_allow
 from runtime.config.defaults import (
     CONFIG_FILE_NAME,
+    DEFAULT_AS_SPACE,
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
     DEFAULT_KEY_COOKIES,
@@ -30,7 +31,7 @@ from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spac
 
 _TOP_KEYS = ("runtime", "apps")
 _RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule", "allowed_hosts",
-                 "max_body_size")
+                 "max_body_size", "as_space")
 _APP_KEYS = ("path", "name", "port", "env", "auth", "routes")
 _AUTH_KEYS = ("key_headers", "key_cookies")
 _ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
@@ -184,6 +185,8 @@ class _Reader:
             schedule=_or(self.get(rt, path, "schedule", bool, "true or false"), DEFAULT_SCHEDULE),
             allowed_hosts=self.hosts(rt, path, "allowed_hosts"),
             max_body_size=self.size(rt, path, "max_body_size"),
+            as_space=_or(self.get(rt, path, "as_space", bool, "true or false"),
+                         DEFAULT_AS_SPACE),
             apps=tuple(a for a in apps if a is not None),
         )
         if len(cfg.apps) == len(raw_apps):  # duplicates only make sense among whole apps

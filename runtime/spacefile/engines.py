@@ -9,6 +9,19 @@ from pathlib import Path
 from typing import Literal
 
 Family = Literal["python", "node", "static", "frontend", "custom"]
+Serving = Literal["static", "node"]
+
+
+@dataclass(frozen=True)
+class SpaceBuild:
+    """How Space built a frontend engine's micro and ran what the build made."""
+
+    output: str  # the folder the build writes, relative to `src`
+    # "static": that folder is served as files; "node": a Node.js server inside it runs.
+    serving: Serving
+    start: str = ""  # "node": the server's file, relative to `output`
+    # "static": other folders a build of this engine may write, when `output` is not there.
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -20,24 +33,38 @@ class Engine:
     # Shell command used when the micro has neither `dev` nor `run`; None: it must have one.
     default_command: str | None
     in_space: bool = True  # False: accepted with a warning, refused under `validate --strict`
+    # A frontend engine: what Space built and ran when the micro had no `dev` line.
+    space_build: SpaceBuild | None = None
 
 
 # The legacy python default: serve `main.py`'s `app` object (aiohttp, ASGI or WSGI). The launcher
 # runs by its file path, so an app with a `runtime` package of its own cannot shadow it.
 PYAPP = Path(__file__).parent.parent / "in_micro" / "pyapp.py"  # run by its path in the micro
 PYTHON_DEFAULT = f"python {shlex.quote(str(PYAPP))} main:app"
+# What Space's build ran for a frontend micro without `commands`.
+BUILD_COMMAND = "npm run build"
+# A frontend engine's dev server: what `space dev` ran (the command a `dev` line replaces);
+# space-dev runs a built micro instead unless the micro has a `dev` line.
 _DEV_SERVER = "npm run dev -- --port $PORT"
+# Vite and Vue CLI write dist/, Create React App build/ (a Vite React app: dist/).
+_VITE = SpaceBuild("dist", "static", also=("build",))
+_CRA = SpaceBuild("build", "static", also=("dist",))
 
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
         Engine("static", "static", None),
-        Engine("react", "frontend", "npm run start -- --port $PORT"),
-        Engine("svelte", "frontend", _DEV_SERVER),
-        Engine("vue", "frontend", _DEV_SERVER),
-        Engine("next", "frontend", _DEV_SERVER),
-        Engine("nuxt", "frontend", _DEV_SERVER),
-        Engine("svelte-kit", "frontend", _DEV_SERVER),
+        Engine("react", "frontend", "npm run start -- --port $PORT", space_build=_CRA),
+        Engine("svelte", "frontend", _DEV_SERVER, space_build=_VITE),
+        Engine("vue", "frontend", _DEV_SERVER, space_build=_VITE),
+        # The standalone output carries its own server and the node_modules it needs.
+        Engine("next", "frontend", _DEV_SERVER,
+               space_build=SpaceBuild(".next/standalone", "node", "server.js")),
+        Engine("nuxt", "frontend", _DEV_SERVER,
+               space_build=SpaceBuild(".output", "node", "server/index.mjs")),
+        # @sveltejs/adapter-node's build/ (its index.js is the server).
+        Engine("svelte-kit", "frontend", _DEV_SERVER,
+               space_build=SpaceBuild("build", "node", "index.js")),
         Engine("python3.8", "python", PYTHON_DEFAULT),
         Engine("python3.9", "python", PYTHON_DEFAULT),
         Engine("nodejs16", "node", "node index.js"),
@@ -88,10 +115,11 @@ _OWN_RELOADERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
-def own_reloader(engine: Engine, command: str) -> str | None:
+def own_reloader(engine: Engine, command: str, built: bool = False) -> str | None:
     """What reloads this command on a save by itself (a frontend engine's dev server, or a
-    known reloader named in it), or None when only space-dev does."""
-    if engine.family == "frontend":
+    known reloader named in it), or None when only space-dev does (`built`: a frontend micro
+    run from its build, which space-dev builds again on a save)."""
+    if engine.family == "frontend" and not built:
         return "a dev server"
     for label, pattern in _OWN_RELOADERS:
         if pattern.search(command):

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.supervisor import setup
-from runtime.supervisor.builder import node_modules, python_env, sources
+from runtime.supervisor.builder import frontend, node_modules, python_env, sources
+from runtime.supervisor.builder.frontend import Publish
 from runtime.supervisor.builder.node_modules import NodeDeps
 from runtime.supervisor.builder.python_env import PythonEnv
 from runtime.supervisor.output import Printer
@@ -30,6 +31,8 @@ class SetupPlan:
     node: NodeDeps | None = None
     # A static micro's build: the folders it writes (`serve`), left out of its source print.
     builds: tuple[Path, ...] | None = None
+    # A frontend micro's build output, copied where it runs from after each good build.
+    publish: Publish | None = None
 
     def install_inputs(self) -> set[Path]:
         """The files its installs are made from (requirements, package.json, lockfiles)."""
@@ -46,7 +49,8 @@ class SetupPlan:
 
 def make_plan(data_dir: Path, app: str, micro: str, src: Path, spacefile: Path, *,
               engine: str, family: str, engine_default: bool, commands: tuple[str, ...],
-              static_build: tuple[Path, ...] | None = None) -> SetupPlan:
+              static_build: tuple[Path, ...] | None = None,
+              publish: Publish | None = None) -> SetupPlan:
     """The setup a micro of this engine family needs."""
     python = (python_env.plan(data_dir, app, micro, src, engine, engine_default)
               if family == "python" else None)
@@ -54,7 +58,7 @@ def make_plan(data_dir: Path, app: str, micro: str, src: Path, spacefile: Path, 
     # build or dev server. A custom micro's `commands` say what it needs.
     node = (node_modules.plan(src, data_dir / SETUP_FOLDER / app / f"{micro}.node")
             if family in ("node", "frontend", "static") else None)
-    return SetupPlan(app, micro, src, spacefile, commands, python, node, static_build)
+    return SetupPlan(app, micro, src, spacefile, commands, python, node, static_build, publish)
 
 
 class Builder:
@@ -66,6 +70,7 @@ class Builder:
         self._printer = printer
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._noted: set[tuple[str, str]] = set()
+        self._said: set[tuple[str, str]] = set()  # notes about a build, each said once
 
     def _marker(self, plan: SetupPlan) -> Path:
         return self._data_dir / SETUP_FOLDER / plan.app / plan.micro
@@ -91,14 +96,34 @@ class Builder:
                 error = await node_modules.prepare(plan.micro, plan.node, env, self._printer)
                 if error:
                     return error
+            marker = self._marker(plan)
+            if plan.publish is not None and not plan.publish.current.exists():
+                marker.unlink(missing_ok=True)  # nothing published yet: build
+            print_ = await self._commands_print(plan)
+            built = bool(plan.commands) and _read(marker) != print_
             error = await setup.run_setup(plan.micro, plan.commands, plan.src, env,
-                                          self._printer, self._marker(plan),
-                                          await self._commands_print(plan))
+                                          self._printer, marker, print_)
             if error is None and plan.builds is not None and plan.commands:
                 # Taken again after the build, so a source file the build itself wrote is
                 # not a reason to build again.
-                setup.write_marker(self._marker(plan), await self._commands_print(plan))
+                setup.write_marker(marker, await self._commands_print(plan))
+            if error is None and built and plan.publish is not None:
+                error = await self._publish(plan.micro, plan.publish)
+                if error is not None:
+                    marker.unlink(missing_ok=True)  # built again next time
             return error
+
+    async def _publish(self, micro: str, plan: Publish) -> str | None:
+        try:
+            error, note = await asyncio.to_thread(frontend.publish, plan)
+        except OSError as err:
+            error, note = f"cannot copy the build to {plan.folder}: {err.strerror or err}", None
+        if note is not None and (key := (str(plan.folder), note)) not in self._said:
+            self._said.add(key)
+            self._printer.info(f"{micro}: {note}")
+        if error is not None:
+            self._printer.info(f"{micro}: {error}")
+        return error
 
     async def _commands_print(self, plan: SetupPlan) -> str:
         # Off the event loop: a static build's print reads its whole source tree.
@@ -126,3 +151,10 @@ class Builder:
         """The micro's new setup works: remove its older environments."""
         keep = plan.python.env_dir if plan.python is not None else None
         await asyncio.to_thread(python_env.prune, self._data_dir, plan.app, plan.micro, keep)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
