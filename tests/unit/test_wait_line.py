@@ -37,7 +37,8 @@ def test_a_wait_too_short_to_be_noted_ends_silently() -> None:
     assert out.getvalue() == ""
 
 
-def test_on_a_terminal_the_wait_line_is_rewritten_in_place() -> None:
+def test_on_a_terminal_the_wait_line_is_rewritten_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the line is cut to the terminal's width
     out = io.StringIO()
     printer = Printer(out, colour=False, live=True)
     printer.wait_note("ui", "waiting for ui on port 4000 (1 s)")
