@@ -73,6 +73,9 @@ micros:
     public_routes: ["/public/*", "/open"]
     presets:
       api_keys: true
+      env:
+        - name: GREETING
+          default: hello
   - name: admin
     src: ./admin
     engine: python3.9
