@@ -329,17 +329,16 @@ def accounts_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
                       accounts_template: tuple[Path, dict[str, str]]
                       ) -> AsyncIterator[MakeOrigin]:
-    """A factory of origins (with the request wait and key places a test needs); each is
-    closed, with its proxy, at the end of the test."""
+    """Makes the test's origin, with the request wait or extra host names it needs (one per
+    test: it takes the test's data dir); closed, with its proxy, at the end of the test."""
     proxies: list[Proxy] = []
 
-    async def make(*, request_wait: float = 2.0, key_cookies: tuple[str, ...] = (KEY_COOKIE,),
-                   allowed_hosts: tuple[str, ...] = ()) -> Origin:
+    async def make(*, request_wait: float = 5.0, allowed_hosts: tuple[str, ...] = ()) -> Origin:
         folder = tmp_path / "app"
         folder.mkdir(exist_ok=True)
         spacefile, errors, _ = check_text(SPACEFILE, folder / "Spacefile", check_paths=False)
         assert spacefile is not None, errors
-        auth = AuthConfig(defaults.DEFAULT_KEY_HEADERS, key_cookies)
+        auth = AuthConfig(defaults.DEFAULT_KEY_HEADERS, (KEY_COOKIE,))
         config = AppConfig(folder, auth, name=APP)
 
         template, credentials = accounts_template
@@ -359,7 +358,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
         targets = {m.name: Target(m.name, policy_for(m, rules), runner=runners[m.name])
                    for m in spacefile.micros}
         routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), targets, auth,
-                          frozenset({SESSION_COOKIE, *key_cookies}))
+                          frozenset({SESSION_COOKIE, KEY_COOKIE}))
         printer = Printer(stream=io.StringIO(), colour=False)
         proxy = Proxy()
         await proxy.start()
