@@ -94,6 +94,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor.static_build": 2,
     "runtime.supervisor.builder.frontend": 2,
     "runtime.supervisor.manager": 2,
+    "runtime.supervisor.location": 2,
     "runtime.supervisor.watcher": 2,
     "runtime.supervisor.watchdog": 2,
     "runtime.supervisor.reaper": 2,

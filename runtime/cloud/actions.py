@@ -14,12 +14,13 @@ from runtime.datadir.datafile import utc_text
 from runtime.datadir.store import Store
 from runtime.models import Action
 from runtime.serve.proxy import Proxy
-from runtime.supervisor.manager import MicroRunner, State
+from runtime.supervisor.location import MicroLocation
+from runtime.supervisor.manager import State
 from runtime.supervisor.output import Printer
 
 EVENT_PATH = "/__space/v0/actions"
 
-Locate = Callable[[str, str], MicroRunner | None]  # (app, micro) -> its runner; None: static
+Locate = Callable[[str, str], MicroLocation | None]  # (app, micro) -> its runner; None: static
 
 
 def event_body(action: Action) -> bytes:

@@ -20,7 +20,8 @@ import aiohttp
 
 from runtime.errors import SpaceDevError
 from runtime.serve.proxy import Proxy
-from runtime.supervisor.manager import MicroRunner, State
+from runtime.supervisor.location import MicroLocation
+from runtime.supervisor.manager import State
 
 DECLARATION_PATH = "/__space/actions"
 DEFAULT_OUTPUT = "@deta/raw"
@@ -30,7 +31,7 @@ LIST_TIMEOUT_S = 5.0
 # How long a refused connection is tried again: a reload swaps in the new process in less.
 _SWAP_GRACE_S = 2.0
 
-Locate = Callable[[str, str], MicroRunner | None]  # (app, micro) -> its runner; None: static
+Locate = Callable[[str, str], MicroLocation | None]  # (app, micro) -> its runner; None: static
 ProvidingMicros = Callable[[str], Sequence[str]]  # app -> its micros with provide_actions
 
 

@@ -34,7 +34,8 @@ from runtime.serve.proxy import (
 )
 from runtime.serve.static import StaticSite
 from runtime.supervisor.environment import GATE_PROOF_HEADER
-from runtime.supervisor.manager import MicroRunner, State
+from runtime.supervisor.location import MicroLocation
+from runtime.supervisor.manager import State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import SAFE_METHODS, changes_state, loaded_from_elsewhere, same_origin
 from runtime.web.login import LOGIN_PATH
@@ -51,7 +52,7 @@ class Target:
     name: str
     policy: MicroPolicy
     static: StaticSite | None = None
-    runner: MicroRunner | None = None
+    runner: MicroLocation | None = None
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class Gate:
     async def _forward(
         self,
         request: web.Request,
-        runner: MicroRunner,
+        runner: MicroLocation,
         path_qs: str,
         headers: ForwardedHeaders,
         owner: bool,
@@ -293,13 +294,13 @@ class Gate:
                 if runner.address == address:
                     await asyncio.sleep(0.05)  # let the supervisor notice the exit
 
-    def _logs(self, runner: MicroRunner, owner: bool) -> list[str]:
+    def _logs(self, runner: MicroLocation, owner: bool) -> list[str]:
         """The micro's last output lines for its error page: they can hold secrets, so only its
         owner sees them. Read only when a page is made, never per request."""
         return self._printer.last_lines(runner.name, 30) if owner else []
 
     def _unavailable(
-        self, request: web.Request, runner: MicroRunner, owner: bool
+        self, request: web.Request, runner: MicroLocation, owner: bool
     ) -> web.Response:
         state = runner.state
         owner_detail, status = "", 502
@@ -322,7 +323,7 @@ class Gate:
                            last_exit=runner.last_exit, status=status)
 
 
-async def _died_under(request: web.Request, runner: MicroRunner, address: Address) -> bool:
+async def _died_under(request: web.Request, runner: MicroLocation, address: Address) -> bool:
     """Whether a safe request's connection broke because the micro's process died (killed,
     crashed, replaced), as opposed to a live micro closing it: then it may be sent again."""
     # A safe request does nothing on the server (RFC 9110 9.2.1): sent again, nothing is done twice.

@@ -1,0 +1,51 @@
+"""Where a micro lives now: what the gate and the runtime's own calls to a micro (actions, App
+Actions) need of its supervisor. `MicroRunner` is the one the runtime uses; naming only this
+much keeps those callers testable against a stand-in that points at a server of the test's own.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from runtime.supervisor.manager import State
+
+
+class MicroLocation(Protocol):
+    """One process micro as seen by those who send it requests."""
+
+    # Requests forwarded so far: the gate counts them, the reloader's guard reads them.
+    requests: int
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """Where its serving process listens, or None while none is ready."""
+        ...
+
+    def serves(self, address: tuple[str, int]) -> bool:
+        """Whether a live process of the micro is still the one at `address`."""
+        ...
+
+    async def wait_address(self, timeout: float) -> tuple[str, int] | None:
+        """Where to send a request; waits while it starts or restarts, not when crashed."""
+        ...
+
+    @property
+    def gate_proof(self) -> dict[str, str]:
+        """The header that shows the micro's guard a request comes from the runtime."""
+        ...
+
+    @property
+    def failures(self) -> int:
+        """Failed starts in a row, for its error page."""
+        ...
+
+    @property
+    def last_exit(self) -> int | None:
+        """The exit code of its last failed start, for its error page."""
+        ...
