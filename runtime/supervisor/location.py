@@ -49,3 +49,7 @@ class MicroLocation(Protocol):
     def last_exit(self) -> int | None:
         """The exit code of its last failed start, for its error page."""
         ...
+
+    def not_listening_hint(self) -> str:
+        """What to do about a server that listens on no port the runtime can reach."""
+        ...

@@ -43,7 +43,7 @@ from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import Proxy
 from runtime.spacefile.reader import check_text
 from runtime.supervisor.environment import GATE_PROOF_HEADER
-from runtime.supervisor.manager import State
+from runtime.supervisor.manager import DOWN_STATES, State
 from runtime.supervisor.output import Printer
 from runtime.web import csrf
 from runtime.web.api import SettingsApi, SettingsContext
@@ -162,11 +162,14 @@ class FakeRunner:
     def serves(self, address: Address) -> bool:
         return self.state is State.READY and address == self._address
 
+    def not_listening_hint(self) -> str:
+        return "its server listens on no port: give it $PORT"
+
     async def wait_address(self, timeout: float) -> Address | None:
         self.waits += 1
         deadline = time.monotonic() + timeout
         while True:
-            if self.address is not None or self.state in (State.CRASHED, State.STOPPED):
+            if self.address is not None or self.state in DOWN_STATES:
                 return self.address
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -6,6 +6,8 @@ only the supervisor is a stand-in (`gate_fixtures.FakeRunner`), so each case tak
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -519,6 +521,18 @@ async def test_a_crashed_micro_gets_its_error_page_at_once_and_logs_to_the_owner
     as_json = await (await refused(origin, "GET", "/page", 502, headers=origin.cookie())).json()
     assert as_json["state"] == "crashed" and "ValueError: token=hunter2" in as_json["error"]
     assert "error" not in await (await refused(origin, "GET", "/page", 502)).json()
+
+
+async def test_a_micro_that_listens_nowhere_is_answered_at_once_with_its_hint(
+        make_origin: MakeOrigin) -> None:
+    origin = await make_origin(request_wait=5)
+    origin.runners["api"].set(State.NOT_LISTENING)
+    started = time.monotonic()
+    owner = await refused(origin, "GET", "/api/open", 503, headers=origin.cookie())
+    assert time.monotonic() - started < 2  # no wait for a server that listens nowhere
+    assert "give it $PORT" in json.dumps(await owner.json())
+    stranger = await refused(origin, "GET", "/api/open", 503)
+    assert "give it $PORT" not in json.dumps(await stranger.json())
 
 
 async def test_a_stopped_micro_says_so(origin: Origin) -> None:
