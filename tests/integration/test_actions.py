@@ -187,7 +187,7 @@ def test_the_run_button(running: Running) -> None:
     status, headers, _ = running.call("POST", "/__space/settings/actions/tidy/run",
                                       cookie=running.owner, form={})
     assert status == 303
-    assert headers["Location"] == "/__space/settings?done=action-ran&action=tidy#actions"
+    assert headers["Location"] == "/__space/settings?done=action-ran&action=tidy#result"
     assert any(e["body"]["event"]["id"] == "tidy" for e in running.events()[before:])
     status, _, body = running.call("GET", "/__space/settings?done=action-ran&action=tidy",
                                    cookie=running.owner)
