@@ -127,6 +127,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.app_actions_page": 3,
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,
+    "runtime.web.data_table": 3,
     "runtime.cloud.actions": 3,
     "runtime.cloud.app_actions": 3,
     # 4: the one module that wires the parts together

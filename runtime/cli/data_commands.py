@@ -66,6 +66,8 @@ def _import(args: argparse.Namespace) -> int:
         report = asyncio.run(import_zip(data, args.file))
     finally:
         services.close()
+    if report.empty:
+        raise SpaceDevError(*report.nothing_said(str(args.file)))
     print(f"imported into app {app} from {args.file}:")
     for line in report.lines():
         print(f"  {line}")
