@@ -101,6 +101,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.upstream": 2,
     "runtime.serve.upstream_connection": 2,
     "runtime.serve.static": 2,
+    "runtime.serve.not_found": 2,
     "runtime.serve.client_limits": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
@@ -145,6 +146,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.data_commands": 5,
     "runtime.cli.action_commands": 5,
     "runtime.cli.main": 5,
+    "runtime.cli.suggest": 5,
+    "runtime.cli.status_commands": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment
     "runtime.in_micro": IN_MICRO,

@@ -318,6 +318,12 @@ async def apply_config(runtime: Runtime) -> None:
         runtime.config = dataclasses.replace(runtime.config, max_body_size=fresh.max_body_size)
         runtime.printer.info("space-dev.toml applied: request bodies up to "
                              f"{format_size(config.max_body_size(fresh))}")
+    if fresh.allowed_hosts != runtime.config.allowed_hosts:  # checked on every request
+        runtime.config = dataclasses.replace(runtime.config, allowed_hosts=fresh.allowed_hosts)
+        for check in runtime.host_checks:
+            check.allow(fresh.allowed_hosts)
+        names = ", ".join(fresh.allowed_hosts) or "none besides localhost and 127.0.0.1"
+        runtime.printer.info(f"space-dev.toml applied: allowed_hosts is now {names}")
     by_folder = {cfg.path: cfg for cfg in fresh.apps}
     for host in runtime.apps:
         cfg = by_folder.get(host.config.path)

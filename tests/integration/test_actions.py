@@ -173,13 +173,19 @@ def test_the_runs_show_on_the_settings_page(running: Running) -> None:
     section = page[page.index('id="actions"'):]
     assert "Tidy up" in section and "Removes what is old" in section and "1 minute" in section
     assert "Last runs" in section
-    assert re.search(r"<td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</td>", section)
+    assert re.search(r'<td class="when"><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+                     r'.*?\((just now|\d+ min ago)\)', section)
     assert re.search(r'<span class="ok">200</span>', section)
+    assert re.search(r"From a terminal: <code[^>]*>space-dev trigger tidy --app \S+</code>",
+                     section)
+    assert "trigger ID" not in section
     assert re.search(r'<span class="bad">500</span>', section)  # boom's run
     assert re.search(r"<td>\d+ ms</td>", section)
     # Scheduling is on: the next run of a 1-minute action is within the coming minute or two.
     assert "Scheduling is off" not in section
-    assert re.search(r"Next run</dt><dd>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ<", section)
+    # The UTC time, and how far off it is.
+    assert re.search(r'Next run</dt><dd><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+                     r'.*?</time> <span class="relative muted nowrap">\(in [^)]+\)</span>', section)
 
 
 def test_the_run_button(running: Running) -> None:
