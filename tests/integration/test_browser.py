@@ -440,7 +440,8 @@ def test_the_runtimes_own_404_links_home(up: Up) -> None:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(up.url + "/__space/nothing-here")
-            assert "Not found" in page.inner_text("h1")
+            assert page.inner_text("h1") == "404 Not Found"
+            assert "/__space/nothing-here" in page.inner_text("main")
             page.click("text=Go to the app's home page")
             assert urlsplit(page.url).path in ("/", "/__space/login")
         finally:
