@@ -30,7 +30,13 @@ def _free_port() -> int:
 
 
 def main() -> int:
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("docs/screenshot.py needs Playwright, which comes with the test extra: "
+              "pip install -e '.[test]' (Chromium itself: apt-get install chromium)",
+              file=sys.stderr)
+        return 1
 
     with tempfile.TemporaryDirectory() as tmp:
         app = Path(tmp) / "notes"

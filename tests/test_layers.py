@@ -107,6 +107,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.upstream": 2,
     "runtime.serve.upstream_connection": 2,
     "runtime.serve.static": 2,
+    "runtime.serve.not_found": 2,
     "runtime.serve.client_limits": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
@@ -133,6 +134,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.app_actions_page": 3,
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,
+    "runtime.web.data_table": 3,
     "runtime.cloud.actions": 3,
     "runtime.cloud.app_actions": 3,
     # 4: the one module that wires the parts together
@@ -150,6 +152,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.data_commands": 5,
     "runtime.cli.action_commands": 5,
     "runtime.cli.main": 5,
+    "runtime.cli.suggest": 5,
+    "runtime.cli.status_commands": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment
     "runtime.in_micro": IN_MICRO,

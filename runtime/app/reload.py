@@ -326,6 +326,12 @@ async def apply_config(runtime: Runtime) -> None:
                              f"{format_size(config.max_body_size(fresh))}")
     if fresh.as_space and not runtime.config.as_space:
         runtime.printer.info("space-dev.toml: as_space takes effect at the next `space-dev up`")
+    if fresh.allowed_hosts != runtime.config.allowed_hosts:  # checked on every request
+        runtime.config = dataclasses.replace(runtime.config, allowed_hosts=fresh.allowed_hosts)
+        for check in runtime.host_checks:
+            check.allow(fresh.allowed_hosts)
+        names = ", ".join(fresh.allowed_hosts) or "none besides localhost and 127.0.0.1"
+        runtime.printer.info(f"space-dev.toml applied: allowed_hosts is now {names}")
     by_folder = {cfg.path: cfg for cfg in fresh.apps}
     for host in runtime.apps:
         cfg = by_folder.get(host.config.path)

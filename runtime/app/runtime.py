@@ -8,7 +8,9 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -26,7 +28,12 @@ from runtime.cloud.actions import ActionFirer
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.cloud.site import DataSite
-from runtime.datadir.accounts import LoginLimiter, LoginLinks, ensure_owner
+from runtime.datadir.accounts import (
+    LOGIN_LINK_MAX_AGE,
+    LoginLimiter,
+    LoginLinks,
+    ensure_owner,
+)
 from runtime.datadir.store import Store
 from runtime.errors import InvalidFile, SpaceDevError
 from runtime.models import AppConfig, RuntimeConfig, Spacefile
@@ -41,6 +48,7 @@ from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
 from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.key_guesses import KeyGuesses
+from runtime.serve.not_found import not_found_html
 from runtime.serve.proxy import Proxy
 from runtime.serve.static import StaticSite
 from runtime.supervisor import reaper
@@ -54,7 +62,7 @@ from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.data import DataPage
 from runtime.web.login import Login
-from runtime.web.pages import problem
+from runtime.web.pages import problem, wants_html
 from runtime.web.settings import SETTINGS_PATH, Settings
 
 __all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
@@ -90,6 +98,7 @@ class Runtime:
             )
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
+        self.host_checks: list[hosts.AllowedHosts] = []  # one per app port: allowed_hosts
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- start ----------------------------------------------------------------------------
@@ -207,7 +216,20 @@ class Runtime:
                 "SPACE_DEV_PASSWORD (change it with space-dev users passwd)"
             )
         link = f"{self.apps[0].public_origin}/__space/login?token={self.links.issue(owner.name)}"
-        self.printer.info(f"sign in as {owner.name}: {link} (one use, 10 minutes)")
+        until = datetime.now(UTC) + timedelta(seconds=LOGIN_LINK_MAX_AGE)
+        self.printer.info(f"sign in as {owner.name}: {link} (one use, until "
+                          f"{until:%H:%M} UTC, in {LOGIN_LINK_MAX_AGE // 60} min)")
+
+    def status(self) -> dict[str, Any]:
+        """Every app as `space-dev status` shows it: its URL, its micros, their states."""
+        apps = []
+        for host in self.apps:
+            states = host.micro_states()
+            apps.append({"name": host.name, "url": host.public_origin + "/", "micros": [
+                {"name": m.name, "path": m.path, "state": states[m.name].value,
+                 "url": host.public_origin + m.path.rstrip("/") + "/"}
+                for m in host.spacefile.micros]})
+        return {"apps": apps}
 
     def refresh(self) -> None:
         """Re-read the data dir (another process changed it) so the next request sees it."""
@@ -329,7 +351,7 @@ class Runtime:
         )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
-                            self.app_actions)
+                            self.app_actions, status=self.status, say=self.printer.info)
         Login(host.name, self.store, self.identity, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
@@ -347,6 +369,7 @@ class Runtime:
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
         app.router.add_route("*", PAGES_PREFIX + "{tail:.*}", _not_found)
         allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
+        self.host_checks.append(allowed)
         runner = FrontRunner(app, gate.handle, allowed, self.client_limits, access_log=None,
                              handle_signals=False)
         await runner.setup()
@@ -490,4 +513,8 @@ class Runtime:
 
 
 async def _not_found(request: web.Request) -> web.Response:
-    return problem(request, 404, "Not found")
+    """A path under /__space/ that is no page: the same 404 page a static micro gives."""
+    if not wants_html(request):
+        return problem(request, 404, "Not found")
+    return web.Response(status=404, text=not_found_html(unquote(request.rel_url.raw_path)),
+                        content_type="text/html", headers={"Cache-Control": "no-store"})

@@ -54,7 +54,7 @@ def _create_key(args: argparse.Namespace, value: str | None, client_type: str
     store, target = targets.resolve(args)
     record, key = new_key(target.name, args.name, args.desc, client_type, value)
     store.keys.create(record)
-    notify.refresh(store)
+    notify.refresh(store, f'key "{record.name}" of app {target.name} made from the command line')
     sf = target.read_spacefile()
     note = None
     if sf is not None and not any(m.api_keys for m in sf.micros):
@@ -106,7 +106,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     store, target = targets.resolve(args)
     store.keys.revoke(target.name, args.key)
-    notify.refresh(store)
+    notify.refresh(store, f'key "{args.key}" of app {target.name} revoked from the command line')
     print(f'revoked key "{args.key}" of app {target.name}: it no longer opens anything')
     return 0
 
@@ -115,9 +115,10 @@ def _keys_switch(active: bool) -> Command:
     def run(args: argparse.Namespace) -> int:
         store, target = targets.resolve(args)
         store.keys.set_active(target.name, args.key, active)
-        notify.refresh(store)
         undo = "disable" if active else "enable"
         state = "on" if active else "off"
+        notify.refresh(store, f'key "{args.key}" of app {target.name} switched {state} from the '
+                       "command line")
         print(f'key "{args.key}" of app {target.name} is now {state} '
               f"(space-dev keys {undo} {args.key}{_app_flag(args, target)} to undo)")
         return 0
@@ -138,7 +139,6 @@ def _auth_switch(enabled: bool) -> Command:
                 f"its micros are: {', '.join(m.name for m in sf.micros)}",
             )
         store.set_auth(target.name, args.micro, enabled)
-        notify.refresh(store)
         undo = ("disable" if enabled else "enable") + _app_flag(args, target)
         if args.micro is None:
             what = f"app {target.name}"
@@ -150,6 +150,8 @@ def _auth_switch(enabled: bool) -> Command:
             undo += f" --micro {args.micro}"
         state = "PRIVATE" if enabled else "PUBLIC"
         again = "public" if enabled else "private again"
+        notify.refresh(store, f"{what} made {state} from the command line "
+                       f"(space-dev auth {undo} to make it {again})")
         print(f"{what} is now {state}: {detail} (space-dev auth {undo} to make it {again})")
         return 0
 
@@ -209,7 +211,7 @@ def _users_add(args: argparse.Namespace) -> int:
                             f"change the password with `space-dev users passwd {args.user}`")
     groups = list(dict.fromkeys(args.groups))  # a repeated --group counts once
     user = store.users.add(args.user, hash_password(_read_password(args)), groups)
-    notify.refresh(store)
+    notify.refresh(store, f"user {user.name} added from the command line")
     role = " (the owner of every app)" if user.owner else ""
     member = f" in groups {', '.join(user.groups)}" if user.groups else ""
     print(f"added user {user.name}{role}{member}")
@@ -234,7 +236,8 @@ def _users_passwd(args: argparse.Namespace) -> int:
     store = targets.data_store(args)
     _need_user(store, args.user)
     store.users.set_password_hash(args.user, hash_password(_read_password(args)))
-    notify.refresh(store)
+    notify.refresh(store, f"password of {args.user} changed from the command line; their "
+                   "sessions have ended")
     print(f"changed the password of {args.user}; their sessions have ended")
     return 0
 
@@ -242,7 +245,7 @@ def _users_passwd(args: argparse.Namespace) -> int:
 def _users_remove(args: argparse.Namespace) -> int:
     store = targets.data_store(args)
     store.users.remove(args.user)
-    notify.refresh(store)
+    notify.refresh(store, f"user {args.user} removed from the command line, with their sessions")
     print(f"removed user {args.user} and ended their sessions")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +22,42 @@ def _open(args: argparse.Namespace) -> tuple[DataServices, AppData, str]:
     return services, services.app(target.name), target.name
 
 
-def drive_file_count(data: AppData, drive: str) -> int:
-    """How many files a Drive holds (a page at a time, never all names at once)."""
-    count, last = 0, None
-    while True:
-        names, last = data.drive.list(drive, last=last)
-        count += len(names)
-        if last is None:
-            return count
+def size_text(size: int) -> str:
+    """Bytes as a person reads them: `812 B`, `3.4 KiB`, `1.2 MiB`."""
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{size} B"
 
 
 def _list(args: argparse.Namespace) -> int:
     services, data, app = _open(args)
     try:
-        bases = [(name, data.base.count(name)) for name in data.base.names()]
-        drives = [(name, drive_file_count(data, name)) for name in data.drive.names()]
+        bases: list[dict[str, Any]] = [
+            {"name": name, "items": data.base.count(name), "bytes": data.base.size(name)}
+            for name in data.base.names()]
+        drives: list[dict[str, Any]] = []
+        for name in data.drive.names():
+            count, size = data.drive.totals(name)
+            drives.append({"name": name, "files": count, "bytes": size})
     finally:
         services.close()
+    if args.json:
+        print(json.dumps({"app": app, "bases": bases, "drives": drives}, indent=2))
+        return 0
     if not bases and not drives:
         print(f"app {app} has no Base or Drive data yet")
         return 0
-    for name, count in bases:
-        print(f"base  {name:24} {count:>8} item{'s' if count != 1 else ''}")
-    for name, count in drives:
-        print(f"drive {name:24} {count:>8} file{'s' if count != 1 else ''}")
+    for base in bases:
+        count = base["items"]
+        print(f"base  {base['name']:24} {count:>8} item{'s' if count != 1 else ' '}  "
+              f"{size_text(base['bytes']):>10}")
+    for drive in drives:
+        count = drive["files"]
+        print(f"drive {drive['name']:24} {count:>8} file{'s' if count != 1 else ' '}  "
+              f"{size_text(drive['bytes']):>10}")
     return 0
 
 
@@ -66,6 +79,8 @@ def _import(args: argparse.Namespace) -> int:
         report = asyncio.run(import_zip(data, args.file))
     finally:
         services.close()
+    if report.empty:
+        raise SpaceDevError(*report.nothing_said(str(args.file)))
     print(f"imported into app {app} from {args.file}:")
     for line in report.lines():
         print(f"  {line}")
@@ -98,8 +113,10 @@ def add_parsers(sub: Any, app: argparse.ArgumentParser) -> None:
     group = sub.add_parser("data", help="an app's Base and Drive data: list, export, import, "
                            "reset").add_subparsers(dest="data_command", metavar="ACTION",
                                                    required=True)
-    group.add_parser("list", parents=[app], help="each Base and Drive, with its size"
-                     ).set_defaults(run=_list)
+    listing = group.add_parser("list", parents=[app], help="each Base and Drive, with its "
+                               "count and size")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    listing.set_defaults(run=_list)
     for name, run, text in (("export", _export, "write every Base and Drive to a zip file"),
                             ("import", _import, "read a zip from `data export` or Space's export")):
         parser = group.add_parser(name, parents=[app], help=text)

@@ -6,16 +6,19 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import json
 import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from runtime import __version__, spacefile
 from runtime import config as config_file
+from runtime.cli.suggest import suggestion
 from runtime.cli.targets import load_config
-from runtime.errors import SpaceDevError
+from runtime.errors import Problem, SpaceDevError
 from runtime.models import AppConfig
 from runtime.supervisor.output import Printer
 
@@ -32,20 +35,28 @@ environment:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors suggest the command or flag meant (`did you
+    mean`); its sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + suggestion(message, self))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="space-dev",
         description="Run Deta Space apps on your own machine: every micro on one origin, "
         "private by default, with hot reload.",
     )
-    parser.add_argument("--version", action="version", version=f"space-dev {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"space-dev {__version__}")
     # Every command reads the config; those that keep state also take --data-dir.
-    base = argparse.ArgumentParser(add_help=False)
+    base = _Parser(add_help=False)
     base.add_argument(
         "--config", type=Path, help="space-dev.toml to read (default: ./space-dev.toml)"
     )
     base.add_argument("--debug", action="store_true", help="show tracebacks")
-    common = argparse.ArgumentParser(add_help=False, parents=[base])
+    common = _Parser(add_help=False, parents=[base])
     common.add_argument("--data-dir", type=Path, help="where state is kept (default: ./.space-dev)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -112,18 +123,27 @@ def _parser() -> argparse.ArgumentParser:
         "--app", metavar="NAME", help="only this app of space-dev.toml (default: all of them)"
     )
     validate.add_argument("--strict", action="store_true", help="apply Space's own rules exactly")
+    validate.add_argument("--json", action="store_true",
+                          help="print each app's errors and warnings as JSON")
     validate.set_defaults(run=_cmd_validate)
 
     from runtime.cli import commands  # the data commands (keys, users, auth, trigger)
 
     commands.add_parsers(sub, common)
+    from runtime.cli import status_commands  # status, open
+
+    status_commands.add_parsers(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    if not given:  # `space-dev` alone: what it can do, rather than a usage error
+        parser.print_help()
+        return EXIT_OK
+    args = parser.parse_args(given)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
@@ -171,12 +191,25 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         folders = [(None, Path("."))]
     failed = False
+    checked = []
     for label, folder in folders:
         _, errors, warnings = spacefile.check(folder, strict=args.strict)
+        failed = failed or bool(errors)
+        if args.json:
+            checked.append({"app": label, "path": str(folder), "ok": not errors,
+                            "errors": [_problem_json(p) for p in errors],
+                            "warnings": [_problem_json(p) for p in warnings]})
+            continue
         text = spacefile.report(errors, warnings)
         print(f"{label}: {text}" if label is not None and len(folders) > 1 else text)
-        failed = failed or bool(errors)
+    if args.json:
+        print(json.dumps({"ok": not failed, "apps": checked}, indent=2))
     return EXIT_USER_ERROR if failed else EXIT_OK
+
+
+def _problem_json(problem: Problem) -> dict[str, object]:
+    return {"file": problem.file, "line": problem.line, "where": problem.where,
+            "message": problem.message, "hint": problem.hint}
 
 
 def _app_label(app: AppConfig) -> str:

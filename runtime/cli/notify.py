@@ -16,6 +16,7 @@ from runtime.errors import SpaceDevError
 TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
 ACTIONS_PATH = "/__space/internal/actions/"
+STATUS_PATH = "/__space/internal/status"
 TIMEOUT_S = 3.0
 # `trigger` waits for the run: up to 30 s for the micro to be ready, then 60 s for its answer
 # (config.ACTION_READY_WAIT_S and ACTION_TIMEOUT_S; not imported, for the start-up time).
@@ -55,8 +56,9 @@ def post(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
         raise Unreachable(f"no answer from {url} ({reason})") from err
 
 
-def refresh(store: Store) -> None:
-    """Ask the running runtime, if any, to re-read the data dir now, and wait until it has.
+def refresh(store: Store, said: str = "") -> None:
+    """Ask the running runtime, if any, to re-read the data dir now, and wait until it has;
+    `said`, what the command did, is then one line in its terminal.
 
     Never an error: the runtime also watches the data dir, so a missed call only delays the
     change by a moment. A failure is one line on stderr.
@@ -69,7 +71,7 @@ def refresh(store: Store) -> None:
     if info is None:
         return  # no runtime is running: it reads the data dir when it starts
     try:
-        status, _ = post(info, REFRESH_PATH)
+        status, _ = post(info, REFRESH_PATH, {"said": said} if said else None)
     except Unreachable as err:
         _note(f"could not tell the running runtime: {err}")
         return

@@ -87,6 +87,20 @@ class ImportReport:
         else:
             self.more_skipped += 1
 
+    @property
+    def empty(self) -> bool:
+        """Whether the import found no item and no file it could take."""
+        return not (any(self.items.values()) or any(self.files.values())
+                    or self.other_items or self.other_files)
+
+    def nothing_said(self, name: str) -> tuple[str, str]:
+        """The error for a zip with nothing to import: what, what was skipped, what to do."""
+        skipped = "; ".join(self.skipped[:5])
+        return (f"nothing to import in {name}: it holds no Base items and no Drive files"
+                + (f" (skipped: {skipped})" if skipped else ""),
+                "give a zip that `space-dev data export` or Space's own export wrote "
+                "(bases/NAME.jsonl, drives/NAME/FILE)")
+
     def finish(self) -> None:
         """Fold what was only counted into the lists a page or an API shows."""
         if self.more_skipped:

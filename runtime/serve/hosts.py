@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from runtime.web.pages import problem
+from runtime.web.pages import inline_style, page, problem, wants_html
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _EVERY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
@@ -46,6 +46,13 @@ class AllowedHosts:
     """The names one app answers to."""
 
     def __init__(self, listen_host: str, extra: Iterable[str] = ()) -> None:
+        self._listen_host = listen_host
+        self.allow(extra)
+
+    def allow(self, extra: Iterable[str]) -> None:
+        """Answer to these names besides the loopback ones and the address listened on (a saved
+        `allowed_hosts`: what was allowed before and is no longer is refused at once)."""
+        listen_host = self._listen_host
         names = set(LOOPBACK_NAMES)
         suffixes = []
         for given in (listen_host, *extra):
@@ -102,13 +109,19 @@ class AllowedHosts:
         return own
 
     def refusal(self, request: web.Request) -> web.Response:
-        """The 421 page: which name was refused and how to allow it."""
+        """The 421 page: which name was refused, how to allow it, and the app on a name it
+        answers to. The page carries its own style: its stylesheet, asked for by the same
+        name, would be refused too."""
         shown = host_name(request.headers.get("Host", "")) or "(none)"
-        return problem(
-            request,
-            421,
-            "Unknown host name",
-            f"This app answers to localhost and 127.0.0.1, not to {shown!r}: a page on another "
-            "name could be a DNS-rebinding attack. If you opened it by this name on purpose, "
-            f'add it to space-dev.toml: [runtime] allowed_hosts = ["{shown}"], then restart.',
-        )
+        detail = (f"This app answers to localhost and 127.0.0.1, not to {shown!r}: a page on "
+                  "another name could be a DNS-rebinding attack. If you opened it by this name "
+                  f'on purpose, add it to space-dev.toml: [runtime] allowed_hosts = ["{shown}"] '
+                  "(applied when the file is saved).")
+        if not wants_html(request):
+            return problem(request, 421, "Unknown host name", detail)
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+        where = f"http://localhost{f':{port}' if port else ''}"
+        path = request.rel_url.raw_path_qs if request.method in ("GET", "HEAD") else "/"
+        return page("host_refused.html", status=421, title="Unknown host name", detail=detail,
+                    app_url=where + path, app_origin=where, style=inline_style())

@@ -22,7 +22,6 @@ Decisions where the contract is silent:
 from __future__ import annotations
 
 import asyncio
-import html
 import mimetypes
 import os
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
 from runtime.auth.routes import BadPath, normalise_path
+from runtime.serve.not_found import not_found_html
 
 ALLOWED_METHODS = ("GET", "HEAD")
 INDEX = "index.html"
@@ -194,7 +194,8 @@ class StaticSite:
             )
         if isinstance(outcome, _Redirect):
             return self._redirect(request, outcome.location)
-        return await loop.run_in_executor(None, self._not_found, sub_path, outcome, admits)
+        return await loop.run_in_executor(None, self._not_found, request.rel_url.raw_path,
+                                          outcome, admits)
 
     @staticmethod
     def _redirect(request: web.Request, location: str) -> web.Response:
@@ -255,9 +256,10 @@ class StaticSite:
             return False
         return any(_refused_name(n) for n in rel.split(os.sep))
 
-    def _not_found(self, sub_path: str, outcome: _Missing, admits: Admits) -> web.Response:
+    def _not_found(self, asked: str, outcome: _Missing, admits: Admits) -> web.Response:
         """The folder's own 404.html when it has one and the asker may see it (a visitor of a
-        public route is not shown a private page), else a small page saying what was missing."""
+        public route is not shown a private page), else the runtime's 404 page naming the
+        path `asked` (the request's, still escaped)."""
         headers = {hdrs.CACHE_CONTROL: "no-cache"}
         if outcome.root_exists:
             root = os.path.realpath(self.root)
@@ -282,18 +284,13 @@ class StaticSite:
                         charset="utf-8",
                         headers=headers,
                     )
-            detail = f"There is no file at <code>{html.escape(unquote(sub_path))}</code>."
+            detail = ""
         else:
             detail = (
-                f"This static micro's serve folder <code>{html.escape(self.root.name)}</code> "
-                "does not exist yet. Build it, or fix <code>serve</code> in the Spacefile."
+                f"This static micro's serve folder `{self.root.name}` does not exist yet. "
+                "Build it, or fix `serve` in the Spacefile."
             )
-        text = (
-            "<!doctype html>\n<meta charset=utf-8>\n<title>404 Not Found</title>\n"
-            "<style>body{font:16px system-ui,sans-serif;margin:3em auto;max-width:40em;"
-            "padding:0 1em}</style>\n"
-            f"<h1>404 Not Found</h1>\n<p>{detail}</p>\n"
-        )
+        text = not_found_html(unquote(asked), detail)
         return web.Response(
             status=404, text=text, content_type="text/html", charset="utf-8", headers=headers
         )

@@ -4,6 +4,7 @@ shows what happened, so a reload never sends a form again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from runtime.web.data_ops import (
     drive_counts,
     import_stream,
     parse_item,
+    parse_json,
     parse_query,
     part_chunks,
     problems,
@@ -40,7 +42,9 @@ from runtime.web.data_ops import (
     reset_all,
     send_export,
     send_file,
+    set_field,
 )
+from runtime.web.data_table import cell, columns, moment, previewable
 from runtime.web.owner import owner_only
 from runtime.web.pages import page, problem
 
@@ -48,7 +52,8 @@ SETTINGS_PATH = "/__space/settings"
 DATA_PATH = f"{SETTINGS_PATH}/data"
 STATIC_PREFIX = "/__space/static"
 STATIC_DIR = Path(__file__).parent / "static"
-PAGE_SIZE = 25
+PAGE_SIZE = 100  # items or files a page, as Deta's own listings gave
+PREVIEW_BYTES = 64 * 1024  # of a text file, shown on its preview page
 FLASH_KEPT = 64
 
 
@@ -142,6 +147,9 @@ class DataPage:
         r.add_post(f"{DATA_PATH}/drive/{{name}}/reset", guard(self.reset_drive))
         r.add_post(f"{DATA_PATH}/drive/{{name}}/files", guard(self.upload))
         r.add_get(f"{DATA_PATH}/drive/{{name}}/file", guard(self.download))
+        r.add_get(f"{DATA_PATH}/drive/{{name}}/preview", guard(self.preview))
+        r.add_get(f"{DATA_PATH}/base/{{name}}/item", guard(self.show_item))
+        r.add_post(f"{DATA_PATH}/base/{{name}}/field", guard(self.save_field))
         r.add_post(f"{DATA_PATH}/drive/{{name}}/file/delete", guard(self.delete_file))
         DataApi(self._ctx, self._stores).add_routes(app)
         # The pages' stylesheet (base.html links it), unless another part already serves it.
@@ -152,18 +160,22 @@ class DataPage:
                 status: int = 200, **context: Any) -> web.Response:
         flash = self._flash.get(request)
         error = context.pop("error", "") or flash.get("error", "")
+        at = context.pop("at", "") or flash.get("at", "") or "app"
         return page("data.html", status=status, title=context.pop("title"), view=view,
+                    result_at=at,
                     app_name=self._ctx.app.name, user=principal.user or "",
                     data_path=DATA_PATH, settings_path=SETTINGS_PATH,
                     notice=flash.get("notice", ""), error=error, lines=flash.get("lines", []),
-                    fields=flash.get("fields", {}), **context)
+                    fields_sent=flash.get("fields", {}), page_size=PAGE_SIZE,
+                    preview_kib=PREVIEW_BYTES // 1024, **context)
 
-    def _back(self, path: str, anchor: str = "", **what: Any) -> web.HTTPSeeOther:
-        """303 to one of our pages (a path we built), with what to show there."""
+    def _back(self, path: str, at: str = "", **what: Any) -> web.HTTPSeeOther:
+        """303 to one of our pages (a path we built), with what to show there: in the section
+        `at` (the form's own), scrolled to."""
         target, _, query = path.partition("?")
-        flash = self._flash.put(target, **what)
+        flash = self._flash.put(target, at=at or "app", **what)
         joined = f"{path}{'&' if query else '?'}flash={flash}"
-        return web.HTTPSeeOther(joined + (f"#{anchor}" if anchor else ""))
+        return web.HTTPSeeOther(f"{joined}#result")
 
     # --- the overview -----------------------------------------------------------------------
 
@@ -171,10 +183,10 @@ class DataPage:
         bases = await base_counts(self._stores)
         drives = await drive_counts(self._stores)
         for row in bases:
-            row["url"] = base_path(row["name"])
-            row["shown"] = shown(row["name"])
+            row.update(url=base_path(row["name"]), shown=shown(row["name"]),
+                       size_text=size_text(row["bytes"]))
         for row in drives:
-            row["url"] = drive_path(row["name"])
+            row.update(url=drive_path(row["name"]), size_text=size_text(row["bytes"]))
         return self._render(request, principal, "overview", title=f"{self._ctx.app.name} data",
                             bases=bases, drives=drives)
 
@@ -185,12 +197,14 @@ class DataPage:
             raise web.HTTPSeeOther(base_path(base))
         if drive.strip():
             raise web.HTTPSeeOther(drive_path(drive))
-        raise self._back(DATA_PATH, error="Type a name to open a Base or a Drive.")
+        raise self._back(DATA_PATH, "drives" if "drive" in request.query else "bases",
+                         error="Type a name to open a Base or a Drive.")
 
     async def export(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         return await send_export(request, self._stores, self._ctx.app.name)
 
     async def import_(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        filename = ""
         try:
             if request.content_type != "multipart/form-data":
                 raise FormProblem("Choose a zip file to import")
@@ -199,13 +213,19 @@ class DataPage:
                 if isinstance(part, BodyPartReader) and part.name == "file":
                     if not part.filename:
                         raise FormProblem("Choose a zip file to import")
-                    report = await import_stream(self._stores, part_chunks(part))
+                    filename = shown(part.filename)
+                    report = await import_stream(self._stores, part_chunks(part), filename)
                     raise self._back(DATA_PATH, "transfer",
                                      notice=f"Imported {shown(part.filename)}:",
                                      lines=report.lines())
             raise FormProblem("Choose a zip file to import")
         except SpaceDevError as err:
-            raise self._back(DATA_PATH, "transfer", error=" ".join(problems(err))) from None
+            # The zip was kept in a temporary file while read: the owner knows it by the name
+            # they chose, so the message names that, never where it was kept.
+            says = " ".join(problems(err))
+            if filename and filename not in says:
+                says = f"{filename} was not imported: {says}"
+            raise self._back(DATA_PATH, "transfer", error=says) from None
 
     async def reset_all(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await read_form(request)
@@ -220,48 +240,113 @@ class DataPage:
     async def show_base(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         text, last = request.query.get("query", ""), request.query.get("last", "")
+        sort = "desc" if request.query.get("sort") == "desc" else "asc"
+        view = {"query": text, "sort": "desc" if sort == "desc" else ""}
         context: dict[str, Any] = {"title": f"Base {shown(name)}", "name": shown(name),
                                    "url": base_path(name), "query": text, "last": last,
-                                   "items": [], "next_url": "", "count": 0,
-                                   "first_url": _address(base_path(name), query=text)}
+                                   "sort": sort, "rows": [], "columns": [], "more_fields": False,
+                                   "next_url": "", "count": 0, "bytes_text": "",
+                                   "first_url": _address(base_path(name), **view),
+                                   "sort_url": _address(base_path(name), query=text,
+                                                        sort="" if sort == "desc" else "desc")}
         try:
             check_base_name(name)
-            context["count"] = await self._stores.base(lambda db: db.count(name))
+            count, size, names = await self._stores.base(
+                lambda db: (db.count(name), db.size(name), db.names()))
+            context.update(count=count, bytes_text=size_text(size))
+            if name not in names and not self._flash.get(request):
+                # A typo, or a Base that is yet to be made (its first item makes it); not
+                # after a form emptied it, whose result is shown instead.
+                known = ", ".join(shown(n) for n in names) or "none yet"
+                return self._render(
+                    request, principal, "base", status=404, query_error=True, missing=True,
+                    error=f"No such Base: {shown(name)}. The Bases are: {known}. "
+                    "Adding an item below makes this one.", at="items", **context)
             query = parse_query(text)
             items, after = await self._stores.base(
-                lambda db: db.query(name, query, PAGE_SIZE, last or None))
+                lambda db: db.query(name, query, PAGE_SIZE, last or None, sort))
         except (SpaceDevError, BaseError) as err:
             return self._render(request, principal, "base", status=400, query_error=True,
-                                error=" ".join(problems(err)), **context)
-        context["items"] = [
-            {"key": shown(str(item["key"])), "json": pretty(item),
-             "edit_url": _address(f"{base_path(name)}/item", key=str(item["key"])),
+                                missing=False, error=" ".join(problems(err)), at="query",
+                                **context)
+        fields, more = columns(items)
+        back = {"query": text, "last": last, "sort": view["sort"]}
+        context["rows"] = [
+            {"key": shown(str(item["key"])),
+             "url": _address(f"{base_path(name)}/item", key=str(item["key"]), **back),
              "delete_url": _address(f"{base_path(name)}/item/delete", key=str(item["key"])),
-             "anchor": f"item-{number}"}
-            for number, item in enumerate(items, 1)
+             "cells": [{"field": f, **cell(item, f)} for f in fields]}
+            for item in items
         ]
+        context.update(columns=[shown(f) for f in fields], more_fields=more)
         if after is not None:
-            context["next_url"] = _address(base_path(name), query=text, last=after)
-        return self._render(request, principal, "base", query_error=False, **context)
+            context["next_url"] = _address(base_path(name), query=text, last=after,
+                                           sort=view["sort"])
+        return self._render(request, principal, "base", query_error=False, missing=False,
+                            **context)
+
+    async def show_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        """One item: its fields, each editable on its own, and the whole item as JSON."""
+        name, key = request.match_info["name"], request.query.get("key", "")
+        back = {f: request.query.get(f, "") for f in ("query", "last", "sort")}
+        table = _address(base_path(name), **back)
+        item = await self._stores.base(lambda db: db.get(name, key)) if key else None
+        context: dict[str, Any] = {
+            "title": f"Item {shown(key)} of Base {shown(name)}", "name": shown(name),
+            "url": base_path(name), "key": shown(key), "table_url": table, "back": back,
+            "item_url": _address(f"{base_path(name)}/item", key=key, **back),
+            "field_url": _address(f"{base_path(name)}/field", key=key, **back),
+            "delete_url": _address(f"{base_path(name)}/item/delete", key=key),
+            "fields": [], "json": ""}
+        if item is None:
+            return self._render(request, principal, "item", status=404, at="item",
+                                error=f"The Base {shown(name)} has no item with the key "
+                                f"{shown(key) or '(none given)'}.", **context)
+        context["fields"] = [{"name": shown(f), "raw": f, **cell(item, f)}
+                             for f in item if f != "key"]
+        context["json"] = pretty(item)
+        return self._render(request, principal, "item", **context)
+
+    async def save_field(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        """One cell: a field of an item set to the JSON value typed (a new field, too)."""
+        name, key = request.match_info["name"], request.query.get("key", "")
+        back = {f: request.query.get(f, "") for f in ("query", "last", "sort")}
+        here = _address(f"{base_path(name)}/item", key=key, **back)
+        form = await read_form(request)
+        field, text = form.get("field", "").strip(), form.get("value", "")
+        try:
+            if not key:
+                raise FormProblem("Which item? The address has no ?key=")
+            value = parse_json(text, f"The value of {shown(field) or 'the field'}")
+            if not await set_field(self._stores, name, key, field, value):
+                raise FormProblem(f"The Base {shown(name)} has no item {shown(key)} any more")
+        except (SpaceDevError, BaseError) as err:
+            raise self._back(here, "fields", error=f"{shown(field) or 'The field'} was not "
+                             "saved: " + " ".join(problems(err)),
+                             fields={"field": shown(field), "value": text}) from None
+        raise self._back(here, "fields", notice=f"{shown(field)} saved.")
 
     def _base_view(self, name: str, form: dict[str, str]) -> str:
         """The Base page as the form's page showed it (its query and page)."""
-        return _address(base_path(name), query=form.get("query", ""), last=form.get("last", ""))
+        return _address(base_path(name), query=form.get("query", ""), last=form.get("last", ""),
+                        sort=form.get("sort", ""))
 
     async def reset_base(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         form = await read_form(request)
         if form.get("confirm") != "yes":
-            back = self._base_view(name, form) if form.get("from") == "base" else DATA_PATH
-            raise self._back(back, "reset", error=f"Nothing was deleted: tick the box to confirm "
-                             f"that the Base {shown(name)} and all its items go.")
+            here = form.get("from") == "base"
+            back = self._base_view(name, form) if here else DATA_PATH
+            raise self._back(back, "reset" if here else "bases", error="Nothing was deleted: "
+                             f"tick the box to confirm that the Base {shown(name)} and all its "
+                             "items go.")
         def drop(db: BaseDB) -> int:
             count = db.count(name)
             db.drop(name)
             return count
 
         count = await self._stores.base(drop)
-        raise self._back(DATA_PATH, notice=f"The Base {shown(name)} is reset: "
+        raise self._back(DATA_PATH, "bases", notice=f"The Base {shown(name)} is reset: "
                          f"{_plural(count, 'item')} deleted.")
 
     async def add_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -280,23 +365,24 @@ class DataPage:
                 says = [f"An item with the key {shown(str(item.get('key')))} is already in the "
                         "Base: edit that item instead, or choose another key."]
             raise self._back(back, "add", error=" ".join(says), fields={"add": text}) from None
-        raise self._back(back, notice=f"Item {shown(str(stored['key']))} added.")
+        raise self._back(back, "add", notice=f"Item {shown(str(stored['key']))} added.")
 
     async def save_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         key = request.query.get("key", "")
         form = await read_form(request)
-        back = self._base_view(name, form)
+        back = _address(f"{base_path(name)}/item", key=key,
+                        **{f: request.query.get(f, "") for f in ("query", "last", "sort")})
         text = form.get("item", "")
         try:
             if not key:
                 raise FormProblem("Which item? The address has no ?key=")
             await replace_item(self._stores, name, key, parse_item(text))
         except (SpaceDevError, BaseError) as err:
-            raise self._back(back, error=f"Item {shown(key)} was not saved: "
+            raise self._back(back, "json", error=f"Item {shown(key)} was not saved: "
                              + " ".join(problems(err)),
                              fields={"edit_key": shown(key), "edit": text}) from None
-        raise self._back(back, notice=f"Item {shown(key)} saved.")
+        raise self._back(back, "json", notice=f"Item {shown(key)} saved.")
 
     async def delete_item(self, request: web.Request, principal: Principal
                           ) -> web.StreamResponse:
@@ -305,8 +391,9 @@ class DataPage:
         form = await read_form(request)
         back = self._base_view(name, form)
         if key and await delete_item(self._stores, name, key):
-            raise self._back(back, notice=f"Item {shown(key)} deleted.")
-        raise self._back(back, notice=f"Item {shown(key)} is not in the Base (already deleted?).")
+            raise self._back(back, "items", notice=f"Item {shown(key)} deleted.")
+        raise self._back(back, "items",
+                         notice=f"Item {shown(key)} is not in the Base (already deleted?).")
 
     # --- one Drive --------------------------------------------------------------------------
 
@@ -321,21 +408,59 @@ class DataPage:
                                    "first_url": _address(drive_path(name), prefix=prefix)}
         try:
             names, after = store.list(name, prefix or None, PAGE_SIZE, last or None)
+            count, size = store.totals(name)
         except SpaceDevError as err:
-            return self._render(request, principal, "drive", status=400,
-                                error=" ".join(problems(err)), **context)
+            return self._render(request, principal, "drive", status=400, at="files",
+                                error=" ".join(problems(err)), count=0, bytes_text="",
+                                **context)
         for file in names:
-            found = store.open(name, file)
+            found = store.describe(name, file)
             if found is None:  # deleted meanwhile
                 continue
-            _, size, ctype = found
+            file_size, ctype, modified = found
             context["files"].append({
-                "name": file, "size": size, "size_text": size_text(size), "type": ctype,
+                "name": file, "size": file_size, "size_text": size_text(file_size),
+                "type": ctype, "modified": moment(modified),
+                "preview_url": _address(f"{drive_path(name)}/preview", name=file)
+                if previewable(ctype, file) else "",
                 "download_url": _address(f"{drive_path(name)}/file", name=file),
                 "delete_url": _address(f"{drive_path(name)}/file/delete", name=file)})
         if after is not None:
             context["next_url"] = _address(drive_path(name), prefix=prefix, last=after)
-        return self._render(request, principal, "drive", **context)
+        return self._render(request, principal, "drive", count=count,
+                            bytes_text=size_text(size), **context)
+
+    async def preview(self, request: web.Request, principal: Principal) -> web.StreamResponse:
+        """One file shown on a page: an image as itself, text as its first PREVIEW_BYTES."""
+        drive, name = request.match_info["name"], request.query.get("name", "")
+        store = self._stores.drive()
+        context: dict[str, Any] = {
+            "title": f"{name} in Drive {drive}", "name": drive, "file": name,
+            "url": drive_path(drive), "kind": "", "text": "", "cut": False,
+            "image_url": _address(f"{drive_path(drive)}/file", name=name, inline="1"),
+            "download_url": _address(f"{drive_path(drive)}/file", name=name),
+            "size_text": "", "type": "", "modified": ""}
+        try:
+            found = store.describe(drive, name) if name else None
+            opened = store.open(drive, name) if found else None
+        except SpaceDevError as err:
+            return self._render(request, principal, "preview", status=400, at="preview",
+                                error=" ".join(problems(err)), **context)
+        if found is None or opened is None:
+            return self._render(request, principal, "preview", status=404, at="preview",
+                                error=f"The Drive {drive} has no file called "
+                                f"{name or '(no name given)'}.", **context)
+        size, ctype, modified = found
+        kind = previewable(ctype, name)
+        context.update(kind=kind, size_text=size_text(size), type=ctype,
+                       modified=moment(modified))
+        if kind == "text":
+            head = await asyncio.to_thread(_read_head, opened[0], PREVIEW_BYTES)
+            if b"\0" in head:
+                context["kind"] = ""  # binary after all
+            else:
+                context.update(text=head.decode("utf-8", "replace"), cut=size > PREVIEW_BYTES)
+        return self._render(request, principal, "preview", **context)
 
     def _drive_view(self, name: str, form: dict[str, str]) -> str:
         return _address(drive_path(name), prefix=form.get("prefix", ""),
@@ -346,14 +471,17 @@ class DataPage:
         name = request.match_info["name"]
         form = await read_form(request)
         if form.get("confirm") != "yes":
-            back = self._drive_view(name, form) if form.get("from") == "drive" else DATA_PATH
-            raise self._back(back, "reset", error=f"Nothing was deleted: tick the box to confirm "
-                             f"that the Drive {name} and all its files go.")
+            here = form.get("from") == "drive"
+            back = self._drive_view(name, form) if here else DATA_PATH
+            raise self._back(back, "reset" if here else "drives", error="Nothing was deleted: "
+                             f"tick the box to confirm that the Drive {name} and all its files "
+                             "go.")
         try:
             self._stores.drive().drop(name)
         except SpaceDevError as err:
-            raise self._back(DATA_PATH, error=" ".join(problems(err))) from None
-        raise self._back(DATA_PATH, notice=f"The Drive {name} is reset: its files are deleted.")
+            raise self._back(DATA_PATH, "drives", error=" ".join(problems(err))) from None
+        raise self._back(DATA_PATH, "drives",
+                         notice=f"The Drive {name} is reset: its files are deleted.")
 
     async def upload(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         drive = request.match_info["name"]
@@ -376,7 +504,7 @@ class DataPage:
                     name += part.filename.replace("\\", "/").rsplit("/", 1)[-1]
                 size = await self._stores.drive().put(
                     drive, name, part_chunks(part), given_type(part.headers.get("Content-Type")))
-                raise self._back(self._drive_view(drive, fields),
+                raise self._back(self._drive_view(drive, fields), "upload",
                                  notice=f"Uploaded {name} ({size_text(size)}).")
             raise FormProblem("Choose a file to upload")
         except SpaceDevError as err:
@@ -386,7 +514,8 @@ class DataPage:
     async def download(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         drive, name = request.match_info["name"], request.query.get("name", "")
         try:
-            sent = await send_file(request, self._stores.drive(), drive, name) if name else None
+            sent = await send_file(request, self._stores.drive(), drive, name,
+                                   inline=request.query.get("inline") == "1") if name else None
         except SpaceDevError as err:
             return problem(request, 400, "Cannot download that", " ".join(problems(err)))
         if sent is None:
@@ -405,8 +534,13 @@ class DataPage:
             if existed:
                 store.delete_many(drive, [name])
         except SpaceDevError as err:
-            raise self._back(back, error=" ".join(problems(err))) from None
+            raise self._back(back, "files", error=" ".join(problems(err))) from None
         if existed:
-            raise self._back(back, notice=f"Deleted {name}.")
-        raise self._back(back, notice=f"{name or 'That file'} is not in the Drive (already "
-                         "deleted?).")
+            raise self._back(back, "files", notice=f"Deleted {name}.")
+        raise self._back(back, "files", notice=f"{name or 'That file'} is not in the Drive "
+                         "(already deleted?).")
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)

@@ -104,7 +104,8 @@ class DataApi:
         return await send_export(request, self._stores, self._ctx.app.name)
 
     async def import_(self, request: web.Request) -> web.Response:
-        report = await import_stream(self._stores, request.content.iter_chunked(CHUNK))
+        report = await import_stream(self._stores, request.content.iter_chunked(CHUNK),
+                                     "the zip sent")
         return web.json_response(report_json(report))
 
     # --- Bases ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from runtime.cloud.drive.store import LIST_LIMIT, DriveStore
 from runtime.cloud.export_zip import export_zip
 from runtime.cloud.transfer import ImportReport, import_zip
 from runtime.errors import SpaceDevError
+from runtime.web.data_table import PREVIEW_IMAGES
 
 T = TypeVar("T")
 
@@ -176,7 +177,7 @@ async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
 
 async def base_counts(stores: AppStores) -> list[dict[str, Any]]:
     def count(db: BaseDB) -> list[dict[str, Any]]:
-        return [{"name": n, "items": db.count(n)} for n in db.names()]
+        return [{"name": n, "items": db.count(n), "bytes": db.size(n)} for n in db.names()]
 
     return await stores.base(count)
 
@@ -191,6 +192,28 @@ async def replace_item(stores: AppStores, base: str, key: str, item: dict[str, A
         )
     stored = {**item, "key": key}
     return (await stores.base(lambda db: db.put_many(base, [stored])))[0]
+
+
+async def set_field(stores: AppStores, base: str, key: str, field: str, value: Any) -> bool:
+    """Set one top-level field of an item (one cell of the table); False when there is no
+    such item. Read and written in one call on the Base thread, so no other write slips in."""
+    if field == "key":
+        raise FormProblem("The key of an item cannot be changed",
+                          "Add a new item with the new key and delete this one.")
+    if not field:
+        raise FormProblem("Which field? The form names none")
+
+    def change(db: BaseDB) -> bool:
+        item = db.get(base, key)
+        if item is None:
+            return False
+        changed = {**item, field: value}
+        if item_size(changed) > MAX_ITEM_BYTES:
+            raise FormProblem(f"The item would be larger than Base's {MAX_ITEM_BYTES} bytes")
+        db.put_many(base, [changed])
+        return True
+
+    return await stores.base(change)
 
 
 async def delete_item(stores: AppStores, base: str, key: str) -> bool:
@@ -218,14 +241,8 @@ async def drive_counts(stores: AppStores) -> list[dict[str, Any]]:
     store = stores.drive()
     rows = []
     for drive in store.names():
-        count, last = 0, None
-        while True:
-            names, last = store.list(drive, limit=LIST_LIMIT, last=last)
-            count += len(names)
-            if last is None:
-                break
-            await asyncio.sleep(0)  # a big drive: let other requests in between pages
-        rows.append({"name": drive, "files": count})
+        count, size = store.totals(drive)
+        rows.append({"name": drive, "files": count, "bytes": size})
     return rows
 
 
@@ -262,9 +279,10 @@ async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]
     return response
 
 
-async def send_file(request: web.Request, store: DriveStore, drive: str, name: str
-                    ) -> web.StreamResponse | None:
-    """Stream a Drive file as a download; None when there is no such file."""
+async def send_file(request: web.Request, store: DriveStore, drive: str, name: str,
+                    inline: bool = False) -> web.StreamResponse | None:
+    """Stream a Drive file as a download (`inline`: a raster image to show on the preview
+    page, as itself); None when there is no such file."""
     # A put of the same name may replace and remove the body between the lookup and the open;
     # the next lookup finds the new one.
     for _ in range(3):
@@ -277,7 +295,10 @@ async def send_file(request: web.Request, store: DriveStore, drive: str, name: s
         except FileNotFoundError:
             continue
         try:
-            return await _stream(request, f, _download_headers(content_type, name))
+            headers = _download_headers(content_type, name)
+            if inline and content_type.split(";")[0].strip().lower() in PREVIEW_IMAGES:
+                headers["Content-Disposition"] = "inline"
+            return await _stream(request, f, headers)
         finally:
             f.close()
     return None
@@ -363,21 +384,37 @@ async def _spool(chunks: AsyncIterable[bytes], target: Path) -> int:
     return size
 
 
-async def import_stream(stores: AppStores, chunks: AsyncIterable[bytes]) -> ImportReport:
-    """Spool an uploaded zip to a temporary file, then import it into the app's data."""
+async def import_stream(stores: AppStores, chunks: AsyncIterable[bytes],
+                        name: str = "the uploaded file") -> ImportReport:
+    """Spool an uploaded zip to a temporary file, then import it into the app's data. Errors
+    speak of the file by `name` (what the owner chose), never of the temporary copy."""
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="space-dev-import-"))
     try:
         source = folder / "import.zip"
         if await _spool(chunks, source) == 0:
-            raise FormProblem("The file to import is empty",
+            raise FormProblem(f"{name} is empty",
                               "Choose a zip that `space-dev data export` or Space wrote.")
         # Both stores opened first as each must be: the import uses them from a worker thread
         # (Base) and through this thread (the Drive index).
         await stores.base(lambda db: db)
         stores.drive()
-        return await import_zip(stores.app_data, source)
+        try:
+            report = await import_zip(stores.app_data, source)
+        except SpaceDevError as err:
+            err.message = _renamed(err.message, source, name)
+            err.hint = _renamed(err.hint, source, name)
+            err.args = (err.message,)
+            raise
+        if report.empty:
+            raise FormProblem(*report.nothing_said(name))
+        return report
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+def _renamed(text: str, source: Path, name: str) -> str:
+    text = text.replace(str(source), name).replace(str(source.parent), "a temporary folder")
+    return text.replace(source.name, name)
 
 
 def report_json(report: ImportReport) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +17,20 @@ TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
 ACTIONS_PATH = "/__space/internal/actions/"
 APP_ACTIONS_PATH = "/__space/internal/app-actions"
+STATUS_PATH = "/__space/internal/status"
+SAID_MAX = 300  # characters of a CLI command's line shown in `up`'s terminal
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
-               app_name: str, run_action: RunAction, app_actions: AppActions) -> None:
-    """`POST /__space/internal/refresh`: re-read the data dir now; 204 once done.
+               app_name: str, run_action: RunAction, app_actions: AppActions,
+               status: Callable[[], dict[str, Any]] | None = None,
+               say: Callable[[str], object] | None = None) -> None:
+    """`POST /__space/internal/refresh`: re-read the data dir now; 204 once done. With
+    `{"said": TEXT}`, what the command did is one line in `up`'s terminal (`say`).
+
+    `POST /__space/internal/status`: every app's micros, their states and URLs
+    (`space-dev status`, `space-dev open`).
 
     `POST /__space/internal/actions/{id}` with `{"app": NAME}` (default: this origin's app): run
     the action now (`space-dev trigger`) and answer its run.
@@ -39,7 +49,17 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
         if not allowed(request):
             return web.json_response({"errors": ["Unauthorized"]}, status=401)
         refresh()
+        body = await _json_object(request)
+        said = body.get("said") if body is not None else None
+        if say is not None and isinstance(said, str) and said.strip():
+            # From the token's holder, yet shown in a terminal: no escape sequence gets through.
+            say(_CONTROL.sub(" ", said).strip()[:SAID_MAX])
         return web.Response(status=204)
+
+    async def handle_status(request: web.Request) -> web.Response:
+        if not allowed(request):
+            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+        return web.json_response(status() if status is not None else {"apps": []})
 
     async def handle_action(request: web.Request) -> web.Response:
         if not allowed(request):
@@ -74,6 +94,7 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
         return web.json_response(answer.as_dict())
 
     app.router.add_post(REFRESH_PATH, handle_refresh)
+    app.router.add_post(STATUS_PATH, handle_status)
     app.router.add_post(ACTIONS_PATH + "{id}", handle_action)
     app.router.add_post(APP_ACTIONS_PATH, handle_app_actions)
     app.router.add_post(APP_ACTIONS_PATH + "/{name}", handle_app_actions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -118,7 +118,14 @@ class Login:
             if sid:
                 self._store.sessions.delete(sid)
                 self._on_change()
-        response = web.HTTPSeeOther(LOGIN_PATH)
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):
+            form = None
+        # From a page that refused this user: the login page leads back there, for another one.
+        back = safe_next(str(form.get("next", ""))) if form is not None else "/"
+        target = LOGIN_PATH if back == "/" else f"{LOGIN_PATH}?next={quote(back, safe='/')}"
+        response = web.HTTPSeeOther(target)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 

@@ -32,7 +32,7 @@ def owner_only(ctx: SettingsContext, what: str, back: str) -> Callable[[Handler]
             if not principal.owner:
                 return problem(request, 403, "Forbidden",
                                f"You are signed in as {principal.user}, but only the owner may "
-                               f"see and change {what}.")
+                               f"see and change {what}.", user=principal.user or "")
             return await handler(request, principal)
 
         return guarded

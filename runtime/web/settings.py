@@ -45,6 +45,8 @@ KEY_FIELDS = ("name", "description", "client_type", "value")
 RUNS_SHOWN = 5  # per action; the data dir keeps more
 RESTART_WAIT_S = 10.0  # the Restart button answers once the new process serves, or after this
 _SECTIONS = {"keys": "keys", "env": "configuration"}  # form addresses -> sections of the page
+# A redirect's `done=...` (its first word) -> the section whose form it answers.
+_RESULT_AT = {"env": "configuration", "restarted": "micros", "action": "actions", "key": "keys"}
 
 SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
                  "default": "default", "unset": "unset"}
@@ -78,14 +80,17 @@ class Settings:
     # --- the page -----------------------------------------------------------------------------
 
     async def show(self, request: web.Request, principal: Principal) -> web.StreamResponse:
-        if request.query.get("done") == "action-failed":
+        done = request.query.get("done", "")
+        at = _RESULT_AT.get(done.split("-", 1)[0], "app")
+        if done == "action-failed":
             error = self._run_notice(request.query.get("action", ""))
-            return await self._render(request, principal, error=error)
-        return await self._render(request, principal, notice=self._notice(request))
+            return await self._render(request, principal, error=error, at=at)
+        return await self._render(request, principal, notice=self._notice(request), at=at)
 
     async def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
                 notice: str = "", error: str = "", new_key: dict[str, str] | None = None,
-                key_form: dict[str, str] | None = None) -> web.Response:
+                key_form: dict[str, str] | None = None, at: str = "app") -> web.Response:
+        """The page; `at` is the section whose form gave `notice` or `error`: they show there."""
         ctx = self._ctx
         sf = ctx.app.spacefile
         micros = micros_json(ctx)
@@ -119,7 +124,8 @@ class Settings:
             key_cookies=ctx.app.config.auth.key_cookies,
             rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,
             app_actions=app_actions,
-            notice=notice, error=error, address=_address(request.path, new_key is not None),
+            notice=notice, error=error, result_at=at,
+            address=_address(request.path, new_key is not None),
         )
 
     def _notice(self, request: web.Request) -> str:
@@ -194,7 +200,8 @@ class Settings:
         try:
             restarted = await save_env_changes(self._ctx, changes)
         except SpaceDevError as err:
-            return await self._render(request, principal, status=400, error=_say(err))
+            return await self._render(request, principal, status=400, error=_say(err),
+                                      at="configuration")
         raise _back("env-saved", "configuration", restarted=",".join(restarted))
 
     async def create_key(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -206,7 +213,7 @@ class Settings:
         except SpaceDevError as err:
             status = 409 if isinstance(err, Conflict) else 400
             return await self._render(request, principal, status=status, error=_say(err),
-                                key_form=fields)
+                                      key_form=fields, at="create-key")
         # The key is shown on this response only (no redirect: it must never be in a URL).
         shown = {"name": record.name, "key": key, "curl": self._curl(request, key)}
         return await self._render(request, principal, status=201, new_key=shown)
@@ -221,7 +228,8 @@ class Settings:
             else:
                 return problem(request, 404, "Not found")
         except NotFound as err:
-            return await self._render(request, principal, status=404, error=_say(err))
+            return await self._render(request, principal, status=404, error=_say(err),
+                                      at="keys")
         raise _back(f"key-{action}d", "keys", key=name)
 
     async def run_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -231,9 +239,11 @@ class Settings:
         except UnknownAction as err:
             return problem(request, 404, "No such action", _say(err))
         except AlreadyRunning as err:
-            return await self._render(request, principal, status=409, error=_say(err))
+            return await self._render(request, principal, status=409, error=_say(err),
+                                      at="actions")
         except SpaceDevError as err:  # the run could not be kept (a broken data dir)
-            return await self._render(request, principal, status=500, error=_say(err))
+            return await self._render(request, principal, status=500, error=_say(err),
+                                      at="actions")
         raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
 
     def _run_notice(self, action_id: str) -> str:
@@ -281,9 +291,9 @@ async def _settled(runner: MicroRunner, done: asyncio.Event, pid: int | None, fa
 
 
 def _back(done: str, section: str, **params: str) -> web.HTTPSeeOther:
-    """303 to the settings page, at the section just changed, with what to tell the owner."""
+    """303 to the settings page, scrolled to what the form gave (shown in `section`)."""
     query = urlencode({"done": done, **params})
-    return web.HTTPSeeOther(f"{SETTINGS_PATH}?{query}#{section}")
+    return web.HTTPSeeOther(f"{SETTINGS_PATH}?{query}#result")
 
 
 def _address(path: str, new_key: bool) -> str:

@@ -173,13 +173,19 @@ def test_the_runs_show_on_the_settings_page(running: Running) -> None:
     section = page[page.index('id="actions"'):]
     assert "Tidy up" in section and "Removes what is old" in section and "1 minute" in section
     assert "Last runs" in section
-    assert re.search(r"<td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</td>", section)
+    assert re.search(r'<td class="when"><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+                     r'.*?\((just now|\d+ min ago)\)', section)
     assert re.search(r'<span class="ok">200</span>', section)
+    assert re.search(r"From a terminal: <code[^>]*>space-dev trigger tidy --app \S+</code>",
+                     section)
+    assert "trigger ID" not in section
     assert re.search(r'<span class="bad">500</span>', section)  # boom's run
     assert re.search(r"<td>\d+ ms</td>", section)
     # Scheduling is on: the next run of a 1-minute action is within the coming minute or two.
     assert "Scheduling is off" not in section
-    assert re.search(r"Next run</dt><dd>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ<", section)
+    # The UTC time, and how far off it is.
+    assert re.search(r'Next run</dt><dd><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+                     r'.*?</time> <span class="relative muted nowrap">\(in [^)]+\)</span>', section)
 
 
 def test_the_run_button(running: Running) -> None:
@@ -187,7 +193,7 @@ def test_the_run_button(running: Running) -> None:
     status, headers, _ = running.call("POST", "/__space/settings/actions/tidy/run",
                                       cookie=running.owner, form={})
     assert status == 303
-    assert headers["Location"] == "/__space/settings?done=action-ran&action=tidy#actions"
+    assert headers["Location"] == "/__space/settings?done=action-ran&action=tidy#result"
     assert any(e["body"]["event"]["id"] == "tidy" for e in running.events()[before:])
     status, _, body = running.call("GET", "/__space/settings?done=action-ran&action=tidy",
                                    cookie=running.owner)

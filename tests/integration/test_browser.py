@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -205,8 +208,8 @@ def test_data_page_shows_and_edits_what_a_micro_wrote(tmp_path: Path) -> None:
                 page.click("button[type=submit]")
                 page.wait_for_url(re.compile(r".*/__space/settings/data$"))
                 page.click("text=notes")
-                assert "written by the micro" in page.inner_text("pre.json")
-                page.click("summary:has-text('Edit')")
+                assert "written by the micro" in page.inner_text("table.items")
+                page.click("table.items a:has-text('Edit')")
                 editor = page.locator("textarea[name=item]").first
                 assert "written by the micro" in editor.input_value()
                 editor.fill('{"key": "n1", "text": "edited in the browser"}')
@@ -437,8 +440,131 @@ def test_the_runtimes_own_404_links_home(up: Up) -> None:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(up.url + "/__space/nothing-here")
-            assert "Not found" in page.inner_text("h1")
+            assert page.inner_text("h1") == "404 Not Found"
+            assert "/__space/nothing-here" in page.inner_text("main")
             page.click("text=Go to the app's home page")
             assert urlsplit(page.url).path in ("/", "/__space/login")
+        finally:
+            browser.close()
+
+
+# --- the README's tour, as a newcomer walks it -------------------------------------------------
+
+IN_VIEW = """(selector) => {
+  const box = document.querySelector(selector).getBoundingClientRect();
+  return box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+WIDTHS = (1280, 390)
+
+
+def _shoot(page: object, name: str) -> None:
+    """The page at each width, whole, into the screenshots folder."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
+        page.screenshot(path=str(SCREENSHOT_DIR / f"{name}-{width}.png"),  # type: ignore[attr-defined]
+                        full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
+
+
+def _space_dev(up: Up, *args: str, input: str | None = None) -> None:
+    data = Path(up.proc.args[up.proc.args.index("--data-dir") + 1])  # type: ignore[index,union-attr]
+    done = subprocess.run([sys.executable, "-m", "runtime", *args[:2], "--data-dir", str(data),
+                           *args[2:]], input=input, text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_tour_in_a_browser(up: Up, tmp_path: Path) -> None:
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as z:
+        z.writestr("bases/many.json", json.dumps(
+            [{"key": f"k{n:03d}", "n": n, "title": f"item {n}", "tags": ["a", "b"],
+              "profile": {"age": n % 90, "city": "Oslo"}} for n in range(250)]))
+    _space_dev(up, "data", "import", str(many), "--app", "notes")
+    _space_dev(up, "users", "add", "eve", "--password-stdin", input="eve's long password")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            *CHROMIUM_ARGS, "--host-resolver-rules=MAP myapp.test 127.0.0.1"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(10_000)
+            _sign_in(page, up, "/__space/settings")
+
+            # A bad key name is flagged by the browser itself: its pattern compiles (v flag).
+            page.fill("#key-name", "bad name!")
+            assert page.eval_on_selector("#key-name", "e => e.validity.patternMismatch")
+            page.fill("#key-name", "good-name.v2_x")
+            assert page.eval_on_selector("#key-name", "e => e.checkValidity()")
+            page.click("form.create-key button[type=submit]")
+            assert page.evaluate(IN_VIEW, "#new-key-card")  # the new key, where it was made
+            # The server's refusal (the name is taken) is shown by the form, in view.
+            page.goto(up.url + "/__space/settings")
+            page.fill("#key-name", "good-name.v2_x")
+            page.click("form.create-key button[type=submit]")
+            assert "already" in page.inner_text("#result [role=alert]")
+            assert page.evaluate(IN_VIEW, "#result")
+            # A form answered by a redirect: its result is in view too.
+            page.click('tr[data-key="good-name.v2_x"] button:has-text("Switch off")')
+            page.wait_for_url(re.compile(r".*done=key-disabled.*#result$"))
+            assert "switched off" in page.inner_text("#keys #result")
+            assert page.evaluate(IN_VIEW, "#result")
+            _shoot(page, "settings")
+
+            # The data table pages through 250 items, 100 at a time.
+            page.goto(up.url + "/__space/settings/data/base/many")
+            assert "250 items" in page.inner_text(".base-count")
+            seen: list[str] = []
+            while True:
+                keys = page.locator("table.items tbody tr td:first-child").all_inner_texts()
+                assert len(keys) <= 100
+                seen += keys
+                if page.locator("a[rel=next]").count() == 0:
+                    break
+                with page.expect_navigation():
+                    page.click("a[rel=next]")
+            assert seen == [f"k{n:03d}" for n in range(250)]
+            page.goto(up.url + "/__space/settings/data/base/many")
+            page.click("table.items tbody tr:first-child summary:has-text('2 fields')")  # folded
+            assert "Oslo" in page.inner_text("table.items tbody tr:first-child")
+            _shoot(page, "data")
+
+            # 421 on a name the app does not answer to, styled, linking the app.
+            page.goto(f"http://myapp.test:{up.port}/")
+            assert page.inner_text("h1") == "Unknown host name"
+            assert page.eval_on_selector(".card", "e => getComputedStyle(e).borderRadius") \
+                != "0px"
+            _shoot(page, "421")
+            page.click("a.button")
+            assert urlsplit(page.url).hostname == "localhost"
+
+            # The 404 pages: the runtime's and the static micro's, one design.
+            page.goto(up.url + "/__space/no-such-page")
+            _shoot(page, "404-runtime")
+            page.goto(up.url + "/no-such-file.html")
+            assert "/no-such-file.html" in page.inner_text("main")
+            _shoot(page, "404-static")
+
+            # A user who is not the owner: who they are, and a way to sign in as someone else.
+            eve = browser.new_page(viewport={"width": 1280, "height": 900})
+            eve.set_default_timeout(10_000)
+            eve.goto(up.url + "/__space/login?next=/__space/settings")
+            eve.fill("#username", "eve")
+            eve.fill("#password", "eve's long password")
+            eve.click("button[type=submit]")
+            eve.wait_for_url(up.url + "/__space/settings")
+            assert eve.inner_text("h1") == "Forbidden"
+            assert "signed in as eve" in eve.inner_text("header")
+            _shoot(eve, "forbidden")
+            eve.click("text=Sign out and sign in as someone else")
+            eve.wait_for_url(re.compile(r".*/__space/login\?next=/__space/settings$"))
+            eve.fill("#username", "dev")
+            eve.fill("#password", PASSWORD)
+            eve.click("button[type=submit]")
+            eve.wait_for_url(up.url + "/__space/settings")
+            assert eve.inner_text("#app h1") == "notes"
         finally:
             browser.close()

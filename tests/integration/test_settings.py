@@ -388,7 +388,7 @@ def test_saving_configuration_restarts_the_micro(running: Running) -> None:
 def test_restart_button(running: Running) -> None:
     start = len(running.up.lines)
     status, headers, _ = running.owner_call("POST", "/__space/settings/micros/api/restart")
-    assert status == 303 and headers["Location"].endswith("#micros")
+    assert status == 303 and headers["Location"].endswith("#result")
     running.up.wait_for(r"api: (reloaded in .*|restarting \()restarted from the settings page",
                         start=start)
     status, headers, _ = running.owner_call("POST", "/__space/settings/micros/www/restart")

@@ -115,7 +115,8 @@ async def _chunks(data: bytes):
 
 
 def keys_shown(text: str) -> list[str]:
-    return re.findall(r'<h3><code class="name">([^<]*)</code></h3>', text)
+    return re.findall(
+        r'<td class="nowrap"><a href="[^"]*"><code class="name">([^<]*)</code></a></td>', text)
 
 
 def textarea(text: str, name: str) -> str:
@@ -127,6 +128,18 @@ def textarea(text: str, name: str) -> str:
 # --- who may look -----------------------------------------------------------------------------
 
 
+async def test_a_user_who_is_not_the_owner_sees_who_they_are_and_a_way_out(site: Site) -> None:
+    status, text = await site.page(DATA, cookie="eve")
+    assert status == 403
+    assert "signed in as <strong>eve</strong>" in text
+    switch = re.search(r'<form method="post" action="/__space/logout"[^>]*>\s*'
+                       r'<input type="hidden" name="next" value="([^"]*)">', text)
+    assert switch and switch.group(1) == DATA  # back here once signed in as another
+    assert 'class="brand" href="/"' in text  # not the settings page, which refuses them too
+    status, text = await site.page(DATA)  # the owner's pages keep their own links
+    assert status == 200 and 'class="brand" href="/__space/settings"' in text
+
+
 async def test_owner_sees_each_base_and_drive_with_its_count(site: Site) -> None:
     status, text = await site.page(DATA)
     assert status == 200
@@ -134,9 +147,9 @@ async def test_owner_sees_each_base_and_drive_with_its_count(site: Site) -> None
     assert rows == [("people", "1"), ("todos", "3"), ("photos", "2")]
     assert 'href="/__space/settings"' in text  # the way back
     resp = await site.call("GET", API)
-    assert await resp.json() == {"bases": [{"name": "people", "items": 1},
-                                           {"name": "todos", "items": 3}],
-                                 "drives": [{"name": "photos", "files": 2}]}
+    assert await resp.json() == {"bases": [{"name": "people", "items": 1, "bytes": 24},
+                                           {"name": "todos", "items": 3, "bytes": 126}],
+                                 "drives": [{"name": "photos", "files": 2, "bytes": 8}]}
 
 
 async def test_a_signed_in_non_owner_is_forbidden(site: Site) -> None:
@@ -218,28 +231,81 @@ async def test_an_invalid_query_shows_its_error(site: Site, query: str, says: st
     assert resp.status == 400 and says in " ".join((await resp.json())["errors"])
 
 
-async def test_items_are_paged_25_at_a_time(site: Site) -> None:
-    site.data.base.put_many("many", [{"key": f"k{n:02d}", "n": n} for n in range(25)])
-    site.data.base.put_many("many", [{"key": f"k{n:02d}", "n": n} for n in range(25, 30)])
+async def test_items_are_paged_100_at_a_time_in_a_table(site: Site) -> None:
+    site.data.base.put_many("many", [{"key": f"k{n:03d}", "n": n} for n in range(250)])
     _, text = await site.page(f"{DATA}/base/many")
-    assert keys_shown(text) == [f"k{n:02d}" for n in range(25)]
-    link = re.search(r'<a href="([^"]+)">Next page', text)
+    assert keys_shown(text) == [f"k{n:03d}" for n in range(100)]
+    assert "250 items" in text
+    seen = keys_shown(text)
+    while link := re.search(r'<a href="([^"]+)" rel="next">', text):
+        _, text = await site.page(URL(html.unescape(link.group(1)), encoded=True))
+        assert len(keys_shown(text)) <= 100 and "First page" in text
+        seen += keys_shown(text)
+    assert seen == [f"k{n:03d}" for n in range(250)]
+    # Sorted the other way by the key column's link, paged the same.
+    link = re.search(r'<a href="([^"]+)" title="Sort the other way">', text)
     assert link
     _, text = await site.page(URL(html.unescape(link.group(1)), encoded=True))
-    assert keys_shown(text) == [f"k{n:02d}" for n in range(25, 30)]
-    assert "Next page" not in text and "First page" in text
+    assert keys_shown(text)[:2] == ["k249", "k248"]
+
+
+async def test_the_table_has_a_column_per_field_and_folds_nested_values(site: Site) -> None:
+    site.data.base.put_many("mixed", [
+        {"key": "a", "title": "<b>bold</b>", "tags": ["x", "y"], "profile": {"age": 3}},
+        {"key": "b", "n": 7}])
+    _, text = await site.page(f"{DATA}/base/mixed")
+    heads = re.findall(r"<th><code>([^<]+)</code></th>", text)
+    assert heads == ["title", "tags", "profile", "n"]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text and "<b>bold" not in text
+    assert "<summary>[2 values]</summary>" in text and "<summary>{1 field}</summary>" in text
+
+
+async def test_a_cell_is_edited_on_the_item_page(site: Site) -> None:
+    _, table = await site.page(f"{DATA}/base/todos")
+    link = re.search(r'<a href="([^"]+)"><code class="name">a1</code>', table)
+    assert link
+    _, text = await site.page(URL(html.unescape(link.group(1)), encoded=True))
+    action = re.search(r'<form method="post" action="([^"]+/field\?key=a1[^"]*)"', text)
+    assert action
+    where, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
+                                  {"field": "title", "value": '"pears"'})
+    assert site.data.base.get("todos", "a1") == {"key": "a1", "title": "pears", "done": False}
+    assert "title saved." in text and where.endswith("#result")
+    # A new field, and a value that is not JSON: refused, the typed text kept to fix.
+    await site.form(URL(html.unescape(action.group(1)), encoded=True),
+                    {"field": "n", "value": "2"})
+    assert (site.data.base.get("todos", "a1") or {}).get("n") == 2
+    _, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
+                              {"field": "title", "value": "plums"})
+    assert "not valid JSON" in text and 'value="plums"' in text
+    _, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
+                              {"field": "key", "value": '"zz"'})
+    assert "cannot be changed" in text
+    # Without the page's origin, a cross-site form is refused (as every form here).
+    resp = await site.call("POST", URL(html.unescape(action.group(1)), encoded=True),
+                           data={"field": "title", "value": '"evil"'},
+                           headers={**HTML, "Origin": "https://evil.example",
+                                    "Sec-Fetch-Site": "cross-site"})
+    assert resp.status == 403
+    assert (site.data.base.get("todos", "a1") or {}).get("title") == "pears"
+
+
+async def test_a_base_that_is_not_there_names_the_bases_that_are(site: Site) -> None:
+    status, text = await site.page(f"{DATA}/base/todo")
+    assert status == 404
+    assert "No such Base: todo. The Bases are: people, todos." in html.unescape(text)
+    assert 'action="/__space/settings/data/base/todo/items"' in text  # it can still be made
 
 
 async def test_edit_replaces_the_item_and_keeps_its_key(site: Site) -> None:
-    _, text = await site.page(f"{DATA}/base/todos")
+    _, text = await site.page(f"{DATA}/base/todos/item?key=a1")
     assert json.loads(textarea(text, "item")) == {"key": "a1", "title": "apples", "done": False}
-    where, text = await site.form(f"{DATA}/base/todos/item?key=a1",
-                                  {"item": '{"title": "green apples", "n": 2}',
-                                   "query": '{"done": false}', "last": ""})
+    where, text = await site.form(URL(f"{DATA}/base/todos/item?key=a1&query=%7B%7D",
+                                      encoded=True),
+                                  {"item": '{"title": "green apples", "n": 2}'})
     assert site.data.base.get("todos", "a1") == {"key": "a1", "title": "green apples", "n": 2}
     assert "Item a1 saved." in text
-    assert "query=" in where  # back to the view the form was on
-    assert keys_shown(text) == ["c3"]  # a1 no longer matches {"done": false}
+    assert "query=" in where  # the way back to the table the owner came from
     # Reloading the page shows the same result and sends nothing again.
     status, again = await site.page(URL(where, encoded=True))
     assert status == 200 and "Item a1 saved." in again
@@ -275,7 +341,10 @@ async def test_a_key_and_a_base_name_with_a_slash(site: Site) -> None:
     page = URL(f"{DATA}/base/{quote('my/base', safe='')}", encoded=True)
     status, text = await site.page(page)
     assert status == 200 and keys_shown(text) == ["a/b?c&amp;d"]
-    action = re.search(r'<form method="post" action="([^"]+/item\?key=[^"]+)"', text)
+    link = re.search(r'<a href="([^"]+)"><code class="name">', text)
+    assert link
+    _, item = await site.page(URL(html.unescape(link.group(1)), encoded=True))
+    action = re.search(r'<form method="post" action="([^"]+/item\?key=[^"]+)"', item)
     assert action
     await site.form(URL(html.unescape(action.group(1)), encoded=True), {"item": '{"v": 2}'})
     assert site.data.base.get("my/base", "a/b?c&d") == {"key": "a/b?c&d", "v": 2}
@@ -366,15 +435,52 @@ async def test_an_uploaded_page_is_downloaded_never_shown(site: Site) -> None:
     assert resp.headers["Content-Security-Policy"] == "sandbox"
 
 
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+async def test_images_and_text_are_previewed_and_a_page_never_is(site: Site) -> None:
+    for name, body, kind in (("pic.png", PNG, "image/png"), ("notes.txt", b"<i>hi</i>\n" * 3,
+                             "text/plain"), ("x.svg", b"<svg onload=alert(1)/>", "image/svg+xml"),
+                             ("x.html", b"<script>1</script>", "text/html")):
+        form = FormData()
+        form.add_field("file", body, filename=name, content_type=kind)
+        await site.form(f"{DATA}/drive/media/files", form)
+    _, text = await site.page(f"{DATA}/drive/media")
+    previews = re.findall(r'href="([^"]+/preview\?name=[^"]+)">Preview', text)
+    assert [html.unescape(p).rsplit("=", 1)[1] for p in previews] == [
+        "notes.txt", "pic.png", "x.html", "x.svg"]
+    status, text = await site.page(f"{DATA}/drive/media/preview?name=pic.png")
+    image = re.search(r'<img class="preview" src="([^"]+)"', text)
+    assert status == 200 and image
+    resp = await site.call("GET", URL(html.unescape(image.group(1)), encoded=True))
+    assert resp.headers["Content-Disposition"] == "inline" and await resp.read() == PNG
+    status, text = await site.page(f"{DATA}/drive/media/preview?name=notes.txt")
+    assert status == 200 and "&lt;i&gt;hi&lt;/i&gt;" in text and "<i>hi" not in text
+    # A page is shown as its text, and fetched inline it is still a download.
+    status, text = await site.page(f"{DATA}/drive/media/preview?name=x.html")
+    assert "&lt;script&gt;1&lt;/script&gt;" in text
+    status, text = await site.page(f"{DATA}/drive/media/preview?name=x.svg")
+    assert "&lt;svg onload" in text and "<img" not in text  # an SVG can carry script
+    for name in ("x.html", "x.svg"):
+        resp = await site.call("GET", f"{DATA}/drive/media/file",
+                               params={"name": name, "inline": "1"})
+        assert resp.headers["Content-Disposition"].startswith("attachment;")
+    status, _ = await site.page(f"{DATA}/drive/media/preview?name=nope")
+    assert status == 404
+
+
 async def test_drive_listing_pages_and_missing_files(site: Site) -> None:
-    for n in range(27):
-        await site.data.drive.put("many", f"f{n:02d}", _chunks(b"x"))
+    for n in range(102):
+        await site.data.drive.put("many", f"f{n:03d}", _chunks(b"x"))
     _, text = await site.page(f"{DATA}/drive/many")
-    assert len(re.findall(r'<td class="name">', text)) == 25
-    link = re.search(r'<a href="([^"]+)">Next page', text)
+    assert len(re.findall(r'<td class="name">', text)) == 100
+    assert "102 files, 102 B in all" in text
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">', text)
+    link = re.search(r'<a href="([^"]+)" rel="next">', text)
     assert link
     _, text = await site.page(URL(html.unescape(link.group(1)), encoded=True))
-    assert re.findall(r'<td class="name"><code>([^<]+)</code>', text) == ["f25", "f26"]
+    assert re.findall(r'<td class="name"><code>([^<]+)</code>', text) == ["f100", "f101"]
     status, _ = await site.page(f"{DATA}/drive/many/file?name=nope")
     assert status == 404
     form = FormData()
@@ -419,9 +525,28 @@ async def test_export_then_import_into_an_empty_app(site: Site, site_for: Any) -
         form = FormData(quote_fields=False)
         form.add_field("file", b"", filename=filename, content_type="application/octet-stream")
         _, text = await empty.form(f"{DATA}/import", form)
-        assert ("Choose a zip file to import" if not filename else "The file to import is empty"
+        assert ("Choose a zip file to import" if not filename else "empty.zip is empty"
                 ) in text
     assert empty.data.base.export() == site.data.base.export()
+
+
+async def test_an_import_error_names_the_uploaded_file_never_a_temporary_path(
+        site: Site) -> None:
+    nothing = io.BytesIO()
+    with zipfile.ZipFile(nothing, "w") as z:
+        z.writestr("readme.txt", "no data here")
+    for filename, body, says in (("holiday.zip", nothing.getvalue(), "nothing to import in "
+                                  "holiday.zip"), ("photo.jpg", b"\xff\xd8 not a zip",
+                                                   "photo.jpg")):
+        form = FormData(quote_fields=False)
+        form.add_field("file", body, filename=filename, content_type="application/zip")
+        _, text = await site.form(f"{DATA}/import", form)
+        error = re.search(r'<p class="notice bad" role="alert">(.*?)</p>', text, re.S)
+        assert error and says in html.unescape(error.group(1)), text
+        assert "space-dev-import-" not in text and "import.zip" not in text
+    resp = await site.call("POST", f"{API}/import", data=nothing.getvalue())
+    body = await resp.json()
+    assert resp.status == 400 and "nothing to import in the zip sent" in body["errors"][0]
 
 
 async def test_an_import_of_many_items_never_holds_the_event_loop(site_for: Any) -> None:
@@ -541,7 +666,7 @@ async def test_api_export_import_and_reset_all(site: Site, site_for: Any) -> Non
                                  "skipped": []}
     assert site.data.base.count("todos") == 3
     resp = await site.call("GET", API)
-    assert (await resp.json())["drives"] == [{"name": "photos", "files": 2}]
+    assert (await resp.json())["drives"] == [{"name": "photos", "files": 2, "bytes": 8}]
 
 
 async def test_settings_links_to_the_data_page() -> None:

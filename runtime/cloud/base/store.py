@@ -345,6 +345,15 @@ class BaseDB:
             ).fetchone()
         return int(row[0])
 
+    def size(self, base: str) -> int:
+        """How many bytes a Base's live items take as stored JSON."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT sum(length(CAST(value AS BLOB))) FROM items WHERE base = ? AND "
+                f"{_VISIBLE}", (base, self._clock())
+            ).fetchone()
+        return int(row[0] or 0)
+
     def drop(self, base: str) -> None:
         """Remove a Base and all its items."""
         with self._lock:

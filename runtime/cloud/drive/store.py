@@ -114,6 +114,22 @@ class DriveStore:
             return None
         return self._folder(drive) / row[0], row[1], row[2]
 
+    def describe(self, drive: str, name: str) -> tuple[int, str, float] | None:
+        """A file's size, content type and last change (epoch seconds), or None."""
+        key = _check(drive, name)
+        row = self._db.execute(
+            "SELECT size, content_type, modified FROM files WHERE drive = ? AND name = ?",
+            (drive, key),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), float(row[2]))
+
+    def totals(self, drive: str) -> tuple[int, int]:
+        """How many files a Drive holds, and their bytes together."""
+        _check_drive(drive)
+        row = self._db.execute(
+            "SELECT count(*), sum(size) FROM files WHERE drive = ?", (drive,)).fetchone()
+        return int(row[0]), int(row[1] or 0)
+
     def list(
         self,
         drive: str,
