@@ -49,6 +49,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.auth.keys": 1,
     "runtime.auth.passwords": 1,
     "runtime.auth.failures": 1,
+    "runtime.auth.reasons": 1,
     "runtime.cloud": 1,
     "runtime.cloud.tls": 1,
     "runtime.cloud.detail": 1,
@@ -74,6 +75,7 @@ FLOORS: dict[str, int | str] = {
     # 2: processes, the proxy, static files, credentials, the clock of actions, API handlers
     "runtime.supervisor": 2,
     "runtime.supervisor.output": 2,
+    "runtime.supervisor.log_buffer": 2,
     "runtime.supervisor.listening": 2,
     "runtime.supervisor.ports": 2,
     "runtime.supervisor.environment": 2,
@@ -102,6 +104,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.upstream_connection": 2,
     "runtime.serve.static": 2,
     "runtime.serve.client_limits": 2,
+    "runtime.serve.request_log": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
     "runtime.cloud.drive.handlers": 2,
@@ -127,6 +130,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.app_actions_page": 3,
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,
+    "runtime.web.console": 3,
+    "runtime.web.owner_notice": 3,
     "runtime.cloud.actions": 3,
     "runtime.cloud.app_actions": 3,
     # 4: the one module that wires the parts together
@@ -144,6 +149,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.data_commands": 5,
     "runtime.cli.action_commands": 5,
     "runtime.cli.main": 5,
+    "runtime.cli.logs": 5,
+    "runtime.cli.hotkeys": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment
     "runtime.in_micro": IN_MICRO,
