@@ -255,7 +255,7 @@ async def _serve(runtime: object) -> None:
 def _hotkeys(runtime: object, stop: asyncio.Event) -> Hotkeys:
     """o, s, l, r, q in the terminal (when stdin is one); see cli/hotkeys.py."""
     from runtime.app.runtime import Runtime
-    from runtime.cli.hotkeys import Key, open_in_browser
+    from runtime.cli.hotkeys import Hotkeys, Key, open_in_browser
 
     assert isinstance(runtime, Runtime)
     origin = runtime.apps[0].public_origin

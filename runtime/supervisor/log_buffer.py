@@ -17,7 +17,8 @@ LEVELS = ("info", "warn", "error")
 # A guess from the words of a line: a process's output has no level of its own (stderr and
 # stdout arrive merged), so words that mark trouble in every common server's output decide.
 _ERROR_WORDS = re.compile(
-    r"\b(error|exception|traceback|crash(ed)?|failed|fatal|panic|critical)\b|^\s*File \"",
+    r"\b(error|exception|traceback|crash(ed)?|failed|fatal|panic|critical)\b|^\s*File \""
+    r"|exited with code [1-9]|^\s*(Uncaught )?[\w.]*(Error|Exception)\b",
     re.IGNORECASE)
 _WARN_WORDS = re.compile(r"\b(warn(ing)?|deprecat\w*)\b", re.IGNORECASE)
 
