@@ -131,7 +131,9 @@ class Console:
         filters = Filters.of(request.query)
         view = "requests" if request.query.get("view") == "requests" else "lines"
         logs = self._logs
-        lines = lines_of(logs, filters)[-SHOWN:] if view == "lines" else []
+        after_lines = logs.lines.last_seq  # before reading: the stream goes on from there
+        lines = [e for e in lines_of(logs, filters) if e.seq <= after_lines][-SHOWN:] \
+            if view == "lines" else []
         requests = requests_of(logs, filters)[-SHOWN:] if view == "requests" else []
         return page(
             "console.html", title=f"{logs.name} logs", app=self._ctx.app,
@@ -139,7 +141,7 @@ class Console:
             micros=logs.micros(), runtime_source=RUNTIME_SOURCE,
             lines=[_line_row(e) for e in lines],
             requests=[_request_row(r) for r in requests],
-            after_lines=logs.lines.last_seq, after_requests=logs.requests.last_seq,
+            after_lines=after_lines, after_requests=logs.requests.last_seq,
             lines_query=filters.query(), requests_query=filters.query(view="requests"),
         )
 
@@ -164,11 +166,17 @@ class Console:
         logs = self._logs
         try:
             while not self._closing.is_set():
+                if request.transport is None or request.transport.is_closing():
+                    break  # the page went away
                 out: list[str] = []
                 if "lines" in kinds:
+                    # Up to the last line there was before looking: one a thread adds meanwhile
+                    # is sent the next time round, never skipped.
+                    last = logs.lines.last_seq
                     for entry in lines_of(logs, filters, after_lines):
-                        out.append(_event("line", _line_row(entry)))
-                    after_lines = max(after_lines, logs.lines.last_seq)
+                        if entry.seq <= last:
+                            out.append(_event("line", _line_row(entry)))
+                    after_lines = max(after_lines, last)
                 if "requests" in kinds:
                     for record in requests_of(logs, filters, after_requests):
                         out.append(_event("request", _request_row(record)))

@@ -14,8 +14,8 @@ from runtime.auth.policy import (
     decide,
     judge,
 )
-from runtime.auth.routes import PublicRoutes
 from runtime.auth.reasons import verdict_words, who
+from runtime.auth.routes import PublicRoutes
 from runtime.models import Principal, RouteRule
 from runtime.serve.request_log import GateWhy, RequestLog, RequestRecord, masked_path
 
