@@ -243,7 +243,13 @@ class Proxy:
         if length is not None and length <= _SMALL_BODY:
             body = await upstream.read()
             if rewrite is not None and len(body) == length and rewritable(headers):
-                body = rewrite(body)  # web.Response sets the new Content-Length
+                changed = rewrite(body)  # web.Response sets the new Content-Length
+                if changed is not body:
+                    # The validators name the micro's body, not this one: a later 304 would
+                    # keep the notice in the browser's cache after the micro is back.
+                    headers = [(n, v) for n, v in headers
+                               if n.lower() not in ("etag", "last-modified")]
+                    body = changed
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )
