@@ -52,7 +52,7 @@ class Hotkeys:
             fd = self._stdin.fileno()
         except (AttributeError, OSError, ValueError):
             return False
-        if not os.isatty(fd):
+        if not os.isatty(fd) or _in_background(fd):
             return False
         try:
             self._saved = termios.tcgetattr(fd)
@@ -95,3 +95,12 @@ class Hotkeys:
             key = self._keys.get(char.lower())
             if key is not None:
                 key.run()
+
+
+def _in_background(fd: int) -> bool:
+    """Whether `up` runs as a background job of this terminal (`space-dev up &`): changing the
+    terminal's mode from there would stop the process (SIGTTOU), and the keys are the shell's."""
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:
+        return False  # not our controlling terminal: no job control applies
