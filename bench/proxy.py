@@ -84,7 +84,7 @@ web.run_app(app, host="127.0.0.1", port=int(PORT), access_log=None, print=None)
 # Put first on PYTHONPATH, this makes `import uvloop` fail, so the runtime keeps asyncio's loop.
 NO_UVLOOP = 'raise ImportError("uvloop disabled by bench/proxy.py")\n'
 
-READY_RE = re.compile(r"ready: \S+ (http://\S+?)/?\s*$")
+READY_RE = re.compile(r"ready: \S+ (http://\S+?)/?(?:\s|$)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 

@@ -112,7 +112,7 @@ KINDS = (
     Kind("aiohttp app (engine default)", None, AIOHTTP_MICRO),
 )
 
-READY_RE = re.compile(r"ready: \S+ (http://\S+?)/?\s*$")
+READY_RE = re.compile(r"ready: \S+ (http://\S+?)/?(?:\s|$)")
 WATCHING_RE = re.compile(r"watching for changes")
 RELOADED_RE = re.compile(r"(\S+): reloaded in ([\d.]+) s \((.*)\)")
 

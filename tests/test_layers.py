@@ -52,6 +52,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.auth.keys": 1,
     "runtime.auth.passwords": 1,
     "runtime.auth.failures": 1,
+    "runtime.auth.reasons": 1,
     "runtime.cloud": 1,
     "runtime.cloud.tls": 1,
     "runtime.cloud.detail": 1,
@@ -77,6 +78,7 @@ FLOORS: dict[str, int | str] = {
     # 2: processes, the proxy, static files, credentials, the clock of actions, API handlers
     "runtime.supervisor": 2,
     "runtime.supervisor.output": 2,
+    "runtime.supervisor.log_buffer": 2,
     "runtime.supervisor.listening": 2,
     "runtime.supervisor.start_hints": 2,
     "runtime.supervisor.ports": 2,
@@ -109,6 +111,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.static": 2,
     "runtime.serve.not_found": 2,
     "runtime.serve.client_limits": 2,
+    "runtime.serve.request_log": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
     "runtime.cloud.drive.handlers": 2,
@@ -135,6 +138,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,
     "runtime.web.data_table": 3,
+    "runtime.web.console": 3,
+    "runtime.web.owner_notice": 3,
     "runtime.cloud.actions": 3,
     "runtime.cloud.app_actions": 3,
     # 4: the one module that wires the parts together
@@ -154,6 +159,8 @@ FLOORS: dict[str, int | str] = {
     "runtime.cli.main": 5,
     "runtime.cli.suggest": 5,
     "runtime.cli.status_commands": 5,
+    "runtime.cli.logs": 5,
+    "runtime.cli.hotkeys": 5,
     "runtime.__main__": 5,
     # apart: the launcher run inside a python micro, in the micro's own environment
     "runtime.in_micro": IN_MICRO,

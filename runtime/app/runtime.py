@@ -50,6 +50,7 @@ from runtime.serve.gate import Gate, Routing, Target
 from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.not_found import not_found_html
 from runtime.serve.proxy import Proxy
+from runtime.serve.request_log import RequestLog
 from runtime.serve.static import StaticSite
 from runtime.supervisor import reaper
 from runtime.supervisor.builder.prepare import Builder
@@ -60,8 +61,10 @@ from runtime.supervisor.static_build import StaticBuild
 from runtime.web import csrf, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
+from runtime.web.console import AppLogs, Console, add_internal_routes
 from runtime.web.data import DataPage
 from runtime.web.login import Login
+from runtime.web.owner_notice import OwnerNotice
 from runtime.web.pages import problem, wants_html
 from runtime.web.settings import SETTINGS_PATH, Settings
 
@@ -100,6 +103,8 @@ class Runtime:
         self._sites: list[web.AppRunner] = []
         self.host_checks: list[hosts.AllowedHosts] = []  # one per app port: allowed_hosts
         self._tasks: set[asyncio.Task[None]] = set()
+        self._logs: dict[str, AppLogs] = {}  # app -> what its logs page and `logs` read
+        self._closing = asyncio.Event()  # set at the stop: the logs' live streams end
 
     # --- start ----------------------------------------------------------------------------
 
@@ -328,8 +333,15 @@ class Runtime:
             self.printer.info(f"{name}: setup failed; still serving the previous version "
                               "(the settings page has the error)")
             return
-        if await runner.reload(reason, spec) and spec.setup is not None:
+        reloaded = await runner.reload(reason, spec)
+        if reloaded and spec.setup is not None:
             await self.builder.prune(spec.setup)
+        if reloaded or runner.address is None:
+            runner.notices.pop("reload", None)
+        else:  # the old process still serves: the owner's pages and the settings page say so
+            said = self.printer.last_lines(name, 1)
+            runner.notices["reload"] = ("reload failed, serving the previous version"
+                                        + (f": {said[0].strip()}" if said else ""))
 
     async def _setup(self, runner: MicroRunner, spec: LaunchSpec) -> bool:
         """Run the micro's setup; its error, if any, is kept for the settings page."""
@@ -343,9 +355,15 @@ class Runtime:
         return error is None
 
     async def _serve(self, host: AppHost) -> None:
+        requests = RequestLog(defaults.REQUESTS_KEPT)
+        notice = OwnerNotice(host)
         gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
                     defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof,
-                    self.key_guesses)
+                    self.key_guesses, requests, notice.rewrite)
+        logs = self._logs[host.name] = AppLogs(
+            host.name, lambda: [m.name for m in host.spacefile.micros], self.printer.buffer,
+            requests, lambda: {n: {"state": s.value, "notices": host.notices_of(n)}
+                               for n, s in host.micro_states().items()})
         app = web.Application(
             handler_args={"max_field_size": 65536}, middlewares=[csrf.middleware()]
         )
@@ -364,6 +382,8 @@ class Runtime:
         SettingsApi(settings).add_routes(app)
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         AppActionsPage(settings, lambda: self.app_actions).add_routes(app)
+        Console(settings, logs, self._closing, notice.dismiss).add_routes(app)
+        add_internal_routes(app, self._token, self._logs.get, host.name)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         # After every page: whatever else is under /__space/ is the runtime's 404 page, whatever the
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
@@ -452,7 +472,8 @@ class Runtime:
         down = host.down_micros()
         shown = ", ".join(f"{name}: {state.value}" for name, state in down.items())
         self.printer.info(f"ready: {host.name} {host.public_origin}/"
-                          + (f" ({shown})" if shown else "") + f" · {self._how_it_runs(host)}")
+                          + (f" ({shown})" if shown else "") + f" · {self._how_it_runs(host)}"
+                          + f" · settings: {host.public_origin}{SETTINGS_PATH}")
         if not down:
             return
         while not host.all_ready():
@@ -489,6 +510,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop every micro (and what they started), then close every origin."""
+        self._closing.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -22,6 +22,9 @@ contract is silent:
   user is in group X (never for a key). Null equals nothing, not even null, and `a != b` is
   always `!(a == b)`: `clientType != "guest"` is true for a session.
 - The expression language itself is in `allow.py` (re-exported here).
+
+`judge` gives the decision with why it was made (`Verdict`: a kind and the rule, if one
+decided); `reasons.py` turns that into words only when someone looks.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ __all__ = [
     "Context",
     "Credential",
     "Decision",
+    "Verdict",
+    "Why",
     "Expr",
     "ExpressionError",
     "InvalidKey",
@@ -50,6 +55,7 @@ __all__ = [
     "compile_rule",
     "compile_rules",
     "decide",
+    "judge",
     "parse_allow",
     "policy_for",
 ]
@@ -68,6 +74,7 @@ class CompiledRule:
     allow: Expr | None = None
     names_user: bool = False  # the allow expression mentions `user`
     line: int | None = None
+    allow_text: str | None = None  # as written, for the reason shown in the requests view
 
     def applies(self, sub_path: str, method: str) -> bool:
         """Whether the rule covers this method and normalised path relative to the micro, in
@@ -110,6 +117,7 @@ def compile_rule(rule: RouteRule) -> CompiledRule:
         allow=allow,
         names_user=allow is not None and allow.mentions_user(),
         line=rule.line,
+        allow_text=rule.allow,
     )
 
 
@@ -182,29 +190,77 @@ _ALLOWED = frozenset({Decision.ALLOW_PUBLIC, Decision.ALLOW_SESSION, Decision.AL
 _STATUS = {Decision.UNAUTHORIZED_401: 401, Decision.FORBIDDEN_403: 403}
 
 
+class Why(Enum):
+    """Why `judge` decided as it did: a cheap value, put into words only when viewed."""
+
+    PUBLIC_MICRO = "public-micro"  # `public: true`, or the login switched off
+    PUBLIC_ROUTE = "public-route"
+    NO_CREDENTIAL = "no-credential"  # no session and no key
+    WRONG_KEY = "wrong-key"  # unknown, switched off, or another app's
+    KEYS_NOT_ACCEPTED = "keys-not-accepted"  # the micro has no `presets.api_keys`
+    UNKNOWN_CREDENTIAL = "unknown-credential"
+    KEY_REQUIRED = "key-required"  # a rule's `api_key_required`, for a session
+    OWNER_AND_KEYS_ONLY = "owner-and-keys-only"  # a rule with no `allow`, for a non-owner
+    ALLOW_FALSE = "allow-false"  # a rule's `allow` is false for this caller
+    NO_RULE_ADMITS = "no-rule-admits"  # a signed-in non-owner where no rule names the path
+    BY_RULE = "by-rule"  # admitted, and a rule covering the path admitted them
+    OWNER = "owner"  # the owner's session, no rule on the path
+    APP_KEY = "app-key"  # one of the app's keys, no rule on the path
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision and why: the rule that decided it, when one did."""
+
+    decision: Decision
+    why: Why
+    rule: CompiledRule | None = None
+
+
+# Made once: most requests end in one of these, so judging them allocates nothing.
+_PUBLIC_MICRO = Verdict(Decision.ALLOW_PUBLIC, Why.PUBLIC_MICRO)
+_PUBLIC_ROUTE = Verdict(Decision.ALLOW_PUBLIC, Why.PUBLIC_ROUTE)
+_NO_CREDENTIAL = Verdict(Decision.UNAUTHENTICATED, Why.NO_CREDENTIAL)
+_WRONG_KEY = Verdict(Decision.UNAUTHORIZED_401, Why.WRONG_KEY)
+_KEYS_NOT_ACCEPTED = Verdict(Decision.UNAUTHORIZED_401, Why.KEYS_NOT_ACCEPTED)
+_UNKNOWN_CREDENTIAL = Verdict(Decision.UNAUTHORIZED_401, Why.UNKNOWN_CREDENTIAL)
+_NO_RULE_ADMITS = Verdict(Decision.FORBIDDEN_403, Why.NO_RULE_ADMITS)
+_OWNER = Verdict(Decision.ALLOW_SESSION, Why.OWNER)
+_APP_KEY = Verdict(Decision.ALLOW_API_KEY, Why.APP_KEY)
+
+
 def decide(policy: MicroPolicy, sub_path: str, method: str, credential: Credential) -> Decision:
     """The gate's decision for a normalised path relative to the micro, the rules in order."""
-    if policy.public or policy.public_routes.matches(sub_path):
-        return Decision.ALLOW_PUBLIC
+    return judge(policy, sub_path, method, credential).decision
+
+
+def judge(policy: MicroPolicy, sub_path: str, method: str, credential: Credential) -> Verdict:
+    """`decide`, with why."""
+    if policy.public:
+        return _PUBLIC_MICRO
+    if policy.public_routes.matches(sub_path):
+        return _PUBLIC_ROUTE
     if credential is None:
-        return Decision.UNAUTHENTICATED
-    if credential is INVALID_KEY or not isinstance(credential, Principal):
-        return Decision.UNAUTHORIZED_401
+        return _NO_CREDENTIAL
+    if credential is INVALID_KEY:
+        return _WRONG_KEY
+    if not isinstance(credential, Principal):
+        return _UNKNOWN_CREDENTIAL
     if credential.kind == "api-key":
         if not policy.api_keys:
-            return Decision.UNAUTHORIZED_401
+            return _KEYS_NOT_ACCEPTED
         return _rules_pass(policy, sub_path, method, credential, Decision.ALLOW_API_KEY)
     if credential.kind == "session":
         return _rules_pass(policy, sub_path, method, credential, Decision.ALLOW_SESSION)
-    return Decision.UNAUTHORIZED_401
+    return _UNKNOWN_CREDENTIAL
 
 
 def _rules_pass(
     policy: MicroPolicy, sub_path: str, method: str, who: Principal, allowed: Decision
-) -> Decision:
+) -> Verdict:
     is_key = allowed is Decision.ALLOW_API_KEY
     ctx: Context | None = None
-    matched = False
+    admitting: CompiledRule | None = None  # the first rule naming the path in its own case
     method = method.upper()
     for rule in policy.rules:
         if not rule.restricts(sub_path, method):
@@ -212,14 +268,15 @@ def _rules_pass(
         # Limits hold in any letter case, admission only in the case the pattern names: for each
         # direction the safer reading wins (a case-sensitive micro may serve `/ADMIN` as another
         # route than `/admin`, one the rule never meant to open).
-        matched = matched or rule.applies(sub_path, method)
+        if admitting is None and rule.applies(sub_path, method):
+            admitting = rule
         if rule.api_key_required and not is_key:
-            return Decision.FORBIDDEN_403
+            return Verdict(Decision.FORBIDDEN_403, Why.KEY_REQUIRED, rule)
         allow = rule.allow
         if allow is None:
             if is_key or who.owner:
                 continue
-            return Decision.FORBIDDEN_403
+            return Verdict(Decision.FORBIDDEN_403, Why.OWNER_AND_KEYS_ONLY, rule)
         if not is_key and who.owner and not rule.names_user:
             continue
         if ctx is None:
@@ -229,10 +286,14 @@ def _rules_pass(
                 else Context(user=who.user, groups=who.groups)
             )
         if not allow.evaluate(ctx):
-            return Decision.FORBIDDEN_403
-    if matched or is_key or who.owner:
-        return allowed
-    return Decision.FORBIDDEN_403  # a signed-in non-owner where no rule admits them
+            return Verdict(Decision.FORBIDDEN_403, Why.ALLOW_FALSE, rule)
+    if admitting is not None:
+        return Verdict(allowed, Why.BY_RULE, admitting)
+    if is_key:
+        return _APP_KEY
+    if who.owner:
+        return _OWNER
+    return _NO_RULE_ADMITS  # a signed-in non-owner where no rule admits them
 
 
 def compile_app_rules(cfg: AppConfig, sf: Spacefile) -> tuple[CompiledRule, ...]:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from runtime import __version__, spacefile
 from runtime import config as config_file
@@ -21,6 +21,9 @@ from runtime.cli.targets import load_config
 from runtime.errors import Problem, SpaceDevError
 from runtime.models import AppConfig
 from runtime.supervisor.output import Printer
+
+if TYPE_CHECKING:
+    from runtime.cli.hotkeys import Hotkeys
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -133,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     from runtime.cli import status_commands  # status, open
 
     status_commands.add_parsers(sub, common)
+
+    from runtime.cli import logs  # `space-dev logs`: the developer's console in a terminal
+
+    logs.add_parser(sub, common)
     return parser
 
 
@@ -262,6 +269,7 @@ async def _serve(runtime: object) -> None:
 
     assert isinstance(runtime, Runtime)
     stop = asyncio.Event()
+    keys: Hotkeys | None = None
     # Handlers that run even while the loop is busy, and a deadline for the stop they start.
     signals = StopSignals(asyncio.get_running_loop(), stop.set,
                           config_file.STOP_GRACE_S + config_file.STOP_MARGIN_S)
@@ -270,14 +278,45 @@ async def _serve(runtime: object) -> None:
         try:
             # Built here, a floor above the runtime it watches: the runtime never imports it.
             await runtime.start(reloader=lambda rt: Reloader(rt).run())
+            keys = _hotkeys(runtime, stop)
             await stop.wait()
             runtime.printer.info("stopping: every micro and what it started "
                                  "(Ctrl-C again to kill them at once)")
         finally:
+            if keys is not None:
+                keys.restore()
             await runtime.stop()
     finally:
+        if keys is not None:
+            keys.restore()  # also when the start failed
         signals.restore()
     runtime.printer.info("stopped")
+
+
+def _hotkeys(runtime: object, stop: asyncio.Event) -> Hotkeys:
+    """o, s, l, r, q in the terminal (when stdin is one); see cli/hotkeys.py."""
+    from runtime.app.runtime import Runtime
+    from runtime.cli.hotkeys import Hotkeys, Key, open_in_browser
+
+    assert isinstance(runtime, Runtime)
+    origin = runtime.apps[0].public_origin
+
+    def restart_all() -> None:
+        runtime.printer.info("restarting every micro (r)")
+        for host in runtime.apps:
+            for name in host.runners:
+                runtime.spawn(runtime.restart(host, name, "restarted from the terminal",
+                                              by_owner=True))
+
+    keys = Hotkeys([
+        Key("o", "open the app", open_in_browser(origin + "/")),
+        Key("s", "settings", open_in_browser(origin + "/__space/settings")),
+        Key("l", "logs", open_in_browser(origin + "/__space/logs")),
+        Key("r", "restart every micro", restart_all),
+        Key("q", "quit", stop.set),
+    ], runtime.printer.info)
+    keys.install()
+    return keys
 
 
 def _tune_memory() -> None:

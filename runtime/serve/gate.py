@@ -13,7 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from runtime.auth.identity import SESSION_COOKIE, Identity
-from runtime.auth.policy import Credential, Decision, MicroPolicy, decide
+from runtime.auth.policy import Credential, Decision, MicroPolicy, decide, judge
 from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.models import AuthConfig, Principal
 from runtime.serve.bodies import CollectedBody, collect, is_chunked
@@ -32,6 +32,7 @@ from runtime.serve.proxy import (
     UpstreamUnavailable,
     is_websocket,
 )
+from runtime.serve.request_log import GateWhy, RequestLog, RequestRecord, masked_path
 from runtime.serve.static import StaticSite
 from runtime.supervisor.environment import GATE_PROOF_HEADER
 from runtime.supervisor.location import MicroLocation
@@ -97,8 +98,13 @@ class Gate:
         spool_dir: Path,
         gate_proof: str,
         key_guesses: KeyGuesses,
+        requests: RequestLog | None = None,
+        owner_notice: Callable[[], Callable[[bytes], bytes] | None] | None = None,
     ) -> None:
         self._app = app
+        self.requests = requests
+        # What to add to an HTML page the owner is shown while a micro is down (None: nothing).
+        self._owner_notice = owner_notice
         self._key_guesses = key_guesses
         # Sent with every request forwarded: the micro's guard refuses a request without it.
         self._proof = (GATE_PROOF_HEADER, gate_proof)
@@ -110,38 +116,70 @@ class Gate:
         self._request_wait = request_wait
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        requests = self.requests
+        if requests is None:
+            return await self._handle(request, RequestRecord(request.method))
+        # Kept in memory once the answer is made (no disk, no words until someone looks).
+        record = RequestRecord(request.method)
+        started = time.perf_counter()
+        try:
+            response = await self._handle(request, record)
+            record.status = response.status
+            return response
+        except web.HTTPException as answer:  # the redirect to the login page
+            record.status = answer.status
+            raise
+        finally:
+            record.took = time.perf_counter() - started
+            requests.add(record)
+
+    async def _handle(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
         raw_path, sep, query = request.raw_path.partition("?")
+        record.path = masked_path(raw_path, query)
         try:
             path = normalise_path(raw_path)
         except BadPath as err:
+            record.why = GateWhy.BAD_PATH
             return problem(request, 400, "Bad request path", str(err))
         if is_runtime_path(path):
+            record.why = GateWhy.RUNTIME_PATH
             return problem(request, 404, "Not found")
         routing = self._routing()
         if routing is None:
+            record.why = GateWhy.STARTING
             return problem(request, 503, "Starting", "The app is starting; try again in a moment.")
         resolved = routing.mounts.resolve(path)
         if resolved is None:
+            record.why = GateWhy.NO_MICRO
             return problem(request, 404, "Not found", "No micro is mounted at this path.")
         micro, sub_path = resolved
+        record.micro = micro
+        record.sub_path = sub_path[:300]
         if is_runtime_path(sub_path):
             # A micro's own /__space/ paths (such as its action endpoint) are for the runtime only.
+            record.why = GateWhy.RUNTIME_PATH
             return problem(request, 404, "Not found")
         target = routing.targets[micro]
         policy = target.policy
         if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
         credential, from_cookie, by_key = self._credential(request, routing.auth)
-        decision = decide(policy, sub_path, request.method, credential)
+        record.credential = credential
+        verdict = judge(policy, sub_path, request.method, credential)
+        record.why = verdict
+        decision = verdict.decision
         if not decision.allowed:
             if by_key and not isinstance(credential, Principal):  # a wrong key, not a right one
                 slowed = self._key_guesses.wrong_key(request)  # refused where it does not admit
                 if slowed is not None:
+                    record.why = GateWhy.TOO_MANY_WRONG_KEYS
                     return slowed
             return self._refuse(request, decision, path + sep + query)
         if from_cookie and decision is not Decision.ALLOW_PUBLIC and _ambient_risk(request):
             # Every port of 127.0.0.1 is the same site, so SameSite=Lax does not keep another
             # local page from sending the cookie; its Origin and Fetch Metadata tell.
+            record.why = (GateWhy.CROSS_SITE_LOAD if loaded_from_elsewhere(request)
+                          else GateWhy.CROSS_SITE_CHANGE)
             return problem(
                 request,
                 403,
@@ -172,9 +210,13 @@ class Gate:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # as aiohttp's own: the answer has not started yet
         body = await collect(request, self._spool_dir) if is_chunked(request) else None
+        rewrite = None
+        if (owner and decision is not Decision.ALLOW_PUBLIC and self._owner_notice is not None
+                and request.method == "GET" and wants_html(request)):
+            rewrite = self._owner_notice()  # only while a micro is down: None the rest of the time
         try:
             return await self._forward(
-                request, target.runner, sub_path + sep + query, headers, owner, body
+                request, target.runner, sub_path + sep + query, headers, owner, body, rewrite
             )
         finally:
             if body is not None:
@@ -247,6 +289,7 @@ class Gate:
         headers: ForwardedHeaders,
         owner: bool,
         body: CollectedBody | None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         runner.requests += 1
         deadline = time.monotonic() + self._request_wait
@@ -259,7 +302,8 @@ class Gate:
             try:
                 if websocket:
                     return await self._proxy.forward_websocket(request, address, path_qs, headers)
-                return await self._proxy.forward(request, address, path_qs, headers, body)
+                return await self._proxy.forward(request, address, path_qs, headers, body,
+                                                 rewrite)
             except UpgradeRefused as err:
                 # An error status (a 404 for a wrong path, a 403) is the micro's answer and is
                 # kept; anything else (a 200 page) means the micro does not speak WebSocket there.

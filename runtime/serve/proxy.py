@@ -7,6 +7,7 @@ import contextlib
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -104,6 +105,21 @@ class _AiohttpAnswer:
         self._response.close()
 
 
+def rewritable(headers: list[tuple[str, str]]) -> bool:
+    """An answer whose body is plain HTML a page may be added to: `text/html`, not compressed
+    (no Content-Encoding other than identity), not a range of something larger."""
+    html = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-type":
+            html = value.split(";", 1)[0].strip().lower() == "text/html"
+        elif lowered == "content-encoding" and value.strip().lower() not in ("", "identity"):
+            return False
+        elif lowered == "content-range":
+            return False
+    return html
+
+
 def has_no_body(method: str, status: int) -> bool:
     """An answer that never has a body: to HEAD, and every 1xx, 204 and 304."""
     return method == "HEAD" or status < 200 or status in (204, 304)
@@ -175,11 +191,14 @@ class Proxy:
         path_qs: str,
         headers: ForwardedHeaders,
         body: CollectedBody | None = None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         """Send the request to the micro and stream its answer back.
 
         The body is the client's own stream, or `body` when the gate collected it (a chunked
-        one, which then goes with its `Content-Length`: never chunked upstream).
+        one, which then goes with its `Content-Length`: never chunked upstream). `rewrite`, if
+        given, may change a small uncompressed HTML answer read whole (`rewritable`); any other
+        answer passes as it is.
         """
         if self._legacy:
             return await self._forward_aiohttp(request, address, path_qs, headers, body)
@@ -200,12 +219,13 @@ class Proxy:
                 address, request.method, path_qs, headers, sent
             )
             try:
-                return await self._relay(request, upstream)
+                return await self._relay(request, upstream, rewrite)
             finally:
                 await upstream.release()
 
     async def _relay(
-        self, request: web.Request, upstream: UpstreamResponse | _AiohttpAnswer
+        self, request: web.Request, upstream: UpstreamResponse | _AiohttpAnswer,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         headers = upstream.headers  # without Content-Length: each answer below sets its own
         length = upstream.content_length
@@ -222,6 +242,14 @@ class Proxy:
             return response
         if length is not None and length <= _SMALL_BODY:
             body = await upstream.read()
+            if rewrite is not None and len(body) == length and rewritable(headers):
+                changed = rewrite(body)  # web.Response sets the new Content-Length
+                if changed is not body:
+                    # The validators name the micro's body, not this one: a later 304 would
+                    # keep the notice in the browser's cache after the micro is back.
+                    headers = [(n, v) for n, v in headers
+                               if n.lower() not in ("etag", "last-modified")]
+                    body = changed
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
             )

@@ -12,11 +12,12 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TextIO
 
-from runtime.config import LOG_LINES_KEPT
+from runtime.config import LOG_BUFFER_LINES, LOG_LINES_KEPT
+from runtime.supervisor.log_buffer import RUNTIME_SOURCE, LogBuffer
 
 # Foreground colours that read well on dark and light terminals, as honcho picks them.
 _COLOURS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94)
-_RUNTIME_NAME = "space-dev"
+_RUNTIME_NAME = RUNTIME_SOURCE
 _QUEUE_SIZE = 10_000
 
 
@@ -49,6 +50,8 @@ class Printer:
         self._colour_of: dict[str, int] = {}
         self._lines: dict[str, deque[str]] = {}
         self._runs: dict[str, _Run] = {}
+        # Every line with its time and level, for the logs page and `space-dev logs`.
+        self.buffer = LogBuffer(LOG_BUFFER_LINES)
         # In the background, a terminal that is slow or paused (`| less`) holds up a thread,
         # never the event loop that serves requests; past the queue's size lines are dropped.
         self._queue: queue.Queue[str | None] | None = None
@@ -78,6 +81,7 @@ class Printer:
 
     def _show(self, name: str, text: str) -> None:
         self._lines.setdefault(name, deque(maxlen=self._keep)).append(text)
+        self.buffer.append(name, text)
         if name not in self._colour_of:
             self.register([name])
         self._write(name, text, self._colour_of[name])
@@ -109,6 +113,7 @@ class Printer:
     def info(self, text: str) -> None:
         """A message from the runtime itself."""
         for part in text.splitlines() or [""]:
+            self.buffer.append(_RUNTIME_NAME, part)
             self._write(_RUNTIME_NAME, part, None)
 
     def wait_note(self, name: str, text: str) -> None:

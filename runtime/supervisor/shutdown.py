@@ -22,6 +22,17 @@ EXIT_SECOND_SIGNAL = 130  # as a shell reports a job ended by Ctrl-C
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
+# What must happen even when the process ends at once (os._exit skips `finally` and atexit):
+# the terminal's mode put back, if the start-up keys changed it.
+BEFORE_HARD_EXIT: list[Callable[[], None]] = []
+
+
+def run_before_hard_exit() -> None:
+    for hook in BEFORE_HARD_EXIT:
+        with contextlib.suppress(Exception):
+            hook()
+
+
 def _say(text: str) -> None:
     """One line on stderr, with no lock taken: safe in a signal handler, whatever was running."""
     with contextlib.suppress(OSError):
@@ -93,6 +104,7 @@ class StopSignals:
         if self._received > 1:
             self._reaper.kill_all()
             _say(f"{signal.Signals(signum).name} again: killed every micro at once")
+            run_before_hard_exit()
             os._exit(EXIT_SECOND_SIGNAL)
         with contextlib.suppress(OSError):
             os.write(self._write, b"a")  # arm the timer
@@ -115,4 +127,5 @@ class StopSignals:
         self._reaper.kill_all()
         _say(f"the stop did not finish within {self._deadline:g} s: killed every micro "
              "(SIGKILL) and exited")
+        run_before_hard_exit()
         os._exit(EXIT_DEADLINE)

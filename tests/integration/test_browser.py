@@ -568,3 +568,87 @@ def test_the_tour_in_a_browser(up: Up, tmp_path: Path) -> None:
             assert eve.inner_text("#app h1") == "notes"
         finally:
             browser.close()
+
+
+# --- the developer's console ---------------------------------------------------------------------
+
+
+def test_logs_arrive_live_filter_show_the_gates_reason_and_the_owner_sees_a_notice(
+        tmp_path: Path) -> None:
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.console_app import write_console_app
+
+    app = write_console_app(tmp_path)
+    up = run_up(app, "--no-schedule", "--config", str(tmp_path / "space-dev.toml"),
+                cwd=tmp_path, data_dir=tmp_path / "data")
+    try:
+        up.wait_for(r"ready: \S+ \S+ \(broken: crashed\)", 60)
+        cookie = login(up.url)
+
+        def say(text: str) -> None:
+            assert fetch("GET", f"{up.url}/api/say?text={text}",
+                         headers={"Cookie": f"space_session={cookie}"})[0] == 200
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.set_default_timeout(15_000)
+                _sign_in(page, up, "/__space/logs")
+                page.wait_for_selector("#live-state[data-live='1']")
+                page.evaluate("window.notReloaded = true")
+                say("first-live-line")
+                page.wait_for_selector("#rows tr:has-text('first-live-line')")
+                row = page.locator("#rows tr:has-text('first-live-line')")
+                assert row.locator("td").nth(1).inner_text() == "api"
+                assert row.locator("td").nth(2).inner_text() == "info"
+                assert page.evaluate("window.notReloaded === true")  # it came with no reload
+                # The filter narrows, in the address (works without a script), and stays live.
+                page.select_option("#filter-micro", "api")
+                page.fill("#filter-text", "wanted")
+                page.click("form.filters button[type=submit]")
+                page.wait_for_url(re.compile(r".*micro=api.*text=wanted.*"))
+                assert page.locator("#rows tr").count() == 0
+                page.wait_for_selector("#live-state[data-live='1']")
+                say("other-line")
+                say("wanted-line")
+                page.wait_for_selector("#rows tr:has-text('wanted-line')")
+                assert len(page.locator("#rows tr").all_inner_texts()) == 1
+                assert "other-line" not in page.inner_text("#rows")
+                # A refused request, with the gate's reason, arrives in the requests view.
+                page.click("a:has-text('Requests')")
+                page.wait_for_url(re.compile(r".*view=requests.*"))
+                page.goto(up.url + "/__space/logs?view=requests")
+                page.wait_for_selector("#live-state[data-live='1']")
+                assert fetch("GET", up.url + "/api/notes")[0] == 401
+                refused = page.locator("#rows tr:has-text('GET /api/notes')")
+                refused.wait_for()
+                assert "401: no session and no key; no public route of api matches /notes" \
+                    in refused.inner_text()
+                assert "anonymous" in refused.inner_text()
+                # The owner's own page of the app says a micro is down, with a way to its logs.
+                page.goto(up.url + "/")
+                notice = page.locator("#space-dev-notice")
+                assert notice.is_visible() and "broken" in notice.inner_text()
+                assert notice.evaluate("e => getComputedStyle(e).position") == "fixed"
+                page.click("#space-dev-notice a:has-text('See the logs')")
+                page.wait_for_url(up.url + "/__space/logs?micro=broken")
+                assert "RuntimeError: the broken micro cannot start" in page.inner_text("#rows")
+                page.goto(up.url + "/")
+                page.click("#space-dev-notice button:has-text('Dismiss')")
+                page.wait_for_url(up.url + "/")
+                assert page.locator("#space-dev-notice").count() == 0
+                # A visitor never sees it: not on a public page, and the rest asks to sign in.
+                visitor = browser.new_page()
+                visitor.goto(up.url + "/public/page")
+                assert visitor.locator("#space-dev-notice").count() == 0
+                assert "broken" not in visitor.content()
+                visitor.goto(up.url + "/")
+                assert "/__space/login" in visitor.url
+                assert visitor.locator("#space-dev-notice").count() == 0
+            finally:
+                browser.close()
+    finally:
+        up.stop()
