@@ -50,7 +50,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     app = write_console_app(root)
     up = run_up(app, "--config", str(root / "space-dev.toml"), cwd=root, data_dir=root / "data")
     try:
-        up.wait_for(r"ready: notes \S+ \(broken: crashed\) · settings: http://localhost:\d+/"
+        up.wait_for(r"ready: notes \S+ \(broken: crashed\) · as Space ran it · settings: http://localhost:\d+/"
                     r"__space/settings", 60)
         yield Console(up, root)
     finally:

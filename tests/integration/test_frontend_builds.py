@@ -134,7 +134,7 @@ def test_sveltekit_and_svelte_are_built_served_to_visitors_and_rebuilt(
     up = up_factory(app, env=package_caches)
     wanted = {"kit": "ready", "sv": "ready"}
     assert wait_states(up.url, wanted, 150) == wanted, up.output
-    up.wait_for(r"ready: app .* · as Space ran it$", 10)
+    up.wait_for(r"ready: app .* · as Space ran it · settings: ", 10)
     cold = time.monotonic() - began
 
     # SvelteKit's own server, from adapter-node's build: the page and /_app/immutable/...

@@ -266,7 +266,7 @@ async def test_a_key_made_by_the_owner_opens_the_micro_at_once(origin: Origin) -
     off = await origin.request("POST", "/__space/settings/keys/fresh/disable",
                                headers={"Origin": origin.url, **origin.cookie()})
     assert off.status == 303
-    assert off.headers["Location"] == "/__space/settings?done=key-disabled&key=fresh#keys"
+    assert off.headers["Location"] == "/__space/settings?done=key-disabled&key=fresh#result"
     assert (await origin.request("GET", "/api/x", headers={"X-Space-App-Key": key})).status == 401
     notice = await origin.request("GET", off.headers["Location"].split("#")[0],
                                   headers=origin.cookie())
