@@ -141,7 +141,7 @@ class Connection(asyncio.Protocol):
         """The exchange ended cleanly: the connection goes idle, ready for another."""
         self.exchanges += 1
         self.idle_since = now
-        self.exchange = None
+        self._release()
 
     def close(self) -> None:
         exchange = self.exchange
@@ -150,6 +150,7 @@ class Connection(asyncio.Protocol):
             # answer must hear of it, since `_ended` ignores a connection already closed.
             exchange.fail(UpstreamFailed("the connection to the micro closed"))
         self.closed = True
+        self._release()
         self._close_transport()
 
     # --- inside ----------------------------------------------------------------------------
@@ -207,6 +208,11 @@ class Connection(asyncio.Protocol):
         if code == errno.EPIPE:
             return True
         return code == errno.ECONNRESET and exchange.sent_whole <= UNREAD_PROOF
+
+    def _release(self) -> None:
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.release()
 
     def _close_transport(self) -> None:
         transport = self.transport

@@ -23,9 +23,19 @@ class UpstreamFailed(Exception):
 class Exchange:
     """The state of one request and its answer; the target of llhttp's callbacks."""
 
+    # One is made per request: slots make that, and every callback's attribute access, cheaper.
+    __slots__ = (
+        "_transport", "_parser", "_head_only", "sent_whole", "request_done", "answered",
+        "_head", "_status", "_reason", "_headers", "final", "keep_alive", "_left_after_feed",
+        "_left", "_until_close", "complete", "dirty", "error", "_chunks", "_buffered",
+        "_reading_paused", "_body_waiter",
+    )
+
     def __init__(self, transport: asyncio.Transport, head_only: bool) -> None:
         self._transport = transport
-        self._parser = httptools.HttpResponseParser(self)
+        # It refers back to this exchange: `release` breaks the cycle, so an exchange is freed
+        # when it ends, not at the collector's next pass.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._head_only = head_only  # a HEAD request: the answer ends with its head
         self.sent_whole = 0  # the whole request went out in one write of this many bytes
         self.request_done = False
@@ -57,8 +67,11 @@ class Exchange:
         if self._left is not None:
             self._take_body(data)
             return
+        parser = self._parser
+        if parser is None:
+            return  # released: the connection has moved on
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
             if self._left_after_feed is not None:
                 # The head is in and the body has a length: llhttp has nothing more to frame.
                 left, self._left_after_feed = self._left_after_feed, None
@@ -106,14 +119,16 @@ class Exchange:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        parser = self._parser
+        assert parser is not None  # called by it
+        status = parser.get_status_code()
         if status < 200:
             if status == 101:
                 raise UpstreamFailed("the micro switched protocols unasked")
             return  # an interim answer (100, 103): the final one follows on the same bytes
         self._status = status
         self.final = True
-        self.keep_alive = self._parser.should_keep_alive()  # llhttp forgets it at the end
+        self.keep_alive = parser.should_keep_alive()  # llhttp forgets it at the end
         if self._head_only or status in _NO_ANSWER_BODY:
             # No body follows, whatever the headers say (RFC 9112 6.3). llhttp knows it for
             # 204 and 304; for HEAD it would wait for the body, so that connection is not reused.
@@ -177,6 +192,11 @@ class Exchange:
         )
 
     # --- endings ---------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """The connection is done with this exchange: no more bytes are parsed for it (what
+        was queued can still be read)."""
+        self._parser = None
 
     def unwanted_bytes(self) -> None:
         """Bytes after the answer: whatever they are, they must never be read as the answer to
