@@ -119,9 +119,13 @@ SCENARIOS = (
 )
 KEY_HEADER = "X-Space-App-Key"
 PASSWORD = "bench password"
-# The runtime's upstream client: its own, or aiohttp's (an internal switch, for this comparison).
+# The runtime's upstream client: its own ("new"), or aiohttp's ("old": the proxy before it had
+# its own, rebuilt by bench/aiohttp_client.py around the same gate and relay).
 CLIENTS = ("old", "new")
-CLIENT_SWITCH = "SPACE_DEV_PROXY_CLIENT"
+COMMANDS = {
+    "new": [sys.executable, "-m", "runtime"],
+    "old": [sys.executable, str(Path(__file__).resolve().with_name("aiohttp_client.py"))],
+}
 
 
 # --- load generators ---------------------------------------------------------------------------
@@ -204,7 +208,8 @@ def run_python(url: str, connections: int, duration: float, headers: dict[str, s
 class RuntimeProcess:
     """`space-dev up` on the bench app, its output drained by a thread so it never blocks."""
 
-    def __init__(self, app_dir: Path, data_dir: Path, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, command: list[str], app_dir: Path, data_dir: Path, env: dict[str, str],
+                 cwd: Path) -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.data_dir = data_dir
         self.origin = ""
@@ -212,7 +217,7 @@ class RuntimeProcess:
         # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
         # in order (SIGINT first) instead of both racing to exit.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app_dir), "--port", "0",
+            [*command, "up", str(app_dir), "--port", "0",
              "--data-dir", str(data_dir), "--no-reload", "--no-schedule"],
             cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
@@ -285,9 +290,6 @@ def _descendants(root: int) -> list[int]:
 def running(tmp: Path, *, uvloop: bool, client: str) -> Iterator[RuntimeProcess]:
     """A runtime serving the bench app from `tmp`, stopped on the way out whatever happens."""
     env = dict(os.environ, SPACE_DEV_PASSWORD=PASSWORD)
-    env.pop(CLIENT_SWITCH, None)
-    if client == "old":
-        env[CLIENT_SWITCH] = "aiohttp"
     if not uvloop:
         blocker = tmp / "no_uvloop"
         blocker.mkdir(exist_ok=True)
@@ -299,7 +301,7 @@ def running(tmp: Path, *, uvloop: bool, client: str) -> Iterator[RuntimeProcess]
     app = tmp / f"app-{client}"
     if not app.exists():
         shutil.copytree(tmp / "app", app)
-    runtime = RuntimeProcess(app, data_dir, env, tmp)
+    runtime = RuntimeProcess(COMMANDS[client], app, data_dir, env, tmp)
     try:
         yield runtime
     finally:

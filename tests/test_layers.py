@@ -108,6 +108,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.forwarded": 2,
     "runtime.serve.upstream": 2,
     "runtime.serve.upstream_connection": 2,
+    "runtime.serve.upstream_exchange": 2,
     "runtime.serve.static": 2,
     "runtime.serve.not_found": 2,
     "runtime.serve.client_limits": 2,

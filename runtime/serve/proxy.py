@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
-from runtime.serve.forwarded import HOP_BY_HOP, ForwardedHeaders, connection_tokens
+from runtime.serve.forwarded import ForwardedHeaders, connection_tokens
 from runtime.serve.upstream import (
     ONE_WRITE,
     RequestBody,
@@ -37,10 +36,6 @@ _WS_HANDSHAKE = (
 )
 # Bodies up to this size are read whole and sent in one write: fewer syscalls for small answers.
 _SMALL_BODY = 64 * 1024
-
-# Internal, for bench/proxy.py's side-by-side figures only: set to "aiohttp", requests go
-# through aiohttp's client as they did before the proxy had its own.
-_CLIENT_SWITCH = "SPACE_DEV_PROXY_CLIENT"
 
 Address = tuple[str, int]
 
@@ -71,38 +66,6 @@ class InFlight:
         if counts[address] <= 0:
             del counts[address]
             self._idle.set()
-
-
-class _AiohttpAnswer:
-    """An answer of aiohttp's client read as an `UpstreamResponse` (for the bench's comparison)."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self.body_read = False
-        self.status = response.status
-        self.reason = response.reason or ""
-        named = HOP_BY_HOP | {"content-length"}
-        named |= connection_tokens(response.headers.getall("Connection", ()))
-        self.headers = [(n, v) for n, v in response.headers.items() if n.lower() not in named]
-        self.length_header = response.headers.get("Content-Length")
-        self.content_length = response.content_length
-
-    async def read(self) -> bytes:
-        self.body_read = True
-        try:
-            return await self._response.read()
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
-
-    async def next_chunk(self) -> bytes:
-        self.body_read = True
-        try:
-            return await self._response.content.readany()
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
-
-    def close(self) -> None:
-        self._response.close()
 
 
 def rewritable(headers: list[tuple[str, str]]) -> bool:
@@ -139,7 +102,6 @@ class Proxy:
 
     def __init__(self) -> None:
         self._upstream = Upstream()
-        self._legacy = os.environ.get(_CLIENT_SWITCH) == "aiohttp"
         self._session: aiohttp.ClientSession | None = None
         self._inflight: Counter[Address] = Counter()
         self._idle = asyncio.Event()
@@ -200,8 +162,6 @@ class Proxy:
         given, may change a small uncompressed HTML answer read whole (`rewritable`); any other
         answer passes as it is.
         """
-        if self._legacy:
-            return await self._forward_aiohttp(request, address, path_qs, headers, body)
         sent: RequestBody = None
         if body is not None:
             sent = body.content()
@@ -224,7 +184,7 @@ class Proxy:
                 await upstream.release()
 
     async def _relay(
-        self, request: web.Request, upstream: UpstreamResponse | _AiohttpAnswer,
+        self, request: web.Request, upstream: UpstreamResponse,
         rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         headers = upstream.headers  # without Content-Length: each answer below sets its own
@@ -273,52 +233,6 @@ class Proxy:
             return response
         await response.write_eof()
         return response
-
-    async def _forward_aiohttp(
-        self,
-        request: web.Request,
-        address: Address,
-        path_qs: str,
-        forwarded: ForwardedHeaders,
-        body: CollectedBody | None,
-    ) -> web.StreamResponse:
-        """The same through aiohttp's client (`SPACE_DEV_PROXY_CLIENT=aiohttp`, for the bench)."""
-        url = upstream_url("http", address, path_qs)
-        headers = forwarded.as_multidict()
-        data: object = None
-        if body is not None:
-            headers["Content-Length"] = str(body.size)
-            data = body.chunks()
-        elif request.body_exists:
-            if request.content_length is not None:
-                headers["Content-Length"] = str(request.content_length)
-            data = request.content
-        with self.busy(address):
-            try:
-                upstream_cm = self.session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=data,
-                    allow_redirects=False,
-                    compress=None,
-                )
-                upstream = await upstream_cm.__aenter__()
-            except aiohttp.ClientConnectorError as exc:
-                raise UpstreamUnavailable(str(exc)) from exc
-            except aiohttp.ClientError as exc:
-                # Sent, but no answer came (the micro crashed or closed the connection): sending
-                # it again could do twice what the micro did once, so it is reported instead.
-                raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
-            answer = _AiohttpAnswer(upstream)
-            try:
-                return await self._relay(request, answer)
-            finally:
-                if not answer.body_read:
-                    # Not pooled: aiohttp's client misreads the next answer on a connection
-                    # after a 304 with no Content-Length, and yields empty pieces without end.
-                    upstream.close()
-                await upstream_cm.__aexit__(None, None, None)
 
     async def forward_websocket(
         self, request: web.Request, address: Address, path_qs: str, forwarded: ForwardedHeaders

@@ -20,6 +20,7 @@ from typing import IO, Protocol
 from runtime.serve.forwarded import AS_SENT, HOP_BY_HOP, ForwardedHeaders, connection_tokens
 from runtime.serve.upstream_connection import (
     Connection,
+    Exchange,
     StaleConnection,
     UpstreamFailed,
     UpstreamUnavailable,
@@ -131,22 +132,23 @@ class Upstream:
                 if failure is not None:
                     raise failure from None  # its micro is gone; it had the request
                 raise
-            conn.begin(head_only=method == "HEAD")
+            exchange = conn.exchange_for(head_only=method == "HEAD")
             pump: asyncio.Task[None] | None = None
             if first is not None:
                 conn.write(first, whole=True)
             else:
                 conn.write(head)
-                pump = asyncio.create_task(_send_body(conn, body, length or 0))
+                pump = asyncio.create_task(_send_body(conn, exchange, body, length or 0))
             try:
-                status, reason, raw = await conn.answer_head()
+                status, reason, raw = await exchange.answer_head()
             except StaleConnection:
                 conn.close()
                 continue
             except UpstreamFailed as exc:
                 conn.close()
                 await _stop(pump)
-                if failure is None and replayable and conn.exchanges > 0 and not conn.answered:
+                if (failure is None and replayable and conn.exchanges > 0
+                        and not exchange.answered):
                     failure = exc
                     continue
                 raise
@@ -154,7 +156,7 @@ class Upstream:
                 conn.close()
                 await _stop(pump)
                 raise
-            return UpstreamResponse(self, address, conn, pump, status, reason, raw)
+            return UpstreamResponse(self, address, conn, exchange, pump, status, reason, raw)
 
     async def _connection(self, address: Address, fresh: bool = False) -> Connection:
         idle = None if fresh else self._idle.get(address)
@@ -203,6 +205,7 @@ class UpstreamResponse:
         pool: Upstream,
         address: Address,
         conn: Connection,
+        exchange: Exchange,
         pump: asyncio.Task[None] | None,
         status: int,
         reason: bytes,
@@ -211,6 +214,7 @@ class UpstreamResponse:
         self._pool = pool
         self._address = address
         self._conn = conn
+        self._exchange = exchange
         self._pump = pump
         self._released = False
         self.status = status
@@ -222,13 +226,13 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         """The whole body (for small ones)."""
         pieces = []
-        while chunk := await self._conn.next_chunk():
+        while chunk := await self._exchange.next_chunk():
             pieces.append(chunk)
         return b"".join(pieces)
 
     async def next_chunk(self) -> bytes:
         """The next piece of the body as it came; b"" at its end."""
-        return await self._conn.next_chunk()
+        return await self._exchange.next_chunk()
 
     async def release(self) -> None:
         """The connection goes back to the pool if the exchange ended cleanly, else closes."""
@@ -341,7 +345,8 @@ async def _read_exactly(source: AsyncReadable, length: int) -> bytes:
     return b"".join(pieces)
 
 
-async def _send_body(conn: Connection, body: RequestBody, length: int) -> None:
+async def _send_body(conn: Connection, exchange: Exchange, body: RequestBody,
+                     length: int) -> None:
     """Write the body after the head, waiting whenever the micro reads slower than it comes.
     A body that breaks off (the client went away) closes the connection: the micro sees a cut
     request, never a shorter one that looks whole."""
@@ -376,7 +381,7 @@ async def _send_body(conn: Connection, body: RequestBody, length: int) -> None:
     if remaining > 0:
         conn.close()
     else:
-        conn.request_done = True
+        exchange.request_done = True
 
 
 def _forget(idle: deque[Connection], conn: Connection) -> None:

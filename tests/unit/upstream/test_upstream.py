@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runtime.serve import upstream_connection
+from runtime.serve import upstream_exchange
 from runtime.serve.forwarded import ForwardedHeaders
 from runtime.serve.upstream import (
     StreamedBody,
@@ -330,8 +330,8 @@ async def test_a_slow_reader_holds_back_the_download(pool, micro) -> None:
     try:
         response = await pool.request(micro.address, "GET", "/huge", headers())
         await asyncio.sleep(0.3)  # the micro writes as fast as it can; nobody reads
-        held = response._conn._buffered
-        assert held <= upstream_connection.HIGH_WATER + 512 * 1024
+        held = response._exchange._buffered
+        assert held <= upstream_exchange.HIGH_WATER + 512 * 1024
         received = 0
         while chunk := await response.next_chunk():
             received += len(chunk)
