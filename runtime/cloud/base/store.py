@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,13 @@ MAX_ITEM_BYTES = 400 * 1024
 # the last key it read; doing the same keeps every query call short and pages like Deta's did.
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
+# Writes on the event loop's connection between two checkpoints, which the worker runs: about
+# the WAL pages after which SQLite's own automatic checkpoint would have run.
+CHECKPOINT_WRITES = 300
+# The single calls `BaseDB.now` runs on the caller's thread, and those of them that write.
+QUICK_CALLS = frozenset({"get_text", "put_prepared", "insert_prepared", "delete", "update"})
+_WRITES = QUICK_CALLS - {"get_text"}
+NOT_NOW: Any = object()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -91,6 +99,39 @@ def _expires(item: Item) -> float | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An item ready to store: with its key (made when it had none) and its stored text."""
+
+    item: Item
+    key: str
+    text: str  # ASCII JSON, never shorter than the item's UTF-8 JSON (`item_size`)
+    expires: float | None
+
+
+def prepare_item(item: Any) -> Prepared:
+    """The item as it will be stored; BaseError(400) when it is no object or its key no text."""
+    if not isinstance(item, dict):
+        raise BaseError(400, "An item must be a JSON object")
+    item = dict(item)
+    if item.get("key", "") == "":  # absent or empty: generate one (the SDKs drop an empty key)
+        item["key"] = new_key()
+    key = _check_key(item["key"])
+    return Prepared(item, key, _encode(item), _expires(item))
+
+
+def prepare_items(items: list[Any]) -> list[Prepared]:
+    """`prepare_item` of each; BaseError(400) when two have the same key."""
+    prepared = [prepare_item(item) for item in items]
+    if len({entry.key for entry in prepared}) != len(prepared):
+        raise BaseError(400, "Two items in one request have the same key")
+    return prepared
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def _check_key(key: Any) -> str:
     if not isinstance(key, str):
         raise BaseError(400, "Key must be a string")
@@ -127,8 +168,18 @@ class BaseDB:
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=timeout
         )
+        # The event loop's own connection (`now`): it never waits for another process, and
+        # leaves checkpoints (which sync the file) to the worker thread.
+        self._quick: sqlite3.Connection | None = None
+        self._quick_writes = 0
+        self._upkeep_queued = False
         try:
             self._open()
+            self._quick = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            self._quick.execute("PRAGMA wal_autocheckpoint = 0")
+            self._quick.execute(f"PRAGMA synchronous = {'FULL' if full_sync else 'NORMAL'}")
         except sqlite3.OperationalError as error:  # locked, unreadable: the file may be fine
             self._db.close()
             raise SpaceDevError(
@@ -143,6 +194,8 @@ class BaseDB:
             ) from None
         except BaseException:
             self._db.close()
+            if self._quick is not None:
+                self._quick.close()
             raise
 
     def _open(self) -> None:
@@ -170,15 +223,16 @@ class BaseDB:
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock at once, so a read-then-write never meets a writer midway.
-        self._db.execute("BEGIN IMMEDIATE")
+        db = db or self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def _sweep(self, now: float) -> None:
         # Expired items are invisible at once; removing them now and then keeps the file small.
@@ -186,60 +240,126 @@ class BaseDB:
             self._next_sweep = now + SWEEP_SECONDS
             self._db.execute("DELETE FROM items WHERE expires IS NOT NULL AND expires <= ?", (now,))
 
-    def _prepare(self, item: Any) -> tuple[Item, str, str, float | None]:
-        if not isinstance(item, dict):
-            raise BaseError(400, "An item must be a JSON object")
-        item = dict(item)
-        if item.get("key", "") == "":  # absent or empty: generate one (the SDKs drop an empty key)
-            item["key"] = new_key()
-        key = _check_key(item["key"])
-        return item, key, _encode(item), _expires(item)
+    # --- single calls: each `_name(db, ...)` runs on one connection, under the lock ------------
+
+    def now(self, name: str, *args: Any) -> Any:
+        """`_name(*args)` of `QUICK_CALLS` on the caller's thread, at once, or `NOT_NOW` when it
+        would wait: for the lock (a query page or another call under way) or for another
+        process holding the file. An event loop calls this first, the worker only if it must."""
+        assert name in QUICK_CALLS, name
+        if self._quick is None or not self._lock.acquire(blocking=False):
+            return NOT_NOW
+        try:
+            result = getattr(self, f"_{name}")(self._quick, *args)
+        except sqlite3.OperationalError as error:
+            if _busy(error):
+                return NOT_NOW  # nothing was done: the statement or its BEGIN was refused
+            raise
+        finally:
+            self._lock.release()
+        if name in _WRITES:
+            self._after_quick_write()
+        return result
+
+    def _after_quick_write(self) -> None:
+        # Syncing the file (a checkpoint) and sweeping expired items are left to the worker:
+        # either may take a while, and the caller is an event loop.
+        self._quick_writes += 1
+        due = self._quick_writes >= CHECKPOINT_WRITES or self._clock() >= self._next_sweep
+        if due and not self._upkeep_queued:
+            self._upkeep_queued = True
+            try:
+                self.worker.submit(self._upkeep)
+            except RuntimeError:  # closing: the next open checkpoints
+                pass
+
+    def _upkeep(self) -> None:
+        # Under the lock: a checkpoint that writes meanwhile would not finish, and the WAL
+        # would grow; calls that come in the while wait on the worker, not on the loop.
+        with self._lock:
+            self._upkeep_queued = False
+            self._sweep(self._clock())
+            if self._quick_writes >= CHECKPOINT_WRITES:
+                self._quick_writes = 0
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def put_many(self, base: str, items: list[Any]) -> list[Item]:
         """Store items, replacing those with the same keys; all or none. Return them as stored."""
-        prepared = [self._prepare(item) for item in items]
-        keys = [key for _, key, _, _ in prepared]
-        if len(set(keys)) != len(keys):
-            raise BaseError(400, "Two items in one request have the same key")
-        rows = [(base, key, value, expires) for _, key, value, expires in prepared]
+        prepared = prepare_items(items)
+        rows = [(base, entry.key, entry.text, entry.expires) for entry in prepared]
         with self._lock, self._transaction() as db:
             db.executemany(_UPSERT, rows)
             self._sweep(self._clock())
-        return [item for item, _, _, _ in prepared]
+        return [entry.item for entry in prepared]
+
+    def put_prepared(self, base: str, prepared: list[Prepared]) -> None:
+        """`put_many` of items already through `prepare_items`."""
+        with self._lock:
+            self._put_prepared(self._db, base, prepared)
+
+    def _put_prepared(self, db: sqlite3.Connection, base: str, prepared: list[Prepared]) -> None:
+        rows = [(base, entry.key, entry.text, entry.expires) for entry in prepared]
+        if len(rows) == 1:
+            db.execute(_UPSERT, rows[0])  # one statement commits alone
+            return
+        with self._transaction(db):
+            db.executemany(_UPSERT, rows)
 
     def insert(self, base: str, item: Any) -> Item:
         """Store a new item; raise BaseError(409) if a live item has its key."""
-        stored, key, value, expires = self._prepare(item)
+        prepared = prepare_item(item)
+        self.insert_prepared(base, prepared)
+        return prepared.item
+
+    def insert_prepared(self, base: str, prepared: Prepared) -> None:
+        """`insert` of an item already through `prepare_item`."""
         with self._lock:
-            # An expired item is gone as far as anyone can tell, so its key is free again.
-            cursor = self._db.execute(
-                "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
-                "expires = excluded.expires WHERE items.expires IS NOT NULL AND items.expires <= ?",
-                (base, key, value, expires, self._clock()),
-            )
+            self._insert_prepared(self._db, base, prepared)
+
+    def _insert_prepared(self, db: sqlite3.Connection, base: str, prepared: Prepared) -> None:
+        # An expired item is gone as far as anyone can tell, so its key is free again.
+        cursor = db.execute(
+            "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
+            "expires = excluded.expires WHERE items.expires IS NOT NULL AND items.expires <= ?",
+            (base, prepared.key, prepared.text, prepared.expires, self._clock()),
+        )
         if cursor.rowcount == 0:
             raise BaseError(409, "Key already exists")
-        return stored
 
     def get(self, base: str, key: str) -> Item | None:
         """The live item with this key, or None."""
+        text = self.get_text(base, key)
+        return json.loads(text) if text is not None else None
+
+    def get_text(self, base: str, key: str) -> str | None:
+        """The live item with this key as stored, JSON text, or None."""
         with self._lock:
-            row = self._db.execute(
-                f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
-                (base, key, self._clock()),
-            ).fetchone()
-        return json.loads(row[0]) if row else None
+            return self._get_text(self._db, base, key)
+
+    def _get_text(self, db: sqlite3.Connection, base: str, key: str) -> str | None:
+        row = db.execute(
+            f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+            (base, key, self._clock()),
+        ).fetchone()
+        return row[0] if row else None
 
     def delete(self, base: str, key: str) -> None:
         """Remove the item with this key, if there is one."""
         with self._lock:
-            self._db.execute("DELETE FROM items WHERE base = ? AND key = ?", (base, key))
+            self._delete(self._db, base, key)
+
+    def _delete(self, db: sqlite3.Connection, base: str, key: str) -> None:
+        db.execute("DELETE FROM items WHERE base = ? AND key = ?", (base, key))
 
     def update(self, base: str, key: str, updates: Any) -> None:
         """Apply a PATCH body to a live item; BaseError(400) if invalid, (404) if no such item."""
+        with self._lock:
+            self._update(self._db, base, key, updates)
+
+    def _update(self, db: sqlite3.Connection, base: str, key: str, updates: Any) -> None:
         check_update(updates)
-        with self._lock, self._transaction() as db:
+        with self._transaction(db):
             row = db.execute(
                 f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
                 (base, key, self._clock()),
@@ -247,11 +367,12 @@ class BaseDB:
             if row is None:
                 raise BaseError(404, "Key not found")
             item = apply_update(json.loads(row[0]), updates)
-            if item_size(item) > MAX_ITEM_BYTES:
+            text = _encode(item)
+            if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
                 raise BaseError(400, "The updated item would exceed 400 KB")
             db.execute(
                 "UPDATE items SET value = ?, expires = ? WHERE base = ? AND key = ?",
-                (_encode(item), _expires(item), base, key),
+                (text, _expires(item), base, key),
             )
 
     def query(
@@ -373,6 +494,9 @@ class BaseDB:
         self.worker.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._db.close()
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
 
     def __enter__(self) -> BaseDB:
         return self
