@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.cloud.base.errors import BaseError
-from runtime.cloud.base.query import KeyRange, prepare_query
+from runtime.cloud.base.query import PreparedQuery, prepare_query
+from runtime.cloud.base.query_sql import Fragment, prefilter
 from runtime.cloud.base.update import apply_update, check_update
 from runtime.config.defaults import BASE_PAGE_SECONDS
 from runtime.errors import SpaceDevError
@@ -41,7 +42,7 @@ from runtime.errors import SpaceDevError
 Item = dict[str, Any]
 
 APPLICATION_ID = 0x53444253  # "SDBS": marks the file as ours, so a foreign database is refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each item's size, in an index a page's budget is summed from
 EXPIRES = "__expires"
 KEY_ALPHABET = string.ascii_lowercase + string.digits
 KEY_LENGTH = 12
@@ -50,6 +51,9 @@ MAX_ITEM_BYTES = 400 * 1024
 # the last key it read; doing the same keeps every query call short and pages like Deta's did.
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
+# A filtered page's chunks of rows (see `BaseDB._filtered_page`): the first of one row, as a
+# page out of time has read, then each up to this many times the one before.
+CHUNK_GROWTH = 8
 # Writes on the event loop's connection between two checkpoints, which the worker runs: about
 # the WAL pages after which SQLite's own automatic checkpoint would have run.
 CHECKPOINT_WRITES = 300
@@ -68,10 +72,14 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;
 """
+# Schema 2: the length of `value`, in an index holding all a page needs to sum its budget, so
+# a filtered page sums it without reading the items.
+_SIZES_INDEX = "CREATE INDEX IF NOT EXISTS items_sizes ON items (base, key, size, expires)"
 _VISIBLE = "(expires IS NULL OR expires > ?)"
 _UPSERT = (
-    "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+    "INSERT INTO items (base, key, value, expires, size) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, expires = excluded.expires, "
+    "size = excluded.size"
 )
 
 
@@ -108,6 +116,10 @@ class Prepared:
     text: str  # ASCII JSON, never shorter than the item's UTF-8 JSON (`item_size`)
     expires: float | None
 
+    def row(self, base: str) -> tuple[str, str, str, float | None, int]:
+        """The values of its row in `items`, in `_UPSERT`'s order."""
+        return (base, self.key, self.text, self.expires, len(self.text))
+
 
 def prepare_item(item: Any) -> Prepared:
     """The item as it will be stored; BaseError(400) when it is no object or its key no text."""
@@ -140,6 +152,43 @@ def _check_key(key: Any) -> str:
     except UnicodeEncodeError:
         raise BaseError(400, "Key must be valid Unicode text") from None
     return key
+
+
+class _Page:
+    """What one query page reads: the Base, where it starts, its order and its budget."""
+
+    def __init__(self, base: str, query: PreparedQuery, limit: int, last: str | None,
+                 sort: str, scan_bytes: int, now: float) -> None:
+        self.base = base
+        self.query = query
+        self.limit = limit
+        self.last = last
+        self.scan_bytes = scan_bytes
+        self.now = now
+        ascending = sort == "asc"
+        self.order = "ASC" if ascending else "DESC"
+        self.after = ">" if ascending else "<"  # past a key, in the page's order
+        self.upto = "<=" if ascending else ">="
+        self.edge = "max" if ascending else "min"  # the last key of a chunk
+
+    def where(self, after: str | None = None) -> tuple[str, list[Any]]:
+        """The rows of the page (past `after`, when given), as SQL and its parameters."""
+        where = ["base = ?", _VISIBLE]
+        params: list[Any] = [self.base, self.now]
+        for key in (self.last, after):
+            if key is not None:
+                where.append(f"key {self.after} ?")
+                params.append(key)
+        bounds = self.query.key_range
+        if bounds is not None:
+            # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
+            if bounds.lo is not None:
+                where.append("key >= ?" if bounds.lo_inclusive else "key > ?")
+                params.append(bounds.lo)
+            if bounds.hi is not None:
+                where.append("key <= ?" if bounds.hi_inclusive else "key < ?")
+                params.append(bounds.hi)
+        return " AND ".join(where), params
 
 
 class BaseDB:
@@ -213,12 +262,21 @@ class BaseDB:
                 f"{self.path} was written by a newer space-dev (schema {version})",
                 "Upgrade space-dev to open it.",
             )
+        try:  # SQLite's JSON functions, built in since 3.38 and in most builds before
+            self._has_json = self._db.execute("SELECT json_type('{}')").fetchone() is not None
+        except sqlite3.OperationalError:
+            self._has_json = False
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {'FULL' if self._full_sync else 'NORMAL'}")
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            if "size" not in columns:  # a new file, or one of schema 1
+                self._db.execute("ALTER TABLE items ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("UPDATE items SET size = length(value)")
+            self._db.execute(_SIZES_INDEX)
             self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -286,7 +344,7 @@ class BaseDB:
     def put_many(self, base: str, items: list[Any]) -> list[Item]:
         """Store items, replacing those with the same keys; all or none. Return them as stored."""
         prepared = prepare_items(items)
-        rows = [(base, entry.key, entry.text, entry.expires) for entry in prepared]
+        rows = [entry.row(base) for entry in prepared]
         with self._lock, self._transaction() as db:
             db.executemany(_UPSERT, rows)
             self._sweep(self._clock())
@@ -298,7 +356,7 @@ class BaseDB:
             self._put_prepared(self._db, base, prepared)
 
     def _put_prepared(self, db: sqlite3.Connection, base: str, prepared: list[Prepared]) -> None:
-        rows = [(base, entry.key, entry.text, entry.expires) for entry in prepared]
+        rows = [entry.row(base) for entry in prepared]
         if len(rows) == 1:
             db.execute(_UPSERT, rows[0])  # one statement commits alone
             return
@@ -319,10 +377,11 @@ class BaseDB:
     def _insert_prepared(self, db: sqlite3.Connection, base: str, prepared: Prepared) -> None:
         # An expired item is gone as far as anyone can tell, so its key is free again.
         cursor = db.execute(
-            "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
+            "INSERT INTO items (base, key, value, expires, size) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
-            "expires = excluded.expires WHERE items.expires IS NOT NULL AND items.expires <= ?",
-            (base, prepared.key, prepared.text, prepared.expires, self._clock()),
+            "expires = excluded.expires, size = excluded.size "
+            "WHERE items.expires IS NOT NULL AND items.expires <= ?",
+            (*prepared.row(base), self._clock()),
         )
         if cursor.rowcount == 0:
             raise BaseError(409, "Key already exists")
@@ -371,8 +430,8 @@ class BaseDB:
             if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
                 raise BaseError(400, "The updated item would exceed 400 KB")
             db.execute(
-                "UPDATE items SET value = ?, expires = ? WHERE base = ? AND key = ?",
-                (text, _expires(item), base, key),
+                "UPDATE items SET value = ?, expires = ?, size = ? WHERE base = ? AND key = ?",
+                (text, _expires(item), len(text), base, key),
             )
 
     def query(
@@ -384,11 +443,14 @@ class BaseDB:
         sort: str = "asc",
         scan_bytes: int = SCAN_BYTES,
         scan_seconds: float = BASE_PAGE_SECONDS,
+        *,
+        prefilter_in_sql: bool = True,
     ) -> tuple[list[Item], str | None]:
         """A page of live matching items in key order, and the key to continue after (or None).
 
         The page ends early, with the last key read, once `scan_bytes` were read or
-        `scan_seconds` spent; at least one item is read, so paging always moves on."""
+        `scan_seconds` spent; at least one item is read, so paging always moves on. The items
+        are the same with `prefilter_in_sql` or without (it only makes a filtered page faster)."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise BaseError(400, "limit must be a whole number of at least 1")
         if last is not None and not isinstance(last, str):
@@ -396,48 +458,110 @@ class BaseDB:
         if sort not in ("asc", "desc"):
             raise BaseError(400, 'sort must be "asc" or "desc"')
         prepared = prepare_query(query)  # once for the page: refused before any scan
-        match = prepared.matches
-        sql, params = self._page_sql(base, prepared.key_range, last or None, sort)
+        page = _Page(base, prepared, limit, last or None, sort, scan_bytes, self._clock())
+        found = prefilter(prepared.groups) if prefilter_in_sql and self._has_json else None
+        with self._lock:
+            deadline = time.monotonic() + scan_seconds
+            if found is not None and scan_bytes > 0:
+                try:
+                    return self._filtered_page(page, found, deadline)
+                except sqlite3.OperationalError as error:
+                    # Text SQLite's JSON reader refuses (Python wrote Infinity for 1e999):
+                    # the page is read again in Python, from its start.
+                    if "malformed JSON" not in str(error):
+                        raise
+            return self._scanned_page(page, deadline)
+
+    def _scanned_page(self, page: _Page, deadline: float) -> tuple[list[Item], str | None]:
+        """Every item of the page read and tested in Python."""
+        match = page.query.matches
         items: list[Item] = []
         last_read: str | None = None
         scanned = 0
-        with self._lock:
-            deadline = time.monotonic() + scan_seconds
-            cursor = self._db.execute(sql, params)
-            try:
-                for key, value in cursor:
-                    if scanned >= scan_bytes or (scanned and time.monotonic() >= deadline):
-                        return items, last_read  # more rows remain unread: page like Deta
-                    scanned += len(value)
+        where, params = page.where()
+        cursor = self._db.execute(
+            f"SELECT key, value FROM items WHERE {where} ORDER BY key {page.order}", params
+        )
+        try:
+            for key, value in cursor:
+                if scanned >= page.scan_bytes or (scanned and time.monotonic() >= deadline):
+                    return items, last_read  # more rows remain unread: page like Deta
+                scanned += len(value)
+                item = json.loads(value)
+                if match(item):
+                    if len(items) == page.limit:
+                        return items, items[-1]["key"]  # a further match exists
+                    items.append(item)
+                last_read = key
+            return items, None
+        finally:
+            cursor.close()
+
+    def _filtered_page(
+        self, page: _Page, found: Fragment, deadline: float
+    ) -> tuple[list[Item], str | None]:
+        """The same page as `_scanned_page`, where only the rows the SQL pre-filter lets
+        through are read in Python. The rows are taken in chunks, each summed by SQLite: a
+        chunk wholly within the page's budget gives its filtered rows; the one where the budget
+        runs out is walked to the row it runs out at, which ends the page."""
+        db = self._db
+        match = page.query.matches
+        items: list[Item] = []
+        scanned = rows = 0
+        size = 1
+        after: str | None = None
+        db.execute("BEGIN")  # one snapshot for the page's several statements
+        try:
+            while True:
+                where, params = page.where(after)
+                total, count, edge = db.execute(
+                    f"SELECT total(size), count(*), {page.edge}(key) FROM "
+                    f"(SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+                    f"ORDER BY key {page.order} LIMIT ?)",
+                    [*params, size],
+                ).fetchone()
+                if count == 0:
+                    return items, None
+                whole = scanned + total < page.scan_bytes  # the next row is read too
+                end = edge
+                if not whole:  # the budget runs out in this chunk: at which row?
+                    for key, length in db.execute(
+                        f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+                        f"ORDER BY key {page.order} LIMIT ?",
+                        [*params, size],
+                    ):
+                        scanned += length
+                        if scanned >= page.scan_bytes:
+                            end = key
+                            break
+                for _key, value in db.execute(
+                    f"SELECT key, value FROM items WHERE {where} AND key {page.upto} ? "
+                    f"AND {found.sql} ORDER BY key {page.order}",
+                    [*params, end, *found.params],
+                ):
                     item = json.loads(value)
                     if match(item):
-                        if len(items) == limit:
+                        if len(items) == page.limit:
                             return items, items[-1]["key"]  # a further match exists
                         items.append(item)
-                    last_read = key
-                return items, None
-            finally:
-                cursor.close()
+                if whole:
+                    scanned += total
+                    rows += count
+                    if count < size:
+                        return items, None  # no row is left
+                if not whole or time.monotonic() >= deadline:
+                    return items, end if self._more_after(page, end) else None
+                after = end
+                # Aim at what is left of the budget, by the rows' size so far.
+                left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
+                size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9)))
+        finally:
+            db.execute("COMMIT")
 
-    def _page_sql(
-        self, base: str, bounds: KeyRange | None, last: str | None, sort: str
-    ) -> tuple[str, list[Any]]:
-        where = ["base = ?", _VISIBLE]
-        params: list[Any] = [base, self._clock()]
-        if last is not None:
-            where.append("key > ?" if sort == "asc" else "key < ?")
-            params.append(last)
-        if bounds is not None:
-            # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
-            if bounds.lo is not None:
-                where.append("key >= ?" if bounds.lo_inclusive else "key > ?")
-                params.append(bounds.lo)
-            if bounds.hi is not None:
-                where.append("key <= ?" if bounds.hi_inclusive else "key < ?")
-                params.append(bounds.hi)
-        order = "ASC" if sort == "asc" else "DESC"
-        sql = f"SELECT key, value FROM items WHERE {' AND '.join(where)} ORDER BY key {order}"
-        return sql, params
+    def _more_after(self, page: _Page, key: str) -> bool:
+        where, params = page.where(key)
+        return self._db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone() \
+            is not None
 
     def names(self) -> list[str]:
         """The names of the Bases that hold live items, sorted."""
