@@ -5,11 +5,13 @@ path. Every answer is JSON, errors included (`{"errors": [...]}`): the npm SDK r
 `errors[0]` and shows "Something went wrong" when a body does not parse as JSON. A refused query
 answers Deta's `{"errors": ["Bad query"]}` exactly, with the reason in `X-Space-Detail`.
 
-Every BaseDB call runs on the database's own thread (`BaseDB.worker`), never on the event loop
-nor in its shared pool. Most take 10-300 us (bench/base_store.py), but a query page may scan for
-up to `BASE_PAGE_SECONDS`, and a write may wait up to 5 s for another process holding the file
-(a CLI command): the event loop never waits on SQLite or on an app's lock, and one app's backlog
-never takes the threads other apps and the login's password hashing use.
+A single-item call runs at once on the event loop when nothing holds the app's database
+(`BaseDB.now`: tens of microseconds, less than a hop to a thread and back); every other BaseDB
+call, and one that would wait, runs on the database's own thread (`BaseDB.worker`), never in the
+loop's shared pool. A query page may scan for up to `BASE_PAGE_SECONDS`, and a write may wait up
+to 5 s for another process holding the file (a CLI command): the event loop never waits on
+SQLite or on an app's lock, and one app's backlog never takes the threads other apps and the
+login's password hashing use.
 """
 
 from __future__ import annotations

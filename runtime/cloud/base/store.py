@@ -2,13 +2,16 @@
 
 SQLite in WAL mode won the measurement in bench/base_store.py against TinyDB, which rewrites its
 whole JSON file on every write. Each method is one short transaction under a lock, so a BaseDB
-may be shared by threads. Async callers use its own `worker` thread, never the event loop's
-shared pool: calls waiting for one app's lock then queue there, instead of taking the threads
-every other app and the login's password hashing need.
+may be shared by threads. An event loop first tries a single-item call with `now`, which runs
+it at once on a connection of its own when nothing holds the database, and otherwise hands it
+to the database's own `worker` thread, never the event loop's shared pool: calls waiting for
+one app's lock then queue there, instead of taking the threads every other app and the login's
+password hashing need. Query pages always run on the worker.
 
 A query page ends after `SCAN_BYTES` read, as Deta's did, or after `BASE_PAGE_SECONDS` of
 scanning, whichever comes first; the lock is let go between pages, so a costly query delays the
-app's other calls by one page at most.
+app's other calls by one page at most. A page with conditions is pre-filtered by SQLite
+(`query_sql`), so only the rows that may match are decoded and tested in Python.
 
 Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL, in the OS's hands, before the
 call returns, so a crash of the process loses no acknowledged write; a power cut may lose the
