@@ -389,6 +389,45 @@ def test_writes_on_the_event_loops_connection_are_checkpointed(db: BaseDB) -> No
     assert wal.stat().st_size < 4 * half  # 8 halves' worth were written
 
 
+SCHEMA_1 = """
+CREATE TABLE items (base TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires REAL,
+                    UNIQUE (base, key));
+CREATE INDEX items_expires ON items (expires) WHERE expires IS NOT NULL;
+PRAGMA application_id = 1396982355;
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_file_of_schema_1_is_moved_to_schema_2_with_its_items(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The file earlier versions wrote (its schema as they made it) opens with every item, its
+    expiry and its size, and pages as before."""
+    path = tmp_path / "app.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA_1)
+    rows = [("b", f"k{i:03d}", f'{{"key":"k{i:03d}","n":{i},"s":"\\u00e9"}}', None)
+            for i in range(300)]
+    rows.append(("b", "gone", '{"key":"gone"}', clock.now - 1))
+    rows.append(("c", "x", '{"key":"x","__expires":4000000000}', 4_000_000_000.0))
+    old.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+    old.commit()
+    old.close()
+    with BaseDB(path, clock=clock) as db:
+        assert db.count("b") == 300 and db.get("b", "gone") is None
+        assert db.get("b", "k007") == {"key": "k007", "n": 7, "s": "\u00e9"}
+        assert db.get("c", "x") == {"key": "x", "__expires": 4000000000}
+        sizes = dict(db._db.execute("SELECT key, size FROM items WHERE base = 'b'"))
+        assert sizes["k007"] == len(rows[7][2])
+        assert fetch_all(db, "b", query={"n?gte": 290}, scan_bytes=500) == [
+            f"k{i}" for i in range(290, 300)]
+        assert db.query("b", {"n?gte": 290}, scan_bytes=500) == db.query(
+            "b", {"n?gte": 290}, scan_bytes=500, prefilter_in_sql=False)
+    with BaseDB(path, clock=clock) as again:  # opened again: nothing to move
+        assert again.count("b") == 300
+        assert again._db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
 def test_threads_share_one_db(db: BaseDB) -> None:
     def work(n: int) -> None:
         db.put_many("b", [{"key": f"t{n}-{i}"} for i in range(10)])

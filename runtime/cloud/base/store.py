@@ -65,19 +65,23 @@ QUICK_CALLS = frozenset({"get_text", "put_prepared", "insert_prepared", "delete"
 _WRITES = QUICK_CALLS - {"get_text"}
 NOT_NOW: Any = object()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+# Schema 2: the items are the table's own key order (WITHOUT ROWID), so a page reads them in
+# sequence rather than each through an index; each item's size is in an index that holds all a
+# page needs to sum its budget, without reading the items.
+_TABLE = """
+CREATE TABLE {name} (
     base TEXT NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     expires REAL,
-    UNIQUE (base, key)
-);
-CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;
+    size INTEGER NOT NULL,
+    PRIMARY KEY (base, key)
+) WITHOUT ROWID
 """
-# Schema 2: the length of `value`, in an index holding all a page needs to sum its budget, so
-# a filtered page sums it without reading the items.
-_SIZES_INDEX = "CREATE INDEX IF NOT EXISTS items_sizes ON items (base, key, size, expires)"
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS items_sizes ON items (base, key, size, expires)",
+)
 _VISIBLE = "(expires IS NULL OR expires > ?)"
 _UPSERT = (
     "INSERT INTO items (base, key, value, expires, size) VALUES (?, ?, ?, ?, ?) "
@@ -172,7 +176,6 @@ class _Page:
         self.order = "ASC" if ascending else "DESC"
         self.after = ">" if ascending else "<"  # past a key, in the page's order
         self.upto = "<=" if ascending else ">="
-        self.edge = "max" if ascending else "min"  # the last key of a chunk
 
     def where(self, after: str | None = None) -> tuple[str, list[Any]]:
         """The rows of the page (past `after`, when given), as SQL and its parameters."""
@@ -272,14 +275,21 @@ class BaseDB:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {'FULL' if self._full_sync else 'NORMAL'}")
         with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
-            if "size" not in columns:  # a new file, or one of schema 1
-                self._db.execute("ALTER TABLE items ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
-                self._db.execute("UPDATE items SET size = length(value)")
-            self._db.execute(_SIZES_INDEX)
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "items" not in tables:
+                self._db.execute(_TABLE.format(name="items"))
+            elif version < 2:  # schema 1: a rowid table with no sizes; copied over once
+                self._db.execute("DROP INDEX IF EXISTS items_expires")
+                self._db.execute(_TABLE.format(name="items_2"))
+                self._db.execute(
+                    "INSERT INTO items_2 (base, key, value, expires, size) "
+                    "SELECT base, key, value, expires, length(value) FROM items"
+                )
+                self._db.execute("DROP TABLE items")
+                self._db.execute("ALTER TABLE items_2 RENAME TO items")
+            for statement in _INDEXES:
+                self._db.execute(statement)
             self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -517,30 +527,39 @@ class BaseDB:
         try:
             while True:
                 where, params = page.where(after)
-                total, count, edge = db.execute(
-                    f"SELECT total(size), count(*), {page.edge}(key) FROM "
-                    f"(SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
-                    f"ORDER BY key {page.order} LIMIT ?)",
-                    [*params, size],
+                # The chunk's last key, then its sum, each from the index alone.
+                last_row = db.execute(
+                    f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
+                    f"ORDER BY key {page.order} LIMIT 1 OFFSET ?",
+                    [*params, size - 1],
+                ).fetchone()
+                end = None if last_row is None else last_row[0]  # None: all that is left
+                if end is not None:
+                    where, params = f"{where} AND key {page.upto} ?", [*params, end]
+                total, count = db.execute(
+                    f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
+                    f"WHERE {where}",
+                    params,
                 ).fetchone()
                 if count == 0:
                     return items, None
                 whole = scanned + total < page.scan_bytes  # the next row is read too
-                end = edge
                 if not whole:  # the budget runs out in this chunk: at which row?
                     for key, length in db.execute(
                         f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
-                        f"ORDER BY key {page.order} LIMIT ?",
-                        [*params, size],
+                        f"ORDER BY key {page.order}",
+                        params,
                     ):
                         scanned += length
                         if scanned >= page.scan_bytes:
                             end = key
                             break
-                for _key, value in db.execute(
-                    f"SELECT key, value FROM items WHERE {where} AND key {page.upto} ? "
-                    f"AND {found.sql} ORDER BY key {page.order}",
-                    [*params, end, *found.params],
+                    where, params = page.where(after)
+                    where, params = f"{where} AND key {page.upto} ?", [*params, end]
+                for value, in db.execute(
+                    f"SELECT value FROM items WHERE {where} AND {found.sql} "
+                    f"ORDER BY key {page.order}",
+                    [*params, *found.params],
                 ):
                     item = json.loads(value)
                     if match(item):
@@ -548,11 +567,12 @@ class BaseDB:
                             return items, items[-1]["key"]  # a further match exists
                         items.append(item)
                 if whole:
+                    if end is None:
+                        return items, None  # no row is left
                     scanned += total
                     rows += count
-                    if count < size:
-                        return items, None  # no row is left
                 if not whole or time.monotonic() >= deadline:
+                    assert end is not None
                     return items, end if self._more_after(page, end) else None
                 after = end
                 # Aim at what is left of the budget, by the rows' size so far.
