@@ -172,28 +172,39 @@ class _Page:
         self.last = last
         self.scan_bytes = scan_bytes
         self.now = now
-        ascending = sort == "asc"
-        self.order = "ASC" if ascending else "DESC"
-        self.after = ">" if ascending else "<"  # past a key, in the page's order
-        self.upto = "<=" if ascending else ">="
+        self.ascending = sort == "asc"
+        self.order = "ASC" if self.ascending else "DESC"
+        self.after = ">" if self.ascending else "<"  # past a key, in the page's order
+        self.upto = "<=" if self.ascending else ">="
 
-    def where(self, after: str | None = None) -> tuple[str, list[Any]]:
-        """The rows of the page (past `after`, when given), as SQL and its parameters."""
+    def where(self, after: str | None = None, upto: str | None = None) -> tuple[str, list[Any]]:
+        """The rows of the page, or of its part past `after` and up to `upto` (keys read, in the
+        page's order), as SQL and its parameters.
+
+        Each side has one bound only: SQLite seeks an index by one lower and one upper bound,
+        and tests any other row by row, so a chunk bounded by `last` and by `after` would be
+        read from `last` on. `after` and `upto` lie within the others, so they replace them."""
         where = ["base = ?", _VISIBLE]
         params: list[Any] = [self.base, self.now]
-        for key in (self.last, after):
-            if key is not None:
-                where.append(f"key {self.after} ?")
-                params.append(key)
+        lower: list[tuple[str, str]] = []  # (operator, key) on each side of the key order
+        upper: list[tuple[str, str]] = []
         bounds = self.query.key_range
         if bounds is not None:
             # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
             if bounds.lo is not None:
-                where.append("key >= ?" if bounds.lo_inclusive else "key > ?")
-                params.append(bounds.lo)
+                lower.append((">=" if bounds.lo_inclusive else ">", bounds.lo))
             if bounds.hi is not None:
-                where.append("key <= ?" if bounds.hi_inclusive else "key < ?")
-                params.append(bounds.hi)
+                upper.append(("<=" if bounds.hi_inclusive else "<", bounds.hi))
+        start, end = (lower, upper) if self.ascending else (upper, lower)
+        if self.last is not None:
+            start.append((self.after, self.last))
+        if after is not None:
+            start[:] = [(self.after, after)]
+        if upto is not None:
+            end[:] = [(self.upto, upto)]
+        for operator, key in lower + upper:
+            where.append(f"key {operator} ?")
+            params.append(key)
         return " AND ".join(where), params
 
 
@@ -534,8 +545,7 @@ class BaseDB:
                     [*params, size - 1],
                 ).fetchone()
                 end = None if last_row is None else last_row[0]  # None: all that is left
-                if end is not None:
-                    where, params = f"{where} AND key {page.upto} ?", [*params, end]
+                where, params = page.where(after, end)
                 total, count = db.execute(
                     f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
                     f"WHERE {where}",
@@ -554,8 +564,7 @@ class BaseDB:
                         if scanned >= page.scan_bytes:
                             end = key
                             break
-                    where, params = page.where(after)
-                    where, params = f"{where} AND key {page.upto} ?", [*params, end]
+                    where, params = page.where(after, end)
                 for value, in db.execute(
                     f"SELECT value FROM items WHERE {where} AND {found.sql} "
                     f"ORDER BY key {page.order}",
