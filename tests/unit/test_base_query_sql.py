@@ -76,7 +76,6 @@ QUERIES = [case[0] for case in CASES] + [case[0] for case in KEY_RANGES] + [
 
 @pytest.mark.parametrize("query", QUERIES, ids=[repr(q)[:70] for q in QUERIES])
 @pytest.mark.parametrize(("base", "options"), [
-    ("b", {}),
     ("b", {"sort": "desc", "limit": 2}),
     ("many", {"scan_bytes": 6000}),
     ("many", {"scan_bytes": 20_000, "limit": 7, "sort": "desc"}),
@@ -170,7 +169,7 @@ def random_db() -> Iterator[BaseDB]:
         yield db
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(items=ITEMS, groups=QUERY, scan_bytes=st.integers(1, 400), limit=st.integers(1, 4),
        sort=st.sampled_from(["asc", "desc"]))
