@@ -60,6 +60,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.cloud.base": 1,
     "runtime.cloud.base.errors": 1,
     "runtime.cloud.base.query": 1,
+    "runtime.cloud.base.query_sql": 1,
     "runtime.cloud.base.update": 1,
     "runtime.cloud.base.store": 1,
     "runtime.cloud.drive": 1,

@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from runtime.cloud.base.errors import BaseError
-from runtime.cloud.base.store import BaseDB
+from runtime.cloud.base.store import (
+    CHECKPOINT_WRITES,
+    NOT_NOW,
+    BaseDB,
+    prepare_items,
+)
 from runtime.errors import SpaceDevError
 
 
@@ -327,6 +332,100 @@ def test_a_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert done.returncode == 3
     with BaseDB(path) as db:
         assert db.count("b") == 50
+
+
+def test_a_crash_loses_no_write_made_on_the_event_loops_connection(tmp_path: Path) -> None:
+    path = tmp_path / "app.sqlite3"
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from runtime.cloud.base.store import NOT_NOW, BaseDB, prepare_item, prepare_items\n"
+        "db = BaseDB(Path(sys.argv[1]))\n"
+        "def now(*call):  # as the handlers do: at once, or on the worker when busy\n"
+        "    if db.now(*call) is NOT_NOW:\n"
+        "        db.worker.submit(getattr(db, call[0]), *call[1:]).result()\n"
+        "for i in range(700):  # past a checkpoint, which the worker runs\n"
+        "    now('put_prepared', 'b', prepare_items([{'key': f'k{i:03d}'}]))\n"
+        "now('insert_prepared', 'b', prepare_item({'key': 'new'}))\n"
+        "now('update', 'b', 'k000', {'set': {'n': 1}})\n"
+        "now('delete', 'b', 'k001')\n"
+        "os._exit(3)  # no close, no cleanup\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], timeout=60)
+    assert done.returncode == 3
+    with BaseDB(path) as db:
+        assert db.count("b") == 700  # 700 put, one inserted, one deleted
+        assert db.get("b", "k000") == {"key": "k000", "n": 1} and db.get("b", "k001") is None
+
+
+def test_single_calls_run_at_once_unless_another_process_holds_the_file(db: BaseDB) -> None:
+    assert db.now("put_prepared", "b", prepare_items([{"key": "k", "n": 1}])) is None
+    db.worker.submit(lambda: None).result(10)  # the first write's sweep of expired items
+    assert db.now("get_text", "b", "k") == '{"key":"k","n":1}'
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as a CLI command writing
+    try:
+        assert db.now("put_prepared", "b", prepare_items([{"key": "k", "n": 2}])) is NOT_NOW
+        assert db.now("update", "b", "k", {"set": {"n": 3}}) is NOT_NOW
+        assert db.now("get_text", "b", "k") == '{"key":"k","n":1}'  # readers never wait
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert db.get("b", "k") == {"key": "k", "n": 1}  # what was refused was not half done
+    with db._lock:  # a query page, or a call on the worker
+        assert db.now("get_text", "b", "k") is NOT_NOW
+
+
+def test_writes_on_the_event_loops_connection_are_checkpointed(db: BaseDB) -> None:
+    """The WAL is folded back into the file by the worker, so it stays bounded."""
+    wal = Path(f"{db.path}-wal")
+    for i in range(4 * CHECKPOINT_WRITES):
+        rows = prepare_items([{"key": f"k{i % 50}", "n": i}])
+        if db.now("put_prepared", "b", rows) is NOT_NOW:
+            db.worker.submit(db.put_prepared, "b", rows).result(10)
+        if i == CHECKPOINT_WRITES // 2:
+            half = wal.stat().st_size
+    db.worker.submit(lambda: None).result(10)
+    assert wal.stat().st_size < 4 * half  # 8 halves' worth were written
+
+
+SCHEMA_1 = """
+CREATE TABLE items (base TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires REAL,
+                    UNIQUE (base, key));
+CREATE INDEX items_expires ON items (expires) WHERE expires IS NOT NULL;
+PRAGMA application_id = 1396982355;
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_file_of_schema_1_is_moved_to_schema_2_with_its_items(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The file earlier versions wrote (its schema as they made it) opens with every item, its
+    expiry and its size, and pages as before."""
+    path = tmp_path / "app.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA_1)
+    rows = [("b", f"k{i:03d}", f'{{"key":"k{i:03d}","n":{i},"s":"\\u00e9"}}', None)
+            for i in range(300)]
+    rows.append(("b", "gone", '{"key":"gone"}', clock.now - 1))
+    rows.append(("c", "x", '{"key":"x","__expires":4000000000}', 4_000_000_000.0))
+    old.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+    old.commit()
+    old.close()
+    with BaseDB(path, clock=clock) as db:
+        assert db.count("b") == 300 and db.get("b", "gone") is None
+        assert db.get("b", "k007") == {"key": "k007", "n": 7, "s": "\u00e9"}
+        assert db.get("c", "x") == {"key": "x", "__expires": 4000000000}
+        sizes = dict(db._db.execute("SELECT key, size FROM items WHERE base = 'b'"))
+        assert sizes["k007"] == len(rows[7][2])
+        assert fetch_all(db, "b", query={"n?gte": 290}, scan_bytes=500) == [
+            f"k{i}" for i in range(290, 300)]
+        assert db.query("b", {"n?gte": 290}, scan_bytes=500) == db.query(
+            "b", {"n?gte": 290}, scan_bytes=500, prefilter_in_sql=False)
+    with BaseDB(path, clock=clock) as again:  # opened again: nothing to move
+        assert again.count("b") == 300
+        assert again._db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_threads_share_one_db(db: BaseDB) -> None:

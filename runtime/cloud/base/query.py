@@ -79,6 +79,7 @@ class PreparedQuery:
 
     matches: Predicate
     key_range: KeyRange | None
+    groups: list[list[Condition]]  # OR'ed groups of AND'ed conditions, as parsed
 
 
 def kind(value: Any) -> str:
@@ -214,7 +215,7 @@ def _check_key_conditions(groups: list[list[Condition]]) -> None:
 def prepare_query(query: Any) -> PreparedQuery:
     """The query compiled once for a whole scan; raise BadQuery if it is invalid."""
     groups = parse_query(query)
-    return PreparedQuery(_matcher(groups), _key_range(groups))
+    return PreparedQuery(_matcher(groups), _key_range(groups), groups)
 
 
 def compile_query(query: Any) -> Predicate:

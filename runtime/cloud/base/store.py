@@ -2,13 +2,16 @@
 
 SQLite in WAL mode won the measurement in bench/base_store.py against TinyDB, which rewrites its
 whole JSON file on every write. Each method is one short transaction under a lock, so a BaseDB
-may be shared by threads. Async callers use its own `worker` thread, never the event loop's
-shared pool: calls waiting for one app's lock then queue there, instead of taking the threads
-every other app and the login's password hashing need.
+may be shared by threads. An event loop first tries a single-item call with `now`, which runs
+it at once on a connection of its own when nothing holds the database, and otherwise hands it
+to the database's own `worker` thread, never the event loop's shared pool: calls waiting for
+one app's lock then queue there, instead of taking the threads every other app and the login's
+password hashing need. Query pages always run on the worker.
 
 A query page ends after `SCAN_BYTES` read, as Deta's did, or after `BASE_PAGE_SECONDS` of
 scanning, whichever comes first; the lock is let go between pages, so a costly query delays the
-app's other calls by one page at most.
+app's other calls by one page at most. A page with conditions is pre-filtered by SQLite
+(`query_sql`), so only the rows that may match are decoded and tested in Python.
 
 Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL, in the OS's hands, before the
 call returns, so a crash of the process loses no acknowledged write; a power cut may lose the
@@ -28,11 +31,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.cloud.base.errors import BaseError
-from runtime.cloud.base.query import KeyRange, prepare_query
+from runtime.cloud.base.query import PreparedQuery, prepare_query
+from runtime.cloud.base.query_sql import Fragment, prefilter
 from runtime.cloud.base.update import apply_update, check_update
 from runtime.config.defaults import BASE_PAGE_SECONDS
 from runtime.errors import SpaceDevError
@@ -40,7 +45,7 @@ from runtime.errors import SpaceDevError
 Item = dict[str, Any]
 
 APPLICATION_ID = 0x53444253  # "SDBS": marks the file as ours, so a foreign database is refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each item's size, in an index a page's budget is summed from
 EXPIRES = "__expires"
 KEY_ALPHABET = string.ascii_lowercase + string.digits
 KEY_LENGTH = 12
@@ -49,21 +54,39 @@ MAX_ITEM_BYTES = 400 * 1024
 # the last key it read; doing the same keeps every query call short and pages like Deta's did.
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
+# A filtered page's chunks of rows (see `BaseDB._filtered_page`): the first of one row, as a
+# page out of time has read, then each up to this many times the one before.
+CHUNK_GROWTH = 8
+# Writes on the event loop's connection between two checkpoints, which the worker runs: about
+# the WAL pages after which SQLite's own automatic checkpoint would have run.
+CHECKPOINT_WRITES = 300
+# The single calls `BaseDB.now` runs on the caller's thread, and those of them that write.
+QUICK_CALLS = frozenset({"get_text", "put_prepared", "insert_prepared", "delete", "update"})
+_WRITES = QUICK_CALLS - {"get_text"}
+NOT_NOW: Any = object()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+# Schema 2: the items are the table's own key order (WITHOUT ROWID), so a page reads them in
+# sequence rather than each through an index; each item's size is in an index that holds all a
+# page needs to sum its budget, without reading the items.
+_TABLE = """
+CREATE TABLE {name} (
     base TEXT NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     expires REAL,
-    UNIQUE (base, key)
-);
-CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL;
+    size INTEGER NOT NULL,
+    PRIMARY KEY (base, key)
+) WITHOUT ROWID
 """
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS items_expires ON items (expires) WHERE expires IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS items_sizes ON items (base, key, size, expires)",
+)
 _VISIBLE = "(expires IS NULL OR expires > ?)"
 _UPSERT = (
-    "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+    "INSERT INTO items (base, key, value, expires, size) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, expires = excluded.expires, "
+    "size = excluded.size"
 )
 
 
@@ -91,6 +114,43 @@ def _expires(item: Item) -> float | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An item ready to store: with its key (made when it had none) and its stored text."""
+
+    item: Item
+    key: str
+    text: str  # ASCII JSON, never shorter than the item's UTF-8 JSON (`item_size`)
+    expires: float | None
+
+    def row(self, base: str) -> tuple[str, str, str, float | None, int]:
+        """The values of its row in `items`, in `_UPSERT`'s order."""
+        return (base, self.key, self.text, self.expires, len(self.text))
+
+
+def prepare_item(item: Any) -> Prepared:
+    """The item as it will be stored; BaseError(400) when it is no object or its key no text."""
+    if not isinstance(item, dict):
+        raise BaseError(400, "An item must be a JSON object")
+    item = dict(item)
+    if item.get("key", "") == "":  # absent or empty: generate one (the SDKs drop an empty key)
+        item["key"] = new_key()
+    key = _check_key(item["key"])
+    return Prepared(item, key, _encode(item), _expires(item))
+
+
+def prepare_items(items: list[Any]) -> list[Prepared]:
+    """`prepare_item` of each; BaseError(400) when two have the same key."""
+    prepared = [prepare_item(item) for item in items]
+    if len({entry.key for entry in prepared}) != len(prepared):
+        raise BaseError(400, "Two items in one request have the same key")
+    return prepared
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def _check_key(key: Any) -> str:
     if not isinstance(key, str):
         raise BaseError(400, "Key must be a string")
@@ -99,6 +159,53 @@ def _check_key(key: Any) -> str:
     except UnicodeEncodeError:
         raise BaseError(400, "Key must be valid Unicode text") from None
     return key
+
+
+class _Page:
+    """What one query page reads: the Base, where it starts, its order and its budget."""
+
+    def __init__(self, base: str, query: PreparedQuery, limit: int, last: str | None,
+                 sort: str, scan_bytes: int, now: float) -> None:
+        self.base = base
+        self.query = query
+        self.limit = limit
+        self.last = last
+        self.scan_bytes = scan_bytes
+        self.now = now
+        self.ascending = sort == "asc"
+        self.order = "ASC" if self.ascending else "DESC"
+        self.after = ">" if self.ascending else "<"  # past a key, in the page's order
+        self.upto = "<=" if self.ascending else ">="
+
+    def where(self, after: str | None = None, upto: str | None = None) -> tuple[str, list[Any]]:
+        """The rows of the page, or of its part past `after` and up to `upto` (keys read, in the
+        page's order), as SQL and its parameters.
+
+        Each side has one bound only: SQLite seeks an index by one lower and one upper bound,
+        and tests any other row by row, so a chunk bounded by `last` and by `after` would be
+        read from `last` on. `after` and `upto` lie within the others, so they replace them."""
+        where = ["base = ?", _VISIBLE]
+        params: list[Any] = [self.base, self.now]
+        lower: list[tuple[str, str]] = []  # (operator, key) on each side of the key order
+        upper: list[tuple[str, str]] = []
+        bounds = self.query.key_range
+        if bounds is not None:
+            # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
+            if bounds.lo is not None:
+                lower.append((">=" if bounds.lo_inclusive else ">", bounds.lo))
+            if bounds.hi is not None:
+                upper.append(("<=" if bounds.hi_inclusive else "<", bounds.hi))
+        start, end = (lower, upper) if self.ascending else (upper, lower)
+        if self.last is not None:
+            start.append((self.after, self.last))
+        if after is not None:
+            start[:] = [(self.after, after)]
+        if upto is not None:
+            end[:] = [(self.upto, upto)]
+        for operator, key in lower + upper:
+            where.append(f"key {operator} ?")
+            params.append(key)
+        return " AND ".join(where), params
 
 
 class BaseDB:
@@ -127,8 +234,18 @@ class BaseDB:
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=timeout
         )
+        # The event loop's own connection (`now`): it never waits for another process, and
+        # leaves checkpoints (which sync the file) to the worker thread.
+        self._quick: sqlite3.Connection | None = None
+        self._quick_writes = 0
+        self._upkeep_queued = False
         try:
             self._open()
+            self._quick = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            self._quick.execute("PRAGMA wal_autocheckpoint = 0")
+            self._quick.execute(f"PRAGMA synchronous = {'FULL' if full_sync else 'NORMAL'}")
         except sqlite3.OperationalError as error:  # locked, unreadable: the file may be fine
             self._db.close()
             raise SpaceDevError(
@@ -143,6 +260,8 @@ class BaseDB:
             ) from None
         except BaseException:
             self._db.close()
+            if self._quick is not None:
+                self._quick.close()
             raise
 
     def _open(self) -> None:
@@ -160,25 +279,42 @@ class BaseDB:
                 f"{self.path} was written by a newer space-dev (schema {version})",
                 "Upgrade space-dev to open it.",
             )
+        try:  # SQLite's JSON functions, built in since 3.38 and in most builds before
+            self._has_json = self._db.execute("SELECT json_type('{}')").fetchone() is not None
+        except sqlite3.OperationalError:
+            self._has_json = False
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {'FULL' if self._full_sync else 'NORMAL'}")
         with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "items" not in tables:
+                self._db.execute(_TABLE.format(name="items"))
+            elif version < 2:  # schema 1: a rowid table with no sizes; copied over once
+                self._db.execute("DROP INDEX IF EXISTS items_expires")
+                self._db.execute(_TABLE.format(name="items_2"))
+                self._db.execute(
+                    "INSERT INTO items_2 (base, key, value, expires, size) "
+                    "SELECT base, key, value, expires, length(value) FROM items"
+                )
+                self._db.execute("DROP TABLE items")
+                self._db.execute("ALTER TABLE items_2 RENAME TO items")
+            for statement in _INDEXES:
+                self._db.execute(statement)
             self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock at once, so a read-then-write never meets a writer midway.
-        self._db.execute("BEGIN IMMEDIATE")
+        db = db or self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def _sweep(self, now: float) -> None:
         # Expired items are invisible at once; removing them now and then keeps the file small.
@@ -186,60 +322,127 @@ class BaseDB:
             self._next_sweep = now + SWEEP_SECONDS
             self._db.execute("DELETE FROM items WHERE expires IS NOT NULL AND expires <= ?", (now,))
 
-    def _prepare(self, item: Any) -> tuple[Item, str, str, float | None]:
-        if not isinstance(item, dict):
-            raise BaseError(400, "An item must be a JSON object")
-        item = dict(item)
-        if item.get("key", "") == "":  # absent or empty: generate one (the SDKs drop an empty key)
-            item["key"] = new_key()
-        key = _check_key(item["key"])
-        return item, key, _encode(item), _expires(item)
+    # --- single calls: each `_name(db, ...)` runs on one connection, under the lock ------------
+
+    def now(self, name: str, *args: Any) -> Any:
+        """`_name(*args)` of `QUICK_CALLS` on the caller's thread, at once, or `NOT_NOW` when it
+        would wait: for the lock (a query page or another call under way) or for another
+        process holding the file. An event loop calls this first, the worker only if it must."""
+        assert name in QUICK_CALLS, name
+        if self._quick is None or not self._lock.acquire(blocking=False):
+            return NOT_NOW
+        try:
+            result = getattr(self, f"_{name}")(self._quick, *args)
+        except sqlite3.OperationalError as error:
+            if _busy(error):
+                return NOT_NOW  # nothing was done: the statement or its BEGIN was refused
+            raise
+        finally:
+            self._lock.release()
+        if name in _WRITES:
+            self._after_quick_write()
+        return result
+
+    def _after_quick_write(self) -> None:
+        # Syncing the file (a checkpoint) and sweeping expired items are left to the worker:
+        # either may take a while, and the caller is an event loop.
+        self._quick_writes += 1
+        due = self._quick_writes >= CHECKPOINT_WRITES or self._clock() >= self._next_sweep
+        if due and not self._upkeep_queued:
+            self._upkeep_queued = True
+            try:
+                self.worker.submit(self._upkeep)
+            except RuntimeError:  # closing: the next open checkpoints
+                pass
+
+    def _upkeep(self) -> None:
+        # Under the lock: a checkpoint that writes meanwhile would not finish, and the WAL
+        # would grow; calls that come in the while wait on the worker, not on the loop.
+        with self._lock:
+            self._upkeep_queued = False
+            self._sweep(self._clock())
+            if self._quick_writes >= CHECKPOINT_WRITES:
+                self._quick_writes = 0
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def put_many(self, base: str, items: list[Any]) -> list[Item]:
         """Store items, replacing those with the same keys; all or none. Return them as stored."""
-        prepared = [self._prepare(item) for item in items]
-        keys = [key for _, key, _, _ in prepared]
-        if len(set(keys)) != len(keys):
-            raise BaseError(400, "Two items in one request have the same key")
-        rows = [(base, key, value, expires) for _, key, value, expires in prepared]
+        prepared = prepare_items(items)
+        rows = [entry.row(base) for entry in prepared]
         with self._lock, self._transaction() as db:
             db.executemany(_UPSERT, rows)
             self._sweep(self._clock())
-        return [item for item, _, _, _ in prepared]
+        return [entry.item for entry in prepared]
+
+    def put_prepared(self, base: str, prepared: list[Prepared]) -> None:
+        """`put_many` of items already through `prepare_items`."""
+        with self._lock:
+            self._put_prepared(self._db, base, prepared)
+
+    def _put_prepared(self, db: sqlite3.Connection, base: str, prepared: list[Prepared]) -> None:
+        rows = [entry.row(base) for entry in prepared]
+        if len(rows) == 1:
+            db.execute(_UPSERT, rows[0])  # one statement commits alone
+            return
+        with self._transaction(db):
+            db.executemany(_UPSERT, rows)
 
     def insert(self, base: str, item: Any) -> Item:
         """Store a new item; raise BaseError(409) if a live item has its key."""
-        stored, key, value, expires = self._prepare(item)
+        prepared = prepare_item(item)
+        self.insert_prepared(base, prepared)
+        return prepared.item
+
+    def insert_prepared(self, base: str, prepared: Prepared) -> None:
+        """`insert` of an item already through `prepare_item`."""
         with self._lock:
-            # An expired item is gone as far as anyone can tell, so its key is free again.
-            cursor = self._db.execute(
-                "INSERT INTO items (base, key, value, expires) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
-                "expires = excluded.expires WHERE items.expires IS NOT NULL AND items.expires <= ?",
-                (base, key, value, expires, self._clock()),
-            )
+            self._insert_prepared(self._db, base, prepared)
+
+    def _insert_prepared(self, db: sqlite3.Connection, base: str, prepared: Prepared) -> None:
+        # An expired item is gone as far as anyone can tell, so its key is free again.
+        cursor = db.execute(
+            "INSERT INTO items (base, key, value, expires, size) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (base, key) DO UPDATE SET value = excluded.value, "
+            "expires = excluded.expires, size = excluded.size "
+            "WHERE items.expires IS NOT NULL AND items.expires <= ?",
+            (*prepared.row(base), self._clock()),
+        )
         if cursor.rowcount == 0:
             raise BaseError(409, "Key already exists")
-        return stored
 
     def get(self, base: str, key: str) -> Item | None:
         """The live item with this key, or None."""
+        text = self.get_text(base, key)
+        return json.loads(text) if text is not None else None
+
+    def get_text(self, base: str, key: str) -> str | None:
+        """The live item with this key as stored, JSON text, or None."""
         with self._lock:
-            row = self._db.execute(
-                f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
-                (base, key, self._clock()),
-            ).fetchone()
-        return json.loads(row[0]) if row else None
+            return self._get_text(self._db, base, key)
+
+    def _get_text(self, db: sqlite3.Connection, base: str, key: str) -> str | None:
+        row = db.execute(
+            f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+            (base, key, self._clock()),
+        ).fetchone()
+        return row[0] if row else None
 
     def delete(self, base: str, key: str) -> None:
         """Remove the item with this key, if there is one."""
         with self._lock:
-            self._db.execute("DELETE FROM items WHERE base = ? AND key = ?", (base, key))
+            self._delete(self._db, base, key)
+
+    def _delete(self, db: sqlite3.Connection, base: str, key: str) -> None:
+        db.execute("DELETE FROM items WHERE base = ? AND key = ?", (base, key))
 
     def update(self, base: str, key: str, updates: Any) -> None:
         """Apply a PATCH body to a live item; BaseError(400) if invalid, (404) if no such item."""
+        with self._lock:
+            self._update(self._db, base, key, updates)
+
+    def _update(self, db: sqlite3.Connection, base: str, key: str, updates: Any) -> None:
         check_update(updates)
-        with self._lock, self._transaction() as db:
+        with self._transaction(db):
             row = db.execute(
                 f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
                 (base, key, self._clock()),
@@ -247,11 +450,12 @@ class BaseDB:
             if row is None:
                 raise BaseError(404, "Key not found")
             item = apply_update(json.loads(row[0]), updates)
-            if item_size(item) > MAX_ITEM_BYTES:
+            text = _encode(item)
+            if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
                 raise BaseError(400, "The updated item would exceed 400 KB")
             db.execute(
-                "UPDATE items SET value = ?, expires = ? WHERE base = ? AND key = ?",
-                (_encode(item), _expires(item), base, key),
+                "UPDATE items SET value = ?, expires = ?, size = ? WHERE base = ? AND key = ?",
+                (text, _expires(item), len(text), base, key),
             )
 
     def query(
@@ -263,11 +467,14 @@ class BaseDB:
         sort: str = "asc",
         scan_bytes: int = SCAN_BYTES,
         scan_seconds: float = BASE_PAGE_SECONDS,
+        *,
+        prefilter_in_sql: bool = True,
     ) -> tuple[list[Item], str | None]:
         """A page of live matching items in key order, and the key to continue after (or None).
 
         The page ends early, with the last key read, once `scan_bytes` were read or
-        `scan_seconds` spent; at least one item is read, so paging always moves on."""
+        `scan_seconds` spent; at least one item is read, so paging always moves on. The items
+        are the same with `prefilter_in_sql` or without (it only makes a filtered page faster)."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise BaseError(400, "limit must be a whole number of at least 1")
         if last is not None and not isinstance(last, str):
@@ -275,48 +482,118 @@ class BaseDB:
         if sort not in ("asc", "desc"):
             raise BaseError(400, 'sort must be "asc" or "desc"')
         prepared = prepare_query(query)  # once for the page: refused before any scan
-        match = prepared.matches
-        sql, params = self._page_sql(base, prepared.key_range, last or None, sort)
+        page = _Page(base, prepared, limit, last or None, sort, scan_bytes, self._clock())
+        found = prefilter(prepared.groups) if prefilter_in_sql and self._has_json else None
+        with self._lock:
+            deadline = time.monotonic() + scan_seconds
+            if found is not None and scan_bytes > 0:
+                try:
+                    return self._filtered_page(page, found, deadline)
+                except sqlite3.OperationalError as error:
+                    # Text SQLite's JSON reader refuses (Python wrote Infinity for 1e999):
+                    # the page is read again in Python, from its start.
+                    if "malformed JSON" not in str(error):
+                        raise
+            return self._scanned_page(page, deadline)
+
+    def _scanned_page(self, page: _Page, deadline: float) -> tuple[list[Item], str | None]:
+        """Every item of the page read and tested in Python."""
+        match = page.query.matches
         items: list[Item] = []
         last_read: str | None = None
         scanned = 0
-        with self._lock:
-            deadline = time.monotonic() + scan_seconds
-            cursor = self._db.execute(sql, params)
-            try:
-                for key, value in cursor:
-                    if scanned >= scan_bytes or (scanned and time.monotonic() >= deadline):
-                        return items, last_read  # more rows remain unread: page like Deta
-                    scanned += len(value)
+        where, params = page.where()
+        cursor = self._db.execute(
+            f"SELECT key, value FROM items WHERE {where} ORDER BY key {page.order}", params
+        )
+        try:
+            for key, value in cursor:
+                if scanned >= page.scan_bytes or (scanned and time.monotonic() >= deadline):
+                    return items, last_read  # more rows remain unread: page like Deta
+                scanned += len(value)
+                item = json.loads(value)
+                if match(item):
+                    if len(items) == page.limit:
+                        return items, items[-1]["key"]  # a further match exists
+                    items.append(item)
+                last_read = key
+            return items, None
+        finally:
+            cursor.close()
+
+    def _filtered_page(
+        self, page: _Page, found: Fragment, deadline: float
+    ) -> tuple[list[Item], str | None]:
+        """The same page as `_scanned_page`, where only the rows the SQL pre-filter lets
+        through are read in Python. The rows are taken in chunks, each summed by SQLite: a
+        chunk wholly within the page's budget gives its filtered rows; the one where the budget
+        runs out is walked to the row it runs out at, which ends the page."""
+        db = self._db
+        match = page.query.matches
+        items: list[Item] = []
+        scanned = rows = 0
+        size = 1
+        after: str | None = None
+        db.execute("BEGIN")  # one snapshot for the page's several statements
+        try:
+            while True:
+                where, params = page.where(after)
+                # The chunk's last key, then its sum, each from the index alone.
+                last_row = db.execute(
+                    f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
+                    f"ORDER BY key {page.order} LIMIT 1 OFFSET ?",
+                    [*params, size - 1],
+                ).fetchone()
+                end = None if last_row is None else last_row[0]  # None: all that is left
+                where, params = page.where(after, end)
+                total, count = db.execute(
+                    f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
+                    f"WHERE {where}",
+                    params,
+                ).fetchone()
+                if count == 0:
+                    return items, None
+                whole = scanned + total < page.scan_bytes  # the next row is read too
+                if not whole:  # the budget runs out in this chunk: at which row?
+                    for key, length in db.execute(
+                        f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+                        f"ORDER BY key {page.order}",
+                        params,
+                    ):
+                        scanned += length
+                        if scanned >= page.scan_bytes:
+                            end = key
+                            break
+                    where, params = page.where(after, end)
+                for value, in db.execute(
+                    f"SELECT value FROM items WHERE {where} AND {found.sql} "
+                    f"ORDER BY key {page.order}",
+                    [*params, *found.params],
+                ):
                     item = json.loads(value)
                     if match(item):
-                        if len(items) == limit:
+                        if len(items) == page.limit:
                             return items, items[-1]["key"]  # a further match exists
                         items.append(item)
-                    last_read = key
-                return items, None
-            finally:
-                cursor.close()
+                if whole:
+                    if end is None:
+                        return items, None  # no row is left
+                    scanned += total
+                    rows += count
+                if not whole or time.monotonic() >= deadline:
+                    assert end is not None
+                    return items, end if self._more_after(page, end) else None
+                after = end
+                # Aim at what is left of the budget, by the rows' size so far.
+                left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
+                size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9)))
+        finally:
+            db.execute("COMMIT")
 
-    def _page_sql(
-        self, base: str, bounds: KeyRange | None, last: str | None, sort: str
-    ) -> tuple[str, list[Any]]:
-        where = ["base = ?", _VISIBLE]
-        params: list[Any] = [base, self._clock()]
-        if last is not None:
-            where.append("key > ?" if sort == "asc" else "key < ?")
-            params.append(last)
-        if bounds is not None:
-            # SQLite compares TEXT by its UTF-8 bytes: the key order the query module assumes.
-            if bounds.lo is not None:
-                where.append("key >= ?" if bounds.lo_inclusive else "key > ?")
-                params.append(bounds.lo)
-            if bounds.hi is not None:
-                where.append("key <= ?" if bounds.hi_inclusive else "key < ?")
-                params.append(bounds.hi)
-        order = "ASC" if sort == "asc" else "DESC"
-        sql = f"SELECT key, value FROM items WHERE {' AND '.join(where)} ORDER BY key {order}"
-        return sql, params
+    def _more_after(self, page: _Page, key: str) -> bool:
+        where, params = page.where(key)
+        return self._db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone() \
+            is not None
 
     def names(self) -> list[str]:
         """The names of the Bases that hold live items, sorted."""
@@ -382,6 +659,9 @@ class BaseDB:
         self.worker.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._db.close()
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
 
     def __enter__(self) -> BaseDB:
         return self
