@@ -45,6 +45,8 @@ def _cause(name: str):
      "is-odd@3.0.1 from lock file; Missing: is-number@6.0.0 from lock file)", None),
     ("comma-npm", "json", "package.json is not valid JSON", None),
     ("comma-yarn", "json", "package.json is not valid JSON", None),
+    ("corepack-tls", "fetch", "corepack cannot download https://registry.yarnpkg.com/yarn/-/"
+     "yarn-1.22.22.tgz: self-signed certificate in certificate chain", None),
     ("script-npm", "script",
      'an install script failed: `node -e "throw new Error(\\"boom\\")"`\nNode.js v20.20.2',
      None),
@@ -65,6 +67,9 @@ def test_an_unknown_failure_keeps_the_tools_own_error_lines() -> None:
     # (npm's `code` line says nothing more)
     assert cause.kind == "other" and cause.text == "I'm a teapot"
     assert distil([]).text == "it printed nothing"
+    # A Node.js program that threw: its error, and the innermost cause.
+    thrown = distil(["Error: cannot go on", "    at x (y.js:1:1)", "  [cause]: Error: EACCES"])
+    assert thrown.text == "cannot go on (EACCES)"
 
 
 def test_a_date_bound_npm_failure_names_the_package() -> None:

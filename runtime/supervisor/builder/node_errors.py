@@ -56,7 +56,12 @@ _CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
                            r".*?(?P<host>registry[\w.-]*|[\w-]+\.[\w.-]+)"),
      "cannot reach the registry ({code} {host})"),
     ("json", re.compile(r"Invalid package\.json|EJSONPARSE"), "package.json is not valid JSON"),
+    # corepack fetching the tool: `Error when performing the request to <url>; for ...`
+    ("fetch", re.compile(r"Error when performing the request to (?P<url>\S+?);"),
+     "corepack cannot download {url}"),
 )
+# A Node.js program's uncaught error, its causes nested under it (`[cause]: Error: why`).
+_NODE_ERROR = re.compile(r"^\s*(?:\[cause\]: )?(?:\w*Error): (?P<text>.+)$")
 # npm's EBADENGINE answer, over several lines.
 _NPM_ENGINE_WHO = re.compile(r"Not compatible with your version of node/npm: (?P<who>\S+)")
 _NPM_ENGINE_WANTED = re.compile(r"Required: \{.*?\"node\":\s*\"(?P<wanted>[^\"]+)\"")
@@ -80,7 +85,8 @@ _NOISE = re.compile(r"A complete log of this run|Visit https://yarnpkg\.com|^\s*
 class Cause:
     """Why an install failed: a kind the builder acts on, and the words for a person."""
 
-    kind: str  # missing_version, missing_package, engine, frozen, network, json, script, other
+    kind: str  # missing_version, missing_package, engine, frozen, network, json, fetch,
+    # script, other
     text: str  # one or two lines
     package: str | None = None  # the package a missing_version names
     wanted: str | None = None  # for engine: the Node versions it accepts
@@ -131,6 +137,8 @@ def distil(output: Sequence[str]) -> Cause:
                 break
             if kind == "engine":
                 return Cause(kind, text, wanted=groups.get("wanted"))
+            if kind == "fetch":
+                return Cause(kind, text + _deepest_cause(lines))
             return Cause(kind, text, package=groups.get("name"))
     if frozen is not None:
         return frozen
@@ -141,6 +149,9 @@ def distil(output: Sequence[str]) -> Cause:
     errors = [e for e in errors if not _NOISE.search(e)]
     if errors:
         return Cause("other", "\n".join(errors[:2]))
+    thrown = [m.group("text") for m in map(_NODE_ERROR.match, lines) if m]
+    if thrown:
+        return Cause("other", thrown[0] + (f" ({thrown[-1]})" if len(thrown) > 1 else ""))
     tail = [line for line in lines if line.strip()][-2:]
     return Cause("other", "\n".join(tail) if tail else "it printed nothing")
 
@@ -159,6 +170,13 @@ def _engine(lines: list[str]) -> Cause | None:
         return Cause("engine", f"{who.group('who')} needs Node {wanted}, this machine has "
                                f"{got.group('got') if got else '?'}", wanted=wanted)
     return None
+
+
+def _deepest_cause(lines: list[str]) -> str:
+    """The innermost `[cause]` of a Node.js error (the certificate, the refused connection)."""
+    causes = [m.group("text") for m in map(_NODE_ERROR.match, lines)
+              if m and "[cause]" in m.group(0)]
+    return f": {causes[-1]}" if causes else ""
 
 
 def _missing(lines: list[str]) -> str:
