@@ -50,8 +50,11 @@ def _app(tmp_path: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+RANGES = {"is-number": "^7.0.0", "@scope/thing": "^1.0.0"}  # as YARN_LOCK has them
+
+
 def _package(*names: str) -> str:
-    return json.dumps({"name": "x", "dependencies": {n: "*" for n in names}})
+    return json.dumps({"name": "x", "dependencies": {n: RANGES.get(n, "*") for n in names}})
 
 
 def _npm_lock(*names: str) -> str:
@@ -92,8 +95,8 @@ def test_the_lockfile_that_covers_package_json_wins(tmp_path: Path) -> None:
     env = _machine(tmp_path, "node", "npm", "corepack")
     install = node_tools.choose(app, env)
     assert (install.tool, install.locked) == ("npm", True)
-    assert install.notes[0] == ("yarn.lock lacks express, which package.json asks for; "
-                                "package-lock.json has them all: installing from it")
+    assert install.notes[0] == ("yarn.lock does not lock express as package.json asks; "
+                                "package-lock.json does: installing from it")
     # Both cover it: the yarn.lock is the app's (the positive control of the order).
     (app / "package.json").write_text(_package("is-number", "@scope/thing"))
     (app / "package-lock.json").write_text(_npm_lock("is-number", "@scope/thing"))
@@ -103,7 +106,22 @@ def test_the_lockfile_that_covers_package_json_wins(tmp_path: Path) -> None:
     loose = node_tools.choose(app, env)
     assert (loose.tool, loose.locked) == ("yarn", False)
     assert "--pure-lockfile" in loose.command(None)
-    assert any("yarn.lock lacks left-pad" in note for note in loose.notes)
+    assert any(note.startswith("yarn.lock does not lock left-pad as package.json asks: yarn "
+                               "resolves it") for note in loose.notes), loose.notes
+
+
+def test_a_lockfile_made_for_other_ranges_does_not_cover(tmp_path: Path) -> None:
+    # yarn.lock has is-number@^7.0.0; package.json asks ^7.0.1 now (yarn 1 refuses it frozen).
+    app = _app(tmp_path, {"package.json": json.dumps({"dependencies": {"is-number": "^7.0.2"}}),
+                          "yarn.lock": YARN_LOCK})
+    assert lockfiles.lacks(app / "yarn.lock", lockfiles.read_manifest(app)) == ["is-number"]
+    (app / "package.json").write_text(json.dumps({"dependencies": {"is-number": "^7.0.1"}}))
+    assert lockfiles.lacks(app / "yarn.lock", lockfiles.read_manifest(app)) == []
+    npm = json.loads(_npm_lock("is-number"))
+    npm["packages"][""] = {"dependencies": {"is-number": "^6.0.0"}}
+    (app / "package-lock.json").write_text(json.dumps(npm))
+    assert lockfiles.lacks(app / "package-lock.json", lockfiles.read_manifest(app)) == [
+        "is-number"]
 
 
 def test_pnpm_by_its_lockfile_format(tmp_path: Path) -> None:

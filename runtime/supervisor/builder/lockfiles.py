@@ -58,14 +58,61 @@ def locked_names(lock: Path) -> set[str] | None:
     return names
 
 
+def declared_ranges(manifest: dict) -> dict[str, str]:
+    """Each package package.json asks for, with its range (the first field naming it)."""
+    ranges: dict[str, str] = {}
+    for field in DEPENDENCY_FIELDS:
+        section = manifest.get(field)
+        if isinstance(section, dict):
+            for name, wanted in section.items():
+                if isinstance(name, str) and isinstance(wanted, str):
+                    ranges.setdefault(name, wanted)
+    return ranges
+
+
 def lacks(lock: Path, manifest: dict) -> list[str] | None:
-    """What package.json asks for that the lockfile does not lock ([] when it covers all:
-    it matches); None when it cannot be read. File times say nothing here: a clone gives
-    every file the time of the checkout."""
+    """What package.json asks for that the lockfile does not lock, or locks for another range
+    than package.json now asks (where the lockfile records it: npm's and yarn's); [] when it
+    covers all (it matches), None when it cannot be read. File times say nothing here: a
+    clone gives every file the time of the checkout."""
     names = locked_names(lock)
     if names is None:
         return None
-    return [name for name in declared(manifest) if name not in names]
+    recorded = _recorded_ranges(lock)
+    return [name for name, wanted in declared_ranges(manifest).items()
+            if name not in names
+            or (recorded is not None and wanted not in recorded.get(name, {wanted}))]
+
+
+def _recorded_ranges(lock: Path) -> dict[str, set[str]] | None:
+    """The ranges a lockfile was made for, by name (npm's root entry, yarn's entry heads);
+    None when it keeps none."""
+    try:
+        text = lock.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    ranges: dict[str, set[str]] = {}
+    if lock.name in NPM_LOCKS:
+        try:
+            root = json.loads(text).get("packages", {}).get("", {})
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(root, dict):
+            return None
+        for field in DEPENDENCY_FIELDS:
+            section = root.get(field)
+            if isinstance(section, dict):
+                for name, wanted in section.items():
+                    ranges.setdefault(name, set()).add(str(wanted))
+        return ranges or None
+    if lock.name == YARN_LOCK:
+        for line in text.splitlines():
+            for spec in _yarn_specs(line):
+                name, wanted = spec
+                # yarn 2+ writes `name@npm:^1.0.0`
+                ranges.setdefault(name, set()).update({wanted, wanted.removeprefix("npm:")})
+        return ranges
+    return None
 
 
 def pnpm_major(lock: Path) -> str | None:
@@ -159,15 +206,20 @@ def _npm_drop(text: str, name: str) -> str | None:
 
 def _yarn_header(line: str) -> list[str]:
     """The package names a yarn.lock entry's first line is for (`"a@^1", a@^1.2:`)."""
+    return [name for name, _ in _yarn_specs(line)]
+
+
+def _yarn_specs(line: str) -> list[tuple[str, str]]:
+    """The (name, range) pairs a yarn.lock entry's first line is for."""
     if not line or line[0] in " \t#" or not line.rstrip().endswith(":"):
         return []
-    names = []
+    specs = []
     for spec in line.rstrip()[:-1].split(","):
         spec = spec.strip().strip('"')
         at = spec.find("@", 1)
         if at > 0:
-            names.append(spec[:at])
-    return names
+            specs.append((spec[:at], spec[at + 1:]))
+    return specs
 
 
 def _yarn_drop(text: str, name: str) -> str | None:

@@ -78,8 +78,8 @@ def choose(folder: Path, env: Mapping[str, str]) -> Install:
     order = covering + [name for name in present if name not in covering]
     notes: list[str] = []
     if len(present) > 1 and covering and covering[0] != present[0]:
-        notes.append(f"{present[0]} lacks {_some(lacking[present[0]] or [])}, which "
-                     f"package.json asks for; {covering[0]} has them all: installing from it")
+        notes.append(f"{present[0]} does not lock {_some(lacking[present[0]] or [])} as "
+                     f"package.json asks; {covering[0]} does: installing from it")
     for name in order:
         tool = _tool_of(name)
         program, why = _program(tool, folder / name, manifest, env)
@@ -91,7 +91,7 @@ def choose(folder: Path, env: Mapping[str, str]) -> Install:
         locked = name in covering
         if not locked:
             missing = lacking[name]
-            notes.append(f"{name} lacks {_some(missing or [])}, which package.json asks for: "
+            notes.append(f"{name} does not lock {_some(missing or [])} as package.json asks: "
                          f"{tool} resolves {'it' if missing and len(missing) == 1 else 'them'} "
                          "and keeps the rest as locked" if missing else
                          f"{name} cannot be read: {tool} installs from package.json")
