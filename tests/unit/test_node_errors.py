@@ -72,6 +72,14 @@ def test_an_unknown_failure_keeps_the_tools_own_error_lines() -> None:
     assert thrown.text == "cannot go on (EACCES)"
 
 
+def test_npm_finding_no_release_at_all_names_the_package() -> None:
+    # What npm said for `deta` with `--before` against a registry mirror whose release times
+    # are the days it copied them.
+    cause = distil(["npm error code ENOVERSIONS", "npm error No versions available for deta"])
+    assert (cause.kind, cause.package) == ("missing_version", "deta")
+    assert cause.text == "the registry has no release of deta to install"
+
+
 def test_a_date_bound_npm_failure_names_the_package() -> None:
     cause = distil(["npm error notarget No matching version found for express@^5.1.0 with a "
                     "date before 10/18/2024, 12:00:00 AM."])

@@ -18,6 +18,9 @@ _CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("missing_version", re.compile(
         rf"No matching version found for {_SPEC}(?: with a date before (?P<before>.+?))?\.?$"),
      "the registry has no version of {name} matching {range}"),
+    # npm's ENOVERSIONS: every release left out (by `--before`, or none at all).
+    ("missing_version", re.compile(r"No versions available for (?P<name>@?[^\s@]+)"),
+     "the registry has no release of {name} to install"),
     # yarn: `Couldn't find any versions for "is-number" that matches "99.0.0"`
     ("missing_version", re.compile(
         r"Couldn't find any versions for \"(?P<name>[^\"]+)\" that matches \"(?P<range>[^\"]+)\""),
