@@ -62,19 +62,22 @@ def _without_yarn(tmp_path: Path) -> dict[str, str]:
     return {"PATH": os.pathsep.join([str(linked), *kept])}
 
 
-def _micro(name: str, primary: bool = False) -> str:
+def _micro(name: str, primary: bool = False, run: str = "") -> str:
     return f"""
   - name: {name}
     src: {name}
     engine: nodejs16
-    public: true""" + ("\n    primary: true" if primary else f"\n    path: /{name}")
+    public: true""" + ("\n    primary: true" if primary else f"\n    path: /{name}") + (
+        f"\n    run: {run}" if run else "")
 
 
 def test_a_yarn_lock_without_yarn_and_a_pin_gone_from_the_registry(
         tmp_path: Path, up_factory, package_caches) -> None:
-    spacefile = "v: 0\nmicros:" + _micro("formate", True) + _micro("pinned")
+    # Its `run` calls yarn too: corepack's, as its install.
+    spacefile = "v: 0\nmicros:" + _micro("formate", True, "yarn start") + _micro("pinned")
     app = write_app(tmp_path / "app", spacefile, {
-        "formate/package.json": PACKAGE,
+        "formate/package.json": json.dumps({**json.loads(PACKAGE),
+                                            "scripts": {"start": "node index.js"}}),
         "formate/yarn.lock": YARN_LOCK,
         "formate/index.js": INDEX,
         "pinned/package.json": PACKAGE.replace("formate", "pinned"),

@@ -4,6 +4,7 @@ corepack (a pinned release fetched from the registry), else npm does the job."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ from runtime.supervisor.builder.lockfiles import NPM_LOCKS, PNPM_LOCK, YARN_LOCK
 # whose `packageManager` names another tool is still installed.
 COREPACK_ENV = {"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0", "COREPACK_ENABLE_STRICT": "0"}
 _QUIET = ("--no-audit", "--no-fund")
+# `yarn` and `pnpm` scripts that run through corepack, last on a node micro's PATH when the
+# machine has neither: its `run`, `dev` and `commands` may call them, as its install did.
+COREPACK_SHIMS = Path(__file__).resolve().parents[2] / "in_micro" / "corepack"
 
 
 @dataclass(frozen=True)
@@ -101,20 +105,51 @@ def choose(folder: Path, env: Mapping[str, str]) -> Install:
     return Install("npm", None, ("npm",), False, tuple(notes))
 
 
+def shims_env(folder: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """What a node micro's environment adds so that its commands (`yarn dev`, `pnpm build`)
+    find yarn and pnpm when this machine lacks them: `shims` (scripts that run corepack) last
+    on PATH, and the release each runs, as its install chose; {} when nothing is missing or
+    there is no corepack."""
+    path = env.get("PATH")
+    shims = COREPACK_SHIMS
+    if not shutil.which("corepack", path=path):
+        return {}
+    manifest = lockfiles.read_manifest(folder)
+    added: dict[str, str] = {}
+    for tool in ("yarn", "pnpm"):
+        if _installed(tool, path):
+            continue
+        program, _ = _program(tool, folder / (YARN_LOCK if tool == "yarn" else PNPM_LOCK),
+                              manifest, {"PATH": ""}, assume_corepack=True)
+        added[f"SPACE_DEV_{tool.upper()}"] = (
+            program[1] if program is not None and program[0] == "corepack"
+            else YARN_CLASSIC if tool == "yarn" else PNPM_BY_LOCKFILE[max(PNPM_BY_LOCKFILE)])
+    if not added:
+        return {}
+    return {**added, **COREPACK_ENV,
+            "PATH": os.pathsep.join(p for p in (path or "", str(shims)) if p)}
+
+
+def _installed(tool: str, path: str | None) -> bool:
+    """Whether `tool` is on PATH, space-dev's own corepack scripts aside."""
+    found = shutil.which(tool, path=path)
+    return found is not None and Path(found).parent != COREPACK_SHIMS
+
+
 def _tool_of(lockfile: str) -> str:
     return {PNPM_LOCK: "pnpm", YARN_LOCK: "yarn"}.get(lockfile, "npm")
 
 
-def _program(tool: str, lock: Path, manifest: dict,
-             env: Mapping[str, str]) -> tuple[tuple[str, ...] | None, str]:
+def _program(tool: str, lock: Path, manifest: dict, env: Mapping[str, str],
+             assume_corepack: bool = False) -> tuple[tuple[str, ...] | None, str]:
     """The command that runs `tool` here, and a note when it is not the tool itself (or why
     there is none)."""
     path = env.get("PATH")
-    if shutil.which(tool, path=path):
+    if _installed(tool, path):
         return (tool,), ""
     if tool == "npm":
         return None, "npm is not installed: install Node.js, which brings it"
-    if not shutil.which("corepack", path=path):
+    if not shutil.which("corepack", path=path) and not assume_corepack:
         return None, (f"{lock.name} is installed with {tool}, which is not installed, nor is "
                       f"corepack (which fetches it): npm install -g {tool}")
     wanted = manifest.get("packageManager")
