@@ -463,6 +463,9 @@ class Runtime:
             runner.start()
         else:
             runner.mark_crashed()
+            self.printer.info(f"{name}: not started, as its setup failed; it is not tried again "
+                              "by itself: fix the cause, then save a file of it or press Restart "
+                              "on the settings page")
 
     async def _announce_when_ready(self, host: AppHost) -> None:
         """`ready: NAME URL` once every micro has answered or failed to start, naming the ones

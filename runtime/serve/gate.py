@@ -40,7 +40,7 @@ from runtime.supervisor.manager import State
 from runtime.supervisor.output import Printer
 from runtime.web.csrf import SAFE_METHODS, changes_state, loaded_from_elsewhere, same_origin
 from runtime.web.login import LOGIN_PATH
-from runtime.web.micro_error import micro_error
+from runtime.web.micro_error import micro_error, unavailable_words
 from runtime.web.pages import problem, wants_html
 
 RUNTIME_PREFIX = "/__space"
@@ -347,24 +347,22 @@ class Gate:
         self, request: web.Request, runner: MicroLocation, owner: bool
     ) -> web.Response:
         state = runner.state
-        owner_detail, status = "", 502
         if state is State.NOT_LISTENING:
-            title = f"The micro {runner.name} is not listening on $PORT"
-            detail = "It runs, but its server listens on no port the runtime can reach."
-            owner_detail, status = runner.not_listening_hint(), 503
-        elif state is State.CRASHED:
-            title = f"The micro {runner.name} has crashed"
-            detail = "It is restarted automatically; fix the error and save to try at once."
-        elif state is State.STOPPED:
-            title = f"The micro {runner.name} is stopped"
-            detail = ""
-        else:
-            title = f"The micro {runner.name} is not ready"
-            detail = f"It is {state.value} and did not answer within {self._request_wait:g} s."
+            return micro_error(
+                request, micro=runner.name, state=state.value, owner=owner,
+                title=f"The micro {runner.name} is not listening on $PORT",
+                detail="It runs, but its server listens on no port the runtime can reach.",
+                lines=self._logs(runner, owner), owner_detail=runner.not_listening_hint(),
+                failures=runner.failures, last_exit=runner.last_exit, status=503)
+        # A crashed micro whose setup failed was never started (nor is it tried again).
+        never_ran = state is State.CRASHED and not runner.supervised
+        setup_error = runner.notices.get("setup", "") if never_ran else ""
+        title, detail = unavailable_words(runner.name, state.value, setup_error,
+                                          self._request_wait)
         return micro_error(request, micro=runner.name, state=state.value, owner=owner,
                            title=title, detail=detail, lines=self._logs(runner, owner),
-                           owner_detail=owner_detail, failures=runner.failures,
-                           last_exit=runner.last_exit, status=status)
+                           failures=runner.failures, last_exit=runner.last_exit,
+                           setup_error=setup_error)
 
 
 async def _died_under(request: web.Request, runner: MicroLocation, address: Address) -> bool:

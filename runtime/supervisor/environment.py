@@ -10,6 +10,7 @@ from typing import Literal
 
 from runtime.models import Micro
 from runtime.spacefile.engines import Engine
+from runtime.supervisor.builder import node_tools
 
 # What servers read to choose the interface they listen on (Node apps by convention, uvicorn,
 # `flask run`); each micro gets loopback.
@@ -142,6 +143,8 @@ def micro_environment(
             env["VIRTUAL_ENV"] = os.path.dirname(python_bin)
             env.pop("PYTHONHOME", None)
         env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
+    if engine.family in ("node", "frontend", "static"):
+        env.update(node_tools.shims_env(micro.src, env))
     env.update(presets)
     return env
 

@@ -15,6 +15,8 @@ class MicroLocation(Protocol):
 
     # Requests forwarded so far: the gate counts them, the reloader's guard reads them.
     requests: int
+    # What the settings page and error pages say beside its state ("setup": a failed setup).
+    notices: dict[str, str]
 
     @property
     def name(self) -> str: ...
@@ -38,6 +40,12 @@ class MicroLocation(Protocol):
     @property
     def gate_proof(self) -> dict[str, str]:
         """The header that shows the micro's guard a request comes from the runtime."""
+        ...
+
+    @property
+    def supervised(self) -> bool:
+        """Whether it is kept running (False before its start, after its stop, and when its
+        setup failed: then it was never started)."""
         ...
 
     @property

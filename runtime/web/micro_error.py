@@ -22,6 +22,8 @@ _TRACEBACK = "Traceback (most recent call last):"
 # A Python exception line, `ValueError: bad`, `KeyboardInterrupt`; Node's `TypeError: x`.
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning))\b(:.*)?$")
 _REPEAT_MARK = "(the same "  # the printer's count of a crash loop's repeated output
+_SETUP_PREFIX = "setup failed: "  # how the runtime's notice of a failed setup begins
+_SETUP_HEADLINE = "What failed"  # above a failed setup's error, which begins with its cause
 
 
 def latest_error(lines: list[str]) -> list[str]:
@@ -47,6 +49,24 @@ def headline(error: list[str]) -> str:
     return ""
 
 
+def unavailable_words(micro: str, state: str, setup_error: str, wait_s: float) -> tuple[str, str]:
+    """The title and what happens next of a micro that cannot take a request, true to what
+    the supervisor does in that state: a crashed process is started again by itself; a failed
+    setup is not tried again until a save or the Restart button."""
+    if setup_error:
+        return (f"The setup of the micro {micro} failed",
+                "It was not started, and it is not tried again by itself: fix the cause, then "
+                "save a file of the micro or press Restart.")
+    if state == "crashed":
+        return (f"The micro {micro} has crashed",
+                "It is started again by itself, after a pause that grows with each failure; "
+                "fix the error and save to try at once.")
+    if state == "stopped":
+        return f"The micro {micro} is stopped", ""
+    return (f"The micro {micro} is not ready",
+            f"It is {state} and did not answer within {wait_s:g} s.")
+
+
 def micro_error(
     request: web.Request,
     *,
@@ -60,11 +80,15 @@ def micro_error(
     failures: int = 0,
     last_exit: int | None = None,
     status: int = 502,
+    setup_error: str = "",
 ) -> web.Response:
     """A micro's failure: the owner's error overlay, or for anyone else a page (or JSON) that
-    says which micro failed and nothing internal."""
+    says which micro failed and nothing internal. A failed setup's error (its cause first) is
+    the error shown, whole, in place of the output's last lines."""
     output = list(lines or []) if owner else []
-    error = latest_error(output)
+    # The title says the setup failed; the notice's own "setup failed: " would say it twice.
+    setup_error = setup_error.removeprefix(_SETUP_PREFIX)
+    error = setup_error.splitlines() if setup_error and owner else latest_error(output)
     if not wants_html(request):
         errors = [title] + ([detail] if detail else [])
         if owner and owner_detail:
@@ -83,7 +107,7 @@ def micro_error(
         state=state,
         owner_detail=owner_detail if owner else "",
         error=error,
-        headline=headline(error),
+        headline=_SETUP_HEADLINE if setup_error else headline(error),
         lines=output,
         failures=failures,
         last_exit=last_exit,

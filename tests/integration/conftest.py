@@ -182,6 +182,9 @@ def package_caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "UV_CACHE_DIR": str(root / "uv"),
         "PIP_CACHE_DIR": str(root / "pip"),
         "npm_config_cache": str(root / "npm"),
+        # yarn when corepack runs it, and corepack's own downloads of it.
+        "YARN_CACHE_FOLDER": str(root / "yarn"),
+        "COREPACK_HOME": str(root / "corepack"),
         # A micro's first install compiles nothing here, but the registries can be slow.
         "SPACE_DEV_READY_TIMEOUT": "60",
     }

@@ -77,7 +77,7 @@ def test_npm_install_static_build_and_dev(tmp_path: Path, up_factory, package_ca
     wanted = {"api": "ready", "site": "ready", "live": "ready"}
     up = up_factory(app, env=package_caches)
     assert wait_states(up.url, wanted, 90) == wanted, up.output
-    assert "api       | installing node packages (npm install)..." in up.output
+    assert "api       | installing node packages (npm install, as of 2024-10-17)..." in up.output
     assert json.loads(_body(up.url + "/"))["express"].startswith("4.")
     assert (app / "api" / "node_modules" / "express").is_dir()
     assert _body(up.url + "/site/") == "<h1>first</h1>"

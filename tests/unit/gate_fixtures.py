@@ -144,6 +144,7 @@ class FakeRunner:
         self.failures = 0
         self.last_exit: int | None = None
         self.notices: dict[str, str] = {}  # what the settings page reads besides
+        self.supervised = True  # False: not started (a failed setup is so)
         self.pid: int | None = None
         self.waits = 0  # times the gate or an action asked where it lives
 

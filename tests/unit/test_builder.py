@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import SpaceDevError
-from runtime.supervisor.builder import installers, node_modules, python_env, requirements
+from runtime.supervisor.builder import (
+    installers,
+    node_modules,
+    node_tools,
+    python_env,
+    requirements,
+)
 from runtime.supervisor.builder.sources import is_source, tree_print
 
 
@@ -127,7 +133,7 @@ def test_node_modules_outdated_when_missing_or_older(tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text("{}")
     deps = node_modules.plan(tmp_path, tmp_path / "marker")
     assert deps is not None and deps.needed()  # missing
-    assert deps.tool()[1][:2] == ("npm", "install")
+    assert node_tools.choose(tmp_path, os.environ).command(None)[:2] == ("npm", "install")
     (tmp_path / "node_modules").mkdir()
     now = time.time()
     _touch(tmp_path / "package.json", now - 100)
@@ -136,10 +142,10 @@ def test_node_modules_outdated_when_missing_or_older(tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text('{"dependencies": {"express": "^4"}}')
     _touch(tmp_path / "package.json", now)
     assert deps.needed()
-    (tmp_path / "package-lock.json").write_text("{}")
-    assert deps.tool()[1][:2] == ("npm", "ci")
-    (tmp_path / "yarn.lock").write_text("")
-    assert deps.tool()[0] == "yarn"
+    lock = {"packages": {"": {}, "node_modules/express": {"version": "4.18.2"}}}
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    assert deps.needed()
+    assert node_tools.choose(tmp_path, os.environ).command(None)[:2] == ("npm", "ci")
     assert node_modules.plan(tmp_path / "nothing", tmp_path / "m") is None
 
 

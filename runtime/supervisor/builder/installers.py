@@ -42,15 +42,15 @@ class Installer:
         if self.name == "uv":
             # Compiled at install, as pip does: uv leaves it out by default, and a micro that
             # may not write bytecode (PYTHONDONTWRITEBYTECODE) would compile on every start.
-            before = ["--exclude-newer", _end_of(as_of)] if as_of and self.dates else []
+            before = ["--exclude-newer", end_of(as_of)] if as_of and self.dates else []
             return [*self.program, "pip", "install", "--compile-bytecode", *before,
                     "--python", python, "-r", str(requirements)]
-        before = [f"--uploaded-prior-to={_end_of(as_of)}"] if as_of and self.dates else []
+        before = [f"--uploaded-prior-to={end_of(as_of)}"] if as_of and self.dates else []
         return [*self.program, "--python", python, "install", "--no-input",
                 "--disable-pip-version-check", *before, "-r", str(requirements)]
 
 
-def _end_of(day: str) -> str:
+def end_of(day: str) -> str:
     """The first moment after `day`, in UTC: releases of that very day are kept."""
     after = datetime.date.fromisoformat(day) + datetime.timedelta(days=1)
     return f"{after.isoformat()}T00:00:00Z"

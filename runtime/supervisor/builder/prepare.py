@@ -56,7 +56,8 @@ def make_plan(data_dir: Path, app: str, micro: str, src: Path, spacefile: Path, 
               if family == "python" else None)
     # Space's node and frontend engines installed packages; a static micro needs them for its
     # build or dev server. A custom micro's `commands` say what it needs.
-    node = (node_modules.plan(src, data_dir / SETUP_FOLDER / app / f"{micro}.node")
+    node = (node_modules.plan(src, data_dir / SETUP_FOLDER / app / f"{micro}.node", engine,
+                              family)
             if family in ("node", "frontend", "static") else None)
     return SetupPlan(app, micro, src, spacefile, commands, python, node, static_build, publish)
 
@@ -93,6 +94,10 @@ class Builder:
                 if error:
                     return error
             if plan.node is not None:
+                note = await node_modules.engine_note(plan.node, env)
+                if note and key not in self._noted:
+                    self._noted.add(key)
+                    self._printer.line(plan.micro, note)
                 error = await node_modules.prepare(plan.micro, plan.node, env, self._printer)
                 if error:
                     return error
