@@ -114,6 +114,11 @@ class MicroProcess:
                 continue  # the server's access log of our probe, not something the user did
             self._printer.line(self.name, text)
 
+    async def exited(self) -> int:
+        """Wait for the process itself to exit (its last output may still be on its way)."""
+        assert self._proc
+        return await self._proc.wait()
+
     async def wait(self) -> int:
         """Wait for the process to exit and for its last output line to be shown."""
         assert self._proc
