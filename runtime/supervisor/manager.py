@@ -97,7 +97,6 @@ class MicroRunner:
         # Set, then replaced, at each change of state, serving address or serving process: a
         # caller waits on the one it was given (see wait_changed), so no change is missed.
         self._change = asyncio.Event()
-        self._exit_watches: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()  # cuts a backoff pause short
@@ -250,9 +249,10 @@ class MicroRunner:
         for variable in self.spec.port_variables:
             env[variable] = str(port)
         env.update(bind_variables(env, port))
-        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer)
+        # Its exit is a change: a call it broke learns at once that its process died.
+        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer,
+                            on_exit=self._changed)
         await proc.start()
-        self._watch_exit(proc)
         return proc
 
     def _retire(self, old: MicroProcess) -> None:
@@ -275,18 +275,6 @@ class MicroRunner:
         """Wake everyone waiting in wait_changed; later callers wait for the next change."""
         self._change.set()
         self._change = asyncio.Event()
-
-    def _watch_exit(self, proc: MicroProcess) -> None:
-        """Tell waiters the moment `proc` exits: a call it broke learns at once that it died
-        (its supervisor hears of it only once its last output is read)."""
-
-        async def watch() -> None:
-            await proc.exited()
-            self._changed()
-
-        task = asyncio.create_task(watch(), name=f"exit of {self.name} pid {proc.pid}")
-        self._exit_watches.add(task)
-        task.add_done_callback(self._exit_watches.discard)
 
     def _mark_ready(self) -> None:
         self.notices.pop("listening", None)
