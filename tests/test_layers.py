@@ -117,6 +117,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.serve.not_found": 2,
     "runtime.serve.client_limits": 2,
     "runtime.serve.request_log": 2,
+    "runtime.serve.micro_call": 2,
     "runtime.cloud.scheduler": 2,
     "runtime.cloud.base.handlers": 2,
     "runtime.cloud.drive.handlers": 2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from runtime.cloud.scheduler import RunRecord, Trigger
 from runtime.datadir.datafile import utc_text
 from runtime.datadir.store import Store
 from runtime.models import Action
+from runtime.serve.micro_call import NoAddress, call_micro, micro_url
 from runtime.serve.proxy import Proxy
 from runtime.supervisor.location import MicroLocation
 from runtime.supervisor.manager import State
@@ -66,33 +66,29 @@ class ActionFirer:
         if runner is None:
             return (f"error: {action.micro} has no process to send the event to (a static "
                     "micro cannot run actions)"), None
-        deadline = time.monotonic() + self._ready_wait
-        while True:
-            address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
-            if address is None:
-                if runner.state is State.CRASHED:
-                    return f"error: {action.micro} has crashed", None
-                if runner.state in (State.STOPPED, State.NOT_LISTENING):
-                    return f"error: {action.micro} is {runner.state.value}", None
-                return f"error: {action.micro} was not ready within {self._ready_wait:g} s", None
-            try:
-                return await self._post(address, action, runner.gate_proof)
-            except aiohttp.ClientConnectorError:
-                # Never reached it (it is being swapped for a new process): safe to try again.
-                if time.monotonic() >= deadline:
-                    return f"error: could not connect to {action.micro}", None
-                await asyncio.sleep(0.05)
+        try:
+            return await call_micro(runner, lambda address: self._post(address, action,
+                                                                       runner.gate_proof),
+                                    wait=self._ready_wait, refused=(aiohttp.ClientConnectorError,))
+        except NoAddress:
+            if runner.state is State.CRASHED:
+                return f"error: {action.micro} has crashed", None
+            if runner.state in (State.STOPPED, State.NOT_LISTENING):
+                return f"error: {action.micro} is {runner.state.value}", None
+            return f"error: {action.micro} was not ready within {self._ready_wait:g} s", None
+        except aiohttp.ClientConnectorError:
+            # Never reached it, the whole wait long (each refusal is tried again: a reload
+            # swaps the process).
+            return f"error: could not connect to {action.micro}", None
 
     async def _post(self, address: tuple[str, int], action: Action,
                     proof: dict[str, str]) -> tuple[int | str, float]:
-        host, port = address
-        literal = f"[{host}]" if ":" in host else host
         began = time.monotonic()
         # Counted as a request in flight, so a reload lets the old process finish the action.
         with self._proxy.busy(address):
             try:
                 async with self._proxy.session.post(
-                    f"http://{literal}:{port}{EVENT_PATH}", data=event_body(action),
+                    micro_url(address, EVENT_PATH), data=event_body(action),
                     headers={"Content-Type": "application/json", **proof}, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self._timeout),
                 ) as response:

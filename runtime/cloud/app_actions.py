@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from runtime.errors import SpaceDevError
+from runtime.serve.micro_call import NoAddress, call_micro, micro_url
 from runtime.serve.proxy import Proxy
 from runtime.supervisor.location import MicroLocation
 from runtime.supervisor.manager import State
@@ -264,32 +265,25 @@ class AppActions:
         runner = self._locate(app, micro)
         if runner is None:
             raise _NotReached(f"{micro} has no process (a static micro cannot provide actions)")
-        began = time.monotonic()
-        deadline = began + wait
-        while True:
-            address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
-            if address is None:
-                if runner.state is State.CRASHED:
-                    raise _NotReached(f"{micro} has crashed")
-                raise _NotReached(f"{micro} is {runner.state.value}")
-            try:
-                return await self._exchange(address, method, path, timeout, body,
-                                            runner.gate_proof)
-            except aiohttp.ClientConnectorError as err:
-                deadline = max(deadline, began + _SWAP_GRACE_S)
-                if time.monotonic() >= deadline:
-                    raise _NotReached(f"cannot connect to {micro} ({err})") from None
-                await asyncio.sleep(0.05)
+        try:
+            return await call_micro(
+                runner, lambda address: self._exchange(address, method, path, timeout, body,
+                                                       runner.gate_proof),
+                wait=wait, refused=(aiohttp.ClientConnectorError,), refused_grace=_SWAP_GRACE_S)
+        except NoAddress:
+            if runner.state is State.CRASHED:
+                raise _NotReached(f"{micro} has crashed") from None
+            raise _NotReached(f"{micro} is {runner.state.value}") from None
+        except aiohttp.ClientConnectorError as err:
+            raise _NotReached(f"cannot connect to {micro} ({err})") from None
 
     async def _exchange(self, address: tuple[str, int], method: str, path: str, timeout: float,
                         body: bytes | None, proof: dict[str, str]) -> tuple[int, bytes]:
-        host, port = address
-        literal = f"[{host}]" if ":" in host else host
         began = time.monotonic()
         with self._proxy.busy(address):  # a reload lets the old process finish the run
             try:
                 async with self._proxy.session.request(
-                    method, f"http://{literal}:{port}{path}", data=body,
+                    method, micro_url(address, path), data=body,
                     headers=({"Content-Type": "application/json"} if body is not None else {})
                     | proof,
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from runtime.serve.forwarded import (
     forwarded_headers,
 )
 from runtime.serve.key_guesses import KeyGuesses
+from runtime.serve.micro_call import NoAddress, call_micro
 from runtime.serve.proxy import (
     Address,
     Proxy,
@@ -292,51 +292,41 @@ class Gate:
         rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         runner.requests += 1
-        deadline = time.monotonic() + self._request_wait
         websocket = is_websocket(request)
-        resent = False
-        while True:
-            address = await runner.wait_address(max(0.0, deadline - time.monotonic()))
-            if address is None:
-                return self._unavailable(request, runner, owner)
-            try:
-                if websocket:
-                    return await self._proxy.forward_websocket(request, address, path_qs, headers)
-                return await self._proxy.forward(request, address, path_qs, headers, body,
-                                                 rewrite)
-            except UpgradeRefused as err:
-                # An error status (a 404 for a wrong path, a 403) is the micro's answer and is
-                # kept; anything else (a 200 page) means the micro does not speak WebSocket there.
-                return problem(
-                    request,
-                    err.status if 400 <= err.status <= 599 else 502,
-                    f"The micro {runner.name} refused the WebSocket",
-                    f"It answered the upgrade with {err} instead of 101 Switching Protocols.",
-                )
-            except UpstreamFailed as err:
-                if not resent and await _died_under(request, runner, address):
-                    # Once, as browsers do on a dead kept-alive connection: the process may
-                    # have died of this very request, and a second death is the micro's answer.
-                    resent = True
-                    # Not to the dead process again (the pool may hold more connections to it).
-                    while runner.address == address and time.monotonic() < deadline:
-                        await asyncio.sleep(0.02)
-                    continue
-                # What the micro sent and where it listens are for its owner alone.
-                return micro_error(
-                    request, micro=runner.name, state=runner.state.value, owner=owner,
-                    title=f"The micro {runner.name} did not answer",
-                    detail="The connection closed before a response.",
-                    owner_detail=str(err), lines=self._logs(runner, owner),
-                    failures=runner.failures, last_exit=runner.last_exit,
-                )
-            except UpstreamUnavailable:
-                # The process behind `address` went away before anything was sent (a crash, or
-                # the old side of a reload): ask again where the micro lives now.
-                if time.monotonic() >= deadline:
-                    return self._unavailable(request, runner, owner)
-                if runner.address == address:
-                    await asyncio.sleep(0.05)  # let the supervisor notice the exit
+
+        async def attempt(address: Address) -> web.StreamResponse:
+            if websocket:
+                return await self._proxy.forward_websocket(request, address, path_qs, headers)
+            return await self._proxy.forward(request, address, path_qs, headers, body, rewrite)
+
+        # A safe request does nothing on the server (RFC 9110 9.2.1): sent again, nothing is
+        # done twice. call_micro sends it again only if the process died under it.
+        replayable = (request.method in SAFE_METHODS and not request.body_exists
+                      and not websocket)
+        try:
+            return await call_micro(runner, attempt, wait=self._request_wait,
+                                    refused=(UpstreamUnavailable,), broken=(UpstreamFailed,),
+                                    replayable=replayable)
+        except (NoAddress, UpstreamUnavailable):
+            return self._unavailable(request, runner, owner)
+        except UpgradeRefused as err:
+            # An error status (a 404 for a wrong path, a 403) is the micro's answer and is
+            # kept; anything else (a 200 page) means the micro does not speak WebSocket there.
+            return problem(
+                request,
+                err.status if 400 <= err.status <= 599 else 502,
+                f"The micro {runner.name} refused the WebSocket",
+                f"It answered the upgrade with {err} instead of 101 Switching Protocols.",
+            )
+        except UpstreamFailed as err:
+            # What the micro sent and where it listens are for its owner alone.
+            return micro_error(
+                request, micro=runner.name, state=runner.state.value, owner=owner,
+                title=f"The micro {runner.name} did not answer",
+                detail="The connection closed before a response.",
+                owner_detail=str(err), lines=self._logs(runner, owner),
+                failures=runner.failures, last_exit=runner.last_exit,
+            )
 
     def _logs(self, runner: MicroLocation, owner: bool) -> list[str]:
         """The micro's last output lines for its error page: they can hold secrets, so only its
@@ -363,20 +353,6 @@ class Gate:
                            title=title, detail=detail, lines=self._logs(runner, owner),
                            failures=runner.failures, last_exit=runner.last_exit,
                            setup_error=setup_error)
-
-
-async def _died_under(request: web.Request, runner: MicroLocation, address: Address) -> bool:
-    """Whether a safe request's connection broke because the micro's process died (killed,
-    crashed, replaced), as opposed to a live micro closing it: then it may be sent again."""
-    # A safe request does nothing on the server (RFC 9110 9.2.1): sent again, nothing is done twice.
-    if request.method not in SAFE_METHODS or request.body_exists or is_websocket(request):
-        return False
-    deadline = time.monotonic() + 0.5  # the exit is seen a moment after the connection breaks
-    while runner.serves(address):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 def _ambient_risk(request: web.Request) -> bool:

@@ -1,6 +1,7 @@
 """Where a micro lives now: what the gate and the runtime's own calls to a micro (actions, App
-Actions) need of its supervisor. `MicroRunner` is the one the runtime uses; naming only this
-much keeps those callers testable against a stand-in that points at a server of the test's own.
+Actions) need of its supervisor, and a way to wait for that to change. `MicroRunner` is the one
+the runtime uses; naming only this much keeps those callers testable against a stand-in that
+points at a server of the test's own.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ class MicroLocation(Protocol):
         """Whether a live process of the micro is still the one at `address`."""
         ...
 
-    async def wait_address(self, timeout: float) -> tuple[str, int] | None:
-        """Where to send a request; waits while it starts or restarts, not when crashed."""
+    async def wait_changed(self, timeout: float) -> bool:
+        """Wait for the next change of its state, its address, or the process at its address
+        (a reload's swap, an exit); False when `timeout` passes first. Waiting begins before the
+        first `await` yields, so a change right after a caller looked is not missed. What a
+        caller waits for is in `serve/micro_call.py`, built on this and the properties."""
         ...
 
     @property

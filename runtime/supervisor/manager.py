@@ -94,7 +94,9 @@ class MicroRunner:
         self._drain = drain
         self._current: MicroProcess | None = None
         self._ready = asyncio.Event()
-        self._changed = asyncio.Event()  # wakes a waiting request when the state changes
+        # Set, then replaced, at each change of state, serving address or serving process: a
+        # caller waits on the one it was given (see wait_changed), so no change is missed.
+        self._change = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()  # cuts a backoff pause short
@@ -144,21 +146,15 @@ class MicroRunner:
         """Whether the runner is keeping a process running (False before start and after stop)."""
         return self._task is not None and not self._task.done()
 
-    async def wait_address(self, timeout: float) -> tuple[str, int] | None:
-        """Where to send a request; waits while the micro starts or restarts, not when crashed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            address = self.address
-            if address is not None or self.state in DOWN_STATES:
-                return address
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
-                pass
+    async def wait_changed(self, timeout: float) -> bool:
+        """Wait for the next change of where or how the micro runs: its state, its serving
+        address, or the exit of one of its processes. False when `timeout` passes first."""
+        change = self._change
+        try:
+            await asyncio.wait_for(change.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -237,7 +233,7 @@ class MicroRunner:
                 )
                 return False
             self._current = new
-            self._mark_ready()
+            self._mark_ready()  # wakes whoever waits for the micro to move
             self._printer.info(
                 f"{self.name}: reloaded in {time.monotonic() - began:.2f} s ({reason})"
             )
@@ -253,7 +249,9 @@ class MicroRunner:
         for variable in self.spec.port_variables:
             env[variable] = str(port)
         env.update(bind_variables(env, port))
-        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer)
+        # Its exit is a change: a call it broke learns at once that its process died.
+        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer,
+                            on_exit=self._changed)
         await proc.start()
         return proc
 
@@ -271,7 +269,12 @@ class MicroRunner:
 
     def _set_state(self, state: State) -> None:
         self.state = state
-        self._changed.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        """Wake everyone waiting in wait_changed; later callers wait for the next change."""
+        self._change.set()
+        self._change = asyncio.Event()
 
     def _mark_ready(self) -> None:
         self.notices.pop("listening", None)
@@ -349,6 +352,7 @@ class MicroRunner:
                         code, healthy_for = await proc.wait(), 0.0
             self._printer.end_run(self.name)
             self._ready.clear()
+            self._changed()  # no address now
             if self._stopping:
                 return
             self._after_exit(code, healthy_for)

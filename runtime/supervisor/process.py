@@ -49,6 +49,7 @@ class MicroProcess:
         env: Mapping[str, str],
         port: int,
         printer: Printer,
+        on_exit: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.command = command
@@ -67,6 +68,9 @@ class MicroProcess:
         self._probe = probe_request(self.env.get(GATE_PROOF_VARIABLE, ""))
         self._printer = printer
         self._proc: asyncio.subprocess.Process | None = None
+        # Called the moment the process exits: `wait` returns only once its output pipe closes,
+        # which a child it started may hold open long after.
+        self._on_exit = on_exit
         self._reader: asyncio.Task[None] | None = None
         self.started_at = 0.0
 
@@ -86,7 +90,9 @@ class MicroProcess:
         """Start the command under /bin/sh in the micro's folder."""
         self.started_at = time.monotonic()
         self._next_scan = self.started_at + OTHER_PORT_SCAN_S
-        self._proc = await asyncio.create_subprocess_shell(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_shell(
+            lambda: _ExitTelling(self._on_exit, limit=1 << 20, loop=loop),
             self.command,
             cwd=self.cwd,
             env=self.env,
@@ -94,8 +100,8 @@ class MicroProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            limit=1 << 20,
         )
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         reaper.track(self._proc.pid)  # so it is ended even if this runtime is killed
         self._reader = asyncio.create_task(self._pump_output())
 
@@ -202,6 +208,21 @@ class MicroProcess:
         reaper.untrack(pgid)
         if self._reader and not self._reader.done():
             self._reader.cancel()
+
+
+class _ExitTelling(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's own protocol of `create_subprocess_shell`, which also says when the process
+    exits."""
+
+    def __init__(self, on_exit: Callable[[], None] | None, *, limit: int,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._on_exit = on_exit
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if self._on_exit is not None:
+            self._on_exit()
 
 
 # The readiness request asks for `/`, which apps answer quietly (a path of the runtime's own would

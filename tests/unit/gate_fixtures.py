@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import shutil
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -43,7 +42,7 @@ from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import Proxy
 from runtime.spacefile.reader import check_text
 from runtime.supervisor.environment import GATE_PROOF_HEADER
-from runtime.supervisor.manager import DOWN_STATES, State
+from runtime.supervisor.manager import State
 from runtime.supervisor.output import Printer
 from runtime.web import csrf
 from runtime.web.api import SettingsApi, SettingsContext
@@ -139,14 +138,14 @@ class FakeRunner:
         self.name = name
         self.state = state
         self._address = address
-        self._changed = asyncio.Event()
+        self._change = asyncio.Event()  # set, then replaced, by each `set`
         self.requests = 0
         self.failures = 0
         self.last_exit: int | None = None
         self.notices: dict[str, str] = {}  # what the settings page reads besides
         self.supervised = True  # False: not started (a failed setup is so)
         self.pid: int | None = None
-        self.waits = 0  # times the gate or an action asked where it lives
+        self.waits = 0  # times the gate or an action waited for it to change
 
     @property
     def address(self) -> Address | None:
@@ -166,20 +165,14 @@ class FakeRunner:
     def not_listening_hint(self) -> str:
         return "its server listens on no port: give it $PORT"
 
-    async def wait_address(self, timeout: float) -> Address | None:
+    async def wait_changed(self, timeout: float) -> bool:
         self.waits += 1
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.address is not None or self.state in DOWN_STATES:
-                return self.address
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
+        change = self._change
+        try:
+            await asyncio.wait_for(change.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     # --- what the test does to it ----------------------------------------------------------
 
@@ -191,7 +184,8 @@ class FakeRunner:
         if state is State.CRASHED:
             self.failures += 1
             self.last_exit = exit_code
-        self._changed.set()
+        self._change.set()
+        self._change = asyncio.Event()
 
 
 def closed_address() -> Address:

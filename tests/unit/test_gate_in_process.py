@@ -554,6 +554,25 @@ async def test_a_request_follows_the_micro_to_its_new_process(origin: Origin) ->
     assert response.status == 200
 
 
+async def test_a_refused_request_goes_at_the_swap_not_at_its_next_try(origin: Origin) -> None:
+    """Waiting on a reload's old process (gone), a request goes to the new one the moment the
+    runner's address changes: not up to a retry interval later. The swap comes at three points
+    of a 50 ms cycle, so a request that polled would be late at least once."""
+    runner = origin.runners["api"]
+    late: list[float] = []
+    for delay in (0.105, 0.12, 0.135):
+        runner.set(State.READY, closed_address())
+        pending = asyncio.ensure_future(origin.request("GET", "/api/open"))
+        await asyncio.sleep(delay)
+        assert not pending.done()
+        swapped = time.monotonic()
+        runner.set(State.READY, origin.micro_addresses["api"])
+        response = await asyncio.wait_for(pending, 5)
+        late.append(time.monotonic() - swapped)
+        assert response.status == 200
+    assert max(late) < 0.015, [f"{t * 1000:.1f} ms" for t in late]
+
+
 async def test_a_micro_that_is_never_reachable_gets_a_502(make_origin: MakeOrigin) -> None:
     origin = await make_origin(request_wait=0.3)
     origin.runners["api"].set(State.READY, closed_address())
