@@ -14,6 +14,7 @@ from yarl import URL
 
 from runtime.serve.bodies import CollectedBody
 from runtime.serve.forwarded import ForwardedHeaders, connection_tokens
+from runtime.serve.micro_call import host_literal
 from runtime.serve.upstream import (
     ONE_WRITE,
     RequestBody,
@@ -318,6 +319,5 @@ def upstream_url(scheme: str, address: Address, path_qs: str) -> URL:
     """
     host, port = address
     path, _, query = path_qs.partition("?")
-    literal = f"[{host}]" if ":" in host else host
-    return URL.build(scheme=scheme, host=literal, port=port, path=path, query_string=query,
-                     encoded=True)
+    return URL.build(scheme=scheme, host=host_literal(host), port=port, path=path,
+                     query_string=query, encoded=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from runtime.serve.forwarded import AS_SENT, HOP_BY_HOP, ForwardedHeaders, connection_tokens
+from runtime.serve.micro_call import authority
 from runtime.serve.upstream_connection import (
     Connection,
     Exchange,
@@ -267,8 +268,7 @@ def encode_head(
         raise ValueError("a space or tab in the request line")  # some servers split on either
     parts = [f"{method} {target} HTTP/1.1\r\n".encode(*AS_SENT), *headers.lines]
     if not headers.has_host:
-        literal = f"[{address[0]}]" if ":" in address[0] else address[0]
-        parts.append(f"Host: {literal}:{address[1]}\r\n".encode("ascii"))
+        parts.append(f"Host: {authority(address)}\r\n".encode("ascii"))
     if length is not None:
         parts.append(b"Content-Length: %d\r\n" % length)
     elif headers.sent_length or method in _BODY_EXPECTED:
