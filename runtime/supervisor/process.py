@@ -273,8 +273,13 @@ async def _answer_head(
     except (TimeoutError, OSError):
         return None
     try:
-        writer.write(probe)
-        await writer.drain()
+        try:
+            writer.write(probe)
+            await writer.drain()
+        except RuntimeError:
+            # uvloop's word for a connection the server closed at once (a worker that failed to
+            # boot): no answer, as an OSError would be under asyncio's own loop.
+            return None
         answer = asyncio.ensure_future(_read_head(reader))
         waits: set[asyncio.Future[object]] = {answer}  # type: ignore[arg-type]
         if proc is not None:
