@@ -146,6 +146,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.app": 4,
     "runtime.app.runtime": 4,
     "runtime.app.secret_env": 4,
+    "runtime.app.changes": 4,
     "runtime.app.micro_specs": 4,
     "runtime.app.host": 4,
     # 5: what drives a runtime: hot reload and the command line
