@@ -28,16 +28,15 @@ from runtime.app.micro_specs import (
     runs_dev_line,
     static_root,
 )
-from runtime.app.secret_env import take_secret
 from runtime.auth.failures import FailureCounter
 from runtime.auth.identity import SESSION_COOKIE, Identity
-from runtime.auth.passwords import MIN_PASSWORD_LENGTH
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.cloud.site import DataSite
+from runtime.config import environment
 from runtime.datadir.accounts import (
     LOGIN_LINK_MAX_AGE,
     LoginLimiter,
@@ -88,6 +87,7 @@ class Runtime:
 
     def __init__(self, config: RuntimeConfig, printer: Printer, *,
                  ephemeral: bool = False) -> None:
+        environment.check()  # a wrong SPACE_DEV_* value stops the start before anything runs
         self.config = config
         self.printer = printer
         self.store = Store(config.data_dir)
@@ -104,13 +104,7 @@ class Runtime:
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
-        self._owner_password = take_secret("SPACE_DEV_PASSWORD")
-        if self._owner_password is not None and len(self._owner_password) < MIN_PASSWORD_LENGTH:
-            raise SpaceDevError(
-                f"SPACE_DEV_PASSWORD is too short ({len(self._owner_password)} characters, at "
-                f"least {MIN_PASSWORD_LENGTH} are needed, as for `space-dev users add`)",
-                "set a longer one, or leave SPACE_DEV_PASSWORD out to get a random password",
-            )
+        self._owner_password = environment.owner_password()
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
         self.host_checks: list[hosts.AllowedHosts] = []  # one per app port: allowed_hosts
@@ -231,7 +225,7 @@ class Runtime:
         elif created is not None:
             self.printer.info(
                 f"created the owner account {created.name!r} with the password from "
-                "SPACE_DEV_PASSWORD (change it with space-dev users passwd)"
+                f"{environment.PASSWORD_VARIABLE} (change it with space-dev users passwd)"
             )
         link = f"{self.apps[0].public_origin}/__space/login?token={self.links.issue(owner.name)}"
         until = datetime.now(UTC) + timedelta(seconds=LOGIN_LINK_MAX_AGE)
