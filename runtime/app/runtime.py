@@ -379,9 +379,11 @@ class Runtime:
         except SpaceDevError as err:
             self.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
             return
+        before = self.config
         self.config, said = changes.runtime_wide(self.config, fresh)
-        for check in self.host_checks:
-            check.allow(self.config.allowed_hosts)
+        if self.config.allowed_hosts != before.allowed_hosts:  # checked on every request
+            for check in self.host_checks:
+                check.allow(self.config.allowed_hosts)
         for line in said:
             self.printer.info(line)
         by_folder = {cfg.path: cfg for cfg in fresh.apps}
