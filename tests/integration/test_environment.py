@@ -18,6 +18,9 @@ STATIC = ("v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    se
      "SPACE_DEV_READY_TIMEOUT='abc' is not a number of seconds"),
     ("SPACE_DEV_INSTALLER", "conda",
      "SPACE_DEV_INSTALLER='conda' is not an installer space-dev knows"),
+    # Told at the start, not at the first install (an app without requirements has none).
+    ("SPACE_DEV_PACKAGES_AS_OF", "yesterday",
+     "SPACE_DEV_PACKAGES_AS_OF='yesterday' is neither a day nor `latest`"),
 ])
 def test_a_wrong_value_stops_up_with_its_name(tmp_path: Path, up_factory, variable: str,
                                               value: str, told: str) -> None:
