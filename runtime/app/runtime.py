@@ -264,7 +264,7 @@ class Runtime:
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        specs, builds = micro_specs(self._app_view(host))  # before any request: on the loop
+        specs, builds = micro_specs(self._app_view(host))  # once, at the start, before micros run
         for micro, note in build_notes(self._app_view(host)).items():
             self.printer.info(f"{micro}: {note}")
         for micro, spec in specs.items():
