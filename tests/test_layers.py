@@ -37,6 +37,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.config.toml_lines": 1,
     "runtime.config.sizes": 1,
     "runtime.config.environment": 1,
+    "runtime.config.secret_env": 1,
     "runtime.config.toml": 1,
     "runtime.config.overrides": 1,
     "runtime.datadir": 1,
@@ -151,7 +152,7 @@ FLOORS: dict[str, int | str] = {
     # 4: the one module that wires the parts together
     "runtime.app": 4,
     "runtime.app.runtime": 4,
-    "runtime.app.secret_env": 4,
+    "runtime.app.changes": 4,
     "runtime.app.micro_specs": 4,
     "runtime.app.host": 4,
     # 5: what drives a runtime: hot reload and the command line

@@ -66,12 +66,18 @@ def static_root(micro: Micro, data_dir: Path, app: str, as_space: bool) -> Path:
     return serve_root(micro)
 
 
-def micro_specs(app: AppView) -> tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]:
+def micro_specs(app: AppView, only: str | None = None
+                ) -> tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]:
     """Each micro's launch spec (None: served from a folder by the runtime), and the builds
-    of micros served as files whose build makes that folder."""
+    of micros served as files whose build makes that folder; of the micro `only`, if given.
+
+    It reads the micros' files (requirements, package.json, lockfiles): the runtime calls it
+    off its event loop once it serves."""
     specs: dict[str, LaunchSpec | None] = {}
     builds: dict[str, StaticPlan] = {}
     for micro in app.spacefile.micros:
+        if only is not None and micro.name != only:
+            continue
         engine = engines.lookup(micro.engine)
         assert engine is not None  # the Spacefile was validated
         dev = micro.dev if runs_dev_line(micro, app.as_space) else None

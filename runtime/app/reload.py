@@ -2,25 +2,21 @@
 
 A save under a micro's `src` restarts that micro alone (the one with the deepest `src` holding
 the file; a frontend micro run from its build is built again first, and what its build writes
-restarts nothing); the Spacefile and space-dev.toml are re-read and applied; a static micro
-needs nothing, since each request reads its files fresh, unless its `commands` build it (or it
-is a vue, svelte or react micro built as on Space): then a saved source file builds it again.
+restarts nothing); a saved Spacefile or space-dev.toml is handed to the runtime, which applies
+it; a static micro needs nothing, since each request reads its files fresh, unless its
+`commands` build it (or it is a vue, svelte or react micro built as on Space): then a saved
+source file builds it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runtime import config, spacefile
-from runtime.auth.policy import compile_app_rules
 from runtime.config import RELOAD_DEBOUNCE_S
-from runtime.config.sizes import format_size
-from runtime.errors import SpaceDevError
 from runtime.supervisor import watcher
 from runtime.supervisor.builder.sources import is_source
 
@@ -151,11 +147,11 @@ class Reloader:
         runtime = self._runtime
         config_file = runtime.config.config_file
         if config_file is not None and config_file in paths:
-            await apply_config(runtime)
+            await runtime.apply_config()
         for host in runtime.apps:
             if host.spacefile.path in paths:
                 self.resume(host)
-                await apply_spacefile(runtime, host)
+                await runtime.apply_spacefile(host)
             for micro, changed in self._by_micro(host, paths).items():
                 if not await self._nothing_to_install(host, micro, changed):
                     self._restart(host, micro, changed)
@@ -191,7 +187,7 @@ class Reloader:
         if setup is None or not changed <= setup.install_inputs():
             return False
         await self._runtime.builder.settled(setup)  # an install under way decides first
-        spec = self._runtime.launch_specs(host).get(micro)
+        spec = await self._runtime.spec_of(host, micro)
         return spec == runner.spec and setup.installed()
 
     def _by_build(self, host: AppHost, paths: set[Path]) -> dict[str, set[Path]]:
@@ -268,88 +264,3 @@ def _reason(changed: set[Path], src: Path) -> str:
     names = [str(p.relative_to(src)) if p.is_relative_to(src) else str(p) for p in shown]
     more = f" and {len(names) - 1} more" if len(names) > 1 else ""
     return f"{names[0]}{more} changed"
-
-
-async def apply_spacefile(runtime: Runtime, host: AppHost) -> None:
-    """Take a saved Spacefile: start, stop or restart exactly the micros it changes.
-
-    An invalid Spacefile changes nothing: every micro keeps running and the errors are shown.
-    """
-    began = time.monotonic()
-    try:
-        new = spacefile.load(host.config.path)
-        rules = compile_app_rules(host.config, new)
-    except SpaceDevError as err:
-        runtime.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
-                          f"running as before.\n{err}")
-        return
-    old_names = {m.name for m in host.spacefile.micros}
-    host.spacefile, host.rules = new, rules
-    runtime.scheduler.replace(host.name, new.actions)
-    specs = runtime.launch_specs(host)
-    removed = [n for n in host.runners if specs.get(n) is None]
-    stopping = [host.runners.pop(n) for n in removed]
-    added = [n for n, spec in specs.items() if spec is not None and n not in host.runners]
-    for name in added:
-        host.runners[name] = runtime.new_runner(name, specs[name])  # type: ignore[arg-type]
-    host.routing = runtime.routing_for(host)  # paths and public routes take effect now
-    restarted = runtime.restart_changed(host, "Spacefile changed")
-    runtime.refresh_builds(host)  # a micro now built and served as files (a `dev` line removed)
-    for runner in stopping:
-        runtime.spawn(runner.stop())
-    never_started = [n for n, r in host.runners.items() if not r.supervised and n not in added]
-    for name in added + never_started:
-        runtime.spawn(runtime.start_one(host, name))
-    gone = sorted(old_names - {m.name for m in new.micros})
-    summary = ", ".join(
-        f"{label} {', '.join(names)}"
-        for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
-        if names
-    ) or "routes updated"
-    runtime.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
-                      f"({summary})")
-
-async def apply_config(runtime: Runtime) -> None:
-    """Take a saved space-dev.toml: new env values, auth settings, route rules and the cap on
-    request bodies."""
-    path = runtime.config.config_file
-    if path is None:
-        return
-    try:
-        fresh = config.load(path)
-    except SpaceDevError as err:
-        runtime.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
-        return
-    if fresh.max_body_size != runtime.config.max_body_size:  # read by every request
-        runtime.config = dataclasses.replace(runtime.config, max_body_size=fresh.max_body_size)
-        runtime.printer.info("space-dev.toml applied: request bodies up to "
-                             f"{format_size(config.max_body_size(fresh))}")
-    if fresh.as_space and not runtime.config.as_space:
-        runtime.printer.info("space-dev.toml: as_space takes effect at the next `space-dev up`")
-    if fresh.allowed_hosts != runtime.config.allowed_hosts:  # checked on every request
-        runtime.config = dataclasses.replace(runtime.config, allowed_hosts=fresh.allowed_hosts)
-        for check in runtime.host_checks:
-            check.allow(fresh.allowed_hosts)
-        names = ", ".join(fresh.allowed_hosts) or "none besides localhost and 127.0.0.1"
-        runtime.printer.info(f"space-dev.toml applied: allowed_hosts is now {names}")
-    by_folder = {cfg.path: cfg for cfg in fresh.apps}
-    for host in runtime.apps:
-        cfg = by_folder.get(host.config.path)
-        if cfg is None or cfg == host.config:
-            continue
-        if (cfg.name or host.name) != host.name or (cfg.port not in (None, host.port)):
-            runtime.printer.info(f"{host.name}: a new name or port takes effect at the next "
-                              "`space-dev up`")
-        cfg = dataclasses.replace(cfg, name=host.config.name, port=host.config.port)
-        try:
-            rules = compile_app_rules(cfg, host.spacefile)
-        except SpaceDevError as err:
-            runtime.printer.info(f"{host.name}: space-dev.toml not applied.\n{err}")
-            continue
-        host.config, host.rules = cfg, rules
-        restarted = runtime.restart_changed(host, "space-dev.toml changed")
-        note = f", restarting {', '.join(restarted)}" if restarted else ""
-        runtime.printer.info(f"{host.name}: space-dev.toml applied{note}")
-    for host in runtime.apps:  # key cookies are stripped runtime-wide, so every app's routing
-        host.routing = runtime.routing_for(host)
-

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,18 +18,25 @@ from aiohttp import web
 
 from runtime import config as defaults
 from runtime import spacefile
+from runtime.app import changes
 from runtime.app.host import AppHost, timings
-from runtime.app.micro_specs import AppView, build_notes, micro_specs, runs_dev_line, static_root
-from runtime.app.secret_env import take_secret
+from runtime.app.micro_specs import (
+    AppView,
+    StaticPlan,
+    build_notes,
+    micro_specs,
+    runs_dev_line,
+    static_root,
+)
 from runtime.auth.failures import FailureCounter
 from runtime.auth.identity import SESSION_COOKIE, Identity
-from runtime.auth.passwords import MIN_PASSWORD_LENGTH
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.cloud.site import DataSite
+from runtime.config import environment
 from runtime.datadir.accounts import (
     LOGIN_LINK_MAX_AGE,
     LoginLimiter,
@@ -70,12 +79,15 @@ from runtime.web.settings import SETTINGS_PATH, Settings
 
 __all__ = ["AppHost", "Runtime", "timings"]  # AppHost and timings live in app/host.py
 
+Specs = tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]
+
 
 class Runtime:
     """Every app of one `space-dev up`: started together, stopped together."""
 
     def __init__(self, config: RuntimeConfig, printer: Printer, *,
                  ephemeral: bool = False) -> None:
+        environment.check()  # a wrong SPACE_DEV_* value stops the start before anything runs
         self.config = config
         self.printer = printer
         self.store = Store(config.data_dir)
@@ -92,19 +104,29 @@ class Runtime:
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
         # Taken out of the environment at once: micros inherit it, and it is the owner's password.
-        self._owner_password = take_secret("SPACE_DEV_PASSWORD")
-        if self._owner_password is not None and len(self._owner_password) < MIN_PASSWORD_LENGTH:
-            raise SpaceDevError(
-                f"SPACE_DEV_PASSWORD is too short ({len(self._owner_password)} characters, at "
-                f"least {MIN_PASSWORD_LENGTH} are needed, as for `space-dev users add`)",
-                "set a longer one, or leave SPACE_DEV_PASSWORD out to get a random password",
-            )
+        self._owner_password = environment.owner_password()
         self.apps: list[AppHost] = []
         self._sites: list[web.AppRunner] = []
         self.host_checks: list[hosts.AllowedHosts] = []  # one per app port: allowed_hosts
         self._tasks: set[asyncio.Task[None]] = set()
         self._logs: dict[str, AppLogs] = {}  # app -> what its logs page and `logs` read
         self._closing = asyncio.Event()  # set at the stop: the logs' live streams end
+        self.identity = Identity(self.store)
+        self.links = LoginLinks(self.store.secret())
+        self.limiter = LoginLimiter()
+        self.key_guesses = KeyGuesses(FailureCounter(
+            defaults.KEY_FAILURES_ALLOWED, defaults.KEY_FAILURE_WINDOW_S,
+            defaults.FAILURE_CLIENTS_KEPT))
+        self._token = secrets.token_urlsafe(32)
+        firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
+                            ready_wait=defaults.ACTION_READY_WAIT_S,
+                            timeout=defaults.ACTION_TIMEOUT_S)
+        self.app_actions = AppActions(self._runner_of, self._providing_micros, self.proxy,
+                                      ready_wait=defaults.ACTION_READY_WAIT_S,
+                                      timeout=defaults.ACTION_TIMEOUT_S)
+        # Always made, so `space-dev trigger` and the Run button work under --no-schedule too;
+        # each app's actions are handed to it as its Spacefile is read (`load`).
+        self.scheduler = Scheduler({}, firer.fire, self.printer.info)
 
     # --- start ----------------------------------------------------------------------------
 
@@ -130,6 +152,7 @@ class Runtime:
                     continue  # `dev` lines are not run: what is wrong with one does not matter
                 self.printer.info(f"{host.name}: warning: {warning}")
             self.apps.append(host)
+            self.scheduler.replace(host.name, sf.actions)
         names = [a.name for a in self.apps]
         for name in set(names):
             if names.count(name) > 1:
@@ -149,24 +172,8 @@ class Runtime:
     async def start(self, reloader: Callable[[Runtime], Coroutine[Any, Any, Any]] | None = None
                     ) -> None:
         """Bind every origin, then set up and start every micro."""
-        self.identity = Identity(self.store)
-        self.links = LoginLinks(self.store.secret())
-        self.limiter = LoginLimiter()
-        self.key_guesses = KeyGuesses(FailureCounter(
-            defaults.KEY_FAILURES_ALLOWED, defaults.KEY_FAILURE_WINDOW_S,
-            defaults.FAILURE_CLIENTS_KEPT))
-        self._token = secrets.token_urlsafe(32)
         await self.proxy.start()
         await self.data_site.start()
-        firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
-                            ready_wait=defaults.ACTION_READY_WAIT_S,
-                            timeout=defaults.ACTION_TIMEOUT_S)
-        self.app_actions = AppActions(self._runner_of, self._providing_micros, self.proxy,
-                                      ready_wait=defaults.ACTION_READY_WAIT_S,
-                                      timeout=defaults.ACTION_TIMEOUT_S)
-        # Always made, so `space-dev trigger` and the Run button work under --no-schedule too.
-        self.scheduler = Scheduler({h.name: h.spacefile.actions for h in self.apps},
-                                   firer.fire, self.printer.info)
         for host in self.apps:
             self.store.remember_app(host.name, host.config.path)
             await self._serve(host)  # first, so the port is known (and taken) before micros start
@@ -218,7 +225,7 @@ class Runtime:
         elif created is not None:
             self.printer.info(
                 f"created the owner account {created.name!r} with the password from "
-                "SPACE_DEV_PASSWORD (change it with space-dev users passwd)"
+                f"{environment.PASSWORD_VARIABLE} (change it with space-dev users passwd)"
             )
         link = f"{self.apps[0].public_origin}/__space/login?token={self.links.issue(owner.name)}"
         until = datetime.now(UTC) + timedelta(seconds=LOGIN_LINK_MAX_AGE)
@@ -257,26 +264,29 @@ class Runtime:
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        specs, builds = self._micro_specs(host)
+        specs, builds = micro_specs(self._app_view(host))  # once, at the start, before micros run
         for micro, note in build_notes(self._app_view(host)).items():
             self.printer.info(f"{micro}: {note}")
         for micro, spec in specs.items():
             if spec is not None:
-                host.runners[micro] = self.new_runner(micro, spec)
+                host.runners[micro] = self._new_runner(micro, spec)
         for micro, plan in builds.items():
             host.builds[micro] = StaticBuild(plan.setup, plan.env, self.builder, self.printer)
         host.routing = self.routing_for(host)
 
-    def new_runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
+    def _new_runner(self, name: str, spec: LaunchSpec) -> MicroRunner:
         """A supervisor for one process micro (not started)."""
         return MicroRunner(name, spec, self.printer, self.timings, drain=self.proxy.wait_idle)
 
-    def launch_specs(self, host: AppHost) -> dict[str, LaunchSpec | None]:
-        """How each micro of the app starts now (None: a static micro, served by the runtime)."""
-        return self._micro_specs(host)[0]
+    async def specs(self, host: AppHost) -> Specs:
+        """How each micro of the app starts now (None: a static micro, served by the runtime),
+        and the builds of micros served as files; their files are read off the event loop."""
+        return await asyncio.to_thread(micro_specs, self._app_view(host))
 
-    def _micro_specs(self, host: AppHost) -> tuple[dict[str, LaunchSpec | None], dict[str, Any]]:
-        return micro_specs(self._app_view(host))
+    async def spec_of(self, host: AppHost, name: str) -> LaunchSpec | None:
+        """How one micro starts now (None: served by the runtime, or gone from the Spacefile)."""
+        specs, _ = await asyncio.to_thread(micro_specs, self._app_view(host), name)
+        return specs.get(name)
 
     def _app_view(self, host: AppHost) -> AppView:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
@@ -313,12 +323,90 @@ class Runtime:
         """
         self.store.set_env(host.name, values)
         self.refresh()
-        return self.restart_changed(host, "configuration changed")
+        specs, _ = await self.specs(host)
+        return self._restart_changed(host, specs, "configuration changed")
 
-    def restart_changed(self, host: AppHost, reason: str) -> list[str]:
+    # --- what changes an app while it runs -------------------------------------------------
+
+    async def apply_spacefile(self, host: AppHost) -> None:
+        """Take a saved Spacefile: start, stop or restart exactly the micros it changes.
+
+        An invalid Spacefile changes nothing: every micro keeps running and the errors are shown.
+        """
+        began = time.monotonic()
+        try:
+            new = await asyncio.to_thread(spacefile.load, host.config.path)
+            rules = compile_app_rules(host.config, new)
+        except SpaceDevError as err:
+            self.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
+                              f"running as before.\n{err}")
+            return
+        # Read before anything changes, so the app is never seen half applied.
+        specs, builds = await asyncio.to_thread(
+            micro_specs, dataclasses.replace(self._app_view(host), spacefile=new))
+        old_names = {m.name for m in host.spacefile.micros}
+        host.spacefile, host.rules = new, rules
+        self.scheduler.replace(host.name, new.actions)
+        stopping = [host.runners.pop(n) for n in list(host.runners) if specs.get(n) is None]
+        added = [n for n, spec in specs.items() if spec is not None and n not in host.runners]
+        for name in added:
+            host.runners[name] = self._new_runner(name, specs[name])  # type: ignore[arg-type]
+        host.routing = self.routing_for(host)  # paths and public routes take effect now
+        restarted = self._restart_changed(host, specs, "Spacefile changed")
+        self._refresh_builds(host, builds)  # a micro now served as files (a `dev` line removed)
+        for runner in stopping:
+            self.spawn(runner.stop())
+        never_started = [n for n, r in host.runners.items() if not r.supervised and n not in added]
+        for name in added + never_started:
+            self.spawn(self.start_one(host, name))
+        gone = sorted(old_names - {m.name for m in new.micros})
+        summary = ", ".join(
+            f"{label} {', '.join(names)}"
+            for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
+            if names
+        ) or "routes updated"
+        self.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
+                          f"({summary})")
+
+    async def apply_config(self) -> None:
+        """Take a saved space-dev.toml: new env values, auth settings, route rules and the cap on
+        request bodies (app/changes.py says which take effect now)."""
+        path = self.config.config_file
+        if path is None:
+            return
+        try:
+            fresh = await asyncio.to_thread(defaults.load, path)
+        except SpaceDevError as err:
+            self.printer.info(f"space-dev.toml is not valid; nothing changed.\n{err}")
+            return
+        before = self.config
+        self.config, said = changes.runtime_wide(self.config, fresh)
+        if self.config.allowed_hosts != before.allowed_hosts:  # checked on every request
+            for check in self.host_checks:
+                check.allow(self.config.allowed_hosts)
+        for line in said:
+            self.printer.info(line)
+        by_folder = {cfg.path: cfg for cfg in fresh.apps}
+        for host in self.apps:
+            change = changes.app_change(host.name, host.config, host.port,
+                                        by_folder.get(host.config.path), host.spacefile)
+            for line in change.said:
+                self.printer.info(line)
+            if change.config is None:
+                continue
+            host.config, host.rules = change.config, change.rules
+            specs, _ = await self.specs(host)
+            restarted = self._restart_changed(host, specs, "space-dev.toml changed")
+            note = f", restarting {', '.join(restarted)}" if restarted else ""
+            self.printer.info(f"{host.name}: space-dev.toml applied{note}")
+        for host in self.apps:  # key cookies are stripped runtime-wide, so every app's routing
+            host.routing = self.routing_for(host)
+
+    def _restart_changed(self, host: AppHost, specs: Mapping[str, LaunchSpec | None],
+                         reason: str) -> list[str]:
         """Reload each running micro whose launch spec is no longer what it runs with."""
         restarted = []
-        for name, spec in self.launch_specs(host).items():
+        for name, spec in specs.items():
             runner = host.runners.get(name)
             if runner is not None and spec is not None and spec != runner.spec:
                 restarted.append(name)
@@ -429,15 +517,14 @@ class Runtime:
             runner.resume_file_reloads()
         if runner.supervised:
             # Its setup too: a saved requirements.txt or package.json installs before the swap.
-            spec = self.launch_specs(host).get(name) or runner.spec
+            spec = await self.spec_of(host, name) or runner.spec
             await self._setup_and_reload(host, name, runner, spec, reason)
         else:
             await self.start_one(host, name)
 
-    def refresh_builds(self, host: AppHost) -> None:
+    def _refresh_builds(self, host: AppHost, builds: Mapping[str, StaticPlan]) -> None:
         """After a Spacefile edit: the builds of micros served as files, as the file says now;
         a new or changed one builds (the others keep their state)."""
-        builds = self._micro_specs(host)[1]
         for name in [n for n in host.builds if n not in builds]:
             del host.builds[name]
         for name, plan in builds.items():
@@ -455,7 +542,7 @@ class Runtime:
     async def start_one(self, host: AppHost, name: str) -> None:
         """Run the micro's `commands` if they changed, then start supervising it."""
         runner = host.runners[name]
-        if spec := self.launch_specs(host).get(name):
+        if spec := await self.spec_of(host, name):
             runner.spec = spec  # what it is set up for now (a fixed requirements.txt...)
         if await self._setup(runner, runner.spec):
             if runner.spec.setup is not None:
@@ -517,8 +604,7 @@ class Runtime:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if hasattr(self, "scheduler"):
-            await self.scheduler.close()
+        await self.scheduler.close()
         grace = self.timings.stop_grace
         # Beside the runners, within the same grace: what micros left in their groups when their
         # own process exited. Then any group still listed (none, normally).
@@ -532,9 +618,8 @@ class Runtime:
             await site.cleanup()
         await self.data_site.close()
         await self.proxy.close()
-        if hasattr(self, "identity"):
-            self.identity.flush_last_used()
-            self.store.clear_runtime_info()
+        self.identity.flush_last_used()
+        self.store.clear_runtime_info()
 
 
 async def _not_found(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
-UP_EPILOG = """\
+UP_EPILOG = f"""\
 environment:
   SPACE_DEV_PASSWORD       the owner's password (8+ characters) when `up` makes the owner
                            account `dev` at the first start, instead of a random one
@@ -35,6 +35,10 @@ environment:
                            says it is not answering (default: 30); raise it for slow builds
   SPACE_DEV_CLIENT_TIMEOUT seconds a client may keep the runtime waiting for a request head or
                            between two pieces of a body before it is disconnected (default: 30)
+  SPACE_DEV_INSTALLER      `uv` or `pip`: what installs a python micro's requirements
+                           (default: uv when it is installed, else pip)
+  SPACE_DEV_PACKAGES_AS_OF the day (YYYY-MM-DD) requirements resolve as of, or `latest`
+                           (default: {config_file.defaults.PACKAGES_AS_OF}, when Space stopped)
 """
 
 

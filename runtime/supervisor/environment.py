@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from runtime.config.environment import PASSWORD_VARIABLE
 from runtime.models import Micro
 from runtime.spacefile.engines import Engine
 from runtime.supervisor.builder import node_tools
@@ -116,7 +117,7 @@ def micro_environment(
     `python_bin` is the bin folder of a python micro's own environment, which then comes first
     on PATH instead of the runtime's."""
     env = dict(os.environ if shell is None else shell)
-    env.pop("SPACE_DEV_PASSWORD", None)  # the owner's password is nobody else's business
+    env.pop(PASSWORD_VARIABLE, None)  # the owner's password is nobody else's business
     env.update(
         DETA_PROJECT_KEY=project_key,
         DETA_SPACE_APP="true",

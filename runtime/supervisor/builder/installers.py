@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.config.defaults import PACKAGES_AS_OF
-from runtime.errors import SpaceDevError
+from runtime.config import environment
 
-# `SPACE_DEV_INSTALLER=pip` (or `uv`) forces one; bench/setup.py compares them this way.
-INSTALLER_VARIABLE = "SPACE_DEV_INSTALLER"
-# `SPACE_DEV_PACKAGES_AS_OF=2025-06-01` resolves as of another day; `latest`, as of now.
-AS_OF_VARIABLE = "SPACE_DEV_PACKAGES_AS_OF"
-LATEST = "latest"
+# Read and checked with the other SPACE_DEV_* variables (config/environment.py).
+INSTALLER_VARIABLE = environment.INSTALLER_VARIABLE
+AS_OF_VARIABLE = environment.PACKAGES_AS_OF_VARIABLE
+LATEST = environment.LATEST
 
 
 @dataclass(frozen=True)
@@ -58,18 +56,7 @@ def end_of(day: str) -> str:
 
 def as_of(environ: Mapping[str, str] | None = None) -> str | None:
     """The day a micro's requirements resolve as of; None for the newest releases."""
-    text = (environ if environ is not None else os.environ).get(AS_OF_VARIABLE, "").strip()
-    if not text:
-        return PACKAGES_AS_OF
-    if text.lower() == LATEST:
-        return None
-    try:
-        return datetime.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise SpaceDevError(
-            f"{AS_OF_VARIABLE}={text!r} is neither a day nor `{LATEST}`",
-            f"give a day as YYYY-MM-DD (e.g. {PACKAGES_AS_OF}, when Space stopped), or "
-            f"`{LATEST}` for the newest releases") from None
+    return environment.packages_as_of(environ if environ is not None else os.environ)
 
 
 def find_uv() -> str | None:
@@ -111,7 +98,7 @@ def pip_works() -> bool:
 
 def choose(environ: dict[str, str] | None = None) -> Installer | None:
     """uv if present (far faster: docs/decisions.md), else pip; None when neither is."""
-    wanted = (environ if environ is not None else os.environ).get(INSTALLER_VARIABLE, "")
+    wanted = environment.installer(environ if environ is not None else os.environ)
     uv = find_uv() if wanted != "pip" else None
     if uv is not None:
         return Installer("uv", (uv,))
