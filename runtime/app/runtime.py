@@ -557,7 +557,9 @@ class Runtime:
     async def _announce_when_ready(self, host: AppHost) -> None:
         """`ready: NAME URL` once every micro has answered or failed to start, naming the ones
         that are down; once those are up too, the line again without them."""
-        while not host.settled():
+        # Several runners and static builds settle this, and only some of them have an event to
+        # wait on; a line printed once may look now and then.
+        while not host.settled():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         down = host.down_micros()
         shown = ", ".join(f"{name}: {state.value}" for name, state in down.items())
@@ -566,7 +568,7 @@ class Runtime:
                           + f" · settings: {host.public_origin}{SETTINGS_PATH}")
         if not down:
             return
-        while not host.all_ready():
+        while not host.all_ready():  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         self.printer.info(f"ready: {host.name} {host.public_origin}/ (every micro is up now)")
 

@@ -72,7 +72,7 @@ async def collect(request: web.BaseRequest, spool_dir: Path) -> CollectedBody:
             size += len(piece)
             if held > MEMORY_LIMIT:
                 if file is None:
-                    spool_dir.mkdir(parents=True, exist_ok=True)
+                    await asyncio.to_thread(spool_dir.mkdir, parents=True, exist_ok=True)
                     file = await asyncio.to_thread(tempfile.TemporaryFile, dir=spool_dir)
                 assert file is not None
                 await asyncio.to_thread(file.write, b"".join(pieces))

@@ -201,7 +201,8 @@ class MicroProcess:
         pgid = self._proc.pid  # session leader: its pid is the group id
         if _signal_group(pgid, signal.SIGTERM):
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _group_alive(pgid, self._proc):
+            # The group's other members are not our children: nothing tells when they are gone.
+            while time.monotonic() < deadline and _group_alive(pgid, self._proc):  # noqa: ASYNC110
                 await asyncio.sleep(_STOP_POLL)
             _signal_group(pgid, signal.SIGKILL)
         await self.wait()

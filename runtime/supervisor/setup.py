@@ -40,7 +40,7 @@ async def run_setup(
     if not commands:
         return None
     try:
-        if marker.read_text() == print_:
+        if await asyncio.to_thread(marker.read_text) == print_:
             return None
     except OSError:
         pass
