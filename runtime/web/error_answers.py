@@ -68,8 +68,7 @@ def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         except (web.HTTPException, ConnectionError):
             raise  # aiohttp's own answer, or nobody left to answer
         except (SpaceDevError, BaseError) as err:
-            status = err.status if isinstance(err.status, int) else 400
-            return answer(request, status, problems(err), getattr(err, "user", ""))
+            return answer(request, err.status, problems(err), getattr(err, "user", ""))
         except Exception as err:  # a bug: the visitor gets no code, the log gets the story
             log.error("internal error answering %s %s: %s: %s (run with --debug for the "
                       "traceback)", request.method, request.path, type(err).__name__, err)
