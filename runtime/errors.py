@@ -27,7 +27,12 @@ class Problem:
 
 
 class SpaceDevError(Exception):
-    """A user error: the CLI prints `message` and `hint` and exits 1, with no traceback."""
+    """A user error: the CLI prints `message` and `hint` and exits 1, with no traceback.
+
+    `status` is the answer when one reaches the runtime's pages or JSON API: by default the
+    request was wrong (400); a subclass says otherwise."""
+
+    status = 400
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -50,5 +55,20 @@ class InvalidFile(SpaceDevError):
         super().__init__(f"{file} has {count} {noun}:\n{lines}", hint)
 
 
+class NotFound(SpaceDevError):
+    """What was asked for is not there (404)."""
+
+    status = 404
+
+
+class Conflict(SpaceDevError):
+    """A name or value already in use, or a run still under way (409)."""
+
+    status = 409
+
+
 class DataDirError(SpaceDevError):
-    """The data dir holds something we cannot read or must not overwrite."""
+    """The data dir holds something we cannot read or must not overwrite: the runtime's trouble
+    rather than the request's (500)."""
+
+    status = 500

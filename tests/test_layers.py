@@ -141,6 +141,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.settings": 3,
     "runtime.web.data": 3,
     "runtime.web.owner": 3,
+    "runtime.web.error_answers": 3,
     "runtime.web.app_actions_page": 3,
     "runtime.web.data_api": 3,
     "runtime.web.data_ops": 3,

@@ -256,7 +256,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
         try:
             _use_fast_loop()
             _tune_memory()
-            if not args.debug:
+            if args.debug:
+                _show_debug_lines()
+            else:
                 _quiet_client_mistakes()
             asyncio.run(_serve(runtime))
         finally:
@@ -359,6 +361,16 @@ class _ClientMistake(logging.Filter):
 
 def _quiet_client_mistakes() -> None:
     logging.getLogger("aiohttp.server").addFilter(_ClientMistake())
+
+
+def _show_debug_lines() -> None:
+    """Under --debug the runtime's debug lines reach stderr, tracebacks included (without it,
+    only its warnings and errors do, each in one line)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    runtime_log = logging.getLogger("space-dev")
+    runtime_log.addHandler(handler)
+    runtime_log.setLevel(logging.DEBUG)
 
 
 def _use_fast_loop() -> None:

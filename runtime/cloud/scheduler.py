@@ -73,9 +73,13 @@ class RunRecord:
 class UnknownAction(SpaceDevError):
     """No such app or action (404)."""
 
+    status = 404
+
 
 class AlreadyRunning(SpaceDevError):
     """The previous run of the action has not finished (409)."""
+
+    status = 409
 
 
 Fire = Callable[[str, Action, Trigger], Coroutine[Any, Any, RunRecord]]  # (app, action, trigger)

@@ -6,24 +6,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from runtime.cloud.scheduler import AlreadyRunning, RunRecord, UnknownAction
-from runtime.errors import SpaceDevError
+from runtime.cloud.scheduler import RunRecord
 
 RunAction = Callable[[str, str], Awaitable[RunRecord]]  # (app, action id) -> the run, by hand
 
 
 async def run_answer(run_action: RunAction, app: str, action_id: str) -> web.Response:
-    """Run the action now: 200 with its run (whatever the micro answered), 404 or 409 if not."""
-    try:
-        record = await run_action(app, action_id)
-    except UnknownAction as err:
-        return _errors(404, err.message, err.hint)
-    except AlreadyRunning as err:
-        return _errors(409, err.message, err.hint)
-    except SpaceDevError as err:  # the run happened but could not be kept (a broken data dir)
-        return _errors(500, err.message, err.hint)
+    """Run the action now: 200 with its run (whatever the micro answered). What stops it is
+    raised with its own status for the error middleware: no such action 404, still running 409,
+    a run that could not be kept (a broken data dir) 500."""
+    record = await run_action(app, action_id)
     return web.json_response(record.as_dict())
-
-
-def _errors(status: int, *errors: str | None) -> web.Response:
-    return web.json_response({"errors": [e for e in errors if e]}, status=status)

@@ -11,29 +11,22 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.identity import Identity
 from runtime.auth.keys import check_custom_value, new_key
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.store import Store
-from runtime.errors import SpaceDevError
+from runtime.errors import Conflict, NotFound, SpaceDevError
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile
-from runtime.serve.forwarded import request_cookie
 from runtime.supervisor.environment import Source, resolve_preset
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
+from runtime.web import error_answers
 from runtime.web.actions import run_answer
+from runtime.web.owner import owner_only
 
 API_PREFIX = "/__space/api"
 
-
-
-class NotFound(SpaceDevError):
-    """No such key (404)."""
-
-
-class Conflict(SpaceDevError):
-    """A name or key value already in use (409)."""
 
 
 # Where a Configuration value comes from, in the order they win.
@@ -72,16 +65,6 @@ class SettingsContext:
     restart: Callable[[str, str], Coroutine[Any, Any, Any]]  # (micro, reason)
     scheduler: Scheduler  # runs actions now, and knows when they run next
     app_actions: AppActions | None = None  # the micros' App Actions, asked when shown
-
-
-# --- who is asking ------------------------------------------------------------------------------
-
-
-def session_of(ctx: SettingsContext, request: web.Request) -> Principal | None:
-    """The signed-in user of the request's session cookie (never an API key: keys cannot
-    manage keys)."""
-    cookie = request_cookie(request.headers, SESSION_COOKIE)
-    return ctx.identity.session(cookie) if cookie else None
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -234,18 +217,6 @@ def micros_json(ctx: SettingsContext) -> list[dict[str, Any]]:
 
 # --- the JSON handlers --------------------------------------------------------------------------
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _errors(status: int, *errors: str) -> web.Response:
-    return web.json_response({"errors": [e for e in errors if e]}, status=status)
-
-
-def _user_error(err: SpaceDevError) -> web.Response:
-    status = 404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict) else 400
-    return _errors(status, err.message, err.hint)
-
-
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"null")
@@ -272,7 +243,8 @@ class SettingsApi:
         self._ctx = ctx
 
     def add_routes(self, app: web.Application) -> None:
-        guard = self._owner_only
+        error_answers.install(app)
+        guard = owner_only(self._ctx, "an app's settings")
         app.router.add_get(f"{API_PREFIX}/keys", guard(self.list_keys))
         app.router.add_post(f"{API_PREFIX}/keys", guard(self.create_key))
         app.router.add_patch(f"{API_PREFIX}/keys/{{name}}", guard(self.update_key))
@@ -282,25 +254,11 @@ class SettingsApi:
         app.router.add_get(f"{API_PREFIX}/micros", guard(self.micros))
         app.router.add_post(f"{API_PREFIX}/actions/{{id}}", guard(self.run_action))
 
-    def _owner_only(self, handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = session_of(self._ctx, request)
-            if principal is None:
-                return _errors(401, "Unauthorized")
-            if not principal.owner:
-                return _errors(403, "Forbidden", "Only the owner may change an app's settings.")
-            try:
-                return await handler(request)
-            except SpaceDevError as err:
-                return _user_error(err)
-
-        return guarded
-
-    async def list_keys(self, request: web.Request) -> web.Response:
+    async def list_keys(self, request: web.Request, _: Principal) -> web.Response:
         keys = self._ctx.store.keys.list(self._ctx.app.name)
         return web.json_response([key_listing(k) for k in keys])
 
-    async def create_key(self, request: web.Request) -> web.Response:
+    async def create_key(self, request: web.Request, _: Principal) -> web.Response:
         body = await _json_object(request)
         value = body.get("value")
         if value is not None and not isinstance(value, str):
@@ -316,7 +274,7 @@ class SettingsApi:
             status=201, headers={"Cache-Control": "no-store"},
         )
 
-    async def update_key(self, request: web.Request) -> web.Response:
+    async def update_key(self, request: web.Request, _: Principal) -> web.Response:
         name = request.match_info["name"]
         body = await _json_object(request)
         extra = sorted(set(body) - {"active"})
@@ -329,14 +287,14 @@ class SettingsApi:
         record = set_key_active(self._ctx, name, body["active"])
         return web.json_response(key_listing(record))
 
-    async def delete_key(self, request: web.Request) -> web.Response:
+    async def delete_key(self, request: web.Request, _: Principal) -> web.Response:
         revoke_key(self._ctx, request.match_info["name"])
         return web.Response(status=204)
 
-    async def get_env(self, request: web.Request) -> web.Response:
+    async def get_env(self, request: web.Request, _: Principal) -> web.Response:
         return web.json_response(env_json(env_variables(self._ctx)))
 
-    async def put_env(self, request: web.Request) -> web.Response:
+    async def put_env(self, request: web.Request, _: Principal) -> web.Response:
         body = await _json_object(request)
         # `{"values": {...}}` (the shape GET answers) or the names themselves at the top level.
         changes = body["values"] if isinstance(body.get("values"), dict) else body
@@ -346,9 +304,9 @@ class SettingsApi:
         restarted = await save_env_changes(self._ctx, changes)
         return web.json_response({**env_json(env_variables(self._ctx)), "restarted": restarted})
 
-    async def micros(self, request: web.Request) -> web.Response:
+    async def micros(self, request: web.Request, _: Principal) -> web.Response:
         return web.json_response(micros_json(self._ctx))
 
-    async def run_action(self, request: web.Request) -> web.Response:
+    async def run_action(self, request: web.Request, _: Principal) -> web.Response:
         return await run_answer(self._ctx.scheduler.run_now, self._ctx.app.name,
                                 request.match_info["id"])

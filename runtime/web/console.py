@@ -16,10 +16,12 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from runtime.errors import NotFound, SpaceDevError
 from runtime.models import Principal
 from runtime.serve.request_log import RequestLog, RequestRecord
 from runtime.supervisor.log_buffer import LEVELS, RUNTIME_SOURCE, LogBuffer, LogEntry
 from runtime.web.api import SettingsContext
+from runtime.web.error_answers import Unauthorized, install
 from runtime.web.internal import TOKEN_HEADER
 from runtime.web.owner import owner_only
 from runtime.web.pages import page
@@ -122,6 +124,7 @@ class Console:
         self._dismiss = dismiss
 
     def add_routes(self, app: web.Application) -> None:
+        install(app)
         guard = owner_only(self._ctx, "an app's logs", LOGS_PATH)
         app.router.add_get(LOGS_PATH, guard(self.show))
         app.router.add_get(STREAM_PATH, guard(self.stream))
@@ -234,23 +237,21 @@ def add_internal_routes(app: web.Application, token: str,
     async def handle(request: web.Request) -> web.Response:
         sent = request.headers.get(TOKEN_HEADER, "")
         if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), token.encode()):
-            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            raise Unauthorized()
         try:
             body = json.loads(await request.read() or b"{}")
         except (ValueError, UnicodeDecodeError):
             body = None
         if not isinstance(body, dict):
-            return web.json_response({"errors": ["the body must be a JSON object"]}, status=400)
+            raise SpaceDevError("the body must be a JSON object")
         name = body.get("app") or default_app
         logs = logs_of(name) if isinstance(name, str) else None
         if logs is None:
-            return web.json_response({"errors": [f"no app called {name!r} is running"]},
-                                     status=404)
+            raise NotFound(f"no app called {name!r} is running")
         filters = Filters.of({k: v for k, v in body.items() if isinstance(v, str)})
         if filters.micro and filters.micro not in (*logs.micros(), RUNTIME_SOURCE):
-            return web.json_response({"errors": [
-                f"the app {logs.name} has no micro called {filters.micro!r}",
-                f"its micros: {', '.join(logs.micros())}"]}, status=404)
+            raise NotFound(f"the app {logs.name} has no micro called {filters.micro!r}",
+                           f"its micros: {', '.join(logs.micros())}")
         after = body.get("after")
         after = after if isinstance(after, int) and after >= 0 else 0
         if body.get("requests"):
@@ -261,6 +262,7 @@ def add_internal_routes(app: web.Application, token: str,
         return web.json_response({"lines": [e.as_dict() for e in entries],
                                   "last": logs.lines.last_seq})
 
+    install(app)
     app.router.add_post(INTERNAL_LOGS_PATH, handle)
 
 

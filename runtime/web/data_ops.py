@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import BodyPartReader, web
 
-from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.store import MAX_ITEM_BYTES, BaseDB, item_size
 from runtime.cloud.data import AppData
 from runtime.cloud.drive.errors import TooLarge
@@ -45,23 +44,6 @@ _UNSAFE_FILENAME = re.compile(r'[^A-Za-z0-9 ._()+,=@-]')
 
 class FormProblem(SpaceDevError):
     """A form or request the owner can correct (400)."""
-
-
-def problems(err: BaseException) -> list[str]:
-    """An error's sentences, as `{"errors": [...]}` and the page show them."""
-    if isinstance(err, BaseError):
-        return err.explained()  # the owner's page says which rule a query broke
-    if isinstance(err, SpaceDevError):
-        return [m for m in (err.message, err.hint) if m]
-    return [str(err)]
-
-
-def status_of(err: BaseException) -> int:
-    if isinstance(err, BaseError):
-        return err.status
-    if isinstance(err, TooLarge):
-        return 413
-    return 400
 
 
 class AppStores:

@@ -10,8 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.cloud.app_actions import ActionError, AppActions
+from runtime.cloud.app_actions import AppActions
+from runtime.errors import SpaceDevError
 from runtime.web.actions import RunAction, run_answer
+from runtime.web.error_answers import Unauthorized, install
 
 TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
@@ -47,7 +49,7 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
 
     async def handle_refresh(request: web.Request) -> web.Response:
         if not allowed(request):
-            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            raise Unauthorized()
         refresh()
         body = await _json_object(request)
         said = body.get("said") if body is not None else None
@@ -58,25 +60,25 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
 
     async def handle_status(request: web.Request) -> web.Response:
         if not allowed(request):
-            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            raise Unauthorized()
         return web.json_response(status() if status is not None else {"apps": []})
 
     async def handle_action(request: web.Request) -> web.Response:
         if not allowed(request):
-            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            raise Unauthorized()
         body = await _json_object(request)
         target = _target_app(body, app_name)
         if body is None or target is None:
-            return _bad_body()
+            raise _bad_body()
         return await run_answer(run_action, target, request.match_info["id"])
 
     async def handle_app_actions(request: web.Request) -> web.Response:
         if not allowed(request):
-            return web.json_response({"errors": ["Unauthorized"]}, status=401)
+            raise Unauthorized()
         body = await _json_object(request)
         target = _target_app(body, app_name)
         if body is None or target is None:
-            return _bad_body()
+            raise _bad_body()
         name = request.match_info.get("name")
         if name is None:
             listing = await app_actions.listing(target, wait=2.0)
@@ -84,15 +86,11 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
                                       "problems": listing.problems})
         inputs = body.get("inputs", {})
         if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-            return web.json_response(
-                {"errors": ['"inputs" must be an object of text values']}, status=400)
-        try:
-            answer = await app_actions.run(target, name, inputs)
-        except ActionError as err:
-            return web.json_response({"errors": [e for e in (err.message, err.hint) if e]},
-                                     status=400)
+            raise SpaceDevError('"inputs" must be an object of text values')
+        answer = await app_actions.run(target, name, inputs)  # an ActionError answers 400
         return web.json_response(answer.as_dict())
 
+    install(app)
     app.router.add_post(REFRESH_PATH, handle_refresh)
     app.router.add_post(STATUS_PATH, handle_status)
     app.router.add_post(ACTIONS_PATH + "{id}", handle_action)
@@ -106,9 +104,8 @@ def _target_app(body: dict[str, Any] | None, default: str) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def _bad_body() -> web.Response:
-    return web.json_response(
-        {"errors": ['the body must be a JSON object such as {"app": "NAME"}']}, status=400)
+def _bad_body() -> SpaceDevError:
+    return SpaceDevError('the body must be a JSON object such as {"app": "NAME"}')
 
 
 async def _json_object(request: web.Request) -> dict[str, Any] | None:

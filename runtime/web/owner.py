@@ -1,38 +1,58 @@
-"""The owner-only guard of the settings pages: sign in first, and only the owner gets in."""
+"""The owner-only guard of the runtime's pages and JSON API: sign in first, and only the owner
+gets in."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from urllib.parse import quote
 
 from aiohttp import web
 
+from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.models import Principal
-from runtime.web.api import SettingsContext, session_of
-from runtime.web.pages import problem, wants_html
+from runtime.serve.forwarded import request_cookie
+from runtime.web.error_answers import Forbidden, Unauthorized
+from runtime.web.pages import wants_html
 
 Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def owner_only(ctx: SettingsContext, what: str, back: str) -> Callable[[Handler], Route]:
-    """Wrap a page's handler: a visitor is sent to sign in (then back to the page asked for,
-    or to `back` after a form), a signed-in non-owner gets 403 saying they cannot see `what`."""
+class WithIdentity(Protocol):
+    """What the guard needs of an app's SettingsContext: who the sessions belong to."""
+
+    @property
+    def identity(self) -> Identity: ...
+
+
+def session_of(ctx: WithIdentity, request: web.Request) -> Principal | None:
+    """The signed-in user of the request's session cookie (never an API key: keys cannot
+    manage keys)."""
+    cookie = request_cookie(request.headers, SESSION_COOKIE)
+    return ctx.identity.session(cookie) if cookie else None
+
+
+def owner_only(ctx: WithIdentity, what: str, back: str | None = None
+               ) -> Callable[[Handler], Route]:
+    """Wrap a handler so that only the owner's session reaches it. Without a session, a page
+    (`back` given) sends a browser to sign in, then back to the page asked for, or to `back`
+    after a form; anything else gets 401. A signed-in non-owner gets 403 saying they cannot see
+    `what`. The error middleware turns both into the answer."""
 
     def wrap(handler: Handler) -> Route:
         async def guarded(request: web.Request) -> web.StreamResponse:
             principal = session_of(ctx, request)
             if principal is None:
-                if request.method in ("GET", "HEAD"):
+                if back is not None and request.method in ("GET", "HEAD"):
                     target = request.rel_url.raw_path_qs
                     raise web.HTTPSeeOther(f"/__space/login?next={quote(target, safe='/')}")
-                if wants_html(request):
+                if back is not None and wants_html(request):
                     raise web.HTTPSeeOther(f"/__space/login?next={quote(back)}")
-                return web.json_response({"errors": ["Unauthorized"]}, status=401)
+                raise Unauthorized()
             if not principal.owner:
-                return problem(request, 403, "Forbidden",
-                               f"You are signed in as {principal.user}, but only the owner may "
-                               f"see and change {what}.", user=principal.user or "")
+                raise Forbidden(f"You are signed in as {principal.user}, but only the owner may "
+                                f"see and change {what}.", principal.user or "")
             return await handler(request, principal)
 
         return guarded

@@ -13,13 +13,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from runtime.auth.keys import CUSTOM_VALUE_RULE
-from runtime.cloud.scheduler import AlreadyRunning, UnknownAction
+from runtime.cloud.scheduler import UnknownAction
 from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import Principal
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.web.api import (
-    Conflict,
     NotFound,
     SettingsContext,
     api_keys_enabled,
@@ -31,6 +30,7 @@ from runtime.web.api import (
     save_env_changes,
     set_key_active,
 )
+from runtime.web.error_answers import install
 from runtime.web.login import safe_next
 from runtime.web.owner import owner_only
 from runtime.web.pages import page, problem
@@ -62,6 +62,7 @@ class Settings:
         self._ctx = ctx
 
     def add_routes(self, app: web.Application) -> None:
+        install(app)
         guard = owner_only(self._ctx, "an app's settings", SETTINGS_PATH)
         app.router.add_get(SETTINGS_PATH, guard(self.show))
         app.router.add_post(f"{SETTINGS_PATH}/micros/{{name}}/restart", guard(self.restart))
@@ -211,8 +212,7 @@ class Settings:
             record, key = create_key(self._ctx, fields["name"], fields["description"],
                                      fields["client_type"], fields["value"] or None)
         except SpaceDevError as err:
-            status = 409 if isinstance(err, Conflict) else 400
-            return await self._render(request, principal, status=status, error=_say(err),
+            return await self._render(request, principal, status=err.status, error=_say(err),
                                       key_form=fields, at="create-key")
         # The key is shown on this response only (no redirect: it must never be in a URL).
         shown = {"name": record.name, "key": key, "curl": self._curl(request, key)}
@@ -238,11 +238,8 @@ class Settings:
             record = await self._ctx.scheduler.run_now(self._ctx.app.name, action_id)
         except UnknownAction as err:
             return problem(request, 404, "No such action", _say(err))
-        except AlreadyRunning as err:
-            return await self._render(request, principal, status=409, error=_say(err),
-                                      at="actions")
-        except SpaceDevError as err:  # the run could not be kept (a broken data dir)
-            return await self._render(request, principal, status=500, error=_say(err),
+        except SpaceDevError as err:  # still running (409), or not kept: a broken data dir (500)
+            return await self._render(request, principal, status=err.status, error=_say(err),
                                       at="actions")
         raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
 

@@ -16,10 +16,16 @@ class BadName(DriveError):
 class NoSuchUpload(DriveError):
     """A chunked upload that was never started, is finished, aborted, or for another file."""
 
+    status = 404
+
 
 class UploadBusy(DriveError):
     """A chunked upload being completed while another call touches it."""
 
+    status = 409
+
 
 class TooLarge(DriveError):
-    """A body longer than the route allows."""
+    """A body longer than the route allows (413)."""
+
+    status = 413

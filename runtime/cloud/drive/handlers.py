@@ -15,7 +15,7 @@ from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
-from .errors import BadName, DriveError, NoSuchUpload, TooLarge, UploadBusy
+from .errors import BadName, DriveError, TooLarge
 from .names import given_type
 from .ranges import plan_range
 from .store import LIST_LIMIT, DriveStore
@@ -30,7 +30,6 @@ MAX_DELETE_NAMES = 1000
 _MAX_JSON = 2 * 1024 * 1024  # 1000 names of up to 1 KiB each, with room for JSON escapes
 _READ_CHUNK = 256 * 1024
 _SEND_CHUNK = 512 * 1024
-_STATUS = {BadName: 400, NoSuchUpload: 404, UploadBusy: 409, TooLarge: 413}
 # A file's bytes are whatever a client stored (a visitor's upload, say) and the API is also
 # served on the app's own origin, where the owner's session opens the settings: a stored HTML or
 # SVG file must never run there. `sandbox` gives a document it renders an origin of its own;
@@ -76,7 +75,7 @@ async def handle_drive(
         try:
             return await handler(call)
         except DriveError as exc:
-            return _error(_STATUS.get(type(exc), 400), exc.message)
+            return _error(exc.status, exc.message)
         except ConnectionError:
             raise  # the client went away: nobody to answer
         except OSError as exc:  # disk full, permissions: the app should hear why
