@@ -67,7 +67,7 @@ from runtime.supervisor.manager import LaunchSpec, MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.static_build import StaticBuild
-from runtime.web import csrf, health, internal
+from runtime.web import error_answers, health, internal
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.console import AppLogs, Console, add_internal_routes
@@ -452,9 +452,8 @@ class Runtime:
             host.name, lambda: [m.name for m in host.spacefile.micros], self.printer.buffer,
             requests, lambda: {n: {"state": s.value, "notices": host.notices_of(n)}
                                for n, s in host.micro_states().items()})
-        app = web.Application(
-            handler_args={"max_field_size": 65536}, middlewares=[csrf.middleware()]
-        )
+        app = web.Application(handler_args={"max_field_size": 65536},
+                              middlewares=error_answers.pages_middlewares())
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
                             self.app_actions, status=self.status, say=self.printer.info)

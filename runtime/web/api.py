@@ -21,7 +21,6 @@ from runtime.models import ApiKey, AppConfig, Principal, Spacefile
 from runtime.supervisor.environment import Source, resolve_preset
 from runtime.supervisor.manager import MicroRunner, State
 from runtime.supervisor.output import Printer
-from runtime.web import error_answers
 from runtime.web.actions import run_answer
 from runtime.web.owner import owner_only
 
@@ -243,7 +242,6 @@ class SettingsApi:
         self._ctx = ctx
 
     def add_routes(self, app: web.Application) -> None:
-        error_answers.install(app)
         guard = owner_only(self._ctx, "an app's settings")
         app.router.add_get(f"{API_PREFIX}/keys", guard(self.list_keys))
         app.router.add_post(f"{API_PREFIX}/keys", guard(self.create_key))

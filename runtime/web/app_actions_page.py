@@ -11,7 +11,6 @@ from aiohttp import web
 from runtime.cloud.app_actions import ActionError, AppActions
 from runtime.models import Principal
 from runtime.web.api import SettingsContext
-from runtime.web.error_answers import install
 from runtime.web.owner import owner_only
 from runtime.web.pages import page
 
@@ -29,7 +28,6 @@ class AppActionsPage:
         self._actions = actions
 
     def add_routes(self, app: web.Application) -> None:
-        install(app)
         guard = owner_only(self._ctx, "an app's actions", APP_ACTIONS_PATH)
         app.router.add_get(APP_ACTIONS_PATH, guard(self.show))
         app.router.add_get(f"{APP_ACTIONS_PATH}/{{name}}", guard(self.show_one))

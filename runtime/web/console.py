@@ -21,7 +21,7 @@ from runtime.models import Principal
 from runtime.serve.request_log import RequestLog, RequestRecord
 from runtime.supervisor.log_buffer import LEVELS, RUNTIME_SOURCE, LogBuffer, LogEntry
 from runtime.web.api import SettingsContext
-from runtime.web.error_answers import Unauthorized, install
+from runtime.web.error_answers import Unauthorized
 from runtime.web.internal import TOKEN_HEADER
 from runtime.web.owner import owner_only
 from runtime.web.pages import page
@@ -124,7 +124,6 @@ class Console:
         self._dismiss = dismiss
 
     def add_routes(self, app: web.Application) -> None:
-        install(app)
         guard = owner_only(self._ctx, "an app's logs", LOGS_PATH)
         app.router.add_get(LOGS_PATH, guard(self.show))
         app.router.add_get(STREAM_PATH, guard(self.stream))
@@ -262,7 +261,6 @@ def add_internal_routes(app: web.Application, token: str,
         return web.json_response({"lines": [e.as_dict() for e in entries],
                                   "last": logs.lines.last_seq})
 
-    install(app)
     app.router.add_post(INTERNAL_LOGS_PATH, handle)
 
 

@@ -44,7 +44,7 @@ from runtime.web.data_ops import (
     set_field,
 )
 from runtime.web.data_table import cell, columns, moment, previewable
-from runtime.web.error_answers import install, problems
+from runtime.web.error_answers import problems
 from runtime.web.owner import owner_only
 from runtime.web.pages import page, problem
 
@@ -132,7 +132,6 @@ class DataPage:
         self._flash = _Flash()
 
     def add_routes(self, app: web.Application) -> None:
-        install(app)
         guard, r = owner_only(self._ctx, "an app's data", DATA_PATH), app.router
         r.add_get(DATA_PATH, guard(self.show))
         r.add_get(f"{DATA_PATH}/open", guard(self.open_named))

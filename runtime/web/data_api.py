@@ -10,7 +10,6 @@ from runtime.cloud.drive.names import given_type
 from runtime.cloud.drive.store import LIST_LIMIT
 from runtime.errors import NotFound
 from runtime.models import Principal
-from runtime.web import error_answers
 from runtime.web.api import SettingsContext
 from runtime.web.data_ops import (
     CHUNK,
@@ -52,7 +51,6 @@ class DataApi:
         self._stores = stores
 
     def add_routes(self, app: web.Application) -> None:
-        error_answers.install(app)
         guard, r = owner_only(self._ctx, "an app's data"), app.router
         r.add_get(DATA_API, guard(self.overview))
         r.add_delete(DATA_API, guard(self.reset_all))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from runtime.cloud.base.errors import BaseError
 from runtime.errors import SpaceDevError
+from runtime.web import csrf
 from runtime.web.pages import problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,9 +80,8 @@ def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     return error_answers
 
 
-def install(app: web.Application) -> None:
-    """Put the middleware on the pages' app once, after those already there (the cross-site
-    check stays first: it refuses a request before any handler runs). Every route adder whose
-    handlers raise their errors calls it, so no app serves them without it."""
-    if not any(getattr(m, "__name__", "") == "error_answers" for m in app.middlewares):
-        app.middlewares.append(middleware())
+def pages_middlewares() -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+    """The middlewares of an app origin's own pages, in order: the cross-site check first (it
+    refuses a request before any handler runs), then the one path from an error to an answer."""
+    return [csrf.middleware(), middleware()]
+

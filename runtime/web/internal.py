@@ -13,7 +13,7 @@ from aiohttp import web
 from runtime.cloud.app_actions import AppActions
 from runtime.errors import SpaceDevError
 from runtime.web.actions import RunAction, run_answer
-from runtime.web.error_answers import Unauthorized, install
+from runtime.web.error_answers import Unauthorized
 
 TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
@@ -90,7 +90,6 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
         answer = await app_actions.run(target, name, inputs)  # an ActionError answers 400
         return web.json_response(answer.as_dict())
 
-    install(app)
     app.router.add_post(REFRESH_PATH, handle_refresh)
     app.router.add_post(STATUS_PATH, handle_status)
     app.router.add_post(ACTIONS_PATH + "{id}", handle_action)

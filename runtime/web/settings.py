@@ -30,7 +30,6 @@ from runtime.web.api import (
     save_env_changes,
     set_key_active,
 )
-from runtime.web.error_answers import install
 from runtime.web.login import safe_next
 from runtime.web.owner import owner_only
 from runtime.web.pages import page, problem
@@ -62,7 +61,6 @@ class Settings:
         self._ctx = ctx
 
     def add_routes(self, app: web.Application) -> None:
-        install(app)
         guard = owner_only(self._ctx, "an app's settings", SETTINGS_PATH)
         app.router.add_get(SETTINGS_PATH, guard(self.show))
         app.router.add_post(f"{SETTINGS_PATH}/micros/{{name}}/restart", guard(self.restart))

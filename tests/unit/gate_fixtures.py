@@ -44,7 +44,7 @@ from runtime.spacefile.reader import check_text
 from runtime.supervisor.environment import GATE_PROOF_HEADER
 from runtime.supervisor.manager import State
 from runtime.supervisor.output import Printer
-from runtime.web import csrf
+from runtime.web import error_answers
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.login import Login
 from runtime.web.pages import problem
@@ -395,7 +395,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
         settings = SettingsContext(host, store, identity, printer, save_env, identity.reload,
                                    spawn, restart, scheduler)
         pages = web.Application(handler_args={"max_field_size": 65536},
-                                middlewares=[csrf.middleware()])
+                                middlewares=error_answers.pages_middlewares())
         limiter, links = LoginLimiter(), LoginLinks(store.secret())
         Login(APP, store, identity, limiter, links, identity.reload).add_routes(pages)
         Settings(settings).add_routes(pages)

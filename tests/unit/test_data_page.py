@@ -27,7 +27,7 @@ from runtime.cloud.data import AppData, DataServices
 from runtime.datadir.accounts import ensure_owner
 from runtime.datadir.store import Store
 from runtime.supervisor.output import Printer
-from runtime.web import csrf
+from runtime.web import error_answers
 from runtime.web.api import SettingsContext
 from runtime.web.data import DataPage
 
@@ -88,7 +88,7 @@ async def site_for(aiohttp_client: Any, tmp_path: Path):
                               save_env=None, refresh=lambda: None,  # type: ignore[arg-type]
                               spawn=lambda coro: None, restart=None,  # type: ignore[arg-type]
                               scheduler=None)  # type: ignore[arg-type]
-        app = web.Application(middlewares=[csrf.middleware()])
+        app = web.Application(middlewares=error_answers.pages_middlewares())
         DataPage(ctx, lambda: services.app(app_name)).add_routes(app)
         return Site(await aiohttp_client(app), services.app(app_name), owner, eve)
 

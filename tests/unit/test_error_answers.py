@@ -23,7 +23,7 @@ from runtime.datadir.accounts import ensure_owner
 from runtime.datadir.store import Store
 from runtime.errors import Conflict, DataDirError, NotFound, SpaceDevError
 from runtime.models import Principal
-from runtime.web import csrf, error_answers
+from runtime.web import error_answers
 from runtime.web.error_answers import Forbidden, Unauthorized
 from runtime.web.owner import owner_only
 
@@ -69,8 +69,7 @@ def _raising(make: Raise) -> Callable[[web.Request], Awaitable[web.StreamRespons
 
 
 async def _client(aiohttp_client: Any, make: Raise) -> TestClient:
-    app = web.Application(middlewares=[csrf.middleware()])
-    error_answers.install(app)
+    app = web.Application(middlewares=error_answers.pages_middlewares())
     for path in (API, INTERNAL, PAGE):
         app.router.add_route("*", path, _raising(make))
     return await aiohttp_client(app)
@@ -155,8 +154,6 @@ async def test_the_cross_site_check_still_comes_first(aiohttp_client: Any) -> No
     client = await _client(aiohttp_client, make)
     app = client.app
     assert app is not None and len(app.middlewares) == 2
-    error_answers.install(app)  # a second route adder does not add it again
-    assert len(app.middlewares) == 2
     refused = await client.post(API, headers={"Origin": "http://evil.example"})
     assert refused.status == 403 and ran == []
     assert (await refused.json())["errors"][0] == "Cross-site request refused"
@@ -185,8 +182,7 @@ async def guarded(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient, dict
     async def handler(request: web.Request, principal: Principal) -> web.Response:
         return web.json_response({"user": principal.user})
 
-    app = web.Application(middlewares=[csrf.middleware()])
-    error_answers.install(app)
+    app = web.Application(middlewares=error_answers.pages_middlewares())
     ctx = _Ctx(identity)
     app.router.add_route("*", API, owner_only(ctx, "the test")(handler))
     app.router.add_route("*", PAGE, owner_only(ctx, "the test", PAGE)(handler))
