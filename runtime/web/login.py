@@ -125,14 +125,14 @@ class Login:
         # From a page that refused this user: the login page leads back there, for another one.
         back = safe_next(str(form.get("next", ""))) if form is not None else "/"
         target = LOGIN_PATH if back == "/" else f"{LOGIN_PATH}?next={quote(back, safe='/')}"
-        response = web.HTTPSeeOther(target)
+        response = _see_other(target)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
     def _signed_in(self, user: str, next_path: str) -> web.StreamResponse:
         sid = self._store.sessions.create(user)
         self._on_change()
-        response = web.HTTPSeeOther(next_path)
+        response = _see_other(next_path)
         response.set_cookie(
             SESSION_COOKIE,
             self._identity.sign_session(sid),
@@ -166,3 +166,9 @@ class Login:
 
 # Verified when the user does not exist, so an unknown name takes as long as a wrong password.
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+def _see_other(location: str) -> web.Response:
+    """A 303 answered with a cookie set or dropped: returned, as aiohttp wants an answer (its
+    HTTP exceptions are raised, and returning one is deprecated)."""
+    return web.Response(status=303, headers={"Location": location})
