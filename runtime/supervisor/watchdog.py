@@ -61,13 +61,14 @@ def members(groups: dict[int, int]) -> dict[int, list[int]]:
 
 
 def signal_members(found: dict[int, list[int]], groups: dict[int, int], sig: int) -> None:
-    """Send `sig` to each group found: to the whole group while its leader is the recorded one,
-    else to each member that is ours, one by one."""
+    """Send `sig` to each group found: to the whole group while its leader is the recorded one
+    (or where members cannot be told apart: no /proc), else to each member that is ours."""
+    whole_groups = not system.has_proc()
     for pgid, pids in found.items():
         if not pids:
             continue
         try:
-            if system.same_process(pgid, groups[pgid]):
+            if whole_groups or system.same_process(pgid, groups[pgid]):
                 os.killpg(pgid, sig)
                 continue
         except (ProcessLookupError, PermissionError):
