@@ -2,8 +2,9 @@
 
 `runtime.system` is blinded in this process (its /proc points at a folder that does not exist,
 its boot clock is gone); real micros are then started, reloaded and stopped through
-`MicroRunner`, and the reaper ends what a micro left. This test itself still reads the real
-/proc to see what is left running.
+`MicroRunner`, and the reaper ends what a micro left. A whole `space-dev up` runs blinded the
+same way (a `sitecustomize` on its PYTHONPATH): the gate, a reload, Base, Drive and the stop.
+The test itself still reads the real /proc to see what is left running.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from runtime.config.secret_env import take_secret
 from runtime.supervisor import reaper
 from runtime.supervisor.manager import LaunchSpec, MicroRunner, State, Timings
 from runtime.supervisor.output import Printer
+from tests.integration.conftest import get_json, run_up
+from tests.integration.micros import write_app
 
 PACKAGE = Path(__file__).resolve().parents[2] / "runtime"
 TIMINGS = Timings(ready_timeout=20, backoff_start=0.5, backoff_max=5, healthy_after=60,
@@ -207,6 +210,116 @@ def test_a_secret_is_still_taken_out_of_the_environment_without_proc(
     monkeypatch.setenv("SPACE_DEV_TEST_SECRET", "hunter2")
     assert take_secret("SPACE_DEV_TEST_SECRET") == "hunter2"
     assert "SPACE_DEV_TEST_SECRET" not in os.environ
+
+
+# Loaded by every python process `up` starts with it on PYTHONPATH (the runtime, its watchdog;
+# a python micro finds its own sitecustomize first): blinds runtime.system there, and says so.
+BLINDING = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    from runtime import system
+
+    system.PROC = Path({missing!r})
+    system.BOOT_CLOCK = None
+    with open({marker!r}, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+    """
+)
+
+# A public python micro that keeps a note in Base and a file in Drive on each request.
+DATA_MICRO = textwrap.dedent(
+    """
+    import json, os
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from deta import Deta
+
+    VERSION = "one"
+    deta = Deta()
+    notes, files = deta.Base("notes"), deta.Drive("files")
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            notes.put({"text": "kept"}, "note")
+            files.put("hello.txt", data=b"hello drive")
+            body = json.dumps({"version": VERSION, "note": notes.get("note")["text"],
+                               "file": files.get("hello.txt").read().decode()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Answer).serve_forever()
+    """
+)
+
+
+def _below(pid: int) -> list[int]:
+    """Every live process below `pid`, by the real /proc's parent pids."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], list(children.get(pid, ()))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, ()))
+    return found
+
+
+def test_up_serves_reloads_keeps_data_and_stops_without_proc(tmp_path: Path) -> None:
+    marker = tmp_path / "blinded"
+    blind = tmp_path / "blind"
+    blind.mkdir()
+    (blind / "sitecustomize.py").write_text(
+        BLINDING.format(missing=str(tmp_path / "no-proc"), marker=str(marker)))
+    app = write_app(tmp_path / "app", """
+        v: 0
+        micros:
+          - name: api
+            src: ./api
+            engine: python3.9
+            run: python main.py
+            primary: true
+            public: true
+        """, {"api/main.py": DATA_MICRO})
+    inherited = os.environ.get("PYTHONPATH")
+    up = run_up(app, env={"PYTHONPATH": os.pathsep.join(
+        [str(blind), str(PACKAGE.parent), *([inherited] if inherited else [])])})
+    try:
+        up.wait_ready(60)
+        up.wait_for("watching for changes")
+        blinded = marker.read_text().split()
+        assert str(up.proc.pid) in blinded  # the runtime itself, and its watchdog
+        assert len(blinded) >= 2, blinded
+        status, first = get_json(up.url + "/")  # through the gate (a public micro)
+        assert status == 200, first
+        assert first == {"version": "one", "note": "kept", "file": "hello drive"}
+
+        main = app / "api" / "main.py"
+        main.write_text(main.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+        deadline = time.monotonic() + 30
+        while get_json(up.url + "/")[1].get("version") != "two":
+            assert time.monotonic() < deadline, up.output
+            time.sleep(0.1)
+        assert "reloaded in" in up.output or "restarting" in up.output
+        running = _below(up.proc.pid)
+        assert running, "the micro's processes and the watchdog run below up"
+    finally:
+        code = up.stop()
+    assert code == 0, up.output
+    assert "watchdog" not in up.output and "Traceback" not in up.output, up.output
+    deadline = time.monotonic() + 5
+    while left := [pid for pid in running if not _gone(pid)]:
+        assert time.monotonic() < deadline, f"left running: {left}\n{up.output}"
+        time.sleep(0.05)
 
 
 # Code, not comments or docstrings, that reaches for a Linux-only source.
