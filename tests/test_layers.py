@@ -25,6 +25,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.errors": 0,
     "runtime.models": 0,
     # 1: files -> values, and pure decisions over values
+    "runtime.system": 1,
     "runtime.spacefile": 1,
     "runtime.spacefile.yaml12": 1,
     "runtime.spacefile.intervals": 1,

@@ -1,10 +1,10 @@
 """Where a micro listens, read from the kernel's socket tables: which interfaces its port is
-open on, and which loopback ports its process group holds open for connections."""
+open on, and which loopback ports its process group holds open for connections. Where the
+system shows no socket tables (not Linux), nothing is known: every answer is empty."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from runtime import system
 
 # /proc/net/tcp{,6} columns: "sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout
 # inode ..."; 0A is LISTEN.
@@ -13,9 +13,6 @@ _ANY_V4 = "00000000"
 _ANY_V6 = "0" * 32
 _LOOPBACK_V4 = "0100007F"  # 127.0.0.1, as the kernel writes it (little-endian words)
 _LOOPBACK_V6 = "00000000000000000000000001000000"  # ::1
-_V4_TABLE = Path("/proc/net/tcp")
-_V6_TABLE = Path("/proc/net/tcp6")
-_TABLES = (_V4_TABLE, _V6_TABLE)
 
 Address = tuple[str, int]  # (host to connect to, port)
 
@@ -36,17 +33,16 @@ def wildcard_listeners(table: str, port: int) -> list[str]:
 def listens_on_all_interfaces(port: int) -> list[str]:
     """Where `port` is open to other machines (empty when only loopback, or unknown)."""
     found: list[str] = []
-    for path in _TABLES:
-        try:
-            found += wildcard_listeners(path.read_text(), port)
-        except OSError:
-            continue  # no /proc (not Linux) or no IPv6: nothing can be said
+    for version in (4, 6):
+        table = system.socket_table(version)
+        if table is not None:  # None: no socket tables (not Linux) or no IPv6
+            found += wildcard_listeners(table, port)
     return found
 
 
 def tables_readable() -> bool:
     """Whether this system has the kernel's socket table to read (Linux)."""
-    return _V4_TABLE.exists()
+    return system.has_socket_tables()
 
 
 def loopback_listeners() -> dict[int, Address]:
@@ -58,21 +54,12 @@ def loopback_listeners() -> dict[int, Address]:
 def group_loopback_ports(pgid: int) -> dict[int, Address]:
     """The loopback ports the processes of group `pgid` listen on (empty when unknown).
 
-    Reads each member's open files in /proc, then the socket tables if it has any socket: tens
-    of milliseconds on a busy machine, so callers ask now and then, off the event loop."""
+    Reads each member's open files, then the socket tables if it has any socket: tens of
+    milliseconds on a busy machine, so callers ask now and then, off the event loop."""
     inodes: set[str] = set()
-    for pid in _group_members(pgid):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
+    for proc in system.processes() or ():
+        if proc.pgrp == pgid and not proc.zombie:
+            inodes |= system.socket_inodes(proc.pid)
     if not inodes:
         return {}
     return {port: where for port, (where, inode) in _loopback_sockets().items()
@@ -83,11 +70,10 @@ def _loopback_sockets() -> dict[int, tuple[Address, str]]:
     """port -> ((host, port), inode) for each listening socket reachable on loopback; IPv4
     wins where a port is open on both, as 127.0.0.1 is what servers are told ($HOST)."""
     found: dict[int, tuple[Address, str]] = {}
-    for path, host, own, wildcard in ((_V6_TABLE, "::1", _LOOPBACK_V6, _ANY_V6),
-                                      (_V4_TABLE, "127.0.0.1", _LOOPBACK_V4, _ANY_V4)):
-        try:
-            table = path.read_text()
-        except OSError:
+    for version, host, own, wildcard in ((6, "::1", _LOOPBACK_V6, _ANY_V6),
+                                         (4, "127.0.0.1", _LOOPBACK_V4, _ANY_V4)):
+        table = system.socket_table(version)
+        if table is None:
             continue
         for address, port, inode in _listeners(table):
             if address in (own, wildcard):
@@ -108,23 +94,3 @@ def _listeners(table: str) -> list[tuple[str, int, str]]:
         if hex_port:
             found.append((address, int(hex_port, 16), fields[9] if len(fields) > 9 else ""))
     return found
-
-
-def _group_members(pgid: int) -> list[str]:
-    """The pids of the live processes in group `pgid`."""
-    members = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(entry)
-    return members

@@ -12,7 +12,7 @@ from pathlib import Path
 from runtime.supervisor import start_hints
 from runtime.supervisor.builder.prepare import SetupPlan
 from runtime.supervisor.environment import GATE_PROOF_HEADER, GATE_PROOF_VARIABLE, bind_variables
-from runtime.supervisor.listening import listens_on_all_interfaces
+from runtime.supervisor.listening import listens_on_all_interfaces, tables_readable
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import free_port
 from runtime.supervisor.process import MicroProcess
@@ -403,7 +403,8 @@ class MicroRunner:
         proc = self._current
         port = proc.given_port if proc is not None else 0
         return start_hints.not_listening(self.spec.command, self.spec.cwd, self.spec.source,
-                                         port, self._timings.ready_timeout)
+                                         port, self._timings.ready_timeout,
+                                         other_ports_seen=tables_readable())
 
     def _tell_other_port(self, proc: MicroProcess) -> None:
         """Say once that the micro serves on a port of its own, not on $PORT, and how to tell

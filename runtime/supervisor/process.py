@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from runtime import system
 from runtime.supervisor import reaper
 from runtime.supervisor.environment import (
     GATE_PROOF_HEADER,
@@ -23,12 +24,13 @@ from runtime.supervisor.output import Printer
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 # A new process is looked at often, since every 10 ms late is 10 ms added to each reload; one
 # that takes its time less often (each look reads the kernel's socket table); a stopping group
-# is checked less often, since each check scans /proc.
+# is checked less often, since each check scans the process table.
 _READY_POLLS = ((1.0, 0.01), (30.0, 0.05))  # (until this many seconds after start, interval)
 _READY_POLL_LATE = 0.25
 _STOP_POLL = 0.05
 # How often the process group's own sockets are read while it does not answer on $PORT (a scan
-# of /proc), by seconds since its start: a server on a port of its own is found within two.
+# of the process table), by seconds since its start: a server on a port of its own is found
+# within two.
 OTHER_PORT_SCANS = ((5.0, 0.5), (60.0, 2.0))
 OTHER_PORT_SCAN_LATE_S = 10.0
 OTHER_PORT_SCAN_S = OTHER_PORT_SCANS[0][1]
@@ -180,8 +182,8 @@ class MicroProcess:
             return targets  # no socket table (not Linux): $PORT is all there is
         now = time.monotonic()
         if now >= self._next_scan:
-            # A scan reads /proc (tens of milliseconds on a busy machine): off the event loop,
-            # and less often the longer the micro takes.
+            # A scan reads the process table (tens of milliseconds on a busy machine): off the
+            # event loop, and less often the longer the micro takes.
             seen = await asyncio.to_thread(self.listening_ports)
             self._next_scan = time.monotonic() + _scan_interval(now - self.started_at)
             seen.pop(self.given_port, None)
@@ -329,31 +331,6 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 
 def _group_alive(pgid: int, leader: asyncio.subprocess.Process) -> bool:
-    """True while any process of the group other than a reaped leader remains."""
-    if leader.returncode is None:
-        return True
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    # Members that are only zombies waiting for a reaper are gone for our purpose.
-    return _group_has_live_member(pgid)
-
-
-def _group_has_live_member(pgid: int) -> bool:
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True  # no /proc: assume alive, the SIGKILL after the grace period settles it
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        # fields: state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    """True while any process of the group other than a reaped leader remains (members that
+    are only zombies waiting for a reaper are gone for our purpose, where that can be seen)."""
+    return leader.returncode is None or system.group_alive(pgid)

@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runtime import system
 from runtime.datadir.datafile import DataFile
 from runtime.errors import SpaceDevError
 from runtime.supervisor import watchdog
@@ -22,23 +22,24 @@ Notify = Callable[[str], None]
 WATCHDOG_SCRIPT = Path(watchdog.__file__).resolve()
 
 
-def _ticks_now() -> int:
-    """Now, in the clock ticks since boot that /proc start times use."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-
-
 def this_process() -> dict[str, Any]:
     """Who this process is, in a form that survives pid reuse: pid, start time, boot."""
     pid = os.getpid()
-    return {"pid": pid, "start": watchdog.start_time(pid), "boot": watchdog.boot_id()}
+    return {"pid": pid, "start": system.start_time(pid), "boot": system.boot_id()}
 
 
 def still_running(who: object) -> bool:
-    """Whether a recorded process (`this_process()` of some earlier moment) still runs."""
-    if not isinstance(who, dict) or who.get("boot") != watchdog.boot_id():
+    """Whether a recorded process (`this_process()` of some earlier moment) still runs.
+
+    Where start times are unknown (no /proc: recorded as None), a live pid counts as still
+    running, as nothing else can be known there.
+    """
+    if not isinstance(who, dict) or who.get("boot") != system.boot_id():
         return False
     pid, start = who.get("pid"), who.get("start")
-    return isinstance(pid, int) and isinstance(start, int) and watchdog.same_process(pid, start)
+    if not isinstance(pid, int) or not (start is None or isinstance(start, int)):
+        return False
+    return system.same_process(pid, start)
 
 
 class Reaper:
@@ -66,11 +67,11 @@ class Reaper:
 
     def track(self, pgid: int) -> None:
         """A process group started (its leader's pid is its id)."""
-        start = watchdog.start_time(pgid)
+        start = system.start_time(pgid)
         if start is None:
-            # The leader already exited and was reaped: members it left can only be younger
-            # than this moment (less a tick for the clocks' rounding).
-            start = _ticks_now() - 1
+            # The leader already exited and was reaped (or this system has no start times):
+            # members it left can only be younger than this moment (less a tick for rounding).
+            start = system.ticks_since_boot() - 1
         with self._lock:
             self._groups[pgid] = start
             self._leaderless.discard(pgid)
@@ -171,7 +172,7 @@ class Reaper:
         out: dict[str, Any] = {"runtime": self._base, "groups": sorted(self.groups().items())}
         proc = self._watchdog
         if proc is not None:
-            out["watchdog"] = {"pid": proc.pid, "start": watchdog.start_time(proc.pid),
+            out["watchdog"] = {"pid": proc.pid, "start": system.start_time(proc.pid),
                                "boot": self._base.get("boot")}
         return out
 
@@ -266,9 +267,15 @@ def claim(data: DataFile, grace: float, notify: Notify) -> None:
 
 
 def end_recorded(record: dict[str, Any], grace: float) -> int:
-    """End the groups of a dead runtime's record that are still the same groups."""
+    """End the groups of a dead runtime's record that are still the same groups.
+
+    Not where this system cannot tell a boot or a process's start time (no /proc): a group id
+    recorded before a crash may by now be another program's, which is left alone.
+    """
+    if not system.has_proc():
+        return 0
     runtime = record.get("runtime")
-    if not isinstance(runtime, dict) or runtime.get("boot") != watchdog.boot_id():
+    if not isinstance(runtime, dict) or runtime.get("boot") != system.boot_id():
         return 0  # another boot: every process of that run is long gone
     groups: dict[int, int] = {}
     for entry in record.get("groups") or ():

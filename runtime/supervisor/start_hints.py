@@ -35,9 +35,16 @@ def exit_hint(code: int, command: str, cwd: Path, source: str,
     return what + "." + as_space(source)
 
 
-def not_listening(command: str, cwd: Path, source: str, port: int, waited: float) -> str:
-    """What is wrong with a micro that listens nowhere, and what to do."""
-    return (f"not listening on $PORT ({port}) nor on any other loopback port after {waited:g} s. "
+def not_listening(command: str, cwd: Path, source: str, port: int, waited: float,
+                  *, other_ports_seen: bool = True) -> str:
+    """What is wrong with a micro that listens nowhere, and what to do. Where the system shows
+    no process's sockets (`other_ports_seen` False), only $PORT was tried, and that is said."""
+    if other_ports_seen:
+        where = f"not listening on $PORT ({port}) nor on any other loopback port"
+    else:
+        where = (f"not answering on $PORT ({port}) (a server on another port is not looked "
+                 "for on this system)")
+    return (f"{where} after {waited:g} s. "
             f"{_sentence(dev_lines.port_way(command, cwd))}{as_space(source)}")
 
 

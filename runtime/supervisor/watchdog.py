@@ -2,13 +2,14 @@
 
 The runtime starts this script by path (`python watchdog.py GRACE`) in a session of its own and
 keeps the write end of its stdin. It writes `+PGID START` when a micro's process group starts
-(START: the group leader's start time, field 22 of /proc/PID/stat) and `-PGID` when the group
+(START: the group leader's start time, `system.start_time`) and `-PGID` when the group
 has ended. When the pipe reaches EOF the runtime is gone, however it went (SIGKILL, the OOM
 killer, a closed terminal): every group still listed gets SIGTERM, then SIGKILL after GRACE
 seconds. A clean stop removes every group first, so the script just exits.
 
-It imports nothing but the standard library, and the runtime imports the /proc helpers below
-from it, so the two agree on what "the same process group" means.
+It imports nothing but the standard library and `runtime.system` (itself stdlib only), and the
+runtime imports `members` and `end_groups` from it, so the two agree on what "the same process
+group" means.
 """
 
 from __future__ import annotations
@@ -18,42 +19,16 @@ import signal
 import sys
 import time
 
+if __name__ == "__main__" and not __package__:
+    # Started by path: the folder holding the package is not on sys.path yet.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from runtime import system  # noqa: E402
+
 _POLL_S = 0.05
 
 
-# --- what /proc says -------------------------------------------------------------------------
-
-
-def stat_fields(pid: int) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (index 0 is field 3, the state)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: it ends at the last ")".
-    return raw.rsplit(b")", 1)[1].split()
-
-
-def start_time(pid: int) -> int | None:
-    """When the process started, in clock ticks since boot (/proc/PID/stat field 22)."""
-    fields = stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def boot_id() -> str:
-    """This boot's id: pids and start times from another boot mean nothing."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def same_process(pid: int, start: int) -> bool:
-    """True if `pid` is still the process that started at `start` (not a reused pid)."""
-    fields = stat_fields(pid)
-    return fields is not None and fields[0] != b"Z" and int(fields[19]) == start
+# --- which groups are still ours ------------------------------------------------------------
 
 
 def members(groups: dict[int, int]) -> dict[int, list[int]]:
@@ -64,27 +39,21 @@ def members(groups: dict[int, int]) -> dict[int, list[int]]:
     group id is only reused once every member of the old group has gone, so an older member
     cannot be ours. A leader with another start time means the id was reused: not ours.
     Zombies are left out: they are already dead and only wait for their parent.
+    Where the process table cannot be read (no /proc), a group with any member stands for
+    itself (its id in place of its members' pids): start times cannot be checked there.
     """
+    table = system.processes()
+    if table is None:
+        return {g: [g] if system.group_alive(g) else [] for g in groups}
     found: dict[int, list[int]] = {g: [] for g in groups}
     leader_seen: dict[int, bool] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
+    for proc in table:
+        if proc.pgrp not in groups:
             continue
-        fields = stat_fields(int(entry))
-        if fields is None:
-            continue
-        pgrp = int(fields[2])
-        if pgrp not in groups:
-            continue
-        pid, started = int(entry), int(fields[19])
-        if pid == pgrp:
-            leader_seen[pgrp] = started == groups[pgrp]
-        if fields[0] != b"Z" and started >= groups[pgrp]:
-            found[pgrp].append(pid)
+        if proc.pid == proc.pgrp:
+            leader_seen[proc.pgrp] = proc.start == groups[proc.pgrp]
+        if not proc.zombie and proc.start >= groups[proc.pgrp]:
+            found[proc.pgrp].append(proc.pid)
     for pgrp, ours in leader_seen.items():
         if not ours:
             found[pgrp] = []
@@ -92,13 +61,14 @@ def members(groups: dict[int, int]) -> dict[int, list[int]]:
 
 
 def signal_members(found: dict[int, list[int]], groups: dict[int, int], sig: int) -> None:
-    """Send `sig` to each group found: to the whole group while its leader is the recorded one,
-    else to each member that is ours, one by one."""
+    """Send `sig` to each group found: to the whole group while its leader is the recorded one
+    (or where members cannot be told apart: no /proc), else to each member that is ours."""
+    whole_groups = not system.has_proc()
     for pgid, pids in found.items():
         if not pids:
             continue
         try:
-            if same_process(pgid, groups[pgid]):
+            if whole_groups or system.same_process(pgid, groups[pgid]):
                 os.killpg(pgid, sig)
                 continue
         except (ProcessLookupError, PermissionError):

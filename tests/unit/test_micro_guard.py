@@ -178,3 +178,105 @@ def test_only_the_runtimes_proof_reaches_a_micro(given: str, expected: str | Non
                                        gate_proof=given)
     assert env.get(environment.GATE_PROOF_VARIABLE) == expected
     assert str(NODE_GUARD) in env["NODE_OPTIONS"]
+
+
+# --- where there is no /proc (not Linux): the browser's marks decide ---------------------------
+
+
+def _app_connection(port: int) -> subprocess.Popen[str]:
+    """A process of the app (the proof in its environment) holding a connection to `port`."""
+    return subprocess.Popen(
+        [sys.executable, "-c",
+         f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
+         "print(s.getsockname()[1], flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, guard_module.PROOF_VARIABLE: PROOF},
+    )
+
+
+def test_without_proc_the_python_guard_cannot_tell_and_the_marks_decide(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import socket
+
+    monkeypatch.setattr(guard_module, "PROC", str(tmp_path / "no-proc"))
+    guard = guard_module.Guard(PROOF, "localhost:4200")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        holder = _app_connection(port)
+        try:
+            assert holder.stdout is not None
+            app_port = int(holder.stdout.readline())
+            with socket.create_connection(("127.0.0.1", port)) as mine:
+                local = ("127.0.0.1", port)
+                # Neither the app's process nor another one can be told apart here.
+                assert guard.from_this_app(("127.0.0.1", app_port), local) is None
+                assert guard.from_this_app(mine.getsockname(), local) is None
+                plain = {"host": "127.0.0.1:4201"}.get
+                marked = {"host": "127.0.0.1:4201", "sec-fetch-site": "cross-site"}.get
+                assert guard.verdict("/x", plain, mine.getsockname(), local) == "pass"
+                assert "browser page" in guard.verdict("/x", marked, mine.getsockname(), local)
+                proved = {"host": "box.lan", "x-space-gate": PROOF}.get
+                assert guard.verdict("/x", proved, mine.getsockname(), local) == "pass"
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+# A Node.js server behind the guard, in a process where fs finds no /proc when HIDE_PROC is set.
+NODE_SERVER = """
+const fs = require("fs");
+if (process.env.HIDE_PROC) {
+  for (const name of ["readFileSync", "readdirSync", "readlinkSync", "existsSync"]) {
+    const real = fs[name];
+    fs[name] = function (path, ...rest) {
+      if (String(path).startsWith("/proc")) {
+        if (name === "existsSync") return false;
+        const err = new Error(`ENOENT: no such file or directory, '${path}'`);
+        err.code = "ENOENT";
+        throw err;
+      }
+      return real.call(this, path, ...rest);
+    };
+  }
+}
+require(process.argv[1]);
+const server = require("http").createServer((req, res) => res.end("app"));
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+"""
+
+
+def _node_answers(hide_proc: bool) -> tuple[int, int]:
+    """The statuses the guarded Node.js server gives a request from this test's process (not
+    the app's) without the proof: unmarked, then marked as a browser page's."""
+    import http.client
+
+    env = {**os.environ, "SPACE_DEV_GATE_PROOF": PROOF}
+    env.pop("HIDE_PROC", None)
+    if hide_proc:
+        env["HIDE_PROC"] = "1"
+    node = subprocess.Popen(["node", "-e", NODE_SERVER, str(NODE_GUARD)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        port = int(node.stdout.readline())
+        statuses = []
+        for headers in ({}, {"Sec-Fetch-Site": "cross-site"}):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/", headers=headers)
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        return statuses[0], statuses[1]
+    finally:
+        node.kill()
+        node.wait()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_without_proc_the_node_guard_lets_the_marks_decide() -> None:
+    if Path("/proc/net/tcp").exists():
+        # Where /proc tells, a caller outside the app is refused, marked or not.
+        assert _node_answers(hide_proc=False) == (403, 403)
+    assert _node_answers(hide_proc=True) == (200, 403)

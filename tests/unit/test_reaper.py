@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import system
 from runtime.datadir.datafile import DataFile
 from runtime.errors import DataDirError, SpaceDevError
 from runtime.supervisor import reaper, watchdog
@@ -28,8 +29,8 @@ LEADER = [sys.executable, "-c", (
 
 
 def _alive(pid: int) -> bool:
-    fields = watchdog.stat_fields(pid)
-    return fields is not None and fields[0] != b"Z"
+    entry = system.process(pid)
+    return entry is not None and not entry.zombie
 
 
 def _gone_within(pid: int, timeout: float) -> bool:
@@ -50,7 +51,7 @@ def group() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def test_a_group_whose_leader_has_another_start_time_is_not_ours(group) -> None:
-    start = watchdog.start_time(group.pid)
+    start = system.start_time(group.pid)
     assert start is not None
     assert watchdog.end_groups({group.pid: start + 1}, grace=0.5) == 0  # a reused id
     assert group.poll() is None
@@ -63,8 +64,8 @@ def test_with_the_leader_gone_only_members_younger_than_the_record_are_ours() ->
                               start_new_session=True)
     assert leader.stdout and leader.stdin
     member = int(leader.stdout.readline())
-    leader_start = watchdog.start_time(leader.pid)
-    member_start = watchdog.start_time(member)
+    leader_start = system.start_time(leader.pid)
+    member_start = system.start_time(member)
     assert leader_start is not None and member_start is not None
     leader.stdin.close()
     leader.wait(5)
@@ -86,7 +87,7 @@ def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
     )
     assert stubborn.stdout
     stubborn.stdout.readline()  # the handler is in place
-    start = watchdog.start_time(stubborn.pid)
+    start = system.start_time(stubborn.pid)
     assert start is not None
     began = time.monotonic()
     assert watchdog.end_groups({stubborn.pid: start}, grace=0.3) == 1
@@ -102,7 +103,7 @@ def _watchdog() -> subprocess.Popen[bytes]:
 def test_the_watchdog_ends_the_groups_still_listed_at_eof(group) -> None:
     dog = _watchdog()
     assert dog.stdin
-    dog.stdin.write(f"+{group.pid} {watchdog.start_time(group.pid)}\n".encode())
+    dog.stdin.write(f"+{group.pid} {system.start_time(group.pid)}\n".encode())
     dog.stdin.close()  # as when the runtime dies
     assert dog.wait(5) == 0
     assert group.wait(2) == -15
@@ -111,7 +112,7 @@ def test_the_watchdog_ends_the_groups_still_listed_at_eof(group) -> None:
 def test_the_watchdog_leaves_removed_groups_alone(group) -> None:
     dog = _watchdog()
     assert dog.stdin
-    dog.stdin.write(f"+{group.pid} {watchdog.start_time(group.pid)}\nnonsense\n"
+    dog.stdin.write(f"+{group.pid} {system.start_time(group.pid)}\nnonsense\n"
                     f"-{group.pid}\n".encode())
     dog.stdin.close()
     assert dog.wait(5) == 0
@@ -139,7 +140,7 @@ def test_claim_takes_over_from_a_dead_runtime_and_ends_its_groups(
 ) -> None:
     data = DataFile(tmp_path)
     dead = {**reaper.this_process(), "start": 1}  # this pid, but not this process
-    record = {"runtime": dead, "groups": [[group.pid, watchdog.start_time(group.pid)]]}
+    record = {"runtime": dead, "groups": [[group.pid, system.start_time(group.pid)]]}
     data.write_processes(record)
     said: list[str] = []
     reaper.claim(data, 0.5, said.append)

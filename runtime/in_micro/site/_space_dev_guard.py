@@ -34,6 +34,9 @@ PROOF_HEADER = "x-space-gate"
 PROBE_HEADER = "x-space-probe"
 GUARD_HEADER = "X-Space-Guard"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# Linux's process table, where callers are looked up; elsewhere it does not exist (tests point it
+# at a folder that does not exist to check what the guard does there).
+PROC = "/proc"
 # Headers a browser adds to what a page sends, and server-side clients do not (Node's fetch sends
 # Sec-Fetch-Mode, so that one is no sign); what decides where /proc cannot tell.
 BROWSER_MARKS = ("sec-fetch-site", "sec-fetch-dest", "origin")
@@ -104,19 +107,19 @@ class Guard:
         link = f"socket:[{inode}]"
         for pid in _pids():
             try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
+                with open(f"{PROC}/{pid}/environ", "rb") as f:
                     environ = b"\0" + f.read()
             except OSError:
                 continue
             if self._marker not in environ:
                 continue
             try:
-                fds = os.listdir(f"/proc/{pid}/fd")
+                fds = os.listdir(f"{PROC}/{pid}/fd")
             except OSError:
                 continue
             for fd in fds:
                 try:
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == link:
+                    if os.readlink(f"{PROC}/{pid}/fd/{fd}") == link:
                         return True
                 except OSError:
                     continue
@@ -158,9 +161,9 @@ def table_address(host: str, port: int) -> tuple[str, str] | None:
         host = host[7:]  # an IPv4 client of a dual-stack server: its socket is in the v4 table
     try:
         if ":" in host:
-            raw, table = socket.inet_pton(socket.AF_INET6, host), "/proc/net/tcp6"
+            raw, table = socket.inet_pton(socket.AF_INET6, host), f"{PROC}/net/tcp6"
         else:
-            raw, table = socket.inet_pton(socket.AF_INET, host), "/proc/net/tcp"
+            raw, table = socket.inet_pton(socket.AF_INET, host), f"{PROC}/net/tcp"
     except OSError:
         return None
     # The kernel prints each 32-bit word of the address in the machine's order (little-endian).
@@ -175,7 +178,7 @@ def _socket_inode(peer: Address, local: Address) -> tuple[str | None, bool]:
     assert peer[0] is not None
     client = table_address(peer[0], peer[1])
     if client is None:
-        return None, os.path.exists("/proc/net/tcp")
+        return None, os.path.exists(f"{PROC}/net/tcp")
     table, client_text = client
     server = table_address(local[0], local[1]) if local[0] else None
     server_port = f":{local[1]:04X}"
@@ -195,7 +198,7 @@ def _socket_inode(peer: Address, local: Address) -> tuple[str | None, bool]:
 
 def _pids() -> Iterable[str]:
     try:
-        return [p for p in os.listdir("/proc") if p.isdigit()]
+        return [p for p in os.listdir(PROC) if p.isdigit()]
     except OSError:
         return []
 
