@@ -139,6 +139,40 @@ def test_update(db: BaseDB) -> None:
     assert db.get("b", "k") == {"key": "k", "n": 3, "list": ["a", "b"]}  # nothing half-applied
 
 
+@pytest.mark.parametrize("meanwhile", ["changed", "deleted"])
+def test_update_of_an_item_another_process_writes_between_its_read_and_write(
+    db: BaseDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """The update reads, then writes only an item still as read: a change made in between
+    (here by another connection, as a CLI command would) is never lost under it."""
+    db.put_many("b", [{"key": "k", "n": 1, "tags": ["a"]}])
+    other = sqlite3.connect(tmp_path / "app.sqlite3", isolation_level=None)
+    computed = BaseDB._updated
+    calls = []
+
+    def write_meanwhile(value: str, steps: Any) -> Any:
+        if not calls:
+            if meanwhile == "changed":
+                other.execute("UPDATE items SET value = ? WHERE key = 'k'",
+                              ['{"key":"k","n":10,"tags":["x"]}'])
+            else:
+                other.execute("DELETE FROM items WHERE key = 'k'")
+        calls.append(value)
+        return computed(value, steps)
+
+    monkeypatch.setattr(BaseDB, "_updated", staticmethod(write_meanwhile))
+    if meanwhile == "changed":
+        db.update("b", "k", {"increment": {"n": 1}, "append": {"tags": "b"}})
+        assert db.get("b", "k") == {"key": "k", "n": 11, "tags": ["x", "b"]}
+        assert len(calls) == 2  # read again, in a transaction
+    else:
+        with pytest.raises(BaseError) as caught:
+            db.update("b", "k", {"increment": {"n": 1}})
+        assert caught.value.status == 404
+        assert db.get("b", "k") is None
+    other.close()
+
+
 def test_update_cannot_grow_an_item_past_400_kb(db: BaseDB) -> None:
     db.put_many("b", [{"key": "k", "text": "x" * 300_000}])
     with pytest.raises(BaseError) as caught:

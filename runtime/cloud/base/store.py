@@ -38,7 +38,7 @@ from typing import Any
 from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.query import PreparedQuery, prepare_query
 from runtime.cloud.base.query_sql import Fragment, prefilter
-from runtime.cloud.base.update import apply_update, check_update
+from runtime.cloud.base.update import apply_steps, check_update
 from runtime.config.defaults import BASE_PAGE_SECONDS
 from runtime.errors import SpaceDevError
 
@@ -101,9 +101,9 @@ def item_size(item: Item) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _encode(item: Item) -> str:
-    # ASCII-only JSON: a lone surrogate from a client's JSON cannot break SQLite's UTF-8.
-    return json.dumps(item, separators=(",", ":"))
+# ASCII-only JSON: a lone surrogate from a client's JSON cannot break SQLite's UTF-8. One
+# encoder for every call: `json.dumps` with options makes a new one each time.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _expires(item: Item) -> float | None:
@@ -441,7 +441,23 @@ class BaseDB:
             self._update(self._db, base, key, updates)
 
     def _update(self, db: sqlite3.Connection, base: str, key: str, updates: Any) -> None:
-        check_update(updates)
+        steps = check_update(updates)
+        # Read, then write only if the item is still as read: two statements, no transaction
+        # of its own. Another process that changed the item in between makes it go again,
+        # read and write in one transaction.
+        row = db.execute(
+            f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+            (base, key, self._clock()),
+        ).fetchone()
+        if row is None:
+            raise BaseError(404, "Key not found")
+        changed = db.execute(
+            "UPDATE items SET value = ?, expires = ?, size = ? "
+            "WHERE base = ? AND key = ? AND value = ?",
+            (*self._updated(row[0], steps), base, key, row[0]),
+        ).rowcount
+        if changed:
+            return
         with self._transaction(db):
             row = db.execute(
                 f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
@@ -449,14 +465,20 @@ class BaseDB:
             ).fetchone()
             if row is None:
                 raise BaseError(404, "Key not found")
-            item = apply_update(json.loads(row[0]), updates)
-            text = _encode(item)
-            if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
-                raise BaseError(400, "The updated item would exceed 400 KB")
             db.execute(
                 "UPDATE items SET value = ?, expires = ?, size = ? WHERE base = ? AND key = ?",
-                (text, _expires(item), len(text), base, key),
+                (*self._updated(row[0], steps), base, key),
             )
+
+    @staticmethod
+    def _updated(value: str, steps: list[tuple[str, tuple[str, ...], Any]]
+                 ) -> tuple[str, float | None, int]:
+        """The stored text, expiry and size of an item after `steps`."""
+        item = apply_steps(json.loads(value), steps)
+        text = _encode(item)
+        if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
+            raise BaseError(400, "The updated item would exceed 400 KB")
+        return text, _expires(item), len(text)
 
     def query(
         self,
