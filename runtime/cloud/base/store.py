@@ -55,8 +55,10 @@ MAX_ITEM_BYTES = 400 * 1024
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
 # A filtered page's chunks of rows (see `BaseDB._filtered_page`): the first of one row, as a
-# page out of time has read, then each up to this many times the one before.
+# page out of time has read, then each up to this many times the one before, and at most
+# `CHUNK_ROWS`: the last chunk's end is found by reading its keys, past the page's last match.
 CHUNK_GROWTH = 8
+CHUNK_ROWS = 4096
 # Writes on the event loop's connection between two checkpoints, which the worker runs: about
 # the WAL pages after which SQLite's own automatic checkpoint would have run.
 CHECKPOINT_WRITES = 300
@@ -176,6 +178,7 @@ class _Page:
         self.order = "ASC" if self.ascending else "DESC"
         self.after = ">" if self.ascending else "<"  # past a key, in the page's order
         self.upto = "<=" if self.ascending else ">="
+        self.all_live = False  # no item is expired: the rows need no test of `expires`
 
     def where(self, after: str | None = None, upto: str | None = None) -> tuple[str, list[Any]]:
         """The rows of the page, or of its part past `after` and up to `upto` (keys read, in the
@@ -184,8 +187,8 @@ class _Page:
         Each side has one bound only: SQLite seeks an index by one lower and one upper bound,
         and tests any other row by row, so a chunk bounded by `last` and by `after` would be
         read from `last` on. `after` and `upto` lie within the others, so they replace them."""
-        where = ["base = ?", _VISIBLE]
-        params: list[Any] = [self.base, self.now]
+        where = ["base = ?"] if self.all_live else ["base = ?", _VISIBLE]
+        params: list[Any] = [self.base] if self.all_live else [self.base, self.now]
         lower: list[tuple[str, str]] = []  # (operator, key) on each side of the key order
         upper: list[tuple[str, str]] = []
         bounds = self.query.key_range
@@ -547,9 +550,11 @@ class BaseDB:
         self, page: _Page, found: Fragment, deadline: float
     ) -> tuple[list[Item], str | None]:
         """The same page as `_scanned_page`, where only the rows the SQL pre-filter lets
-        through are read in Python. The rows are taken in chunks, each summed by SQLite: a
-        chunk wholly within the page's budget gives its filtered rows; the one where the budget
-        runs out is walked to the row it runs out at, which ends the page."""
+        through are read in Python. The rows are taken in chunks: the matches of a chunk are
+        read first, stopping at the one that fills the page; then SQLite sums the sizes of the
+        rows up to there (or of the whole chunk) from the size index: within the page's budget,
+        the matches stand; else the rows are walked to the one the budget runs out at, which
+        ends the page, and only the matches up to it are kept."""
         db = self._db
         match = page.query.matches
         items: list[Item] = []
@@ -558,9 +563,14 @@ class BaseDB:
         after: str | None = None
         db.execute("BEGIN")  # one snapshot for the page's several statements
         try:
+            # In the usual case nothing has expired: one look at the expiry index spares
+            # every row the test.
+            soonest = db.execute(
+                "SELECT min(expires) FROM items WHERE expires IS NOT NULL").fetchone()[0]
+            page.all_live = soonest is None or soonest > page.now
             while True:
                 where, params = page.where(after)
-                # The chunk's last key, then its sum, each from the index alone.
+                # The chunk's last key, from the index alone.
                 last_row = db.execute(
                     f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
                     f"ORDER BY key {page.order} LIMIT 1 OFFSET ?",
@@ -568,47 +578,68 @@ class BaseDB:
                 ).fetchone()
                 end = None if last_row is None else last_row[0]  # None: all that is left
                 where, params = page.where(after, end)
-                total, count = db.execute(
-                    f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
-                    f"WHERE {where}",
-                    params,
-                ).fetchone()
-                if count == 0:
-                    return items, None
-                whole = scanned + total < page.scan_bytes  # the next row is read too
-                if not whole:  # the budget runs out in this chunk: at which row?
-                    for key, length in db.execute(
-                        f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
-                        f"ORDER BY key {page.order}",
-                        params,
-                    ):
-                        scanned += length
-                        if scanned >= page.scan_bytes:
-                            end = key
-                            break
-                    where, params = page.where(after, end)
-                for value, in db.execute(
-                    f"SELECT value FROM items WHERE {where} AND {found.sql} "
+                matched: list[tuple[str, Item]] = []  # (key, item) in the page's order
+                full_at: tuple[str, int] | None = None  # the match past the page's limit
+                for key, length, value in db.execute(
+                    f"SELECT key, size, value FROM items WHERE {where} AND {found.sql} "
                     f"ORDER BY key {page.order}",
                     [*params, *found.params],
                 ):
                     item = json.loads(value)
                     if match(item):
-                        if len(items) == page.limit:
-                            return items, items[-1]["key"]  # a further match exists
-                        items.append(item)
-                if whole:
-                    if end is None:
-                        return items, None  # no row is left
-                    scanned += total
-                    rows += count
-                if not whole or time.monotonic() >= deadline:
-                    assert end is not None
-                    return items, end if self._more_after(page, end) else None
-                after = end
-                # Aim at what is left of the budget, by the rows' size so far.
-                left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
-                size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9)))
+                        if len(items) + len(matched) == page.limit:
+                            full_at = key, length
+                            break
+                        matched.append((key, item))
+                if full_at is not None:
+                    # Full if the budget lasts up to that match: it is read, and it says a
+                    # further match exists.
+                    upto, upto_params = page.where(after, full_at[0])
+                    total, = db.execute(
+                        f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}",
+                        upto_params,
+                    ).fetchone()
+                    if scanned + total - full_at[1] < page.scan_bytes:
+                        items += [item for _, item in matched]
+                        return items, items[-1]["key"]
+                    # Else the budget runs out before that match.
+                else:
+                    total, count = db.execute(
+                        f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
+                        f"WHERE {where}",
+                        params,
+                    ).fetchone()
+                    if count == 0:
+                        return items, None
+                    if scanned + total < page.scan_bytes:  # the next row is read too
+                        items += [item for _, item in matched]
+                        if end is None:
+                            return items, None  # no row is left
+                        scanned += total
+                        rows += count
+                        if time.monotonic() >= deadline:
+                            return items, end if self._more_after(page, end) else None
+                        after = end
+                        # Aim at what is left of the budget, by the rows' size so far.
+                        left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
+                        size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9), CHUNK_ROWS))
+                        continue
+                # The budget runs out in this chunk: at which row? It is the page's last.
+                stop = None
+                for key, length in db.execute(
+                    f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+                    f"ORDER BY key {page.order}",
+                    params,
+                ):
+                    scanned += length
+                    if scanned >= page.scan_bytes:
+                        stop = key
+                        break
+                assert stop is not None
+                # Keys compare in Python as in SQLite: code points order as UTF-8 bytes do.
+                items += [item for key, item in matched
+                          if (key <= stop if page.ascending else key >= stop)]
+                return items, stop if self._more_after(page, stop) else None
         finally:
             db.execute("COMMIT")
 
