@@ -423,6 +423,23 @@ def test_writes_on_the_event_loops_connection_are_checkpointed(db: BaseDB) -> No
     assert wal.stat().st_size < 4 * half  # 8 halves' worth were written
 
 
+def test_the_worker_starts_the_wal_over_so_the_event_loop_never_syncs(db: BaseDB) -> None:
+    """Starting the WAL over syncs its new header: the worker's upkeep does it, after its
+    checkpoint, rather than the next write on the event loop's connection."""
+    wal = Path(f"{db.path}-wal")
+    db.put_many("b", [{"key": "first"}])  # and the sweep of expired items, not due again
+    for i in range(CHECKPOINT_WRITES - 1):
+        assert db.now("put_prepared", "b", prepare_items([{"key": f"k{i}"}])) is not NOT_NOW
+    db.worker.submit(lambda: None).result(10)  # no upkeep due yet
+    salts = wal.read_bytes()[16:24]  # the header's salts change when the WAL starts over
+    assert db.now("put_prepared", "b", prepare_items([{"key": "last"}])) is not NOT_NOW
+    assert wal.read_bytes()[16:24] == salts  # appended to the WAL as it was
+    db.worker.submit(lambda: None).result(10)  # the upkeep this write queued has run
+    assert wal.read_bytes()[16:24] != salts
+    assert db.count("b") == CHECKPOINT_WRITES + 1
+    assert db.get("b", "last") == {"key": "last"}
+
+
 SCHEMA_1 = """
 CREATE TABLE items (base TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires REAL,
                     UNIQUE (base, key));

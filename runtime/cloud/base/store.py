@@ -359,14 +359,35 @@ class BaseDB:
                 pass
 
     def _upkeep(self) -> None:
-        # Under the lock: a checkpoint that writes meanwhile would not finish, and the WAL
-        # would grow; calls that come in the while wait on the worker, not on the loop.
+        # A checkpoint syncs the WAL and the file: milliseconds, which calls on the event loop
+        # would wait out on the worker if the lock were held for all of it. So most of it runs
+        # first without the lock, on a connection of its own, while they go on writing; then,
+        # under the lock, the frames written meanwhile are folded in (a checkpoint that writes
+        # meanwhile cannot finish, and the WAL would grow), and one small write starts the WAL
+        # over here, so that the sync of its new header does not fall on the event loop.
+        with self._lock:
+            self._sweep(self._clock())
+            due = self._quick_writes >= CHECKPOINT_WRITES
+            if not due:
+                self._upkeep_queued = False
+                return
+        try:
+            alone = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+            try:
+                alone.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                alone.close()
+        except sqlite3.OperationalError:  # another process checkpoints: the one below will do
+            pass
         with self._lock:
             self._upkeep_queued = False
-            self._sweep(self._clock())
-            if self._quick_writes >= CHECKPOINT_WRITES:
-                self._quick_writes = 0
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._quick is None:  # closed meanwhile
+                return
+            self._quick_writes = 0
+            busy, frames, folded = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames > 0 and frames == folded:
+                # Rewrites the header's page as it is: the next write restarts the WAL.
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def put_many(self, base: str, items: list[Any]) -> list[Item]:
         """Store items, replacing those with the same keys; all or none. Return them as stored."""
