@@ -540,6 +540,7 @@ class BaseDB:
                     # the page is read again in Python, from its start.
                     if "malformed JSON" not in str(error):
                         raise
+                    page.all_live = False  # known only within the page's snapshot, now over
             return self._scanned_page(page, deadline)
 
     def _scanned_page(self, page: _Page, deadline: float) -> tuple[list[Item], str | None]:
