@@ -377,7 +377,7 @@ class BaseDB:
                 alone.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 alone.close()
-        except sqlite3.OperationalError:  # another process checkpoints: the one below will do
+        except sqlite3.Error:  # another process checkpoints, say: the one below will do
             pass
         with self._lock:
             self._upkeep_queued = False
