@@ -139,6 +139,40 @@ def test_update(db: BaseDB) -> None:
     assert db.get("b", "k") == {"key": "k", "n": 3, "list": ["a", "b"]}  # nothing half-applied
 
 
+@pytest.mark.parametrize("meanwhile", ["changed", "deleted"])
+def test_update_of_an_item_another_process_writes_between_its_read_and_write(
+    db: BaseDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """The update reads, then writes only an item still as read: a change made in between
+    (here by another connection, as a CLI command would) is never lost under it."""
+    db.put_many("b", [{"key": "k", "n": 1, "tags": ["a"]}])
+    other = sqlite3.connect(tmp_path / "app.sqlite3", isolation_level=None)
+    computed = BaseDB._updated
+    calls = []
+
+    def write_meanwhile(value: str, steps: Any) -> Any:
+        if not calls:
+            if meanwhile == "changed":
+                other.execute("UPDATE items SET value = ? WHERE key = 'k'",
+                              ['{"key":"k","n":10,"tags":["x"]}'])
+            else:
+                other.execute("DELETE FROM items WHERE key = 'k'")
+        calls.append(value)
+        return computed(value, steps)
+
+    monkeypatch.setattr(BaseDB, "_updated", staticmethod(write_meanwhile))
+    if meanwhile == "changed":
+        db.update("b", "k", {"increment": {"n": 1}, "append": {"tags": "b"}})
+        assert db.get("b", "k") == {"key": "k", "n": 11, "tags": ["x", "b"]}
+        assert len(calls) == 2  # read again, in a transaction
+    else:
+        with pytest.raises(BaseError) as caught:
+            db.update("b", "k", {"increment": {"n": 1}})
+        assert caught.value.status == 404
+        assert db.get("b", "k") is None
+    other.close()
+
+
 def test_update_cannot_grow_an_item_past_400_kb(db: BaseDB) -> None:
     db.put_many("b", [{"key": "k", "text": "x" * 300_000}])
     with pytest.raises(BaseError) as caught:
@@ -387,6 +421,23 @@ def test_writes_on_the_event_loops_connection_are_checkpointed(db: BaseDB) -> No
             half = wal.stat().st_size
     db.worker.submit(lambda: None).result(10)
     assert wal.stat().st_size < 4 * half  # 8 halves' worth were written
+
+
+def test_the_worker_starts_the_wal_over_so_the_event_loop_never_syncs(db: BaseDB) -> None:
+    """Starting the WAL over syncs its new header: the worker's upkeep does it, after its
+    checkpoint, rather than the next write on the event loop's connection."""
+    wal = Path(f"{db.path}-wal")
+    db.put_many("b", [{"key": "first"}])  # and the sweep of expired items, not due again
+    for i in range(CHECKPOINT_WRITES - 1):
+        assert db.now("put_prepared", "b", prepare_items([{"key": f"k{i}"}])) is not NOT_NOW
+    db.worker.submit(lambda: None).result(10)  # no upkeep due yet
+    salts = wal.read_bytes()[16:24]  # the header's salts change when the WAL starts over
+    assert db.now("put_prepared", "b", prepare_items([{"key": "last"}])) is not NOT_NOW
+    assert wal.read_bytes()[16:24] == salts  # appended to the WAL as it was
+    db.worker.submit(lambda: None).result(10)  # the upkeep this write queued has run
+    assert wal.read_bytes()[16:24] != salts
+    assert db.count("b") == CHECKPOINT_WRITES + 1
+    assert db.get("b", "last") == {"key": "last"}
 
 
 SCHEMA_1 = """

@@ -73,9 +73,9 @@ def _json_text(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="application/json")
 
 
-def _dumps(body: Any) -> str:
-    # ASCII-only: a lone surrogate a client stored must not break encoding the answer.
-    return json.dumps(body, separators=(",", ":"))
+# ASCII-only: a lone surrogate a client stored must not break encoding the answer. Made once:
+# `json.dumps` and `json.loads` with options make a new encoder or decoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _errors(status: int, *messages: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -162,7 +162,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     else:
         raw = await request.read()  # empty, or already read (and kept) by an earlier layer
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        # As `json.loads` reads bytes (UTF-8, -16 or -32, told apart by their first bytes).
+        body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError):
         raise BaseError(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -172,6 +173,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _check_item(item: Any, where: str) -> Prepared:

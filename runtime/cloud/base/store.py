@@ -38,7 +38,7 @@ from typing import Any
 from runtime.cloud.base.errors import BaseError
 from runtime.cloud.base.query import PreparedQuery, prepare_query
 from runtime.cloud.base.query_sql import Fragment, prefilter
-from runtime.cloud.base.update import apply_update, check_update
+from runtime.cloud.base.update import apply_steps, check_update
 from runtime.config.defaults import BASE_PAGE_SECONDS
 from runtime.errors import SpaceDevError
 
@@ -55,8 +55,10 @@ MAX_ITEM_BYTES = 400 * 1024
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
 # A filtered page's chunks of rows (see `BaseDB._filtered_page`): the first of one row, as a
-# page out of time has read, then each up to this many times the one before.
+# page out of time has read, then each up to this many times the one before, and at most
+# `CHUNK_ROWS`: the last chunk's end is found by reading its keys, past the page's last match.
 CHUNK_GROWTH = 8
+CHUNK_ROWS = 4096
 # Writes on the event loop's connection between two checkpoints, which the worker runs: about
 # the WAL pages after which SQLite's own automatic checkpoint would have run.
 CHECKPOINT_WRITES = 300
@@ -101,9 +103,9 @@ def item_size(item: Item) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _encode(item: Item) -> str:
-    # ASCII-only JSON: a lone surrogate from a client's JSON cannot break SQLite's UTF-8.
-    return json.dumps(item, separators=(",", ":"))
+# ASCII-only JSON: a lone surrogate from a client's JSON cannot break SQLite's UTF-8. One
+# encoder for every call: `json.dumps` with options makes a new one each time.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _expires(item: Item) -> float | None:
@@ -176,6 +178,7 @@ class _Page:
         self.order = "ASC" if self.ascending else "DESC"
         self.after = ">" if self.ascending else "<"  # past a key, in the page's order
         self.upto = "<=" if self.ascending else ">="
+        self.all_live = False  # no item is expired: the rows need no test of `expires`
 
     def where(self, after: str | None = None, upto: str | None = None) -> tuple[str, list[Any]]:
         """The rows of the page, or of its part past `after` and up to `upto` (keys read, in the
@@ -184,8 +187,8 @@ class _Page:
         Each side has one bound only: SQLite seeks an index by one lower and one upper bound,
         and tests any other row by row, so a chunk bounded by `last` and by `after` would be
         read from `last` on. `after` and `upto` lie within the others, so they replace them."""
-        where = ["base = ?", _VISIBLE]
-        params: list[Any] = [self.base, self.now]
+        where = ["base = ?"] if self.all_live else ["base = ?", _VISIBLE]
+        params: list[Any] = [self.base] if self.all_live else [self.base, self.now]
         lower: list[tuple[str, str]] = []  # (operator, key) on each side of the key order
         upper: list[tuple[str, str]] = []
         bounds = self.query.key_range
@@ -356,14 +359,35 @@ class BaseDB:
                 pass
 
     def _upkeep(self) -> None:
-        # Under the lock: a checkpoint that writes meanwhile would not finish, and the WAL
-        # would grow; calls that come in the while wait on the worker, not on the loop.
+        # A checkpoint syncs the WAL and the file: milliseconds, which calls on the event loop
+        # would wait out on the worker if the lock were held for all of it. So most of it runs
+        # first without the lock, on a connection of its own, while they go on writing; then,
+        # under the lock, the frames written meanwhile are folded in (a checkpoint that writes
+        # meanwhile cannot finish, and the WAL would grow), and one small write starts the WAL
+        # over here, so that the sync of its new header does not fall on the event loop.
+        with self._lock:
+            self._sweep(self._clock())
+            due = self._quick_writes >= CHECKPOINT_WRITES
+            if not due:
+                self._upkeep_queued = False
+                return
+        try:
+            alone = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+            try:
+                alone.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                alone.close()
+        except sqlite3.Error:  # another process checkpoints, say: the one below will do
+            pass
         with self._lock:
             self._upkeep_queued = False
-            self._sweep(self._clock())
-            if self._quick_writes >= CHECKPOINT_WRITES:
-                self._quick_writes = 0
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._quick is None:  # closed meanwhile
+                return
+            self._quick_writes = 0
+            busy, frames, folded = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames > 0 and frames == folded:
+                # Rewrites the header's page as it is: the next write restarts the WAL.
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def put_many(self, base: str, items: list[Any]) -> list[Item]:
         """Store items, replacing those with the same keys; all or none. Return them as stored."""
@@ -441,7 +465,23 @@ class BaseDB:
             self._update(self._db, base, key, updates)
 
     def _update(self, db: sqlite3.Connection, base: str, key: str, updates: Any) -> None:
-        check_update(updates)
+        steps = check_update(updates)
+        # Read, then write only if the item is still as read: two statements, no transaction
+        # of its own. Another process that changed the item in between makes it go again,
+        # read and write in one transaction.
+        row = db.execute(
+            f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
+            (base, key, self._clock()),
+        ).fetchone()
+        if row is None:
+            raise BaseError(404, "Key not found")
+        changed = db.execute(
+            "UPDATE items SET value = ?, expires = ?, size = ? "
+            "WHERE base = ? AND key = ? AND value = ?",
+            (*self._updated(row[0], steps), base, key, row[0]),
+        ).rowcount
+        if changed:
+            return
         with self._transaction(db):
             row = db.execute(
                 f"SELECT value FROM items WHERE base = ? AND key = ? AND {_VISIBLE}",
@@ -449,14 +489,20 @@ class BaseDB:
             ).fetchone()
             if row is None:
                 raise BaseError(404, "Key not found")
-            item = apply_update(json.loads(row[0]), updates)
-            text = _encode(item)
-            if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
-                raise BaseError(400, "The updated item would exceed 400 KB")
             db.execute(
                 "UPDATE items SET value = ?, expires = ?, size = ? WHERE base = ? AND key = ?",
-                (text, _expires(item), len(text), base, key),
+                (*self._updated(row[0], steps), base, key),
             )
+
+    @staticmethod
+    def _updated(value: str, steps: list[tuple[str, tuple[str, ...], Any]]
+                 ) -> tuple[str, float | None, int]:
+        """The stored text, expiry and size of an item after `steps`."""
+        item = apply_steps(json.loads(value), steps)
+        text = _encode(item)
+        if len(text) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
+            raise BaseError(400, "The updated item would exceed 400 KB")
+        return text, _expires(item), len(text)
 
     def query(
         self,
@@ -494,6 +540,7 @@ class BaseDB:
                     # the page is read again in Python, from its start.
                     if "malformed JSON" not in str(error):
                         raise
+                    page.all_live = False  # known only within the page's snapshot, now over
             return self._scanned_page(page, deadline)
 
     def _scanned_page(self, page: _Page, deadline: float) -> tuple[list[Item], str | None]:
@@ -525,9 +572,11 @@ class BaseDB:
         self, page: _Page, found: Fragment, deadline: float
     ) -> tuple[list[Item], str | None]:
         """The same page as `_scanned_page`, where only the rows the SQL pre-filter lets
-        through are read in Python. The rows are taken in chunks, each summed by SQLite: a
-        chunk wholly within the page's budget gives its filtered rows; the one where the budget
-        runs out is walked to the row it runs out at, which ends the page."""
+        through are read in Python. The rows are taken in chunks: the matches of a chunk are
+        read first, stopping at the one that fills the page; then SQLite sums the sizes of the
+        rows up to there (or of the whole chunk) from the size index: within the page's budget,
+        the matches stand; else the rows are walked to the one the budget runs out at, which
+        ends the page, and only the matches up to it are kept."""
         db = self._db
         match = page.query.matches
         items: list[Item] = []
@@ -536,9 +585,14 @@ class BaseDB:
         after: str | None = None
         db.execute("BEGIN")  # one snapshot for the page's several statements
         try:
+            # In the usual case nothing has expired: one look at the expiry index spares
+            # every row the test.
+            soonest = db.execute(
+                "SELECT min(expires) FROM items WHERE expires IS NOT NULL").fetchone()[0]
+            page.all_live = soonest is None or soonest > page.now
             while True:
                 where, params = page.where(after)
-                # The chunk's last key, then its sum, each from the index alone.
+                # The chunk's last key, from the index alone.
                 last_row = db.execute(
                     f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
                     f"ORDER BY key {page.order} LIMIT 1 OFFSET ?",
@@ -546,47 +600,68 @@ class BaseDB:
                 ).fetchone()
                 end = None if last_row is None else last_row[0]  # None: all that is left
                 where, params = page.where(after, end)
-                total, count = db.execute(
-                    f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
-                    f"WHERE {where}",
-                    params,
-                ).fetchone()
-                if count == 0:
-                    return items, None
-                whole = scanned + total < page.scan_bytes  # the next row is read too
-                if not whole:  # the budget runs out in this chunk: at which row?
-                    for key, length in db.execute(
-                        f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
-                        f"ORDER BY key {page.order}",
-                        params,
-                    ):
-                        scanned += length
-                        if scanned >= page.scan_bytes:
-                            end = key
-                            break
-                    where, params = page.where(after, end)
-                for value, in db.execute(
-                    f"SELECT value FROM items WHERE {where} AND {found.sql} "
+                matched: list[tuple[str, Item]] = []  # (key, item) in the page's order
+                full_at: tuple[str, int] | None = None  # the match past the page's limit
+                for key, length, value in db.execute(
+                    f"SELECT key, size, value FROM items WHERE {where} AND {found.sql} "
                     f"ORDER BY key {page.order}",
                     [*params, *found.params],
                 ):
                     item = json.loads(value)
                     if match(item):
-                        if len(items) == page.limit:
-                            return items, items[-1]["key"]  # a further match exists
-                        items.append(item)
-                if whole:
-                    if end is None:
-                        return items, None  # no row is left
-                    scanned += total
-                    rows += count
-                if not whole or time.monotonic() >= deadline:
-                    assert end is not None
-                    return items, end if self._more_after(page, end) else None
-                after = end
-                # Aim at what is left of the budget, by the rows' size so far.
-                left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
-                size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9)))
+                        if len(items) + len(matched) == page.limit:
+                            full_at = key, length
+                            break
+                        matched.append((key, item))
+                if full_at is not None:
+                    # Full if the budget lasts up to that match: it is read, and it says a
+                    # further match exists.
+                    upto, upto_params = page.where(after, full_at[0])
+                    total, = db.execute(
+                        f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}",
+                        upto_params,
+                    ).fetchone()
+                    if scanned + total - full_at[1] < page.scan_bytes:
+                        items += [item for _, item in matched]
+                        return items, items[-1]["key"]
+                    # Else the budget runs out before that match.
+                else:
+                    total, count = db.execute(
+                        f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
+                        f"WHERE {where}",
+                        params,
+                    ).fetchone()
+                    if count == 0:
+                        return items, None
+                    if scanned + total < page.scan_bytes:  # the next row is read too
+                        items += [item for _, item in matched]
+                        if end is None:
+                            return items, None  # no row is left
+                        scanned += total
+                        rows += count
+                        if time.monotonic() >= deadline:
+                            return items, end if self._more_after(page, end) else None
+                        after = end
+                        # Aim at what is left of the budget, by the rows' size so far.
+                        left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
+                        size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9), CHUNK_ROWS))
+                        continue
+                # The budget runs out in this chunk: at which row? It is the page's last.
+                stop = None
+                for key, length in db.execute(
+                    f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+                    f"ORDER BY key {page.order}",
+                    params,
+                ):
+                    scanned += length
+                    if scanned >= page.scan_bytes:
+                        stop = key
+                        break
+                assert stop is not None
+                # Keys compare in Python as in SQLite: code points order as UTF-8 bytes do.
+                items += [item for key, item in matched
+                          if (key <= stop if page.ascending else key >= stop)]
+                return items, stop if self._more_after(page, stop) else None
         finally:
             db.execute("COMMIT")
 

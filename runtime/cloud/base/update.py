@@ -84,32 +84,40 @@ def _check_conflicts(steps: list[tuple[str, tuple[str, ...], Any]]) -> None:
 def apply_update(item: Item, updates: dict[str, Any]) -> Item:
     """The item after the update, as a new dict; raise BaseError(400) for an invalid update."""
     steps = check_update(updates)
-    result = copy.deepcopy(item)
+    return apply_steps(copy.deepcopy(item), copy.deepcopy(steps))
+
+
+def apply_steps(item: Item, steps: list[tuple[str, tuple[str, ...], Any]]) -> Item:
+    """`item` changed in place by the steps of `check_update`, and returned; raise
+    BaseError(400) when a step does not fit the item (it may then be changed in part).
+
+    Neither the item nor the steps' values are copied: the store owns both, freshly decoded, and
+    only encodes the result. A value set is never changed by a later step, since no path lies
+    under another (`check_update` refuses that)."""
     for op, path, value in steps:
-        name = ".".join(path)
-        parent = _parent(result, path, name, must_exist=op != "delete")
+        parent = _parent(item, path, op != "delete")
         if parent is None:
             continue
         last = path[-1]
         if op == "set":
-            parent[last] = copy.deepcopy(value)
+            parent[last] = value
         elif op == "increment":
             current = parent.get(last, 0)
             if kind(current) != "number":
-                raise BaseError(400, f'Cannot increment "{name}": it is not a number')
+                raise BaseError(400, f'Cannot increment "{".".join(path)}": it is not a number')
             parent[last] = current + value
         elif op in ("append", "prepend"):
             current = parent.get(last, [])
             if not isinstance(current, list):
-                raise BaseError(400, f'Cannot {op} to "{name}": it is not a list')
-            added = copy.deepcopy(value if isinstance(value, list) else [value])
+                raise BaseError(400, f'Cannot {op} to "{".".join(path)}": it is not a list')
+            added = value if isinstance(value, list) else [value]
             parent[last] = current + added if op == "append" else added + current
         else:
             parent.pop(last, None)
-    return result
+    return item
 
 
-def _parent(item: Item, path: tuple[str, ...], name: str, must_exist: bool) -> Item | None:
+def _parent(item: Item, path: tuple[str, ...], must_exist: bool) -> Item | None:
     node: Any = item
     for depth, part in enumerate(path[:-1]):
         node = node.get(part) if isinstance(node, dict) else None
@@ -117,6 +125,6 @@ def _parent(item: Item, path: tuple[str, ...], name: str, must_exist: bool) -> I
             if not must_exist:
                 return None
             upper = ".".join(path[: depth + 1])
-            raise BaseError(400, f'Cannot update "{name}": "{upper}" does not exist or is not '
-                            "an object")
+            raise BaseError(400, f'Cannot update "{".".join(path)}": "{upper}" does not exist '
+                            "or is not an object")
     return node

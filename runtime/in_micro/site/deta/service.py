@@ -301,9 +301,13 @@ class _Service:
         )
 
 
+# Made once: `json.dumps(data, cls=...)` makes a new encoder on every call.
+_JSON = _Encoder()
+
+
 def _encode(data: Any, content_type: str | None) -> bytes | None:
     if content_type == JSON_MIME:
-        return json.dumps(data, cls=_Encoder).encode("utf-8")
+        return _JSON.encode(data).encode("utf-8")
     if isinstance(data, str):
         return data.encode("utf-8")  # http.client would encode a str as Latin-1
     return data  # type: ignore[no-any-return]
