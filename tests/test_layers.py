@@ -102,7 +102,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor.builder.frontend": 2,
     "runtime.supervisor.manager": 2,
     "runtime.supervisor.location": 2,
-    "runtime.supervisor.watcher": 2,
+    "runtime.supervisor.file_changes": 2,
     "runtime.supervisor.watchdog": 2,
     "runtime.supervisor.reaper": 2,
     "runtime.supervisor.shutdown": 2,
