@@ -106,7 +106,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.supervisor.watchdog": 2,
     "runtime.supervisor.reaper": 2,
     "runtime.supervisor.shutdown": 2,
-    "runtime.auth.identity": 2,
+    "runtime.auth.credentials": 2,
     "runtime.serve": 2,
     "runtime.serve.proxy": 2,
     "runtime.serve.bodies": 2,

@@ -28,8 +28,8 @@ from runtime.app.micro_specs import (
     runs_dev_line,
     static_root,
 )
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.failures import FailureCounter
-from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
@@ -111,7 +111,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._logs: dict[str, AppLogs] = {}  # app -> what its logs page and `logs` read
         self._closing = asyncio.Event()  # set at the stop: the logs' live streams end
-        self.identity = Identity(self.store)
+        self.credentials = Credentials(self.store)
         self.links = LoginLinks(self.store.secret())
         self.limiter = LoginLimiter()
         self.key_guesses = KeyGuesses(FailureCounter(
@@ -193,7 +193,7 @@ class Runtime:
     def _owner_session(self, request: web.Request) -> bool:
         """Whether the request carries the owner's session (the app's data is the owner's)."""
         cookie = request_cookie(request.headers, SESSION_COOKIE)
-        principal = self.identity.session(cookie) if cookie else None
+        principal = self.credentials.session(cookie) if cookie else None
         return principal is not None and principal.owner
 
     def _runner_of(self, app: str, micro: str) -> MicroRunner | None:
@@ -214,7 +214,7 @@ class Runtime:
         password, self._owner_password = self._owner_password, None
         created = ensure_owner(self.store, password)
         del password
-        self.identity.reload()
+        self.credentials.reload()
         owner = self.store.users.owner()
         assert owner is not None
         if created is not None and created.password is not None:
@@ -245,7 +245,7 @@ class Runtime:
 
     def refresh(self) -> None:
         """Re-read the data dir (another process changed it) so the next request sees it."""
-        self.identity.reload()
+        self.credentials.reload()
 
     async def _watch_data_dir(self) -> None:
         """Catch changes no one told us about (the CLI normally does, synchronously)."""
@@ -253,14 +253,14 @@ class Runtime:
 
         async for _ in watchfiles.awatch(self.config.data_dir, debounce=50, step=20,
                                          recursive=False):
-            self.identity.reload()
+            self.credentials.reload()
 
     async def _flush_last_used(self) -> None:
         """Keys' "last used" times are kept in memory and written every few seconds."""
         while True:
             await asyncio.sleep(5)
             # A locked, fsynced write: off the event loop, so no request waits for the disk.
-            await asyncio.to_thread(self.identity.flush_last_used)
+            await asyncio.to_thread(self.credentials.flush_last_used)
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
@@ -445,7 +445,7 @@ class Runtime:
     async def _serve(self, host: AppHost) -> None:
         requests = RequestLog(defaults.REQUESTS_KEPT)
         notice = OwnerNotice(host)
-        gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
+        gate = Gate(host.name, self.proxy, lambda: host.routing, self.credentials, self.printer,
                     defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof,
                     self.key_guesses, requests, notice.rewrite)
         logs = self._logs[host.name] = AppLogs(
@@ -457,10 +457,10 @@ class Runtime:
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
         internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
                             self.app_actions, status=self.status, say=self.printer.info)
-        Login(host.name, self.store, self.identity, self.limiter, self.links,
+        Login(host.name, self.store, self.credentials, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
-            host, self.store, self.identity, self.printer,
+            host, self.store, self.credentials, self.printer,
             lambda values: self.save_env(host, values), self.refresh, self.spawn,
             lambda micro, reason: self.restart(host, micro, reason, by_owner=True),
             self.scheduler, self.app_actions,
@@ -619,7 +619,7 @@ class Runtime:
             await site.cleanup()
         await self.data_site.close()
         await self.proxy.close()
-        self.identity.flush_last_used()
+        self.credentials.flush_last_used()
         self.store.clear_runtime_info()
 
 

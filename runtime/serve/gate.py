@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.policy import Credential, Decision, MicroPolicy, decide, judge
 from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.models import AuthConfig, Principal
@@ -92,7 +92,7 @@ class Gate:
         app: str,
         proxy: Proxy,
         routing: Callable[[], Routing | None],
-        identity: Identity,
+        credentials: Credentials,
         printer: Printer,
         request_wait: float,
         spool_dir: Path,
@@ -111,7 +111,7 @@ class Gate:
         self._spool_dir = spool_dir  # where a long chunked request body waits to be sent
         self._proxy = proxy
         self._routing = routing
-        self._identity = identity
+        self._credentials = credentials
         self._printer = printer
         self._request_wait = request_wait
 
@@ -161,7 +161,7 @@ class Gate:
             return problem(request, 404, "Not found")
         target = routing.targets[micro]
         policy = target.policy
-        if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
+        if not policy.public and not self._credentials.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
         credential, from_cookie, by_key = self._credential(request, routing.auth)
         record.credential = credential
@@ -233,16 +233,16 @@ class Gate:
         for name in auth.key_headers:
             value = headers.get(name)
             if value is not None:
-                return self._identity.key(self._app, value.strip()), False, True
+                return self._credentials.key(self._app, value.strip()), False, True
         cookies = "; ".join(headers.getall("Cookie", ()))
         if auth.key_cookies or SESSION_COOKIE in cookies:
             for name in auth.key_cookies:
                 value = cookie_value(cookies, name)
                 if value is not None:
-                    return self._identity.key(self._app, value), True, True
+                    return self._credentials.key(self._app, value), True, True
             session = cookie_value(cookies, SESSION_COOKIE)
             if session:
-                return self._identity.session(session), True, False
+                return self._credentials.session(session), True, False
         return None, False, False
 
     def _refuse(self, request: web.Request, decision: Decision, target: str) -> web.Response:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from runtime.auth.identity import Identity
+from runtime.auth.credentials import Credentials
 from runtime.auth.keys import check_custom_value, new_key
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
@@ -56,7 +56,7 @@ class SettingsContext:
 
     app: AppView
     store: Store
-    identity: Identity
+    credentials: Credentials
     printer: Printer
     save_env: Callable[[Mapping[str, str]], Awaitable[list[str]]]  # -> micros restarted
     refresh: Callable[[], None]  # after each store write, so the gate sees it at once
