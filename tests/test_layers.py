@@ -159,7 +159,7 @@ FLOORS: dict[str, int | str] = {
     # 5: what drives a runtime: hot reload and the command line
     "runtime.app.reload": 5,
     "runtime.cli": 5,
-    "runtime.cli.notify": 5,
+    "runtime.cli.control_client": 5,
     "runtime.cli.targets": 5,
     "runtime.cli.commands": 5,
     "runtime.cli.data_commands": 5,

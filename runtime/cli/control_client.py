@@ -79,7 +79,7 @@ def refresh(store: Store, said: str = "") -> None:
         _note(f"the running runtime answered {status} to the refresh")
 
 
-def running(store: Store) -> dict[str, Any]:
+def require_running(store: Store) -> dict[str, Any]:
     """runtime.json of the running runtime, or a SpaceDevError saying to start one."""
     info = store.read_runtime_info()
     if info is None:
