@@ -21,7 +21,7 @@ from runtime import spacefile
 from runtime.app import changes
 from runtime.app.host import AppHost, timings
 from runtime.app.micro_specs import (
-    AppView,
+    SpecInputs,
     StaticPlan,
     build_notes,
     micro_specs,
@@ -264,8 +264,9 @@ class Runtime:
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        specs, builds = micro_specs(self._app_view(host))  # once, at the start, before micros run
-        for micro, note in build_notes(self._app_view(host)).items():
+        # Once, at the start, before micros run.
+        specs, builds = micro_specs(self._spec_inputs(host))
+        for micro, note in build_notes(self._spec_inputs(host)).items():
             self.printer.info(f"{micro}: {note}")
         for micro, spec in specs.items():
             if spec is not None:
@@ -281,16 +282,16 @@ class Runtime:
     async def specs(self, host: AppHost) -> Specs:
         """How each micro of the app starts now (None: a static micro, served by the runtime),
         and the builds of micros served as files; their files are read off the event loop."""
-        return await asyncio.to_thread(micro_specs, self._app_view(host))
+        return await asyncio.to_thread(micro_specs, self._spec_inputs(host))
 
     async def spec_of(self, host: AppHost, name: str) -> LaunchSpec | None:
         """How one micro starts now (None: served by the runtime, or gone from the Spacefile)."""
-        specs, _ = await asyncio.to_thread(micro_specs, self._app_view(host), name)
+        specs, _ = await asyncio.to_thread(micro_specs, self._spec_inputs(host), name)
         return specs.get(name)
 
-    def _app_view(self, host: AppHost) -> AppView:
+    def _spec_inputs(self, host: AppHost) -> SpecInputs:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
-        return AppView(
+        return SpecInputs(
             host.name, host.spacefile, host.hostname, project_key, host.config.env,
             self.store.get_env(host.name),
             self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
@@ -343,7 +344,7 @@ class Runtime:
             return
         # Read before anything changes, so the app is never seen half applied.
         specs, builds = await asyncio.to_thread(
-            micro_specs, dataclasses.replace(self._app_view(host), spacefile=new))
+            micro_specs, dataclasses.replace(self._spec_inputs(host), spacefile=new))
         old_names = {m.name for m in host.spacefile.micros}
         host.spacefile, host.rules = new, rules
         self.scheduler.replace(host.name, new.actions)

@@ -31,7 +31,7 @@ API_PREFIX = "/__space/api"
 # Where a Configuration value comes from, in the order they win.
 
 
-class AppView(Protocol):
+class SettingsApp(Protocol):
     """What the settings need of one app origin (app.py's AppHost fits it)."""
 
     @property
@@ -54,7 +54,7 @@ class AppView(Protocol):
 class SettingsContext:
     """One app and the runtime services its settings page and API use."""
 
-    app: AppView
+    app: SettingsApp
     store: Store
     credentials: Credentials
     printer: Printer
