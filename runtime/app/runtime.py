@@ -55,7 +55,7 @@ from runtime.serve.client_limits import (
 )
 from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
-from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.gate import Gate, GatedMicro, Routing
 from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.not_found import not_found_html
 from runtime.serve.proxy import Proxy
@@ -303,19 +303,19 @@ class Runtime:
 
     def routing_for(self, host: AppHost) -> Routing:
         """The gate's view of the app as it is now: mounts, policies, who serves each micro."""
-        targets: dict[str, Target] = {}
+        gated: dict[str, GatedMicro] = {}
         for micro in host.spacefile.micros:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
                 site = StaticSite(static_root(micro, self.config.data_dir, host.name,
                                               self.config.as_space))
-                targets[micro.name] = Target(micro.name, policy, static=site)
+                gated[micro.name] = GatedMicro(micro.name, policy, static=site)
             else:
-                targets[micro.name] = Target(micro.name, policy, runner=runner)
+                gated[micro.name] = GatedMicro(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
         cookies = {SESSION_COOKIE, *(c for h in self.apps for c in h.config.auth.key_cookies)}
-        return Routing(mounts, targets, host.config.auth, frozenset(cookies))
+        return Routing(mounts, gated, host.config.auth, frozenset(cookies))
 
     async def save_env(self, host: AppHost, values: Mapping[str, str]) -> list[str]:
         """Keep the Configuration values and restart the micros whose environment changed.

@@ -47,7 +47,7 @@ RUNTIME_PREFIX = "/__space"
 
 
 @dataclass(frozen=True)
-class Target:
+class GatedMicro:
     """One micro as the gate sees it: who may pass, and who serves it."""
 
     name: str
@@ -62,7 +62,7 @@ class Routing:
     config changes, so a request never sees half of an edit."""
 
     mounts: MountTable
-    targets: Mapping[str, Target]
+    micros: Mapping[str, GatedMicro]
     auth: AuthConfig
     # Cookies never forwarded: the session and every app's key cookies. A browser sends all
     # cookies of 127.0.0.1 to every port, so another app's key cookie arrives here too.
@@ -159,8 +159,8 @@ class Gate:
             # A micro's own /__space/ paths (such as its action endpoint) are for the runtime only.
             record.why = GateWhy.RUNTIME_PATH
             return problem(request, 404, "Not found")
-        target = routing.targets[micro]
-        policy = target.policy
+        gated = routing.micros[micro]
+        policy = gated.policy
         if not policy.public and not self._credentials.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
         credential, from_cookie, by_key = self._credential(request, routing.auth)
@@ -186,15 +186,15 @@ class Gate:
                 "Cross-site request refused",
                 "A page of another origin cannot act here, or load this, with your session.",
             )
-        if target.static is not None:
+        if gated.static is not None:
 
             def admits(served_path: str) -> bool:
                 # A symlink's target must pass the rule the URL passed (a public route must not
                 # serve a private file through a link).
                 return decide(policy, served_path, request.method, credential).allowed
 
-            return await target.static.handle(request, sub_path, admits)
-        assert target.runner is not None
+            return await gated.static.handle(request, sub_path, admits)
+        assert gated.runner is not None
         headers = forwarded_headers(
             request.raw_headers,
             routing.dropped_headers,
@@ -216,7 +216,7 @@ class Gate:
             rewrite = self._owner_notice()  # only while a micro is down: None the rest of the time
         try:
             return await self._forward(
-                request, target.runner, sub_path + sep + query, headers, owner, body, rewrite
+                request, gated.runner, sub_path + sep + query, headers, owner, body, rewrite
             )
         finally:
             if body is not None:

@@ -36,7 +36,7 @@ from runtime.datadir.store import Store
 from runtime.models import Action, AppConfig, AuthConfig
 from runtime.serve.client_limits import ClientLimits, OpenConnections
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
-from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.gate import Gate, GatedMicro, Routing
 from runtime.serve.hosts import AllowedHosts
 from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import Proxy
@@ -353,9 +353,9 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             runners[micro.name] = FakeRunner(micro.name, addresses[micro.name])
 
         rules = compile_app_rules(config, spacefile)
-        targets = {m.name: Target(m.name, policy_for(m, rules), runner=runners[m.name])
+        gated = {m.name: GatedMicro(m.name, policy_for(m, rules), runner=runners[m.name])
                    for m in spacefile.micros}
-        routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), targets, auth,
+        routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), gated, auth,
                           frozenset({SESSION_COOKIE, KEY_COOKIE}))
         printer = Printer(stream=io.StringIO(), colour=False)
         proxy = Proxy()
