@@ -27,7 +27,7 @@ _GROUP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 Command = Callable[[argparse.Namespace], int]
 
 
-def _app_flag(args: argparse.Namespace, target: targets.Target) -> str:
+def _app_flag(args: argparse.Namespace, target: targets.CommandApp) -> str:
     """` --app NAME` for hints, when the command needed it."""
     return f" --app {target.name}" if args.app else ""
 
