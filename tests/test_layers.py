@@ -136,7 +136,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.health": 3,
     "runtime.web.login": 3,
     "runtime.web.actions": 3,
-    "runtime.web.internal": 3,
+    "runtime.web.control_api": 3,
     "runtime.web.api": 3,
     "runtime.web.settings": 3,
     "runtime.web.data": 3,

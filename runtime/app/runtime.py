@@ -67,10 +67,10 @@ from runtime.supervisor.manager import LaunchSpec, MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.static_build import StaticBuild
-from runtime.web import error_answers, health, internal
+from runtime.web import control_api, error_answers, health
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
-from runtime.web.console import AppLogs, Console, add_internal_routes
+from runtime.web.console import AppLogs, Console, add_control_api_routes
 from runtime.web.data import DataPage
 from runtime.web.login import Login
 from runtime.web.owner_notice import OwnerNotice
@@ -456,8 +456,8 @@ class Runtime:
         app = web.Application(handler_args={"max_field_size": 65536},
                               middlewares=error_answers.pages_middlewares())
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
-        internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
-                            self.app_actions, status=self.status, say=self.printer.info)
+        control_api.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
+                               self.app_actions, status=self.status, say=self.printer.info)
         Login(host.name, self.store, self.credentials, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
@@ -471,7 +471,7 @@ class Runtime:
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         AppActionsPage(settings, lambda: self.app_actions).add_routes(app)
         Console(settings, logs, self._closing, notice.dismiss).add_routes(app)
-        add_internal_routes(app, self._token, self._logs.get, host.name)
+        add_control_api_routes(app, self._token, self._logs.get, host.name)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         # After every page: whatever else is under /__space/ is the runtime's 404 page, whatever the
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
