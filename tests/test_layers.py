@@ -139,7 +139,7 @@ FLOORS: dict[str, int | str] = {
     "runtime.web.control_api": 3,
     "runtime.web.api": 3,
     "runtime.web.settings": 3,
-    "runtime.web.data": 3,
+    "runtime.web.data_page": 3,
     "runtime.web.owner": 3,
     "runtime.web.error_answers": 3,
     "runtime.web.app_actions_page": 3,

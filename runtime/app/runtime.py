@@ -71,7 +71,7 @@ from runtime.web import control_api, error_answers, health
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
 from runtime.web.console import AppLogs, Console, add_control_api_routes
-from runtime.web.data import DataPage
+from runtime.web.data_page import DataPage
 from runtime.web.login import Login
 from runtime.web.owner_notice import OwnerNotice
 from runtime.web.pages import problem, wants_html

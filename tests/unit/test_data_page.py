@@ -29,7 +29,7 @@ from runtime.datadir.store import Store
 from runtime.supervisor.output import Printer
 from runtime.web import error_answers
 from runtime.web.api import SettingsContext
-from runtime.web.data import DataPage
+from runtime.web.data_page import DataPage
 
 DATA = "/__space/settings/data"
 API = "/__space/api/data"
