@@ -12,7 +12,7 @@ import time
 import timeit
 from pathlib import Path
 
-from runtime.auth.identity import Identity
+from runtime.auth.credentials import Credentials
 from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
 from runtime.auth.passwords import hash_password
 from runtime.auth.policy import compile_rules, decide, judge, policy_for
@@ -54,9 +54,9 @@ def main() -> None:
         for i in range(200):  # a realistic number of other keys
             other = generate_key()
             store.keys.create(ApiKey("bench", f"k{i}", hash_key(other), key_prefix(other)))
-        identity = Identity(store)
-        cookie = identity.sign_session(store.sessions.create("dev"))
-        identity.reload()
+        credentials = Credentials(store)
+        cookie = credentials.sign_session(store.sessions.create("dev"))
+        credentials.reload()
         micro = Micro("api", Path(folder), "python3.9", False, "/api", api_keys=True,
                       public_routes=("/public/*", "/*.png"))
         policy = policy_for(micro)
@@ -68,7 +68,7 @@ def main() -> None:
         ruled = policy_for(micro, rules)
         hosts = AllowedHosts("127.0.0.1", ("myapp.test",))
         mounts = MountTable({"/": "www", "/api": "api"})
-        principal = identity.key("bench", key)
+        principal = credentials.key("bench", key)
         dropped = dropped_names(("X-Space-App-Key", "X-API-Key"))
         credential_cookies = frozenset({"space_session"})
         proof = (GATE_PROOF_HEADER, "k" * 43)  # as long as the runtime's token_urlsafe(32)
@@ -89,8 +89,8 @@ def main() -> None:
             requests.add(record)
 
         cases = {
-            "key check (hash + lookup)": lambda: identity.key("bench", key),
-            "session check (cached cookie)": lambda: identity.session(cookie),
+            "key check (hash + lookup)": lambda: credentials.key("bench", key),
+            "session check (cached cookie)": lambda: credentials.session(cookie),
             "normalise a plain path": lambda: normalise_path("/api/notes/42"),
             "normalise a messy path": lambda: normalise_path("/api//a/./b/../%7Euser"),
             "route to the micro": lambda: mounts.resolve("/api/notes/42"),

@@ -26,7 +26,7 @@ class StaticPlan:
 
 
 @dataclass(frozen=True)
-class AppView:
+class SpecInputs:
     """What the specs are made from, for one app now."""
 
     name: str
@@ -66,7 +66,7 @@ def static_root(micro: Micro, data_dir: Path, app: str, as_space: bool) -> Path:
     return serve_root(micro)
 
 
-def micro_specs(app: AppView, only: str | None = None
+def micro_specs(app: SpecInputs, only: str | None = None
                 ) -> tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]:
     """Each micro's launch spec (None: served from a folder by the runtime), and the builds
     of micros served as files whose build makes that folder; of the micro `only`, if given.
@@ -124,7 +124,7 @@ def _writes(micro: Micro, engine: engines.Engine, built: FrontendRun | None,
     return None
 
 
-def build_notes(app: AppView) -> dict[str, str]:
+def build_notes(app: SpecInputs) -> dict[str, str]:
     """What each built frontend micro does differently from Space here, and what to change."""
     notes: dict[str, str] = {}
     for micro in app.spacefile.micros:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.config import RELOAD_DEBOUNCE_S
-from runtime.supervisor import watcher
+from runtime.supervisor import file_changes
 from runtime.supervisor.builder.sources import is_source
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class Reloader:
         """Watch until cancelled."""
         ready = asyncio.Event()
         watching = asyncio.create_task(
-            watcher.watch(
+            file_changes.watch(
                 self.roots(),
                 [self._runtime.config.data_dir],
                 self.on_batch,

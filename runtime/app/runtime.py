@@ -21,15 +21,15 @@ from runtime import spacefile
 from runtime.app import changes
 from runtime.app.host import AppHost, timings
 from runtime.app.micro_specs import (
-    AppView,
+    SpecInputs,
     StaticPlan,
     build_notes,
     micro_specs,
     runs_dev_line,
     static_root,
 )
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.failures import FailureCounter
-from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
 from runtime.cloud.actions import ActionFirer
@@ -55,7 +55,7 @@ from runtime.serve.client_limits import (
 )
 from runtime.serve.forwarded import request_cookie
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
-from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.gate import Gate, GatedMicro, Routing
 from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.not_found import not_found_html
 from runtime.serve.proxy import Proxy
@@ -67,11 +67,11 @@ from runtime.supervisor.manager import LaunchSpec, MicroRunner
 from runtime.supervisor.output import Printer
 from runtime.supervisor.ports import assign_ports
 from runtime.supervisor.static_build import StaticBuild
-from runtime.web import error_answers, health, internal
+from runtime.web import control_api, error_answers, health
 from runtime.web.api import SettingsApi, SettingsContext
 from runtime.web.app_actions_page import AppActionsPage
-from runtime.web.console import AppLogs, Console, add_internal_routes
-from runtime.web.data import DataPage
+from runtime.web.console import AppLogs, Console, add_control_api_routes
+from runtime.web.data_page import DataPage
 from runtime.web.login import Login
 from runtime.web.owner_notice import OwnerNotice
 from runtime.web.pages import problem, wants_html
@@ -111,7 +111,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._logs: dict[str, AppLogs] = {}  # app -> what its logs page and `logs` read
         self._closing = asyncio.Event()  # set at the stop: the logs' live streams end
-        self.identity = Identity(self.store)
+        self.credentials = Credentials(self.store)
         self.links = LoginLinks(self.store.secret())
         self.limiter = LoginLimiter()
         self.key_guesses = KeyGuesses(FailureCounter(
@@ -193,7 +193,7 @@ class Runtime:
     def _owner_session(self, request: web.Request) -> bool:
         """Whether the request carries the owner's session (the app's data is the owner's)."""
         cookie = request_cookie(request.headers, SESSION_COOKIE)
-        principal = self.identity.session(cookie) if cookie else None
+        principal = self.credentials.session(cookie) if cookie else None
         return principal is not None and principal.owner
 
     def _runner_of(self, app: str, micro: str) -> MicroRunner | None:
@@ -214,7 +214,7 @@ class Runtime:
         password, self._owner_password = self._owner_password, None
         created = ensure_owner(self.store, password)
         del password
-        self.identity.reload()
+        self.credentials.reload()
         owner = self.store.users.owner()
         assert owner is not None
         if created is not None and created.password is not None:
@@ -245,7 +245,7 @@ class Runtime:
 
     def refresh(self) -> None:
         """Re-read the data dir (another process changed it) so the next request sees it."""
-        self.identity.reload()
+        self.credentials.reload()
 
     async def _watch_data_dir(self) -> None:
         """Catch changes no one told us about (the CLI normally does, synchronously)."""
@@ -253,19 +253,20 @@ class Runtime:
 
         async for _ in watchfiles.awatch(self.config.data_dir, debounce=50, step=20,
                                          recursive=False):
-            self.identity.reload()
+            self.credentials.reload()
 
     async def _flush_last_used(self) -> None:
         """Keys' "last used" times are kept in memory and written every few seconds."""
         while True:
             await asyncio.sleep(5)
             # A locked, fsynced write: off the event loop, so no request waits for the disk.
-            await asyncio.to_thread(self.identity.flush_last_used)
+            await asyncio.to_thread(self.credentials.flush_last_used)
 
     def _build(self, host: AppHost) -> None:
         """A runner for each process micro, and the routing in front of them."""
-        specs, builds = micro_specs(self._app_view(host))  # once, at the start, before micros run
-        for micro, note in build_notes(self._app_view(host)).items():
+        # Once, at the start, before micros run.
+        specs, builds = micro_specs(self._spec_inputs(host))
+        for micro, note in build_notes(self._spec_inputs(host)).items():
             self.printer.info(f"{micro}: {note}")
         for micro, spec in specs.items():
             if spec is not None:
@@ -281,16 +282,16 @@ class Runtime:
     async def specs(self, host: AppHost) -> Specs:
         """How each micro of the app starts now (None: a static micro, served by the runtime),
         and the builds of micros served as files; their files are read off the event loop."""
-        return await asyncio.to_thread(micro_specs, self._app_view(host))
+        return await asyncio.to_thread(micro_specs, self._spec_inputs(host))
 
     async def spec_of(self, host: AppHost, name: str) -> LaunchSpec | None:
         """How one micro starts now (None: served by the runtime, or gone from the Spacefile)."""
-        specs, _ = await asyncio.to_thread(micro_specs, self._app_view(host), name)
+        specs, _ = await asyncio.to_thread(micro_specs, self._spec_inputs(host), name)
         return specs.get(name)
 
-    def _app_view(self, host: AppHost) -> AppView:
+    def _spec_inputs(self, host: AppHost) -> SpecInputs:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
-        return AppView(
+        return SpecInputs(
             host.name, host.spacefile, host.hostname, project_key, host.config.env,
             self.store.get_env(host.name),
             self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
@@ -302,19 +303,19 @@ class Runtime:
 
     def routing_for(self, host: AppHost) -> Routing:
         """The gate's view of the app as it is now: mounts, policies, who serves each micro."""
-        targets: dict[str, Target] = {}
+        gated: dict[str, GatedMicro] = {}
         for micro in host.spacefile.micros:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
                 site = StaticSite(static_root(micro, self.config.data_dir, host.name,
                                               self.config.as_space))
-                targets[micro.name] = Target(micro.name, policy, static=site)
+                gated[micro.name] = GatedMicro(micro.name, policy, static=site)
             else:
-                targets[micro.name] = Target(micro.name, policy, runner=runner)
+                gated[micro.name] = GatedMicro(micro.name, policy, runner=runner)
         mounts = MountTable({m.path: m.name for m in host.spacefile.micros})
         cookies = {SESSION_COOKIE, *(c for h in self.apps for c in h.config.auth.key_cookies)}
-        return Routing(mounts, targets, host.config.auth, frozenset(cookies))
+        return Routing(mounts, gated, host.config.auth, frozenset(cookies))
 
     async def save_env(self, host: AppHost, values: Mapping[str, str]) -> list[str]:
         """Keep the Configuration values and restart the micros whose environment changed.
@@ -343,7 +344,7 @@ class Runtime:
             return
         # Read before anything changes, so the app is never seen half applied.
         specs, builds = await asyncio.to_thread(
-            micro_specs, dataclasses.replace(self._app_view(host), spacefile=new))
+            micro_specs, dataclasses.replace(self._spec_inputs(host), spacefile=new))
         old_names = {m.name for m in host.spacefile.micros}
         host.spacefile, host.rules = new, rules
         self.scheduler.replace(host.name, new.actions)
@@ -445,7 +446,7 @@ class Runtime:
     async def _serve(self, host: AppHost) -> None:
         requests = RequestLog(defaults.REQUESTS_KEPT)
         notice = OwnerNotice(host)
-        gate = Gate(host.name, self.proxy, lambda: host.routing, self.identity, self.printer,
+        gate = Gate(host.name, self.proxy, lambda: host.routing, self.credentials, self.printer,
                     defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof,
                     self.key_guesses, requests, notice.rewrite)
         logs = self._logs[host.name] = AppLogs(
@@ -455,12 +456,12 @@ class Runtime:
         app = web.Application(handler_args={"max_field_size": 65536},
                               middlewares=error_answers.pages_middlewares())
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
-        internal.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
-                            self.app_actions, status=self.status, say=self.printer.info)
-        Login(host.name, self.store, self.identity, self.limiter, self.links,
+        control_api.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
+                               self.app_actions, status=self.status, say=self.printer.info)
+        Login(host.name, self.store, self.credentials, self.limiter, self.links,
               self.refresh).add_routes(app)
         settings = SettingsContext(
-            host, self.store, self.identity, self.printer,
+            host, self.store, self.credentials, self.printer,
             lambda values: self.save_env(host, values), self.refresh, self.spawn,
             lambda micro, reason: self.restart(host, micro, reason, by_owner=True),
             self.scheduler, self.app_actions,
@@ -470,7 +471,7 @@ class Runtime:
         DataPage(settings, lambda: self.data_site.data.app(host.name)).add_routes(app)
         AppActionsPage(settings, lambda: self.app_actions).add_routes(app)
         Console(settings, logs, self._closing, notice.dismiss).add_routes(app)
-        add_internal_routes(app, self._token, self._logs.get, host.name)
+        add_control_api_routes(app, self._token, self._logs.get, host.name)
         self.data_site.add_browser_routes(app, host.name, self._owner_session)
         # After every page: whatever else is under /__space/ is the runtime's 404 page, whatever the
         # method (aiohttp's own answer would be a bare 404 or 405 in plain text).
@@ -619,7 +620,7 @@ class Runtime:
             await site.cleanup()
         await self.data_site.close()
         await self.proxy.close()
-        self.identity.flush_last_used()
+        self.credentials.flush_last_used()
         self.store.clear_runtime_info()
 
 

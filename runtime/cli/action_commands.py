@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from runtime.cli import notify, targets
+from runtime.cli import control_client, targets
 from runtime.errors import SpaceDevError
 
 APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/internal.py (not imported:
@@ -17,11 +17,11 @@ APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/internal.py
 
 def _ask(args: argparse.Namespace, path: str, body: dict[str, Any]) -> tuple[str, Any]:
     store, target = targets.resolve(args)
-    info = notify.running(store)
+    info = control_client.require_running(store)
     try:
-        status, raw = notify.post(info, path, {"app": target.name, **body},
-                                  timeout=notify.TRIGGER_TIMEOUT_S)
-    except notify.Unreachable as err:
+        status, raw = control_client.post(info, path, {"app": target.name, **body},
+                                          timeout=control_client.TRIGGER_TIMEOUT_S)
+    except control_client.Unreachable as err:
         raise SpaceDevError(f"could not reach the running runtime: {err}",
                             "is `space-dev up` still running?") from None
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from runtime.auth.keys import CUSTOM_VALUE_RULE, new_key
 from runtime.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
-from runtime.cli import action_commands, data_commands, notify, targets
+from runtime.cli import action_commands, control_client, data_commands, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 from runtime.models import ApiKey
@@ -27,7 +27,7 @@ _GROUP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 Command = Callable[[argparse.Namespace], int]
 
 
-def _app_flag(args: argparse.Namespace, target: targets.Target) -> str:
+def _app_flag(args: argparse.Namespace, target: targets.CommandApp) -> str:
     """` --app NAME` for hints, when the command needed it."""
     return f" --app {target.name}" if args.app else ""
 
@@ -54,7 +54,8 @@ def _create_key(args: argparse.Namespace, value: str | None, client_type: str
     store, target = targets.resolve(args)
     record, key = new_key(target.name, args.name, args.desc, client_type, value)
     store.keys.create(record)
-    notify.refresh(store, f'key "{record.name}" of app {target.name} made from the command line')
+    control_client.refresh(
+        store, f'key "{record.name}" of app {target.name} made from the command line')
     sf = target.read_spacefile()
     note = None
     if sf is not None and not any(m.api_keys for m in sf.micros):
@@ -106,7 +107,8 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     store, target = targets.resolve(args)
     store.keys.revoke(target.name, args.key)
-    notify.refresh(store, f'key "{args.key}" of app {target.name} revoked from the command line')
+    control_client.refresh(
+        store, f'key "{args.key}" of app {target.name} revoked from the command line')
     print(f'revoked key "{args.key}" of app {target.name}: it no longer opens anything')
     return 0
 
@@ -117,8 +119,8 @@ def _keys_switch(active: bool) -> Command:
         store.keys.set_active(target.name, args.key, active)
         undo = "disable" if active else "enable"
         state = "on" if active else "off"
-        notify.refresh(store, f'key "{args.key}" of app {target.name} switched {state} from the '
-                       "command line")
+        control_client.refresh(store, f'key "{args.key}" of app {target.name} switched {state} '
+                               "from the command line")
         print(f'key "{args.key}" of app {target.name} is now {state} '
               f"(space-dev keys {undo} {args.key}{_app_flag(args, target)} to undo)")
         return 0
@@ -150,8 +152,8 @@ def _auth_switch(enabled: bool) -> Command:
             undo += f" --micro {args.micro}"
         state = "PRIVATE" if enabled else "PUBLIC"
         again = "public" if enabled else "private again"
-        notify.refresh(store, f"{what} made {state} from the command line "
-                       f"(space-dev auth {undo} to make it {again})")
+        control_client.refresh(store, f"{what} made {state} from the command line "
+                               f"(space-dev auth {undo} to make it {again})")
         print(f"{what} is now {state}: {detail} (space-dev auth {undo} to make it {again})")
         return 0
 
@@ -211,7 +213,7 @@ def _users_add(args: argparse.Namespace) -> int:
                             f"change the password with `space-dev users passwd {args.user}`")
     groups = list(dict.fromkeys(args.groups))  # a repeated --group counts once
     user = store.users.add(args.user, hash_password(_read_password(args)), groups)
-    notify.refresh(store, f"user {user.name} added from the command line")
+    control_client.refresh(store, f"user {user.name} added from the command line")
     role = " (the owner of every app)" if user.owner else ""
     member = f" in groups {', '.join(user.groups)}" if user.groups else ""
     print(f"added user {user.name}{role}{member}")
@@ -236,8 +238,8 @@ def _users_passwd(args: argparse.Namespace) -> int:
     store = targets.data_store(args)
     _need_user(store, args.user)
     store.users.set_password_hash(args.user, hash_password(_read_password(args)))
-    notify.refresh(store, f"password of {args.user} changed from the command line; their "
-                   "sessions have ended")
+    control_client.refresh(store, f"password of {args.user} changed from the command line; "
+                           "their sessions have ended")
     print(f"changed the password of {args.user}; their sessions have ended")
     return 0
 
@@ -245,7 +247,8 @@ def _users_passwd(args: argparse.Namespace) -> int:
 def _users_remove(args: argparse.Namespace) -> int:
     store = targets.data_store(args)
     store.users.remove(args.user)
-    notify.refresh(store, f"user {args.user} removed from the command line, with their sessions")
+    control_client.refresh(
+        store, f"user {args.user} removed from the command line, with their sessions")
     print(f"removed user {args.user} and ended their sessions")
     return 0
 
@@ -261,11 +264,12 @@ def _trigger(args: argparse.Namespace) -> int:
         raise SpaceDevError(f'app {target.name} has no action "{args.action}"',
                             f"its actions are: {ids}" if ids else
                             "add one under a micro's `actions` in the Spacefile")
-    info = notify.running(store)
+    info = control_client.require_running(store)
     try:
-        status, body = notify.post(info, notify.ACTIONS_PATH + args.action,
-                                   {"app": target.name}, timeout=notify.TRIGGER_TIMEOUT_S)
-    except notify.Unreachable as err:
+        status, body = control_client.post(info, control_client.ACTIONS_PATH + args.action,
+                                           {"app": target.name},
+                                           timeout=control_client.TRIGGER_TIMEOUT_S)
+    except control_client.Unreachable as err:
         raise SpaceDevError(f"could not reach the running runtime: {err}",
                             "is `space-dev up` still running?") from None
     try:

@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from runtime.cli import notify, targets
+from runtime.cli import control_client, targets
 from runtime.errors import SpaceDevError
 
 LOGS_PATH = "/__space/internal/logs"  # runtime/web/console.py (not imported: it loads aiohttp)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             raise SpaceDevError("give the app as APP or as --app, not both")
         args.app = args.app_name
     store, target = targets.resolve(args)
-    info = notify.running(store)
+    info = control_client.require_running(store)
     query: dict[str, Any] = {"app": target.name, "level": args.level, "text": args.grep,
                              "requests": args.requests}
     if args.micro:
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 def _ask(info: dict[str, Any], query: dict[str, Any], after: int
          ) -> tuple[list[dict[str, Any]], int]:
     try:
-        status, body = notify.post(info, LOGS_PATH, {**query, "after": after})
-    except notify.Unreachable as err:
+        status, body = control_client.post(info, LOGS_PATH, {**query, "after": after})
+    except control_client.Unreachable as err:
         raise SpaceDevError(f"could not reach the running runtime: {err}",
                             "is `space-dev up` still running?") from None
     try:

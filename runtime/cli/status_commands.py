@@ -9,7 +9,7 @@ import sys
 import webbrowser
 from typing import Any
 
-from runtime.cli import notify, targets
+from runtime.cli import control_client, targets
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 
@@ -22,8 +22,8 @@ def _ask(store: Store) -> tuple[dict[str, Any] | None, str]:
     if info is None:
         return None, (f"nothing is running: no `space-dev up` uses the data dir {store.data_dir}")
     try:
-        code, body = notify.post(info, notify.STATUS_PATH)
-    except notify.Unreachable as err:
+        code, body = control_client.post(info, control_client.STATUS_PATH)
+    except control_client.Unreachable as err:
         return None, (f"nothing is running: the `space-dev up` recorded in {store.data_dir} "
                       f"does not answer ({err}); it was stopped or killed")
     try:

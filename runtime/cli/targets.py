@@ -15,7 +15,7 @@ from runtime.models import AppConfig, RuntimeConfig, Spacefile
 
 
 @dataclass(frozen=True)
-class Target:
+class CommandApp:
     """The app a command works on: its name, and its folder and Spacefile when known."""
 
     name: str
@@ -61,14 +61,14 @@ def data_store(args: argparse.Namespace) -> Store:
     return Store(runtime_config(args).data_dir)
 
 
-def _named(app: AppConfig) -> Target:
+def _named(app: AppConfig) -> CommandApp:
     if app.name:
-        return Target(app.name, app.path)
+        return CommandApp(app.name, app.path)
     sf = spacefile.load(app.path, check_paths=False)
-    return Target(config_file.app_name(app, sf), app.path, sf)
+    return CommandApp(config_file.app_name(app, sf), app.path, sf)
 
 
-def resolve(args: argparse.Namespace) -> tuple[Store, Target]:
+def resolve(args: argparse.Namespace) -> tuple[Store, CommandApp]:
     """The data dir and the app meant: --app, else the only app there is."""
     cfg = runtime_config(args)
     store = Store(cfg.data_dir)
@@ -79,7 +79,7 @@ def resolve(args: argparse.Namespace) -> tuple[Store, Target]:
     known = {t.name: t for t in meant}
     for name, folder in store.known_apps().items():
         if name not in known:
-            known[name] = Target(name, folder)
+            known[name] = CommandApp(name, folder)
             if not file_apps:
                 meant.append(known[name])
     names = ", ".join(known) or "none"

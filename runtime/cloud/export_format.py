@@ -31,7 +31,7 @@ _DOCUMENT = ".json"
 
 
 @dataclass(frozen=True)
-class Target:
+class Destination:
     """Where an entry's content goes: a Base (`file` is None) or one file of a Drive."""
 
     store: str  # the Base or Drive name
@@ -102,26 +102,26 @@ def drive_entry(drive: str, name: str) -> str:
     return f"drives/{encode_name(drive)}/{encode_name(name)}"
 
 
-def target_of(entry: str, current: bool) -> Target | str:
+def destination_of(entry: str, current: bool) -> Destination | str:
     """Where the entry goes, or why it is not imported."""
     parts = entry.split("/")
     if current:
-        return _current_target(parts)
+        return _current_destination(parts)
     if len(parts) == 2 and parts[0] == "bases" and parts[1].endswith(_DOCUMENT):
-        return Target(parts[1][: -len(_DOCUMENT)], lines=False)
+        return Destination(parts[1][: -len(_DOCUMENT)], lines=False)
     if len(parts) >= 3 and parts[0] == "drives" and parts[1]:
         if parts[1] in (".", ".."):
             return "a Drive cannot be named . or .."
-        return Target(parts[1], "/".join(parts[2:]))
+        return Destination(parts[1], "/".join(parts[2:]))
     return "neither bases/<name>.json nor drives/<name>/..."
 
 
-def _current_target(parts: list[str]) -> Target | str:
+def _current_destination(parts: list[str]) -> Destination | str:
     try:
         if len(parts) == 2 and parts[0] == "bases" and parts[1].endswith(_LINES):
-            return Target(decode_name(parts[1][: -len(_LINES)]))
+            return Destination(decode_name(parts[1][: -len(_LINES)]))
         if len(parts) == 3 and parts[0] == "drives" and parts[1] and parts[2]:
-            return Target(decode_name(parts[1]), decode_name(parts[2]))
+            return Destination(decode_name(parts[1]), decode_name(parts[2]))
     except (ValueError, UnicodeDecodeError) as err:
         return f"its name is not a percent-encoded UTF-8 name ({err})"
     return "neither bases/<base>.jsonl nor drives/<drive>/<file name>"

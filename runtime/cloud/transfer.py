@@ -30,9 +30,9 @@ from runtime.cloud.export_format import (
     MARKER,
     MAX_MARKER_BYTES,
     VERSION,
-    Target,
+    Destination,
+    destination_of,
     marker_version,
-    target_of,
 )
 from runtime.cloud.json_items import BrokenDocument, Unreadable, document_items, line_items
 from runtime.cloud.zipread import Entry, ZipProblem, ZipReader
@@ -210,33 +210,33 @@ class _Import:
 
     def _check_entries(self, reader: ZipReader, current: bool) -> None:
         """Read every entry that will be imported through once: sizes and CRC-32."""
-        for entry, _target in self._targets(reader, current, report=False):
+        for entry, _destination in self._destinations(reader, current, report=False):
             for _ in reader.chunks(entry):
                 pass
 
-    def _targets(self, reader: ZipReader, current: bool, *,
-                 report: bool) -> Iterator[tuple[Entry, Target]]:
+    def _destinations(self, reader: ZipReader, current: bool, *,
+                      report: bool) -> Iterator[tuple[Entry, Destination]]:
         for entry in reader.entries():
             if entry.is_dir or (current and entry.name == MARKER):
                 continue
-            target = target_of(entry.name, current)
-            if isinstance(target, str):
+            destination = destination_of(entry.name, current)
+            if isinstance(destination, str):
                 if report:
-                    self.report.skip(f"{entry.name}: {target}")
+                    self.report.skip(f"{entry.name}: {destination}")
                 continue
-            yield entry, target
+            yield entry, destination
 
     # --- writing -----------------------------------------------------------------------------
 
     def _write(self, reader: ZipReader, current: bool) -> None:
         files = _FileBatch(self)
         try:
-            for entry, target in self._targets(reader, current, report=True):
-                if target.is_base:
+            for entry, destination in self._destinations(reader, current, report=True):
+                if destination.is_base:
                     files.flush()
-                    self._import_items(reader, entry, target)
+                    self._import_items(reader, entry, destination)
                 else:
-                    self._import_file(reader, entry, target, files)
+                    self._import_file(reader, entry, destination, files)
             files.flush()
         except BaseException as err:
             files.drop()
@@ -248,10 +248,10 @@ class _Import:
                                 "What came before it in the zip is imported; import the zip "
                                 "again once the cause is fixed.") from None
 
-    def _import_items(self, reader: ZipReader, entry: Entry, target: Target) -> None:
-        where, base = entry.name, target.store
+    def _import_items(self, reader: ZipReader, entry: Entry, destination: Destination) -> None:
+        where, base = entry.name, destination.store
         cap = self._limits.item_text
-        if target.lines:
+        if destination.lines:
             items: Iterator[tuple[int, Any, int]] = line_items(reader.chunks(entry), cap)
             label = "line"
         else:
@@ -278,9 +278,9 @@ class _Import:
         batch.flush()
         self._count_items(base, batch.stored)
 
-    def _import_file(self, reader: ZipReader, entry: Entry, target: Target,
+    def _import_file(self, reader: ZipReader, entry: Entry, destination: Destination,
                      files: _FileBatch) -> None:
-        drive, name = target.store, target.file
+        drive, name = destination.store, destination.file
         assert name is not None
         problem = drive_problem(drive) or name_problem(name)
         if problem:

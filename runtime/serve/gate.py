@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.policy import Credential, Decision, MicroPolicy, decide, judge
 from runtime.auth.routes import BadPath, MountTable, normalise_path
 from runtime.models import AuthConfig, Principal
@@ -47,7 +47,7 @@ RUNTIME_PREFIX = "/__space"
 
 
 @dataclass(frozen=True)
-class Target:
+class GatedMicro:
     """One micro as the gate sees it: who may pass, and who serves it."""
 
     name: str
@@ -62,7 +62,7 @@ class Routing:
     config changes, so a request never sees half of an edit."""
 
     mounts: MountTable
-    targets: Mapping[str, Target]
+    micros: Mapping[str, GatedMicro]
     auth: AuthConfig
     # Cookies never forwarded: the session and every app's key cookies. A browser sends all
     # cookies of 127.0.0.1 to every port, so another app's key cookie arrives here too.
@@ -92,7 +92,7 @@ class Gate:
         app: str,
         proxy: Proxy,
         routing: Callable[[], Routing | None],
-        identity: Identity,
+        credentials: Credentials,
         printer: Printer,
         request_wait: float,
         spool_dir: Path,
@@ -111,7 +111,7 @@ class Gate:
         self._spool_dir = spool_dir  # where a long chunked request body waits to be sent
         self._proxy = proxy
         self._routing = routing
-        self._identity = identity
+        self._credentials = credentials
         self._printer = printer
         self._request_wait = request_wait
 
@@ -159,9 +159,9 @@ class Gate:
             # A micro's own /__space/ paths (such as its action endpoint) are for the runtime only.
             record.why = GateWhy.RUNTIME_PATH
             return problem(request, 404, "Not found")
-        target = routing.targets[micro]
-        policy = target.policy
-        if not policy.public and not self._identity.snapshot.auth_enabled(self._app, micro):
+        gated = routing.micros[micro]
+        policy = gated.policy
+        if not policy.public and not self._credentials.snapshot.auth_enabled(self._app, micro):
             policy = replace(policy, public=True)  # `space-dev auth disable`
         credential, from_cookie, by_key = self._credential(request, routing.auth)
         record.credential = credential
@@ -186,15 +186,15 @@ class Gate:
                 "Cross-site request refused",
                 "A page of another origin cannot act here, or load this, with your session.",
             )
-        if target.static is not None:
+        if gated.static is not None:
 
             def admits(served_path: str) -> bool:
                 # A symlink's target must pass the rule the URL passed (a public route must not
                 # serve a private file through a link).
                 return decide(policy, served_path, request.method, credential).allowed
 
-            return await target.static.handle(request, sub_path, admits)
-        assert target.runner is not None
+            return await gated.static.handle(request, sub_path, admits)
+        assert gated.runner is not None
         headers = forwarded_headers(
             request.raw_headers,
             routing.dropped_headers,
@@ -216,7 +216,7 @@ class Gate:
             rewrite = self._owner_notice()  # only while a micro is down: None the rest of the time
         try:
             return await self._forward(
-                request, target.runner, sub_path + sep + query, headers, owner, body, rewrite
+                request, gated.runner, sub_path + sep + query, headers, owner, body, rewrite
             )
         finally:
             if body is not None:
@@ -233,16 +233,16 @@ class Gate:
         for name in auth.key_headers:
             value = headers.get(name)
             if value is not None:
-                return self._identity.key(self._app, value.strip()), False, True
+                return self._credentials.key(self._app, value.strip()), False, True
         cookies = "; ".join(headers.getall("Cookie", ()))
         if auth.key_cookies or SESSION_COOKIE in cookies:
             for name in auth.key_cookies:
                 value = cookie_value(cookies, name)
                 if value is not None:
-                    return self._identity.key(self._app, value), True, True
+                    return self._credentials.key(self._app, value), True, True
             session = cookie_value(cookies, SESSION_COOKIE)
             if session:
-                return self._identity.session(session), True, False
+                return self._credentials.session(session), True, False
         return None, False, False
 
     def _refuse(self, request: web.Request, decision: Decision, target: str) -> web.Response:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from runtime.auth.identity import Identity
+from runtime.auth.credentials import Credentials
 from runtime.auth.keys import check_custom_value, new_key
 from runtime.cloud.app_actions import AppActions
 from runtime.cloud.scheduler import Scheduler
@@ -31,7 +31,7 @@ API_PREFIX = "/__space/api"
 # Where a Configuration value comes from, in the order they win.
 
 
-class AppView(Protocol):
+class SettingsApp(Protocol):
     """What the settings need of one app origin (app.py's AppHost fits it)."""
 
     @property
@@ -54,9 +54,9 @@ class AppView(Protocol):
 class SettingsContext:
     """One app and the runtime services its settings page and API use."""
 
-    app: AppView
+    app: SettingsApp
     store: Store
-    identity: Identity
+    credentials: Credentials
     printer: Printer
     save_env: Callable[[Mapping[str, str]], Awaitable[list[str]]]  # -> micros restarted
     refresh: Callable[[], None]  # after each store write, so the gate sees it at once

@@ -21,8 +21,8 @@ from runtime.models import Principal
 from runtime.serve.request_log import RequestLog, RequestRecord
 from runtime.supervisor.log_buffer import LEVELS, RUNTIME_SOURCE, LogBuffer, LogEntry
 from runtime.web.api import SettingsContext
+from runtime.web.control_api import TOKEN_HEADER
 from runtime.web.error_answers import Unauthorized
-from runtime.web.internal import TOKEN_HEADER
 from runtime.web.owner import owner_only
 from runtime.web.pages import page
 
@@ -228,8 +228,8 @@ class Console:
         raise web.HTTPSeeOther(back)
 
 
-def add_internal_routes(app: web.Application, token: str,
-                        logs_of: Callable[[str], AppLogs | None], default_app: str) -> None:
+def add_control_api_routes(app: web.Application, token: str,
+                           logs_of: Callable[[str], AppLogs | None], default_app: str) -> None:
     """`POST /__space/internal/logs` with `{"app", "micro", "level", "text", "requests",
     "after"}`: the lines (or requests) kept after `after`, for `space-dev logs [-f]`."""
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from runtime.auth.identity import SESSION_COOKIE
+from runtime.auth.credentials import SESSION_COOKIE
 from runtime.serve.forwarded import request_cookie
 from runtime.web.health import HEALTH_PATH
 from runtime.web.pages import problem

@@ -8,8 +8,8 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from runtime.auth.credentials import SESSION_COOKIE, SESSION_MAX_AGE, Credentials
 from runtime.auth.failures import client_of
-from runtime.auth.identity import SESSION_COOKIE, SESSION_MAX_AGE, Identity
 from runtime.auth.passwords import verify_password
 from runtime.datadir.accounts import LoginLimiter, LoginLinks
 from runtime.datadir.store import Store
@@ -38,14 +38,14 @@ class Login:
         self,
         app_name: str,
         store: Store,
-        identity: Identity,
+        credentials: Credentials,
         limiter: LoginLimiter,
         links: LoginLinks,
         on_change: Callable[[], None],
     ) -> None:
         self._app = app_name
         self._store = store
-        self._identity = identity
+        self._credentials = credentials
         self._limiter = limiter
         self._links = links
         self._on_change = on_change
@@ -114,7 +114,7 @@ class Login:
     async def logout(self, request: web.Request) -> web.StreamResponse:
         cookie = request_cookie(request.headers, SESSION_COOKIE)
         if cookie:
-            sid = self._identity.session_id(cookie)
+            sid = self._credentials.session_id(cookie)
             if sid:
                 self._store.sessions.delete(sid)
                 self._on_change()
@@ -135,7 +135,7 @@ class Login:
         response = _see_other(next_path)
         response.set_cookie(
             SESSION_COOKIE,
-            self._identity.sign_session(sid),
+            self._credentials.sign_session(sid),
             max_age=SESSION_MAX_AGE,
             path="/",
             httponly=True,

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.models import Principal
 from runtime.serve.forwarded import request_cookie
 from runtime.web.error_answers import Forbidden, Unauthorized
@@ -19,21 +19,21 @@ Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class WithIdentity(Protocol):
+class WithCredentials(Protocol):
     """What the guard needs of an app's SettingsContext: who the sessions belong to."""
 
     @property
-    def identity(self) -> Identity: ...
+    def credentials(self) -> Credentials: ...
 
 
-def session_of(ctx: WithIdentity, request: web.Request) -> Principal | None:
+def session_of(ctx: WithCredentials, request: web.Request) -> Principal | None:
     """The signed-in user of the request's session cookie (never an API key: keys cannot
     manage keys)."""
     cookie = request_cookie(request.headers, SESSION_COOKIE)
-    return ctx.identity.session(cookie) if cookie else None
+    return ctx.credentials.session(cookie) if cookie else None
 
 
-def owner_only(ctx: WithIdentity, what: str, back: str | None = None
+def owner_only(ctx: WithCredentials, what: str, back: str | None = None
                ) -> Callable[[Handler], Route]:
     """Wrap a handler so that only the owner's session reaches it. Without a session, a page
     (`back` given) sends a browser to sign in, then back to the page asked for, or to `back`

@@ -11,13 +11,13 @@ from urllib.parse import quote
 from markupsafe import escape
 
 from runtime.supervisor.manager import State
-from runtime.web.api import AppView
+from runtime.web.api import SettingsApp
 
 NOTICE_STYLESHEET = "/__space/static/notice.css"
 _NOTICE_KINDS = ("reload", "setup")  # a runner's notices that mean "not the code you saved"
 
 
-def problems(app: AppView) -> list[tuple[str, str, str]]:
+def problems(app: SettingsApp) -> list[tuple[str, str, str]]:
     """(micro, what, which) of each micro down now; `which` names the trouble, so a dismissed
     notice comes back for another one."""
     found = []
@@ -38,7 +38,7 @@ def problems(app: AppView) -> list[tuple[str, str, str]]:
 class OwnerNotice:
     """What the gate adds to the owner's pages of one app, and its close button's memory."""
 
-    def __init__(self, app: AppView) -> None:
+    def __init__(self, app: SettingsApp) -> None:
         self._app = app
         self._dismissed: frozenset[str] = frozenset()
 

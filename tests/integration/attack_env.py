@@ -30,7 +30,7 @@ from itsdangerous import URLSafeSerializer
 from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
 from runtime.auth.passwords import hash_password
 from runtime.auth.routes import PublicRoutes
-from runtime.cli import notify
+from runtime.cli import control_client
 from runtime.datadir.store import Store
 from runtime.models import ApiKey
 from tests.integration.conftest import OWNER_PASSWORD, Up, free_port
@@ -364,7 +364,7 @@ def _make_credentials(env: GateEnv) -> None:
     store.users.add("eve", hash_password(EVE_PASSWORD))
     store.users.add("gone", hash_password(EVE_PASSWORD))
     store.users.add("alice", hash_password(EVE_PASSWORD))
-    notify.refresh(store)
+    control_client.refresh(store)
 
     gate = env.ports["gate"]
     session = login(gate, "dev", PASSWORD)
@@ -381,7 +381,7 @@ def _make_credentials(env: GateEnv) -> None:
     sid = signer.loads(session)
     past = Store(env.data_dir, clock=lambda: datetime.now(UTC) - timedelta(days=8))
     expired_sid = past.sessions.create("dev")
-    notify.refresh(store)
+    control_client.refresh(store)
 
     payload, _, signature = session.partition(".")
     env.creds.update(

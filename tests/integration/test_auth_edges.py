@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from runtime.auth.keys import generate_key, hash_key, key_prefix, utc_now_text
-from runtime.cli import notify
+from runtime.cli import control_client
 from runtime.config.defaults import KEY_FAILURES_ALLOWED, LOGIN_FAILURES_ALLOWED
 from runtime.datadir.store import Store
 from runtime.models import ApiKey
@@ -80,7 +80,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         key = generate_key()
         store.keys.create(ApiKey(app="edges", name="right", key_hash=hash_key(key),
                                  prefix=key_prefix(key), created=utc_now_text()))
-        notify.refresh(store)
+        control_client.refresh(store)
         env = Env(up, root, key, login(up.port, "dev", OWNER_PASSWORD))
         wait_until(lambda: env.get("/x", ("X-Space-App-Key", key)).status == 200,
                    what="the new key to reach the runtime")

@@ -391,10 +391,10 @@ def test_trigger_needs_a_running_runtime(tmp_path: Path) -> None:
 
 def test_client_and_server_agree_on_the_control_api() -> None:
     from runtime import config
-    from runtime.cli import notify
-    from runtime.web import internal
+    from runtime.cli import control_client
+    from runtime.web import control_api
 
-    assert (notify.TOKEN_HEADER, notify.REFRESH_PATH, notify.ACTIONS_PATH) == (
-        internal.TOKEN_HEADER, internal.REFRESH_PATH, internal.ACTIONS_PATH)
+    ours = (control_client.TOKEN_HEADER, control_client.REFRESH_PATH, control_client.ACTIONS_PATH)
+    assert ours == (control_api.TOKEN_HEADER, control_api.REFRESH_PATH, control_api.ACTIONS_PATH)
     # `trigger` waits for the whole run: the micro's readiness, then its answer.
-    assert notify.TRIGGER_TIMEOUT_S > config.ACTION_READY_WAIT_S + config.ACTION_TIMEOUT_S
+    assert control_client.TRIGGER_TIMEOUT_S > config.ACTION_READY_WAIT_S + config.ACTION_TIMEOUT_S

@@ -17,7 +17,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from runtime.auth.passwords import hash_password
-from runtime.cli import notify
+from runtime.cli import control_client
 from runtime.datadir.store import Store
 from tests.integration.attack_env import Reply, send
 from tests.integration.conftest import OWNER_PASSWORD, Up, run_up
@@ -322,7 +322,7 @@ def test_owner_password_change_ends_the_owners_sessions(env: Env) -> None:
     assert env.get("/x", as_session(cookie)).status == 200
     store = Store(env.data_dir)
     store.users.set_password_hash("dev", hash_password(PASSWORD))  # same password, new hash
-    notify.refresh(store)
+    control_client.refresh(store)
     assert env.get("/x", as_session(cookie)).status == 401
 
 

@@ -23,8 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from runtime.app.host import AppHost
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.failures import FailureCounter
-from runtime.auth.identity import SESSION_COOKIE, Identity
 from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
 from runtime.auth.policy import compile_app_rules, policy_for
@@ -36,7 +36,7 @@ from runtime.datadir.store import Store
 from runtime.models import Action, AppConfig, AuthConfig
 from runtime.serve.client_limits import ClientLimits, OpenConnections
 from runtime.serve.front import PAGES_PREFIX, FrontRunner
-from runtime.serve.gate import Gate, Routing, Target
+from runtime.serve.gate import Gate, GatedMicro, Routing
 from runtime.serve.hosts import AllowedHosts
 from runtime.serve.key_guesses import KeyGuesses
 from runtime.serve.proxy import Proxy
@@ -273,7 +273,7 @@ class Origin:
 
     client: TestClient
     store: Store
-    identity: Identity
+    checker: Credentials
     printer: Printer
     runners: dict[str, FakeRunner]
     micro_addresses: dict[str, Address]
@@ -320,7 +320,7 @@ def accounts_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     locked and synced: a fifth of a second), copied for each test."""
     folder = tmp_path_factory.mktemp("accounts") / "data"
     store = Store(folder)
-    return folder, _accounts(store, Identity(store))
+    return folder, _accounts(store, Credentials(store))
 
 
 @pytest.fixture
@@ -342,7 +342,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
         template, credentials = accounts_template
         shutil.copytree(template, tmp_path / "data")
         store = Store(tmp_path / "data")
-        identity = Identity(store)
+        checker = Credentials(store)
 
         seen: list[dict[str, Any]] = []
         runners: dict[str, FakeRunner] = {}
@@ -353,9 +353,9 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             runners[micro.name] = FakeRunner(micro.name, addresses[micro.name])
 
         rules = compile_app_rules(config, spacefile)
-        targets = {m.name: Target(m.name, policy_for(m, rules), runner=runners[m.name])
+        gated = {m.name: GatedMicro(m.name, policy_for(m, rules), runner=runners[m.name])
                    for m in spacefile.micros}
-        routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), targets, auth,
+        routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), gated, auth,
                           frozenset({SESSION_COOKIE, KEY_COOKIE}))
         printer = Printer(stream=io.StringIO(), colour=False)
         proxy = Proxy()
@@ -367,7 +367,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
         spool = tmp_path / "spool"
         spool.mkdir(exist_ok=True)
         made: list[Origin] = []
-        gate = Gate(APP, proxy, lambda: made[0].routing, identity, printer, request_wait, spool,
+        gate = Gate(APP, proxy, lambda: made[0].routing, checker, printer, request_wait, spool,
                     PROOF, key_guesses)
 
         host = AppHost(APP, config, spacefile, "127.0.0.1", 0, rules,
@@ -377,7 +377,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
 
         async def save_env(values: Any) -> list[str]:
             store.set_env(APP, values)
-            identity.reload()
+            checker.reload()
             return []
 
         async def restart(micro: str, reason: str) -> None:
@@ -392,12 +392,12 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             raise AssertionError("no action runs in this test")
 
         scheduler = Scheduler({APP: spacefile.actions}, no_fire, printer.info)
-        settings = SettingsContext(host, store, identity, printer, save_env, identity.reload,
+        settings = SettingsContext(host, store, checker, printer, save_env, checker.reload,
                                    spawn, restart, scheduler)
         pages = web.Application(handler_args={"max_field_size": 65536},
                                 middlewares=error_answers.pages_middlewares())
         limiter, links = LoginLimiter(), LoginLinks(store.secret())
-        Login(APP, store, identity, limiter, links, identity.reload).add_routes(pages)
+        Login(APP, store, checker, limiter, links, checker.reload).add_routes(pages)
         Settings(settings).add_routes(pages)
         SettingsApi(settings).add_routes(pages)
 
@@ -409,7 +409,7 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
                               connections=OpenConnections(1000))
         server = FrontServer(pages, gate, AllowedHosts("127.0.0.1", allowed_hosts), limits)
         client = await aiohttp_client(server, cookie_jar=aiohttp.DummyCookieJar())
-        made.append(Origin(client, store, identity, printer, runners, addresses, seen,
+        made.append(Origin(client, store, checker, printer, runners, addresses, seen,
                            dict(credentials), key_guesses, limiter, links, restarted, routing))
         return made[0]
 
@@ -423,12 +423,12 @@ async def origin(make_origin: MakeOrigin) -> Origin:
     return await make_origin()
 
 
-def _accounts(store: Store, identity: Identity) -> dict[str, str]:
+def _accounts(store: Store, checker: Credentials) -> dict[str, str]:
     """The owner `dev` and a second user `eve` signed in; keys of this app and another."""
     store.users.add("dev", password_hash())
     store.users.add("eve", password_hash())
-    made = {"owner": identity.sign_session(store.sessions.create("dev")),
-            "eve": identity.sign_session(store.sessions.create("eve"))}
+    made = {"owner": checker.sign_session(store.sessions.create("dev")),
+            "eve": checker.sign_session(store.sessions.create("eve"))}
     for app, name, kind in ((APP, "good", "ci"), (APP, "off", ""), ("other", "theirs", "")):
         record, key = new_key(app, name, client_type=kind)
         store.keys.create(record)

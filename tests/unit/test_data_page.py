@@ -1,5 +1,5 @@
 """The data page and its JSON API on a small aiohttp app built as app.py builds
-an app origin: a real Store, Identity, owner and sessions, the CSRF middleware, real data."""
+an app origin: a real Store, Credentials, owner and sessions, the CSRF middleware, real data."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.passwords import hash_password
 from runtime.cloud.data import AppData, DataServices
 from runtime.datadir.accounts import ensure_owner
@@ -29,7 +29,7 @@ from runtime.datadir.store import Store
 from runtime.supervisor.output import Printer
 from runtime.web import error_answers
 from runtime.web.api import SettingsContext
-from runtime.web.data import DataPage
+from runtime.web.data_page import DataPage
 
 DATA = "/__space/settings/data"
 API = "/__space/api/data"
@@ -77,14 +77,14 @@ async def site_for(aiohttp_client: Any, tmp_path: Path):
     store = Store(tmp_path / "runtime")
     ensure_owner(store, "the owner's password")
     store.users.add("eve", hash_password("eve's password"))
-    identity = Identity(store)
-    owner = identity.sign_session(store.sessions.create("dev"))
-    eve = identity.sign_session(store.sessions.create("eve"))
-    identity.reload()
+    credentials = Credentials(store)
+    owner = credentials.sign_session(store.sessions.create("dev"))
+    eve = credentials.sign_session(store.sessions.create("eve"))
+    credentials.reload()
 
     async def build(app_name: str = "notes") -> Site:
         host = SimpleNamespace(name=app_name, origin="http://127.0.0.1", runners={})
-        ctx = SettingsContext(cast(Any, host), store, identity, Printer(io.StringIO()),
+        ctx = SettingsContext(cast(Any, host), store, credentials, Printer(io.StringIO()),
                               save_env=None, refresh=lambda: None,  # type: ignore[arg-type]
                               spawn=lambda coro: None, restart=None,  # type: ignore[arg-type]
                               scheduler=None)  # type: ignore[arg-type]

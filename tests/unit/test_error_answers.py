@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from markupsafe import escape
 
-from runtime.auth.identity import SESSION_COOKIE, Identity
+from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.passwords import hash_password
 from runtime.cloud.base.errors import BadQuery, BaseError
 from runtime.cloud.drive.errors import BadName, NoSuchUpload, TooLarge, UploadBusy
@@ -165,8 +165,8 @@ async def test_the_cross_site_check_still_comes_first(aiohttp_client: Any) -> No
 
 
 class _Ctx:
-    def __init__(self, identity: Identity) -> None:
-        self.identity = identity
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
 
 
 @pytest.fixture
@@ -174,16 +174,16 @@ async def guarded(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient, dict
     store = Store(tmp_path / "runtime")
     ensure_owner(store, "the owner's password")
     store.users.add("eve", hash_password("eve's password"))
-    identity = Identity(store)
-    cookies = {who: f"{SESSION_COOKIE}={identity.sign_session(store.sessions.create(who))}"
+    credentials = Credentials(store)
+    cookies = {who: f"{SESSION_COOKIE}={credentials.sign_session(store.sessions.create(who))}"
                for who in ("dev", "eve")}
-    identity.reload()
+    credentials.reload()
 
     async def handler(request: web.Request, principal: Principal) -> web.Response:
         return web.json_response({"user": principal.user})
 
     app = web.Application(middlewares=error_answers.pages_middlewares())
-    ctx = _Ctx(identity)
+    ctx = _Ctx(credentials)
     app.router.add_route("*", API, owner_only(ctx, "the test")(handler))
     app.router.add_route("*", PAGE, owner_only(ctx, "the test", PAGE)(handler))
     return await aiohttp_client(app), cookies

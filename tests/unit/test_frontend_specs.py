@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime import spacefile
-from runtime.app.micro_specs import AppView, build_notes, micro_specs, static_root
+from runtime.app.micro_specs import SpecInputs, build_notes, micro_specs, static_root
 from runtime.spacefile import engines
 from runtime.supervisor.builder import frontend
 
@@ -17,7 +17,7 @@ FRONTENDS = ("react", "vue", "svelte", "next", "nuxt", "svelte-kit")
 
 
 def _app(tmp_path: Path, micro: str, files: dict[str, str] | None = None,
-         as_space: bool = False) -> AppView:
+         as_space: bool = False) -> SpecInputs:
     """One app whose Spacefile holds the micro's lines (under `src: web`)."""
     (tmp_path / "web").mkdir(exist_ok=True)
     for name, text in (files or {}).items():
@@ -26,7 +26,7 @@ def _app(tmp_path: Path, micro: str, files: dict[str, str] | None = None,
     body = "\n".join("    " + line for line in micro.strip().splitlines())
     (tmp_path / "Spacefile").write_text(
         f"v: 0\nmicros:\n  - name: web\n    src: web\n    primary: true\n{body}\n")
-    return AppView("app", spacefile.load(tmp_path), "localhost", "key", {}, {}, {},
+    return SpecInputs("app", spacefile.load(tmp_path), "localhost", "key", {}, {}, {},
                    tmp_path / "data", "proof", as_space)
 
 

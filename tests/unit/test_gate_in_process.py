@@ -174,7 +174,7 @@ async def test_a_session_cookie_that_is_no_session_is_none(origin: Origin) -> No
 
 async def test_auth_switched_off_for_a_micro_makes_it_public(origin: Origin) -> None:
     origin.store.set_auth("gated", "admin", False)
-    origin.identity.reload()
+    origin.checker.reload()
     received = await passed(origin, "GET", "/admin/x")
     assert headers_of(received)["x-space-auth"] == ["public"]
     await refused(origin, "GET", "/api/x", 401)  # only that micro

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 
-from runtime.auth.identity import SESSION_COOKIE
+from runtime.auth.credentials import SESSION_COOKIE
 from runtime.config.defaults import LOGIN_FAILURES_ALLOWED
 from runtime.web.login import safe_next
 from tests.unit.gate_fixtures import (

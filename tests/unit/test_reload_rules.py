@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from runtime.app.reload import RestartGuard, is_dependency_manifest
+from runtime.supervisor.file_changes import is_written_by_micro
 from runtime.supervisor.listening import wildcard_listeners
-from runtime.supervisor.watcher import is_written_by_micro
 
 
 @pytest.mark.parametrize("name", [

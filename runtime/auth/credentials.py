@@ -31,7 +31,7 @@ class _LiveSession:
     expires_at: float  # epoch seconds
 
 
-class Identity:
+class Credentials:
     """Loaders for the gate: each returns who is asking, or says the credential is no good."""
 
     def __init__(self, store: Store, signer_secret: bytes | None = None) -> None:

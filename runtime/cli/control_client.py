@@ -11,7 +11,7 @@ from typing import Any
 from runtime.datadir.store import Store
 from runtime.errors import SpaceDevError
 
-# The same names as runtime/web/internal.py (the server side); not imported from there because
+# The same names as runtime/web/control_api.py (the server side); not imported from there because
 # that module loads aiohttp, which would double the start-up time of every CLI command.
 TOKEN_HEADER = "X-Space-Dev-Token"
 REFRESH_PATH = "/__space/internal/refresh"
@@ -79,7 +79,7 @@ def refresh(store: Store, said: str = "") -> None:
         _note(f"the running runtime answered {status} to the refresh")
 
 
-def running(store: Store) -> dict[str, Any]:
+def require_running(store: Store) -> dict[str, Any]:
     """runtime.json of the running runtime, or a SpaceDevError saying to start one."""
     info = store.read_runtime_info()
     if info is None:

@@ -1,4 +1,5 @@
-"""Endpoints for the `space-dev` CLI talking to the running runtime, guarded by a per-run token."""
+"""The control API: the endpoints the `space-dev` CLI calls on the running runtime (its client is
+`cli/control_client.py`), guarded by a per-run token."""
 
 from __future__ import annotations
 
