@@ -11,7 +11,7 @@ from typing import Any
 from runtime.cli import control_client, targets
 from runtime.errors import SpaceDevError
 
-APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/internal.py (not imported:
+APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/control_api.py (not imported:
 # that module loads aiohttp, which would double every CLI command's start-up time)
 
 
