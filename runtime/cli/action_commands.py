@@ -18,21 +18,11 @@ APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/control_api
 def _ask(args: argparse.Namespace, path: str, body: dict[str, Any]) -> tuple[str, Any]:
     store, target = targets.resolve(args)
     info = control_client.require_running(store)
-    try:
-        status, raw = control_client.post(info, path, {"app": target.name, **body},
-                                          timeout=control_client.TRIGGER_TIMEOUT_S)
-    except control_client.Unreachable as err:
-        raise SpaceDevError(f"could not reach the running runtime: {err}",
-                            "is `space-dev up` still running?") from None
-    try:
-        answer = json.loads(raw) if raw else {}
-    except ValueError:
-        answer = {}
+    status, answer, errors = control_client.ask(info, path, {"app": target.name, **body},
+                                                timeout=control_client.TRIGGER_TIMEOUT_S)
     if not 200 <= status < 300:
-        errors = answer.get("errors") if isinstance(answer, dict) else None
-        message = errors[0] if isinstance(errors, list) and errors else f"HTTP {status}"
-        hint = errors[1] if isinstance(errors, list) and len(errors) > 1 else None
-        raise SpaceDevError(str(message), str(hint) if hint else
+        raise SpaceDevError(errors[0] if errors else f"HTTP {status}",
+                            errors[1] if len(errors) > 1 else
                             "see the output of `space-dev up` for details")
     return target.name, answer
 

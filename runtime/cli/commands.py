@@ -265,22 +265,11 @@ def _trigger(args: argparse.Namespace) -> int:
                             f"its actions are: {ids}" if ids else
                             "add one under a micro's `actions` in the Spacefile")
     info = control_client.require_running(store)
-    try:
-        status, body = control_client.post(info, control_client.ACTIONS_PATH + args.action,
-                                           {"app": target.name},
-                                           timeout=control_client.TRIGGER_TIMEOUT_S)
-    except control_client.Unreachable as err:
-        raise SpaceDevError(f"could not reach the running runtime: {err}",
-                            "is `space-dev up` still running?") from None
-    try:
-        answer = json.loads(body) if body else {}
-    except ValueError:
-        answer = {}
-    if not isinstance(answer, dict):
-        answer = {}
+    status, answer, errors = control_client.ask(info, control_client.ACTIONS_PATH + args.action,
+                                                {"app": target.name},
+                                                timeout=control_client.TRIGGER_TIMEOUT_S)
     if not 200 <= status < 300:
-        errors = answer.get("errors")
-        reason = "; ".join(map(str, errors)) if isinstance(errors, list) else f"HTTP {status}"
+        reason = "; ".join(errors) if errors else f"HTTP {status}"
         raise SpaceDevError(f'action "{args.action}" of app {target.name} did not run: {reason}',
                             "see the output of `space-dev up` for details")
     result = answer.get("status", "done")

@@ -56,6 +56,25 @@ def post(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
         raise Unreachable(f"no answer from {url} ({reason})") from err
 
 
+def ask(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
+        timeout: float = TIMEOUT_S) -> tuple[int, dict[str, Any], list[str]]:
+    """POST to the running runtime and read its JSON answer: (status, the answer (empty when
+    it is not a JSON object), its `errors` as words). No answer at all is a user error."""
+    try:
+        status, raw = post(info, path, body, timeout)
+    except Unreachable as err:
+        raise SpaceDevError(f"could not reach the running runtime: {err}",
+                            "is `space-dev up` still running?") from None
+    try:
+        answer = json.loads(raw) if raw else {}
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
+    errors = answer.get("errors")
+    return status, answer, [str(e) for e in errors] if isinstance(errors, list) else []
+
+
 def refresh(store: Store, said: str = "") -> None:
     """Ask the running runtime, if any, to re-read the data dir now, and wait until it has;
     `said`, what the command did, is then one line in its terminal.

@@ -70,20 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _ask(info: dict[str, Any], query: dict[str, Any], after: int
          ) -> tuple[list[dict[str, Any]], int]:
-    try:
-        status, body = control_client.post(info, LOGS_PATH, {**query, "after": after})
-    except control_client.Unreachable as err:
-        raise SpaceDevError(f"could not reach the running runtime: {err}",
-                            "is `space-dev up` still running?") from None
-    try:
-        answer = json.loads(body) if body else {}
-    except ValueError:
-        answer = {}
-    if not isinstance(answer, dict):
-        answer = {}
+    status, answer, errors = control_client.ask(info, LOGS_PATH, {**query, "after": after})
     if status != 200:
-        errors = answer.get("errors")
-        said = [str(e) for e in errors] if isinstance(errors, list) else [f"HTTP {status}"]
+        said = errors or [f"HTTP {status}"]
         raise SpaceDevError(said[0], "; ".join(said[1:]))
     kind = "requests" if query["requests"] else "lines"
     found = answer.get(kind)
