@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, help="where state is kept (default: ./.space-dev)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_up(sub, common)
+    _add_validate(sub, base)
+    from runtime.cli import commands  # the data commands (keys, users, auth, trigger)
+
+    commands.add_parsers(sub, common)
+    from runtime.cli import status_commands  # status, open
+
+    status_commands.add_parsers(sub, common)
+
+    from runtime.cli import logs  # `space-dev logs`: the developer's console in a terminal
+
+    logs.add_parser(sub, common)
+    return parser
+
+
+
+def _add_up(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     up = sub.add_parser(
         "up",
         parents=[common],
@@ -112,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(run=_cmd_up)
 
+
+def _add_validate(sub: argparse._SubParsersAction, base: argparse.ArgumentParser) -> None:
     validate = sub.add_parser(
         "validate",
         parents=[base],
@@ -133,19 +152,6 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true",
                           help="print each app's errors and warnings as JSON")
     validate.set_defaults(run=_cmd_validate)
-
-    from runtime.cli import commands  # the data commands (keys, users, auth, trigger)
-
-    commands.add_parsers(sub, common)
-    from runtime.cli import status_commands  # status, open
-
-    status_commands.add_parsers(sub, common)
-
-    from runtime.cli import logs  # `space-dev logs`: the developer's console in a terminal
-
-    logs.add_parser(sub, common)
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the exit status."""
