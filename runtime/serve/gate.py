@@ -186,6 +186,22 @@ class Gate:
                 "Cross-site request refused",
                 "A page of another origin cannot act here, or load this, with your session.",
             )
+        return await self._pass(request, routing, gated, policy, decision, credential, sub_path,
+                                sep + query)
+
+    async def _pass(
+        self,
+        request: web.Request,
+        routing: Routing,
+        gated: GatedMicro,
+        policy: MicroPolicy,
+        decision: Decision,
+        credential: Credential,
+        sub_path: str,
+        query: str,
+    ) -> web.StreamResponse:
+        """An admitted request, served: a static micro's file, or the micro's answer to exactly
+        the path that was checked (`query`: the query string with its `?`, or empty)."""
         if gated.static is not None:
 
             def admits(served_path: str) -> bool:
@@ -216,7 +232,7 @@ class Gate:
             rewrite = self._owner_notice()  # only while a micro is down: None the rest of the time
         try:
             return await self._forward(
-                request, gated.runner, sub_path + sep + query, headers, owner, body, rewrite
+                request, gated.runner, sub_path + query, headers, owner, body, rewrite
             )
         finally:
             if body is not None:
