@@ -42,60 +42,75 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
     (`space-dev actions list`); `POST .../app-actions/{name}` with `{"app": NAME, "inputs":
     {K: V}}`: run one (`space-dev actions run`) and answer what the micro gave back.
     """
+    api = _ControlApi(token, refresh, app_name, run_action, app_actions, status, say)
+    app.router.add_post(REFRESH_PATH, api.refresh)
+    app.router.add_post(STATUS_PATH, api.status)
+    app.router.add_post(ACTIONS_PATH + "{id}", api.action)
+    app.router.add_post(APP_ACTIONS_PATH, api.app_actions)
+    app.router.add_post(APP_ACTIONS_PATH + "/{name}", api.app_actions)
 
-    def allowed(request: web.Request) -> bool:
+
+class _ControlApi:
+    """The handlers of the CLI's calls (see `add_routes`), each refusing a wrong token first."""
+
+    def __init__(self, token: str, refresh: Callable[[], object], app_name: str,
+                 run_action: RunAction, app_actions: AppActions,
+                 status: Callable[[], dict[str, Any]] | None,
+                 say: Callable[[str], object] | None) -> None:
+        self._token = token.encode()
+        self._refresh = refresh
+        self._app_name = app_name
+        self._run_action = run_action
+        self._app_actions = app_actions
+        self._status = status
+        self._say = say
+
+    def _check_token(self, request: web.Request) -> None:
         sent = request.headers.get(TOKEN_HEADER, "")
         # surrogateescape: a header that was not UTF-8 is a wrong token, not a crash.
-        return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), token.encode())
-
-    async def handle_refresh(request: web.Request) -> web.Response:
-        if not allowed(request):
+        if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), self._token):
             raise Unauthorized()
-        refresh()
+
+    async def _target(self, request: web.Request) -> tuple[dict[str, Any], str]:
+        """The body of a call that names an app, and that app; a 400 for any other body."""
+        body = await _json_object(request)
+        target = _target_app(body, self._app_name)
+        if body is None or target is None:
+            raise _bad_body()
+        return body, target
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        self._check_token(request)
+        self._refresh()
         body = await _json_object(request)
         said = body.get("said") if body is not None else None
-        if say is not None and isinstance(said, str) and said.strip():
+        if self._say is not None and isinstance(said, str) and said.strip():
             # From the token's holder, yet shown in a terminal: no escape sequence gets through.
-            say(_CONTROL.sub(" ", said).strip()[:SAID_MAX])
+            self._say(_CONTROL.sub(" ", said).strip()[:SAID_MAX])
         return web.Response(status=204)
 
-    async def handle_status(request: web.Request) -> web.Response:
-        if not allowed(request):
-            raise Unauthorized()
-        return web.json_response(status() if status is not None else {"apps": []})
+    async def status(self, request: web.Request) -> web.Response:
+        self._check_token(request)
+        return web.json_response(self._status() if self._status is not None else {"apps": []})
 
-    async def handle_action(request: web.Request) -> web.Response:
-        if not allowed(request):
-            raise Unauthorized()
-        body = await _json_object(request)
-        target = _target_app(body, app_name)
-        if body is None or target is None:
-            raise _bad_body()
-        return await run_answer(run_action, target, request.match_info["id"])
+    async def action(self, request: web.Request) -> web.Response:
+        self._check_token(request)
+        _, target = await self._target(request)
+        return await run_answer(self._run_action, target, request.match_info["id"])
 
-    async def handle_app_actions(request: web.Request) -> web.Response:
-        if not allowed(request):
-            raise Unauthorized()
-        body = await _json_object(request)
-        target = _target_app(body, app_name)
-        if body is None or target is None:
-            raise _bad_body()
+    async def app_actions(self, request: web.Request) -> web.Response:
+        self._check_token(request)
+        body, target = await self._target(request)
         name = request.match_info.get("name")
         if name is None:
-            listing = await app_actions.listing(target, wait=2.0)
+            listing = await self._app_actions.listing(target, wait=2.0)
             return web.json_response({"actions": [a.as_dict() for a in listing.actions],
                                       "problems": listing.problems})
         inputs = body.get("inputs", {})
         if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
             raise SpaceDevError('"inputs" must be an object of text values')
-        answer = await app_actions.run(target, name, inputs)  # an ActionError answers 400
+        answer = await self._app_actions.run(target, name, inputs)  # an ActionError answers 400
         return web.json_response(answer.as_dict())
-
-    app.router.add_post(REFRESH_PATH, handle_refresh)
-    app.router.add_post(STATUS_PATH, handle_status)
-    app.router.add_post(ACTIONS_PATH + "{id}", handle_action)
-    app.router.add_post(APP_ACTIONS_PATH, handle_app_actions)
-    app.router.add_post(APP_ACTIONS_PATH + "/{name}", handle_app_actions)
 
 
 def _target_app(body: dict[str, Any] | None, default: str) -> str | None:

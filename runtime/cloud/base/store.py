@@ -54,7 +54,7 @@ MAX_ITEM_BYTES = 400 * 1024
 # the last key it read; doing the same keeps every query call short and pages like Deta's did.
 SCAN_BYTES = 1024 * 1024
 SWEEP_SECONDS = 60.0
-# A filtered page's chunks of rows (see `BaseDB._filtered_page`): the first of one row, as a
+# A filtered page's chunks of rows (see `_FilteredScan`): the first of one row, as a
 # page out of time has read, then each up to this many times the one before, and at most
 # `CHUNK_ROWS`: the last chunk's end is found by reading its keys, past the page's last match.
 CHUNK_GROWTH = 8
@@ -209,6 +209,149 @@ class _Page:
             where.append(f"key {operator} ?")
             params.append(key)
         return " AND ".join(where), params
+
+
+class _FilteredScan:
+    """One filtered page read in chunks of rows, and what it has read so far.
+
+    The matches of a chunk are read first, stopping at the one that fills the page; then SQLite
+    sums the sizes of the rows up to there (or of the whole chunk) from the size index: within
+    the page's budget, the matches stand; else the rows are walked to the one the budget runs
+    out at, which ends the page, and only the matches up to it are kept."""
+
+    def __init__(self, db: sqlite3.Connection, page: _Page, found: Fragment,
+                 deadline: float) -> None:
+        self.db = db
+        self.page = page
+        self.found = found
+        self.deadline = deadline
+        self.items: list[Item] = []  # the matches kept so far, in the page's order
+        self.scanned = 0  # bytes of the chunks taken whole
+        self.rows = 0  # rows of the chunks taken whole
+        self.size = 1  # rows in the next chunk
+        self.after: str | None = None  # the last key of the chunks taken whole
+
+    def answer(self) -> tuple[list[Item], str | None]:
+        """The page's items and the key to continue after (or None)."""
+        self.db.execute("BEGIN")  # one snapshot for the page's several statements
+        try:
+            self._note_expiry()
+            while True:
+                answer = self._next_chunk()
+                if answer is not None:
+                    return answer
+        finally:
+            self.db.execute("COMMIT")
+
+    def _note_expiry(self) -> None:
+        # In the usual case nothing has expired: one look at the expiry index spares every row
+        # the test.
+        soonest = self.db.execute(
+            "SELECT min(expires) FROM items WHERE expires IS NOT NULL").fetchone()[0]
+        self.page.all_live = soonest is None or soonest > self.page.now
+
+    def _next_chunk(self) -> tuple[list[Item], str | None] | None:
+        """Reads the next chunk: the page's answer, or None when the page goes on past it."""
+        end = self._chunk_end()
+        where, params = self.page.where(self.after, end)
+        matched, full_at = self._matches(where, params)
+        if full_at is not None:
+            return self._filled(where, params, matched, full_at)
+        return self._taken_whole(where, params, end, matched)
+
+    def _chunk_end(self) -> str | None:
+        """The next chunk's last key, from the index alone; None: all that is left."""
+        where, params = self.page.where(self.after)
+        last_row = self.db.execute(
+            f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
+            f"ORDER BY key {self.page.order} LIMIT 1 OFFSET ?",
+            [*params, self.size - 1],
+        ).fetchone()
+        return None if last_row is None else last_row[0]
+
+    def _matches(self, where: str, params: list[Any]
+                 ) -> tuple[list[tuple[str, Item]], tuple[str, int] | None]:
+        """The chunk's matches as (key, item) in the page's order, and the (key, size) of the
+        match past the page's limit, if the chunk holds one."""
+        match = self.page.query.matches
+        room = self.page.limit - len(self.items)
+        matched: list[tuple[str, Item]] = []
+        for key, length, value in self.db.execute(
+            f"SELECT key, size, value FROM items WHERE {where} AND {self.found.sql} "
+            f"ORDER BY key {self.page.order}",
+            [*params, *self.found.params],
+        ):
+            item = json.loads(value)
+            if match(item):
+                if len(matched) == room:
+                    return matched, (key, length)
+                matched.append((key, item))
+        return matched, None
+
+    def _filled(self, where: str, params: list[Any], matched: list[tuple[str, Item]],
+                full_at: tuple[str, int]) -> tuple[list[Item], str | None]:
+        """The page is full if the budget lasts up to the match past its limit: that match is
+        read, and it says a further match exists. Else the budget runs out before it."""
+        upto, upto_params = self.page.where(self.after, full_at[0])
+        total, = self.db.execute(
+            f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}", upto_params,
+        ).fetchone()
+        if self.scanned + total - full_at[1] < self.page.scan_bytes:
+            self.items += [item for _, item in matched]
+            return self.items, self.items[-1]["key"]
+        return self._budget_end(where, params, matched)
+
+    def _taken_whole(self, where: str, params: list[Any], end: str | None,
+                     matched: list[tuple[str, Item]]) -> tuple[list[Item], str | None] | None:
+        """A chunk without a match past the limit: all its matches are kept if the budget lasts
+        past it (the next row is read too); None when the page goes on to the next chunk."""
+        total, count = self.db.execute(
+            f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes WHERE {where}",
+            params,
+        ).fetchone()
+        if count == 0:
+            return self.items, None
+        if self.scanned + total >= self.page.scan_bytes:
+            return self._budget_end(where, params, matched)
+        self.items += [item for _, item in matched]
+        if end is None:
+            return self.items, None  # no row is left
+        self.scanned += total
+        self.rows += count
+        if time.monotonic() >= self.deadline:
+            return self.items, end if self._more_after(end) else None
+        self.after = end
+        # Aim at what is left of the budget, by the rows' size so far.
+        left = (self.page.scan_bytes - self.scanned) * self.rows / max(self.scanned, 1)
+        self.size = max(1, min(self.size * CHUNK_GROWTH, int(left * 0.9), CHUNK_ROWS))
+        return None
+
+    def _budget_end(self, where: str, params: list[Any], matched: list[tuple[str, Item]]
+                    ) -> tuple[list[Item], str | None]:
+        """The budget runs out in this chunk: the row it runs out at is the page's last."""
+        scanned = self.scanned
+        stop = None
+        for key, length in self.db.execute(
+            f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
+            f"ORDER BY key {self.page.order}",
+            params,
+        ):
+            scanned += length
+            if scanned >= self.page.scan_bytes:
+                stop = key
+                break
+        assert stop is not None
+        self.scanned = scanned
+        # Keys compare in Python as in SQLite: code points order as UTF-8 bytes do.
+        ascending = self.page.ascending
+        self.items += [item for key, item in matched
+                       if (key <= stop if ascending else key >= stop)]
+        return self.items, stop if self._more_after(stop) else None
+
+    def _more_after(self, key: str) -> bool:
+        where, params = self.page.where(key)
+        return self.db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone() \
+            is not None
 
 
 class BaseDB:
@@ -572,103 +715,8 @@ class BaseDB:
         self, page: _Page, found: Fragment, deadline: float
     ) -> tuple[list[Item], str | None]:
         """The same page as `_scanned_page`, where only the rows the SQL pre-filter lets
-        through are read in Python. The rows are taken in chunks: the matches of a chunk are
-        read first, stopping at the one that fills the page; then SQLite sums the sizes of the
-        rows up to there (or of the whole chunk) from the size index: within the page's budget,
-        the matches stand; else the rows are walked to the one the budget runs out at, which
-        ends the page, and only the matches up to it are kept."""
-        db = self._db
-        match = page.query.matches
-        items: list[Item] = []
-        scanned = rows = 0
-        size = 1
-        after: str | None = None
-        db.execute("BEGIN")  # one snapshot for the page's several statements
-        try:
-            # In the usual case nothing has expired: one look at the expiry index spares
-            # every row the test.
-            soonest = db.execute(
-                "SELECT min(expires) FROM items WHERE expires IS NOT NULL").fetchone()[0]
-            page.all_live = soonest is None or soonest > page.now
-            while True:
-                where, params = page.where(after)
-                # The chunk's last key, from the index alone.
-                last_row = db.execute(
-                    f"SELECT key FROM items INDEXED BY items_sizes WHERE {where} "
-                    f"ORDER BY key {page.order} LIMIT 1 OFFSET ?",
-                    [*params, size - 1],
-                ).fetchone()
-                end = None if last_row is None else last_row[0]  # None: all that is left
-                where, params = page.where(after, end)
-                matched: list[tuple[str, Item]] = []  # (key, item) in the page's order
-                full_at: tuple[str, int] | None = None  # the match past the page's limit
-                for key, length, value in db.execute(
-                    f"SELECT key, size, value FROM items WHERE {where} AND {found.sql} "
-                    f"ORDER BY key {page.order}",
-                    [*params, *found.params],
-                ):
-                    item = json.loads(value)
-                    if match(item):
-                        if len(items) + len(matched) == page.limit:
-                            full_at = key, length
-                            break
-                        matched.append((key, item))
-                if full_at is not None:
-                    # Full if the budget lasts up to that match: it is read, and it says a
-                    # further match exists.
-                    upto, upto_params = page.where(after, full_at[0])
-                    total, = db.execute(
-                        f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}",
-                        upto_params,
-                    ).fetchone()
-                    if scanned + total - full_at[1] < page.scan_bytes:
-                        items += [item for _, item in matched]
-                        return items, items[-1]["key"]
-                    # Else the budget runs out before that match.
-                else:
-                    total, count = db.execute(
-                        f"SELECT total(size), count(*) FROM items INDEXED BY items_sizes "
-                        f"WHERE {where}",
-                        params,
-                    ).fetchone()
-                    if count == 0:
-                        return items, None
-                    if scanned + total < page.scan_bytes:  # the next row is read too
-                        items += [item for _, item in matched]
-                        if end is None:
-                            return items, None  # no row is left
-                        scanned += total
-                        rows += count
-                        if time.monotonic() >= deadline:
-                            return items, end if self._more_after(page, end) else None
-                        after = end
-                        # Aim at what is left of the budget, by the rows' size so far.
-                        left = (page.scan_bytes - scanned) * rows / max(scanned, 1)
-                        size = max(1, min(size * CHUNK_GROWTH, int(left * 0.9), CHUNK_ROWS))
-                        continue
-                # The budget runs out in this chunk: at which row? It is the page's last.
-                stop = None
-                for key, length in db.execute(
-                    f"SELECT key, size FROM items INDEXED BY items_sizes WHERE {where} "
-                    f"ORDER BY key {page.order}",
-                    params,
-                ):
-                    scanned += length
-                    if scanned >= page.scan_bytes:
-                        stop = key
-                        break
-                assert stop is not None
-                # Keys compare in Python as in SQLite: code points order as UTF-8 bytes do.
-                items += [item for key, item in matched
-                          if (key <= stop if page.ascending else key >= stop)]
-                return items, stop if self._more_after(page, stop) else None
-        finally:
-            db.execute("COMMIT")
-
-    def _more_after(self, page: _Page, key: str) -> bool:
-        where, params = page.where(key)
-        return self._db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone() \
-            is not None
+        through are read in Python (see `_FilteredScan`)."""
+        return _FilteredScan(self._db, page, found, deadline).answer()
 
     def names(self) -> list[str]:
         """The names of the Bases that hold live items, sorted."""
