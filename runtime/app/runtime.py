@@ -18,6 +18,9 @@ from aiohttp import web
 
 from runtime import config as defaults
 from runtime import spacefile
+from runtime.actions.app_actions import AppActions
+from runtime.actions.firing import ActionFirer
+from runtime.actions.scheduler import Scheduler
 from runtime.app import changes
 from runtime.app.host import AppHost, timings
 from runtime.app.micro_specs import (
@@ -32,9 +35,6 @@ from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.failures import FailureCounter
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
-from runtime.cloud.actions import ActionFirer
-from runtime.cloud.app_actions import AppActions
-from runtime.cloud.scheduler import Scheduler
 from runtime.cloud.site import DataSite
 from runtime.config import environment
 from runtime.datadir.accounts import (

@@ -1,2 +1,2 @@
-"""The personal cloud's services, emulated locally: scheduled actions, Deta Base and Drive, and
-the TLS they are served over."""
+"""The personal cloud's data services, emulated locally: Deta Base and Drive, the TLS they are
+served over, and exports and imports of their data."""

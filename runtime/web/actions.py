@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from runtime.cloud.scheduler import RunRecord
+from runtime.actions.scheduler import RunRecord
 
 RunAction = Callable[[str, str], Awaitable[RunRecord]]  # (app, action id) -> the run, by hand
 

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from runtime.actions.app_actions import AppActions
+from runtime.actions.scheduler import Scheduler
 from runtime.auth.credentials import Credentials
 from runtime.auth.keys import check_custom_value, new_key
-from runtime.cloud.app_actions import AppActions
-from runtime.cloud.scheduler import Scheduler
 from runtime.datadir.store import Store
 from runtime.errors import Conflict, NotFound, SpaceDevError
 from runtime.models import ApiKey, AppConfig, Principal, Spacefile

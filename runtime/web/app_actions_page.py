@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from runtime.cloud.app_actions import ActionError, AppActions
+from runtime.actions.app_actions import ActionError, AppActions
 from runtime.models import Principal
 from runtime.web.api import SettingsContext
 from runtime.web.owner import owner_only

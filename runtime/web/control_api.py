@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.cloud.app_actions import AppActions
+from runtime.actions.app_actions import AppActions
 from runtime.errors import SpaceDevError
 from runtime.web.actions import RunAction, run_answer
 from runtime.web.error_answers import Unauthorized

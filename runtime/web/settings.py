@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from runtime.actions.scheduler import UnknownAction
 from runtime.auth.keys import CUSTOM_VALUE_RULE
-from runtime.cloud.scheduler import UnknownAction
 from runtime.datadir.datafile import utc_text
 from runtime.errors import SpaceDevError
 from runtime.models import Principal

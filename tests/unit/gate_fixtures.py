@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from runtime.actions.scheduler import RunRecord, Scheduler
 from runtime.app.host import AppHost
 from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.failures import FailureCounter
@@ -29,7 +30,6 @@ from runtime.auth.keys import new_key
 from runtime.auth.passwords import hash_password
 from runtime.auth.policy import compile_app_rules, policy_for
 from runtime.auth.routes import MountTable
-from runtime.cloud.scheduler import RunRecord, Scheduler
 from runtime.config import defaults
 from runtime.datadir.accounts import LoginLimiter, LoginLinks
 from runtime.datadir.store import Store

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runtime.cloud.actions import EVENT_PATH, ActionFirer
-from runtime.cloud.app_actions import ActionError, AppActions
+from runtime.actions.app_actions import ActionError, AppActions
+from runtime.actions.firing import EVENT_PATH, ActionFirer
 from runtime.datadir.store import Store
 from runtime.models import Action
 from runtime.serve.proxy import Proxy

@@ -8,7 +8,7 @@ import socket
 import pytest
 from aiohttp import web
 
-from runtime.cloud.app_actions import (
+from runtime.actions.app_actions import (
     ActionError,
     ActionInput,
     AppAction,

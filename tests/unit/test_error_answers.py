@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from markupsafe import escape
 
+from runtime.actions.scheduler import AlreadyRunning, UnknownAction
 from runtime.auth.credentials import SESSION_COOKIE, Credentials
 from runtime.auth.passwords import hash_password
 from runtime.cloud.base.errors import BadQuery, BaseError
 from runtime.cloud.drive.errors import BadName, NoSuchUpload, TooLarge, UploadBusy
-from runtime.cloud.scheduler import AlreadyRunning, UnknownAction
 from runtime.datadir.accounts import ensure_owner
 from runtime.datadir.store import Store
 from runtime.errors import Conflict, DataDirError, NotFound, SpaceDevError

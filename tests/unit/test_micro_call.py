@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runtime.cloud.actions import ActionFirer
+from runtime.actions.firing import ActionFirer
 from runtime.datadir.store import Store
 from runtime.models import Action
 from runtime.serve.micro_call import (

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runtime.cloud.scheduler import (
+from runtime.actions.scheduler import (
     MAX_SLEEP_S,
     AlreadyRunning,
     RunRecord,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from runtime.cloud.scheduler import RunRecord, Trigger
+from runtime.actions.scheduler import RunRecord, Trigger
 from runtime.datadir.datafile import utc_text
 from runtime.datadir.store import Store
 from runtime.models import Action
