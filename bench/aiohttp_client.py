@@ -77,7 +77,11 @@ class AiohttpProxy(Proxy):
         with self.busy(address):
             try:
                 upstream_cm = self.session.request(
-                    request.method, url, headers=sent, data=data, allow_redirects=False,
+                    request.method,
+                    url,
+                    headers=sent,
+                    data=data,
+                    allow_redirects=False,
                     compress=None,
                 )
                 upstream = await upstream_cm.__aenter__()

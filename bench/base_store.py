@@ -201,8 +201,10 @@ def main() -> None:
     tiny = {r["items"]: r for r in rows if r["store"] == "tinydb"}
     for size in sorted(set(sqlite) & set(tiny)):
         for column in ("put ms", "get ms", "pfx page ms"):
-            print(f"{size} items, {column}: tinydb / sqlite = "
-                  f"{tiny[size][column] / sqlite[size][column]:.0f}x")
+            print(
+                f"{size} items, {column}: tinydb / sqlite = "
+                f"{tiny[size][column] / sqlite[size][column]:.0f}x"
+            )
     print(f"get: {direct:.1f} us direct, {via:.1f} us through asyncio.to_thread")
 
 

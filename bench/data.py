@@ -75,7 +75,8 @@ uvloop.run(main())
 def start_server(code: Path, mode: str, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(code), mode, str(data_dir)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -116,8 +117,10 @@ class Meter:
         cpu = {"call": 0.0, "floor": 0.0}
         n = 1
         for _ in range(slices):
-            for which, fn, pid in (("call", call, self.server),
-                                   ("floor", self.floor_call, self.floor_pid)):
+            for which, fn, pid in (
+                ("call", call, self.server),
+                ("floor", self.floor_call, self.floor_pid),
+            ):
                 before = cpu_seconds(pid)
                 start = time.perf_counter()
                 end = start + self.seconds / slices
@@ -133,15 +136,22 @@ class Meter:
         self.results.setdefault(FLOOR, (0.0, 1.0, 0.0))
         runs = self.__dict__.setdefault("_floor_runs", [])
         runs.append((floor, cpu["floor"] / counts["floor"] * 1e6))
-        self.results[FLOOR] = (sum(r for r, _ in runs) / len(runs), 1.0,
-                               sum(c for _, c in runs) / len(runs))
+        self.results[FLOOR] = (
+            sum(r for r, _ in runs) / len(runs),
+            1.0,
+            sum(c for _, c in runs) / len(runs),
+        )
         return per_s
 
 
 def fill(base: Any, count: int) -> None:
     for first in range(0, count, 25):
-        base.put_many([{"key": f"k{j:07d}", "name": f"item{j % 1000}", "n": j}
-                       for j in range(first, min(first + 25, count))])
+        base.put_many(
+            [
+                {"key": f"k{j:07d}", "name": f"item{j % 1000}", "n": j}
+                for j in range(first, min(first + 25, count))
+            ]
+        )
 
 
 def fetch_all(base: Any, query: dict[str, Any]) -> int:
@@ -156,11 +166,15 @@ def fetch_all(base: Any, query: dict[str, Any]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", default="1000,10000,100000",
-                        help="sizes of the Bases fetched from, comma-separated")
+    parser.add_argument(
+        "--items",
+        default="1000,10000,100000",
+        help="sizes of the Bases fetched from, comma-separated",
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--code", type=Path, default=ROOT,
-                        help="the space-dev checkout whose servers are measured")
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="the space-dev checkout whose servers are measured"
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.items.split(",")]
     with tempfile.TemporaryDirectory(prefix="space-dev-databench-") as temp:
@@ -168,8 +182,7 @@ def main() -> int:
         data, port = start_server(args.code.resolve(), "data", data_dir)
         floor, floor_port = start_server(args.code.resolve(), "floor", data_dir)
         try:
-            results = measure(args.seconds, data.pid, floor.pid, data_dir, port, floor_port,
-                              sizes)
+            results = measure(args.seconds, data.pid, floor.pid, data_dir, port, floor_port, sizes)
         finally:
             for process in (data, floor):
                 process.kill()
@@ -181,11 +194,22 @@ def main() -> int:
 FLOOR = "floor: do-nothing TLS handler"
 
 
-def measure(seconds: float, data_pid: int, floor_pid: int, data_dir: Path, port: int,
-            floor_port: int, sizes: list[int]) -> dict[str, tuple[float, float | None,
-                                                                   float | None]]:
-    os.environ.update({"DETA_PROJECT_KEY": PROJECT_KEY, "DETA_BASE_HOST": f"127.0.0.1:{port}",
-                       "SSL_CERT_FILE": str(data_dir / "tls" / "bundle.pem")})
+def measure(
+    seconds: float,
+    data_pid: int,
+    floor_pid: int,
+    data_dir: Path,
+    port: int,
+    floor_port: int,
+    sizes: list[int],
+) -> dict[str, tuple[float, float | None, float | None]]:
+    os.environ.update(
+        {
+            "DETA_PROJECT_KEY": PROJECT_KEY,
+            "DETA_BASE_HOST": f"127.0.0.1:{port}",
+            "SSL_CERT_FILE": str(data_dir / "tls" / "bundle.pem"),
+        }
+    )
     sys.path.insert(0, str(ROOT / "runtime" / "in_micro" / "site"))
     import deta  # space-dev's own, as a python micro imports it
 
@@ -200,23 +224,30 @@ def measure(seconds: float, data_pid: int, floor_pid: int, data_dir: Path, port:
     meter.rate("insert", lambda n: small.insert({"n": n}, f"i{n}-{time.time_ns()}"))
     meter.rate("update", lambda n: small.update({"n": n}, f"p{n % 25}"))
     meter.rate("delete", lambda n: small.delete(f"p{n}"))
-    meter.rate("put_many of 25 (requests)", lambda n: small.put_many(
-        [{"key": f"m{n}-{j}", "n": j} for j in range(25)]))
+    meter.rate(
+        "put_many of 25 (requests)",
+        lambda n: small.put_many([{"key": f"m{n}-{j}", "n": j} for j in range(25)]),
+    )
     query = {"name?pfx": "item99"}
     for size in sizes:
         base = project.Base(f"n{size}")
         fill(base, size)
-        meter.rate(f"fetch first page, {size:,} items", lambda n, base=base: base.fetch(
-            query, limit=100))
+        meter.rate(
+            f"fetch first page, {size:,} items", lambda n, base=base: base.fetch(query, limit=100)
+        )
         start = time.perf_counter()
         found = fetch_all(base, query)
         meter.results[f"fetch all {found:,} of {size:,}, ms"] = (
-            (time.perf_counter() - start) * 1000, None, None)
+            (time.perf_counter() - start) * 1000,
+            None,
+            None,
+        )
     return meter.results
 
 
-def report(results: dict[str, tuple[float, float | None, float | None]],
-           args: argparse.Namespace) -> None:
+def report(
+    results: dict[str, tuple[float, float | None, float | None]], args: argparse.Namespace
+) -> None:
     print(f"Base through the python deta module over TLS; servers from {args.code}")
     print(f"{'call':36} {'per s':>9} {'x floor':>8} {'server CPU us/call':>19}")
     for name, (value, ratio, cpu) in results.items():

@@ -118,12 +118,19 @@ sys.exit(main(sys.argv[1:]))
 
 
 def write_items_zip(path: Path, count: int) -> None:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open("bases/many.json", "w") as out:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("bases/many.json", "w") as out,
+    ):
         out.write(b"[")
         for i in range(count):
-            item = {"key": f"k{i:07d}", "title": f"item number {i}", "n": i,
-                    "tags": ["a", "b", str(i % 97)], "done": i % 2 == 0}
+            item = {
+                "key": f"k{i:07d}",
+                "title": f"item number {i}",
+                "n": i,
+                "tags": ["a", "b", str(i % 97)],
+                "done": i % 2 == 0,
+            }
             out.write(((", " if i else "") + json.dumps(item)).encode())
         out.write(b"]")
 
@@ -137,10 +144,28 @@ class Up:
         self._ready = threading.Event()
         env = dict(os.environ, SPACE_DEV_PASSWORD=PASSWORD)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(source), str(stalls), "up", str(app),
-             "--port", "0", "--data-dir", str(data), "--no-reload", "--no-schedule"],
-            cwd=source, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(source),
+                str(stalls),
+                "up",
+                str(app),
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--no-reload",
+                "--no-schedule",
+            ],
+            cwd=source,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -185,8 +210,11 @@ def sign_in(origin: str) -> str:
             return None
 
     request = urllib.request.Request(
-        origin + "/__space/login", data=form.encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        origin + "/__space/login",
+        data=form.encode(),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
         urllib.request.build_opener(NoRedirect).open(request, timeout=10)
     except urllib.error.HTTPError as err:
@@ -198,8 +226,9 @@ def sign_in(origin: str) -> str:
 
 
 def call(origin: str, cookie: str, method: str, path: str, body: bytes | None = None) -> bytes:
-    request = urllib.request.Request(origin + path, data=body, method=method,
-                                     headers={"Cookie": cookie})
+    request = urllib.request.Request(
+        origin + path, data=body, method=method, headers={"Cookie": cookie}
+    )
     with urllib.request.urlopen(request, timeout=1800) as resp:
         return resp.read()
 
@@ -224,9 +253,11 @@ def stalls_between(stalls: Path, began: float, ended: float) -> str:
     late.sort(reverse=True)
     rank = wakes // 100
     p99 = late[rank] if rank < len(late) else 0.002
-    return (f"longest loop stall {worst * 1000:.1f} ms (ending {worst_at - began:.1f} s in), "
-            f"99% of {wakes} wakes within {p99 * 1000:.1f} ms, "
-            f"{sum(x > 0.010 for x in late)} later than 10 ms")
+    return (
+        f"longest loop stall {worst * 1000:.1f} ms (ending {worst_at - began:.1f} s in), "
+        f"99% of {wakes} wakes within {p99 * 1000:.1f} ms, "
+        f"{sum(x > 0.010 for x in late)} later than 10 ms"
+    )
 
 
 def idle(stalls: Path, seconds: float) -> None:
@@ -243,16 +274,22 @@ def timed_import(up: Up, origin: str, cookie: str, body: bytes, stalls: Path, wh
     took = time.monotonic() - began
     time.sleep(0.6)  # the ticker writes down the last wakes
     after = up.memory()
-    print(f"{what}: {answer['items']} in {took:.1f} s; runtime RSS {before['VmRSS']} MiB "
-          f"before, peak {after['VmHWM']} MiB (was {before['VmHWM']}); "
-          f"{stalls_between(stalls, began, began + took)}")
+    print(
+        f"{what}: {answer['items']} in {took:.1f} s; runtime RSS {before['VmRSS']} MiB "
+        f"before, peak {after['VmHWM']} MiB (was {before['VmHWM']}); "
+        f"{stalls_between(stalls, began, began + took)}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200_000)
-    parser.add_argument("--source", type=Path, default=REPO,
-                        help="the project copy the runtime runs from (default: this one)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO,
+        help="the project copy the runtime runs from (default: this one)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="space-dev-import-bench-"))
     up: Up | None = None
@@ -263,8 +300,10 @@ def main() -> int:
         (app / "main.py").write_text(MICRO)
         source_zip = tmp / "items.zip"
         write_items_zip(source_zip, args.items)
-        print(f"runtime from {args.source}; {args.items} items in a "
-              f"{source_zip.stat().st_size / 2**20:.1f} MiB zip")
+        print(
+            f"runtime from {args.source}; {args.items} items in a "
+            f"{source_zip.stat().st_size / 2**20:.1f} MiB zip"
+        )
         stalls = tmp / "stalls.txt"
         stalls.touch()
         up = Up(args.source.resolve(), app, tmp / "data", stalls)
@@ -277,8 +316,10 @@ def main() -> int:
         exported = call(origin, cookie, "GET", "/__space/api/data/export")
         took = time.monotonic() - began
         time.sleep(0.6)
-        print(f"export: {len(exported) / 2**20:.1f} MiB in {took:.1f} s; "
-              f"{stalls_between(stalls, began, began + took)}")
+        print(
+            f"export: {len(exported) / 2**20:.1f} MiB in {took:.1f} s; "
+            f"{stalls_between(stalls, began, began + took)}"
+        )
         call(origin, cookie, "DELETE", "/__space/api/data")
         timed_import(up, origin, cookie, exported, stalls, "import of that export")
     finally:

@@ -29,10 +29,20 @@ from tests.integration.test_frontend_builds import KIT_FILES, SV_FILES  # noqa: 
 TIMEOUT_S = 300.0
 APPS = {
     # name: (Spacefile micro lines, files, the saved source, its new text, what the page shows)
-    "svelte": ("engine: svelte", {k[3:]: v for k, v in SV_FILES.items()},
-               "src/App.svelte", "<h1>second</h1>\n", b"second"),
-    "svelte-kit": ("engine: svelte-kit", {k[4:]: v for k, v in KIT_FILES.items()},
-                   "src/routes/+page.svelte", "<h1>kit second</h1>\n", b"kit second"),
+    "svelte": (
+        "engine: svelte",
+        {k[3:]: v for k, v in SV_FILES.items()},
+        "src/App.svelte",
+        "<h1>second</h1>\n",
+        b"second",
+    ),
+    "svelte-kit": (
+        "engine: svelte-kit",
+        {k[4:]: v for k, v in KIT_FILES.items()},
+        "src/routes/+page.svelte",
+        "<h1>kit second</h1>\n",
+        b"kit second",
+    ),
 }
 
 
@@ -71,16 +81,35 @@ def measure(name: str) -> tuple[float, float]:
             (app / rel).parent.mkdir(parents=True, exist_ok=True)
             (app / rel).write_text(content)
         (app / "Spacefile").write_text(
-            f"v: 0\nmicros:\n  - name: web\n    src: .\n    {lines}\n    public: true\n")
+            f"v: 0\nmicros:\n  - name: web\n    src: .\n    {lines}\n    public: true\n"
+        )
         port = _port()
-        env = {**os.environ, "npm_config_cache": str(Path(tmp) / "npm"),
-               "SPACE_DEV_READY_TIMEOUT": "120"}
+        env = {
+            **os.environ,
+            "npm_config_cache": str(Path(tmp) / "npm"),
+            "SPACE_DEV_READY_TIMEOUT": "120",
+        }
         began = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app), "--port", str(port),
-             "--data-dir", str(Path(tmp) / "data"), "--no-schedule"],
-            cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "up",
+                str(app),
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(tmp) / "data"),
+                "--no-schedule",
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         ready = threading.Event()
 
         def read() -> None:
@@ -111,8 +140,10 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.apps.split(","):
         cold, rebuild = measure(name)
-        print(f"{name:11} cold start (install + build + ready) {cold:5.1f} s   "
-              f"rebuild (save to served) {rebuild:5.1f} s")
+        print(
+            f"{name:11} cold start (install + build + ready) {cold:5.1f} s   "
+            f"rebuild (save to served) {rebuild:5.1f} s"
+        )
 
 
 if __name__ == "__main__":

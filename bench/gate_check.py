@@ -25,21 +25,31 @@ from runtime.serve.request_log import RequestLog, RequestRecord, masked_path
 from runtime.supervisor.environment import GATE_PROOF_HEADER
 
 # What a browser sends with a page's GET, as aiohttp hands the gate its bytes.
-BROWSER_HEADERS = tuple((n.encode(), v.encode()) for n, v in (
-    ("Host", "localhost:4200"),
-    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"),
-    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-    ("Accept-Encoding", "gzip, deflate, br"),
-    ("Accept-Language", "en-GB,en;q=0.9"),
-    ("Sec-Fetch-Site", "same-origin"),
-    ("Sec-Fetch-Mode", "navigate"),
-    ("Sec-Fetch-Dest", "document"),
-    ("Cookie", "theme=dark; space_session=abc.def"),
-    ("Connection", "keep-alive"),
-))
-ADDED = [("X-Forwarded-For", "127.0.0.1"), ("X-Forwarded-Proto", "http"),
-         ("X-Forwarded-Host", "localhost:4200"), ("X-Space-Auth", "session"),
-         ("X-Space-User", "dev")]
+BROWSER_HEADERS = tuple(
+    (n.encode(), v.encode())
+    for n, v in (
+        ("Host", "localhost:4200"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36",
+        ),
+        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+        ("Accept-Language", "en-GB,en;q=0.9"),
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Dest", "document"),
+        ("Cookie", "theme=dark; space_session=abc.def"),
+        ("Connection", "keep-alive"),
+    )
+)
+ADDED = [
+    ("X-Forwarded-For", "127.0.0.1"),
+    ("X-Forwarded-Proto", "http"),
+    ("X-Forwarded-Host", "localhost:4200"),
+    ("X-Space-Auth", "session"),
+    ("X-Space-User", "dev"),
+]
 
 RUNS = 200_000
 
@@ -49,22 +59,33 @@ def main() -> None:
         store = Store(Path(folder) / "data")
         store.users.add("dev", hash_password("a password for the bench"))
         key = generate_key()
-        store.keys.create(ApiKey("bench", "ci", hash_key(key), key_prefix(key),
-                                 created=utc_now_text()))
+        store.keys.create(
+            ApiKey("bench", "ci", hash_key(key), key_prefix(key), created=utc_now_text())
+        )
         for i in range(200):  # a realistic number of other keys
             other = generate_key()
             store.keys.create(ApiKey("bench", f"k{i}", hash_key(other), key_prefix(other)))
         credentials = Credentials(store)
         cookie = credentials.sign_session(store.sessions.create("dev"))
         credentials.reload()
-        micro = Micro("api", Path(folder), "python3.9", False, "/api", api_keys=True,
-                      public_routes=("/public/*", "/*.png"))
+        micro = Micro(
+            "api",
+            Path(folder),
+            "python3.9",
+            False,
+            "/api",
+            api_keys=True,
+            public_routes=("/public/*", "/*.png"),
+        )
         policy = policy_for(micro)
-        rules = compile_rules([
-            RouteRule(micro="api", path="/admin/*", methods=("POST", "DELETE"),
-                      api_key_required=True),
-            RouteRule(micro="api", path="/notes/*", allow='clientType != "guest"'),
-        ])
+        rules = compile_rules(
+            [
+                RouteRule(
+                    micro="api", path="/admin/*", methods=("POST", "DELETE"), api_key_required=True
+                ),
+                RouteRule(micro="api", path="/notes/*", allow='clientType != "guest"'),
+            ]
+        )
         ruled = policy_for(micro, rules)
         hosts = AllowedHosts("127.0.0.1", ("myapp.test",))
         mounts = MountTable({"/": "www", "/api": "api"})
@@ -100,12 +121,19 @@ def main() -> None:
             "keep the request": keep_the_request,
             "host check": lambda: hosts.allows("localhost:4200"),
             "headers to the micro, no proof": lambda: forwarded_headers(
-                BROWSER_HEADERS, dropped, credential_cookies, ADDED),
+                BROWSER_HEADERS, dropped, credential_cookies, ADDED
+            ),
             "headers to the micro, with proof": lambda: forwarded_headers(
-                BROWSER_HEADERS, dropped, credential_cookies, [*ADDED, proof]),
+                BROWSER_HEADERS, dropped, credential_cookies, [*ADDED, proof]
+            ),
         }
-        in_a_request = ("key check (hash + lookup)", "normalise a plain path", "route to the micro",
-                        "decide (key, 2 route rules)", "host check")
+        in_a_request = (
+            "key check (hash + lookup)",
+            "normalise a plain path",
+            "route to the micro",
+            "decide (key, 2 route rules)",
+            "host check",
+        )
         print(f"{'check':34} {'µs per call':>12}")
         total = 0.0
         for name, fn in cases.items():

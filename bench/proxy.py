@@ -147,9 +147,18 @@ def run_wrk(
     threads = min(threads, connections)
     header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-         "--latency", *header_args, url],
-        check=True, capture_output=True, text=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            *header_args,
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
@@ -208,8 +217,9 @@ def run_python(url: str, connections: int, duration: float, headers: dict[str, s
 class RuntimeProcess:
     """`space-dev up` on the bench app, its output drained by a thread so it never blocks."""
 
-    def __init__(self, command: list[str], app_dir: Path, data_dir: Path, env: dict[str, str],
-                 cwd: Path) -> None:
+    def __init__(
+        self, command: list[str], app_dir: Path, data_dir: Path, env: dict[str, str], cwd: Path
+    ) -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.data_dir = data_dir
         self.origin = ""
@@ -217,10 +227,25 @@ class RuntimeProcess:
         # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
         # in order (SIGINT first) instead of both racing to exit.
         self.proc = subprocess.Popen(
-            [*command, "up", str(app_dir), "--port", "0",
-             "--data-dir", str(data_dir), "--no-reload", "--no-schedule"],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+            [
+                *command,
+                "up",
+                str(app_dir),
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--no-reload",
+                "--no-schedule",
+            ],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -343,8 +368,9 @@ http {{
 @contextlib.contextmanager
 def nginx_in_front(tmp: Path, micro: int, proof: dict[str, str]) -> Iterator[str | None]:
     """nginx (one worker, keep-alive upstream) proxying to the micro; None if not installed."""
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                       else None)
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if binary is None:
         yield None
         return
@@ -353,11 +379,16 @@ def nginx_in_front(tmp: Path, micro: int, proof: dict[str, str]) -> Iterator[str
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, micro=micro, port=port,
-                                                        proof_header=PROOF_HEADER,
-                                                        proof=proof[PROOF_HEADER]))
-    proc = subprocess.Popen([binary, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (folder / "nginx.conf").write_text(
+        NGINX_CONF.format(
+            dir=folder, micro=micro, port=port, proof_header=PROOF_HEADER, proof=proof[PROOF_HEADER]
+        )
+    )
+    proc = subprocess.Popen(
+        [binary, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -400,7 +431,9 @@ def sign_in(origin: str) -> str:
             return None
 
     request = urllib.request.Request(
-        origin + "/__space/login", data=form.encode(), method="POST",
+        origin + "/__space/login",
+        data=form.encode(),
+        method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     try:
@@ -416,9 +449,23 @@ def sign_in(origin: str) -> str:
 def create_key(runtime: RuntimeProcess) -> str:
     """An API key for the private micro, made with the CLI as a user would."""
     done = subprocess.run(
-        [sys.executable, "-m", "runtime", "keys", "create", "--name", "bench", "--app", "bench",
-         "--data-dir", str(runtime.data_dir)],
-        check=True, capture_output=True, text=True, cwd=runtime.data_dir.parent,
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--app",
+            "bench",
+            "--data-dir",
+            str(runtime.data_dir),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=runtime.data_dir.parent,
     )
     return str(json.loads(done.stdout)["api_key"])
 
@@ -450,8 +497,9 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
     for use_uvloop in loops:
         loop = "uvloop" if use_uvloop else "asyncio"
         with contextlib.ExitStack() as stack:
-            runtimes = {c: stack.enter_context(running(tmp, uvloop=use_uvloop, client=c))
-                        for c in CLIENTS}
+            runtimes = {
+                c: stack.enter_context(running(tmp, uvloop=use_uvloop, client=c)) for c in CLIENTS
+            }
             origins, credentials = {}, {}
             for client, runtime in runtimes.items():
                 origins[client] = runtime.wait_ready(START_TIMEOUT_S)
@@ -465,8 +513,11 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
                 }
             print(f"runtime on {loop}: new {origins['new']}/, old {origins['old']}/", flush=True)
             public_port, public_proof = micro_port(origins["new"] + "/small", {})
-            nginx = (stack.enter_context(nginx_in_front(tmp, public_port, public_proof))
-                     if args.nginx else None)
+            nginx = (
+                stack.enter_context(nginx_in_front(tmp, public_port, public_proof))
+                if args.nginx
+                else None
+            )
             for sc in SCENARIOS:
                 if args.only and args.only not in sc.name:
                     continue
@@ -497,16 +548,20 @@ def measure(tmp: Path, args: argparse.Namespace) -> list[Row]:
                         if before is not None and after is not None and result.requests:
                             cpus[c].append((after - before) / result.requests * 1e6)
                 row = Row(
-                    loop, sc, _median(directs), _median(nginxes) if nginxes else None,
+                    loop,
+                    sc,
+                    _median(directs),
+                    _median(nginxes) if nginxes else None,
                     {c: _median(vias[c]) for c in CLIENTS},
-                    {c: sorted(cpus[c])[len(cpus[c]) // 2] if cpus[c] else None
-                     for c in CLIENTS},
+                    {c: sorted(cpus[c])[len(cpus[c]) // 2] if cpus[c] else None for c in CLIENTS},
                 )
                 rows.append(row)
                 shown = ", ".join(f"{row.via[c].rps:,.0f} {c} client" for c in CLIENTS)
                 front = f", {row.nginx.rps:,.0f} nginx" if row.nginx else ""
-                print(f"  {sc.name} c{sc.connections}: {row.direct.rps:,.0f} direct{front}, "
-                      f"{shown}", flush=True)
+                print(
+                    f"  {sc.name} c{sc.connections}: {row.direct.rps:,.0f} direct{front}, {shown}",
+                    flush=True,
+                )
     return rows
 
 
@@ -522,8 +577,7 @@ def table(rows: list[Row], tool: str) -> str:
         results = [d, *([n] if n else []), old, new]
         errors = sum(x.errors for x in results)
         errs = f" ({errors} errors)" if errors else ""
-        cpu = " / ".join("n/a" if r.cpu_us[c] is None else f"{r.cpu_us[c]:,.0f}"
-                         for c in CLIENTS)
+        cpu = " / ".join("n/a" if r.cpu_us[c] is None else f"{r.cpu_us[c]:,.0f}" for c in CLIENTS)
         p99 = " / ".join("-" if x is None else f"{x.p99_ms:.2f}" for x in (d, n, old, new))
         out.append(
             f"| {r.scenario.name}, c{r.scenario.connections}, {r.loop}{errs} "
@@ -533,9 +587,11 @@ def table(rows: list[Row], tool: str) -> str:
             f"| {p99} | {cpu} |"
         )
     out.append("")
-    out.append(f"cores: {os.cpu_count()}; load: {tool}; the load generator, nginx, the runtimes "
-               "and the micro share them. req/s; nginx: one worker, keep-alive upstream, 8x64k "
-               "buffers; it is measured on public rows only")
+    out.append(
+        f"cores: {os.cpu_count()}; load: {tool}; the load generator, nginx, the runtimes "
+        "and the micro share them. req/s; nginx: one worker, keep-alive upstream, 8x64k "
+        "buffers; it is measured on public rows only"
+    )
     return "\n".join(out)
 
 
@@ -548,18 +604,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per URL")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measure each pair this many times and keep the median")
-    parser.add_argument("--python-load", action="store_true",
-                        help="use the aiohttp load generator even when wrk is installed")
-    parser.add_argument("--no-nginx", dest="nginx", action="store_false",
-                        help="leave nginx out even when it is installed")
-    parser.add_argument("--wrk-threads", type=int, default=1,
-                        help="wrk's threads (-t); the figures asked for were taken with 1")
-    parser.add_argument("--only", default="",
-                        help="run only the scenarios whose name holds this text (\"1 MiB\")")
-    parser.add_argument("--loop", choices=("both", "uvloop", "asyncio"), default="both",
-                        help="the runtime's event loop(s)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each pair this many times and keep the median",
+    )
+    parser.add_argument(
+        "--python-load",
+        action="store_true",
+        help="use the aiohttp load generator even when wrk is installed",
+    )
+    parser.add_argument(
+        "--no-nginx",
+        dest="nginx",
+        action="store_false",
+        help="leave nginx out even when it is installed",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=1,
+        help="wrk's threads (-t); the figures asked for were taken with 1",
+    )
+    parser.add_argument(
+        "--only", default="", help='run only the scenarios whose name holds this text ("1 MiB")'
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("both", "uvloop", "asyncio"),
+        default="both",
+        help="the runtime's event loop(s)",
+    )
     args = parser.parse_args()
     if not args.python_load and shutil.which("wrk") is None:
         args.python_load = True

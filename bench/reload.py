@@ -209,8 +209,13 @@ def cold_start(src: Path, interval: float) -> float:
     poller = Poller("127.0.0.1", port)
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "main.py"], cwd=src, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [sys.executable, "main.py"],
+        cwd=src,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = began + ANSWER_TIMEOUT_S
@@ -244,10 +249,25 @@ class RuntimeProcess:
         # A session of its own: Ctrl-C reaches only this script, which then stops the runtime
         # in order (SIGINT first) instead of both racing to exit.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app_dir), "--port", "0",
-             "--data-dir", str(data_dir), "--no-schedule"],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "up",
+                str(app_dir),
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--no-schedule",
+            ],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -382,8 +402,11 @@ def measure(kind: Kind, tmp: Path, args: argparse.Namespace) -> Result:
                 logged = runtime.reloads[seen] * 1e3
                 result.before_ms.append(elapsed - logged)
             time.sleep(SETTLE_S)
-            print(f"  {kind.name} run {run + 1}: cold start {cold:.0f} ms, "
-                  f"save->new response {elapsed:.0f} ms", flush=True)
+            print(
+                f"  {kind.name} run {run + 1}: cold start {cold:.0f} ms, "
+                f"save->new response {elapsed:.0f} ms",
+                flush=True,
+            )
         result.logged_ms = [s * 1e3 for s in runtime.reloads]
         result.reloads = len(runtime.reloads)
         result.errors = poller.errors
@@ -407,8 +430,10 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
         cold, med = statistics.median(r.cold_ms), statistics.median(r.save_ms)
         overhead = med - cold
         verdict = "met" if overhead <= TARGET_OVERHEAD_MS else "NOT met"
-        out.append(f"| {r.kind} | {cold:.0f} ms | {med:.0f} ms | {max(r.save_ms):.0f} ms "
-                   f"| {overhead:+.0f} ms | {verdict} |")
+        out.append(
+            f"| {r.kind} | {cold:.0f} ms | {med:.0f} ms | {max(r.save_ms):.0f} ms "
+            f"| {overhead:+.0f} ms | {verdict} |"
+        )
         logged = f"{statistics.median(r.logged_ms):.0f} ms" if r.logged_ms else "none seen"
         before = f"{statistics.median(r.before_ms):.0f} ms" if r.before_ms else "n/a"
         notes.append(
@@ -418,12 +443,16 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
         )
     out.append("")
     out.extend(notes)
-    out.append("the aiohttp cold start runs main.py's own `web.run_app`; the runtime serves its "
-               "`app` through the python engine's launcher")
+    out.append(
+        "the aiohttp cold start runs main.py's own `web.run_app`; the runtime serves its "
+        "`app` through the python engine's launcher"
+    )
     write = "plain write" if args.plain_write else "atomic write (temp file + rename)"
     poll = f"every {args.poll_interval * 1e3:g} ms" if args.poll_interval > 0 else "back to back"
-    out.append(f"runs: {args.runs}; {write}; polling {poll} on one keep-alive connection; "
-               f"cores: {os.cpu_count()} (poller, runtime, old and new micro share them)")
+    out.append(
+        f"runs: {args.runs}; {write}; polling {poll} on one keep-alive connection; "
+        f"cores: {os.cpu_count()} (poller, runtime, old and new micro share them)"
+    )
     return "\n".join(out)
 
 
@@ -435,12 +464,23 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="saves (and cold starts) per kind")
-    parser.add_argument("--plain-write", action="store_true",
-                        help="write main.py in place instead of a temp file renamed over it")
-    parser.add_argument("--poll-interval", type=float, default=0.0,
-                        help="seconds between polls (default 0: as fast as possible)")
-    parser.add_argument("--kind", choices=("stdlib", "aiohttp"), action="append",
-                        help="only this kind (repeatable; default both)")
+    parser.add_argument(
+        "--plain-write",
+        action="store_true",
+        help="write main.py in place instead of a temp file renamed over it",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.0,
+        help="seconds between polls (default 0: as fast as possible)",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("stdlib", "aiohttp"),
+        action="append",
+        help="only this kind (repeatable; default both)",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -61,10 +61,26 @@ def time_to_ready(app: Path, data: Path, env: dict[str, str]) -> float:
     """Seconds from starting `space-dev up` to its `ready:` line; the runtime is then stopped."""
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "up", str(app), "--port", str(_port()),
-         "--data-dir", str(data), "--no-reload", "--no-schedule"],
-        cwd=app.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "up",
+            str(app),
+            "--port",
+            str(_port()),
+            "--data-dir",
+            str(data),
+            "--no-reload",
+            "--no-schedule",
+        ],
+        cwd=app.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     ready = threading.Event()
     lines: list[str] = []
 
@@ -95,9 +111,13 @@ def one_run(installer: str | None, root: Path) -> dict[str, float]:
     app.mkdir(parents=True)
     (app / "Spacefile").write_text(SPACEFILE)
     (app / "main.py").write_text(MAIN)
-    env = {**os.environ, "SPACE_DEV_PASSWORD": "bench password here",
-           "UV_CACHE_DIR": str(root / "uv-cache"), "PIP_CACHE_DIR": str(root / "pip-cache"),
-           "SPACE_DEV_READY_TIMEOUT": str(TIMEOUT_S)}
+    env = {
+        **os.environ,
+        "SPACE_DEV_PASSWORD": "bench password here",
+        "UV_CACHE_DIR": str(root / "uv-cache"),
+        "PIP_CACHE_DIR": str(root / "pip-cache"),
+        "SPACE_DEV_READY_TIMEOUT": str(TIMEOUT_S),
+    }
     data = root / "data"
     env["SPACE_DEV_INSTALLER"] = installer
     (app / "requirements.txt").write_text("fastapi\n")
@@ -109,8 +129,11 @@ def one_run(installer: str | None, root: Path) -> dict[str, float]:
     (envs,) = (data / "envs" / "app" / "api").iterdir()
     (app / "requirements.txt").unlink()
     launcher = REPO / "runtime" / "in_micro" / "pyapp.py"
-    (app / "Spacefile").write_text(SPACEFILE.replace(
-        "    public: true", f"    run: {envs}/bin/python {launcher} main:app\n    public: true"))
+    (app / "Spacefile").write_text(
+        SPACEFILE.replace(
+            "    public: true", f"    run: {envs}/bin/python {launcher} main:app\n    public: true"
+        )
+    )
     base = time_to_ready(app, root / "data-baseline", env)
     return {"cold": cold, "warm": warm, "edit": edit, "none": base}
 
@@ -138,11 +161,15 @@ def main() -> int:
     for kind, got in med.items():
         added = got["warm"] - got["none"]
         verdict = "ok" if added < WARM_TARGET_S else "over the target"
-        print(f"{kind}: warm adds {added:+.2f} s to a start with nothing to set up "
-              f"(target < {WARM_TARGET_S} s: {verdict})")
+        print(
+            f"{kind}: warm adds {added:+.2f} s to a start with nothing to set up "
+            f"(target < {WARM_TARGET_S} s: {verdict})"
+        )
     if "uv" in med and "pip" in med:
-        print(f"pip / uv: cold x{med['pip']['cold'] / med['uv']['cold']:.1f}, "
-              f"edit x{med['pip']['edit'] / med['uv']['edit']:.1f}")
+        print(
+            f"pip / uv: cold x{med['pip']['cold'] / med['uv']['cold']:.1f}, "
+            f"edit x{med['pip']['edit'] / med['uv']['edit']:.1f}"
+        )
     return 0
 
 

@@ -69,10 +69,13 @@ class H(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
 
-PY_WITH_CHILD = """\
+PY_WITH_CHILD = (
+    """\
 import subprocess, sys
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-""" + PY
+"""
+    + PY
+)
 
 NODE = """\
 require("http").createServer((req, res) => res.end("ok"))
@@ -133,10 +136,26 @@ class Up:
         self._ready = threading.Event()
         env = dict(os.environ, SPACE_DEV_PASSWORD="bench-password")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app), "--port", "0", "--data-dir",
-             str(data), "--no-reload", "--no-schedule"],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "up",
+                str(app),
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--no-reload",
+                "--no-schedule",
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -196,15 +215,21 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="space-dev-stop-"))
     app = tmp / "app"
-    for rel, text in {"Spacefile": SPACEFILE, "py/main.py": PY, "node/index.js": NODE,
-                      "parent/main.py": PY_WITH_CHILD}.items():
+    for rel, text in {
+        "Spacefile": SPACEFILE,
+        "py/main.py": PY,
+        "node/index.js": NODE,
+        "parent/main.py": PY_WITH_CHILD,
+    }.items():
         (app / rel).parent.mkdir(parents=True, exist_ok=True)
         (app / rel).write_text(text)
     rows = []
     try:
-        for how, what in (("Ctrl-C", "SIGINT -> runtime exited"),
-                          ("SIGTERM", "SIGTERM -> runtime exited"),
-                          ("SIGKILL", "SIGKILL of the runtime -> last micro process gone")):
+        for how, what in (
+            ("Ctrl-C", "SIGINT -> runtime exited"),
+            ("SIGTERM", "SIGTERM -> runtime exited"),
+            ("SIGKILL", "SIGKILL of the runtime -> last micro process gone"),
+        ):
             times = []
             for run in range(args.runs):
                 times.append(one_stop(app, tmp / "data", how))
@@ -220,8 +245,10 @@ def main() -> int:
     print("|---|---|---:|---:|")
     for how, what, median, worst in rows:
         print(f"| {how} | {what} | {median * 1e3:.0f} ms | {worst * 1e3:.0f} ms |")
-    print(f"\n3 micros (python, node, python with a child); {args.runs} runs each; "
-          f"cores: {os.cpu_count()}")
+    print(
+        f"\n3 micros (python, node, python with a child); {args.runs} runs each; "
+        f"cores: {os.cpu_count()}"
+    )
     return 0
 
 

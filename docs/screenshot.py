@@ -33,9 +33,11 @@ def main() -> int:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        print("docs/screenshot.py needs Playwright, which comes with the test extra: "
-              "pip install -e '.[test]' (Chromium itself: apt-get install chromium)",
-              file=sys.stderr)
+        print(
+            "docs/screenshot.py needs Playwright, which comes with the test extra: "
+            "pip install -e '.[test]' (Chromium itself: apt-get install chromium)",
+            file=sys.stderr,
+        )
         return 1
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,9 +47,25 @@ def main() -> int:
         port = _free_port()
         env = {**os.environ, "SPACE_DEV_PASSWORD": PASSWORD}
         up = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app), "--port", str(port),
-             "--data-dir", str(Path(tmp) / "data"), "--no-reload", "--no-schedule"],
-            cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "up",
+                str(app),
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(tmp) / "data"),
+                "--no-reload",
+                "--no-schedule",
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             assert up.stdout is not None
             deadline = time.monotonic() + 90
@@ -58,22 +76,24 @@ def main() -> int:
                     raise SystemExit("space-dev up did not get ready")
             url = f"http://localhost:{port}"
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM,
-                                            args=["--no-sandbox", "--disable-gpu"])
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+                )
                 page = browser.new_page(viewport={"width": 900, "height": 640})
                 page.goto(url + "/")
                 page.fill("#password", PASSWORD)
                 page.click("button[type=submit]")
                 page.wait_for_url(url + "/")
-                for text, file in (("Buy milk", str(Path(tmp) / "list.txt")),
-                                   ("Call the plumber", None)):
+                for text, file in (
+                    ("Buy milk", str(Path(tmp) / "list.txt")),
+                    ("Call the plumber", None),
+                ):
                     page.fill("input[name=text]", text)
                     if file:
                         page.set_input_files("input[name=file]", file)
                     page.click("#add button")
                     page.wait_for_selector(f"li:has-text('{text}')")
-                page.wait_for_function(
-                    "document.getElementById('clock').textContent.length > 2")
+                page.wait_for_function("document.getElementById('clock').textContent.length > 2")
                 page.screenshot(path=str(OUT), full_page=True)
                 browser.close()
         finally:

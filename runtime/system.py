@@ -59,8 +59,12 @@ def _entry(pid: int | str) -> ProcessEntry | None:
     fields = _stat_fields(pid)
     if fields is None:
         return None
-    return ProcessEntry(int(pid), int(fields[_PGRP - _FIRST]), int(fields[_START - _FIRST]),
-                        fields[_STATE - _FIRST] == b"Z")
+    return ProcessEntry(
+        int(pid),
+        int(fields[_PGRP - _FIRST]),
+        int(fields[_START - _FIRST]),
+        fields[_STATE - _FIRST] == b"Z",
+    )
 
 
 def process(pid: int) -> ProcessEntry | None:

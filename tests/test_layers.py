@@ -219,8 +219,10 @@ def _imports(name: str, path: Path) -> set[str]:
             else:
                 module = node.module or ""
             # `from runtime.web import csrf` imports the submodule; `import X from pkg` the package.
-            targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in MODULES else module
-                       for a in node.names]
+            targets = [
+                f"{module}.{a.name}" if f"{module}.{a.name}" in MODULES else module
+                for a in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -268,7 +270,7 @@ def test_no_import_cycles() -> None:
 
     def visit(name: str, path: list[str]) -> None:
         if name in path:
-            cycles.append(path[path.index(name):] + [name])
+            cycles.append(path[path.index(name) :] + [name])
             return
         if name in done:
             return
@@ -291,8 +293,12 @@ def test_the_walk_finds_imports_inside_functions_and_type_checking(tmp_path: Pat
         "from ..config import defaults\n"
     )
     found = _imports("runtime.spacefile.mod", source)
-    assert found == {"runtime.app.runtime", "runtime.spacefile.engines", "runtime.cli.main",
-                     "runtime.config.defaults"}
+    assert found == {
+        "runtime.app.runtime",
+        "runtime.spacefile.engines",
+        "runtime.cli.main",
+        "runtime.config.defaults",
+    }
 
 
 # --- docs/architecture.md draws the same floors -------------------------------------------
@@ -321,8 +327,10 @@ def doc_floors(text: str) -> tuple[dict[str, int | str], list[str]]:
     named on its own. Names of other files (`node/guard.cjs`) are not modules and are skipped.
     """
     lines = [line for line in text.splitlines() if line.lstrip().startswith("|")]
-    header = next((n for n, line in enumerate(lines)
-                   if "floor" in [c.lower() for c in _doc_cells(line)]), None)
+    header = next(
+        (n for n, line in enumerate(lines) if "floor" in [c.lower() for c in _doc_cells(line)]),
+        None,
+    )
     if header is None:
         return {}, ["no table with a `floor` column"]
     titles = [c.lower() for c in _doc_cells(lines[header])]
@@ -331,7 +339,7 @@ def doc_floors(text: str) -> tuple[dict[str, int | str], list[str]]:
     named: dict[str, int | str] = {}
     folders: dict[str, int | str] = {}
     problems: list[str] = []
-    for line in lines[header + 1:]:
+    for line in lines[header + 1 :]:
         cells = _doc_cells(line)
         if len(cells) != len(titles):
             break  # the table has ended (another table may follow)
@@ -375,8 +383,14 @@ def doc_floors(text: str) -> tuple[dict[str, int | str], list[str]]:
 def _nearest(module: str, listed: dict[str, int | str]) -> str | None:
     """The deepest package above `module` that the table names, if any."""
     parts = module.split(".")
-    return next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)
-                 if ".".join(parts[:n]) in listed), None)
+    return next(
+        (
+            ".".join(parts[:n])
+            for n in range(len(parts) - 1, 0, -1)
+            if ".".join(parts[:n]) in listed
+        ),
+        None,
+    )
 
 
 def _is_package(module: str) -> bool:
@@ -390,17 +404,22 @@ def test_the_architecture_doc_gives_every_module_the_same_floor() -> None:
     named, problems = doc_floors(ARCHITECTURE.read_text(encoding="utf-8"))
     for module, floor in sorted(named.items()):
         if module not in FLOORS:
-            problems.append(f"{module}: docs/architecture.md puts it at floor {floor}, but "
-                            "FLOORS has no such module (gone or renamed?)")
+            problems.append(
+                f"{module}: docs/architecture.md puts it at floor {floor}, but "
+                "FLOORS has no such module (gone or renamed?)"
+            )
         elif FLOORS[module] != floor:
-            problems.append(f"{module}: floor {floor} in docs/architecture.md, floor "
-                            f"{FLOORS[module]} in FLOORS")
+            problems.append(
+                f"{module}: floor {floor} in docs/architecture.md, floor {FLOORS[module]} in FLOORS"
+            )
     for module, floor in sorted(FLOORS.items()):
         if module not in named and not _is_package(module):
-            problems.append(f"{module}: floor {floor} in FLOORS, missing from "
-                            "docs/architecture.md's table")
-    assert not problems, "docs/architecture.md's floors differ from FLOORS:\n  " + \
-        "\n  ".join(problems)
+            problems.append(
+                f"{module}: floor {floor} in FLOORS, missing from docs/architecture.md's table"
+            )
+    assert not problems, "docs/architecture.md's floors differ from FLOORS:\n  " + "\n  ".join(
+        problems
+    )
 
 
 def test_the_doc_table_reader_knows_the_notation() -> None:

@@ -59,9 +59,13 @@ class AppAction:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "micro": self.micro, "name": self.name, "title": self.title, "path": self.path,
-            "input": [{"name": i.name, "type": i.type, "optional": i.optional}
-                      for i in self.inputs],
+            "micro": self.micro,
+            "name": self.name,
+            "title": self.title,
+            "path": self.path,
+            "input": [
+                {"name": i.name, "type": i.type, "optional": i.optional} for i in self.inputs
+            ],
             "output": self.output,
         }
 
@@ -113,14 +117,16 @@ def parse_declaration(micro: str, document: Any) -> tuple[list[AppAction], list[
             continue
         title = entry.get("title")
         output = entry.get("output")
-        actions.append(AppAction(
-            micro=micro,
-            name=name,
-            title=title if isinstance(title, str) and title else name,
-            path=path if path.startswith("/") else "/" + path,  # as `space dev` joined it
-            inputs=inputs,
-            output=output if isinstance(output, str) and output else DEFAULT_OUTPUT,
-        ))
+        actions.append(
+            AppAction(
+                micro=micro,
+                name=name,
+                title=title if isinstance(title, str) and title else name,
+                path=path if path.startswith("/") else "/" + path,  # as `space dev` joined it
+                inputs=inputs,
+                output=output if isinstance(output, str) and output else DEFAULT_OUTPUT,
+            )
+        )
     return actions, skipped
 
 
@@ -136,12 +142,14 @@ def _inputs(raw: Any) -> tuple[tuple[ActionInput, ...], str | None]:
             return (), "an input has no name"
         kind = item.get("type", "string")
         title = item.get("title")
-        out.append(ActionInput(
-            name=name,
-            type=kind if kind in INPUT_TYPES else "string",
-            optional=item.get("optional") is True,
-            title=title if isinstance(title, str) else "",
-        ))
+        out.append(
+            ActionInput(
+                name=name,
+                type=kind if kind in INPUT_TYPES else "string",
+                optional=item.get("optional") is True,
+                title=title if isinstance(title, str) else "",
+            )
+        )
     return tuple(out), None
 
 
@@ -155,15 +163,18 @@ def coerce_inputs(action: AppAction, given: Mapping[str, str]) -> dict[str, Any]
     unknown = sorted(set(given) - set(known))
     if unknown:
         names = ", ".join(known) or "none"
-        raise ActionError(f'action "{action.name}" has no input {unknown[0]!r}',
-                          f"its inputs are: {names}")
+        raise ActionError(
+            f'action "{action.name}" has no input {unknown[0]!r}', f"its inputs are: {names}"
+        )
     out: dict[str, Any] = {}
     for spec in action.inputs:
         text = given.get(spec.name, "").strip()
         if not text:
             if not spec.optional and spec.type != "boolean":
-                raise ActionError(f'action "{action.name}" needs the input "{spec.name}"',
-                                  f"give it with --input {spec.name}=VALUE, or in the form")
+                raise ActionError(
+                    f'action "{action.name}" needs the input "{spec.name}"',
+                    f"give it with --input {spec.name}=VALUE, or in the form",
+                )
             if spec.type == "boolean":
                 out[spec.name] = False
             continue
@@ -176,8 +187,9 @@ def _typed(action: AppAction, spec: ActionInput, text: str) -> Any:
         try:
             number = float(text)
         except ValueError:
-            raise ActionError(f'input "{spec.name}" of action "{action.name}" must be a number',
-                              f"got {text!r}") from None
+            raise ActionError(
+                f'input "{spec.name}" of action "{action.name}" must be a number', f"got {text!r}"
+            ) from None
         return int(number) if number.is_integer() and "." not in text else number
     if spec.type == "boolean":
         lowered = text.lower()
@@ -185,16 +197,24 @@ def _typed(action: AppAction, spec: ActionInput, text: str) -> Any:
             return True
         if lowered in ("false", "off", "no", "0"):
             return False
-        raise ActionError(f'input "{spec.name}" of action "{action.name}" must be true or false',
-                          f"got {text!r}")
+        raise ActionError(
+            f'input "{spec.name}" of action "{action.name}" must be true or false', f"got {text!r}"
+        )
     return text
 
 
 class AppActions:
     """Lists and runs the App Actions of an app's micros, where each micro lives now."""
 
-    def __init__(self, locate: Locate, providing: ProvidingMicros, proxy: Proxy, *,
-                 ready_wait: float, timeout: float) -> None:
+    def __init__(
+        self,
+        locate: Locate,
+        providing: ProvidingMicros,
+        proxy: Proxy,
+        *,
+        ready_wait: float,
+        timeout: float,
+    ) -> None:
         self._locate = locate
         self._providing = providing
         self._proxy = proxy
@@ -219,29 +239,41 @@ class AppActions:
         if action is None:
             names = ", ".join(a.name for a in listing.actions)
             why = "; ".join(f"{m}: {p}" for m, p in listing.problems.items())
-            raise ActionError(f'app {app} has no App Action "{name}"',
-                              f"its actions are: {names}" if names else
-                              why or "a micro with `provide_actions: true` declares them at "
-                              f"GET {DECLARATION_PATH}")
+            raise ActionError(
+                f'app {app} has no App Action "{name}"',
+                f"its actions are: {names}"
+                if names
+                else why
+                or f"a micro with `provide_actions: true` declares them at GET {DECLARATION_PATH}",
+            )
         payload = coerce_inputs(action, given)
         try:
-            status, body = await self._call(app, action.micro, self._ready_wait, "POST",
-                                            action.path, self._timeout,
-                                            json.dumps(payload).encode())
+            status, body = await self._call(
+                app,
+                action.micro,
+                self._ready_wait,
+                "POST",
+                action.path,
+                self._timeout,
+                json.dumps(payload).encode(),
+            )
         except _NotReached as err:
-            raise ActionError(f'action "{name}" cannot run: {err}',
-                              "see the output of `space-dev up`") from None
+            raise ActionError(
+                f'action "{name}" cannot run: {err}', "see the output of `space-dev up`"
+            ) from None
         try:
             data: Any = json.loads(body)
         except ValueError:
             data = body.decode("utf-8", "replace")
         return ActionAnswer(status, action.output, data)
 
-    async def _declared(self, app: str, micro: str,
-                        wait: float | None) -> tuple[list[AppAction], str | None]:
+    async def _declared(
+        self, app: str, micro: str, wait: float | None
+    ) -> tuple[list[AppAction], str | None]:
         try:
-            status, body = await self._call(app, micro, wait or 0.0, "GET", DECLARATION_PATH,
-                                            LIST_TIMEOUT_S, None)
+            status, body = await self._call(
+                app, micro, wait or 0.0, "GET", DECLARATION_PATH, LIST_TIMEOUT_S, None
+            )
         except _NotReached as err:
             return [], str(err)
         except ActionError as err:
@@ -255,8 +287,16 @@ class AppActions:
         actions, skipped = parse_declaration(micro, document)
         return actions, "; ".join(skipped) or None
 
-    async def _call(self, app: str, micro: str, wait: float, method: str, path: str,
-                    timeout: float, body: bytes | None) -> tuple[int, bytes]:
+    async def _call(
+        self,
+        app: str,
+        micro: str,
+        wait: float,
+        method: str,
+        path: str,
+        timeout: float,
+        body: bytes | None,
+    ) -> tuple[int, bytes]:
         """One request to the micro where it lives now, waiting up to `wait` for it to be ready.
 
         A refused connection reached nothing (the old process of a reload is gone): the address
@@ -267,9 +307,14 @@ class AppActions:
             raise _NotReached(f"{micro} has no process (a static micro cannot provide actions)")
         try:
             return await call_micro(
-                runner, lambda address: self._exchange(address, method, path, timeout, body,
-                                                       runner.gate_proof),
-                wait=wait, refused=(aiohttp.ClientConnectorError,), refused_grace=_SWAP_GRACE_S)
+                runner,
+                lambda address: self._exchange(
+                    address, method, path, timeout, body, runner.gate_proof
+                ),
+                wait=wait,
+                refused=(aiohttp.ClientConnectorError,),
+                refused_grace=_SWAP_GRACE_S,
+            )
         except NoAddress:
             if runner.state is State.CRASHED:
                 raise _NotReached(f"{micro} has crashed") from None
@@ -277,16 +322,26 @@ class AppActions:
         except aiohttp.ClientConnectorError as err:
             raise _NotReached(f"cannot connect to {micro} ({err})") from None
 
-    async def _exchange(self, address: tuple[str, int], method: str, path: str, timeout: float,
-                        body: bytes | None, proof: dict[str, str]) -> tuple[int, bytes]:
+    async def _exchange(
+        self,
+        address: tuple[str, int],
+        method: str,
+        path: str,
+        timeout: float,
+        body: bytes | None,
+        proof: dict[str, str],
+    ) -> tuple[int, bytes]:
         began = time.monotonic()
         with self._proxy.busy(address):  # a reload lets the old process finish the run
             try:
                 async with self._proxy.session.request(
-                    method, micro_url(address, path), data=body,
+                    method,
+                    micro_url(address, path),
+                    data=body,
                     headers=({"Content-Type": "application/json"} if body is not None else {})
                     | proof,
-                    allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     return response.status, await response.read()
             except aiohttp.ClientConnectorError:
@@ -295,5 +350,6 @@ class AppActions:
                 raise ActionError(f"no answer within {timeout:g} s") from None
             except aiohttp.ClientError as err:
                 took = time.monotonic() - began
-                raise ActionError(f"{method} {path} failed after {took:.1f} s: "
-                                  f"{str(err) or type(err).__name__}") from None
+                raise ActionError(
+                    f"{method} {path} failed after {took:.1f} s: {str(err) or type(err).__name__}"
+                ) from None

@@ -35,8 +35,16 @@ class ActionFirer:
     micro-relative `/__space/` paths to everyone, so that no outsider can fake an event.
     """
 
-    def __init__(self, locate: Locate, proxy: Proxy, store: Store, printer: Printer, *,
-                 ready_wait: float, timeout: float) -> None:
+    def __init__(
+        self,
+        locate: Locate,
+        proxy: Proxy,
+        store: Store,
+        printer: Printer,
+        *,
+        ready_wait: float,
+        timeout: float,
+    ) -> None:
         self._locate = locate
         self._proxy = proxy
         self._store = store
@@ -53,23 +61,30 @@ class ActionFirer:
         record = RunRecord(started, status, duration, trigger)
         self._store.add_run(app, action.id, record.as_dict())
         if isinstance(status, int):
-            self._printer.info(f"{action.micro}: action {action.id} ran in {duration} ms "
-                               f"({status})")
+            self._printer.info(
+                f"{action.micro}: action {action.id} ran in {duration} ms ({status})"
+            )
         else:
-            self._printer.info(f"{action.micro}: action {action.id} failed after {duration} ms "
-                               f"({status})")
+            self._printer.info(
+                f"{action.micro}: action {action.id} failed after {duration} ms ({status})"
+            )
         return record
 
     async def _deliver(self, app: str, action: Action) -> tuple[int | str, float | None]:
         """(the micro's status or "error: ...", seconds the exchange took once it was sent)."""
         runner = self._locate(app, action.micro)
         if runner is None:
-            return (f"error: {action.micro} has no process to send the event to (a static "
-                    "micro cannot run actions)"), None
+            return (
+                f"error: {action.micro} has no process to send the event to (a static "
+                "micro cannot run actions)"
+            ), None
         try:
-            return await call_micro(runner, lambda address: self._post(address, action,
-                                                                       runner.gate_proof),
-                                    wait=self._ready_wait, refused=(aiohttp.ClientConnectorError,))
+            return await call_micro(
+                runner,
+                lambda address: self._post(address, action, runner.gate_proof),
+                wait=self._ready_wait,
+                refused=(aiohttp.ClientConnectorError,),
+            )
         except NoAddress:
             if runner.state is State.CRASHED:
                 return f"error: {action.micro} has crashed", None
@@ -81,15 +96,18 @@ class ActionFirer:
             # swaps the process).
             return f"error: could not connect to {action.micro}", None
 
-    async def _post(self, address: tuple[str, int], action: Action,
-                    proof: dict[str, str]) -> tuple[int | str, float]:
+    async def _post(
+        self, address: tuple[str, int], action: Action, proof: dict[str, str]
+    ) -> tuple[int | str, float]:
         began = time.monotonic()
         # Counted as a request in flight, so a reload lets the old process finish the action.
         with self._proxy.busy(address):
             try:
                 async with self._proxy.session.post(
-                    micro_url(address, EVENT_PATH), data=event_body(action),
-                    headers={"Content-Type": "application/json", **proof}, allow_redirects=False,
+                    micro_url(address, EVENT_PATH),
+                    data=event_body(action),
+                    headers={"Content-Type": "application/json", **proof},
+                    allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self._timeout),
                 ) as response:
                     async for _ in response.content.iter_any():

@@ -62,8 +62,12 @@ class RunRecord:
     trigger: Trigger
 
     def as_dict(self) -> dict[str, Any]:
-        return {"time": self.time, "status": self.status, "duration_ms": self.duration_ms,
-                "trigger": self.trigger}
+        return {
+            "time": self.time,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "trigger": self.trigger,
+        }
 
     @property
     def ok(self) -> bool:
@@ -134,7 +138,9 @@ class Scheduler:
                 continue
             kept = old.get(action.id)
             same = kept is not None and (kept.action.interval, kept.action.micro) == (
-                action.interval, action.micro)
+                action.interval,
+                action.micro,
+            )
             if kept is not None and same:
                 fresh[action.id] = _Entry(action, kept.due, kept.broken)
                 continue
@@ -166,17 +172,24 @@ class Scheduler:
         """
         entries = self._apps.get(app)
         if entries is None:
-            raise UnknownAction(f"no app called {app!r} is running",
-                                f"the apps are: {', '.join(sorted(self._apps)) or '(none)'}")
+            raise UnknownAction(
+                f"no app called {app!r} is running",
+                f"the apps are: {', '.join(sorted(self._apps)) or '(none)'}",
+            )
         entry = entries.get(action_id)
         if entry is None:
             ids = ", ".join(entries)
-            raise UnknownAction(f'app {app} has no action "{action_id}"',
-                                f"its actions are: {ids}" if ids else
-                                "add one under a micro's `actions` in the Spacefile")
+            raise UnknownAction(
+                f'app {app} has no action "{action_id}"',
+                f"its actions are: {ids}"
+                if ids
+                else "add one under a micro's `actions` in the Spacefile",
+            )
         if self.running(app, action_id):
-            raise AlreadyRunning(f'action "{action_id}" of app {app} is still running',
-                                 "wait for it to finish, then run it again")
+            raise AlreadyRunning(
+                f'action "{action_id}" of app {app} is still running',
+                "wait for it to finish, then run it again",
+            )
         return await asyncio.shield(self._start(app, entry.action, trigger))
 
     def _start(self, app: str, action: Action, trigger: Trigger) -> asyncio.Task[RunRecord]:
@@ -232,14 +245,17 @@ class Scheduler:
                     continue
                 action = entry.action
                 if self.running(app, action.id):
-                    self._log(f"{action.micro}: action {action.id} skipped: its previous run "
-                              "is still going")
+                    self._log(
+                        f"{action.micro}: action {action.id} skipped: its previous run "
+                        "is still going"
+                    )
                 else:
                     self._start(app, action, "schedule")
                 entry.due = self._plan(app, entry, entry.due, now)
 
-    def _plan(self, app: str, entry: _Entry, after: datetime,
-              now: datetime | None = None) -> datetime | None:
+    def _plan(
+        self, app: str, entry: _Entry, after: datetime, now: datetime | None = None
+    ) -> datetime | None:
         """The next run after `after`; runs missed while the machine slept are not made up."""
         interval = entry.action.interval or ""
         try:
@@ -253,8 +269,10 @@ class Scheduler:
                     due += timedelta(seconds=rate * missed)
         except ValueError as err:
             entry.broken = True
-            self._log(f"{entry.action.micro}: action {entry.action.id} of {app} will never run "
-                      f"on its own: {err}")
+            self._log(
+                f"{entry.action.micro}: action {entry.action.id} of {app} will never run "
+                f"on its own: {err}"
+            )
             return None
         return due
 

@@ -18,8 +18,10 @@ def runtime_wide(current: RuntimeConfig, fresh: RuntimeConfig) -> tuple[RuntimeC
     said = []
     if fresh.max_body_size != current.max_body_size:
         current = dataclasses.replace(current, max_body_size=fresh.max_body_size)
-        said.append("space-dev.toml applied: request bodies up to "
-                    f"{format_size(config.max_body_size(fresh))}")
+        said.append(
+            "space-dev.toml applied: request bodies up to "
+            f"{format_size(config.max_body_size(fresh))}"
+        )
     if fresh.as_space and not current.as_space:
         said.append("space-dev.toml: as_space takes effect at the next `space-dev up`")
     if fresh.allowed_hosts != current.allowed_hosts:
@@ -38,8 +40,9 @@ class AppChange:
     said: tuple[str, ...] = ()
 
 
-def app_change(app: str, running: AppConfig, port: int, fresh: AppConfig | None,
-               spacefile: Spacefile) -> AppChange:
+def app_change(
+    app: str, running: AppConfig, port: int, fresh: AppConfig | None, spacefile: Spacefile
+) -> AppChange:
     """What a saved space-dev.toml changes of one running app: its env values, auth and route
     rules now; its name and port only at the next start."""
     if fresh is None or fresh == running:

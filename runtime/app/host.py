@@ -63,13 +63,11 @@ class AppHost:
 
     def down_micros(self) -> dict[str, State]:
         """The micros that have failed to start (crashed, or stopped), with their state."""
-        return {n: s for n, s in self.micro_states().items()
-                if s in DOWN_STATES}
+        return {n: s for n, s in self.micro_states().items() if s in DOWN_STATES}
 
     def settled(self) -> bool:
         """Whether every micro has either answered or failed to start."""
-        return all(s is State.READY or s in DOWN_STATES
-                   for s in self.micro_states().values())
+        return all(s is State.READY or s in DOWN_STATES for s in self.micro_states().values())
 
     def micro_states(self) -> dict[str, State]:
         """Each micro's state; a static micro is ready once its build (if any) is."""

@@ -54,8 +54,9 @@ def runs_dev_line(micro: Micro, as_space: bool) -> bool:
 def built_frontend(micro: Micro, as_space: bool) -> bool:
     """Whether a frontend micro runs from its build, as on Space (no `dev` line run)."""
     engine = engines.lookup(micro.engine)
-    return (engine is not None and engine.space_build is not None
-            and not runs_dev_line(micro, as_space))
+    return (
+        engine is not None and engine.space_build is not None and not runs_dev_line(micro, as_space)
+    )
 
 
 def static_root(micro: Micro, data_dir: Path, app: str, as_space: bool) -> Path:
@@ -66,8 +67,9 @@ def static_root(micro: Micro, data_dir: Path, app: str, as_space: bool) -> Path:
     return serve_root(micro)
 
 
-def micro_specs(app: SpecInputs, only: str | None = None
-                ) -> tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]:
+def micro_specs(
+    app: SpecInputs, only: str | None = None
+) -> tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]:
     """Each micro's launch spec (None: served from a folder by the runtime), and the builds
     of micros served as files whose build makes that folder; of the micro `only`, if given.
 
@@ -81,41 +83,67 @@ def micro_specs(app: SpecInputs, only: str | None = None
         engine = engines.lookup(micro.engine)
         assert engine is not None  # the Spacefile was validated
         dev = micro.dev if runs_dev_line(micro, app.as_space) else None
-        built = (frontend.plan(micro, engine, app.data_dir, app.name)
-                 if built_frontend(micro, app.as_space) else None)
-        command = built.command if built is not None else engines.start_command(
-            engine, micro.run, dev)
+        built = (
+            frontend.plan(micro, engine, app.data_dir, app.name)
+            if built_frontend(micro, app.as_space)
+            else None
+        )
+        command = (
+            built.command if built is not None else engines.start_command(engine, micro.run, dev)
+        )
         # A static micro with `dev` runs that dev server and is proxied to, as `space dev` did.
         static_dev = engine.family == "static" and dev is not None
         served = (engine.family == "static" and not static_dev) or (
-            built is not None and built.command is None)
+            built is not None and built.command is None
+        )
         presets = preset_values(micro, app.saved_env, app.configured_env, os.environ)
-        plan = make_plan(app.data_dir, app.name, micro.name, micro.src, app.spacefile.path,
-                         engine=micro.engine, family=engine.family,
-                         engine_default=command == engines.PYTHON_DEFAULT,
-                         # The dev server builds by itself: the build `commands` are for `serve`.
-                         commands=(built.commands if built is not None
-                                   else () if static_dev else micro.commands),
-                         static_build=_writes(micro, engine, built, static_dev),
-                         publish=built.publish if built is not None else None)
+        plan = make_plan(
+            app.data_dir,
+            app.name,
+            micro.name,
+            micro.src,
+            app.spacefile.path,
+            engine=micro.engine,
+            family=engine.family,
+            engine_default=command == engines.PYTHON_DEFAULT,
+            # The dev server builds by itself: the build `commands` are for `serve`.
+            commands=(
+                built.commands if built is not None else () if static_dev else micro.commands
+            ),
+            static_build=_writes(micro, engine, built, static_dev),
+            publish=built.publish if built is not None else None,
+        )
         python_bin = str(plan.python.bin_dir) if plan.python is not None else None
-        env = micro_environment(micro, engine, hostname=app.hostname,
-                                project_key=app.project_key, presets=presets,
-                                services=app.services, python_bin=python_bin,
-                                gate_proof=app.gate_proof)
+        env = micro_environment(
+            micro,
+            engine,
+            hostname=app.hostname,
+            project_key=app.project_key,
+            presets=presets,
+            services=app.services,
+            python_bin=python_bin,
+            gate_proof=app.gate_proof,
+        )
         if served or command is None:
             specs[micro.name] = None
             if plan.commands and (engine.family == "static" or built is not None):
                 builds[micro.name] = StaticPlan(plan, env)
             continue
-        specs[micro.name] = LaunchSpec(command, micro.src, env, port_variables(engine), plan,
-                                       engines.own_reloader(engine, command, built is not None),
-                                       command_source(micro, dev, built))
+        specs[micro.name] = LaunchSpec(
+            command,
+            micro.src,
+            env,
+            port_variables(engine),
+            plan,
+            engines.own_reloader(engine, command, built is not None),
+            command_source(micro, dev, built),
+        )
     return specs, builds
 
 
-def _writes(micro: Micro, engine: engines.Engine, built: FrontendRun | None,
-            static_dev: bool) -> tuple[Path, ...] | None:
+def _writes(
+    micro: Micro, engine: engines.Engine, built: FrontendRun | None, static_dev: bool
+) -> tuple[Path, ...] | None:
     """What a micro's build writes (a source print leaves it out), or None: no build."""
     if built is not None:
         return built.writes
@@ -136,13 +164,17 @@ def build_notes(app: SpecInputs) -> dict[str, str]:
     return notes
 
 
-def command_source(micro: Micro, dev: str | None = None,
-                   built: FrontendRun | None = None) -> str:
+def command_source(micro: Micro, dev: str | None = None, built: FrontendRun | None = None) -> str:
     """Where a micro's command comes from, for hints such as a `command not found`."""
     if built is not None and not micro.run:
-        return (f"the server micro {micro.name}'s build made (its engine's start, as on Space; "
-                "a `run` field replaces it)")
+        return (
+            f"the server micro {micro.name}'s build made (its engine's start, as on Space; "
+            "a `run` field replaces it)"
+        )
     field = "dev" if dev else "run" if micro.run else "engine"
-    default = (" (this is its engine's default command; a `run` field replaces it)"
-               if field == "engine" else "")
+    default = (
+        " (this is its engine's default command; a `run` field replaces it)"
+        if field == "engine"
+        else ""
+    )
     return f"the `{field}` field of micro {micro.name} in the Spacefile{default}"

@@ -61,8 +61,9 @@ class RestartGuard:
     on every start. After `limit` file-change restarts within `window` seconds with no request
     to the micro in between, the next one is refused."""
 
-    def __init__(self, limit: int = 5, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window
         self._clock = clock
@@ -173,8 +174,11 @@ class Reloader:
             if runner.spec.own_reloader and not is_dependency_manifest(path):
                 continue  # its own reloader has it
             setup = runner.spec.setup
-            if setup is not None and setup.builds is not None and not is_source(
-                    path, setup.src, setup.builds):
+            if (
+                setup is not None
+                and setup.builds is not None
+                and not is_source(path, setup.src, setup.builds)
+            ):
                 continue  # its build wrote it
             found.setdefault(runner.name, set()).add(path)
         return found
@@ -197,8 +201,11 @@ class Reloader:
         for path in paths:
             owner = next((m for m in micros if path.is_relative_to(m.src)), None)
             build = host.builds.get(owner.name) if owner is not None else None
-            if build is not None and build.plan.builds is not None and is_source(
-                    path, build.plan.src, build.plan.builds):
+            if (
+                build is not None
+                and build.plan.builds is not None
+                and is_source(path, build.plan.src, build.plan.builds)
+            ):
                 found.setdefault(build.name, set()).add(path)
         return found
 
@@ -206,7 +213,8 @@ class Reloader:
         """One build at a time per micro: saves during a build are taken by the next check."""
         build = host.builds[micro]
         task = asyncio.create_task(
-            self._runtime.rebuild(host, micro, _reason(changed, build.plan.src)))
+            self._runtime.rebuild(host, micro, _reason(changed, build.plan.src))
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -237,7 +245,6 @@ class Reloader:
                 await self._runtime.restart(host, micro, _reason(changed, runner.spec.cwd))
         finally:
             self._busy.discard(key)
-
 
     def _pause(self, key: tuple[str, str], runner: MicroRunner, changed: set[Path]) -> None:
         runner.pause_file_reloads(

@@ -85,8 +85,7 @@ Specs = tuple[dict[str, LaunchSpec | None], dict[str, StaticPlan]]
 class Runtime:
     """Every app of one `space-dev up`: started together, stopped together."""
 
-    def __init__(self, config: RuntimeConfig, printer: Printer, *,
-                 ephemeral: bool = False) -> None:
+    def __init__(self, config: RuntimeConfig, printer: Printer, *, ephemeral: bool = False) -> None:
         environment.check()  # a wrong SPACE_DEV_* value stops the start before anything runs
         self.config = config
         self.printer = printer
@@ -97,9 +96,14 @@ class Runtime:
             timeout=defaults.client_timeout(),
             connections=OpenConnections(connection_limit(open_files_limit()), printer.info),
         )
-        self.data_site = DataSite(config.data_dir, lambda: self._project_keys,
-                                  self.client_limits, ephemeral=ephemeral, say=printer.info,
-                                  settings_pages=self._settings_pages)
+        self.data_site = DataSite(
+            config.data_dir,
+            lambda: self._project_keys,
+            self.client_limits,
+            ephemeral=ephemeral,
+            say=printer.info,
+            settings_pages=self._settings_pages,
+        )
         self.proxy = Proxy()
         self.timings = timings()
         self.builder = Builder(config.data_dir, printer)
@@ -114,16 +118,29 @@ class Runtime:
         self.credentials = Credentials(self.store)
         self.links = LoginLinks(self.store.secret())
         self.limiter = LoginLimiter()
-        self.key_guesses = KeyGuesses(FailureCounter(
-            defaults.KEY_FAILURES_ALLOWED, defaults.KEY_FAILURE_WINDOW_S,
-            defaults.FAILURE_CLIENTS_KEPT))
+        self.key_guesses = KeyGuesses(
+            FailureCounter(
+                defaults.KEY_FAILURES_ALLOWED,
+                defaults.KEY_FAILURE_WINDOW_S,
+                defaults.FAILURE_CLIENTS_KEPT,
+            )
+        )
         self._token = secrets.token_urlsafe(32)
-        firer = ActionFirer(self._runner_of, self.proxy, self.store, self.printer,
-                            ready_wait=defaults.ACTION_READY_WAIT_S,
-                            timeout=defaults.ACTION_TIMEOUT_S)
-        self.app_actions = AppActions(self._runner_of, self._providing_micros, self.proxy,
-                                      ready_wait=defaults.ACTION_READY_WAIT_S,
-                                      timeout=defaults.ACTION_TIMEOUT_S)
+        firer = ActionFirer(
+            self._runner_of,
+            self.proxy,
+            self.store,
+            self.printer,
+            ready_wait=defaults.ACTION_READY_WAIT_S,
+            timeout=defaults.ACTION_TIMEOUT_S,
+        )
+        self.app_actions = AppActions(
+            self._runner_of,
+            self._providing_micros,
+            self.proxy,
+            ready_wait=defaults.ACTION_READY_WAIT_S,
+            timeout=defaults.ACTION_TIMEOUT_S,
+        )
         # Always made, so `space-dev trigger` and the Run button work under --no-schedule too;
         # each app's actions are handed to it as its Spacefile is read (`load`).
         self.scheduler = Scheduler({}, firer.fire, self.printer.info)
@@ -169,8 +186,9 @@ class Runtime:
         """After the stop: let the watchdog go and drop this runtime's process record."""
         reaper.release(self.store.file)
 
-    async def start(self, reloader: Callable[[Runtime], Coroutine[Any, Any, Any]] | None = None
-                    ) -> None:
+    async def start(
+        self, reloader: Callable[[Runtime], Coroutine[Any, Any, Any]] | None = None
+    ) -> None:
         """Bind every origin, then set up and start every micro."""
         await self.proxy.start()
         await self.data_site.start()
@@ -229,18 +247,31 @@ class Runtime:
             )
         link = f"{self.apps[0].public_origin}/__space/login?token={self.links.issue(owner.name)}"
         until = datetime.now(UTC) + timedelta(seconds=LOGIN_LINK_MAX_AGE)
-        self.printer.info(f"sign in as {owner.name}: {link} (one use, until "
-                          f"{until:%H:%M} UTC, in {LOGIN_LINK_MAX_AGE // 60} min)")
+        self.printer.info(
+            f"sign in as {owner.name}: {link} (one use, until "
+            f"{until:%H:%M} UTC, in {LOGIN_LINK_MAX_AGE // 60} min)"
+        )
 
     def status(self) -> dict[str, Any]:
         """Every app as `space-dev status` shows it: its URL, its micros, their states."""
         apps = []
         for host in self.apps:
             states = host.micro_states()
-            apps.append({"name": host.name, "url": host.public_origin + "/", "micros": [
-                {"name": m.name, "path": m.path, "state": states[m.name].value,
-                 "url": host.public_origin + m.path.rstrip("/") + "/"}
-                for m in host.spacefile.micros]})
+            apps.append(
+                {
+                    "name": host.name,
+                    "url": host.public_origin + "/",
+                    "micros": [
+                        {
+                            "name": m.name,
+                            "path": m.path,
+                            "state": states[m.name].value,
+                            "url": host.public_origin + m.path.rstrip("/") + "/",
+                        }
+                        for m in host.spacefile.micros
+                    ],
+                }
+            )
         return {"apps": apps}
 
     def refresh(self) -> None:
@@ -251,8 +282,9 @@ class Runtime:
         """Catch changes no one told us about (the CLI normally does, synchronously)."""
         import watchfiles
 
-        async for _ in watchfiles.awatch(self.config.data_dir, debounce=50, step=20,
-                                         recursive=False):
+        async for _ in watchfiles.awatch(
+            self.config.data_dir, debounce=50, step=20, recursive=False
+        ):
             self.credentials.reload()
 
     async def _flush_last_used(self) -> None:
@@ -292,10 +324,17 @@ class Runtime:
     def _spec_inputs(self, host: AppHost) -> SpecInputs:
         project_key = self._project_keys[host.name] = self.store.project_key(host.name)
         return SpecInputs(
-            host.name, host.spacefile, host.hostname, project_key, host.config.env,
+            host.name,
+            host.spacefile,
+            host.hostname,
+            project_key,
+            host.config.env,
             self.store.get_env(host.name),
-            self.data_site.micro_variables(os.environ.get("PYTHONPATH")), self.config.data_dir,
-            host.gate_proof, self.config.as_space)
+            self.data_site.micro_variables(os.environ.get("PYTHONPATH")),
+            self.config.data_dir,
+            host.gate_proof,
+            self.config.as_space,
+        )
 
     def _settings_pages(self) -> dict[str, str]:
         """Each app's settings page, where its project key is shown: for the data API's log."""
@@ -308,8 +347,9 @@ class Runtime:
             policy = policy_for(micro, host.rules)
             runner = host.runners.get(micro.name)
             if runner is None:
-                site = StaticSite(static_root(micro, self.config.data_dir, host.name,
-                                              self.config.as_space))
+                site = StaticSite(
+                    static_root(micro, self.config.data_dir, host.name, self.config.as_space)
+                )
                 gated[micro.name] = GatedMicro(micro.name, policy, static=site)
             else:
                 gated[micro.name] = GatedMicro(micro.name, policy, runner=runner)
@@ -339,12 +379,15 @@ class Runtime:
             new = await asyncio.to_thread(spacefile.load, host.config.path)
             rules = compile_app_rules(host.config, new)
         except SpaceDevError as err:
-            self.printer.info(f"{host.name}: the saved Spacefile is not valid; everything keeps "
-                              f"running as before.\n{err}")
+            self.printer.info(
+                f"{host.name}: the saved Spacefile is not valid; everything keeps "
+                f"running as before.\n{err}"
+            )
             return
         # Read before anything changes, so the app is never seen half applied.
         specs, builds = await asyncio.to_thread(
-            micro_specs, dataclasses.replace(self._spec_inputs(host), spacefile=new))
+            micro_specs, dataclasses.replace(self._spec_inputs(host), spacefile=new)
+        )
         old_names = {m.name for m in host.spacefile.micros}
         host.spacefile, host.rules = new, rules
         self.scheduler.replace(host.name, new.actions)
@@ -361,13 +404,17 @@ class Runtime:
         for name in added + never_started:
             self.spawn(self.start_one(host, name))
         gone = sorted(old_names - {m.name for m in new.micros})
-        summary = ", ".join(
-            f"{label} {', '.join(names)}"
-            for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
-            if names
-        ) or "routes updated"
-        self.printer.info(f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s "
-                          f"({summary})")
+        summary = (
+            ", ".join(
+                f"{label} {', '.join(names)}"
+                for label, names in (("added", added), ("removed", gone), ("restarting", restarted))
+                if names
+            )
+            or "routes updated"
+        )
+        self.printer.info(
+            f"{host.name}: Spacefile reloaded in {time.monotonic() - began:.2f} s ({summary})"
+        )
 
     async def apply_config(self) -> None:
         """Take a saved space-dev.toml: new env values, auth settings, route rules and the cap on
@@ -389,8 +436,9 @@ class Runtime:
             self.printer.info(line)
         by_folder = {cfg.path: cfg for cfg in fresh.apps}
         for host in self.apps:
-            change = changes.app_change(host.name, host.config, host.port,
-                                        by_folder.get(host.config.path), host.spacefile)
+            change = changes.app_change(
+                host.name, host.config, host.port, by_folder.get(host.config.path), host.spacefile
+            )
             for line in change.said:
                 self.printer.info(line)
             if change.config is None:
@@ -403,8 +451,9 @@ class Runtime:
         for host in self.apps:  # key cookies are stripped runtime-wide, so every app's routing
             host.routing = self.routing_for(host)
 
-    def _restart_changed(self, host: AppHost, specs: Mapping[str, LaunchSpec | None],
-                         reason: str) -> list[str]:
+    def _restart_changed(
+        self, host: AppHost, specs: Mapping[str, LaunchSpec | None], reason: str
+    ) -> list[str]:
         """Reload each running micro whose launch spec is no longer what it runs with."""
         restarted = []
         for name, spec in specs.items():
@@ -414,13 +463,16 @@ class Runtime:
                 self.spawn(self._setup_and_reload(host, name, runner, spec, reason))
         return restarted
 
-    async def _setup_and_reload(self, host: AppHost, name: str, runner: MicroRunner,
-                                spec: LaunchSpec, reason: str) -> None:
+    async def _setup_and_reload(
+        self, host: AppHost, name: str, runner: MicroRunner, spec: LaunchSpec, reason: str
+    ) -> None:
         """Set up what changed (a requirements edit installs), then swap in the new process;
         a failed setup leaves the running version serving."""
         if not await self._setup(runner, spec):
-            self.printer.info(f"{name}: setup failed; still serving the previous version "
-                              "(the settings page has the error)")
+            self.printer.info(
+                f"{name}: setup failed; still serving the previous version "
+                "(the settings page has the error)"
+            )
             return
         reloaded = await runner.reload(reason, spec)
         if reloaded and spec.setup is not None:
@@ -429,8 +481,9 @@ class Runtime:
             runner.notices.pop("reload", None)
         else:  # the old process still serves: the owner's pages and the settings page say so
             said = self.printer.last_lines(name, 1)
-            runner.notices["reload"] = ("reload failed, serving the previous version"
-                                        + (f": {said[0].strip()}" if said else ""))
+            runner.notices["reload"] = "reload failed, serving the previous version" + (
+                f": {said[0].strip()}" if said else ""
+            )
 
     async def _setup(self, runner: MicroRunner, spec: LaunchSpec) -> bool:
         """Run the micro's setup; its error, if any, is kept for the settings page."""
@@ -446,25 +499,57 @@ class Runtime:
     async def _serve(self, host: AppHost) -> None:
         requests = RequestLog(defaults.REQUESTS_KEPT)
         notice = OwnerNotice(host)
-        gate = Gate(host.name, self.proxy, lambda: host.routing, self.credentials, self.printer,
-                    defaults.REQUEST_WAIT_S, self.config.data_dir / "tmp", host.gate_proof,
-                    self.key_guesses, requests, notice.rewrite)
+        gate = Gate(
+            host.name,
+            self.proxy,
+            lambda: host.routing,
+            self.credentials,
+            self.printer,
+            defaults.REQUEST_WAIT_S,
+            self.config.data_dir / "tmp",
+            host.gate_proof,
+            self.key_guesses,
+            requests,
+            notice.rewrite,
+        )
         logs = self._logs[host.name] = AppLogs(
-            host.name, lambda: [m.name for m in host.spacefile.micros], self.printer.buffer,
-            requests, lambda: {n: {"state": s.value, "notices": host.notices_of(n)}
-                               for n, s in host.micro_states().items()})
-        app = web.Application(handler_args={"max_field_size": 65536},
-                              middlewares=error_answers.pages_middlewares())
+            host.name,
+            lambda: [m.name for m in host.spacefile.micros],
+            self.printer.buffer,
+            requests,
+            lambda: {
+                n: {"state": s.value, "notices": host.notices_of(n)}
+                for n, s in host.micro_states().items()
+            },
+        )
+        app = web.Application(
+            handler_args={"max_field_size": 65536}, middlewares=error_answers.pages_middlewares()
+        )
         health.add_routes(app, lambda: {n: s.value for n, s in host.micro_states().items()})
-        control_api.add_routes(app, self._token, self.refresh, host.name, self.scheduler.run_now,
-                               self.app_actions, status=self.status, say=self.printer.info)
-        Login(host.name, self.store, self.credentials, self.limiter, self.links,
-              self.refresh).add_routes(app)
+        control_api.add_routes(
+            app,
+            self._token,
+            self.refresh,
+            host.name,
+            self.scheduler.run_now,
+            self.app_actions,
+            status=self.status,
+            say=self.printer.info,
+        )
+        Login(
+            host.name, self.store, self.credentials, self.limiter, self.links, self.refresh
+        ).add_routes(app)
         settings = SettingsContext(
-            host, self.store, self.credentials, self.printer,
-            lambda values: self.save_env(host, values), self.refresh, self.spawn,
+            host,
+            self.store,
+            self.credentials,
+            self.printer,
+            lambda values: self.save_env(host, values),
+            self.refresh,
+            self.spawn,
             lambda micro, reason: self.restart(host, micro, reason, by_owner=True),
-            self.scheduler, self.app_actions,
+            self.scheduler,
+            self.app_actions,
         )
         Settings(settings).add_routes(app)
         SettingsApi(settings).add_routes(app)
@@ -478,8 +563,9 @@ class Runtime:
         app.router.add_route("*", PAGES_PREFIX + "{tail:.*}", _not_found)
         allowed = hosts.AllowedHosts(host.host, self.config.allowed_hosts)
         self.host_checks.append(allowed)
-        runner = FrontRunner(app, gate.handle, allowed, self.client_limits, access_log=None,
-                             handle_signals=False)
+        runner = FrontRunner(
+            app, gate.handle, allowed, self.client_limits, access_log=None, handle_signals=False
+        )
         await runner.setup()
         site = web.TCPSite(runner, host.host, host.port, reuse_address=True)
         try:
@@ -503,8 +589,10 @@ class Runtime:
 
     async def _start_micros(self, host: AppHost) -> None:
         # Side by side: one micro's `npm install` does not hold up the others.
-        await asyncio.gather(*(self.start_one(host, name) for name in list(host.runners)),
-                             *(build.run() for build in host.builds.values()))
+        await asyncio.gather(
+            *(self.start_one(host, name) for name in list(host.runners)),
+            *(build.run() for build in host.builds.values()),
+        )
         self.spawn(self._announce_when_ready(host))
 
     async def restart(self, host: AppHost, name: str, reason: str, by_owner: bool = False) -> None:
@@ -550,9 +638,11 @@ class Runtime:
             runner.start()
         else:
             runner.mark_crashed()
-            self.printer.info(f"{name}: not started, as its setup failed; it is not tried again "
-                              "by itself: fix the cause, then save a file of it or press Restart "
-                              "on the settings page")
+            self.printer.info(
+                f"{name}: not started, as its setup failed; it is not tried again "
+                "by itself: fix the cause, then save a file of it or press Restart "
+                "on the settings page"
+            )
 
     async def _announce_when_ready(self, host: AppHost) -> None:
         """`ready: NAME URL` once every micro has answered or failed to start, naming the ones
@@ -563,9 +653,12 @@ class Runtime:
             await asyncio.sleep(0.05)
         down = host.down_micros()
         shown = ", ".join(f"{name}: {state.value}" for name, state in down.items())
-        self.printer.info(f"ready: {host.name} {host.public_origin}/"
-                          + (f" ({shown})" if shown else "") + f" · {self._how_it_runs(host)}"
-                          + f" · settings: {host.public_origin}{SETTINGS_PATH}")
+        self.printer.info(
+            f"ready: {host.name} {host.public_origin}/"
+            + (f" ({shown})" if shown else "")
+            + f" · {self._how_it_runs(host)}"
+            + f" · settings: {host.public_origin}{SETTINGS_PATH}"
+        )
         if not down:
             return
         while not host.all_ready():  # noqa: ASYNC110
@@ -594,8 +687,10 @@ class Runtime:
         if task.cancelled() or task.exception() is None:
             return
         err = task.exception()
-        self.printer.info(f"internal error in {task.get_coro().__qualname__}: "  # type: ignore[union-attr]
-                          f"{type(err).__name__}: {err} (run with --debug for the traceback)")
+        self.printer.info(
+            f"internal error in {task.get_coro().__qualname__}: "  # type: ignore[union-attr]
+            f"{type(err).__name__}: {err} (run with --debug for the traceback)"
+        )
         logging.getLogger("space-dev").debug("background task failed", exc_info=err)
 
     # --- stop -----------------------------------------------------------------------------
@@ -628,5 +723,9 @@ async def _not_found(request: web.Request) -> web.Response:
     """A path under /__space/ that is no page: the same 404 page a static micro gives."""
     if not wants_html(request):
         return problem(request, 404, "Not found")
-    return web.Response(status=404, text=not_found_html(unquote(request.rel_url.raw_path)),
-                        content_type="text/html", headers={"Cache-Control": "no-store"})
+    return web.Response(
+        status=404,
+        text=not_found_html(unquote(request.rel_url.raw_path)),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )

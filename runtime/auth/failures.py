@@ -31,8 +31,13 @@ class FailureCounter:
     them is `window` old. Keeps the times of the last `allowed` failures of at most `max_keys`
     keys; past that the key that failed longest ago is forgotten first."""
 
-    def __init__(self, allowed: int, window: float, max_keys: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        allowed: int,
+        window: float,
+        max_keys: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._allowed = allowed
         self._window = window
         self._max_keys = max_keys

@@ -100,8 +100,9 @@ def _mostly_runs(value: str) -> bool:
     return steps * 2 > len(value) - 1
 
 
-def check_custom_value(value: str, instead: str = "leave out --value to get a generated key"
-                       ) -> None:
+def check_custom_value(
+    value: str, instead: str = "leave out --value to get a generated key"
+) -> None:
     """Refuse an owner-chosen key value that is not a usable key: blanks, control characters,
     fewer than 16 characters, an absurd length, or a value trivially guessed (fewer than 8
     different characters, one kind of character only, mostly runs such as `aaaa` or `1234`).
@@ -175,8 +176,10 @@ def check_key_fields(name: str, description: str = "", client_type: str = "") ->
     bad = sorted(set(_NAME_OUTSIDE.findall(name)))
     if bad:
         shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
-        raise SpaceDevError(f"key name {name!r} holds {shown}: only letters, digits and "
-                            "- _ . may be used", _NAME_HINT)
+        raise SpaceDevError(
+            f"key name {name!r} holds {shown}: only letters, digits and - _ . may be used",
+            _NAME_HINT,
+        )
     for what, value in (("description", description), ("client type", client_type)):
         hint = f"write the {what} on one line, in at most {LABEL_MAX} characters"
         if not value.isprintable():
@@ -196,6 +199,13 @@ def new_key(
     if value is not None:
         check_custom_value(value)
     key = value if value is not None else generate_key()
-    record = ApiKey(app=app, name=name, key_hash=hash_key(key), prefix=key_prefix(key),
-                    description=description, client_type=client_type, created=utc_now_text())
+    record = ApiKey(
+        app=app,
+        name=name,
+        key_hash=hash_key(key),
+        prefix=key_prefix(key),
+        description=description,
+        client_type=client_type,
+        created=utc_now_text(),
+    )
     return record, key

@@ -21,8 +21,9 @@ def who(credential: Credential) -> str:
     return f"user {credential.user}"
 
 
-def verdict_words(verdict: Verdict, status: int, micro: str, path: str,
-                  credential: Credential) -> str:
+def verdict_words(
+    verdict: Verdict, status: int, micro: str, path: str, credential: Credential
+) -> str:
     """Why the gate let the request through, or refused it with `status`."""
     rule = verdict.rule
     on = f"the rule on {rule.pattern.source}" if rule is not None else "a rule"
@@ -38,8 +39,10 @@ def verdict_words(verdict: Verdict, status: int, micro: str, path: str,
             if status == 303:
                 head = "303 to the login page"
         case Why.WRONG_KEY:
-            text = ("the key sent is none of this app's keys that are switched on "
-                    "(unknown, switched off, revoked, or another app's)")
+            text = (
+                "the key sent is none of this app's keys that are switched on "
+                "(unknown, switched off, revoked, or another app's)"
+            )
         case Why.KEYS_NOT_ACCEPTED:
             text = f"{micro} does not take API keys (its Spacefile has no presets.api_keys)"
         case Why.UNKNOWN_CREDENTIAL:

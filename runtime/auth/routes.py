@@ -227,8 +227,9 @@ def compile_pattern(pattern: str) -> RoutePattern:
         pattern,
         re.compile(_pattern_regex(pattern), re.DOTALL),
         # ASCII: a normalised path holds nothing else (non-ASCII arrives as escapes).
-        re.compile(_pattern_regex(pattern, folder_itself=True),
-                   re.DOTALL | re.IGNORECASE | re.ASCII),
+        re.compile(
+            _pattern_regex(pattern, folder_itself=True), re.DOTALL | re.IGNORECASE | re.ASCII
+        ),
     )
 
 

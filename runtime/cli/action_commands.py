@@ -18,12 +18,14 @@ APP_ACTIONS_PATH = "/__space/internal/app-actions"  # as runtime/web/control_api
 def _ask(args: argparse.Namespace, path: str, body: dict[str, Any]) -> tuple[str, Any]:
     store, target = targets.resolve(args)
     info = control_client.require_running(store)
-    status, answer, errors = control_client.ask(info, path, {"app": target.name, **body},
-                                                timeout=control_client.TRIGGER_TIMEOUT_S)
+    status, answer, errors = control_client.ask(
+        info, path, {"app": target.name, **body}, timeout=control_client.TRIGGER_TIMEOUT_S
+    )
     if not 200 <= status < 300:
-        raise SpaceDevError(errors[0] if errors else f"HTTP {status}",
-                            errors[1] if len(errors) > 1 else
-                            "see the output of `space-dev up` for details")
+        raise SpaceDevError(
+            errors[0] if errors else f"HTTP {status}",
+            errors[1] if len(errors) > 1 else "see the output of `space-dev up` for details",
+        )
     return target.name, answer
 
 
@@ -36,14 +38,17 @@ def _list(args: argparse.Namespace) -> int:
     for micro, why in (answer.get("problems") or {}).items():
         print(f"note: {micro}: {why}", file=sys.stderr)
     if not actions:
-        print(f"app {app} has no App Actions (a micro with `provide_actions: true` declares them "
-              "at GET /__space/actions)")
+        print(
+            f"app {app} has no App Actions (a micro with `provide_actions: true` declares them "
+            "at GET /__space/actions)"
+        )
         return 0
     rows = [("NAME", "TITLE", "MICRO", "INPUTS")]
     for action in actions:
         inputs = " ".join(
             f"{i['name']}:{i['type']}" + ("?" if i.get("optional") else "")
-            for i in action.get("input", []))
+            for i in action.get("input", [])
+        )
         rows.append((action["name"], action["title"], action["micro"], inputs or "-"))
     widths = [max(len(row[n]) for row in rows) for n in range(3)]
     for row in rows:
@@ -56,8 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     for pair in args.inputs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SpaceDevError(f"--input {pair!r} is not NAME=VALUE",
-                                "for example: --input title=hello")
+            raise SpaceDevError(
+                f"--input {pair!r} is not NAME=VALUE", "for example: --input title=hello"
+            )
         inputs[name] = value
     _, answer = _ask(args, f"{APP_ACTIONS_PATH}/{args.action}", {"inputs": inputs})
     status = answer.get("status")
@@ -69,14 +75,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, app: argparse.ArgumentParser) -> None:
     """`actions list|run` under the `space-dev` parser."""
-    group = sub.add_parser("actions", help="an app's App Actions (provide_actions): list, run"
-                           ).add_subparsers(dest="actions_command", metavar="ACTION",
-                                            required=True)
+    group = sub.add_parser(
+        "actions", help="an app's App Actions (provide_actions): list, run"
+    ).add_subparsers(dest="actions_command", metavar="ACTION", required=True)
     listing = group.add_parser("list", parents=[app], help="the App Actions the micros offer")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_list)
     run = group.add_parser("run", parents=[app], help="run one with its inputs; prints its answer")
     run.add_argument("action", metavar="NAME", help="the action's name, as `actions list` shows")
-    run.add_argument("--input", dest="inputs", action="append", default=[], metavar="K=V",
-                     help="an input value (repeat for more)")
+    run.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="an input value (repeat for more)",
+    )
     run.set_defaults(run=_run)

@@ -31,20 +31,25 @@ class Unreachable(Exception):
     """The runtime did not answer: refused, timed out, or runtime.json names no usable URL."""
 
 
-def post(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
-         timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
+def post(
+    info: dict[str, Any], path: str, body: dict[str, Any] | None = None, timeout: float = TIMEOUT_S
+) -> tuple[int, bytes]:
     """POST to the running runtime (as found in runtime.json) with its token; (status, body).
 
     An HTTP error status is an answer, returned like any other; no answer raises Unreachable.
     """
     url, token = info.get("url"), info.get("token")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) \
-            or not isinstance(token, str):
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or not isinstance(token, str)
+    ):
         raise Unreachable("runtime.json names no usable URL and token")
     data = json.dumps(body).encode() if body is not None else b""
     headers = {TOKEN_HEADER: token, "Content-Type": "application/json"}
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers,
-                                     method="POST")
+    request = urllib.request.Request(
+        url.rstrip("/") + path, data=data, headers=headers, method="POST"
+    )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -56,15 +61,17 @@ def post(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
         raise Unreachable(f"no answer from {url} ({reason})") from err
 
 
-def ask(info: dict[str, Any], path: str, body: dict[str, Any] | None = None,
-        timeout: float = TIMEOUT_S) -> tuple[int, dict[str, Any], list[str]]:
+def ask(
+    info: dict[str, Any], path: str, body: dict[str, Any] | None = None, timeout: float = TIMEOUT_S
+) -> tuple[int, dict[str, Any], list[str]]:
     """POST to the running runtime and read its JSON answer: (status, the answer (empty when
     it is not a JSON object), its `errors` as words). No answer at all is a user error."""
     try:
         status, raw = post(info, path, body, timeout)
     except Unreachable as err:
-        raise SpaceDevError(f"could not reach the running runtime: {err}",
-                            "is `space-dev up` still running?") from None
+        raise SpaceDevError(
+            f"could not reach the running runtime: {err}", "is `space-dev up` still running?"
+        ) from None
     try:
         answer = json.loads(raw) if raw else {}
     except ValueError:
@@ -111,5 +118,6 @@ def require_running(store: Store) -> dict[str, Any]:
 
 
 def _note(text: str) -> None:
-    print(f"note: {text}; it will still see the change from the data dir in a moment",
-          file=sys.stderr)
+    print(
+        f"note: {text}; it will still see the change from the data dir in a moment", file=sys.stderr
+    )

@@ -37,7 +37,8 @@ def _list(args: argparse.Namespace) -> int:
     try:
         bases: list[dict[str, Any]] = [
             {"name": name, "items": data.base.count(name), "bytes": data.base.size(name)}
-            for name in data.base.names()]
+            for name in data.base.names()
+        ]
         drives: list[dict[str, Any]] = []
         for name in data.drive.names():
             count, size = data.drive.totals(name)
@@ -52,12 +53,16 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for base in bases:
         count = base["items"]
-        print(f"base  {base['name']:24} {count:>8} item{'s' if count != 1 else ' '}  "
-              f"{size_text(base['bytes']):>10}")
+        print(
+            f"base  {base['name']:24} {count:>8} item{'s' if count != 1 else ' '}  "
+            f"{size_text(base['bytes']):>10}"
+        )
     for drive in drives:
         count = drive["files"]
-        print(f"drive {drive['name']:24} {count:>8} file{'s' if count != 1 else ' '}  "
-              f"{size_text(drive['bytes']):>10}")
+        print(
+            f"drive {drive['name']:24} {count:>8} file{'s' if count != 1 else ' '}  "
+            f"{size_text(drive['bytes']):>10}"
+        )
     return 0
 
 
@@ -88,13 +93,20 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    what = (f"the Base {args.base}" if args.base else f"the Drive {args.drive}" if args.drive
-            else "all Base and Drive data")
+    what = (
+        f"the Base {args.base}"
+        if args.base
+        else f"the Drive {args.drive}"
+        if args.drive
+        else "all Base and Drive data"
+    )
     services, data, app = _open(args)
     try:
         if not args.yes:
-            raise SpaceDevError(f"this deletes {what} of app {app} for good",
-                                "add --yes to confirm (`space-dev data export` keeps a copy first)")
+            raise SpaceDevError(
+                f"this deletes {what} of app {app} for good",
+                "add --yes to confirm (`space-dev data export` keeps a copy first)",
+            )
         if args.base:
             data.base.drop(args.base)
         elif args.drive:
@@ -110,19 +122,27 @@ def _reset(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, app: argparse.ArgumentParser) -> None:
     """`data list|export|import|reset` under the `space-dev` parser."""
-    group = sub.add_parser("data", help="an app's Base and Drive data: list, export, import, "
-                           "reset").add_subparsers(dest="data_command", metavar="ACTION",
-                                                   required=True)
-    listing = group.add_parser("list", parents=[app], help="each Base and Drive, with its "
-                               "count and size")
+    group = sub.add_parser(
+        "data", help="an app's Base and Drive data: list, export, import, reset"
+    ).add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    listing = group.add_parser(
+        "list", parents=[app], help="each Base and Drive, with its count and size"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of lines")
     listing.set_defaults(run=_list)
-    for name, run, text in (("export", _export, "write every Base and Drive to a zip file"),
-                            ("import", _import, "read a zip from `data export` or Space's export")):
+    for name, run, text in (
+        ("export", _export, "write every Base and Drive to a zip file"),
+        ("import", _import, "read a zip from `data export` or Space's export"),
+    ):
         parser = group.add_parser(name, parents=[app], help=text)
-        parser.add_argument("file", type=Path, metavar="FILE.zip",
-                            help="the zip file to write" if name == "export" else
-                            "the zip file to read (space-dev's or Space's own export)")
+        parser.add_argument(
+            "file",
+            type=Path,
+            metavar="FILE.zip",
+            help="the zip file to write"
+            if name == "export"
+            else "the zip file to read (space-dev's or Space's own export)",
+        )
         parser.set_defaults(run=run)
     reset = group.add_parser("reset", parents=[app], help="delete data for good")
     which = reset.add_mutually_exclusive_group()

@@ -34,8 +34,9 @@ def open_in_browser(url: str) -> Callable[[], object]:
 class Hotkeys:
     """Reads single keys from a terminal on stdin while the runtime serves."""
 
-    def __init__(self, keys: list[Key], say: Callable[[str], None],
-                 stdin: TextIO | None = None) -> None:
+    def __init__(
+        self, keys: list[Key], say: Callable[[str], None], stdin: TextIO | None = None
+    ) -> None:
         self._keys = {k.key: k for k in keys}
         self._say = say
         self._stdin = stdin or sys.stdin

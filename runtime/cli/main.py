@@ -82,7 +82,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def _add_up(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     up = sub.add_parser(
         "up",
@@ -149,9 +148,11 @@ def _add_validate(sub: argparse._SubParsersAction, base: argparse.ArgumentParser
         "--app", metavar="NAME", help="only this app of space-dev.toml (default: all of them)"
     )
     validate.add_argument("--strict", action="store_true", help="apply Space's own rules exactly")
-    validate.add_argument("--json", action="store_true",
-                          help="print each app's errors and warnings as JSON")
+    validate.add_argument(
+        "--json", action="store_true", help="print each app's errors and warnings as JSON"
+    )
     validate.set_defaults(run=_cmd_validate)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the exit status."""
@@ -179,8 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         where = f" ({err.filename})" if err.filename else ""
         print(f"error: {err.strerror or err}{where}", file=sys.stderr)
-        print("check that the path exists and that you may write there; --debug shows more",
-              file=sys.stderr)
+        print(
+            "check that the path exists and that you may write there; --debug shows more",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
 
 
@@ -190,8 +193,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg = config_file.load(path)  # a broken config is reported, as by every command
     if args.app_dir is not None:
         if args.app is not None:
-            raise SpaceDevError("give APP_DIR or --app, not both",
-                                "--app picks an app of space-dev.toml by name")
+            raise SpaceDevError(
+                "give APP_DIR or --app, not both", "--app picks an app of space-dev.toml by name"
+            )
         folders: list[tuple[str | None, Path]] = [(None, args.app_dir)]
     elif cfg.apps:
         folders = [(_app_label(app), app.path) for app in cfg.apps]
@@ -199,12 +203,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             folders = [f for f in folders if f[0] == args.app]
             if not folders:
                 names = ", ".join(_app_label(app) for app in cfg.apps)
-                raise SpaceDevError(f'unknown app "{args.app}" (the config\'s apps: {names})',
-                                    "leave out --app to check every app of the config")
+                raise SpaceDevError(
+                    f'unknown app "{args.app}" (the config\'s apps: {names})',
+                    "leave out --app to check every app of the config",
+                )
     elif args.app is not None:
         where = "space-dev.toml has no [[apps]]" if path is not None else "no space-dev.toml here"
-        raise SpaceDevError(f'unknown app "{args.app}": {where}',
-                            "give the app's folder instead: space-dev validate PATH/TO/APP")
+        raise SpaceDevError(
+            f'unknown app "{args.app}": {where}',
+            "give the app's folder instead: space-dev validate PATH/TO/APP",
+        )
     else:
         folders = [(None, Path("."))]
     failed = False
@@ -213,9 +221,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         _, errors, warnings = spacefile.check(folder, strict=args.strict)
         failed = failed or bool(errors)
         if args.json:
-            checked.append({"app": label, "path": str(folder), "ok": not errors,
-                            "errors": [_problem_json(p) for p in errors],
-                            "warnings": [_problem_json(p) for p in warnings]})
+            checked.append(
+                {
+                    "app": label,
+                    "path": str(folder),
+                    "ok": not errors,
+                    "errors": [_problem_json(p) for p in errors],
+                    "warnings": [_problem_json(p) for p in warnings],
+                }
+            )
             continue
         text = spacefile.report(errors, warnings)
         print(f"{label}: {text}" if label is not None and len(folders) > 1 else text)
@@ -225,8 +239,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
-    return {"file": problem.file, "line": problem.line, "where": problem.where,
-            "message": problem.message, "hint": problem.hint}
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "where": problem.where,
+        "message": problem.message,
+        "hint": problem.hint,
+    }
 
 
 def _app_label(app: AppConfig) -> str:
@@ -283,8 +302,9 @@ async def _serve(runtime: object) -> None:
     stop = asyncio.Event()
     keys: Hotkeys | None = None
     # Handlers that run even while the loop is busy, and a deadline for the stop they start.
-    signals = StopSignals(asyncio.get_running_loop(), stop.set,
-                          config_file.STOP_GRACE_S + config_file.STOP_MARGIN_S)
+    signals = StopSignals(
+        asyncio.get_running_loop(), stop.set, config_file.STOP_GRACE_S + config_file.STOP_MARGIN_S
+    )
     signals.install()
     try:
         try:
@@ -292,8 +312,9 @@ async def _serve(runtime: object) -> None:
             await runtime.start(reloader=lambda rt: Reloader(rt).run())
             keys = _hotkeys(runtime, stop)
             await stop.wait()
-            runtime.printer.info("stopping: every micro and what it started "
-                                 "(Ctrl-C again to kill them at once)")
+            runtime.printer.info(
+                "stopping: every micro and what it started (Ctrl-C again to kill them at once)"
+            )
         finally:
             if keys is not None:
                 keys.restore()
@@ -317,16 +338,20 @@ def _hotkeys(runtime: object, stop: asyncio.Event) -> Hotkeys:
         runtime.printer.info("restarting every micro (r)")
         for host in runtime.apps:
             for name in host.runners:
-                runtime.spawn(runtime.restart(host, name, "restarted from the terminal",
-                                              by_owner=True))
+                runtime.spawn(
+                    runtime.restart(host, name, "restarted from the terminal", by_owner=True)
+                )
 
-    keys = Hotkeys([
-        Key("o", "open the app", open_in_browser(origin + "/")),
-        Key("s", "settings", open_in_browser(origin + "/__space/settings")),
-        Key("l", "logs", open_in_browser(origin + "/__space/logs")),
-        Key("r", "restart every micro", restart_all),
-        Key("q", "quit", stop.set),
-    ], runtime.printer.info)
+    keys = Hotkeys(
+        [
+            Key("o", "open the app", open_in_browser(origin + "/")),
+            Key("s", "settings", open_in_browser(origin + "/__space/settings")),
+            Key("l", "logs", open_in_browser(origin + "/__space/logs")),
+            Key("r", "restart every micro", restart_all),
+            Key("q", "quit", stop.set),
+        ],
+        runtime.printer.info,
+    )
     keys.install()
     return keys
 

@@ -24,15 +24,19 @@ def _ask(store: Store) -> tuple[dict[str, Any] | None, str]:
     try:
         code, body = control_client.post(info, control_client.STATUS_PATH)
     except control_client.Unreachable as err:
-        return None, (f"nothing is running: the `space-dev up` recorded in {store.data_dir} "
-                      f"does not answer ({err}); it was stopped or killed")
+        return None, (
+            f"nothing is running: the `space-dev up` recorded in {store.data_dir} "
+            f"does not answer ({err}); it was stopped or killed"
+        )
     try:
         answer = json.loads(body)
     except ValueError:
         answer = None
     if code != 200 or not isinstance(answer, dict) or not isinstance(answer.get("apps"), list):
-        return None, (f"the running `space-dev up` answered {code} to the status call: is it "
-                      "an older version? Restart it")
+        return None, (
+            f"the running `space-dev up` answered {code} to the status call: is it "
+            "an older version? Restart it"
+        )
     return answer, ""
 
 
@@ -40,8 +44,16 @@ def _status(args: argparse.Namespace) -> int:
     store = targets.data_store(args)
     answer, why = _ask(store)
     if args.json:
-        print(json.dumps({"running": answer is not None, "apps": (answer or {}).get("apps", []),
-                          **({"reason": why} if why else {})}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "running": answer is not None,
+                    "apps": (answer or {}).get("apps", []),
+                    **({"reason": why} if why else {}),
+                },
+                indent=2,
+            )
+        )
         return 0 if answer is not None else EXIT_NOTHING_RUNS
     if answer is None:
         print(why)
@@ -53,8 +65,10 @@ def _status(args: argparse.Namespace) -> int:
         width = max((len(str(m.get("name"))) for m in micros), default=0)
         states = max((len(str(m.get("state"))) for m in micros), default=0)
         for micro in micros:
-            print(f"  {str(micro.get('name')).ljust(width)}  "
-                  f"{str(micro.get('state')).ljust(states)}  {micro.get('url')}")
+            print(
+                f"  {str(micro.get('name')).ljust(width)}  "
+                f"{str(micro.get('state')).ljust(states)}  {micro.get('url')}"
+            )
     return 0
 
 
@@ -68,8 +82,10 @@ def _open(args: argparse.Namespace) -> int:
     if args.app is not None:
         chosen = [a for a in apps if a.get("name") == args.app]
         if not chosen:
-            raise SpaceDevError(f'the running `space-dev up` serves no app "{args.app}"',
-                                f"it serves: {', '.join(names) or 'no app'}")
+            raise SpaceDevError(
+                f'the running `space-dev up` serves no app "{args.app}"',
+                f"it serves: {', '.join(names) or 'no app'}",
+            )
     else:
         chosen = apps[:1]
         if not chosen:
@@ -83,15 +99,22 @@ def _open(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """`status` and `open` under the `space-dev` parser."""
-    status = sub.add_parser("status", parents=[common],
-                            help="what the running `space-dev up` serves: apps, micros, states",
-                            description="Each app's URL and its micros with their states and "
-                            "URLs, from the running `space-dev up` (exit status 3 when "
-                            "nothing runs).")
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="what the running `space-dev up` serves: apps, micros, states",
+        description="Each app's URL and its micros with their states and "
+        "URLs, from the running `space-dev up` (exit status 3 when "
+        "nothing runs).",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of lines")
     status.set_defaults(run=_status)
-    opened = sub.add_parser("open", parents=[common], help="open an app in the browser",
-                            description="Open an app of the running `space-dev up` in the "
-                            "browser (the first app when none is named).")
+    opened = sub.add_parser(
+        "open",
+        parents=[common],
+        help="open an app in the browser",
+        description="Open an app of the running `space-dev up` in the "
+        "browser (the first app when none is named).",
+    )
     opened.add_argument("app", nargs="?", metavar="APP", help="the app's name")
     opened.set_defaults(run=_open)

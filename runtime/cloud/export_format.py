@@ -44,10 +44,19 @@ class Destination:
 
 
 def marker_text() -> str:
-    return json.dumps({"format": FORMAT, "version": VERSION,
-                       "names": "percent-encoded UTF-8, one path segment each",
-                       "bases": "bases/<base>.jsonl, one item per line",
-                       "drives": "drives/<drive>/<file name>"}, indent=1) + "\n"
+    return (
+        json.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "names": "percent-encoded UTF-8, one path segment each",
+                "bases": "bases/<base>.jsonl, one item per line",
+                "drives": "drives/<drive>/<file name>",
+            },
+            indent=1,
+        )
+        + "\n"
+    )
 
 
 def marker_version(text: bytes) -> int | None:
@@ -81,7 +90,7 @@ def decode_name(segment: str) -> str:
     while index < len(segment):
         char = segment[index]
         if char == "%":
-            digits = segment[index + 1: index + 3]
+            digits = segment[index + 1 : index + 3]
             if len(digits) != 2 or not set(digits) <= _HEX:
                 raise ValueError("a % not followed by two hex digits")
             raw.append(int(digits, 16))

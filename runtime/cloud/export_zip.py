@@ -55,8 +55,11 @@ def _export_base(zf: zipfile.ZipFile, db: BaseDB, base: str) -> int:
         while True:
             page, last = db.query(base, None, _EXPORT_PAGE, last)
             # ASCII JSON, as the store keeps it: one line per item whatever its strings hold.
-            out.write("".join(json.dumps(item, separators=(",", ":")) + "\n"
-                              for item in page).encode("ascii"))
+            out.write(
+                "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in page).encode(
+                    "ascii"
+                )
+            )
             count += len(page)
             if last is None:
                 return count

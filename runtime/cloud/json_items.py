@@ -89,8 +89,7 @@ def document_items(chunks: Iterable[bytes], max_text: int) -> Iterator[tuple[int
     else:
         raise BrokenDocument("not JSON (the document is empty)" if first == "" else NOT_ITEMS)
     if text.peek() != "":
-        raise BrokenDocument(f"not JSON (more text after the document, at character "
-                             f"{text.offset})")
+        raise BrokenDocument(f"not JSON (more text after the document, at character {text.offset})")
 
 
 def _array(text: _Text) -> Iterator[tuple[int, Any, int]]:
@@ -105,8 +104,9 @@ def _array(text: _Text) -> Iterator[tuple[int, Any, int]]:
         yield index, value, text.offset - start
         following = text.peek()
         if following not in (",", "]"):
-            raise BrokenDocument(f"not JSON (a , or ] expected after item {index}, at "
-                                 f"character {text.offset})")
+            raise BrokenDocument(
+                f"not JSON (a , or ] expected after item {index}, at character {text.offset})"
+            )
         text.take(following)
         if following == "]":
             return
@@ -159,7 +159,7 @@ class _Text:
     def _more(self, want: int) -> None:
         """At least `want` more characters, or all that is left."""
         self._dropped += self._at
-        parts = [self._text[self._at:]]
+        parts = [self._text[self._at :]]
         self._at = 0
         added = 0
         try:
@@ -181,7 +181,7 @@ class _Text:
         while True:
             self._at = _SPACE.match(self._text, self._at).end()  # type: ignore[union-attr]
             if self._at < len(self._text) or self._ended:
-                return self._text[self._at: self._at + 1]
+                return self._text[self._at : self._at + 1]
             self._more(_WANT)
 
     def take(self, char: str) -> None:
@@ -201,14 +201,15 @@ class _Text:
                         return value
                 except json.JSONDecodeError as err:
                     if self._ended:
-                        raise BrokenDocument(f"not JSON ({err.msg} in {what}, at character "
-                                             f"{self._dropped + err.pos})") from None
+                        raise BrokenDocument(
+                            f"not JSON ({err.msg} in {what}, at character "
+                            f"{self._dropped + err.pos})"
+                        ) from None
                 except RecursionError:
                     raise BrokenDocument(f"not JSON ({what} is nested too deeply)") from None
             elif self._ended:
                 raise BrokenDocument(f"not JSON (the document ends before {what})")
             held = len(self._text) - self._at
             if held > self._max:
-                raise BrokenDocument(f"not JSON, or {what} is longer than {self._max:,} "
-                                     "characters")
+                raise BrokenDocument(f"not JSON, or {what} is longer than {self._max:,} characters")
             self._more(max(_WANT, held))  # doubling: a long item is parsed a few times, not n

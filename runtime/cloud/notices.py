@@ -48,7 +48,9 @@ def printable(text: str) -> str:
     surrogates) written as a Python escape, so a line stays one plain line on a terminal."""
     if text.isprintable() and text.isascii():
         return text
-    return "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
-                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for ch in text)
-
+    return "".join(
+        ch
+        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
+        else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for ch in text
+    )

@@ -77,8 +77,10 @@ async def dispatch(
     detail = response.headers.get(DETAIL_HEADER)
     if detail and notices is not None:
         said = _first_error(response)
-        notices.say(f'{app}: {found.title()} "{name}" answered {response.status} "{said}": '
-                    f"{read_header_text(detail)}")
+        notices.say(
+            f'{app}: {found.title()} "{name}" answered {response.status} "{said}": '
+            f"{read_header_text(detail)}"
+        )
     return response
 
 
@@ -128,10 +130,12 @@ def refused_key_notice(kind: str, name: str, key: str, settings: Mapping[str, st
     else:
         which = "a project key that is not one (Deta's are <id>_<secret>)"
     pages = ", ".join(f"{url} ({app})" for app, url in sorted(settings.items()))
-    return (f'{kind} "{name}" refused a call with {which}: it is no app\'s here. Each app\'s '
-            "micros get their own as DETA_PROJECT_KEY; an app that asks for a project key in "
-            "its Configuration must be given that one, shown on its settings page: "
-            f"{pages or 'none is running'}")
+    return (
+        f"{kind} \"{name}\" refused a call with {which}: it is no app's here. Each app's "
+        "micros get their own as DETA_PROJECT_KEY; an app that asks for a project key in "
+        "its Configuration must be given that one, shown on its settings page: "
+        f"{pages or 'none is running'}"
+    )
 
 
 class MicroApi:
@@ -168,8 +172,10 @@ class MicroApi:
                 kind = (service_of(rest) or "base").title()
                 # One line a minute per key, whatever the name: a page may send calls without
                 # a key to many names, and one line says what there is to say.
-                self._notices.say(refused_key_notice(kind, name, key, self._settings_pages()),
-                                  topic=f"refused key {key.partition('_')[0][:40]}")
+                self._notices.say(
+                    refused_key_notice(kind, name, key, self._settings_pages()),
+                    topic=f"refused key {key.partition('_')[0][:40]}",
+                )
             return _error(401, "Unauthorized")
         return await dispatch(request, self._data, app, name, rest, None, self._notices)
 
@@ -178,5 +184,5 @@ def browser_path(raw_path: str) -> tuple[str, str] | None:
     """(service, the API path after the prefix) of `/__space/v0/base/...` or `.../drive/...`."""
     for service, prefix in BROWSER_PREFIXES.items():
         if raw_path.startswith(prefix + "/"):
-            return service, raw_path[len(prefix):]
+            return service, raw_path[len(prefix) :]
     return None

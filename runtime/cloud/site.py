@@ -38,10 +38,16 @@ def _error(status: int, message: str) -> web.Response:
 class DataSite:
     """Deta Base and Drive for every app of one runtime."""
 
-    def __init__(self, data_dir: Path, project_keys: Callable[[], Mapping[str, str]],
-                 limits: ClientLimits, *, ephemeral: bool = False,
-                 say: Callable[[str], None] | None = None,
-                 settings_pages: Callable[[], Mapping[str, str]] = dict) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        project_keys: Callable[[], Mapping[str, str]],
+        limits: ClientLimits,
+        *,
+        ephemeral: bool = False,
+        say: Callable[[str], None] | None = None,
+        settings_pages: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self.data = DataServices(data_dir, ephemeral=ephemeral)
         self._limits = limits  # the runtime's limits on clients: micros are clients here
         # What a micro's data call got wrong, for the runtime's log (`say`), once a minute a line,
@@ -58,9 +64,13 @@ class DataSite:
         """Make (once) the certificate authority and serve the API on a free loopback port."""
         self.tls = ensure_tls(self._tls_dir)
         api = MicroApi(self.data, self._keys, self.notices, self._settings_pages)
-        self._runner = GuardedRunner(api.application(), self._limits,
-                                     lambda _, message: _error(413, message),
-                                     access_log=None, handle_signals=False)
+        self._runner = GuardedRunner(
+            api.application(),
+            self._limits,
+            lambda _, message: _error(413, message),
+            access_log=None,
+            handle_signals=False,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOOPBACK, 0, ssl_context=server_ssl_context(self.tls))
         await site.start()
@@ -89,8 +99,9 @@ class DataSite:
             "PYTHONPATH": os.pathsep.join(path),
         }
 
-    def add_browser_routes(self, app: web.Application, app_name: str,
-                           allowed: SessionCheck) -> None:
+    def add_browser_routes(
+        self, app: web.Application, app_name: str, allowed: SessionCheck
+    ) -> None:
         """`/__space/v0/base/...` and `/__space/v0/drive/...` on an app's origin, for its pages
         (Deta's browser SDK): the session decides; the id in the path and the dummy key the
         SDK sends are not the app's and are ignored."""
@@ -103,8 +114,7 @@ class DataSite:
             if found is None or parts is None:
                 return _error(404, "not a Base or Drive API path: .../v1/<id>/<name>/...")
             _, name, rest = parts
-            return await dispatch(request, self.data, app_name, name, rest, found[0],
-                                  self.notices)
+            return await dispatch(request, self.data, app_name, name, rest, found[0], self.notices)
 
         for prefix in BROWSER_PREFIXES.values():
             app.router.add_route("*", prefix + "/{tail:.*}", handle)

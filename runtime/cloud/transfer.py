@@ -90,16 +90,22 @@ class ImportReport:
     @property
     def empty(self) -> bool:
         """Whether the import found no item and no file it could take."""
-        return not (any(self.items.values()) or any(self.files.values())
-                    or self.other_items or self.other_files)
+        return not (
+            any(self.items.values())
+            or any(self.files.values())
+            or self.other_items
+            or self.other_files
+        )
 
     def nothing_said(self, name: str) -> tuple[str, str]:
         """The error for a zip with nothing to import: what, what was skipped, what to do."""
         skipped = "; ".join(self.skipped[:5])
-        return (f"nothing to import in {name}: it holds no Base items and no Drive files"
-                + (f" (skipped: {skipped})" if skipped else ""),
-                "give a zip that `space-dev data export` or Space's own export wrote "
-                "(bases/NAME.jsonl, drives/NAME/FILE)")
+        return (
+            f"nothing to import in {name}: it holds no Base items and no Drive files"
+            + (f" (skipped: {skipped})" if skipped else ""),
+            "give a zip that `space-dev data export` or Space's own export wrote "
+            "(bases/NAME.jsonl, drives/NAME/FILE)",
+        )
 
     def finish(self) -> None:
         """Fold what was only counted into the lists a page or an API shows."""
@@ -108,12 +114,14 @@ class ImportReport:
             self.more_skipped = 0
 
     def lines(self) -> list[str]:
-        out = [f"base {name}: {_count(count, 'item')}"
-               for name, count in sorted(self.items.items())]
+        out = [
+            f"base {name}: {_count(count, 'item')}" for name, count in sorted(self.items.items())
+        ]
         if self.other_items:
             out.append(f"more Bases: {_count(self.other_items, 'item')}")
-        out += [f"drive {name}: {_count(count, 'file')}"
-                for name, count in sorted(self.files.items())]
+        out += [
+            f"drive {name}: {_count(count, 'file')}" for name, count in sorted(self.files.items())
+        ]
         if self.other_files:
             out.append(f"more Drives: {_count(self.other_files, 'file')}")
         out += [f"not imported: {line}" for line in self.skipped]
@@ -127,8 +135,9 @@ def _count(count: int, noun: str) -> str:
 # --- import ---------------------------------------------------------------------------------
 
 
-async def import_zip(data: AppData, source: Path,
-                     limits: ImportLimits | None = None) -> ImportReport:
+async def import_zip(
+    data: AppData, source: Path, limits: ImportLimits | None = None
+) -> ImportReport:
     """Put every Base item and Drive file of the zip into the app's data (same keys and names
     are replaced); what is not understood is reported, never guessed at. A zip past the limits,
     or damaged, is refused whole (SpaceDevError) and nothing is written."""
@@ -142,8 +151,9 @@ async def import_zip(data: AppData, source: Path,
 class _Import:
     """One import, run in a worker thread."""
 
-    def __init__(self, base: BaseDB, drive: DriveStore, loop: asyncio.AbstractEventLoop,
-                 limits: ImportLimits) -> None:
+    def __init__(
+        self, base: BaseDB, drive: DriveStore, loop: asyncio.AbstractEventLoop, limits: ImportLimits
+    ) -> None:
         self.base = base
         self.drive = drive
         self._loop = loop
@@ -155,17 +165,23 @@ class _Import:
             reader = ZipReader(source)
         except (OSError, ZipProblem) as err:
             why = err.message if isinstance(err, ZipProblem) else str(err)
-            raise SpaceDevError(f"cannot read {source} as a zip file ({why})",
-                                "give the file `space-dev data export` or Space's own export "
-                                "wrote") from None
+            raise SpaceDevError(
+                f"cannot read {source} as a zip file ({why})",
+                "give the file `space-dev data export` or Space's own export wrote",
+            ) from None
         with reader:
             try:
                 current = self._check_directory(reader)
                 self._check_entries(reader, current)
             except ZipProblem as err:
-                raise SpaceDevError(err.message, err.hint or (
-                    "Nothing was imported. Export the data again, or check the zip with "
-                    "`unzip -t`.")) from None
+                raise SpaceDevError(
+                    err.message,
+                    err.hint
+                    or (
+                        "Nothing was imported. Export the data again, or check the zip with "
+                        "`unzip -t`."
+                    ),
+                ) from None
             self._write(reader, current)
         self.report.finish()
         return self.report
@@ -180,23 +196,39 @@ class _Import:
         for entry in reader.entries():
             size = entry.size
             if size > limits.entry_bytes:
-                raise _too_big(reader, entry.name, f"would unpack to {_size(size)}, more than "
-                               f"the {_size(limits.entry_bytes)} one entry may")
+                raise _too_big(
+                    reader,
+                    entry.name,
+                    f"would unpack to {_size(size)}, more than "
+                    f"the {_size(limits.entry_bytes)} one entry may",
+                )
             if size > limits.ratio_from and size > limits.ratio * max(entry.packed, 1):
-                raise _too_big(reader, entry.name, f"would unpack to {_size(size)} from "
-                               f"{_size(entry.packed)}, more than {limits.ratio} times its "
-                               "packed size (the limit against zip bombs)")
+                raise _too_big(
+                    reader,
+                    entry.name,
+                    f"would unpack to {_size(size)} from "
+                    f"{_size(entry.packed)}, more than {limits.ratio} times its "
+                    "packed size (the limit against zip bombs)",
+                )
             total += size
             if total > limits.total_bytes:
-                raise _too_big(reader, entry.name, f"brings what the zip unpacks to past "
-                               f"{_size(limits.total_bytes)}, the most an import takes")
+                raise _too_big(
+                    reader,
+                    entry.name,
+                    f"brings what the zip unpacks to past "
+                    f"{_size(limits.total_bytes)}, the most an import takes",
+                )
             if entry.name == MARKER:
                 current = self._read_marker(reader, entry)
         packed = max(reader.file_size, 1)
         if total > limits.ratio_from and total > limits.ratio * packed:
-            raise _too_big(reader, None, f"would unpack to {_size(total)} from "
-                           f"{_size(reader.file_size)}, more than {limits.ratio} times its "
-                           "size (the limit against zip bombs)")
+            raise _too_big(
+                reader,
+                None,
+                f"would unpack to {_size(total)} from "
+                f"{_size(reader.file_size)}, more than {limits.ratio} times its "
+                "size (the limit against zip bombs)",
+            )
         return current
 
     def _read_marker(self, reader: ZipReader, entry: Entry) -> bool:
@@ -204,8 +236,10 @@ class _Import:
             return False  # not ours: read as an older export, where it is skipped
         version = marker_version(b"".join(reader.chunks(entry)))
         if version is not None and version > VERSION:
-            raise SpaceDevError(f"{reader.path.name} was exported by a newer space-dev "
-                                f"(layout {version})", "Upgrade space-dev to import it.")
+            raise SpaceDevError(
+                f"{reader.path.name} was exported by a newer space-dev (layout {version})",
+                "Upgrade space-dev to import it.",
+            )
         return version == VERSION
 
     def _check_entries(self, reader: ZipReader, current: bool) -> None:
@@ -214,8 +248,9 @@ class _Import:
             for _ in reader.chunks(entry):
                 pass
 
-    def _destinations(self, reader: ZipReader, current: bool, *,
-                      report: bool) -> Iterator[tuple[Entry, Destination]]:
+    def _destinations(
+        self, reader: ZipReader, current: bool, *, report: bool
+    ) -> Iterator[tuple[Entry, Destination]]:
         for entry in reader.entries():
             if entry.is_dir or (current and entry.name == MARKER):
                 continue
@@ -244,9 +279,11 @@ class _Import:
             if not isinstance(err, ZipProblem | BrokenDocument | OSError):
                 raise
             what = err.message if isinstance(err, ZipProblem) else str(err)
-            raise SpaceDevError(f"the import stopped: {what}",
-                                "What came before it in the zip is imported; import the zip "
-                                "again once the cause is fixed.") from None
+            raise SpaceDevError(
+                f"the import stopped: {what}",
+                "What came before it in the zip is imported; import the zip "
+                "again once the cause is fixed.",
+            ) from None
 
     def _import_items(self, reader: ZipReader, entry: Entry, destination: Destination) -> None:
         where, base = entry.name, destination.store
@@ -271,15 +308,17 @@ class _Import:
             elif not isinstance(item, dict):
                 self.report.skip(f"{where}: {label} {number} is not an object")
             elif text_size > _SURELY_SMALL and item_size(item) > MAX_ITEM_BYTES:
-                self.report.skip(f"{where}: {label} {number} is larger than 400 KB, the most "
-                                 "a Base item may be")
+                self.report.skip(
+                    f"{where}: {label} {number} is larger than 400 KB, the most a Base item may be"
+                )
             else:
                 batch.add(number, item, text_size)
         batch.flush()
         self._count_items(base, batch.stored)
 
-    def _import_file(self, reader: ZipReader, entry: Entry, destination: Destination,
-                     files: _FileBatch) -> None:
+    def _import_file(
+        self, reader: ZipReader, entry: Entry, destination: Destination, files: _FileBatch
+    ) -> None:
         drive, name = destination.store, destination.file
         assert name is not None
         problem = drive_problem(drive) or name_problem(name)
@@ -296,6 +335,7 @@ class _Import:
 
     def on_loop(self, call: Callable[[], T]) -> T:
         """Run `call` on the event loop's thread and wait for it."""
+
         async def run() -> T:
             return call()
 
@@ -347,8 +387,9 @@ class _ItemBatch:
                     db.put_many(self._base, [item])
                     self.stored += 1
                 except BaseError as err:
-                    self._run.report.skip(f"{self._where}: {self._label} {number}: "
-                                          f"{'; '.join(err.messages)}")
+                    self._run.report.skip(
+                        f"{self._where}: {self._label} {number}: {'; '.join(err.messages)}"
+                    )
         self._items.clear()
         self._keys.clear()
         self._bytes = 0
@@ -400,7 +441,8 @@ def _too_big(reader: ZipReader, entry: str | None, what: str) -> SpaceDevError:
     return SpaceDevError(
         f"{subject} {what}",
         "Nothing was imported. A genuine file this large or this compressible (mostly zeros, "
-        "say) can go into the Drive directly: unzip it and upload it on the data page.")
+        "say) can go into the Drive directly: unzip it and upload it on the data page.",
+    )
 
 
 def _size(count: int) -> str:

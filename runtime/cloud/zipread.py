@@ -104,12 +104,15 @@ class ZipReader:
                 record = self._read(_END64.size, locator_at - _END64.size)
                 if record[:4] != b"PK\x06\x06":
                     raise ZipProblem(f"{self.path.name} has a damaged zip64 directory record")
-                (_, _, _, _, disk, directory_disk, on_disk, count, size,
-                 offset) = _END64.unpack(record)
+                (_, _, _, _, disk, directory_disk, on_disk, count, size, offset) = _END64.unpack(
+                    record
+                )
                 directory_end = locator_at - _END64.size
         if disk != 0 or directory_disk != 0 or on_disk != count:
-            raise ZipProblem(f"{self.path.name} is one part of a split zip",
-                             "Join the parts into one zip file first.")
+            raise ZipProblem(
+                f"{self.path.name} is one part of a split zip",
+                "Join the parts into one zip file first.",
+            )
         prefix = directory_end - size - offset  # bytes before the zip proper
         if prefix < 0:
             raise ZipProblem(f"{self.path.name} is damaged: its directory lies outside the file")
@@ -123,12 +126,15 @@ class ZipReader:
         at = self._directory_at
         for number in range(self.count):
             if at + _CENTRAL.size > self._directory_end:
-                raise ZipProblem(f"{self.path.name} is damaged: its directory ends after "
-                                 f"{number} of the {self.count} entries it declares")
+                raise ZipProblem(
+                    f"{self.path.name} is damaged: its directory ends after "
+                    f"{number} of the {self.count} entries it declares"
+                )
             fields = _CENTRAL.unpack(self._read(_CENTRAL.size, at))
             if fields[0] != b"PK\x01\x02":
-                raise ZipProblem(f"{self.path.name} is damaged: directory record {number + 1} "
-                                 "is not one")
+                raise ZipProblem(
+                    f"{self.path.name} is damaged: directory record {number + 1} is not one"
+                )
             flags, method = fields[5], fields[6]
             crc, packed, size = fields[9:12]
             name_size, extra_size, comment_size = fields[12:15]
@@ -136,16 +142,20 @@ class ZipReader:
             rest = self._read(name_size + extra_size, at + _CENTRAL.size)
             at += _CENTRAL.size + name_size + extra_size + comment_size
             if at > self._directory_end:
-                raise ZipProblem(f"{self.path.name} is damaged: directory record {number + 1} "
-                                 "runs past the directory")
+                raise ZipProblem(
+                    f"{self.path.name} is damaged: directory record {number + 1} "
+                    "runs past the directory"
+                )
             raw_name = rest[:name_size]
             if _SATURATED in (packed, size, offset):
                 size, packed, offset = _zip64_sizes(rest[name_size:], size, packed, offset)
             try:
                 name = raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437")
             except UnicodeDecodeError:
-                raise ZipProblem(f"{self.path.name}: the name of entry {number + 1} is not the "
-                                 "UTF-8 its record says it is") from None
+                raise ZipProblem(
+                    f"{self.path.name}: the name of entry {number + 1} is not the "
+                    "UTF-8 its record says it is"
+                ) from None
             yield Entry(name, raw_name, flags, method, crc, packed, size, offset + self._prefix)
 
     def chunks(self, entry: Entry) -> Iterator[bytes]:
@@ -155,8 +165,10 @@ class ZipReader:
         if entry.flags & _ENCRYPTED_FLAG:
             raise ZipProblem(f"{where} is encrypted", "Make the zip without a password.")
         if entry.method not in (_STORED, _DEFLATED):
-            raise ZipProblem(f"{where} is compressed with method {entry.method}, which is not "
-                             "read here", "Make the zip with deflate (the usual) or none.")
+            raise ZipProblem(
+                f"{where} is compressed with method {entry.method}, which is not read here",
+                "Make the zip with deflate (the usual) or none.",
+            )
         local = _LOCAL.unpack(self._read(_LOCAL.size, entry.offset))
         if local[0] != b"PK\x03\x04":
             raise ZipProblem(f"{where} is damaged: no file header where the directory says")
@@ -172,13 +184,17 @@ class ZipReader:
         for chunk in self._unpacked(entry, start, where):
             produced += len(chunk)
             if produced > entry.size:
-                raise ZipProblem(f"{where} unpacks to more than the {entry.size:,} bytes its "
-                                 "header declares (a zip bomb, or a damaged zip)")
+                raise ZipProblem(
+                    f"{where} unpacks to more than the {entry.size:,} bytes its "
+                    "header declares (a zip bomb, or a damaged zip)"
+                )
             crc = zlib.crc32(chunk, crc)
             yield chunk
         if produced != entry.size:
-            raise ZipProblem(f"{where} is damaged: it unpacks to {produced:,} bytes, not the "
-                             f"{entry.size:,} it declares")
+            raise ZipProblem(
+                f"{where} is damaged: it unpacks to {produced:,} bytes, not the "
+                f"{entry.size:,} it declares"
+            )
         if crc != entry.crc:
             raise ZipProblem(f"{where} is damaged: its CRC-32 does not match")
 
@@ -216,7 +232,7 @@ def _zip64_sizes(extra: bytes, size: int, packed: int, offset: int) -> tuple[int
     at = 0
     while at + 4 <= len(extra):
         tag, length = struct.unpack_from("<HH", extra, at)
-        body = extra[at + 4: at + 4 + length]
+        body = extra[at + 4 : at + 4 + length]
         if tag == _ZIP64_EXTRA:
             values = [size, packed, offset]
             read = 0

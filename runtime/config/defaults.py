@@ -57,15 +57,23 @@ PACKAGES_AS_OF = "2024-10-17"
 # fetches it from the npm registry once): the versions Space's era used, pinned with their
 # registry hash, so corepack checks the download without the registry's signatures (which
 # mirrors leave out). yarn.lock v1 needs yarn 1; pnpm by the lockfile's major version.
-YARN_CLASSIC = ("yarn@1.22.22+sha512.a6b2f7906b721bba3d67d4aff083df04dad64c399707841b7acf00f6"
-                "b133b7ac24255f2652fa22ae3534329dc6180534e98d17432037ff6fd140556e2bb3137e")
+YARN_CLASSIC = (
+    "yarn@1.22.22+sha512.a6b2f7906b721bba3d67d4aff083df04dad64c399707841b7acf00f6"
+    "b133b7ac24255f2652fa22ae3534329dc6180534e98d17432037ff6fd140556e2bb3137e"
+)
 PNPM_BY_LOCKFILE = {
-    "5": ("pnpm@7.33.7+sha512.7afe2410642b39c698df46da4ce5c7231a5cce360698d69f8cf8f42257d40b3e"
-          "43f231053b07b8de849fd4ffbf4a71ff57b835137777a352388f3d3da747200e"),
-    "6": ("pnpm@8.15.9+sha512.499434c9d8fdd1a2794ebf4552b3b25c0a633abcee5bb15e7b5de90f32f47b51"
-          "3aca98cd5cfd001c31f0db454bc3804edccd578501e4ca293a6816166bbd9f81"),
-    "9": ("pnpm@9.12.1+sha512.e5a7e52a4183a02d5931057f7a0dbff9d5e9ce3161e33fa68ae392125b79282a"
-          "8a8a470a51dfc8a0ed86221442eb2fb57019b0990ed24fab519bf0e1bc5ccfc4"),
+    "5": (
+        "pnpm@7.33.7+sha512.7afe2410642b39c698df46da4ce5c7231a5cce360698d69f8cf8f42257d40b3e"
+        "43f231053b07b8de849fd4ffbf4a71ff57b835137777a352388f3d3da747200e"
+    ),
+    "6": (
+        "pnpm@8.15.9+sha512.499434c9d8fdd1a2794ebf4552b3b25c0a633abcee5bb15e7b5de90f32f47b51"
+        "3aca98cd5cfd001c31f0db454bc3804edccd578501e4ca293a6816166bbd9f81"
+    ),
+    "9": (
+        "pnpm@9.12.1+sha512.e5a7e52a4183a02d5931057f7a0dbff9d5e9ce3161e33fa68ae392125b79282a"
+        "8a8a470a51dfc8a0ed86221442eb2fb57019b0990ed24fab519bf0e1bc5ccfc4"
+    ),
 }
 # Space ran `nodejs16` micros and built its frontend engines on Node 16.
 SPACE_NODE_MAJOR = 16

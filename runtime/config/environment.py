@@ -82,7 +82,8 @@ def packages_as_of(environ: Mapping[str, str] = os.environ) -> str | None:
             f"{PACKAGES_AS_OF_VARIABLE}={raw!r} is neither a day nor `{LATEST}`",
             f"give a day as YYYY-MM-DD (e.g. {PACKAGES_AS_OF}, when Space stopped), or "
             f"`{LATEST}` for the newest releases, or leave {PACKAGES_AS_OF_VARIABLE} out for "
-            f"{PACKAGES_AS_OF}") from None
+            f"{PACKAGES_AS_OF}",
+        ) from None
 
 
 def owner_password() -> str | None:

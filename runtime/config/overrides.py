@@ -44,12 +44,16 @@ def apply_overrides(
         elif require_app:
             if cfg.config_file:
                 where = f"{cfg.config_file.name} has no [[apps]]"
-                hint = (f'add the app to {cfg.config_file.name} ([[apps]] with path = '
-                        '"PATH/TO/APP"), or run space-dev up PATH/TO/APP')
+                hint = (
+                    f"add the app to {cfg.config_file.name} ([[apps]] with path = "
+                    '"PATH/TO/APP"), or run space-dev up PATH/TO/APP'
+                )
             else:
                 where = "no space-dev.toml"
-                hint = ('run space-dev up PATH/TO/APP, or create space-dev.toml with [[apps]] '
-                        'and path = "PATH/TO/APP"')
+                hint = (
+                    "run space-dev up PATH/TO/APP, or create space-dev.toml with [[apps]] "
+                    'and path = "PATH/TO/APP"'
+                )
             raise SpaceDevError(
                 f"nothing to run: no APP_DIR given, {where}, and no Spacefile in {cwd}", hint
             )
@@ -94,6 +98,7 @@ def _apps_from_dirs(
             default = AppConfig(path=folder, auth=DEFAULT_AUTH)
             apps.setdefault(folder, by_folder.get(folder, default))
     if errors:
-        raise SpaceDevError("cannot run " + "; ".join(errors),
-                            "give the folder that holds the app's Spacefile")
+        raise SpaceDevError(
+            "cannot run " + "; ".join(errors), "give the folder that holds the app's Spacefile"
+        )
     return tuple(apps.values())

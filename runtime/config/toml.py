@@ -30,8 +30,16 @@ from runtime.errors import InvalidFile, Problem, SpaceDevError
 from runtime.models import AppConfig, AuthConfig, RouteRule, RuntimeConfig, Spacefile
 
 _TOP_KEYS = ("runtime", "apps")
-_RUNTIME_KEYS = ("host", "port", "data_dir", "reload", "schedule", "allowed_hosts",
-                 "max_body_size", "as_space")
+_RUNTIME_KEYS = (
+    "host",
+    "port",
+    "data_dir",
+    "reload",
+    "schedule",
+    "allowed_hosts",
+    "max_body_size",
+    "as_space",
+)
 _APP_KEYS = ("path", "name", "port", "env", "auth", "routes")
 _AUTH_KEYS = ("key_headers", "key_cookies")
 _ROUTE_KEYS = ("micro", "path", "methods", "api_key_required", "allow")
@@ -44,7 +52,6 @@ _HOST_NAME = re.compile(
     r"[A-Za-z0-9])?)*\.?|\[?[0-9A-Fa-f:.]+\]?"
 )
 PORT_HINT = "use 1-65535, or 0 for any free port"
-
 
 
 def _where(path: Key) -> str:
@@ -73,8 +80,13 @@ def _describe(value: Any) -> str:
         return "an array" if isinstance(value, list) else "a table"
     if isinstance(value, str):
         return f'a string ("{value}")'
-    kind = "a boolean" if isinstance(value, bool) else "an integer" if isinstance(value, int) \
+    kind = (
+        "a boolean"
+        if isinstance(value, bool)
+        else "an integer"
+        if isinstance(value, int)
         else "a float"
+    )
     shown = str(value).lower() if isinstance(value, bool) else value
     return f"{kind} ({shown})" if isinstance(value, int | float) else f"a date/time ({value})"
 
@@ -140,8 +152,11 @@ class _Reader:
 
     def size(self, table: dict[str, Any], path: Key, key: str) -> int | None:
         if _has_type(table.get(key), int):
-            self.problem(path + (key,), f"expected a size, got {_describe(table[key])}",
-                         f'write the unit: "{table[key]} B" is that many bytes')
+            self.problem(
+                path + (key,),
+                f"expected a size, got {_describe(table[key])}",
+                f'write the unit: "{table[key]} B" is that many bytes',
+            )
             return None
         text = self.get(table, path, key, str, 'a size such as "100 MiB"')
         if text is None:
@@ -160,8 +175,11 @@ class _Reader:
                 good.append(value)
                 continue
             got = _describe(value) if not isinstance(value, str) else f'"{value}"'
-            self.problem(path + (key, n), f"expected a host name, got {got}",
-                         'a name alone, such as "myapp.test" or "*.myapp.test": no scheme, no port')
+            self.problem(
+                path + (key, n),
+                f"expected a host name, got {got}",
+                'a name alone, such as "myapp.test" or "*.myapp.test": no scheme, no port',
+            )
         return tuple(good)
 
     def document(self, doc: dict[str, Any]) -> RuntimeConfig:
@@ -185,8 +203,7 @@ class _Reader:
             schedule=_or(self.get(rt, path, "schedule", bool, "true or false"), DEFAULT_SCHEDULE),
             allowed_hosts=self.hosts(rt, path, "allowed_hosts"),
             max_body_size=self.size(rt, path, "max_body_size"),
-            as_space=_or(self.get(rt, path, "as_space", bool, "true or false"),
-                         DEFAULT_AS_SPACE),
+            as_space=_or(self.get(rt, path, "as_space", bool, "true or false"), DEFAULT_AS_SPACE),
             apps=tuple(a for a in apps if a is not None),
         )
         if len(cfg.apps) == len(raw_apps):  # duplicates only make sense among whole apps
@@ -234,8 +251,9 @@ class _Reader:
             return None
         return AppConfig(
             path=folder,
-            auth=AuthConfig(tuple(_or(headers, DEFAULT_KEY_HEADERS)),
-                            tuple(_or(cookies, DEFAULT_KEY_COOKIES))),
+            auth=AuthConfig(
+                tuple(_or(headers, DEFAULT_KEY_HEADERS)), tuple(_or(cookies, DEFAULT_KEY_COOKIES))
+            ),
             name=name,
             port=port,
             env={k: v for k, v in env.items() if isinstance(v, str)},
@@ -248,8 +266,11 @@ class _Reader:
         pattern = self.text(raw, path, "path", required=True)
         methods = self.get(raw, path, "methods", list, "an array of method names")
         if methods == []:
-            self.problem(path + ("methods",), "an empty list matches no request",
-                         "leave methods out to match every method")
+            self.problem(
+                path + ("methods",),
+                "an empty list matches no request",
+                "leave methods out to match every method",
+            )
         for n, method in enumerate(methods or []):
             if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
                 close = difflib.get_close_matches(str(method).upper(), HTTP_METHODS, n=1)
@@ -277,8 +298,11 @@ class _Reader:
         except ExpressionError as err:
             column = self.lines.column_in_file(path, text, err.column - 1)
             spot = f"column {column}" if column else f"column {err.column} of the expression"
-            self.problem(path, f"invalid expression at {spot}: {err.reason}",
-                         'e.g. allow = \'clientType == "admin" || groups.ops\'')
+            self.problem(
+                path,
+                f"invalid expression at {spot}: {err.reason}",
+                "e.g. allow = 'clientType == \"admin\" || groups.ops'",
+            )
 
     def duplicates(self, cfg: RuntimeConfig) -> None:
         seen: dict[tuple[str, object], str] = {}
@@ -311,8 +335,9 @@ def _syntax_problem(err: tomllib.TOMLDecodeError, text: str, shown: str) -> Prob
     else:  # "(at end of document)": the last line is where the reader gave up
         line = max(1, len(text.splitlines()))
         message = message.replace(" (at end of document)", " (at the end of the file)")
-    return Problem("", f"TOML syntax error: {message}", "see https://toml.io for the syntax",
-                   line, shown)
+    return Problem(
+        "", f"TOML syntax error: {message}", "see https://toml.io for the syntax", line, shown
+    )
 
 
 # --- the public API -------------------------------------------------------------------------
@@ -341,8 +366,14 @@ def load(config_file: Path | None) -> RuntimeConfig:
     """Read `space-dev.toml`, reporting every problem at once; None: the defaults, no apps."""
     if config_file is None:
         # Relative on purpose: apply_overrides() puts it under the working folder.
-        return RuntimeConfig(DEFAULT_HOST, DEFAULT_PORT, Path(DEFAULT_DATA_DIR), DEFAULT_RELOAD,
-                             DEFAULT_SCHEDULE, apps=())
+        return RuntimeConfig(
+            DEFAULT_HOST,
+            DEFAULT_PORT,
+            Path(DEFAULT_DATA_DIR),
+            DEFAULT_RELOAD,
+            DEFAULT_SCHEDULE,
+            apps=(),
+        )
     shown = _shown(config_file)
     try:
         data = config_file.read_bytes()

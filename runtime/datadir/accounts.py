@@ -67,8 +67,9 @@ class LoginLimiter:
     from signing in with the right password."""
 
     def __init__(self) -> None:
-        self._failures = FailureCounter(LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S,
-                                        FAILURE_CLIENTS_KEPT)
+        self._failures = FailureCounter(
+            LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S, FAILURE_CLIENTS_KEPT
+        )
 
     def retry_after(self, user: str, client: str) -> int:
         """Seconds to wait before `user` may be tried again from `client`; 0 when it may now."""

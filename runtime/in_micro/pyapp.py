@@ -55,8 +55,10 @@ _exit_cleanly = servers.exit_cleanly
 _describe = servers.describe
 
 DEFAULT_TARGET = "main:app"
-USAGE = ("usage: python -m runtime.in_micro.pyapp [MODULE:ATTRIBUTE]   "
-         "(default main:app; PORT must be set)")
+USAGE = (
+    "usage: python -m runtime.in_micro.pyapp [MODULE:ATTRIBUTE]   "
+    "(default main:app; PORT must be set)"
+)
 KINDS_HINT = (
     "an aiohttp Application, an ASGI app (FastAPI, Starlette, Quart...) "
     "or a WSGI app (Flask, Django...)"

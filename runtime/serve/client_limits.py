@@ -53,8 +53,10 @@ class BodyTooLarge(Exception):
 
 
 def too_large_message(cap: int) -> str:
-    return (f"The request body is larger than {format_size(cap)}, the most this runtime "
-            "accepts (max_body_size under [runtime] in space-dev.toml).")
+    return (
+        f"The request body is larger than {format_size(cap)}, the most this runtime "
+        "accepts (max_body_size under [runtime] in space-dev.toml)."
+    )
 
 
 # --- open files and connections -----------------------------------------------------------------
@@ -135,9 +137,11 @@ class OpenConnections:
         if self._notify is None or now - self._noticed_at < _NOTICE_EVERY_S:
             return
         self._noticed_at = now
-        self._notify(f"{self.limit} client connections are open, the most the limit on open "
-                     "files allows: the longest idle ones are being closed. If that is not an "
-                     "attack, raise the limit (`ulimit -n`) before `space-dev up`.")
+        self._notify(
+            f"{self.limit} client connections are open, the most the limit on open "
+            "files allows: the longest idle ones are being closed. If that is not an "
+            "attack, raise the limit (`ulimit -n`) before `space-dev up`."
+        )
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,9 @@ class GuardedConnection(asyncio.Protocol):
     """One client connection: aiohttp's protocol inside, fed every byte unless the body was
     refused, and the body's cap and stall timer around it."""
 
-    def __init__(self, inner: asyncio.Protocol, limits: ClientLimits,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, inner: asyncio.Protocol, limits: ClientLimits, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._inner = inner
         self._limits = limits
         self._loop = loop
@@ -238,8 +243,9 @@ class GuardedConnection(asyncio.Protocol):
         self._stop_stall_check()
         body.set_exception(BodyTooLarge(self._cap))
 
-    async def refuse(self, request: web.BaseRequest, answer: web.StreamResponse
-                     ) -> web.StreamResponse:
+    async def refuse(
+        self, request: web.BaseRequest, answer: web.StreamResponse
+    ) -> web.StreamResponse:
         """Send `answer` (a 413) and close: what the client still sends meanwhile is dropped for
         up to `linger` seconds, so that a client that sends its whole body before it reads
         gets to read the answer instead of a reset."""
@@ -310,8 +316,9 @@ class GuardedRunner(web.AppRunner):
     """An `AppRunner` whose sites hold every connection to `limits`; `refusal` writes the 413
     as the server writes its other errors."""
 
-    def __init__(self, app: web.Application, limits: ClientLimits, refusal: Refusal,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, limits: ClientLimits, refusal: Refusal, **kwargs: Any
+    ) -> None:
         # aiohttp closes a connection still waiting for a request head after this long, counted
         # from its start or from its previous answer.
         super().__init__(app, keepalive_timeout=limits.timeout, **kwargs)
@@ -372,6 +379,7 @@ class GuardedRunner(web.AppRunner):
         return guarded
 
 
-async def _refuse(connection: GuardedConnection, request: web.BaseRequest, refusal: Refusal,
-                  cap: int) -> web.StreamResponse:
+async def _refuse(
+    connection: GuardedConnection, request: web.BaseRequest, refusal: Refusal, cap: int
+) -> web.StreamResponse:
     return await connection.refuse(request, refusal(request, too_large_message(cap)))

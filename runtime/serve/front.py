@@ -32,8 +32,14 @@ class FrontRunner(GuardedRunner):
     the Host check, then the gate for every request outside /__space/ (the app of the pages
     for the others)."""
 
-    def __init__(self, app: web.Application, gate: Handler, allowed: AllowedHosts,
-                 limits: ClientLimits, **kwargs: object) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        gate: Handler,
+        allowed: AllowedHosts,
+        limits: ClientLimits,
+        **kwargs: object,
+    ) -> None:
         super().__init__(app, limits, _too_large, **kwargs)
         self._gate = gate
         self._allowed = allowed

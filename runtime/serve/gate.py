@@ -178,16 +178,20 @@ class Gate:
         if from_cookie and decision is not Decision.ALLOW_PUBLIC and _ambient_risk(request):
             # Every port of 127.0.0.1 is the same site, so SameSite=Lax does not keep another
             # local page from sending the cookie; its Origin and Fetch Metadata tell.
-            record.why = (GateWhy.CROSS_SITE_LOAD if loaded_from_elsewhere(request)
-                          else GateWhy.CROSS_SITE_CHANGE)
+            record.why = (
+                GateWhy.CROSS_SITE_LOAD
+                if loaded_from_elsewhere(request)
+                else GateWhy.CROSS_SITE_CHANGE
+            )
             return problem(
                 request,
                 403,
                 "Cross-site request refused",
                 "A page of another origin cannot act here, or load this, with your session.",
             )
-        return await self._pass(request, routing, gated, policy, decision, credential, sub_path,
-                                sep + query)
+        return await self._pass(
+            request, routing, gated, policy, decision, credential, sub_path, sep + query
+        )
 
     async def _pass(
         self,
@@ -227,8 +231,13 @@ class Gate:
             request.writer.output_size = 0  # as aiohttp's own: the answer has not started yet
         body = await collect(request, self._spool_dir) if is_chunked(request) else None
         rewrite = None
-        if (owner and decision is not Decision.ALLOW_PUBLIC and self._owner_notice is not None
-                and request.method == "GET" and wants_html(request)):
+        if (
+            owner
+            and decision is not Decision.ALLOW_PUBLIC
+            and self._owner_notice is not None
+            and request.method == "GET"
+            and wants_html(request)
+        ):
             rewrite = self._owner_notice()  # only while a micro is down: None the rest of the time
         try:
             return await self._forward(
@@ -240,9 +249,7 @@ class Gate:
 
     # --- who is asking ----------------------------------------------------------------------
 
-    def _credential(
-        self, request: web.Request, auth: AuthConfig
-    ) -> tuple[Credential, bool, bool]:
+    def _credential(self, request: web.Request, auth: AuthConfig) -> tuple[Credential, bool, bool]:
         """A key if one was sent (and then only the key counts), else the session, else None;
         whether it came in a cookie (which a browser adds on its own); whether it is a key."""
         headers = request.headers
@@ -317,12 +324,16 @@ class Gate:
 
         # A safe request does nothing on the server (RFC 9110 9.2.1): sent again, nothing is
         # done twice. call_micro sends it again only if the process died under it.
-        replayable = (request.method in SAFE_METHODS and not request.body_exists
-                      and not websocket)
+        replayable = request.method in SAFE_METHODS and not request.body_exists and not websocket
         try:
-            return await call_micro(runner, attempt, wait=self._request_wait,
-                                    refused=(UpstreamUnavailable,), broken=(UpstreamFailed,),
-                                    replayable=replayable)
+            return await call_micro(
+                runner,
+                attempt,
+                wait=self._request_wait,
+                refused=(UpstreamUnavailable,),
+                broken=(UpstreamFailed,),
+                replayable=replayable,
+            )
         except (NoAddress, UpstreamUnavailable):
             return self._unavailable(request, runner, owner)
         except UpgradeRefused as err:
@@ -337,11 +348,16 @@ class Gate:
         except UpstreamFailed as err:
             # What the micro sent and where it listens are for its owner alone.
             return micro_error(
-                request, micro=runner.name, state=runner.state.value, owner=owner,
+                request,
+                micro=runner.name,
+                state=runner.state.value,
+                owner=owner,
                 title=f"The micro {runner.name} did not answer",
                 detail="The connection closed before a response.",
-                owner_detail=str(err), lines=self._logs(runner, owner),
-                failures=runner.failures, last_exit=runner.last_exit,
+                owner_detail=str(err),
+                lines=self._logs(runner, owner),
+                failures=runner.failures,
+                last_exit=runner.last_exit,
             )
 
     def _logs(self, runner: MicroLocation, owner: bool) -> list[str]:
@@ -355,20 +371,34 @@ class Gate:
         state = runner.state
         if state is State.NOT_LISTENING:
             return micro_error(
-                request, micro=runner.name, state=state.value, owner=owner,
+                request,
+                micro=runner.name,
+                state=state.value,
+                owner=owner,
                 title=f"The micro {runner.name} is not listening on $PORT",
                 detail="It runs, but its server listens on no port the runtime can reach.",
-                lines=self._logs(runner, owner), owner_detail=runner.not_listening_hint(),
-                failures=runner.failures, last_exit=runner.last_exit, status=503)
+                lines=self._logs(runner, owner),
+                owner_detail=runner.not_listening_hint(),
+                failures=runner.failures,
+                last_exit=runner.last_exit,
+                status=503,
+            )
         # A crashed micro whose setup failed was never started (nor is it tried again).
         never_ran = state is State.CRASHED and not runner.supervised
         setup_error = runner.notices.get("setup", "") if never_ran else ""
-        title, detail = unavailable_words(runner.name, state.value, setup_error,
-                                          self._request_wait)
-        return micro_error(request, micro=runner.name, state=state.value, owner=owner,
-                           title=title, detail=detail, lines=self._logs(runner, owner),
-                           failures=runner.failures, last_exit=runner.last_exit,
-                           setup_error=setup_error)
+        title, detail = unavailable_words(runner.name, state.value, setup_error, self._request_wait)
+        return micro_error(
+            request,
+            micro=runner.name,
+            state=state.value,
+            owner=owner,
+            title=title,
+            detail=detail,
+            lines=self._logs(runner, owner),
+            failures=runner.failures,
+            last_exit=runner.last_exit,
+            setup_error=setup_error,
+        )
 
 
 def _ambient_risk(request: web.Request) -> bool:

@@ -23,7 +23,6 @@ _EVERY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 _MAX_REMEMBERED = 256
 
 
-
 def host_name(header: str) -> str | None:
     """The name in a `Host` header, lower case, without port, brackets or a final dot; None when
     it is not a host at all."""
@@ -113,15 +112,24 @@ class AllowedHosts:
         answers to. The page carries its own style: its stylesheet, asked for by the same
         name, would be refused too."""
         shown = host_name(request.headers.get("Host", "")) or "(none)"
-        detail = (f"This app answers to localhost and 127.0.0.1, not to {shown!r}: a page on "
-                  "another name could be a DNS-rebinding attack. If you opened it by this name "
-                  f'on purpose, add it to space-dev.toml: [runtime] allowed_hosts = ["{shown}"] '
-                  "(applied when the file is saved).")
+        detail = (
+            f"This app answers to localhost and 127.0.0.1, not to {shown!r}: a page on "
+            "another name could be a DNS-rebinding attack. If you opened it by this name "
+            f'on purpose, add it to space-dev.toml: [runtime] allowed_hosts = ["{shown}"] '
+            "(applied when the file is saved)."
+        )
         if not wants_html(request):
             return problem(request, 421, "Unknown host name", detail)
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         port = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
         where = f"http://localhost{f':{port}' if port else ''}"
         path = request.rel_url.raw_path_qs if request.method in ("GET", "HEAD") else "/"
-        return page("host_refused.html", status=421, title="Unknown host name", detail=detail,
-                    app_url=where + path, app_origin=where, style=inline_style())
+        return page(
+            "host_refused.html",
+            status=421,
+            title="Unknown host name",
+            detail=detail,
+            app_url=where + path,
+            app_origin=where,
+            style=inline_style(),
+        )

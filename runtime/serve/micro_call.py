@@ -42,8 +42,9 @@ class Next(enum.Enum):
     GIVE_UP = "give up"  # the failure is the answer
 
 
-def after_failure(failure: Failure, *, time_left: bool, replayable: bool, resent: bool,
-                  died: bool) -> Next:
+def after_failure(
+    failure: Failure, *, time_left: bool, replayable: bool, resent: bool, died: bool
+) -> Next:
     """The retry policy.
 
     A refused call reached nothing, so it may always go again while there is time (a reload's
@@ -93,8 +94,9 @@ async def wait_until(runner: MicroLocation, done: Callable[[], bool], timeout: f
 
 async def wait_address(runner: MicroLocation, timeout: float) -> Address | None:
     """Where to send a call: waits while the micro starts or restarts, not while it is down."""
-    await wait_until(runner, lambda: runner.address is not None or runner.state in DOWN_STATES,
-                     timeout)
+    await wait_until(
+        runner, lambda: runner.address is not None or runner.state in DOWN_STATES, timeout
+    )
     return runner.address
 
 
@@ -137,18 +139,28 @@ async def call_micro(
             return await attempt(address)
         except refused:
             deadline = max(deadline, began + refused_grace)
-            step = after_failure(Failure.REFUSED, time_left=time.monotonic() < deadline,
-                                 replayable=replayable, resent=resent, died=False)
+            step = after_failure(
+                Failure.REFUSED,
+                time_left=time.monotonic() < deadline,
+                replayable=replayable,
+                resent=resent,
+                died=False,
+            )
             if step is Next.GIVE_UP:
                 raise
             # At once when the runner already gives another address, else at its next change.
-            await wait_moved(runner, address,
-                             min(REFUSED_RETRY_S, max(0.0, deadline - time.monotonic())))
+            await wait_moved(
+                runner, address, min(REFUSED_RETRY_S, max(0.0, deadline - time.monotonic()))
+            )
         except broken:
-            died = (replayable and not resent
-                    and await wait_gone(runner, address, EXIT_NOTICE_S))
-            step = after_failure(Failure.BROKEN, time_left=time.monotonic() < deadline,
-                                 replayable=replayable, resent=resent, died=died)
+            died = replayable and not resent and await wait_gone(runner, address, EXIT_NOTICE_S)
+            step = after_failure(
+                Failure.BROKEN,
+                time_left=time.monotonic() < deadline,
+                replayable=replayable,
+                resent=resent,
+                died=died,
+            )
             if step is Next.GIVE_UP:
                 raise
             resent = True

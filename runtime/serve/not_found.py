@@ -33,15 +33,15 @@ def not_found_html(path: str, detail: str = "", home: str = "/") -> str:
     """The page for `path` (as asked, shown escaped); `detail` is text said below it, its
     `backticks` shown as code."""
     shown = _CODE.sub(r"<code>\1</code>", html.escape(detail))
-    said = f"<p class=\"muted\">{shown}</p>\n" if detail else ""
+    said = f'<p class="muted">{shown}</p>\n' if detail else ""
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>404 Not Found · space-dev</title>\n"
         f"<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<header class=\"bar\"><a class=\"brand\" href=\"{html.escape(home)}\">space-dev</a>"
-        "</header>\n<main>\n<section class=\"card\">\n<h1>404 Not Found</h1>\n"
+        f'<header class="bar"><a class="brand" href="{html.escape(home)}">space-dev</a>'
+        '</header>\n<main>\n<section class="card">\n<h1>404 Not Found</h1>\n'
         f"<p>There is nothing at <code>{html.escape(path)}</code>.</p>\n{said}"
-        f"<p><a href=\"{html.escape(home)}\">Go to the app's home page</a></p>\n"
+        f'<p><a href="{html.escape(home)}">Go to the app\'s home page</a></p>\n'
         "</section>\n</main>\n</body>\n</html>\n"
     )

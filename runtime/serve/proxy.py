@@ -176,16 +176,16 @@ class Proxy:
             else:
                 sent = StreamedBody(request.content, request.content_length)
         with self.busy(address):
-            upstream = await self._upstream.request(
-                address, request.method, path_qs, headers, sent
-            )
+            upstream = await self._upstream.request(address, request.method, path_qs, headers, sent)
             try:
                 return await self._relay(request, upstream, rewrite)
             finally:
                 await upstream.release()
 
     async def _relay(
-        self, request: web.Request, upstream: UpstreamResponse,
+        self,
+        request: web.Request,
+        upstream: UpstreamResponse,
         rewrite: Callable[[bytes], bytes] | None = None,
     ) -> web.StreamResponse:
         headers = upstream.headers  # without Content-Length: each answer below sets its own
@@ -208,8 +208,9 @@ class Proxy:
                 if changed is not body:
                     # The validators name the micro's body, not this one: a later 304 would
                     # keep the notice in the browser's cache after the micro is back.
-                    headers = [(n, v) for n, v in headers
-                               if n.lower() not in ("etag", "last-modified")]
+                    headers = [
+                        (n, v) for n, v in headers if n.lower() not in ("etag", "last-modified")
+                    ]
                     body = changed
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
@@ -319,5 +320,11 @@ def upstream_url(scheme: str, address: Address, path_qs: str) -> URL:
     """
     host, port = address
     path, _, query = path_qs.partition("?")
-    return URL.build(scheme=scheme, host=host_literal(host), port=port, path=path,
-                     query_string=query, encoded=True)
+    return URL.build(
+        scheme=scheme,
+        host=host_literal(host),
+        port=port,
+        path=path,
+        query_string=query,
+        encoded=True,
+    )

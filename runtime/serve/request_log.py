@@ -39,8 +39,18 @@ def masked_path(raw_path: str, query: str) -> str:
 class RequestRecord:
     """One request; filled in as the gate goes, kept once the answer is made."""
 
-    __slots__ = ("seq", "time", "method", "path", "micro", "sub_path", "status", "took",
-                 "credential", "why")
+    __slots__ = (
+        "seq",
+        "time",
+        "method",
+        "path",
+        "micro",
+        "sub_path",
+        "status",
+        "took",
+        "credential",
+        "why",
+    )
 
     def __init__(self, method: str) -> None:
         self.seq = 0
@@ -64,10 +74,17 @@ class RequestRecord:
         return verdict_words(why, self.status, self.micro, self.sub_path, self.credential)
 
     def as_dict(self) -> dict[str, object]:
-        return {"seq": self.seq, "time": self.time, "method": self.method, "path": self.path,
-                "micro": self.micro, "status": self.status,
-                "took_ms": round(self.took * 1000, 1),
-                "who": who(self.credential), "reason": self.reason()}
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "micro": self.micro,
+            "status": self.status,
+            "took_ms": round(self.took * 1000, 1),
+            "who": who(self.credential),
+            "reason": self.reason(),
+        }
 
 
 class RequestLog:

@@ -194,8 +194,9 @@ class StaticSite:
             )
         if isinstance(outcome, _Redirect):
             return self._redirect(request, outcome.location)
-        return await loop.run_in_executor(None, self._not_found, request.rel_url.raw_path,
-                                          outcome, admits)
+        return await loop.run_in_executor(
+            None, self._not_found, request.rel_url.raw_path, outcome, admits
+        )
 
     @staticmethod
     def _redirect(request: web.Request, location: str) -> web.Response:

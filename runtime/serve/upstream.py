@@ -122,8 +122,9 @@ class Upstream:
             first = head + await _read_exactly(body.source, length)
         # Sent again only with a body still whole in hand: not a stream read as it came, nor a
         # file another thread may still be reading for the first attempt.
-        replayable = method in _IDEMPOTENT and (length is None or isinstance(body, bytes)
-                                                or first is not None)
+        replayable = method in _IDEMPOTENT and (
+            length is None or isinstance(body, bytes) or first is not None
+        )
         failure: UpstreamFailed | None = None  # the reused connection's, once sent again
         while True:
             try:
@@ -148,8 +149,7 @@ class Upstream:
             except UpstreamFailed as exc:
                 conn.close()
                 await _stop(pump)
-                if (failure is None and replayable and conn.exchanges > 0
-                        and not exchange.answered):
+                if failure is None and replayable and conn.exchanges > 0 and not exchange.answered:
                     failure = exc
                     continue
                 raise
@@ -345,8 +345,7 @@ async def _read_exactly(source: AsyncReadable, length: int) -> bytes:
     return b"".join(pieces)
 
 
-async def _send_body(conn: Connection, exchange: Exchange, body: RequestBody,
-                     length: int) -> None:
+async def _send_body(conn: Connection, exchange: Exchange, body: RequestBody, length: int) -> None:
     """Write the body after the head, waiting whenever the micro reads slower than it comes.
     A body that breaks off (the client went away) closes the connection: the micro sees a cut
     request, never a shorter one that looks whole."""

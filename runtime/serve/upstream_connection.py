@@ -176,7 +176,8 @@ class Connection(asyncio.Protocol):
         else:
             reason = f" ({exc})" if exc else ""
             exchange.fail(
-                UpstreamFailed(f"the micro closed the connection without an answer{reason}"))
+                UpstreamFailed(f"the micro closed the connection without an answer{reason}")
+            )
 
     def _never_read(self, exchange: Exchange, exc: BaseException | None) -> bool:
         """The micro closed this pooled connection without reading the request, as its kernel

@@ -25,10 +25,28 @@ class Exchange:
 
     # One is made per request: slots make that, and every callback's attribute access, cheaper.
     __slots__ = (
-        "_transport", "_parser", "_head_only", "sent_whole", "request_done", "answered",
-        "_head", "_status", "_reason", "_headers", "final", "keep_alive", "_left_after_feed",
-        "_left", "_until_close", "complete", "dirty", "error", "_chunks", "_buffered",
-        "_reading_paused", "_body_waiter",
+        "_transport",
+        "_parser",
+        "_head_only",
+        "sent_whole",
+        "request_done",
+        "answered",
+        "_head",
+        "_status",
+        "_reason",
+        "_headers",
+        "final",
+        "keep_alive",
+        "_left_after_feed",
+        "_left",
+        "_until_close",
+        "complete",
+        "dirty",
+        "error",
+        "_chunks",
+        "_buffered",
+        "_reading_paused",
+        "_body_waiter",
     )
 
     def __init__(self, transport: asyncio.Transport, head_only: bool) -> None:
@@ -89,8 +107,11 @@ class Exchange:
                 # What it sent instead, for the owner's error page (the gate shows it to no one
                 # else): the start only, printable.
                 sent = data[:80].decode("latin-1").encode("unicode_escape").decode("ascii")
-                self.fail(UpstreamFailed(
-                    f"the micro's answer is not valid HTTP ({exc}); it began with: {sent}"))
+                self.fail(
+                    UpstreamFailed(
+                        f"the micro's answer is not valid HTTP ({exc}); it began with: {sent}"
+                    )
+                )
 
     def closed_by_micro(self, cleanly: bool) -> bool:
         """The micro closed the connection (`cleanly`: without an error): True if that ends

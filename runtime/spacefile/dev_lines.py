@@ -21,20 +21,51 @@ _SEPARATORS = re.compile(r"&&|\|\||[;|&()]")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # Words that run the next word, and shell words that are no program of their own.
 _PREFIXES = {"exec", "env", "time", "nice", "nohup", "command", "sudo"}
-_BUILTINS = {"cd", "export", "set", "source", ".", "echo", "true", "false", "test", "[", "exit",
-             "if", "then", "else", "fi", "for", "do", "done", "while", "unset", "wait", "trap",
-             "sleep"}
+_BUILTINS = {
+    "cd",
+    "export",
+    "set",
+    "source",
+    ".",
+    "echo",
+    "true",
+    "false",
+    "test",
+    "[",
+    "exit",
+    "if",
+    "then",
+    "else",
+    "fi",
+    "for",
+    "do",
+    "done",
+    "while",
+    "unset",
+    "wait",
+    "trap",
+    "sleep",
+}
 # Tools a micro's environment always has: python's (its own environment, else the runtime's) and
 # node's (with node itself).
 _PYTHON_TOOLS = {"python", "python3", "pip", "pip3"}
 # Packages whose command is not named after them.
-_BIN_OF_PACKAGE = {"@angular/cli": "ng", "@sveltejs/kit": "svelte-kit", "nuxt": "nuxi",
-                   "typescript": "tsc", "django": "django-admin", "@nestjs/cli": "nest",
-                   "@vue/cli-service": "vue-cli-service", "fastapi-cli": "fastapi"}
+_BIN_OF_PACKAGE = {
+    "@angular/cli": "ng",
+    "@sveltejs/kit": "svelte-kit",
+    "nuxt": "nuxi",
+    "typescript": "tsc",
+    "django": "django-admin",
+    "@nestjs/cli": "nest",
+    "@vue/cli-service": "vue-cli-service",
+    "fastapi-cli": "fastapi",
+}
 # The shell's words for a program it did not find: dash, bash, zsh, busybox.
 _NOT_FOUND = (
-    re.compile(r"^(?:/bin/)?(?:sh|bash|dash)(?:: line \d+|: \d+)?: ([^:\s]+): "
-               r"(?:command )?not found"),
+    re.compile(
+        r"^(?:/bin/)?(?:sh|bash|dash)(?:: line \d+|: \d+)?: ([^:\s]+): "
+        r"(?:command )?not found"
+    ),
     re.compile(r"^zsh: command not found: (\S+)"),
     re.compile(r"^([^:\s]+): (?:command )?not found$"),
 )
@@ -49,11 +80,14 @@ def windows_marks(command: str) -> list[str]:
     if variables:
         names = ", ".join(f"`%{v}%`" for v in variables)
         dollars = ", ".join(f"`${v}`" for v in variables)
-        found.append(f"{names} is how Windows' cmd writes a variable; sh passes it as it is "
-                     f"(write {dollars})")
+        found.append(
+            f"{names} is how Windows' cmd writes a variable; sh passes it as it is "
+            f"(write {dollars})"
+        )
     for name in _WINDOWS_SET.findall(command):
-        found.append(f"`set {name}=` sets a variable in Windows' cmd only (sh: `{name}=value "
-                     "command`)")
+        found.append(
+            f"`set {name}=` sets a variable in Windows' cmd only (sh: `{name}=value command`)"
+        )
     for program in _raw_programs(command):
         if "\\" in program or program.lower().endswith(".exe"):
             found.append(f"`{program}` is a Windows program path")
@@ -113,8 +147,9 @@ def missing_tools(command: str, src: Path, family: str, path: str | None = None)
             continue
         if _normal(program) in python_deps:
             continue
-        if node_deps is not None and (_provides(node_deps, program)
-                                      or not (src / "node_modules").is_dir() and node_deps):
+        if node_deps is not None and (
+            _provides(node_deps, program) or not (src / "node_modules").is_dir() and node_deps
+        ):
             continue
         missing.append(program)
     return missing
@@ -148,23 +183,37 @@ def script_of(command: str, src: Path) -> tuple[str, str] | None:
 # How common dev servers are told their port: (pattern, what to do). Checked on the command and
 # on the npm script it runs.
 _PORT_WAYS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), text) for pattern, text in (
-        (r"\bmanage\.py\s+runserver\b",
-         "Django's runserver takes its address as an argument: "
-         "`python manage.py runserver 127.0.0.1:$PORT`"),
-        (r"\bflask\b.*\s(-p|--port)\b",
-         "space-dev sets FLASK_RUN_PORT, but a `--port` in the command wins: write `--port $PORT`"),
-        (r"\bng\s+serve\b", "Angular's `ng serve` reads no variable for its port: add "
-                            "`--port $PORT`"),
-        (r"\bastro\s+dev\b", "Astro's dev server reads no variable for its port: add "
-                             "`--port $PORT`"),
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (
+            r"\bmanage\.py\s+runserver\b",
+            "Django's runserver takes its address as an argument: "
+            "`python manage.py runserver 127.0.0.1:$PORT`",
+        ),
+        (
+            r"\bflask\b.*\s(-p|--port)\b",
+            "space-dev sets FLASK_RUN_PORT, but a `--port` in the command wins: "
+            "write `--port $PORT`",
+        ),
+        (
+            r"\bng\s+serve\b",
+            "Angular's `ng serve` reads no variable for its port: add `--port $PORT`",
+        ),
+        (
+            r"\bastro\s+dev\b",
+            "Astro's dev server reads no variable for its port: add `--port $PORT`",
+        ),
         (r"\bgatsby\s+develop\b", "Gatsby's dev server: add `--port $PORT`"),
         (r"\b(webpack\s+serve|webpack-dev-server)\b", "webpack's dev server: add `--port $PORT`"),
-        (r"\b(next|nuxi?|react-scripts)\b.*\s(-p|--port)\s+\d",
-         "it reads $PORT, but a port number in the command wins: write `--port $PORT`"),
-        (r"\bvite\b|\bsvelte-kit\s+dev\b",
-         "Vite reads no variable for its port: add `--port $PORT` to the command (or "
-         "`server.port` in its config)"),
+        (
+            r"\b(next|nuxi?|react-scripts)\b.*\s(-p|--port)\s+\d",
+            "it reads $PORT, but a port number in the command wins: write `--port $PORT`",
+        ),
+        (
+            r"\bvite\b|\bsvelte-kit\s+dev\b",
+            "Vite reads no variable for its port: add `--port $PORT` to the command (or "
+            "`server.port` in its config)",
+        ),
     )
 )
 
@@ -203,8 +252,10 @@ def _node_dependencies(src: Path) -> set[str] | None:
 
 
 def _provides(packages: set[str], program: str) -> bool:
-    return any(name.rpartition("/")[2] == program or _BIN_OF_PACKAGE.get(name) == program
-               for name in packages)
+    return any(
+        name.rpartition("/")[2] == program or _BIN_OF_PACKAGE.get(name) == program
+        for name in packages
+    )
 
 
 def _python_requirements(src: Path) -> set[str]:

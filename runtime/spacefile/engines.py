@@ -58,13 +58,25 @@ ENGINES: dict[str, Engine] = {
         Engine("svelte", "frontend", _DEV_SERVER, space_build=_VITE),
         Engine("vue", "frontend", _DEV_SERVER, space_build=_VITE),
         # The standalone output carries its own server and the node_modules it needs.
-        Engine("next", "frontend", _DEV_SERVER,
-               space_build=SpaceBuild(".next/standalone", "node", "server.js")),
-        Engine("nuxt", "frontend", _DEV_SERVER,
-               space_build=SpaceBuild(".output", "node", "server/index.mjs")),
+        Engine(
+            "next",
+            "frontend",
+            _DEV_SERVER,
+            space_build=SpaceBuild(".next/standalone", "node", "server.js"),
+        ),
+        Engine(
+            "nuxt",
+            "frontend",
+            _DEV_SERVER,
+            space_build=SpaceBuild(".output", "node", "server/index.mjs"),
+        ),
         # @sveltejs/adapter-node's build/ (its index.js is the server).
-        Engine("svelte-kit", "frontend", _DEV_SERVER,
-               space_build=SpaceBuild("build", "node", "index.js")),
+        Engine(
+            "svelte-kit",
+            "frontend",
+            _DEV_SERVER,
+            space_build=SpaceBuild("build", "node", "index.js"),
+        ),
         Engine("python3.8", "python", PYTHON_DEFAULT),
         Engine("python3.9", "python", PYTHON_DEFAULT),
         Engine("nodejs16", "node", "node index.js"),
@@ -109,8 +121,11 @@ _OWN_RELOADERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("runserver", r"\bmanage\.py\s+runserver\b(?!.*--noreload)"),
         ("watchmedo", r"\bwatchmedo\b"),
         ("a dev server", r"\b(npm|pnpm|yarn|bun)\s+(run\s+)?dev\b"),
-        ("a dev server", r"\b(vite|next\s+dev|nuxi?\s+dev|astro\s+dev|webpack\s+serve|"
-                         r"webpack-dev-server|react-scripts\s+start|ng\s+serve)\b(?!\s+build)"),
+        (
+            "a dev server",
+            r"\b(vite|next\s+dev|nuxi?\s+dev|astro\s+dev|webpack\s+serve|"
+            r"webpack-dev-server|react-scripts\s+start|ng\s+serve)\b(?!\s+build)",
+        ),
     )
 )
 

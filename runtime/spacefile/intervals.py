@@ -23,8 +23,10 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...], bool], ...] = (
 _ITEM = re.compile(r"(\*|[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?)(?:/([0-9]+))?")
 
 CRON_HINT = 'a cron line is "minute hour day-of-month month day-of-week" in UTC, e.g. "0 */2 * * *"'
-RATE_HINT = ('write "N minutes", "N hours" or "N days" (singular for 1), '
-             'or a cron line such as "0 */2 * * *"')
+RATE_HINT = (
+    'write "N minutes", "N hours" or "N days" (singular for 1), '
+    'or a cron line such as "0 */2 * * *"'
+)
 
 
 def rate_seconds(text: str) -> int | None:
@@ -135,8 +137,15 @@ def parse_cron(text: str) -> CronLine:
     )
     # As in Vixie cron, a day field that starts with "*" (or is "?") does not restrict the day;
     # when both do, a date matching either passes (the POSIX rule), else it must match both.
-    return CronLine(minutes, hours, days, months, frozenset(d % 7 for d in weekdays),
-                    any_day=fields[2][0] in "*?", any_weekday=fields[4][0] in "*?")
+    return CronLine(
+        minutes,
+        hours,
+        days,
+        months,
+        frozenset(d % 7 for d in weekdays),
+        any_day=fields[2][0] in "*?",
+        any_weekday=fields[4][0] in "*?",
+    )
 
 
 def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> frozenset[int]:

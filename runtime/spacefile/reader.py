@@ -17,8 +17,9 @@ FILENAME = "Spacefile"
 CheckResult = tuple[Spacefile | None, list[Problem], list[Problem]]
 
 
-def check_text(data: bytes | str, path: Path, *, strict: bool = False, check_paths: bool = True
-               ) -> CheckResult:
+def check_text(
+    data: bytes | str, path: Path, *, strict: bool = False, check_paths: bool = True
+) -> CheckResult:
     """Check Spacefile text that lives (or would live) at `path`: (result, errors, warnings)."""
     checker = Checker(Path(os.path.abspath(path)), strict, check_paths)
     tree, problems = yaml12.parse(data)
@@ -40,16 +41,23 @@ def find(app_dir: Path) -> Path:
     """The Spacefile of an app folder, or a SpaceDevError saying where we looked and what to do."""
     folder = Path(os.path.abspath(app_dir))
     if not folder.is_dir():
-        raise SpaceDevError(f"app folder {folder} does not exist",
-                            "give the folder that holds the app's Spacefile")
+        raise SpaceDevError(
+            f"app folder {folder} does not exist", "give the folder that holds the app's Spacefile"
+        )
     path = folder / FILENAME
     if path.is_file():
         return path
-    near = [p.name for p in sorted(folder.iterdir())
-            if p.name.lower() in {"spacefile", "spacefile.yml", "spacefile.yaml"}]
-    hint = (f"found {near[0]}; rename it to {FILENAME}" if near else
-            f"give the folder that holds the {FILENAME}, or create one there with `v: 0` "
-            "and a micros list")
+    near = [
+        p.name
+        for p in sorted(folder.iterdir())
+        if p.name.lower() in {"spacefile", "spacefile.yml", "spacefile.yaml"}
+    ]
+    hint = (
+        f"found {near[0]}; rename it to {FILENAME}"
+        if near
+        else f"give the folder that holds the {FILENAME}, or create one there with `v: 0` "
+        "and a micros list"
+    )
     raise SpaceDevError(f"no {FILENAME} found: looked for {path}", hint)
 
 
@@ -67,8 +75,11 @@ def load(app_dir: Path, *, strict: bool = False, check_paths: bool = True) -> Sp
     """The app's Spacefile with every default applied, or InvalidFile listing every problem."""
     result, errors, _ = check(app_dir, strict=strict, check_paths=check_paths)
     if result is None:
-        raise InvalidFile(display(find(app_dir)), errors,
-                          "fix these, then run `space-dev validate` to check again")
+        raise InvalidFile(
+            display(find(app_dir)),
+            errors,
+            "fix these, then run `space-dev validate` to check again",
+        )
     return result
 
 

@@ -122,8 +122,12 @@ class _Converter:
         self.count += 1
         if self.count > _MAX_NODES or id(node) in self.open:
             if self.count <= _MAX_NODES + 1:
-                self.problem(node, where, "aliases make this file too large or circular",
-                             "write the values out instead of using * aliases")
+                self.problem(
+                    node,
+                    where,
+                    "aliases make this file too large or circular",
+                    "write the values out instead of using * aliases",
+                )
             return YNode(None, line)
         self.open.add(id(node))
         try:
@@ -168,16 +172,26 @@ class _Converter:
                 continue
             if key in out:
                 first = out[key].key_line
-                self.problem(key_node, join(where, key), f'key "{key}" is repeated',
-                             f"it is already set at line {first}; keep one of them")
+                self.problem(
+                    key_node,
+                    join(where, key),
+                    f'key "{key}" is repeated',
+                    f"it is already set at line {first}; keep one of them",
+                )
                 continue
             out[key] = replace(self.node(value_node, join(where, key)), key_line=line)
         for merged in merges:
             sources = merged.value if isinstance(merged.value, list) else [merged]
             for source in sources:
                 if not isinstance(source.value, dict):
-                    self.problems.append(Problem(where, "<< must merge a mapping or a list of them",
-                                                 "point it at a mapping with *name", source.line))
+                    self.problems.append(
+                        Problem(
+                            where,
+                            "<< must merge a mapping or a list of them",
+                            "point it at a mapping with *name",
+                            source.line,
+                        )
+                    )
                     continue
                 for key, value in source.value.items():
                     out.setdefault(key, value)
@@ -213,8 +227,12 @@ def _syntax_problem(e: yaml.YAMLError, text: str) -> Problem:
     if isinstance(e, yaml.reader.ReaderError):
         line = text[: e.position].count("\n") + 1
         char = e.character if isinstance(e.character, int) else ord(e.character)
-        return Problem("", f"character U+{char:04X} is not allowed in YAML",
-                       "remove it, or write it as an escape inside double quotes", line)
+        return Problem(
+            "",
+            f"character U+{char:04X} is not allowed in YAML",
+            "remove it, or write it as an escape inside double quotes",
+            line,
+        )
     return Problem("", f"YAML error: {e}", "", None)
 
 
@@ -269,12 +287,22 @@ class Reads:
     def warn(self, where: str, line: int | None, message: str, hint: str = "") -> None:
         self.warnings.append(Problem(where, message, hint, line, self.file))
 
-    def mapping(self, node: YNode, where: str, allowed: tuple[str, ...], what: str,
-                hints: Mapping[str, str] | None = None) -> dict[str, YNode] | None:
+    def mapping(
+        self,
+        node: YNode,
+        where: str,
+        allowed: tuple[str, ...],
+        what: str,
+        hints: Mapping[str, str] | None = None,
+    ) -> dict[str, YNode] | None:
         """The node's keys, each unknown one reported with `hints[key]` or a did-you-mean."""
         if not isinstance(node.value, dict):
-            self.error(where, node.at, f"{where or 'the file'} must be a mapping {what}, "
-                       f"not {node.kind}", "write it as `key: value` lines")
+            self.error(
+                where,
+                node.at,
+                f"{where or 'the file'} must be a mapping {what}, not {node.kind}",
+                "write it as `key: value` lines",
+            )
             return None
         for key, child in node.value.items():
             if key not in allowed:
@@ -288,19 +316,25 @@ class Reads:
         if node is None or node.value is None:
             return None
         if isinstance(node.value, dict | list):
-            self.error(join(where, key), node.at, f"{key} must be text, not {node.kind}",
-                       'write it on one line, quoted if it holds ": " or " #"')
+            self.error(
+                join(where, key),
+                node.at,
+                f"{key} must be text, not {node.kind}",
+                'write it on one line, quoted if it holds ": " or " #"',
+            )
             return None
         return node.value if isinstance(node.value, str) else node.text
 
-    def required(self, keys: dict[str, YNode], key: str, where: str, line: int, hint: str
-                 ) -> str | None:
+    def required(
+        self, keys: dict[str, YNode], key: str, where: str, line: int, hint: str
+    ) -> str | None:
         """A text value that must be there; `line` is where to report it missing."""
         value = self.text(keys, key, where)
         if value is None and (key not in keys or keys[key].value is None):
             state = "is missing" if key not in keys else "is empty"
-            self.error(join(where, key), keys[key].at if key in keys else line,
-                       f"{key} {state}", hint)
+            self.error(
+                join(where, key), keys[key].at if key in keys else line, f"{key} {state}", hint
+            )
         return value
 
     def flag(self, keys: dict[str, YNode], key: str, where: str) -> bool | None:
@@ -313,12 +347,10 @@ class Reads:
             hint = "write true or false: YAML 1.2, as Space read it, takes yes, no, on, off as text"
         elif node.quoted:
             hint = "remove the quotes"
-        self.error(join(where, key), node.at, f"{key} must be true or false, not {node.kind}",
-                   hint)
+        self.error(join(where, key), node.at, f"{key} must be true or false, not {node.kind}", hint)
         return None
 
-    def texts(self, keys: dict[str, YNode], key: str, where: str, one_ok: bool
-              ) -> tuple[str, ...]:
+    def texts(self, keys: dict[str, YNode], key: str, where: str, one_ok: bool) -> tuple[str, ...]:
         """A list of text; with `one_ok`, a single text stands for a list of one."""
         node = keys.get(key)
         if node is None or node.value is None:
@@ -326,16 +358,23 @@ class Reads:
         if one_ok and not isinstance(node.value, dict | list):
             return (self.text(keys, key, where) or "",)
         if not isinstance(node.value, list):
-            self.error(join(where, key), node.at, f"{key} must be a list of text, not {node.kind}",
-                       f"write each entry on its own line under {key}:, starting with `- `")
+            self.error(
+                join(where, key),
+                node.at,
+                f"{key} must be a list of text, not {node.kind}",
+                f"write each entry on its own line under {key}:, starting with `- `",
+            )
             return ()
         out = []
         for i, item in enumerate(node.value):
             if item.value is None or isinstance(item.value, dict | list):
                 hint = 'quote the whole entry: ": " inside it makes it a mapping'
-                self.error(f"{join(where, key)}[{i}]", item.line,
-                           f"{key} entries must be text, not {item.kind}",
-                           hint if isinstance(item.value, dict) else "remove the empty entry")
+                self.error(
+                    f"{join(where, key)}[{i}]",
+                    item.line,
+                    f"{key} entries must be text, not {item.kind}",
+                    hint if isinstance(item.value, dict) else "remove the empty entry",
+                )
             else:
                 out.append(item.value if isinstance(item.value, str) else str(item.text))
         return tuple(out)

@@ -43,8 +43,13 @@ QUIET_VARIABLES = {
 # Astro's dev servers and Django's runserver read none: the hint for a port never listened on
 # says what to add to their command.
 NODE_PORT_VARIABLES = ("PORT",)
-PYTHON_PORT_VARIABLES = ("PORT", "UVICORN_PORT", "FLASK_RUN_PORT", "STREAMLIT_SERVER_PORT",
-                         "GRADIO_SERVER_PORT")
+PYTHON_PORT_VARIABLES = (
+    "PORT",
+    "UVICORN_PORT",
+    "FLASK_RUN_PORT",
+    "STREAMLIT_SERVER_PORT",
+    "GRADIO_SERVER_PORT",
+)
 
 # Loaded first into every Node.js process (NODE_OPTIONS): a `listen(PORT)` naming no host binds
 # $HOST instead of every interface, where the micro would be reachable past the gate; and the

@@ -62,16 +62,17 @@ def group_loopback_ports(pgid: int) -> dict[int, Address]:
             inodes |= system.socket_inodes(proc.pid)
     if not inodes:
         return {}
-    return {port: where for port, (where, inode) in _loopback_sockets().items()
-            if inode in inodes}
+    return {port: where for port, (where, inode) in _loopback_sockets().items() if inode in inodes}
 
 
 def _loopback_sockets() -> dict[int, tuple[Address, str]]:
     """port -> ((host, port), inode) for each listening socket reachable on loopback; IPv4
     wins where a port is open on both, as 127.0.0.1 is what servers are told ($HOST)."""
     found: dict[int, tuple[Address, str]] = {}
-    for version, host, own, wildcard in ((6, "::1", _LOOPBACK_V6, _ANY_V6),
-                                         (4, "127.0.0.1", _LOOPBACK_V4, _ANY_V4)):
+    for version, host, own, wildcard in (
+        (6, "::1", _LOOPBACK_V6, _ANY_V6),
+        (4, "127.0.0.1", _LOOPBACK_V4, _ANY_V4),
+    ):
         table = system.socket_table(version)
         if table is None:
             continue

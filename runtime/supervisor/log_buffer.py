@@ -19,7 +19,8 @@ LEVELS = ("info", "warn", "error")
 _ERROR_WORDS = re.compile(
     r"\b(error|exception|traceback|crash(ed)?|failed|fatal|panic|critical)\b|^\s*File \""
     r"|exited with code [1-9]|^\s*(Uncaught )?[\w.]*(Error|Exception)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _WARN_WORDS = re.compile(r"\b(warn(ing)?|deprecat\w*)\b", re.IGNORECASE)
 
 
@@ -43,8 +44,13 @@ class LogEntry:
     text: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"seq": self.seq, "time": self.time, "micro": self.source,
-                "level": self.level, "text": self.text}
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "micro": self.source,
+            "level": self.level,
+            "text": self.text,
+        }
 
 
 class _Waiter:
@@ -89,8 +95,7 @@ class LogBuffer:
         with self._lock:
             kept = list(self._entries)
         wanted = None if sources is None else frozenset(sources)
-        return [e for e in kept
-                if e.seq > after and (wanted is None or e.source in wanted)]
+        return [e for e in kept if e.seq > after and (wanted is None or e.source in wanted)]
 
     async def wait_after(self, seq: int, timeout: float) -> bool:
         """Wait until a line numbered above `seq` exists (True) or `timeout` passes (False)."""

@@ -250,8 +250,15 @@ class MicroRunner:
             env[variable] = str(port)
         env.update(bind_variables(env, port))
         # Its exit is a change: a call it broke learns at once that its process died.
-        proc = MicroProcess(self.name, self.spec.command, self.spec.cwd, env, port, self._printer,
-                            on_exit=self._changed)
+        proc = MicroProcess(
+            self.name,
+            self.spec.command,
+            self.spec.cwd,
+            env,
+            port,
+            self._printer,
+            on_exit=self._changed,
+        )
         await proc.start()
         return proc
 
@@ -311,8 +318,9 @@ class MicroRunner:
             if wide
             else None,
         )
-        unguarded = (proc is not None and not proc.guarded
-                     and bool(proc.env.get(GATE_PROOF_VARIABLE)))
+        unguarded = (
+            proc is not None and not proc.guarded and bool(proc.env.get(GATE_PROOF_VARIABLE))
+        )
         self.notice(
             "unguarded",
             f"its server does not check that requests come through the gate, so a page on "
@@ -337,8 +345,10 @@ class MicroRunner:
                 except OSError as err:
                     # The folder went away (a branch switch), the shell is missing...: say so
                     # and try again later, as for a crash.
-                    self._printer.info(f"{self.name}: cannot start `{self.spec.command}` in "
-                                       f"{self.spec.cwd}: {err.strerror or err}")
+                    self._printer.info(
+                        f"{self.name}: cannot start `{self.spec.command}` in "
+                        f"{self.spec.cwd}: {err.strerror or err}"
+                    )
                     proc = None
                 if proc is None:
                     code, healthy_for = -1, 0.0
@@ -370,12 +380,14 @@ class MicroRunner:
         it runs (without a listening socket it is NOT_LISTENING meanwhile)."""
 
         def progress(elapsed: float) -> None:
-            self._printer.wait_note(self.name, f"waiting for {self.name} on port "
-                                               f"{proc.given_port} ({elapsed:.0f} s)")
+            self._printer.wait_note(
+                self.name, f"waiting for {self.name} on port {proc.given_port} ({elapsed:.0f} s)"
+            )
 
         if await proc.wait_ready(self._timings.ready_timeout, progress):
-            self._printer.wait_end(self.name, f"{self.name}: answered after "
-                                              f"{time.monotonic() - proc.started_at:.1f} s")
+            self._printer.wait_end(
+                self.name, f"{self.name}: answered after {time.monotonic() - proc.started_at:.1f} s"
+            )
             self._tell_other_port(proc)
             return True
         if not proc.running:
@@ -383,8 +395,10 @@ class MicroRunner:
             return False
         waited = f"after {self._timings.ready_timeout:g} s"
         if await asyncio.to_thread(proc.listening_ports):
-            self._printer.wait_end(self.name, f"{self.name}: not answering on port {proc.port} "
-                                              f"{waited}. Its last lines:")
+            self._printer.wait_end(
+                self.name,
+                f"{self.name}: not answering on port {proc.port} {waited}. Its last lines:",
+            )
         else:
             self._set_state(State.NOT_LISTENING)
             hint = self.not_listening_hint()
@@ -402,9 +416,14 @@ class MicroRunner:
         """What is wrong with a micro that listens nowhere, and what to do."""
         proc = self._current
         port = proc.given_port if proc is not None else 0
-        return start_hints.not_listening(self.spec.command, self.spec.cwd, self.spec.source,
-                                         port, self._timings.ready_timeout,
-                                         other_ports_seen=tables_readable())
+        return start_hints.not_listening(
+            self.spec.command,
+            self.spec.cwd,
+            self.spec.source,
+            port,
+            self._timings.ready_timeout,
+            other_ports_seen=tables_readable(),
+        )
 
     def _tell_other_port(self, proc: MicroProcess) -> None:
         """Say once that the micro serves on a port of its own, not on $PORT, and how to tell
@@ -412,8 +431,13 @@ class MicroRunner:
         if not proc.on_other_port:
             self.notices.pop("port", None)
             return
-        text = start_hints.other_port(self.spec.command, self.spec.cwd, proc.port,
-                                      proc.given_port, self.spec.own_reloader is not None)
+        text = start_hints.other_port(
+            self.spec.command,
+            self.spec.cwd,
+            proc.port,
+            proc.given_port,
+            self.spec.own_reloader is not None,
+        )
         self.notices["port"] = text
         if proc.port not in self._told_ports:
             self._told_ports.add(proc.port)
@@ -449,8 +473,13 @@ class MicroRunner:
             + (f" ({health.failures} failures in a row)" if crashed else "")
         )
         if health.failures == 1 and code != 0:
-            hint = start_hints.exit_hint(code, self.spec.command, self.spec.cwd,
-                                         self.spec.source, self._printer.last_lines(self.name, 30))
+            hint = start_hints.exit_hint(
+                code,
+                self.spec.command,
+                self.spec.cwd,
+                self.spec.source,
+                self._printer.last_lines(self.name, 30),
+            )
             if hint:
                 self._printer.info(f"{self.name}: {hint}")
 
@@ -463,4 +492,3 @@ class MicroRunner:
     def last_exit(self) -> int | None:
         """The exit code of its last failed start, if any."""
         return self._health.last_exit
-

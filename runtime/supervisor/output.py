@@ -105,8 +105,11 @@ class Printer:
         repeated = run.end()
         if repeated:
             lines, times = repeated
-            self._show(name, f"(the same {lines} line{'s' if lines != 1 else ''} as at the "
-                             f"last start, not shown again: {times + 1} starts in a row)")
+            self._show(
+                name,
+                f"(the same {lines} line{'s' if lines != 1 else ''} as at the "
+                f"last start, not shown again: {times + 1} starts in a row)",
+            )
         for held in run.release():
             self._show(name, held)
 
@@ -192,8 +195,10 @@ class Printer:
         while (line := self._queue.get()) is not None:
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
-                self._emit(f"{_RUNTIME_NAME} | ({dropped} lines not shown: the terminal was "
-                           "not reading; the settings page has the last ones)\n")
+                self._emit(
+                    f"{_RUNTIME_NAME} | ({dropped} lines not shown: the terminal was "
+                    "not reading; the settings page has the last ones)\n"
+                )
             self._emit(line)
 
     def _emit(self, line: str) -> None:

@@ -150,8 +150,7 @@ class MicroProcess:
         next_note = time.monotonic() + 1.0
         while self.running and time.monotonic() < deadline:
             for host, port in await self._targets():
-                head = await _answer_head(host, port, self._probe, self._proc, deadline,
-                                          next_note)
+                head = await _answer_head(host, port, self._probe, self._proc, deadline, next_note)
                 if head is not None:
                     self.host, self.port = host, port
                     self.guarded = _GUARDED in head.lower()
@@ -217,8 +216,9 @@ class _ExitTelling(asyncio.subprocess.SubprocessStreamProtocol):
     """asyncio's own protocol of `create_subprocess_shell`, which also says when the process
     exits."""
 
-    def __init__(self, on_exit: Callable[[], None] | None, *, limit: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, on_exit: Callable[[], None] | None, *, limit: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
         super().__init__(limit=limit, loop=loop)
         self._on_exit = on_exit
 
@@ -240,8 +240,10 @@ _GUARDED = f"\r\n{GUARD_HEADER.lower()}:".encode()
 def probe_request(gate_proof: str) -> bytes:
     """The readiness request, with the gate's proof: the micro's guard answers it."""
     proof = f"{GATE_PROOF_HEADER}: {gate_proof}\r\n" if gate_proof else ""
-    return (f"HEAD /?{PROBE_MARK} HTTP/1.1\r\nHost: localhost\r\n{proof}{PROBE_HEADER}: ready"
-            f"\r\nUser-Agent: {PROBE_MARK}\r\nConnection: close\r\n\r\n").encode()
+    return (
+        f"HEAD /?{PROBE_MARK} HTTP/1.1\r\nHost: localhost\r\n{proof}{PROBE_HEADER}: ready"
+        f"\r\nUser-Agent: {PROBE_MARK}\r\nConnection: close\r\n\r\n"
+    ).encode()
 
 
 def _scan_interval(elapsed: float) -> float:

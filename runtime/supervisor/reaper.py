@@ -137,8 +137,10 @@ class Reaper:
                 start_new_session=True,
             )
         except OSError as err:
-            notify(f"cannot start the watchdog ({err.strerror or err}): if this runtime is "
-                   "killed, its micros keep running until the next `space-dev up` ends them")
+            notify(
+                f"cannot start the watchdog ({err.strerror or err}): if this runtime is "
+                "killed, its micros keep running until the next `space-dev up` ends them"
+            )
         else:
             assert self._watchdog.stdin is not None
             self._feed = self._watchdog.stdin.fileno()
@@ -172,8 +174,11 @@ class Reaper:
         out: dict[str, Any] = {"runtime": self._base, "groups": sorted(self.groups().items())}
         proc = self._watchdog
         if proc is not None:
-            out["watchdog"] = {"pid": proc.pid, "start": system.start_time(proc.pid),
-                               "boot": self._base.get("boot")}
+            out["watchdog"] = {
+                "pid": proc.pid,
+                "start": system.start_time(proc.pid),
+                "boot": self._base.get("boot"),
+            }
         return out
 
     def _send(self, line: str) -> None:
@@ -184,8 +189,10 @@ class Reaper:
             os.write(self._feed, line.encode())
         except OSError:
             self._feed = None
-            self._notify("the watchdog has gone: if this runtime is killed, its micros keep "
-                         "running until the next `space-dev up` ends them")
+            self._notify(
+                "the watchdog has gone: if this runtime is killed, its micros keep "
+                "running until the next `space-dev up` ends them"
+            )
 
     def _keep_record(self) -> None:
         """Forget groups that emptied, and rewrite the record when the groups changed."""
@@ -202,8 +209,10 @@ class Reaper:
                     self._record(current)
                     written = current
                 except (OSError, SpaceDevError) as err:
-                    self._notify(f"cannot record the micros' processes in the data dir ({err}); "
-                                 "the watchdog still ends them if this runtime dies")
+                    self._notify(
+                        f"cannot record the micros' processes in the data dir ({err}); "
+                        "the watchdog still ends them if this runtime dies"
+                    )
                     self._record = None
 
     def _prune(self) -> None:
@@ -261,8 +270,10 @@ def claim(data: DataFile, grace: float, notify: Notify) -> None:
         ended = end_recorded(previous, grace)
         if ended:
             old = previous.get("runtime", {}).get("pid")
-            notify(f"ended {ended} process group{'s' if ended != 1 else ''} left running by a "
-                   f"previous space-dev up (pid {old}) that did not stop cleanly")
+            notify(
+                f"ended {ended} process group{'s' if ended != 1 else ''} left running by a "
+                f"previous space-dev up (pid {old}) that did not stop cleanly"
+            )
     REAPER.start(grace, data.write_processes, notify)
 
 
@@ -279,8 +290,11 @@ def end_recorded(record: dict[str, Any], grace: float) -> int:
         return 0  # another boot: every process of that run is long gone
     groups: dict[int, int] = {}
     for entry in record.get("groups") or ():
-        if (isinstance(entry, list) and len(entry) == 2
-                and all(isinstance(v, int) and v > 0 for v in entry)):
+        if (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and all(isinstance(v, int) and v > 0 for v in entry)
+        ):
             groups[entry[0]] = entry[1]
     return watchdog.end_groups(groups, grace) if groups else 0
 

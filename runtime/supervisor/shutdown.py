@@ -64,8 +64,7 @@ class StopSignals:
         self._received = 0
         self._previous: dict[int, _Handler] = {}
         self._read, self._write = os.pipe()
-        self._timer = threading.Thread(target=self._wait_for_stop, name="stop-timer",
-                                       daemon=True)
+        self._timer = threading.Thread(target=self._wait_for_stop, name="stop-timer", daemon=True)
 
     @property
     def received(self) -> int:
@@ -125,7 +124,9 @@ class StopSignals:
         # it over, and winning it back took a switch interval (5 ms) every time, seconds in all.
         sys.setswitchinterval(1e-4)
         self._reaper.kill_all()
-        _say(f"the stop did not finish within {self._deadline:g} s: killed every micro "
-             "(SIGKILL) and exited")
+        _say(
+            f"the stop did not finish within {self._deadline:g} s: killed every micro "
+            "(SIGKILL) and exited"
+        )
         run_before_hard_exit()
         os._exit(EXIT_DEADLINE)

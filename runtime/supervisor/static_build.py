@@ -14,8 +14,9 @@ from runtime.supervisor.output import Printer
 class StaticBuild:
     """One static micro's build, run once at a time; saves during a build make one more."""
 
-    def __init__(self, plan: SetupPlan, env: Mapping[str, str], builder: Builder,
-                 printer: Printer) -> None:
+    def __init__(
+        self, plan: SetupPlan, env: Mapping[str, str], builder: Builder, printer: Printer
+    ) -> None:
         self.plan = plan
         self.env = dict(env)
         self.state = State.STARTING

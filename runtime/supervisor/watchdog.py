@@ -147,8 +147,10 @@ def main(argv: list[str]) -> int:
         return 0  # a clean stop: the runtime ended its micros itself
     ended = end_groups(groups, grace)
     if ended:
-        _say(f"the runtime stopped without ending its micros: ended {ended} process "
-             f"group{'s' if ended != 1 else ''} it had started")
+        _say(
+            f"the runtime stopped without ending its micros: ended {ended} process "
+            f"group{'s' if ended != 1 else ''} it had started"
+        )
     return 0
 
 

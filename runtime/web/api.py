@@ -27,7 +27,6 @@ from runtime.web.owner import owner_only
 API_PREFIX = "/__space/api"
 
 
-
 # Where a Configuration value comes from, in the order they win.
 
 
@@ -69,8 +68,13 @@ class SettingsContext:
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def create_key(ctx: SettingsContext, name: str, description: str = "", client_type: str = "",
-               value: str | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    ctx: SettingsContext,
+    name: str,
+    description: str = "",
+    client_type: str = "",
+    value: str | None = None,
+) -> tuple[ApiKey, str]:
     """Make and keep a key; returns its record and the key itself, which is never kept."""
     if value is not None:
         check_custom_value(value, instead="leave the value empty to get a generated key")
@@ -104,9 +108,15 @@ def revoke_key(ctx: SettingsContext, name: str) -> None:
 
 def key_listing(key: ApiKey) -> dict[str, Any]:
     """A key as lists show it (the CLI's `keys list --json`): never the secret or its hash."""
-    return {"name": key.name, "description": key.description, "client_type": key.client_type,
-            "prefix": key.prefix, "active": key.active, "created": key.created,
-            "last_used": key.last_used}
+    return {
+        "name": key.name,
+        "description": key.description,
+        "client_type": key.client_type,
+        "prefix": key.prefix,
+        "active": key.active,
+        "created": key.created,
+        "last_used": key.last_used,
+    }
 
 
 def api_keys_enabled(sf: Spacefile) -> bool:
@@ -142,7 +152,8 @@ def env_variables(ctx: SettingsContext) -> list[EnvVariable]:
             known = found.get(preset.name)
             if known is not None:
                 found[preset.name] = replace(
-                    known, micros=(*known.micros, micro.name),
+                    known,
+                    micros=(*known.micros, micro.name),
                     description=known.description or preset.description,
                 )
                 continue
@@ -153,9 +164,17 @@ def env_variables(ctx: SettingsContext) -> list[EnvVariable]:
             fallback, fallback_source = resolve_preset(
                 preset.name, preset.default, {}, configured, os.environ
             )
-            found[preset.name] = EnvVariable(preset.name, (micro.name,), preset.description,
-                                             preset.default, saved.get(preset.name), value, source,
-                                             fallback, fallback_source)
+            found[preset.name] = EnvVariable(
+                preset.name,
+                (micro.name,),
+                preset.description,
+                preset.default,
+                saved.get(preset.name),
+                value,
+                source,
+                fallback,
+                fallback_source,
+            )
     return list(found.values())
 
 
@@ -164,8 +183,15 @@ def env_json(variables: list[EnvVariable]) -> dict[str, Any]:
     return {
         "values": {v.name: v.value for v in variables},
         "variables": [
-            {"name": v.name, "micros": list(v.micros), "description": v.description,
-             "default": v.default, "saved": v.saved, "value": v.value, "source": v.source}
+            {
+                "name": v.name,
+                "micros": list(v.micros),
+                "description": v.description,
+                "default": v.default,
+                "saved": v.saved,
+                "value": v.value,
+                "source": v.source,
+            }
             for v in variables
         ],
     }
@@ -202,19 +228,25 @@ def micros_json(ctx: SettingsContext) -> list[dict[str, Any]]:
     rows = []
     for micro in ctx.app.spacefile.micros:
         runner = ctx.app.runners.get(micro.name)
-        rows.append({
-            "name": micro.name, "path": micro.path, "engine": micro.engine,
-            "state": ctx.app.micro_states()[micro.name].value,
-            "port": runner.port if runner else None,
-            "public": micro.public, "public_routes": list(micro.public_routes),
-            "api_keys": micro.api_keys,
-            "auth_enabled": ctx.store.auth_enabled(ctx.app.name, micro.name),
-            "notices": ctx.app.notices_of(micro.name),
-        })
+        rows.append(
+            {
+                "name": micro.name,
+                "path": micro.path,
+                "engine": micro.engine,
+                "state": ctx.app.micro_states()[micro.name].value,
+                "port": runner.port if runner else None,
+                "public": micro.public,
+                "public_routes": list(micro.public_routes),
+                "api_keys": micro.api_keys,
+                "auth_enabled": ctx.store.auth_enabled(ctx.app.name, micro.name),
+                "notices": ctx.app.notices_of(micro.name),
+            }
+        )
     return rows
 
 
 # --- the JSON handlers --------------------------------------------------------------------------
+
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
@@ -260,16 +292,29 @@ class SettingsApi:
         body = await _json_object(request)
         value = body.get("value")
         if value is not None and not isinstance(value, str):
-            raise SpaceDevError("`value` must be a string",
-                                "or leave it out to get a generated key")
-        record, key = create_key(self._ctx, _text(body, "name"), _text(body, "description"),
-                                 _text(body, "client_type"), value or None)
+            raise SpaceDevError(
+                "`value` must be a string", "or leave it out to get a generated key"
+            )
+        record, key = create_key(
+            self._ctx,
+            _text(body, "name"),
+            _text(body, "description"),
+            _text(body, "client_type"),
+            value or None,
+        )
         # The same fields as `space-dev keys create`; the key is in no other answer, ever.
         return web.json_response(
-            {"name": record.name, "description": record.description, "prefix": record.prefix,
-             "api_key": key, "created": record.created, "client_type": record.client_type,
-             "active": record.active},
-            status=201, headers={"Cache-Control": "no-store"},
+            {
+                "name": record.name,
+                "description": record.description,
+                "prefix": record.prefix,
+                "api_key": key,
+                "created": record.created,
+                "client_type": record.client_type,
+                "active": record.active,
+            },
+            status=201,
+            headers={"Cache-Control": "no-store"},
         )
 
     async def update_key(self, request: web.Request, _: Principal) -> web.Response:
@@ -306,5 +351,6 @@ class SettingsApi:
         return web.json_response(micros_json(self._ctx))
 
     async def run_action(self, request: web.Request, _: Principal) -> web.Response:
-        return await run_answer(self._ctx.scheduler.run_now, self._ctx.app.name,
-                                request.match_info["id"])
+        return await run_answer(
+            self._ctx.scheduler.run_now, self._ctx.app.name, request.match_info["id"]
+        )

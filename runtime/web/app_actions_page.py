@@ -44,30 +44,60 @@ class AppActionsPage:
     async def run(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         form = await request.post()
-        given = {k.removeprefix(INPUT_FIELD): str(v) for k, v in form.items()
-                 if k.startswith(INPUT_FIELD)}
+        given = {
+            k.removeprefix(INPUT_FIELD): str(v)
+            for k, v in form.items()
+            if k.startswith(INPUT_FIELD)
+        }
         try:
             answer = await self._actions().run(self._ctx.app.name, name, given)
         except ActionError as err:
             error = " ".join(p for p in (err.message, err.hint) if p)
             return await self._render(principal, status=400, ran=name, error=error, given=given)
-        shown = answer.data if isinstance(answer.data, str) else json.dumps(
-            answer.data, indent=2, ensure_ascii=False)
+        shown = (
+            answer.data
+            if isinstance(answer.data, str)
+            else json.dumps(answer.data, indent=2, ensure_ascii=False)
+        )
         if len(shown) > SHOWN_LIMIT:
             shown = shown[:SHOWN_LIMIT] + f"\n... (cut here: {len(shown):,} characters in all)"
-        return await self._render(principal, ran=name, given=given, answer={
-            "status": answer.status, "ok": 200 <= answer.status < 300,
-            "type": answer.output, "text": shown,
-        })
+        return await self._render(
+            principal,
+            ran=name,
+            given=given,
+            answer={
+                "status": answer.status,
+                "ok": 200 <= answer.status < 300,
+                "type": answer.output,
+                "text": shown,
+            },
+        )
 
-    async def _render(self, principal: Principal, *, status: int = 200, ran: str = "",
-                      error: str = "", given: dict[str, str] | None = None,
-                      answer: dict[str, object] | None = None) -> web.Response:
+    async def _render(
+        self,
+        principal: Principal,
+        *,
+        status: int = 200,
+        ran: str = "",
+        error: str = "",
+        given: dict[str, str] | None = None,
+        answer: dict[str, object] | None = None,
+    ) -> web.Response:
         listing = await self._actions().listing(self._ctx.app.name, wait=LIST_WAIT_S)
         providing = [m.name for m in self._ctx.app.spacefile.micros if m.provide_actions]
         return page(
-            "app_actions.html", status=status, title=f"{self._ctx.app.name} actions",
-            app_name=self._ctx.app.name, user=principal.user or "", providing=providing,
-            actions=listing.actions, problems=listing.problems, ran=ran, error=error,
-            given=given or {}, answer=answer, field=INPUT_FIELD, path=APP_ACTIONS_PATH,
+            "app_actions.html",
+            status=status,
+            title=f"{self._ctx.app.name} actions",
+            app_name=self._ctx.app.name,
+            user=principal.user or "",
+            providing=providing,
+            actions=listing.actions,
+            problems=listing.problems,
+            ran=ran,
+            error=error,
+            given=given or {},
+            answer=answer,
+            field=INPUT_FIELD,
+            path=APP_ACTIONS_PATH,
         )

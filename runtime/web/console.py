@@ -57,13 +57,20 @@ class Filters:
     @classmethod
     def of(cls, query: Any) -> Filters:
         level = str(query.get("level", "info"))
-        return cls(str(query.get("micro", "")).strip(),
-                   level if level in LEVELS else "info", str(query.get("text", ""))[:200])
+        return cls(
+            str(query.get("micro", "")).strip(),
+            level if level in LEVELS else "info",
+            str(query.get("text", ""))[:200],
+        )
 
     def query(self, view: str = "") -> str:
         """The query string of these filters (on `view`), for links and the stream."""
-        values = {"view": view, "micro": self.micro,
-                  "level": "" if self.level == "info" else self.level, "text": self.text}
+        values = {
+            "view": view,
+            "micro": self.micro,
+            "level": "" if self.level == "info" else self.level,
+            "text": self.text,
+        }
         return urlencode({k: v for k, v in values.items() if v})
 
     def keeps_line(self, entry: LogEntry, micros: Iterable[str]) -> bool:
@@ -73,7 +80,8 @@ class Filters:
                 if source != RUNTIME_SOURCE:
                     return False
             elif source != self.micro and not (
-                    source == RUNTIME_SOURCE and _about(entry.text, self.micro)):
+                source == RUNTIME_SOURCE and _about(entry.text, self.micro)
+            ):
                 return False
         elif source != RUNTIME_SOURCE and source not in micros:
             return False  # another app's micro
@@ -116,8 +124,13 @@ class Console:
     """`/__space/logs` (the page), `/__space/logs/stream` (its live stream), the dismissal of
     the notice on the app's pages, and the control API's `/__space/internal/logs`."""
 
-    def __init__(self, ctx: SettingsContext, logs: AppLogs, closing: asyncio.Event,
-                 dismiss: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        ctx: SettingsContext,
+        logs: AppLogs,
+        closing: asyncio.Event,
+        dismiss: Callable[[], None],
+    ) -> None:
         self._ctx = ctx
         self._logs = logs
         self._closing = closing  # set when the runtime stops: every stream ends
@@ -134,17 +147,28 @@ class Console:
         view = "requests" if request.query.get("view") == "requests" else "lines"
         logs = self._logs
         after_lines = logs.lines.last_seq  # before reading: the stream goes on from there
-        lines = [e for e in lines_of(logs, filters) if e.seq <= after_lines][-SHOWN:] \
-            if view == "lines" else []
+        lines = (
+            [e for e in lines_of(logs, filters) if e.seq <= after_lines][-SHOWN:]
+            if view == "lines"
+            else []
+        )
         requests = requests_of(logs, filters)[-SHOWN:] if view == "requests" else []
         return page(
-            "console.html", title=f"{logs.name} logs", app=self._ctx.app,
-            user=principal.user or "", view=view, filters=filters, levels=LEVELS,
-            micros=logs.micros(), runtime_source=RUNTIME_SOURCE,
+            "console.html",
+            title=f"{logs.name} logs",
+            app=self._ctx.app,
+            user=principal.user or "",
+            view=view,
+            filters=filters,
+            levels=LEVELS,
+            micros=logs.micros(),
+            runtime_source=RUNTIME_SOURCE,
             lines=[_line_row(e) for e in lines],
             requests=[_request_row(r) for r in requests],
-            after_lines=after_lines, after_requests=logs.requests.last_seq,
-            lines_query=filters.query(), requests_query=filters.query(view="requests"),
+            after_lines=after_lines,
+            after_requests=logs.requests.last_seq,
+            lines_query=filters.query(),
+            requests_query=filters.query(view="requests"),
         )
 
     async def stream(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -152,16 +176,21 @@ class Console:
         filters = Filters.of(request.query)
         kinds = set(str(request.query.get("kinds", "lines")).split(","))
         after_lines = _number(request.query.get("lines_after"), self._logs.lines.last_seq)
-        after_requests = _number(request.query.get("requests_after"),
-                                 self._logs.requests.last_seq)
+        after_requests = _number(request.query.get("requests_after"), self._logs.requests.last_seq)
         last_id = request.headers.get("Last-Event-ID", "")
         if last_id.count(".") == 1:  # the browser reconnects from the last event it saw
             first, second = last_id.split(".")
-            after_lines, after_requests = _number(first, after_lines), _number(second,
-                                                                               after_requests)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no"})
+            after_lines, after_requests = (
+                _number(first, after_lines),
+                _number(second, after_requests),
+            )
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await response.prepare(request)
         states: dict[str, Any] | None = None
         quiet_since = time.monotonic()
@@ -204,11 +233,13 @@ class Console:
         """Until something new may be there: a line, a request, or a tick for the states."""
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._closing.wait())]
         if "lines" in kinds:
-            waits.append(asyncio.ensure_future(
-                self._logs.lines.wait_after(after_lines, STREAM_TICK_S)))
+            waits.append(
+                asyncio.ensure_future(self._logs.lines.wait_after(after_lines, STREAM_TICK_S))
+            )
         if "requests" in kinds:
-            waits.append(asyncio.ensure_future(
-                self._logs.requests.wait_after(after_requests, STREAM_TICK_S)))
+            waits.append(
+                asyncio.ensure_future(self._logs.requests.wait_after(after_requests, STREAM_TICK_S))
+            )
         try:
             await asyncio.wait(waits, timeout=STREAM_TICK_S, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -222,14 +253,18 @@ class Console:
         self._dismiss()
         back = "/"
         referer = urlsplit(request.headers.get("Referer", ""))
-        if referer.netloc == request.host and referer.path.startswith("/") \
-                and not referer.path.startswith("//"):
+        if (
+            referer.netloc == request.host
+            and referer.path.startswith("/")
+            and not referer.path.startswith("//")
+        ):
             back = referer.path + (f"?{referer.query}" if referer.query else "")
         raise web.HTTPSeeOther(back)
 
 
-def add_control_api_routes(app: web.Application, token: str,
-                           logs_of: Callable[[str], AppLogs | None], default_app: str) -> None:
+def add_control_api_routes(
+    app: web.Application, token: str, logs_of: Callable[[str], AppLogs | None], default_app: str
+) -> None:
     """`POST /__space/internal/logs` with `{"app", "micro", "level", "text", "requests",
     "after"}`: the lines (or requests) kept after `after`, for `space-dev logs [-f]`."""
 
@@ -249,24 +284,33 @@ def add_control_api_routes(app: web.Application, token: str,
             raise NotFound(f"no app called {name!r} is running")
         filters = Filters.of({k: v for k, v in body.items() if isinstance(v, str)})
         if filters.micro and filters.micro not in (*logs.micros(), RUNTIME_SOURCE):
-            raise NotFound(f"the app {logs.name} has no micro called {filters.micro!r}",
-                           f"its micros: {', '.join(logs.micros())}")
+            raise NotFound(
+                f"the app {logs.name} has no micro called {filters.micro!r}",
+                f"its micros: {', '.join(logs.micros())}",
+            )
         after = body.get("after")
         after = after if isinstance(after, int) and after >= 0 else 0
         if body.get("requests"):
             records = requests_of(logs, filters, after)
-            return web.json_response({"requests": [r.as_dict() for r in records],
-                                      "last": logs.requests.last_seq})
+            return web.json_response(
+                {"requests": [r.as_dict() for r in records], "last": logs.requests.last_seq}
+            )
         entries = lines_of(logs, filters, after)
-        return web.json_response({"lines": [e.as_dict() for e in entries],
-                                  "last": logs.lines.last_seq})
+        return web.json_response(
+            {"lines": [e.as_dict() for e in entries], "last": logs.lines.last_seq}
+        )
 
     app.router.add_post(INTERNAL_LOGS_PATH, handle)
 
 
 def _line_row(entry: LogEntry) -> dict[str, Any]:
-    return {"seq": entry.seq, "time": clock(entry.time), "micro": entry.source,
-            "level": entry.level, "text": entry.text}
+    return {
+        "seq": entry.seq,
+        "time": clock(entry.time),
+        "micro": entry.source,
+        "level": entry.level,
+        "text": entry.text,
+    }
 
 
 def _request_row(record: RequestRecord) -> dict[str, Any]:

@@ -25,10 +25,16 @@ SAID_MAX = 300  # characters of a CLI command's line shown in `up`'s terminal
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
-def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
-               app_name: str, run_action: RunAction, app_actions: AppActions,
-               status: Callable[[], dict[str, Any]] | None = None,
-               say: Callable[[str], object] | None = None) -> None:
+def add_routes(
+    app: web.Application,
+    token: str,
+    refresh: Callable[[], object],
+    app_name: str,
+    run_action: RunAction,
+    app_actions: AppActions,
+    status: Callable[[], dict[str, Any]] | None = None,
+    say: Callable[[str], object] | None = None,
+) -> None:
     """`POST /__space/internal/refresh`: re-read the data dir now; 204 once done. With
     `{"said": TEXT}`, what the command did is one line in `up`'s terminal (`say`).
 
@@ -53,10 +59,16 @@ def add_routes(app: web.Application, token: str, refresh: Callable[[], object],
 class _ControlApi:
     """The handlers of the CLI's calls (see `add_routes`), each refusing a wrong token first."""
 
-    def __init__(self, token: str, refresh: Callable[[], object], app_name: str,
-                 run_action: RunAction, app_actions: AppActions,
-                 status: Callable[[], dict[str, Any]] | None,
-                 say: Callable[[str], object] | None) -> None:
+    def __init__(
+        self,
+        token: str,
+        refresh: Callable[[], object],
+        app_name: str,
+        run_action: RunAction,
+        app_actions: AppActions,
+        status: Callable[[], dict[str, Any]] | None,
+        say: Callable[[str], object] | None,
+    ) -> None:
         self._token = token.encode()
         self._refresh = refresh
         self._app_name = app_name
@@ -104,8 +116,9 @@ class _ControlApi:
         name = request.match_info.get("name")
         if name is None:
             listing = await self._app_actions.listing(target, wait=2.0)
-            return web.json_response({"actions": [a.as_dict() for a in listing.actions],
-                                      "problems": listing.problems})
+            return web.json_response(
+                {"actions": [a.as_dict() for a in listing.actions], "problems": listing.problems}
+            )
         inputs = body.get("inputs", {})
         if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
             raise SpaceDevError('"inputs" must be an object of text values')

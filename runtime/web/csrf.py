@@ -21,6 +21,7 @@ def changes_state(method: str) -> bool:
     """Whether a request with this method may change something on the server."""
     return method not in SAFE_METHODS
 
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

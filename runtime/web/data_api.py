@@ -36,6 +36,7 @@ from runtime.web.owner import owner_only
 DATA_API = "/__space/api/data"
 DEFAULT_LIMIT = 1000  # Deta's own default page of a query
 
+
 def _param(request: web.Request, name: str) -> str:
     value = request.query.get(name)
     if value is None or value == "":
@@ -69,8 +70,9 @@ class DataApi:
     # --- the whole app ----------------------------------------------------------------------
 
     async def overview(self, request: web.Request, _: Principal) -> web.Response:
-        return web.json_response({"bases": await base_counts(self._stores),
-                                  "drives": await drive_counts(self._stores)})
+        return web.json_response(
+            {"bases": await base_counts(self._stores), "drives": await drive_counts(self._stores)}
+        )
 
     async def reset_all(self, request: web.Request, _: Principal) -> web.Response:
         await reset_all(self._stores)
@@ -80,8 +82,9 @@ class DataApi:
         return await send_export(request, self._stores, self._ctx.app.name)
 
     async def import_(self, request: web.Request, _: Principal) -> web.Response:
-        report = await import_stream(self._stores, request.content.iter_chunked(CHUNK),
-                                     "the zip sent")
+        report = await import_stream(
+            self._stores, request.content.iter_chunked(CHUNK), "the zip sent"
+        )
         return web.json_response(report_json(report))
 
     # --- Bases ------------------------------------------------------------------------------
@@ -122,8 +125,11 @@ class DataApi:
         drive = request.match_info["name"]
         limit = parse_limit(request.query.get("limit"), LIST_LIMIT, LIST_LIMIT)
         names, last = self._stores.drive().list(
-            drive, prefix=request.query.get("prefix") or None, limit=limit,
-            last=request.query.get("last") or None)
+            drive,
+            prefix=request.query.get("prefix") or None,
+            limit=limit,
+            last=request.query.get("last") or None,
+        )
         payload: dict[str, Any] = {"names": names}
         if last is not None:
             payload["paging"] = {"size": len(names), "last": last}
@@ -143,8 +149,11 @@ class DataApi:
     async def upload(self, request: web.Request, _: Principal) -> web.Response:
         drive, name = request.match_info["name"], _param(request, "name")
         size = await self._stores.drive().put(
-            drive, name, request.content.iter_chunked(CHUNK),
-            given_type(request.headers.get("Content-Type")))
+            drive,
+            name,
+            request.content.iter_chunked(CHUNK),
+            given_type(request.headers.get("Content-Type")),
+        )
         return web.json_response({"name": name, "size": size}, status=201)
 
     async def delete_file(self, request: web.Request, _: Principal) -> web.Response:

@@ -39,7 +39,7 @@ CHUNK = 256 * 1024
 MAX_FORM_BYTES = 4 * 1024 * 1024  # a 400 KB item percent-encoded, with room to spare
 MAX_JSON_BYTES = 2 * 1024 * 1024
 _THREAD_WAIT = 60.0  # seconds an export's worker waits for one index call on the loop
-_UNSAFE_FILENAME = re.compile(r'[^A-Za-z0-9 ._()+,=@-]')
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9 ._()+,=@-]")
 
 
 class FormProblem(SpaceDevError):
@@ -78,8 +78,9 @@ def parse_json(text: str | bytes, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
-        raise FormProblem(f"{what} is not valid JSON: {err.msg} (line {err.lineno}, "
-                          f"column {err.colno})") from None
+        raise FormProblem(
+            f"{what} is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+        ) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise FormProblem(f"{what} is not valid JSON ({err})") from None
 
@@ -90,8 +91,10 @@ def parse_query(text: str) -> Any:
         return None
     query = parse_json(text, "The query")
     if not isinstance(query, dict | list):
-        raise FormProblem("A query must be an object or a list of objects",
-                          'e.g. {"done": false} or [{"title?pfx": "a"}, {"title?pfx": "b"}]')
+        raise FormProblem(
+            "A query must be an object or a list of objects",
+            'e.g. {"done": false} or [{"title?pfx": "a"}, {"title?pfx": "b"}]',
+        )
     return query
 
 
@@ -169,7 +172,7 @@ async def replace_item(stores: AppStores, base: str, key: str, item: dict[str, A
     if "key" in item and item["key"] != key:
         raise FormProblem(
             "The key of an item cannot be changed",
-            f"Keep \"key\": {json.dumps(key)}, or add a new item with the new key and delete "
+            f'Keep "key": {json.dumps(key)}, or add a new item with the new key and delete '
             "this one.",
         )
     stored = {**item, "key": key}
@@ -180,8 +183,10 @@ async def set_field(stores: AppStores, base: str, key: str, field: str, value: A
     """Set one top-level field of an item (one cell of the table); False when there is no
     such item. Read and written in one call on the Base thread, so no other write slips in."""
     if field == "key":
-        raise FormProblem("The key of an item cannot be changed",
-                          "Add a new item with the new key and delete this one.")
+        raise FormProblem(
+            "The key of an item cannot be changed",
+            "Add a new item with the new key and delete this one.",
+        )
     if not field:
         raise FormProblem("Which field? The form names none")
 
@@ -238,12 +243,15 @@ def attachment(filename: str) -> str:
 def _download_headers(content_type: str, filename: str) -> dict[str, str]:
     # The owner's files are served on the app's own origin: never rendered there (an HTML file
     # would run with the owner's session), always saved.
-    return {"Content-Type": content_type, "Content-Disposition": attachment(filename),
-            **INERT_CONTENT, "Cache-Control": "no-store"}
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": attachment(filename),
+        **INERT_CONTENT,
+        "Cache-Control": "no-store",
+    }
 
 
-async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]
-                  ) -> web.StreamResponse:
+async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]) -> web.StreamResponse:
     size = os.fstat(f.fileno()).st_size
     response = web.StreamResponse(headers=headers)
     response.content_length = size
@@ -251,8 +259,7 @@ async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]
     if request.method != "HEAD":
         offset = 0
         while offset < size:
-            chunk = await asyncio.to_thread(os.pread, f.fileno(), min(CHUNK, size - offset),
-                                            offset)
+            chunk = await asyncio.to_thread(os.pread, f.fileno(), min(CHUNK, size - offset), offset)
             if not chunk:
                 break
             await response.write(chunk)
@@ -261,8 +268,9 @@ async def _stream(request: web.Request, f: BinaryIO, headers: dict[str, str]
     return response
 
 
-async def send_file(request: web.Request, store: DriveStore, drive: str, name: str,
-                    inline: bool = False) -> web.StreamResponse | None:
+async def send_file(
+    request: web.Request, store: DriveStore, drive: str, name: str, inline: bool = False
+) -> web.StreamResponse | None:
     """Stream a Drive file as a download (`inline`: a raster image to show on the preview
     page, as itself); None when there is no such file."""
     # A put of the same name may replace and remove the body between the lookup and the open;
@@ -306,8 +314,13 @@ class _LoopDrive:
     def names(self) -> list[str]:
         return self._run(self._store.names)
 
-    def list(self, drive: str, prefix: str | None = None, limit: int = LIST_LIMIT,
-             last: str | None = None) -> tuple[list[str], str | None]:
+    def list(
+        self,
+        drive: str,
+        prefix: str | None = None,
+        limit: int = LIST_LIMIT,
+        last: str | None = None,
+    ) -> tuple[list[str], str | None]:
         return self._run(lambda: self._store.list(drive, prefix, limit, last))
 
     def open(self, drive: str, name: str) -> tuple[Path, int, str] | None:
@@ -322,8 +335,9 @@ class _ExportView:
 
 async def export_to(stores: AppStores, target: Path) -> tuple[int, int]:
     """Write the app's data to `target` as a zip, in a worker thread; (items, files)."""
-    view = _ExportView(await stores.base(lambda db: db),
-                       _LoopDrive(stores.drive(), asyncio.get_running_loop()))
+    view = _ExportView(
+        await stores.base(lambda db: db), _LoopDrive(stores.drive(), asyncio.get_running_loop())
+    )
     return await asyncio.to_thread(export_zip, cast(AppData, view), target)
 
 
@@ -340,8 +354,7 @@ async def send_export(request: web.Request, stores: AppStores, app: str) -> web.
         await export_to(stores, target)
         f: BinaryIO = await asyncio.to_thread(open, target, "rb")
         try:
-            return await _stream(request, f, _download_headers("application/zip",
-                                                               export_name(app)))
+            return await _stream(request, f, _download_headers("application/zip", export_name(app)))
         finally:
             f.close()
     finally:
@@ -366,16 +379,18 @@ async def _spool(chunks: AsyncIterable[bytes], target: Path) -> int:
     return size
 
 
-async def import_stream(stores: AppStores, chunks: AsyncIterable[bytes],
-                        name: str = "the uploaded file") -> ImportReport:
+async def import_stream(
+    stores: AppStores, chunks: AsyncIterable[bytes], name: str = "the uploaded file"
+) -> ImportReport:
     """Spool an uploaded zip to a temporary file, then import it into the app's data. Errors
     speak of the file by `name` (what the owner chose), never of the temporary copy."""
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="space-dev-import-"))
     try:
         source = folder / "import.zip"
         if await _spool(chunks, source) == 0:
-            raise FormProblem(f"{name} is empty",
-                              "Choose a zip that `space-dev data export` or Space wrote.")
+            raise FormProblem(
+                f"{name} is empty", "Choose a zip that `space-dev data export` or Space wrote."
+            )
         # Both stores opened first as each must be: the import uses them from a worker thread
         # (Base) and through this thread (the Drive index).
         await stores.base(lambda db: db)
@@ -407,4 +422,3 @@ async def reset_all(stores: AppStores) -> None:
     """Remove every Base and every Drive of the app."""
     await stores.base(lambda db: db.drop_all())
     stores.drive().drop_all()
-

@@ -57,7 +57,6 @@ PREVIEW_BYTES = 64 * 1024  # of a text file, shown on its preview page
 FLASH_KEPT = 64
 
 
-
 def _q(value: str) -> str:
     return quote(value, safe="", errors="surrogatepass")
 
@@ -156,18 +155,36 @@ class DataPage:
         if not any(getattr(x, "canonical", None) == STATIC_PREFIX for x in r.resources()):
             r.add_static(STATIC_PREFIX, STATIC_DIR)
 
-    def _render(self, request: web.Request, principal: Principal, view: str, *,
-                status: int = 200, **context: Any) -> web.Response:
+    def _render(
+        self,
+        request: web.Request,
+        principal: Principal,
+        view: str,
+        *,
+        status: int = 200,
+        **context: Any,
+    ) -> web.Response:
         flash = self._flash.get(request)
         error = context.pop("error", "") or flash.get("error", "")
         at = context.pop("at", "") or flash.get("at", "") or "app"
-        return page("data.html", status=status, title=context.pop("title"), view=view,
-                    result_at=at,
-                    app_name=self._ctx.app.name, user=principal.user or "",
-                    data_path=DATA_PATH, settings_path=SETTINGS_PATH,
-                    notice=flash.get("notice", ""), error=error, lines=flash.get("lines", []),
-                    fields_sent=flash.get("fields", {}), page_size=PAGE_SIZE,
-                    preview_kib=PREVIEW_BYTES // 1024, **context)
+        return page(
+            "data.html",
+            status=status,
+            title=context.pop("title"),
+            view=view,
+            result_at=at,
+            app_name=self._ctx.app.name,
+            user=principal.user or "",
+            data_path=DATA_PATH,
+            settings_path=SETTINGS_PATH,
+            notice=flash.get("notice", ""),
+            error=error,
+            lines=flash.get("lines", []),
+            fields_sent=flash.get("fields", {}),
+            page_size=PAGE_SIZE,
+            preview_kib=PREVIEW_BYTES // 1024,
+            **context,
+        )
 
     def _back(self, path: str, at: str = "", **what: Any) -> web.HTTPSeeOther:
         """303 to one of our pages (a path we built), with what to show there: in the section
@@ -183,22 +200,33 @@ class DataPage:
         bases = await base_counts(self._stores)
         drives = await drive_counts(self._stores)
         for row in bases:
-            row.update(url=base_path(row["name"]), shown=shown(row["name"]),
-                       size_text=size_text(row["bytes"]))
+            row.update(
+                url=base_path(row["name"]),
+                shown=shown(row["name"]),
+                size_text=size_text(row["bytes"]),
+            )
         for row in drives:
             row.update(url=drive_path(row["name"]), size_text=size_text(row["bytes"]))
-        return self._render(request, principal, "overview", title=f"{self._ctx.app.name} data",
-                            bases=bases, drives=drives)
+        return self._render(
+            request,
+            principal,
+            "overview",
+            title=f"{self._ctx.app.name} data",
+            bases=bases,
+            drives=drives,
+        )
 
-    async def open_named(self, request: web.Request, principal: Principal
-                         ) -> web.StreamResponse:
+    async def open_named(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         base, drive = request.query.get("base", ""), request.query.get("drive", "")
         if base.strip():
             raise web.HTTPSeeOther(base_path(base))
         if drive.strip():
             raise web.HTTPSeeOther(drive_path(drive))
-        raise self._back(DATA_PATH, "drives" if "drive" in request.query else "bases",
-                         error="Type a name to open a Base or a Drive.")
+        raise self._back(
+            DATA_PATH,
+            "drives" if "drive" in request.query else "bases",
+            error="Type a name to open a Base or a Drive.",
+        )
 
     async def export(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         return await send_export(request, self._stores, self._ctx.app.name)
@@ -215,9 +243,12 @@ class DataPage:
                         raise FormProblem("Choose a zip file to import")
                     filename = shown(part.filename)
                     report = await import_stream(self._stores, part_chunks(part), filename)
-                    raise self._back(DATA_PATH, "transfer",
-                                     notice=f"Imported {shown(part.filename)}:",
-                                     lines=report.lines())
+                    raise self._back(
+                        DATA_PATH,
+                        "transfer",
+                        notice=f"Imported {shown(part.filename)}:",
+                        lines=report.lines(),
+                    )
             raise FormProblem("Choose a zip file to import")
         except SpaceDevError as err:
             # The zip was kept in a temporary file while read: the owner knows it by the name
@@ -230,8 +261,12 @@ class DataPage:
     async def reset_all(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await read_form(request)
         if form.get("confirm") != "yes":
-            raise self._back(DATA_PATH, "reset", error="Nothing was deleted: tick the box to "
-                             "confirm that every Base and Drive of the app goes.")
+            raise self._back(
+                DATA_PATH,
+                "reset",
+                error="Nothing was deleted: tick the box to "
+                "confirm that every Base and Drive of the app goes.",
+            )
         await reset_all(self._stores)
         raise self._back(DATA_PATH, notice="Every Base and Drive of the app is deleted.")
 
@@ -242,48 +277,79 @@ class DataPage:
         text, last = request.query.get("query", ""), request.query.get("last", "")
         sort = "desc" if request.query.get("sort") == "desc" else "asc"
         view = {"query": text, "sort": "desc" if sort == "desc" else ""}
-        context: dict[str, Any] = {"title": f"Base {shown(name)}", "name": shown(name),
-                                   "url": base_path(name), "query": text, "last": last,
-                                   "sort": sort, "rows": [], "columns": [], "more_fields": False,
-                                   "next_url": "", "count": 0, "bytes_text": "",
-                                   "first_url": _address(base_path(name), **view),
-                                   "sort_url": _address(base_path(name), query=text,
-                                                        sort="" if sort == "desc" else "desc")}
+        context: dict[str, Any] = {
+            "title": f"Base {shown(name)}",
+            "name": shown(name),
+            "url": base_path(name),
+            "query": text,
+            "last": last,
+            "sort": sort,
+            "rows": [],
+            "columns": [],
+            "more_fields": False,
+            "next_url": "",
+            "count": 0,
+            "bytes_text": "",
+            "first_url": _address(base_path(name), **view),
+            "sort_url": _address(
+                base_path(name), query=text, sort="" if sort == "desc" else "desc"
+            ),
+        }
         try:
             check_base_name(name)
             count, size, names = await self._stores.base(
-                lambda db: (db.count(name), db.size(name), db.names()))
+                lambda db: (db.count(name), db.size(name), db.names())
+            )
             context.update(count=count, bytes_text=size_text(size))
             if name not in names and not self._flash.get(request):
                 # A typo, or a Base that is yet to be made (its first item makes it); not
                 # after a form emptied it, whose result is shown instead.
                 known = ", ".join(shown(n) for n in names) or "none yet"
                 return self._render(
-                    request, principal, "base", status=404, query_error=True, missing=True,
+                    request,
+                    principal,
+                    "base",
+                    status=404,
+                    query_error=True,
+                    missing=True,
                     error=f"No such Base: {shown(name)}. The Bases are: {known}. "
-                    "Adding an item below makes this one.", at="items", **context)
+                    "Adding an item below makes this one.",
+                    at="items",
+                    **context,
+                )
             query = parse_query(text)
             items, after = await self._stores.base(
-                lambda db: db.query(name, query, PAGE_SIZE, last or None, sort))
+                lambda db: db.query(name, query, PAGE_SIZE, last or None, sort)
+            )
         except (SpaceDevError, BaseError) as err:
-            return self._render(request, principal, "base", status=400, query_error=True,
-                                missing=False, error=" ".join(problems(err)), at="query",
-                                **context)
+            return self._render(
+                request,
+                principal,
+                "base",
+                status=400,
+                query_error=True,
+                missing=False,
+                error=" ".join(problems(err)),
+                at="query",
+                **context,
+            )
         fields, more = columns(items)
         back = {"query": text, "last": last, "sort": view["sort"]}
         context["rows"] = [
-            {"key": shown(str(item["key"])),
-             "url": _address(f"{base_path(name)}/item", key=str(item["key"]), **back),
-             "delete_url": _address(f"{base_path(name)}/item/delete", key=str(item["key"])),
-             "cells": [{"field": f, **cell(item, f)} for f in fields]}
+            {
+                "key": shown(str(item["key"])),
+                "url": _address(f"{base_path(name)}/item", key=str(item["key"]), **back),
+                "delete_url": _address(f"{base_path(name)}/item/delete", key=str(item["key"])),
+                "cells": [{"field": f, **cell(item, f)} for f in fields],
+            }
             for item in items
         ]
         context.update(columns=[shown(f) for f in fields], more_fields=more)
         if after is not None:
-            context["next_url"] = _address(base_path(name), query=text, last=after,
-                                           sort=view["sort"])
-        return self._render(request, principal, "base", query_error=False, missing=False,
-                            **context)
+            context["next_url"] = _address(
+                base_path(name), query=text, last=after, sort=view["sort"]
+            )
+        return self._render(request, principal, "base", query_error=False, missing=False, **context)
 
     async def show_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         """One item: its fields, each editable on its own, and the whole item as JSON."""
@@ -292,18 +358,32 @@ class DataPage:
         table = _address(base_path(name), **back)
         item = await self._stores.base(lambda db: db.get(name, key)) if key else None
         context: dict[str, Any] = {
-            "title": f"Item {shown(key)} of Base {shown(name)}", "name": shown(name),
-            "url": base_path(name), "key": shown(key), "table_url": table, "back": back,
+            "title": f"Item {shown(key)} of Base {shown(name)}",
+            "name": shown(name),
+            "url": base_path(name),
+            "key": shown(key),
+            "table_url": table,
+            "back": back,
             "item_url": _address(f"{base_path(name)}/item", key=key, **back),
             "field_url": _address(f"{base_path(name)}/field", key=key, **back),
             "delete_url": _address(f"{base_path(name)}/item/delete", key=key),
-            "fields": [], "json": ""}
+            "fields": [],
+            "json": "",
+        }
         if item is None:
-            return self._render(request, principal, "item", status=404, at="item",
-                                error=f"The Base {shown(name)} has no item with the key "
-                                f"{shown(key) or '(none given)'}.", **context)
-        context["fields"] = [{"name": shown(f), "raw": f, **cell(item, f)}
-                             for f in item if f != "key"]
+            return self._render(
+                request,
+                principal,
+                "item",
+                status=404,
+                at="item",
+                error=f"The Base {shown(name)} has no item with the key "
+                f"{shown(key) or '(none given)'}.",
+                **context,
+            )
+        context["fields"] = [
+            {"name": shown(f), "raw": f, **cell(item, f)} for f in item if f != "key"
+        ]
         context["json"] = pretty(item)
         return self._render(request, principal, "item", **context)
 
@@ -321,15 +401,22 @@ class DataPage:
             if not await set_field(self._stores, name, key, field, value):
                 raise FormProblem(f"The Base {shown(name)} has no item {shown(key)} any more")
         except (SpaceDevError, BaseError) as err:
-            raise self._back(here, "fields", error=f"{shown(field) or 'The field'} was not "
-                             "saved: " + " ".join(problems(err)),
-                             fields={"field": shown(field), "value": text}) from None
+            raise self._back(
+                here,
+                "fields",
+                error=f"{shown(field) or 'The field'} was not saved: " + " ".join(problems(err)),
+                fields={"field": shown(field), "value": text},
+            ) from None
         raise self._back(here, "fields", notice=f"{shown(field)} saved.")
 
     def _base_view(self, name: str, form: dict[str, str]) -> str:
         """The Base page as the form's page showed it (its query and page)."""
-        return _address(base_path(name), query=form.get("query", ""), last=form.get("last", ""),
-                        sort=form.get("sort", ""))
+        return _address(
+            base_path(name),
+            query=form.get("query", ""),
+            last=form.get("last", ""),
+            sort=form.get("sort", ""),
+        )
 
     async def reset_base(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -337,17 +424,25 @@ class DataPage:
         if form.get("confirm") != "yes":
             here = form.get("from") == "base"
             back = self._base_view(name, form) if here else DATA_PATH
-            raise self._back(back, "reset" if here else "bases", error="Nothing was deleted: "
-                             f"tick the box to confirm that the Base {shown(name)} and all its "
-                             "items go.")
+            raise self._back(
+                back,
+                "reset" if here else "bases",
+                error="Nothing was deleted: "
+                f"tick the box to confirm that the Base {shown(name)} and all its "
+                "items go.",
+            )
+
         def drop(db: BaseDB) -> int:
             count = db.count(name)
             db.drop(name)
             return count
 
         count = await self._stores.base(drop)
-        raise self._back(DATA_PATH, "bases", notice=f"The Base {shown(name)} is reset: "
-                         f"{_plural(count, 'item')} deleted.")
+        raise self._back(
+            DATA_PATH,
+            "bases",
+            notice=f"The Base {shown(name)} is reset: {_plural(count, 'item')} deleted.",
+        )
 
     async def add_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -362,8 +457,10 @@ class DataPage:
         except (SpaceDevError, BaseError) as err:
             says = problems(err)
             if isinstance(err, BaseError) and err.status == 409:
-                says = [f"An item with the key {shown(str(item.get('key')))} is already in the "
-                        "Base: edit that item instead, or choose another key."]
+                says = [
+                    f"An item with the key {shown(str(item.get('key')))} is already in the "
+                    "Base: edit that item instead, or choose another key."
+                ]
             raise self._back(back, "add", error=" ".join(says), fields={"add": text}) from None
         raise self._back(back, "add", notice=f"Item {shown(str(stored['key']))} added.")
 
@@ -371,89 +468,136 @@ class DataPage:
         name = request.match_info["name"]
         key = request.query.get("key", "")
         form = await read_form(request)
-        back = _address(f"{base_path(name)}/item", key=key,
-                        **{f: request.query.get(f, "") for f in ("query", "last", "sort")})
+        back = _address(
+            f"{base_path(name)}/item",
+            key=key,
+            **{f: request.query.get(f, "") for f in ("query", "last", "sort")},
+        )
         text = form.get("item", "")
         try:
             if not key:
                 raise FormProblem("Which item? The address has no ?key=")
             await replace_item(self._stores, name, key, parse_item(text))
         except (SpaceDevError, BaseError) as err:
-            raise self._back(back, "json", error=f"Item {shown(key)} was not saved: "
-                             + " ".join(problems(err)),
-                             fields={"edit_key": shown(key), "edit": text}) from None
+            raise self._back(
+                back,
+                "json",
+                error=f"Item {shown(key)} was not saved: " + " ".join(problems(err)),
+                fields={"edit_key": shown(key), "edit": text},
+            ) from None
         raise self._back(back, "json", notice=f"Item {shown(key)} saved.")
 
-    async def delete_item(self, request: web.Request, principal: Principal
-                          ) -> web.StreamResponse:
+    async def delete_item(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         key = request.query.get("key", "")
         form = await read_form(request)
         back = self._base_view(name, form)
         if key and await delete_item(self._stores, name, key):
             raise self._back(back, "items", notice=f"Item {shown(key)} deleted.")
-        raise self._back(back, "items",
-                         notice=f"Item {shown(key)} is not in the Base (already deleted?).")
+        raise self._back(
+            back, "items", notice=f"Item {shown(key)} is not in the Base (already deleted?)."
+        )
 
     # --- one Drive --------------------------------------------------------------------------
 
-    async def show_drive(self, request: web.Request, principal: Principal
-                         ) -> web.StreamResponse:
+    async def show_drive(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         prefix, last = request.query.get("prefix", ""), request.query.get("last", "")
         store = self._stores.drive()
-        context: dict[str, Any] = {"title": f"Drive {name}", "name": name,
-                                   "url": drive_path(name), "prefix": prefix, "last": last,
-                                   "files": [], "next_url": "",
-                                   "first_url": _address(drive_path(name), prefix=prefix)}
+        context: dict[str, Any] = {
+            "title": f"Drive {name}",
+            "name": name,
+            "url": drive_path(name),
+            "prefix": prefix,
+            "last": last,
+            "files": [],
+            "next_url": "",
+            "first_url": _address(drive_path(name), prefix=prefix),
+        }
         try:
             names, after = store.list(name, prefix or None, PAGE_SIZE, last or None)
             count, size = store.totals(name)
         except SpaceDevError as err:
-            return self._render(request, principal, "drive", status=400, at="files",
-                                error=" ".join(problems(err)), count=0, bytes_text="",
-                                **context)
+            return self._render(
+                request,
+                principal,
+                "drive",
+                status=400,
+                at="files",
+                error=" ".join(problems(err)),
+                count=0,
+                bytes_text="",
+                **context,
+            )
         for file in names:
             found = store.describe(name, file)
             if found is None:  # deleted meanwhile
                 continue
             file_size, ctype, modified = found
-            context["files"].append({
-                "name": file, "size": file_size, "size_text": size_text(file_size),
-                "type": ctype, "modified": moment(modified),
-                "preview_url": _address(f"{drive_path(name)}/preview", name=file)
-                if previewable(ctype, file) else "",
-                "download_url": _address(f"{drive_path(name)}/file", name=file),
-                "delete_url": _address(f"{drive_path(name)}/file/delete", name=file)})
+            context["files"].append(
+                {
+                    "name": file,
+                    "size": file_size,
+                    "size_text": size_text(file_size),
+                    "type": ctype,
+                    "modified": moment(modified),
+                    "preview_url": _address(f"{drive_path(name)}/preview", name=file)
+                    if previewable(ctype, file)
+                    else "",
+                    "download_url": _address(f"{drive_path(name)}/file", name=file),
+                    "delete_url": _address(f"{drive_path(name)}/file/delete", name=file),
+                }
+            )
         if after is not None:
             context["next_url"] = _address(drive_path(name), prefix=prefix, last=after)
-        return self._render(request, principal, "drive", count=count,
-                            bytes_text=size_text(size), **context)
+        return self._render(
+            request, principal, "drive", count=count, bytes_text=size_text(size), **context
+        )
 
     async def preview(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         """One file shown on a page: an image as itself, text as its first PREVIEW_BYTES."""
         drive, name = request.match_info["name"], request.query.get("name", "")
         store = self._stores.drive()
         context: dict[str, Any] = {
-            "title": f"{name} in Drive {drive}", "name": drive, "file": name,
-            "url": drive_path(drive), "kind": "", "text": "", "cut": False,
+            "title": f"{name} in Drive {drive}",
+            "name": drive,
+            "file": name,
+            "url": drive_path(drive),
+            "kind": "",
+            "text": "",
+            "cut": False,
             "image_url": _address(f"{drive_path(drive)}/file", name=name, inline="1"),
             "download_url": _address(f"{drive_path(drive)}/file", name=name),
-            "size_text": "", "type": "", "modified": ""}
+            "size_text": "",
+            "type": "",
+            "modified": "",
+        }
         try:
             found = store.describe(drive, name) if name else None
             opened = store.open(drive, name) if found else None
         except SpaceDevError as err:
-            return self._render(request, principal, "preview", status=400, at="preview",
-                                error=" ".join(problems(err)), **context)
+            return self._render(
+                request,
+                principal,
+                "preview",
+                status=400,
+                at="preview",
+                error=" ".join(problems(err)),
+                **context,
+            )
         if found is None or opened is None:
-            return self._render(request, principal, "preview", status=404, at="preview",
-                                error=f"The Drive {drive} has no file called "
-                                f"{name or '(no name given)'}.", **context)
+            return self._render(
+                request,
+                principal,
+                "preview",
+                status=404,
+                at="preview",
+                error=f"The Drive {drive} has no file called {name or '(no name given)'}.",
+                **context,
+            )
         size, ctype, modified = found
         kind = previewable(ctype, name)
-        context.update(kind=kind, size_text=size_text(size), type=ctype,
-                       modified=moment(modified))
+        context.update(kind=kind, size_text=size_text(size), type=ctype, modified=moment(modified))
         if kind == "text":
             head = await asyncio.to_thread(_read_head, opened[0], PREVIEW_BYTES)
             if b"\0" in head:
@@ -463,25 +607,28 @@ class DataPage:
         return self._render(request, principal, "preview", **context)
 
     def _drive_view(self, name: str, form: dict[str, str]) -> str:
-        return _address(drive_path(name), prefix=form.get("prefix", ""),
-                        last=form.get("last", ""))
+        return _address(drive_path(name), prefix=form.get("prefix", ""), last=form.get("last", ""))
 
-    async def reset_drive(self, request: web.Request, principal: Principal
-                          ) -> web.StreamResponse:
+    async def reset_drive(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         name = request.match_info["name"]
         form = await read_form(request)
         if form.get("confirm") != "yes":
             here = form.get("from") == "drive"
             back = self._drive_view(name, form) if here else DATA_PATH
-            raise self._back(back, "reset" if here else "drives", error="Nothing was deleted: "
-                             f"tick the box to confirm that the Drive {name} and all its files "
-                             "go.")
+            raise self._back(
+                back,
+                "reset" if here else "drives",
+                error="Nothing was deleted: "
+                f"tick the box to confirm that the Drive {name} and all its files "
+                "go.",
+            )
         try:
             self._stores.drive().drop(name)
         except SpaceDevError as err:
             raise self._back(DATA_PATH, "drives", error=" ".join(problems(err))) from None
-        raise self._back(DATA_PATH, "drives",
-                         notice=f"The Drive {name} is reset: its files are deleted.")
+        raise self._back(
+            DATA_PATH, "drives", notice=f"The Drive {name} is reset: its files are deleted."
+        )
 
     async def upload(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         drive = request.match_info["name"]
@@ -503,28 +650,45 @@ class DataPage:
                 if not name or name.endswith("/"):  # blank, or a folder: the file's own name
                     name += part.filename.replace("\\", "/").rsplit("/", 1)[-1]
                 size = await self._stores.drive().put(
-                    drive, name, part_chunks(part), given_type(part.headers.get("Content-Type")))
-                raise self._back(self._drive_view(drive, fields), "upload",
-                                 notice=f"Uploaded {name} ({size_text(size)}).")
+                    drive, name, part_chunks(part), given_type(part.headers.get("Content-Type"))
+                )
+                raise self._back(
+                    self._drive_view(drive, fields),
+                    "upload",
+                    notice=f"Uploaded {name} ({size_text(size)}).",
+                )
             raise FormProblem("Choose a file to upload")
         except SpaceDevError as err:
-            raise self._back(self._drive_view(drive, fields), "upload",
-                             error=" ".join(problems(err))) from None
+            raise self._back(
+                self._drive_view(drive, fields), "upload", error=" ".join(problems(err))
+            ) from None
 
     async def download(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         drive, name = request.match_info["name"], request.query.get("name", "")
         try:
-            sent = await send_file(request, self._stores.drive(), drive, name,
-                                   inline=request.query.get("inline") == "1") if name else None
+            sent = (
+                await send_file(
+                    request,
+                    self._stores.drive(),
+                    drive,
+                    name,
+                    inline=request.query.get("inline") == "1",
+                )
+                if name
+                else None
+            )
         except SpaceDevError as err:
             return problem(request, 400, "Cannot download that", " ".join(problems(err)))
         if sent is None:
-            return problem(request, 404, "No such file",
-                           f"The Drive {drive} has no file called {name or '(no name given)'}.")
+            return problem(
+                request,
+                404,
+                "No such file",
+                f"The Drive {drive} has no file called {name or '(no name given)'}.",
+            )
         return sent
 
-    async def delete_file(self, request: web.Request, principal: Principal
-                          ) -> web.StreamResponse:
+    async def delete_file(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         drive, name = request.match_info["name"], request.query.get("name", "")
         form = await read_form(request)
         back = self._drive_view(drive, form)
@@ -537,8 +701,9 @@ class DataPage:
             raise self._back(back, "files", error=" ".join(problems(err))) from None
         if existed:
             raise self._back(back, "files", notice=f"Deleted {name}.")
-        raise self._back(back, "files", notice=f"{name or 'That file'} is not in the Drive "
-                         "(already deleted?).")
+        raise self._back(
+            back, "files", notice=f"{name or 'That file'} is not in the Drive (already deleted?)."
+        )
 
 
 def _read_head(path: Path, size: int) -> bytes:

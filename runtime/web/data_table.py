@@ -9,10 +9,18 @@ from typing import Any
 
 MAX_COLUMNS = 16  # fields past these are still in each item's JSON, a click away
 SHORT_TEXT = 80  # characters of a text value shown in its cell; the whole value is on hover
-PREVIEW_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
-                            "image/bmp"})  # never SVG: it can carry script
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-              "application/toml", "application/yaml", "application/x-yaml")
+PREVIEW_IMAGES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"}
+)  # never SVG: it can carry script
+TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/toml",
+    "application/yaml",
+    "application/x-yaml",
+)
 
 
 def columns(items: list[dict[str, Any]]) -> tuple[list[str], bool]:
@@ -36,8 +44,15 @@ def dumped(value: Any, indent: int | None = None) -> str:
     return text
 
 
-_EMPTY_CELL = {"missing": False, "summary": "", "json": "", "text": "", "whole": "", "kind": "",
-               "edit": ""}
+_EMPTY_CELL = {
+    "missing": False,
+    "summary": "",
+    "json": "",
+    "text": "",
+    "whole": "",
+    "kind": "",
+    "edit": "",
+}
 
 
 def cell(item: dict[str, Any], field: str) -> dict[str, Any]:
@@ -51,19 +66,24 @@ def _cell(item: dict[str, Any], field: str) -> dict[str, Any]:
     value = item[field]
     if isinstance(value, dict):
         count = len(value)
-        return {"summary": f"{{{count} field{'' if count == 1 else 's'}}}",
-                "json": dumped(value, 2), "edit": dumped(value, 2)}
+        return {
+            "summary": f"{{{count} field{'' if count == 1 else 's'}}}",
+            "json": dumped(value, 2),
+            "edit": dumped(value, 2),
+        }
     if isinstance(value, list):
         count = len(value)
-        return {"summary": f"[{count} value{'' if count == 1 else 's'}]",
-                "json": dumped(value, 2), "edit": dumped(value, 2)}
+        return {
+            "summary": f"[{count} value{'' if count == 1 else 's'}]",
+            "json": dumped(value, 2),
+            "edit": dumped(value, 2),
+        }
     if isinstance(value, str):
         # A lone surrogate a client stored is shown as its escape, never sent as is.
         whole = value.encode("utf-8", "backslashreplace").decode("utf-8")
         short = whole if len(whole) <= SHORT_TEXT else whole[:SHORT_TEXT] + "…"
         return {"text": short, "whole": whole, "kind": "text", "edit": dumped(value)}
-    return {"text": dumped(value), "whole": dumped(value), "kind": "value",
-            "edit": dumped(value)}
+    return {"text": dumped(value), "whole": dumped(value), "kind": "value", "edit": dumped(value)}
 
 
 def previewable(content_type: str, name: str) -> str:
@@ -74,7 +94,8 @@ def previewable(content_type: str, name: str) -> str:
     if kind.startswith(TEXT_TYPES) or kind.endswith(("+json", "+xml")):
         return "text"
     if kind == "application/octet-stream" and name.lower().endswith(
-            (".txt", ".md", ".csv", ".log", ".json", ".yaml", ".yml", ".toml")):
+        (".txt", ".md", ".csv", ".log", ".json", ".yaml", ".yml", ".toml")
+    ):
         return "text"
     return ""
 

@@ -71,11 +71,17 @@ def middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         except (SpaceDevError, BaseError) as err:
             return answer(request, err.status, problems(err), getattr(err, "user", ""))
         except Exception as err:  # a bug: the visitor gets no code, the log gets the story
-            log.error("internal error answering %s %s: %s: %s (run with --debug for the "
-                      "traceback)", request.method, request.path, type(err).__name__, err)
+            log.error(
+                "internal error answering %s %s: %s: %s (run with --debug for the traceback)",
+                request.method,
+                request.path,
+                type(err).__name__,
+                err,
+            )
             log.debug("the traceback of that internal error", exc_info=err)
-            return answer(request, 500, ["Internal error",
-                                         "The runtime's log says what went wrong."])
+            return answer(
+                request, 500, ["Internal error", "The runtime's log says what went wrong."]
+            )
 
     return error_answers
 
@@ -84,4 +90,3 @@ def pages_middlewares() -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     """The middlewares of an app origin's own pages, in order: the cross-site check first (it
     refuses a request before any handler runs), then the one path from an error to an answer."""
     return [csrf.middleware(), middleware()]
-

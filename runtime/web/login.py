@@ -81,8 +81,13 @@ class Login:
         except (ValueError, LookupError):
             # Anyone may post here: a body that is not a form (bytes that are not UTF-8, an
             # unknown charset, multipart without its boundary) is their mistake, not a crash.
-            return self._page("/", "", "The sign-in form could not be read: send it as "
-                              "application/x-www-form-urlencoded, in UTF-8.", 400)
+            return self._page(
+                "/",
+                "",
+                "The sign-in form could not be read: send it as "
+                "application/x-www-form-urlencoded, in UTF-8.",
+                400,
+            )
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
         next_path = safe_next(str(form.get("next", "")) or None)

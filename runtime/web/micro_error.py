@@ -30,8 +30,7 @@ def latest_error(lines: list[str]) -> list[str]:
     """The last error in a micro's output, once: its last Python traceback (with what follows
     it), else the last lines."""
     kept = [line for line in lines if not line.startswith(_REPEAT_MARK)]
-    start = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].startswith(_TRACEBACK)),
-                 None)
+    start = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].startswith(_TRACEBACK)), None)
     if start is None:
         block = kept[-_TAIL_LINES:]
     else:
@@ -54,17 +53,23 @@ def unavailable_words(micro: str, state: str, setup_error: str, wait_s: float) -
     the supervisor does in that state: a crashed process is started again by itself; a failed
     setup is not tried again until a save or the Restart button."""
     if setup_error:
-        return (f"The setup of the micro {micro} failed",
-                "It was not started, and it is not tried again by itself: fix the cause, then "
-                "save a file of the micro or press Restart.")
+        return (
+            f"The setup of the micro {micro} failed",
+            "It was not started, and it is not tried again by itself: fix the cause, then "
+            "save a file of the micro or press Restart.",
+        )
     if state == "crashed":
-        return (f"The micro {micro} has crashed",
-                "It is started again by itself, after a pause that grows with each failure; "
-                "fix the error and save to try at once.")
+        return (
+            f"The micro {micro} has crashed",
+            "It is started again by itself, after a pause that grows with each failure; "
+            "fix the error and save to try at once.",
+        )
     if state == "stopped":
         return f"The micro {micro} is stopped", ""
-    return (f"The micro {micro} is not ready",
-            f"It is {state} and did not answer within {wait_s:g} s.")
+    return (
+        f"The micro {micro} is not ready",
+        f"It is {state} and did not answer within {wait_s:g} s.",
+    )
 
 
 def micro_error(

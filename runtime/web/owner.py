@@ -33,8 +33,9 @@ def session_of(ctx: WithCredentials, request: web.Request) -> Principal | None:
     return ctx.credentials.session(cookie) if cookie else None
 
 
-def owner_only(ctx: WithCredentials, what: str, back: str | None = None
-               ) -> Callable[[Handler], Route]:
+def owner_only(
+    ctx: WithCredentials, what: str, back: str | None = None
+) -> Callable[[Handler], Route]:
     """Wrap a handler so that only the owner's session reaches it. Without a session, a page
     (`back` given) sends a browser to sign in, then back to the page asked for, or to `back`
     after a form; anything else gets 401. A signed-in non-owner gets 403 saying they cannot see
@@ -51,8 +52,11 @@ def owner_only(ctx: WithCredentials, what: str, back: str | None = None
                     raise web.HTTPSeeOther(f"/__space/login?next={quote(back)}")
                 raise Unauthorized()
             if not principal.owner:
-                raise Forbidden(f"You are signed in as {principal.user}, but only the owner may "
-                                f"see and change {what}.", principal.user or "")
+                raise Forbidden(
+                    f"You are signed in as {principal.user}, but only the owner may "
+                    f"see and change {what}.",
+                    principal.user or "",
+                )
             return await handler(request, principal)
 
         return guarded

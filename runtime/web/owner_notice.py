@@ -22,10 +22,12 @@ def problems(app: SettingsApp) -> list[tuple[str, str, str]]:
     notice comes back for another one."""
     found = []
     for name, runner in app.runners.items():
-        if runner.state is State.CRASHED or (runner.state is State.RESTARTING
-                                              and runner.failures > 0):
-            found.append((name, "has crashed: space-dev restarts it, or fix it and save",
-                          f"{name}-down"))
+        if runner.state is State.CRASHED or (
+            runner.state is State.RESTARTING and runner.failures > 0
+        ):
+            found.append(
+                (name, "has crashed: space-dev restarts it, or fix it and save", f"{name}-down")
+            )
             continue
         for kind in _NOTICE_KINDS:
             text = runner.notices.get(kind)

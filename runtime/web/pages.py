@@ -53,9 +53,10 @@ def _when(text: str | None) -> Markup:
         near = ""
     else:
         near = relative(moment)
-    markup = Markup('<time datetime="{0}"><span class="nowrap">{1}</span> '
-                    '<span class="nowrap">{2}</span></time>').format(
-        text, date, time.removesuffix("Z") + " UTC")
+    markup = Markup(
+        '<time datetime="{0}"><span class="nowrap">{1}</span> '
+        '<span class="nowrap">{2}</span></time>'
+    ).format(text, date, time.removesuffix("Z") + " UTC")
     if near:
         markup += Markup(' <span class="relative muted nowrap">({0})</span>').format(near)
     return markup
@@ -109,13 +110,24 @@ def wants_html(request: web.Request) -> bool:
 
 
 def problem(
-    request: web.Request, status: int, title: str, detail: str = "", lines: list[str] | None = None,
+    request: web.Request,
+    status: int,
+    title: str,
+    detail: str = "",
+    lines: list[str] | None = None,
     user: str = "",
 ) -> web.Response:
     """An error as a page for browsers and as `{"errors": [...]}` for everything else; `user`,
     the one signed in, is offered to sign out and in as someone else."""
     if wants_html(request):
-        return page("error.html", status=status, title=title, detail=detail, lines=lines or [],
-                    user=user, here=request.rel_url.raw_path_qs)
+        return page(
+            "error.html",
+            status=status,
+            title=title,
+            detail=detail,
+            lines=lines or [],
+            user=user,
+            here=request.rel_url.raw_path_qs,
+        )
     errors = [title] + ([detail] if detail else [])
     return web.json_response({"errors": errors}, status=status)

@@ -47,11 +47,15 @@ _SECTIONS = {"keys": "keys", "env": "configuration"}  # form addresses -> sectio
 # A redirect's `done=...` (its first word) -> the section whose form it answers.
 _RESULT_AT = {"env": "configuration", "restarted": "micros", "action": "actions", "key": "keys"}
 
-SOURCE_LABELS = {"saved": "saved here", "config": "space-dev.toml", "shell": "shell",
-                 "default": "default", "unset": "unset"}
+SOURCE_LABELS = {
+    "saved": "saved here",
+    "config": "space-dev.toml",
+    "shell": "shell",
+    "default": "default",
+    "unset": "unset",
+}
 # Characters a generated key is made of: such a key needs no quoting beyond double quotes.
 _PLAIN = re.compile(r"[A-Za-z0-9._~+=:/-]+")
-
 
 
 class Settings:
@@ -86,9 +90,18 @@ class Settings:
             return await self._render(request, principal, error=error, at=at)
         return await self._render(request, principal, notice=self._notice(request), at=at)
 
-    async def _render(self, request: web.Request, principal: Principal, *, status: int = 200,
-                notice: str = "", error: str = "", new_key: dict[str, str] | None = None,
-                key_form: dict[str, str] | None = None, at: str = "app") -> web.Response:
+    async def _render(
+        self,
+        request: web.Request,
+        principal: Principal,
+        *,
+        status: int = 200,
+        notice: str = "",
+        error: str = "",
+        new_key: dict[str, str] | None = None,
+        key_form: dict[str, str] | None = None,
+        at: str = "app",
+    ) -> web.Response:
         """The page; `at` is the section whose form gave `notice` or `error`: they show there."""
         ctx = self._ctx
         sf = ctx.app.spacefile
@@ -98,9 +111,12 @@ class Settings:
             row["log"] = ctx.printer.last_lines(row["name"], LOG_LINES)
         off = [m["name"] for m in micros if not m["auth_enabled"]]
         actions = [
-            {"action": a, "runs": ctx.store.runs(ctx.app.name, a.id)[:RUNS_SHOWN],
-             "next": _when(ctx.scheduler.next_due(ctx.app.name, a.id)),
-             "running": ctx.scheduler.running(ctx.app.name, a.id)}
+            {
+                "action": a,
+                "runs": ctx.store.runs(ctx.app.name, a.id)[:RUNS_SHOWN],
+                "next": _when(ctx.scheduler.next_due(ctx.app.name, a.id)),
+                "running": ctx.scheduler.running(ctx.app.name, a.id),
+            }
             for a in sf.actions
         ]
         app_actions = []
@@ -109,21 +125,32 @@ class Settings:
             # is not waited for long: the App Actions page waits longer.
             app_actions = (await ctx.app_actions.listing(ctx.app.name, wait=0.5)).actions
         return page(
-            "settings.html", status=status, title=f"{ctx.app.name} settings",
-            app=ctx.app, user=principal.user or "", micros=micros,
-            public_micros=off, all_public=bool(micros) and len(off) == len(micros),
-            variables=env_variables(ctx), source_labels=SOURCE_LABELS,
+            "settings.html",
+            status=status,
+            title=f"{ctx.app.name} settings",
+            app=ctx.app,
+            user=principal.user or "",
+            micros=micros,
+            public_micros=off,
+            all_public=bool(micros) and len(off) == len(micros),
+            variables=env_variables(ctx),
+            source_labels=SOURCE_LABELS,
             project_key=ctx.store.project_key(ctx.app.name),
             keys_enabled=api_keys_enabled(sf),
             key_micros=[m.name for m in sf.micros if m.api_keys],
             keys=[key_listing(k) for k in ctx.store.keys.list(ctx.app.name)],
-            key_form=key_form or dict.fromkeys(KEY_FIELDS, ""), new_key=new_key,
+            key_form=key_form or dict.fromkeys(KEY_FIELDS, ""),
+            new_key=new_key,
             custom_value_rule=CUSTOM_VALUE_RULE,
             key_headers=ctx.app.config.auth.key_headers,
             key_cookies=ctx.app.config.auth.key_cookies,
-            rules=ctx.app.config.routes, actions=actions, scheduling=ctx.scheduler.active,
+            rules=ctx.app.config.routes,
+            actions=actions,
+            scheduling=ctx.scheduler.active,
             app_actions=app_actions,
-            notice=notice, error=error, result_at=at,
+            notice=notice,
+            error=error,
+            result_at=at,
             address=_address(request.path, new_key is not None),
         )
 
@@ -139,8 +166,10 @@ class Settings:
         micro = request.query.get("micro", "")
         if done == "restarted" and micro in names:
             if micro not in self._ctx.app.runners:
-                return (f"{micro} is static: its files are read on every request, so there is "
-                        "nothing to restart.")
+                return (
+                    f"{micro} is static: its files are read on every request, so there is "
+                    "nothing to restart."
+                )
             return f"Restarting {micro}: the old process serves until the new one answers."
         if done == "action-ran":
             return self._run_notice(request.query.get("action", ""))
@@ -151,9 +180,11 @@ class Settings:
         # (A revoked key is gone, so its notice says "the key".)
         known = key in {k.name for k in self._ctx.store.keys.list(self._ctx.app.name)}
         named = f"Key {key}" if known else "The key"
-        wording = {"key-disabled": f"{named} is switched off: requests with it now get 401.",
-                   "key-enabled": f"{named} is switched on again.",
-                   "key-revoked": f"{named} is revoked for good."}
+        wording = {
+            "key-disabled": f"{named} is switched off: requests with it now get 401.",
+            "key-enabled": f"{named} is switched on again.",
+            "key-revoked": f"{named} is revoked for good.",
+        }
         return wording.get(done, "")
 
     # --- forms --------------------------------------------------------------------------------
@@ -183,8 +214,7 @@ class Settings:
             raise web.HTTPSeeOther(back)
         raise _back("restarted", "micros", micro=name)
 
-    async def form_address(self, request: web.Request, principal: Principal
-                           ) -> web.StreamResponse:
+    async def form_address(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         """A form's address typed or reloaded: the settings page at that section."""
         section = request.path.rsplit("/", 1)[-1]
         raise web.HTTPSeeOther(f"{SETTINGS_PATH}#{_SECTIONS.get(section, 'app')}")
@@ -199,19 +229,31 @@ class Settings:
         try:
             restarted = await save_env_changes(self._ctx, changes)
         except SpaceDevError as err:
-            return await self._render(request, principal, status=400, error=_say(err),
-                                      at="configuration")
+            return await self._render(
+                request, principal, status=400, error=_say(err), at="configuration"
+            )
         raise _back("env-saved", "configuration", restarted=",".join(restarted))
 
     async def create_key(self, request: web.Request, principal: Principal) -> web.StreamResponse:
         form = await request.post()
         fields = {f: str(form.get(f, "")).strip() for f in KEY_FIELDS}
         try:
-            record, key = create_key(self._ctx, fields["name"], fields["description"],
-                                     fields["client_type"], fields["value"] or None)
+            record, key = create_key(
+                self._ctx,
+                fields["name"],
+                fields["description"],
+                fields["client_type"],
+                fields["value"] or None,
+            )
         except SpaceDevError as err:
-            return await self._render(request, principal, status=err.status, error=_say(err),
-                                      key_form=fields, at="create-key")
+            return await self._render(
+                request,
+                principal,
+                status=err.status,
+                error=_say(err),
+                key_form=fields,
+                at="create-key",
+            )
         # The key is shown on this response only (no redirect: it must never be in a URL).
         shown = {"name": record.name, "key": key, "curl": self._curl(request, key)}
         return await self._render(request, principal, status=201, new_key=shown)
@@ -226,8 +268,7 @@ class Settings:
             else:
                 return problem(request, 404, "Not found")
         except NotFound as err:
-            return await self._render(request, principal, status=404, error=_say(err),
-                                      at="keys")
+            return await self._render(request, principal, status=404, error=_say(err), at="keys")
         raise _back(f"key-{action}d", "keys", key=name)
 
     async def run_action(self, request: web.Request, principal: Principal) -> web.StreamResponse:
@@ -237,8 +278,9 @@ class Settings:
         except UnknownAction as err:
             return problem(request, 404, "No such action", _say(err))
         except SpaceDevError as err:  # still running (409), or not kept: a broken data dir (500)
-            return await self._render(request, principal, status=err.status, error=_say(err),
-                                      at="actions")
+            return await self._render(
+                request, principal, status=err.status, error=_say(err), at="actions"
+            )
         raise _back("action-ran" if record.ok else "action-failed", "actions", action=action_id)
 
     def _run_notice(self, action_id: str) -> str:
@@ -256,8 +298,7 @@ class Settings:
     def _curl(self, request: web.Request, key: str) -> str:
         """A command that calls a micro taking keys with this key, ready to paste."""
         ctx = self._ctx
-        micro = next((m for m in ctx.app.spacefile.micros if m.api_keys),
-                     ctx.app.spacefile.primary)
+        micro = next((m for m in ctx.app.spacefile.micros if m.api_keys), ctx.app.spacefile.primary)
         # The origin the owner is browsing (it may be a name other than the bound address).
         url = f"{request.scheme}://{request.host}{micro.path.rstrip('/')}/"
         auth = ctx.app.config.auth
@@ -270,8 +311,9 @@ class Settings:
         return f"curl {flag} {quoted} {url}"
 
 
-async def _settled(runner: MicroRunner, done: asyncio.Event, pid: int | None, failures: int,
-                   timeout: float) -> None:
+async def _settled(
+    runner: MicroRunner, done: asyncio.Event, pid: int | None, failures: int, timeout: float
+) -> None:
     """Wait until a restart has its new process serving, or has failed, or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -299,8 +341,12 @@ def _address(path: str, new_key: bool) -> str:
     if new_key:
         return f"{SETTINGS_PATH}#new-key-card"
     parts = path.removeprefix(SETTINGS_PATH + "/").split("/")
-    section = {"keys": "keys", "env": "configuration", "actions": "actions",
-               "micros": "micros"}.get(parts[0], "app")
+    section = {
+        "keys": "keys",
+        "env": "configuration",
+        "actions": "actions",
+        "micros": "micros",
+    }.get(parts[0], "app")
     return f"{SETTINGS_PATH}#{section}"
 
 

@@ -8,7 +8,6 @@ carries a unique marker header). Requests go out over a raw socket, as http clie
 the paths that matter here.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -46,7 +45,7 @@ MARKER = "X-Attack-Id"
 # An echo micro (stdlib only) that answers with what it received and appends the same record to
 # $ECHO_LOG, one JSON line per request, written before the answer is sent.
 LOGGING_ECHO = textwrap.dedent(
-    '''
+    """
     import json, os
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -83,7 +82,7 @@ LOGGING_ECHO = textwrap.dedent(
             pass
 
     ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
-    '''
+    """
 )
 
 GATE_SPACEFILE = f"""
@@ -221,8 +220,13 @@ def parse_reply(raw: bytes) -> Reply:
 def login(port: int, user: str, password: str) -> str:
     """Sign in through the form; the `space_session` cookie value."""
     form = urllib.parse.urlencode({"username": user, "password": password, "next": "/"})
-    reply = send(port, "POST", "/__space/login",
-                 [("Content-Type", "application/x-www-form-urlencoded")], form.encode())
+    reply = send(
+        port,
+        "POST",
+        "/__space/login",
+        [("Content-Type", "application/x-www-form-urlencoded")],
+        form.encode(),
+    )
     assert reply.status == 303, reply
     for value in reply.header_all("Set-Cookie"):
         name, _, rest = value.partition("=")
@@ -250,8 +254,10 @@ def micro_environment(log: Path, micro: str) -> dict[str, str]:
         except OSError:
             continue
         pairs = dict(p.partition(b"=")[::2] for p in raw.split(b"\0") if b"=" in p)
-        if (pairs.get(b"ECHO_LOG") == str(log).encode()
-                and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()):
+        if (
+            pairs.get(b"ECHO_LOG") == str(log).encode()
+            and pairs.get(b"DETA_SPACE_APP_MICRO_NAME") == micro.encode()
+        ):
             return {k.decode(): v.decode() for k, v in pairs.items()}
     raise AssertionError(f"no process of the micro {micro}")
 
@@ -267,7 +273,8 @@ def received_with_marker(log: Path, name: str, value: str) -> list[dict[str, Any
     """The logged requests that carried the header `name: value`."""
     lower = name.lower()
     return [
-        r for r in received_records(log)
+        r
+        for r in received_records(log)
         if any(k.lower() == lower and v == value for k, v in r["headers"])
     ]
 
@@ -285,8 +292,14 @@ class GateEnv:
     log: Path
     creds: dict[str, str] = field(default_factory=dict)
 
-    def request(self, port: str, method: str, target: str | bytes,
-                headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> Reply:
+    def request(
+        self,
+        port: str,
+        method: str,
+        target: str | bytes,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Reply:
         """A request to one of the apps (`gate` or `other`), templates filled in."""
         if isinstance(target, str):
             target = target.format_map(self.creds)
@@ -295,13 +308,17 @@ class GateEnv:
 
 
 def _start(tmp: Path) -> tuple[Up, dict[str, int], Path, Path]:
-    write_app(tmp / "gate", GATE_SPACEFILE, {
-        "www/public/index.html": "<h1>private home</h1>",
-        "www/public/logo.png": "not really a png",
-        "www/public/404.html": "<h1>the site's own lost page</h1>",
-        "api/echo.py": LOGGING_ECHO,
-        "admin/echo.py": LOGGING_ECHO,
-    })
+    write_app(
+        tmp / "gate",
+        GATE_SPACEFILE,
+        {
+            "www/public/index.html": "<h1>private home</h1>",
+            "www/public/logo.png": "not really a png",
+            "www/public/404.html": "<h1>the site's own lost page</h1>",
+            "api/echo.py": LOGGING_ECHO,
+            "admin/echo.py": LOGGING_ECHO,
+        },
+    )
     # Symlinks on the static primary's public route: to a private file, a private folder, and
     # (the control) to another public file.
     www = tmp / "gate" / "www" / "public"
@@ -318,7 +335,8 @@ def _start(tmp: Path) -> tuple[Up, dict[str, int], Path, Path]:
     data_dir = tmp / "data"
     log = tmp / "echo.log"
     config = tmp / "space-dev.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [runtime]
         data_dir = "data"
         [[apps]]
@@ -339,11 +357,13 @@ def _start(tmp: Path) -> tuple[Up, dict[str, int], Path, Path]:
         path = "other"
         name = "other"
         port = {ports["other"]}
-    """))
+    """)
+    )
     env = {**os.environ, "SPACE_DEV_PASSWORD": PASSWORD, "ECHO_LOG": str(log)}
     env.pop("NO_COLOR", None)
-    up = Up(["up", "--config", str(config), "--no-reload", "--no-schedule"], tmp, env,
-            ports["gate"])
+    up = Up(
+        ["up", "--config", str(config), "--no-reload", "--no-schedule"], tmp, env, ports["gate"]
+    )
     return up, ports, data_dir, log
 
 
@@ -351,13 +371,22 @@ def _make_credentials(env: GateEnv) -> None:
     store = Store(env.data_dir)
     keys: dict[str, str] = {}
     for app, name, client_type in (
-        ("gate", "good", "ci"), ("gate", "revoked", ""), ("gate", "disabled", ""),
+        ("gate", "good", "ci"),
+        ("gate", "revoked", ""),
+        ("gate", "disabled", ""),
         ("other", "theirs", "ci"),
     ):
         value = generate_key()
-        store.keys.create(ApiKey(app=app, name=name, key_hash=hash_key(value),
-                                 prefix=key_prefix(value), client_type=client_type,
-                                 created=utc_now_text()))
+        store.keys.create(
+            ApiKey(
+                app=app,
+                name=name,
+                key_hash=hash_key(value),
+                prefix=key_prefix(value),
+                client_type=client_type,
+                created=utc_now_text(),
+            )
+        )
         keys[name] = value
     store.keys.revoke("gate", "revoked")
     store.keys.set_active("gate", "disabled", False)
@@ -369,8 +398,12 @@ def _make_credentials(env: GateEnv) -> None:
     gate = env.ports["gate"]
     session = login(gate, "dev", PASSWORD)
     logged_out = login(gate, "dev", PASSWORD)
-    assert env.request("gate", "POST", "/__space/logout",
-                       [("Cookie", f"space_session={logged_out}")]).status == 303
+    assert (
+        env.request(
+            "gate", "POST", "/__space/logout", [("Cookie", f"space_session={logged_out}")]
+        ).status
+        == 303
+    )
     eve = login(gate, "eve", EVE_PASSWORD)
     gone = login(gate, "gone", EVE_PASSWORD)
     alice = login(gate, "alice", EVE_PASSWORD)
@@ -407,8 +440,12 @@ def _make_credentials(env: GateEnv) -> None:
     def keys_visible() -> bool:
         ok = env.request("gate", "GET", "/api/x", [("X-Space-App-Key", "{key}")]).status == 200
         theirs = env.request("other", "GET", "/x", [("X-Space-App-Key", "{other_key}")])
-        gone_out = env.request("gate", "GET", "/api/x",
-                               [("Cookie", "space_session={removed_user}")]).status == 401
+        gone_out = (
+            env.request(
+                "gate", "GET", "/api/x", [("Cookie", "space_session={removed_user}")]
+            ).status
+            == 401
+        )
         return ok and theirs.status == 200 and gone_out
 
     wait_until(keys_visible, what="the new keys and users to reach the runtime")

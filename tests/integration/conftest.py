@@ -32,8 +32,14 @@ def free_port() -> int:
 class Up:
     """A running `space-dev up` and everything it printed."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], port: int,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
@@ -158,15 +164,18 @@ def get_json(url: str, **kwargs: object) -> tuple[int, dict]:
     return status, json.loads(body) if body else {}
 
 
-
 def login(url: str, user: str = "dev", password: str = OWNER_PASSWORD) -> str:
     """Sign in with the login form; the `space_session` cookie's value."""
     from http.cookies import SimpleCookie
     from urllib.parse import urlencode
 
     form = urlencode({"username": user, "password": password, "next": "/"})
-    status, headers, _ = fetch("POST", url + "/__space/login", body=form.encode(),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, _ = fetch(
+        "POST",
+        url + "/__space/login",
+        body=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 303, status
     cookie: SimpleCookie = SimpleCookie()
     for line in headers.getall("Set-Cookie"):

@@ -120,7 +120,10 @@ BROKEN = 'raise RuntimeError("the broken micro cannot start")\n'
 
 def write_console_app(root: Path) -> Path:
     """The app folder (root/notes) and its space-dev.toml (root); returns the app folder."""
-    app = write_app(root / "notes", SPACEFILE, {
-        "www/main.py": WWW, "api/main.py": API, "broken/main.py": BROKEN})
+    app = write_app(
+        root / "notes",
+        SPACEFILE,
+        {"www/main.py": WWW, "api/main.py": API, "broken/main.py": BROKEN},
+    )
     (root / "space-dev.toml").write_text(textwrap.dedent(SPACE_DEV_TOML).lstrip())
     return app

@@ -7,7 +7,7 @@ close, a crash mid-body); the proxy must survive every one of them and stay up f
 from __future__ import annotations
 
 # path -> (bytes to send, what to do after: "keep" the connection, "close" it, or "hang" on it)
-RAW_MICRO = r'''
+RAW_MICRO = r"""
 import os, socket, threading, time
 
 CASES = {
@@ -79,4 +79,4 @@ print("raw micro listening", flush=True)
 while True:
     conn, _ = server.accept()
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
-'''
+"""

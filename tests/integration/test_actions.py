@@ -102,17 +102,23 @@ class Running:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def call(self, method: str, path: str, *, cookie: str | None = None,
-             form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cookie: str | None = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         sent = dict(headers or {})
         if cookie:
             sent["Cookie"] = f"space_session={cookie}"
         if form is not None:
             body = urlencode(form).encode()
             sent["Content-Type"] = "application/x-www-form-urlencoded"
-        status, got, data = fetch(method, self.up.url + path, headers=sent, body=body,
-                                  timeout=120)
+        status, got, data = fetch(method, self.up.url + path, headers=sent, body=body, timeout=120)
         return status, dict(got.items()), data
 
     def page(self) -> str:
@@ -124,13 +130,18 @@ class Running:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         return subprocess.run(
             [sys.executable, "-m", "runtime", "trigger", action, "--data-dir", str(self.data)],
-            cwd=self.root, env=env, text=True, capture_output=True, timeout=120,
+            cwd=self.root,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
         )
 
 
 def start(root: Path, *extra: str) -> Running:
-    app = write_app(root / "jobs", SPACEFILE,
-                    {"api/main.py": RECORDER, "www/index.html": "<h1>jobs</h1>"})
+    app = write_app(
+        root / "jobs", SPACEFILE, {"api/main.py": RECORDER, "www/index.html": "<h1>jobs</h1>"}
+    )
     log = root / "events.jsonl"
     data = root / "data"
     up = run_up(app, *extra, data_dir=data, env={"ACTION_LOG": str(log)})
@@ -153,8 +164,11 @@ def test_trigger_delivers_the_event_and_prints_the_status(running: Running) -> N
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r'action "tidy" of app jobs: 200 in \d+ ms\n', done.stdout), done.stdout
     events = running.events()[before:]
-    assert events[-1] == {"path": "/__space/v0/actions", "content_type": "application/json",
-                          "body": {"event": {"id": "tidy", "trigger": "schedule"}}}
+    assert events[-1] == {
+        "path": "/__space/v0/actions",
+        "content_type": "application/json",
+        "body": {"event": {"id": "tidy", "trigger": "schedule"}},
+    }
     running.up.wait_for(r"api: action tidy ran in \d+ ms \(200\)$")
 
 
@@ -170,48 +184,62 @@ def test_a_failing_action_is_reported_and_exits_1(running: Running) -> None:
 def test_the_runs_show_on_the_settings_page(running: Running) -> None:
     assert running.trigger("tidy").returncode == 0
     page = running.page()
-    section = page[page.index('id="actions"'):]
+    section = page[page.index('id="actions"') :]
     assert "Tidy up" in section and "Removes what is old" in section and "1 minute" in section
     assert "Last runs" in section
-    assert re.search(r'<td class="when"><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
-                     r'.*?\((just now|\d+ min ago)\)', section)
+    assert re.search(
+        r'<td class="when"><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+        r".*?\((just now|\d+ min ago)\)",
+        section,
+    )
     assert re.search(r'<span class="ok">200</span>', section)
-    assert re.search(r"From a terminal: <code[^>]*>space-dev trigger tidy --app \S+</code>",
-                     section)
+    assert re.search(
+        r"From a terminal: <code[^>]*>space-dev trigger tidy --app \S+</code>", section
+    )
     assert "trigger ID" not in section
     assert re.search(r'<span class="bad">500</span>', section)  # boom's run
     assert re.search(r"<td>\d+ ms</td>", section)
     # Scheduling is on: the next run of a 1-minute action is within the coming minute or two.
     assert "Scheduling is off" not in section
     # The UTC time, and how far off it is.
-    assert re.search(r'Next run</dt><dd><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
-                     r'.*?</time> <span class="relative muted nowrap">\(in [^)]+\)</span>', section)
+    assert re.search(
+        r'Next run</dt><dd><time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+        r'.*?</time> <span class="relative muted nowrap">\(in [^)]+\)</span>',
+        section,
+    )
 
 
 def test_the_run_button(running: Running) -> None:
     before = len(running.events())
-    status, headers, _ = running.call("POST", "/__space/settings/actions/tidy/run",
-                                      cookie=running.owner, form={})
+    status, headers, _ = running.call(
+        "POST", "/__space/settings/actions/tidy/run", cookie=running.owner, form={}
+    )
     assert status == 303
     assert headers["Location"] == "/__space/settings?done=action-ran&action=tidy#result"
     assert any(e["body"]["event"]["id"] == "tidy" for e in running.events()[before:])
-    status, _, body = running.call("GET", "/__space/settings?done=action-ran&action=tidy",
-                                   cookie=running.owner)
+    status, _, body = running.call(
+        "GET", "/__space/settings?done=action-ran&action=tidy", cookie=running.owner
+    )
     page = body.decode()
     assert re.search(r"Action tidy ran in \d+ ms: the micro answered 200\.", page)
     assert "by hand" in page
     # A failing run comes back as an error notice.
-    status, headers, _ = running.call("POST", "/__space/settings/actions/boom/run",
-                                      cookie=running.owner, form={})
+    status, headers, _ = running.call(
+        "POST", "/__space/settings/actions/boom/run", cookie=running.owner, form={}
+    )
     assert status == 303 and "done=action-failed" in headers["Location"]
     page = running.call("GET", headers["Location"], cookie=running.owner)[2].decode()
-    assert re.search(r'class="notice bad"[^>]*>Action boom ran in \d+ ms: the micro answered '
-                     r"500\.", page)
+    assert re.search(
+        r'class="notice bad"[^>]*>Action boom ran in \d+ ms: the micro answered '
+        r"500\.",
+        page,
+    )
     # The owner only.
     status, _, _ = running.call("POST", "/__space/settings/actions/tidy/run", form={})
     assert status in (303, 401)
-    status, _, _ = running.call("POST", "/__space/settings/actions/nope/run",
-                                cookie=running.owner, form={})
+    status, _, _ = running.call(
+        "POST", "/__space/settings/actions/nope/run", cookie=running.owner, form={}
+    )
     assert status == 404
 
 
@@ -228,24 +256,34 @@ def test_the_json_api(running: Running) -> None:
 def test_the_internal_endpoint_needs_the_token(running: Running) -> None:
     before = len(running.events())
     for headers in ({}, {"X-Space-Dev-Token": "guess"}):
-        status, _, _ = running.call("POST", "/__space/internal/actions/tidy", headers=headers,
-                                    body=b'{"app": "jobs"}')
+        status, _, _ = running.call(
+            "POST", "/__space/internal/actions/tidy", headers=headers, body=b'{"app": "jobs"}'
+        )
         assert status == 401
     token = json.loads((running.data / "runtime.json").read_text())["token"]
-    status, _, body = running.call("POST", "/__space/internal/actions/nope", body=b"{}",
-                                   headers={"X-Space-Dev-Token": token})
+    status, _, body = running.call(
+        "POST", "/__space/internal/actions/nope", body=b"{}", headers={"X-Space-Dev-Token": token}
+    )
     assert status == 404 and json.loads(body)["errors"]
     assert len(running.events()) == before
 
 
-@pytest.mark.parametrize("path", ["/api/__space/v0/actions", "/__space/v0/actions",
-                                  "/api//__space/v0/actions", "/api/%5F_space/v0/actions"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/__space/v0/actions",
+        "/__space/v0/actions",
+        "/api//__space/v0/actions",
+        "/api/%5F_space/v0/actions",
+    ],
+)
 def test_nobody_can_post_a_fake_event_through_the_gate(running: Running, path: str) -> None:
     before = len(running.events())
     fake = json.dumps({"event": {"id": "tidy", "trigger": "schedule"}}).encode()
     for cookie in (None, running.owner):
-        status, _, _ = running.call("POST", path, cookie=cookie, body=fake,
-                                    headers={"Content-Type": "application/json"})
+        status, _, _ = running.call(
+            "POST", path, cookie=cookie, body=fake, headers={"Content-Type": "application/json"}
+        )
         assert status == 404, (path, cookie)
     assert len(running.events()) == before
 

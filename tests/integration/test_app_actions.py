@@ -89,11 +89,20 @@ class Running:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         return subprocess.run(
             [sys.executable, "-m", "runtime", "actions", *args, "--data-dir", str(self.data)],
-            cwd=self.root, env=env, text=True, capture_output=True, timeout=120,
+            cwd=self.root,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
         )
 
-    def call(self, method: str, path: str, form: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, str]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         sent = {"Cookie": f"space_session={self.owner}", "Accept": "text/html", **(headers or {})}
         body = None
         if form is not None:
@@ -120,8 +129,10 @@ def test_actions_list_shows_what_the_micro_declares(running: Running) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["NAME", "TITLE", "MICRO", "INPUTS"]
-    assert any(line.startswith("add_note") and "title:string stars:number? pinned:boolean?"
-               in line for line in lines), done.stdout
+    assert any(
+        line.startswith("add_note") and "title:string stars:number? pinned:boolean?" in line
+        for line in lines
+    ), done.stdout
     assert any(line.startswith("ping") for line in lines)
     assert "left out" not in done.stdout
     listed = json.loads(running.cli("list", "--json").stdout)
@@ -132,12 +143,23 @@ def test_actions_list_shows_what_the_micro_declares(running: Running) -> None:
 
 
 def test_actions_run_posts_typed_inputs_to_the_actions_path(running: Running) -> None:
-    done = running.cli("run", "add_note", "--input", "title=groceries", "--input", "stars=3",
-                       "--input", "pinned=true")
+    done = running.cli(
+        "run",
+        "add_note",
+        "--input",
+        "title=groceries",
+        "--input",
+        "stars=3",
+        "--input",
+        "pinned=true",
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert answer == {"path": "/actions/add", "type": "application/json",
-                      "got": {"title": "groceries", "stars": 3, "pinned": True}}
+    assert answer == {
+        "path": "/actions/add",
+        "type": "application/json",
+        "got": {"title": "groceries", "stars": 3, "pinned": True},
+    }
 
 
 def test_actions_run_says_what_is_wrong_with_the_inputs(running: Running) -> None:
@@ -158,7 +180,7 @@ def test_the_settings_page_lists_and_runs_an_action(running: Running) -> None:
     status, settings = running.call("GET", "/__space/settings")
     assert status == 200 and "/__space/settings/app-actions" in settings
     # The settings page itself lists each action with its inputs, as Space's did.
-    actions_card = settings[settings.index('id="actions"'):]
+    actions_card = settings[settings.index('id="actions"') :]
     assert 'action="/__space/settings/app-actions/add_note"' in actions_card
     assert 'name="input.title"' in actions_card and 'name="input.pinned"' in actions_card
     assert "Always fails" in actions_card
@@ -166,8 +188,11 @@ def test_the_settings_page_lists_and_runs_an_action(running: Running) -> None:
     assert status == 200
     assert "Add a note" in listing and 'name="input.title"' in listing
     assert 'action="/__space/settings/app-actions/add_note"' in listing
-    status, ran = running.call("POST", "/__space/settings/app-actions/add_note",
-                               {"input.title": "from <the> page", "input.stars": "2.5"})
+    status, ran = running.call(
+        "POST",
+        "/__space/settings/app-actions/add_note",
+        {"input.title": "from <the> page", "input.stars": "2.5"},
+    )
     assert status == 200
     assert "&#34;title&#34;: &#34;from &lt;the&gt; page&#34;" in ran  # shown, escaped
     assert "2.5" in ran and "@deta/detail" in ran
@@ -176,11 +201,16 @@ def test_the_settings_page_lists_and_runs_an_action(running: Running) -> None:
 
 
 def test_running_from_another_origin_or_without_the_owner_is_refused(running: Running) -> None:
-    status, _ = running.call("POST", "/__space/settings/app-actions/ping", {},
-                             headers={"Origin": "http://evil.example"})
+    status, _ = running.call(
+        "POST", "/__space/settings/app-actions/ping", {}, headers={"Origin": "http://evil.example"}
+    )
     assert status == 403
-    status, _, _ = fetch("POST", running.up.url + "/__space/settings/app-actions/ping",
-                         body=b"", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = fetch(
+        "POST",
+        running.up.url + "/__space/settings/app-actions/ping",
+        body=b"",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 401
     status, headers, _ = fetch("GET", running.up.url + "/__space/settings/app-actions")
     assert status == 303 and headers["Location"].startswith("/__space/login")
@@ -188,11 +218,13 @@ def test_running_from_another_origin_or_without_the_owner_is_refused(running: Ru
 
 def test_the_declaration_is_never_reached_through_the_gate(running: Running) -> None:
     for path in ("/__space/actions", "/__SPACE/actions", "/%5F%5Fspace/actions"):
-        status, _, body = fetch("GET", running.up.url + path,
-                                headers={"Cookie": f"space_session={running.owner}"})
+        status, _, body = fetch(
+            "GET", running.up.url + path, headers={"Cookie": f"space_session={running.owner}"}
+        )
         assert status in (400, 404), path
         assert b"add_note" not in body
     # The micro's other paths are served as usual.
-    status, _, body = fetch("GET", running.up.url + "/other",
-                            headers={"Cookie": f"space_session={running.owner}"})
+    status, _, body = fetch(
+        "GET", running.up.url + "/other", headers={"Cookie": f"space_session={running.owner}"}
+    )
     assert status == 200 and json.loads(body)["page"] == "/other"

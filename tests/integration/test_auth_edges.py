@@ -53,15 +53,22 @@ class Env:
 
     def raw(self, head: bytes, body: bytes = b"") -> Reply:
         port = str(self.port).encode()
-        data = (head.replace(b"{port}", port).replace(b"{session}", self.session.encode())
-                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = (
+            head.replace(b"{port}", port).replace(b"{session}", self.session.encode())
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         return exchange(self.port, data)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("edges")
-    app = write_app(root / "app", """
+    app = write_app(
+        root / "app",
+        """
         v: 0
         app_name: edges
         micros:
@@ -72,18 +79,29 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             public_routes: ["/public/*"]
             presets:
               api_keys: true
-        """, {"echo.py": PY_ECHO})
+        """,
+        {"echo.py": PY_ECHO},
+    )
     up = run_up(app, "--no-reload", "--no-schedule")
     try:
         up.wait_ready(60)
         store = Store(root / "data")
         key = generate_key()
-        store.keys.create(ApiKey(app="edges", name="right", key_hash=hash_key(key),
-                                 prefix=key_prefix(key), created=utc_now_text()))
+        store.keys.create(
+            ApiKey(
+                app="edges",
+                name="right",
+                key_hash=hash_key(key),
+                prefix=key_prefix(key),
+                created=utc_now_text(),
+            )
+        )
         control_client.refresh(store)
         env = Env(up, root, key, login(up.port, "dev", OWNER_PASSWORD))
-        wait_until(lambda: env.get("/x", ("X-Space-App-Key", key)).status == 200,
-                   what="the new key to reach the runtime")
+        wait_until(
+            lambda: env.get("/x", ("X-Space-App-Key", key)).status == 200,
+            what="the new key to reach the runtime",
+        )
         yield env
     finally:
         try:
@@ -177,8 +195,10 @@ UPLOADS = [
 def test_a_drive_upload_whose_content_type_is_not_utf8_is_a_400(
     env: Env, where: str, line: bytes
 ) -> None:
-    head = (line + b"\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-            b"Cookie: space_session={session}\r\n" + NOT_UTF8_TYPE)
+    head = (
+        line + b"\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+        b"Cookie: space_session={session}\r\n" + NOT_UTF8_TYPE
+    )
     reply = env.raw(head, b"hello")
     assert reply.status == 400, reply
     assert b"Content-Type" in reply.body and b"UTF-8" in reply.body, reply.body
@@ -192,11 +212,16 @@ def test_a_data_page_upload_whose_part_type_is_not_utf8_is_an_error_on_the_page(
     env: Env,
 ) -> None:
     boundary = b"xyzzy"
-    body = (b"--xyzzy\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
-            + NOT_UTF8_TYPE + b"\r\n\r\nhello\r\n--xyzzy--\r\n")
-    head = (b"POST /__space/settings/data/drive/files/files HTTP/1.1\r\n"
-            b"Host: 127.0.0.1:{port}\r\nConnection: close\r\nCookie: space_session={session}\r\n"
-            b"Content-Type: multipart/form-data; boundary=" + boundary)
+    body = (
+        b'--xyzzy\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        + NOT_UTF8_TYPE
+        + b"\r\n\r\nhello\r\n--xyzzy--\r\n"
+    )
+    head = (
+        b"POST /__space/settings/data/drive/files/files HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:{port}\r\nConnection: close\r\nCookie: space_session={session}\r\n"
+        b"Content-Type: multipart/form-data; boundary=" + boundary
+    )
     reply = env.raw(head, body)
     assert reply.status == 303, reply  # back to the page, with the error shown there
     page = env.get(reply.header("Location") or "", ("Cookie", f"space_session={env.session}"))
@@ -227,11 +252,17 @@ def test_a_data_port_upload_whose_content_type_is_not_utf8_is_a_400(env: Env) ->
     context = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])
 
     def upload(ctype: bytes) -> Reply:
-        with socket.create_connection((host, int(port)), 10) as plain, \
-                context.wrap_socket(plain, server_hostname=host) as tls:
-            tls.sendall(f"POST /v1/{key.partition('_')[0]}/files/files?name=b.txt HTTP/1.1\r\n"
-                        f"Host: {host}\r\nConnection: close\r\nX-API-Key: {key}\r\n"
-                        "Content-Length: 5\r\n".encode() + ctype + b"\r\n\r\nhello")
+        with (
+            socket.create_connection((host, int(port)), 10) as plain,
+            context.wrap_socket(plain, server_hostname=host) as tls,
+        ):
+            tls.sendall(
+                f"POST /v1/{key.partition('_')[0]}/files/files?name=b.txt HTTP/1.1\r\n"
+                f"Host: {host}\r\nConnection: close\r\nX-API-Key: {key}\r\n"
+                "Content-Length: 5\r\n".encode()
+                + ctype
+                + b"\r\n\r\nhello"
+            )
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
@@ -250,23 +281,57 @@ WEAK_VALUES = ["aaaaaaaaaaaaaaaaaaaa", "abcdefghijklmnopqrst", "1234567812345678
 
 @pytest.mark.parametrize("value", WEAK_VALUES)
 def test_a_trivially_guessed_key_value_is_refused_everywhere(env: Env, value: str) -> None:
-    own_page = [("Cookie", f"space_session={env.session}"),
-                ("Origin", f"http://127.0.0.1:{env.port}"), ("Content-Type", "application/json")]
-    api = send(env.port, "POST", "/__space/api/keys", own_page,
-               json.dumps({"name": "weak", "value": value}).encode())
+    own_page = [
+        ("Cookie", f"space_session={env.session}"),
+        ("Origin", f"http://127.0.0.1:{env.port}"),
+        ("Content-Type", "application/json"),
+    ]
+    api = send(
+        env.port,
+        "POST",
+        "/__space/api/keys",
+        own_page,
+        json.dumps({"name": "weak", "value": value}).encode(),
+    )
     assert api.status == 400 and b"too easy to guess" in api.body, api
     form = urllib.parse.urlencode({"name": "weak", "value": value}).encode()
-    page = send(env.port, "POST", "/__space/settings/keys",
-                [*own_page[:2], FORM, ("Accept", "text/html")], form)
+    page = send(
+        env.port,
+        "POST",
+        "/__space/settings/keys",
+        [*own_page[:2], FORM, ("Accept", "text/html")],
+        form,
+    )
     assert page.status == 400 and b"too easy to guess" in page.body, page
     cli = subprocess.run(
-        [sys.executable, "-m", "runtime", "keys", "create", "--name", "weak", "--value", value,
-         "--data-dir", str(env.root / "data")],
-        cwd=env.root, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "keys",
+            "create",
+            "--name",
+            "weak",
+            "--value",
+            value,
+            "--data-dir",
+            str(env.root / "data"),
+        ],
+        cwd=env.root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert cli.returncode == 1 and "too easy to guess" in cli.stderr, cli.stderr
     assert "16 characters" in cli.stderr  # the hint says what would do
     # The control: a value with some variety is taken.
-    fine = send(env.port, "POST", "/__space/api/keys", own_page,
-                json.dumps({"name": f"fine-{len(value)}-{value[1]}",
-                            "value": f"{value[:4]}-Mixed-{value[-4:]}-42"}).encode())
+    fine = send(
+        env.port,
+        "POST",
+        "/__space/api/keys",
+        own_page,
+        json.dumps(
+            {"name": f"fine-{len(value)}-{value[1]}", "value": f"{value[:4]}-Mixed-{value[-4:]}-42"}
+        ).encode(),
+    )
     assert fine.status == 201, fine

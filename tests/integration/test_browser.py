@@ -22,8 +22,14 @@ from tests.integration.micros import PY_ECHO, write_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; CI installs it
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Outside the tree: the tracked picture of the README is made by docs/screenshot.py alone.
 SCREENSHOT_DIR = Path(
     os.environ.get("SPACE_DEV_SCREENSHOTS", Path(tempfile.gettempdir()) / "space-dev-screenshots")
@@ -80,11 +86,17 @@ def need_browser() -> None:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    app = write_app(tmp_path / "notes", SPACEFILE,
-                    {"api/main.py": PY_ECHO, "www/index.html": "<h1>notes</h1>"})
+    app = write_app(
+        tmp_path / "notes", SPACEFILE, {"api/main.py": PY_ECHO, "www/index.html": "<h1>notes</h1>"}
+    )
     # A long value from the shell: the Configuration's placeholder must still show whole.
-    running = run_up(app, "--no-schedule", "--no-reload", data_dir=tmp_path / "data",
-                     env={"SHELL_TOKEN": "tok_live_0123456789abcdefghijklmnopqrstuvwxyz"})
+    running = run_up(
+        app,
+        "--no-schedule",
+        "--no-reload",
+        data_dir=tmp_path / "data",
+        env={"SHELL_TOKEN": "tok_live_0123456789abcdefghijklmnopqrstuvwxyz"},
+    )
     try:
         running.wait_ready()
         yield running
@@ -184,7 +196,9 @@ def test_data_page_shows_and_edits_what_a_micro_wrote(tmp_path: Path) -> None:
     need_browser()
     from playwright.sync_api import sync_playwright
 
-    app = write_app(tmp_path / "app", """
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         app_name: data
         micros:
@@ -193,7 +207,9 @@ def test_data_page_shows_and_edits_what_a_micro_wrote(tmp_path: Path) -> None:
             engine: python3.9
             run: python main.py
             public: true
-        """, {"main.py": DATA_MICRO})
+        """,
+        {"main.py": DATA_MICRO},
+    )
     up = run_up(app, "--no-schedule", "--no-reload", data_dir=tmp_path / "data")
     try:
         up.wait_ready()
@@ -265,20 +281,32 @@ def test_settings_cards_do_not_overflow_with_used_keys(up: Up) -> None:
     from playwright.sync_api import sync_playwright
 
     owner = login(up.url)
-    for name, desc in (("ci-deploy", "GitHub Actions deploy of the production site"),
-                       ("laptop", "my laptop, for scripts run by hand"),
-                       ("monitoring.prod", "uptime checks every minute from the status page")):
-        status, _, body = fetch("POST", up.url + "/__space/api/keys",
-                                body=json.dumps({"name": name, "description": desc,
-                                                 "client_type": "automation"}).encode(),
-                                headers={"Cookie": f"space_session={owner}", "Origin": up.url,
-                                         "Content-Type": "application/json"})
+    for name, desc in (
+        ("ci-deploy", "GitHub Actions deploy of the production site"),
+        ("laptop", "my laptop, for scripts run by hand"),
+        ("monitoring.prod", "uptime checks every minute from the status page"),
+    ):
+        status, _, body = fetch(
+            "POST",
+            up.url + "/__space/api/keys",
+            body=json.dumps(
+                {"name": name, "description": desc, "client_type": "automation"}
+            ).encode(),
+            headers={
+                "Cookie": f"space_session={owner}",
+                "Origin": up.url,
+                "Content-Type": "application/json",
+            },
+        )
         assert status == 201, body
         assert call_with(up, json.loads(body)["api_key"]) == 200
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # "last used" is written every few seconds
-        listed = json.loads(fetch("GET", up.url + "/__space/api/keys",
-                                  headers={"Cookie": f"space_session={owner}"})[2])
+        listed = json.loads(
+            fetch(
+                "GET", up.url + "/__space/api/keys", headers={"Cookie": f"space_session={owner}"}
+            )[2]
+        )
         if all(k["last_used"] for k in listed):
             break
         time.sleep(0.5)
@@ -299,8 +327,7 @@ def test_settings_cards_do_not_overflow_with_used_keys(up: Up) -> None:
                 for field in page.locator("#configuration input[type=text]").all():
                     assert field.evaluate(PLACEHOLDER_FITS), field.get_attribute("placeholder")
                 SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENSHOT_DIR / f"settings-{width}.png"),
-                                full_page=True)
+                page.screenshot(path=str(SCREENSHOT_DIR / f"settings-{width}.png"), full_page=True)
                 page.close()
         finally:
             browser.close()
@@ -341,8 +368,13 @@ def test_reloading_after_a_form_shows_the_settings_page(up: Up) -> None:
             page.click("#micros .micro:has(h3:text-is('api')) button:has-text('Restart')")
             page.wait_for_url(re.compile(r".*done=restarted.*"))
             after = _shown_port(page)
-            micros = json.loads(fetch("GET", up.url + "/__space/api/micros", headers={
-                "Cookie": "space_session=" + page.context.cookies()[0]["value"]})[2])
+            micros = json.loads(
+                fetch(
+                    "GET",
+                    up.url + "/__space/api/micros",
+                    headers={"Cookie": "space_session=" + page.context.cookies()[0]["value"]},
+                )[2]
+            )
             serving = next(m for m in micros if m["name"] == "api")["port"]
             assert after != before and after == serving
         finally:
@@ -387,13 +419,15 @@ app.router.add_get("/", hello)
 """
 
 
-def test_502_page_of_a_crashed_micro_shows_its_error_once_and_restarts_it(
-        tmp_path: Path) -> None:
+def test_502_page_of_a_crashed_micro_shows_its_error_once_and_restarts_it(tmp_path: Path) -> None:
     need_browser()
     from playwright.sync_api import sync_playwright
 
-    app = write_app(tmp_path / "notes", CRASHING,
-                    {"api/main.py": BROKEN_API, "www/index.html": "<h1>notes</h1>"})
+    app = write_app(
+        tmp_path / "notes",
+        CRASHING,
+        {"api/main.py": BROKEN_API, "www/index.html": "<h1>notes</h1>"},
+    )
     up = run_up(app, "--no-schedule", "--no-reload", data_dir=tmp_path / "data")
     try:
         up.wait_for(r"ready: \S+ \S+ \(api: crashed\)", 60)
@@ -415,8 +449,10 @@ def test_502_page_of_a_crashed_micro_shows_its_error_once_and_restarts_it(
                 assert "RuntimeError" in page.inner_text("#latest-error")
                 # Wide, as error overlays are.
                 assert page.locator(".overlay").bounding_box()["width"] > 900  # type: ignore[index]
-                assert page.get_attribute("a:has-text('Settings of this app')", "href") \
+                assert (
+                    page.get_attribute("a:has-text('Settings of this app')", "href")
                     == "/__space/settings#micros"
+                )
                 assert page.locator("a[href='/']").count() >= 1
                 SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT_DIR / "502.png"), full_page=True)
@@ -462,15 +498,22 @@ def _shoot(page: object, name: str) -> None:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(SCREENSHOT_DIR / f"{name}-{width}.png"),  # type: ignore[attr-defined]
-                        full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOT_DIR / f"{name}-{width}.png"),  # type: ignore[attr-defined]
+            full_page=True,
+        )
     page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
 
 
 def _space_dev(up: Up, *args: str, input: str | None = None) -> None:
     data = Path(up.proc.args[up.proc.args.index("--data-dir") + 1])  # type: ignore[index,union-attr]
-    done = subprocess.run([sys.executable, "-m", "runtime", *args[:2], "--data-dir", str(data),
-                           *args[2:]], input=input, text=True, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime", *args[:2], "--data-dir", str(data), *args[2:]],
+        input=input,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -480,15 +523,29 @@ def test_the_tour_in_a_browser(up: Up, tmp_path: Path) -> None:
 
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as z:
-        z.writestr("bases/many.json", json.dumps(
-            [{"key": f"k{n:03d}", "n": n, "title": f"item {n}", "tags": ["a", "b"],
-              "profile": {"age": n % 90, "city": "Oslo"}} for n in range(250)]))
+        z.writestr(
+            "bases/many.json",
+            json.dumps(
+                [
+                    {
+                        "key": f"k{n:03d}",
+                        "n": n,
+                        "title": f"item {n}",
+                        "tags": ["a", "b"],
+                        "profile": {"age": n % 90, "city": "Oslo"},
+                    }
+                    for n in range(250)
+                ]
+            ),
+        )
     _space_dev(up, "data", "import", str(many), "--app", "notes")
     _space_dev(up, "users", "add", "eve", "--password-stdin", input="eve's long password")
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            *CHROMIUM_ARGS, "--host-resolver-rules=MAP myapp.test 127.0.0.1"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP myapp.test 127.0.0.1"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(10_000)
@@ -535,8 +592,7 @@ def test_the_tour_in_a_browser(up: Up, tmp_path: Path) -> None:
             # 421 on a name the app does not answer to, styled, linking the app.
             page.goto(f"http://myapp.test:{up.port}/")
             assert page.inner_text("h1") == "Unknown host name"
-            assert page.eval_on_selector(".card", "e => getComputedStyle(e).borderRadius") \
-                != "0px"
+            assert page.eval_on_selector(".card", "e => getComputedStyle(e).borderRadius") != "0px"
             _shoot(page, "421")
             page.click("a.button")
             assert urlsplit(page.url).hostname == "localhost"
@@ -574,22 +630,35 @@ def test_the_tour_in_a_browser(up: Up, tmp_path: Path) -> None:
 
 
 def test_logs_arrive_live_filter_show_the_gates_reason_and_the_owner_sees_a_notice(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     need_browser()
     from playwright.sync_api import sync_playwright
 
     from tests.integration.console_app import write_console_app
 
     app = write_console_app(tmp_path)
-    up = run_up(app, "--no-schedule", "--config", str(tmp_path / "space-dev.toml"),
-                cwd=tmp_path, data_dir=tmp_path / "data")
+    up = run_up(
+        app,
+        "--no-schedule",
+        "--config",
+        str(tmp_path / "space-dev.toml"),
+        cwd=tmp_path,
+        data_dir=tmp_path / "data",
+    )
     try:
         up.wait_for(r"ready: \S+ \S+ \(broken: crashed\)", 60)
         cookie = login(up.url)
 
         def say(text: str) -> None:
-            assert fetch("GET", f"{up.url}/api/say?text={text}",
-                         headers={"Cookie": f"space_session={cookie}"})[0] == 200
+            assert (
+                fetch(
+                    "GET",
+                    f"{up.url}/api/say?text={text}",
+                    headers={"Cookie": f"space_session={cookie}"},
+                )[0]
+                == 200
+            )
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -625,8 +694,10 @@ def test_logs_arrive_live_filter_show_the_gates_reason_and_the_owner_sees_a_noti
                 assert fetch("GET", up.url + "/api/notes")[0] == 401
                 refused = page.locator("#rows tr:has-text('GET /api/notes')")
                 refused.wait_for()
-                assert "401: no session and no key; no public route of api matches /notes" \
+                assert (
+                    "401: no session and no key; no public route of api matches /notes"
                     in refused.inner_text()
+                )
                 assert "anonymous" in refused.inner_text()
                 # The owner's own page of the app says a micro is down, with a way to its logs.
                 page.goto(up.url + "/")

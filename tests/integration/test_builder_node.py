@@ -67,13 +67,17 @@ def _body(url: str) -> str:
 
 def test_npm_install_static_build_and_dev(tmp_path: Path, up_factory, package_caches) -> None:
     package = {"name": "api", "version": "1.0.0", "dependencies": {"express": "^4.19.0"}}
-    app = write_app(tmp_path / "app", SPACEFILE, {
-        "api/package.json": json.dumps(package),
-        "api/index.js": EXPRESS,
-        "site/build.js": BUILD,
-        "site/src/page.txt": "first",
-        "live/dev.js": DEV,
-    })
+    app = write_app(
+        tmp_path / "app",
+        SPACEFILE,
+        {
+            "api/package.json": json.dumps(package),
+            "api/index.js": EXPRESS,
+            "site/build.js": BUILD,
+            "site/src/page.txt": "first",
+            "live/dev.js": DEV,
+        },
+    )
     wanted = {"api": "ready", "site": "ready", "live": "ready"}
     up = up_factory(app, env=package_caches)
     assert wait_states(up.url, wanted, 90) == wanted, up.output
@@ -113,15 +117,27 @@ require("http").createServer((req, res) => res.end(gone.hello))
 """
 
 
-def test_a_committed_node_modules_runs_as_it_is(tmp_path: Path, up_factory,
-                                               package_caches) -> None:
-    entry = {"version": "0.0.1", "resolved": f"https://registry.npmjs.org/{GONE}/-/{GONE}-0.0.1.tgz",
-             "integrity": "sha512-" + "A" * 86 + "=="}
-    lock = {"name": "site", "lockfileVersion": 3, "requires": True,
-            "packages": {"": {"dependencies": {GONE: "^0.0.1"}}, f"node_modules/{GONE}": entry}}
-    hidden = {"name": "site", "lockfileVersion": 3, "requires": True,
-              "packages": {f"node_modules/{GONE}": entry}}
-    app = write_app(tmp_path / "app", """
+def test_a_committed_node_modules_runs_as_it_is(tmp_path: Path, up_factory, package_caches) -> None:
+    entry = {
+        "version": "0.0.1",
+        "resolved": f"https://registry.npmjs.org/{GONE}/-/{GONE}-0.0.1.tgz",
+        "integrity": "sha512-" + "A" * 86 + "==",
+    }
+    lock = {
+        "name": "site",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {"": {"dependencies": {GONE: "^0.0.1"}}, f"node_modules/{GONE}": entry},
+    }
+    hidden = {
+        "name": "site",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {f"node_modules/{GONE}": entry},
+    }
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         micros:
           - name: site
@@ -129,14 +145,18 @@ def test_a_committed_node_modules_runs_as_it_is(tmp_path: Path, up_factory,
             engine: nodejs16
             primary: true
             public: true
-        """, {
-        f"site/node_modules/{GONE}/package.json": json.dumps({"name": GONE, "version": "0.0.1"}),
-        f"site/node_modules/{GONE}/index.js": 'exports.hello = "brought along";',
-        "site/node_modules/.package-lock.json": json.dumps(hidden),
-        "site/package.json": json.dumps({"name": "site", "dependencies": {GONE: "^0.0.1"}}),
-        "site/package-lock.json": json.dumps(lock),
-        "site/index.js": COMMITTED_INDEX,
-    })
+        """,
+        {
+            f"site/node_modules/{GONE}/package.json": json.dumps(
+                {"name": GONE, "version": "0.0.1"}
+            ),
+            f"site/node_modules/{GONE}/index.js": 'exports.hello = "brought along";',
+            "site/node_modules/.package-lock.json": json.dumps(hidden),
+            "site/package.json": json.dumps({"name": "site", "dependencies": {GONE: "^0.0.1"}}),
+            "site/package-lock.json": json.dumps(lock),
+            "site/index.js": COMMITTED_INDEX,
+        },
+    )
     # As a clone leaves them: the lockfile checked out after node_modules, so newer.
     site = app / "site"
     old = time.time() - 5

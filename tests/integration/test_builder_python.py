@@ -102,18 +102,22 @@ def _answer(url: str) -> dict:
 
 
 def test_environments_made_reused_and_remade(tmp_path: Path, up_factory, package_caches) -> None:
-    app = write_app(tmp_path / "app", SPACEFILE, {
-        # Only the framework (and Deta's SDK): the engine default brings its own server.
-        "api/requirements.txt": "fastapi\ndeta~=1.1.0\n",
-        "api/main.py": FASTAPI_MAIN,
-        "web/requirements.txt": "flask\ngunicorn\n",
-        "web/main.py": FLASK_MAIN,
-        "broken/requirements.txt": "space-dev-no-such-package-zzz==1.0\n",
-        "broken/main.py": "app = None\n",
-        "pages/requirements.txt": "fastapi\nuvicorn\njinja2\n",
-        "pages/main.py": PAGES_MAIN,
-        "pages/templates/index.html": "<h1>Made on {{ request.url.path }}</h1>",
-    })
+    app = write_app(
+        tmp_path / "app",
+        SPACEFILE,
+        {
+            # Only the framework (and Deta's SDK): the engine default brings its own server.
+            "api/requirements.txt": "fastapi\ndeta~=1.1.0\n",
+            "api/main.py": FASTAPI_MAIN,
+            "web/requirements.txt": "flask\ngunicorn\n",
+            "web/main.py": FLASK_MAIN,
+            "broken/requirements.txt": "space-dev-no-such-package-zzz==1.0\n",
+            "broken/main.py": "app = None\n",
+            "pages/requirements.txt": "fastapi\nuvicorn\njinja2\n",
+            "pages/main.py": PAGES_MAIN,
+            "pages/templates/index.html": "<h1>Made on {{ request.url.path }}</h1>",
+        },
+    )
     envs = tmp_path / "data" / "envs" / "app"
     up = up_factory(app, env=package_caches)
     up.wait_for(r"api +\| installed in [0-9.]+ s", timeout=60)
@@ -169,6 +173,7 @@ def test_environments_made_reused_and_remade(tmp_path: Path, up_factory, package
     # The second start reuses every environment: no installer runs.
     again = up_factory(app, env=package_caches)
     assert wait_states(again.url, wanted, 30) == wanted, again.output
-    assert "installing" not in "\n".join(
-        x for x in again.lines if x.startswith(("api", "web"))), again.output
+    assert "installing" not in "\n".join(x for x in again.lines if x.startswith(("api", "web"))), (
+        again.output
+    )
     assert _answer(again.url + "/")["six"] is not None

@@ -39,17 +39,23 @@ class Cli:
         self.cwd = cwd
         self.data_dir = data_dir
 
-    def __call__(self, *args: str, input: str | None = None, data_dir: bool = True,
-                 stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, data_dir: bool = True, stdin: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command, rest = args[0], list(args[1:])
         extra = ["--data-dir", str(self.data_dir)] if data_dir else []
         # --data-dir belongs to the leaf command: `keys create --data-dir X`.
         leaf = rest[:1] if command in ("keys", "auth", "users", "data") else []
-        argv = [command, *leaf, *extra, *rest[len(leaf):]]
+        argv = [command, *leaf, *extra, *rest[len(leaf) :]]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         return subprocess.run(
-            [sys.executable, "-m", "runtime", *argv], cwd=self.cwd, env=env, text=True,
-            capture_output=True, input=input, stdin=stdin if input is None else None,
+            [sys.executable, "-m", "runtime", *argv],
+            cwd=self.cwd,
+            env=env,
+            text=True,
+            capture_output=True,
+            input=input,
+            stdin=stdin if input is None else None,
             timeout=30,
         )
 
@@ -93,10 +99,20 @@ def test_keys_round_trip_shows_the_secret_only_at_creation(cli: Cli) -> None:
     empty = cli.ok("keys", "list")
     assert "no API keys" in empty.stdout and "space-dev keys create" in empty.stdout
 
-    made = json.loads(cli.ok("keys", "create", "--name", "ci", "--desc", "CI deploy",
-                             "--client-type", "admin").stdout)
-    assert list(made) == ["name", "description", "prefix", "api_key", "created", "client_type",
-                          "active"]
+    made = json.loads(
+        cli.ok(
+            "keys", "create", "--name", "ci", "--desc", "CI deploy", "--client-type", "admin"
+        ).stdout
+    )
+    assert list(made) == [
+        "name",
+        "description",
+        "prefix",
+        "api_key",
+        "created",
+        "client_type",
+        "active",
+    ]
     key = made["api_key"]
     assert re.fullmatch(r"[A-Za-z0-9]{8}\.[A-Za-z0-9_-]{32}", key)
     assert made["prefix"] == key[:8] and made["active"] is True
@@ -109,8 +125,17 @@ def test_keys_round_trip_shows_the_secret_only_at_creation(cli: Cli) -> None:
 
     table = cli.ok("keys", "list").stdout
     header, row = table.splitlines()
-    assert header.split() == ["NAME", "DESCRIPTION", "CLIENT", "TYPE", "PREFIX", "ACTIVE",
-                              "CREATED", "LAST", "USED"]
+    assert header.split() == [
+        "NAME",
+        "DESCRIPTION",
+        "CLIENT",
+        "TYPE",
+        "PREFIX",
+        "ACTIVE",
+        "CREATED",
+        "LAST",
+        "USED",
+    ]
     assert header.index("PREFIX") == row.index(made["prefix"])  # aligned columns
     assert row.split()[:5] == ["ci", "CI", "deploy", "admin", made["prefix"]]
     assert row.rstrip().endswith("never")
@@ -118,9 +143,17 @@ def test_keys_round_trip_shows_the_secret_only_at_creation(cli: Cli) -> None:
     off = cli.ok("keys", "disable", "ci")
     assert "off" in off.stdout
     listed = json.loads(cli.ok("keys", "list", "--json").stdout)
-    assert listed == [{"name": "ci", "description": "CI deploy", "client_type": "admin",
-                       "prefix": made["prefix"], "active": False, "created": made["created"],
-                       "last_used": None}]
+    assert listed == [
+        {
+            "name": "ci",
+            "description": "CI deploy",
+            "client_type": "admin",
+            "prefix": made["prefix"],
+            "active": False,
+            "created": made["created"],
+            "last_used": None,
+        }
+    ]
     cli.ok("keys", "enable", "ci")
     assert json.loads(cli.ok("keys", "list", "--json").stdout)[0]["active"] is True
     assert [k.active for k in cli.store().keys.list("notes")] == [True]
@@ -193,8 +226,17 @@ def test_auth_switch_is_kept_in_the_data_dir(cli: Cli) -> None:
 def test_users_add_list_passwd_remove(cli: Cli) -> None:
     first = cli.ok("users", "add", "ann", "--password-stdin", input=PASSWORD + "\n")
     assert "owner" in first.stdout
-    cli.ok("users", "add", "bob", "--password-stdin", "--group", "ops", "--group", "dev",
-           input=PASSWORD)
+    cli.ok(
+        "users",
+        "add",
+        "bob",
+        "--password-stdin",
+        "--group",
+        "ops",
+        "--group",
+        "dev",
+        input=PASSWORD,
+    )
     store = cli.store()
     ann, bob = store.users.get("ann"), store.users.get("bob")
     assert ann is not None and ann.owner and verify_password(PASSWORD, ann.password_hash)
@@ -235,6 +277,7 @@ def test_users_without_a_terminal_need_password_stdin(cli: Cli) -> None:
 
 async def _put_files(data: AppData, files: dict[str, bytes]) -> None:
     for name, body in files.items():
+
         async def chunks(body: bytes = body) -> AsyncIterator[bytes]:
             yield body
 
@@ -242,8 +285,11 @@ async def _put_files(data: AppData, files: dict[str, bytes]) -> None:
 
 
 def test_data_export_reset_import_gives_every_name_back(cli: Cli, tmp_path: Path) -> None:
-    files = {"private/config.js": b"the owner's", "visitor/../private/config.js": b"a visitor's",
-             "../up.txt": b"climbs?"}
+    files = {
+        "private/config.js": b"the owner's",
+        "visitor/../private/config.js": b"a visitor's",
+        "../up.txt": b"climbs?",
+    }
     services = DataServices(cli.data_dir)
     data = services.app("notes")
     data.base.put_many("users/42/notes", [{"key": "../k", "text": "one"}])

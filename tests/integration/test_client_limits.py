@@ -77,14 +77,16 @@ class Running:
         return self.data_dir / "tmp"
 
 
-def _start(tmp: Path, runtime_table: str, extra_env: dict[str, str],
-           preexec: object = None) -> Running:
+def _start(
+    tmp: Path, runtime_table: str, extra_env: dict[str, str], preexec: object = None
+) -> Running:
     write_app(tmp / "gate", GATE_SPACEFILE, {"api/echo.py": LOGGING_ECHO})
     write_app(tmp / "other", OTHER_SPACEFILE, {"svc/echo.py": LOGGING_ECHO})
     ports = {"gate": free_port(), "other": free_port()}
     log = tmp / "echo.log"
     config = tmp / "space-dev.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [runtime]
         data_dir = "data"
         {runtime_table}
@@ -96,12 +98,17 @@ def _start(tmp: Path, runtime_table: str, extra_env: dict[str, str],
         path = "other"
         name = "other"
         port = {ports["other"]}
-    """))
-    env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, "ECHO_LOG": str(log),
-           **extra_env}
+    """)
+    )
+    env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, "ECHO_LOG": str(log), **extra_env}
     env.pop("NO_COLOR", None)
-    up = Up(["up", "--config", str(config), "--no-reload", "--no-schedule"], tmp, env,
-            ports["gate"], preexec_fn=preexec)  # type: ignore[arg-type]
+    up = Up(
+        ["up", "--config", str(config), "--no-reload", "--no-schedule"],
+        tmp,
+        env,
+        ports["gate"],
+        preexec_fn=preexec,
+    )  # type: ignore[arg-type]
     try:
         up.wait_for(r"ready: gate ", 60)
         up.wait_for(r"ready: other ", 60)
@@ -131,8 +138,11 @@ def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = _start(tmp_path_factory.mktemp("tight"), 'max_body_size = "1 MiB"',
-                     {"SPACE_DEV_CLIENT_TIMEOUT": "1"})
+    running = _start(
+        tmp_path_factory.mktemp("tight"),
+        'max_body_size = "1 MiB"',
+        {"SPACE_DEV_CLIENT_TIMEOUT": "1"},
+    )
     yield running
     _stop(running)
 
@@ -155,8 +165,14 @@ def _read_answer(sock: socket.socket, got: bytes = b"", timeout: float = 5.0) ->
     while True:
         head, sep, body = got.partition(b"\r\n\r\n")
         if sep:
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             if len(body) >= length:
                 return got
         piece = sock.recv(65536)
@@ -186,8 +202,9 @@ def _refused_from_head(port: int, head: bytes) -> tuple[Reply, bool]:
         return parse_reply(raw), _closed_soon(sock, 5)
 
 
-def _upload_chunked(port: int, head: bytes, total: int, piece: int = MiB,
-                    tls: ssl.SSLContext | None = None) -> tuple[Reply, int]:
+def _upload_chunked(
+    port: int, head: bytes, total: int, piece: int = MiB, tls: ssl.SSLContext | None = None
+) -> tuple[Reply, int]:
     """Send `total` bytes in chunks made as they go (never held whole), stopping as soon as an
     answer comes; the answer and how many body bytes had been sent by then."""
     block = bytes(range(256)) * (piece // 256)
@@ -252,8 +269,9 @@ def test_a_150_mib_chunked_upload_to_a_public_route_stops_at_the_default_cap(
     roomy: Running,
 ) -> None:
     marker = "chunked-150"
-    head = _head(roomy.gate, "POST", "/public/upload", "Transfer-Encoding: chunked",
-                 f"{MARKER}: {marker}")
+    head = _head(
+        roomy.gate, "POST", "/public/upload", "Transfer-Encoding: chunked", f"{MARKER}: {marker}"
+    )
     reply, sent = _upload_chunked(roomy.gate, head, 150 * MiB)
     assert reply.status == 413, reply
     assert b"max_body_size" in reply.body
@@ -271,9 +289,16 @@ def test_a_content_length_above_the_default_cap_is_refused_from_its_head(
     roomy: Running,
 ) -> None:
     marker = "length-200"
-    reply, closed = _refused_from_head(roomy.gate, _head(
-        roomy.gate, "PUT", "/public/upload", f"Content-Length: {200 * MiB}",
-        f"{MARKER}: {marker}"))
+    reply, closed = _refused_from_head(
+        roomy.gate,
+        _head(
+            roomy.gate,
+            "PUT",
+            "/public/upload",
+            f"Content-Length: {200 * MiB}",
+            f"{MARKER}: {marker}",
+        ),
+    )
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
     assert closed
     assert not received_with_marker(roomy.log, MARKER, marker)
@@ -283,8 +308,17 @@ def test_a_body_under_the_default_cap_reaches_the_micro_whole(roomy: Running) ->
     marker = "length-3"
     body = b"x" * (3 * MiB)
     with socket.create_connection(("127.0.0.1", roomy.gate), 10) as sock:
-        sock.sendall(_head(roomy.gate, "POST", "/public/upload", f"Content-Length: {len(body)}",
-                           f"{MARKER}: {marker}", "Connection: close") + body)
+        sock.sendall(
+            _head(
+                roomy.gate,
+                "POST",
+                "/public/upload",
+                f"Content-Length: {len(body)}",
+                f"{MARKER}: {marker}",
+                "Connection: close",
+            )
+            + body
+        )
         reply = parse_reply(_read_answer(sock, timeout=30))
     assert reply.status == 200 and reply.echo is not None
     assert reply.echo["body_length"] == len(body)
@@ -292,8 +326,9 @@ def test_a_body_under_the_default_cap_reaches_the_micro_whole(roomy: Running) ->
 
 def test_the_cap_set_in_space_dev_toml_applies_to_a_chunked_body(tight: Running) -> None:
     marker = "chunked-2"
-    head = _head(tight.gate, "POST", "/public/upload", "Transfer-Encoding: chunked",
-                 f"{MARKER}: {marker}")
+    head = _head(
+        tight.gate, "POST", "/public/upload", "Transfer-Encoding: chunked", f"{MARKER}: {marker}"
+    )
     reply, sent = _upload_chunked(tight.gate, head, 2 * MiB, piece=64 * 1024)
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
     wait_until(lambda: not _spool_files_open(tight), 5, "the spooled part to be removed")
@@ -301,8 +336,14 @@ def test_the_cap_set_in_space_dev_toml_applies_to_a_chunked_body(tight: Running)
     assert not received_with_marker(tight.log, MARKER, marker)
     # The control: a chunked body one byte under the cap arrives whole, with its length.
     marker = "chunked-under"
-    head = _head(tight.gate, "POST", "/public/upload", "Transfer-Encoding: chunked",
-                 f"{MARKER}: {marker}", "Connection: close")
+    head = _head(
+        tight.gate,
+        "POST",
+        "/public/upload",
+        "Transfer-Encoding: chunked",
+        f"{MARKER}: {marker}",
+        "Connection: close",
+    )
     reply, sent = _upload_chunked(tight.gate, head, MiB, piece=64 * 1024)
     assert reply.status == 200 and reply.echo is not None, reply
     assert reply.echo["body_length"] == MiB == sent
@@ -310,16 +351,27 @@ def test_the_cap_set_in_space_dev_toml_applies_to_a_chunked_body(tight: Running)
 
 def test_the_cap_set_in_space_dev_toml_applies_to_a_content_length(tight: Running) -> None:
     marker = "length-over"
-    reply, closed = _refused_from_head(tight.gate, _head(
-        tight.gate, "POST", "/public/upload", f"Content-Length: {MiB + 1}",
-        f"{MARKER}: {marker}"))
+    reply, closed = _refused_from_head(
+        tight.gate,
+        _head(
+            tight.gate,
+            "POST",
+            "/public/upload",
+            f"Content-Length: {MiB + 1}",
+            f"{MARKER}: {marker}",
+        ),
+    )
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
     assert closed
     assert not received_with_marker(tight.log, MARKER, marker)
     body = b"y" * MiB  # the control: exactly the cap
     with socket.create_connection(("127.0.0.1", tight.gate), 10) as sock:
-        sock.sendall(_head(tight.gate, "POST", "/public/upload", f"Content-Length: {MiB}",
-                           "Connection: close") + body)
+        sock.sendall(
+            _head(
+                tight.gate, "POST", "/public/upload", f"Content-Length: {MiB}", "Connection: close"
+            )
+            + body
+        )
         reply = parse_reply(_read_answer(sock))
     assert reply.status == 200 and reply.echo is not None
     assert reply.echo["body_length"] == MiB
@@ -330,19 +382,28 @@ def test_a_client_that_sends_its_whole_body_before_reading_still_reads_the_413(
 ) -> None:
     """Python's `http.client` sends the whole body, then reads: what it sends after the cap is
     dropped unread for a while, so it finds the answer instead of a reset."""
+
     def body() -> Iterator[bytes]:
         for _ in range(4):
             yield b"z" * MiB
 
-    status, _, answer = fetch("POST", f"http://127.0.0.1:{tight.gate}/public/upload",
-                              body=body(), timeout=10)  # type: ignore[arg-type]
+    status, _, answer = fetch(
+        "POST", f"http://127.0.0.1:{tight.gate}/public/upload", body=body(), timeout=10
+    )  # type: ignore[arg-type]
     assert status == 413 and b"max_body_size" in answer
 
 
 def test_the_cap_applies_to_the_runtimes_own_pages(tight: Running) -> None:
-    reply, closed = _refused_from_head(tight.gate, _head(
-        tight.gate, "POST", "/__space/login", "Content-Type: application/x-www-form-urlencoded",
-        f"Content-Length: {2 * MiB}"))
+    reply, closed = _refused_from_head(
+        tight.gate,
+        _head(
+            tight.gate,
+            "POST",
+            "/__space/login",
+            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {2 * MiB}",
+        ),
+    )
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
     assert closed
     assert login(tight.gate, "dev", OWNER_PASSWORD)  # the control: a form under the cap
@@ -350,8 +411,10 @@ def test_the_cap_applies_to_the_runtimes_own_pages(tight: Running) -> None:
 
 def _drive_status(port: int, session: str, name: str) -> int:
     status, _, _ = fetch(
-        "GET", f"http://127.0.0.1:{port}/__space/v0/drive/v1/x/files/files/download?name={name}",
-        headers={"Cookie": f"space_session={session}"})
+        "GET",
+        f"http://127.0.0.1:{port}/__space/v0/drive/v1/x/files/files/download?name={name}",
+        headers={"Cookie": f"space_session={session}"},
+    )
     return status
 
 
@@ -359,18 +422,21 @@ def test_the_cap_applies_to_drive_uploads_on_the_apps_origin(tight: Running) -> 
     session = login(tight.gate, "dev", OWNER_PASSWORD)
     target = "/__space/v0/drive/v1/x/files/files?name={}"
     cookie = f"Cookie: space_session={session}"
-    head = _head(tight.gate, "POST", target.format("big.bin"), cookie,
-                 "Transfer-Encoding: chunked")
+    head = _head(tight.gate, "POST", target.format("big.bin"), cookie, "Transfer-Encoding: chunked")
     reply, _ = _upload_chunked(tight.gate, head, 2 * MiB, piece=64 * 1024)
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
     assert _drive_status(tight.gate, session, "big.bin") == 404
-    head = _head(tight.gate, "POST", target.format("small.bin"), cookie,
-                 "Transfer-Encoding: chunked", "Connection: close")
+    head = _head(
+        tight.gate,
+        "POST",
+        target.format("small.bin"),
+        cookie,
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+    )
     reply, _ = _upload_chunked(tight.gate, head, 100 * 1024, piece=64 * 1024)
     assert reply.status == 201, reply
     assert _drive_status(tight.gate, session, "small.bin") == 200
-
-
 
 
 def test_the_cap_applies_to_the_data_port(tight: Running) -> None:
@@ -381,21 +447,35 @@ def test_the_cap_applies_to_the_data_port(tight: Running) -> None:
     tls = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])
     target = f"/v1/{project}/files/files?name={{}}"
 
-    head = _head(port, "POST", target.format("over.bin"), f"X-API-Key: {key}",
-                 f"Content-Length: {2 * MiB}")
-    with socket.create_connection(("127.0.0.1", port), 5) as plain, \
-            tls.wrap_socket(plain, server_hostname="127.0.0.1") as sock:
+    head = _head(
+        port, "POST", target.format("over.bin"), f"X-API-Key: {key}", f"Content-Length: {2 * MiB}"
+    )
+    with (
+        socket.create_connection(("127.0.0.1", port), 5) as plain,
+        tls.wrap_socket(plain, server_hostname="127.0.0.1") as sock,
+    ):
         sock.sendall(head)
         reply = parse_reply(_read_answer(sock))
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
 
-    head = _head(port, "POST", target.format("chunked.bin"), f"X-API-Key: {key}",
-                 "Transfer-Encoding: chunked")
+    head = _head(
+        port,
+        "POST",
+        target.format("chunked.bin"),
+        f"X-API-Key: {key}",
+        "Transfer-Encoding: chunked",
+    )
     reply, _ = _upload_chunked(port, head, 2 * MiB, piece=64 * 1024, tls=tls)
     assert reply.status == 413 and b"max_body_size" in reply.body, reply
 
-    head = _head(port, "POST", target.format("small.bin"), f"X-API-Key: {key}",
-                 "Transfer-Encoding: chunked", "Connection: close")
+    head = _head(
+        port,
+        "POST",
+        target.format("small.bin"),
+        f"X-API-Key: {key}",
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+    )
     reply, _ = _upload_chunked(port, head, 100 * 1024, piece=64 * 1024, tls=tls)
     assert reply.status == 201, reply
     session = login(tight.gate, "dev", OWNER_PASSWORD)
@@ -434,8 +514,10 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_timeout(tight: Runnin
 def test_a_body_that_stops_flowing_is_closed_after_the_timeout(tight: Running) -> None:
     marker = "stalled-body"
     with socket.create_connection(("127.0.0.1", tight.gate), 5) as sock:
-        sock.sendall(_head(tight.gate, "POST", "/public/slow", "Content-Length: 100",
-                           f"{MARKER}: {marker}") + b"0123456789")
+        sock.sendall(
+            _head(tight.gate, "POST", "/public/slow", "Content-Length: 100", f"{MARKER}: {marker}")
+            + b"0123456789"
+        )
         began = time.monotonic()
         assert _closed_soon(sock, 6)
         assert time.monotonic() - began < 5
@@ -444,8 +526,16 @@ def test_a_body_that_stops_flowing_is_closed_after_the_timeout(tight: Running) -
     # The control: a slow body that keeps flowing (a byte every 0.25 s, 5 s in all) arrives.
     marker = "slow-body"
     with socket.create_connection(("127.0.0.1", tight.gate), 5) as sock:
-        sock.sendall(_head(tight.gate, "POST", "/public/slow", "Content-Length: 20",
-                           f"{MARKER}: {marker}", "Connection: close"))
+        sock.sendall(
+            _head(
+                tight.gate,
+                "POST",
+                "/public/slow",
+                "Content-Length: 20",
+                f"{MARKER}: {marker}",
+                "Connection: close",
+            )
+        )
         for n in range(20):
             time.sleep(0.25)
             sock.sendall(str(n % 10).encode())
@@ -470,8 +560,7 @@ def test_1100_half_open_connections_do_not_stop_the_pages_or_another_app(
             sock.settimeout(2)
             try:
                 sock.connect(("127.0.0.1", roomy.gate))
-                sock.sendall(f"GET /public/x HTTP/1.1\r\nHost: 127.0.0.1:{roomy.gate}\r\n"
-                             .encode())
+                sock.sendall(f"GET /public/x HTTP/1.1\r\nHost: 127.0.0.1:{roomy.gate}\r\n".encode())
             except OSError:
                 sock.close()
                 continue
@@ -479,8 +568,9 @@ def test_1100_half_open_connections_do_not_stop_the_pages_or_another_app(
         assert len(held) == 1100
         status, _, _ = fetch("GET", f"http://127.0.0.1:{roomy.gate}/__space/health", timeout=5)
         assert status == 200
-        status, _, _ = fetch("GET", f"http://127.0.0.1:{roomy.ports['other']}/__space/health",
-                             timeout=5)
+        status, _, _ = fetch(
+            "GET", f"http://127.0.0.1:{roomy.ports['other']}/__space/health", timeout=5
+        )
         assert status == 200
         status, _, body = fetch("GET", f"http://127.0.0.1:{roomy.ports['other']}/x", timeout=5)
         assert status == 401, body  # the gate itself answers: the micro is private

@@ -58,17 +58,20 @@ class App:
     key: str
     context: ssl.SSLContext
 
-    def call(self, method: str, path: str, body: Any = None,
-             timeout: float = 120.0) -> tuple[int, Any]:
-        connection = http.client.HTTPSConnection(self.host, self.data_port, timeout=timeout,
-                                                 context=self.context)
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 120.0
+    ) -> tuple[int, Any]:
+        connection = http.client.HTTPSConnection(
+            self.host, self.data_port, timeout=timeout, context=self.context
+        )
         try:
             return self._exchange(connection, method, path, body)
         finally:
             connection.close()
 
-    def _exchange(self, connection: http.client.HTTPSConnection, method: str, path: str,
-                  body: Any) -> tuple[int, Any]:
+    def _exchange(
+        self, connection: http.client.HTTPSConnection, method: str, path: str, body: Any
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         headers = {"X-API-Key": self.key, "Content-Type": "application/json"}
         connection.request(method, f"/v1/{self.project_id}/things{path}", data, headers)
@@ -98,8 +101,14 @@ def _read_app(port: int, data_dir: Path) -> App:
     env = json.loads(body)["env"]
     host, _, data_port = env["DETA_BASE_HOST"].partition(":")
     context = ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.pem"))
-    return App(port, host, int(data_port), env["DETA_PROJECT_KEY"].partition("_")[0],
-               env["DETA_PROJECT_KEY"], context)
+    return App(
+        port,
+        host,
+        int(data_port),
+        env["DETA_PROJECT_KEY"].partition("_")[0],
+        env["DETA_PROJECT_KEY"],
+        context,
+    )
 
 
 def _item(number: int) -> dict[str, Any]:
@@ -113,7 +122,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     for name in ("alpha", "beta"):
         write_app(tmp / name, ECHO_SPACEFILE, {"echo.py": PY_ECHO})
     ports = {"alpha": free_port(), "beta": free_port()}
-    (tmp / "space-dev.toml").write_text(textwrap.dedent(f"""
+    (tmp / "space-dev.toml").write_text(
+        textwrap.dedent(f"""
         [runtime]
         data_dir = "data"
         [[apps]]
@@ -124,16 +134,22 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         path = "beta"
         name = "beta"
         port = {ports["beta"]}
-    """))
+    """)
+    )
     env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD}
     env.pop("NO_COLOR", None)
-    up = Up(["up", "--config", str(tmp / "space-dev.toml"), "--no-reload", "--no-schedule"],
-            tmp, env, ports["alpha"])
+    up = Up(
+        ["up", "--config", str(tmp / "space-dev.toml"), "--no-reload", "--no-schedule"],
+        tmp,
+        env,
+        ports["alpha"],
+    )
     try:
         alpha = _read_app(ports["alpha"], tmp / "data")
         beta = _read_app(ports["beta"], tmp / "data")
-        connection = http.client.HTTPSConnection(alpha.host, alpha.data_port, timeout=60,
-                                                 context=alpha.context)
+        connection = http.client.HTTPSConnection(
+            alpha.host, alpha.data_port, timeout=60, context=alpha.context
+        )
         try:
             for first in range(0, ITEMS, 25):
                 batch = [_item(n) for n in range(first, min(first + 25, ITEMS))]
@@ -162,9 +178,13 @@ def _timed(results: dict[str, Any], name: str, call: Callable[[], Any]) -> threa
 
 def _sign_in(port: int) -> int:
     form = urllib.parse.urlencode({"username": "dev", "password": OWNER_PASSWORD, "next": "/"})
-    status, _, _ = fetch("POST", f"http://127.0.0.1:{port}/__space/login", body=form.encode(),
-                         headers={"Content-Type": "application/x-www-form-urlencoded"},
-                         timeout=120)
+    status, _, _ = fetch(
+        "POST",
+        f"http://127.0.0.1:{port}/__space/login",
+        body=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=120,
+    )
     return status
 
 
@@ -174,11 +194,17 @@ def _beside(runtime: Runtime, query: Callable[[], Any]) -> dict[str, Any]:
     threads = [_timed(results, "query", query)]
     time.sleep(0.5)  # the query is being scanned by now
     for n in range(DEFAULT_POOL):
-        threads.append(_timed(results, f"cheap{n}",
-                              lambda n=n: runtime.alpha.call("GET", f"/items/k{n:05d}")))
+        threads.append(
+            _timed(results, f"cheap{n}", lambda n=n: runtime.alpha.call("GET", f"/items/k{n:05d}"))
+        )
     time.sleep(0.3)  # and the cheap calls are waiting for alpha's Base
-    threads.append(_timed(results, "beta_put", lambda: runtime.beta.call(
-        "PUT", "/items", {"items": [{"key": "b1", "v": 1}]})))
+    threads.append(
+        _timed(
+            results,
+            "beta_put",
+            lambda: runtime.beta.call("PUT", "/items", {"items": [{"key": "b1", "v": 1}]}),
+        )
+    )
     threads.append(_timed(results, "login", lambda: _sign_in(runtime.beta.port)))
     for thread in threads:
         thread.join(300)
@@ -192,8 +218,11 @@ def test_a_query_of_5000_conditions_is_refused_and_stalls_no_one(runtime: Runtim
     status, body = results["query"]
     assert status == 400
     assert body == {"errors": ["Bad query"]}  # Deta's words; the runtime's log says why
-    runtime.up.wait_for(r'answered 400 "Bad query": A query may OR at most 25 objects; '
-                        r"this one has 5000", 10)
+    runtime.up.wait_for(
+        r'answered 400 "Bad query": A query may OR at most 25 objects; '
+        r"this one has 5000",
+        10,
+    )
     assert results["beta_put"][0] == 207 and results["beta_put_s"] < QUICK_S
     assert results["login"] == 303 and results["login_s"] < QUICK_S
     # The control: beta's item was written, and a normal OR query of alpha's answers in full
@@ -224,9 +253,14 @@ def test_a_long_scan_within_the_limits_stalls_no_other_app_nor_the_login(
     # a whole list), so every condition is evaluated for every item; the last picks one item.
     last_word = f"w{LIST_LENGTH - 1}"
     wanted = range(100, 2600, 100)
-    query = [{**{f"l{j}?contains": last_word for j in range(LISTS)},
-              **{f"l{j}?not_contains": "nowhere" for j in range(LISTS)}, "n": n}
-             for n in wanted]
+    query = [
+        {
+            **{f"l{j}?contains": last_word for j in range(LISTS)},
+            **{f"l{j}?not_contains": "nowhere" for j in range(LISTS)},
+            "n": n,
+        }
+        for n in wanted
+    ]
     results = _beside(runtime, lambda: _fetch_all(runtime.alpha, query))
     keys, pages = results["query"]
     assert keys == [f"k{n:05d}" for n in wanted]

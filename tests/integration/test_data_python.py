@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.integration.conftest import fetch, run_up
 from tests.integration.micros import write_app
 
-MICRO = r'''
+MICRO = r"""
 import io, json, os, time, traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import deta
@@ -68,7 +68,7 @@ class H(BaseHTTPRequestHandler):
         pass
 
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-'''
+"""
 
 
 def test_every_call_of_the_python_module_works(tmp_path: Path) -> None:

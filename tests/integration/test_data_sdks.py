@@ -20,10 +20,17 @@ VERSIONS = ("1.1.0", "2.0.0")
 
 
 def _npm_install(folder: Path, version: str) -> None:
-    (folder / "package.json").write_text(json.dumps(
-        {"name": f"sdk-{version}", "version": "1.0.0", "dependencies": {"deta": version}}))
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=folder,
-                   check=True, timeout=300)
+    (folder / "package.json").write_text(
+        json.dumps(
+            {"name": f"sdk-{version}", "version": "1.0.0", "dependencies": {"deta": version}}
+        )
+    )
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent"],
+        cwd=folder,
+        check=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,7 @@ def sdk_app(tmp_path_factory: pytest.TempPathFactory):
 
 def _run(up, micro: str, base: str, drive: str) -> dict:
     prefix = "" if micro == "v1" else "/v2"
-    status, _, body = fetch("GET", f"{up.url}{prefix}/run?base={base}&drive={drive}",
-                            timeout=120)
+    status, _, body = fetch("GET", f"{up.url}{prefix}/run?base={base}&drive={drive}", timeout=120)
     assert status == 200, body[:500]
     return json.loads(body)
 
@@ -75,10 +81,10 @@ def _check(results: dict) -> None:
     assert ok["get_slash"] == {"key": "c/d", "n": 3}
     assert ok["get_missing"] is None
     assert len(ok["insert_new"]["key"]) == 12 and ok["insert_new"]["n"] == 9
-    assert ok["after_update"] == {"key": "a", "n": 3, "tags": ["x", "y"],
-                                  "nested": {"deep": False}}
+    assert ok["after_update"] == {"key": "a", "n": 3, "tags": ["x", "y"], "nested": {"deep": False}}
     assert sorted(i["key"] for i in ok["fetch_gte"]) == sorted(
-        ["a", "b", "c/d", ok["insert_new"]["key"]])
+        ["a", "b", "c/d", ok["insert_new"]["key"]]
+    )
     assert sorted(i["key"] for i in ok["fetch_or"]) == sorted(["b", ok["insert_new"]["key"]])
     # "c/", not "c": the generated key of insert_new may start with a c.
     assert [i["key"] for i in ok["fetch_key_or"]] == ["c/d"]
@@ -125,24 +131,43 @@ def test_data_stays_between_runs_and_belongs_to_its_app(sdk_app: Path, tmp_path:
     try:
         up.wait_ready(60)
         cookie = login(up.url)
-        status, _, body = fetch("POST", up.url + "/__space/v0/base/v1/dummy/kept/query",
-                                headers={"Cookie": f"space_session={cookie}",
-                                         "Content-Type": "application/json",
-                                         "Origin": up.url},
-                                body=b"{}")
+        status, _, body = fetch(
+            "POST",
+            up.url + "/__space/v0/base/v1/dummy/kept/query",
+            headers={
+                "Cookie": f"space_session={cookie}",
+                "Content-Type": "application/json",
+                "Origin": up.url,
+            },
+            body=b"{}",
+        )
         assert status == 200, body
         keys = sorted(i["key"] for i in json.loads(body)["items"])
         assert "a" in keys and "c/d" in keys
         # The browser path needs the owner's session; the dummy key alone is nothing.
-        status, _, _ = fetch("POST", up.url + "/__space/v0/base/v1/dummy/kept/query",
-                             headers={"X-API-Key": "dummy", "Content-Type": "application/json"},
-                             body=b"{}")
+        status, _, _ = fetch(
+            "POST",
+            up.url + "/__space/v0/base/v1/dummy/kept/query",
+            headers={"X-API-Key": "dummy", "Content-Type": "application/json"},
+            body=b"{}",
+        )
         assert status == 401
     finally:
         up.stop()
     listing = subprocess.run(
-        [sys.executable, "-m", "runtime", "data", "list", "--data-dir", str(data_dir),
-         "--app", "sdks"],
-        capture_output=True, text=True, cwd=sdk_app,
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "data",
+            "list",
+            "--data-dir",
+            str(data_dir),
+            "--app",
+            "sdks",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=sdk_app,
     )
     assert "base  kept" in listing.stdout, listing.stdout + listing.stderr

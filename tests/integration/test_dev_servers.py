@@ -109,17 +109,30 @@ def devs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, int, Pa
 
     root = tmp_path_factory.mktemp("devs")
     fixed_port = free_port()
-    package = {"name": "tool", "private": True,
-               "scripts": {"dev": "not-installed-dev-tool --port $PORT"}}
-    app = write_app(root / "app", SPACEFILE, {
-        "fixed/fixed.py": FIXED.replace("FIXED_PORT", str(fixed_port)),
-        "flask/app.py": FLASK_APP,
-        "mute/.keep": "",
-        "tool/package.json": json.dumps(package),
-        "site/public/big.bin": "x" * SIZE,
-    })
-    up = run_up(app, env={"SPACE_DEV_READY_TIMEOUT": "3", "npm_config_cache": str(root / "npm"),
-                          "npm_config_update_notifier": "false"})
+    package = {
+        "name": "tool",
+        "private": True,
+        "scripts": {"dev": "not-installed-dev-tool --port $PORT"},
+    }
+    app = write_app(
+        root / "app",
+        SPACEFILE,
+        {
+            "fixed/fixed.py": FIXED.replace("FIXED_PORT", str(fixed_port)),
+            "flask/app.py": FLASK_APP,
+            "mute/.keep": "",
+            "tool/package.json": json.dumps(package),
+            "site/public/big.bin": "x" * SIZE,
+        },
+    )
+    up = run_up(
+        app,
+        env={
+            "SPACE_DEV_READY_TIMEOUT": "3",
+            "npm_config_cache": str(root / "npm"),
+            "npm_config_update_notifier": "false",
+        },
+    )
     try:
         up.wait_for(r"ready: devs", 60)
         yield up, fixed_port, app
@@ -166,8 +179,9 @@ def test_flask_run_listens_on_the_port_it_is_given(devs) -> None:
 
 def test_a_micro_that_never_listens_has_its_state_and_an_immediate_answer(devs) -> None:
     up, _, _ = devs
-    assert any("mute: not listening on $PORT" in line and "ready: devs" in line
-               for line in up.lines), up.output
+    assert any(
+        "mute: not listening on $PORT" in line and "ready: devs" in line for line in up.lines
+    ), up.output
     headers = {**_session(up), "Accept": "text/html"}
     began = time.monotonic()
     status, _, body = fetch("GET", up.url + "/mute/", headers=headers, timeout=30)
@@ -211,8 +225,11 @@ def _drop_downloads(up: Up, path: str, cookie: str) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.settimeout(5)
             sock.connect(("127.0.0.1", up.port))
-            sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{up.port}\r\n"
-                          f"Cookie: {cookie}\r\n\r\n").encode())
+            sock.sendall(
+                (
+                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{up.port}\r\nCookie: {cookie}\r\n\r\n"
+                ).encode()
+            )
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
             time.sleep(0.2)  # the server is mid-body, waiting for the window to open
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")

@@ -9,21 +9,36 @@ import pytest
 
 from tests.integration.micros import write_app
 
-STATIC = ("v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    serve: .\n"
-          "    public: true\n")
+STATIC = (
+    "v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    serve: .\n"
+    "    public: true\n"
+)
 
 
-@pytest.mark.parametrize(("variable", "value", "told"), [
-    ("SPACE_DEV_READY_TIMEOUT", "abc",
-     "SPACE_DEV_READY_TIMEOUT='abc' is not a number of seconds"),
-    ("SPACE_DEV_INSTALLER", "conda",
-     "SPACE_DEV_INSTALLER='conda' is not an installer space-dev knows"),
-    # Told at the start, not at the first install (an app without requirements has none).
-    ("SPACE_DEV_PACKAGES_AS_OF", "yesterday",
-     "SPACE_DEV_PACKAGES_AS_OF='yesterday' is neither a day nor `latest`"),
-])
-def test_a_wrong_value_stops_up_with_its_name(tmp_path: Path, up_factory, variable: str,
-                                              value: str, told: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "told"),
+    [
+        (
+            "SPACE_DEV_READY_TIMEOUT",
+            "abc",
+            "SPACE_DEV_READY_TIMEOUT='abc' is not a number of seconds",
+        ),
+        (
+            "SPACE_DEV_INSTALLER",
+            "conda",
+            "SPACE_DEV_INSTALLER='conda' is not an installer space-dev knows",
+        ),
+        # Told at the start, not at the first install (an app without requirements has none).
+        (
+            "SPACE_DEV_PACKAGES_AS_OF",
+            "yesterday",
+            "SPACE_DEV_PACKAGES_AS_OF='yesterday' is neither a day nor `latest`",
+        ),
+    ],
+)
+def test_a_wrong_value_stops_up_with_its_name(
+    tmp_path: Path, up_factory, variable: str, value: str, told: str
+) -> None:
     app = write_app(tmp_path / "app", STATIC, {"index.html": "<p>hello</p>"})
     up = up_factory(app, env={variable: value})
     assert up.proc.wait(20) == 1

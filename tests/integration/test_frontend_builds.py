@@ -41,35 +41,41 @@ micros:
 
 
 def _package(name: str, versions: dict[str, str]) -> str:
-    return json.dumps({"name": name, "private": True, "type": "module",
-                       "scripts": {"build": "vite build", "dev": "vite dev"},
-                       "devDependencies": versions})
+    return json.dumps(
+        {
+            "name": name,
+            "private": True,
+            "type": "module",
+            "scripts": {"build": "vite build", "dev": "vite dev"},
+            "devDependencies": versions,
+        }
+    )
 
 
 KIT_FILES = {
     "kit/package.json": _package("kit", KIT_VERSIONS),
     "kit/svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n"
-                            "export default { kit: { adapter: adapter() } };\n",
+    "export default { kit: { adapter: adapter() } };\n",
     "kit/vite.config.js": "import { sveltekit } from '@sveltejs/kit/vite';\n"
-                          "export default { plugins: [sveltekit()] };\n",
+    "export default { plugins: [sveltekit()] };\n",
     "kit/src/app.html": "<!doctype html><html><head>%sveltekit.head%</head>"
-                        "<body>%sveltekit.body%</body></html>\n",
+    "<body>%sveltekit.body%</body></html>\n",
     "kit/src/routes/+page.svelte": "<script>let n = $state(0);</script>\n"
-                                   "<h1>kit form</h1><button onclick={() => n++}>{n}</button>\n"
-                                   "<form method=\"POST\"><input name=\"q\"></form>\n",
+    "<h1>kit form</h1><button onclick={() => n++}>{n}</button>\n"
+    '<form method="POST"><input name="q"></form>\n',
     "kit/src/routes/+page.server.js": "export const actions = { default: async ({ request }) =>"
-                                      " ({ got: (await request.formData()).get('q') }) };\n",
+    " ({ got: (await request.formData()).get('q') }) };\n",
 }
 SV_FILES = {
     "sv/package.json": _package("sv", VERSIONS),
     # Served under /sv/: its assets are linked relative to the page.
     "sv/vite.config.js": "import { svelte } from '@sveltejs/vite-plugin-svelte';\n"
-                         "export default { plugins: [svelte()], base: './' };\n",
-    "sv/index.html": '<!doctype html><html><head><title>sv</title></head><body>'
-                     '<div id="app"></div><script type="module" src="/src/main.js"></script>'
-                     "</body></html>\n",
+    "export default { plugins: [svelte()], base: './' };\n",
+    "sv/index.html": "<!doctype html><html><head><title>sv</title></head><body>"
+    '<div id="app"></div><script type="module" src="/src/main.js"></script>'
+    "</body></html>\n",
     "sv/src/main.js": "import { mount } from 'svelte';\nimport App from './App.svelte';\n"
-                      "mount(App, { target: document.getElementById('app') });\n",
+    "mount(App, { target: document.getElementById('app') });\n",
     "sv/src/App.svelte": "<h1>first</h1>\n<style>h1 { color: teal; }</style>\n",
 }
 
@@ -128,7 +134,8 @@ def _load_as_visitor(page: str) -> tuple[str, list[str]]:
 
 
 def test_sveltekit_and_svelte_are_built_served_to_visitors_and_rebuilt(
-        tmp_path: Path, up_factory, package_caches) -> None:
+    tmp_path: Path, up_factory, package_caches
+) -> None:
     app = write_app(tmp_path / "app", SPACEFILE, {**KIT_FILES, **SV_FILES})
     began = time.monotonic()
     up = up_factory(app, env=package_caches)
@@ -144,9 +151,17 @@ def test_sveltekit_and_svelte_are_built_served_to_visitors_and_rebuilt(
     assert len(assets) >= 3, assets  # the entry modules and what they import
     # The form posts from the page's own origin: SvelteKit's check of it passes (adapter-node
     # learns the scheme from the gate; it would assume https and refuse the post with a 403).
-    status, _, body = fetch("POST", up.url + "/", body=b"q=hello", headers={
-        "Origin": up.url, "Content-Type": "application/x-www-form-urlencoded",
-        "Accept": "application/json", "x-sveltekit-action": "true"})
+    status, _, body = fetch(
+        "POST",
+        up.url + "/",
+        body=b"q=hello",
+        headers={
+            "Origin": up.url,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "x-sveltekit-action": "true",
+        },
+    )
     assert status == 200 and b"hello" in body, (status, body[:300])
     # Control: the visitor is anonymous, so what is not public is refused.
     assert fetch("GET", up.url + "/private")[0] in (303, 401)
@@ -185,7 +200,8 @@ def test_sveltekit_and_svelte_are_built_served_to_visitors_and_rebuilt(
     assert js_had_second, up.output
     # The page and the assets it names, whichever build it came from.
     assert len(served) > 10 and all(status == 200 for _, status in served), [
-        answer for answer in served if answer[1] != 200]
+        answer for answer in served if answer[1] != 200
+    ]
     print(f"\ncold start (install + build + ready): {cold:.1f} s; sv rebuild: {rebuild:.1f} s")
 
 
@@ -205,14 +221,23 @@ setTimeout(() => {
 
 
 def test_a_built_server_is_replaced_only_once_the_new_build_answers(
-        tmp_path: Path, up_factory) -> None:
-    spacefile = ("v: 0\nmicros:\n  - name: web\n    src: web\n    engine: svelte-kit\n"
-                 "    primary: true\n    public: true\n    commands:\n      - node build.cjs\n")
-    app = write_app(tmp_path / "app", spacefile, {
-        "web/build.cjs": SLOW_BUILD, "web/src/message.txt": "old",
-        # adapter-node's output is an ES module package of the app's own: this one is not.
-        "web/package.json": '{"name": "web", "private": true}',
-        "web/svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n"})
+    tmp_path: Path, up_factory
+) -> None:
+    spacefile = (
+        "v: 0\nmicros:\n  - name: web\n    src: web\n    engine: svelte-kit\n"
+        "    primary: true\n    public: true\n    commands:\n      - node build.cjs\n"
+    )
+    app = write_app(
+        tmp_path / "app",
+        spacefile,
+        {
+            "web/build.cjs": SLOW_BUILD,
+            "web/src/message.txt": "old",
+            # adapter-node's output is an ES module package of the app's own: this one is not.
+            "web/package.json": '{"name": "web", "private": true}',
+            "web/svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n",
+        },
+    )
     up = up_factory(app)
     assert wait_states(up.url, {"web": "ready"}, 60) == {"web": "ready"}, up.output
     assert fetch("GET", up.url + "/")[2] == b"old"
@@ -256,7 +281,8 @@ def app(environ, start_response):
 
 
 def test_as_space_ignores_a_windows_dev_line_and_runs_the_engine_default(
-        tmp_path: Path, up_factory) -> None:
+    tmp_path: Path, up_factory
+) -> None:
     app = write_app(tmp_path / "app", WINDOWS_DEV, {"api/main.py": WSGI})
     up = up_factory(app, "--as-space", "--no-reload")
     assert wait_states(up.url, {"api": "ready"}, 60) == {"api": "ready"}, up.output
@@ -290,8 +316,11 @@ require("http").createServer((q, s) => s.end("dev server"))
 
 
 def test_removing_the_dev_line_serves_the_build(tmp_path: Path, up_factory) -> None:
-    app = write_app(tmp_path / "app", DEV_THEN_BUILT.format(dev="    dev: node dev.cjs\n"),
-                    {"web/build.cjs": TINY_BUILD, "web/dev.cjs": TINY_DEV})
+    app = write_app(
+        tmp_path / "app",
+        DEV_THEN_BUILT.format(dev="    dev: node dev.cjs\n"),
+        {"web/build.cjs": TINY_BUILD, "web/dev.cjs": TINY_DEV},
+    )
     up = up_factory(app)
     assert wait_states(up.url, {"web": "ready"}, 60) == {"web": "ready"}, up.output
     assert fetch("GET", up.url + "/")[2] == b"dev server"

@@ -44,8 +44,15 @@ class Attack:
     body: bytes = b""
 
 
-def A(id: str, target: str | bytes, *headers: tuple[str, str], method: str = "GET",
-      status: int | tuple[int, ...] = 401, port: str = "gate", body: bytes = b"") -> Attack:
+def A(
+    id: str,
+    target: str | bytes,
+    *headers: tuple[str, str],
+    method: str = "GET",
+    status: int | tuple[int, ...] = 401,
+    port: str = "gate",
+    body: bytes = b"",
+) -> Attack:
     """Shorthand for one row of the corpus."""
     statuses = frozenset(status if isinstance(status, tuple) else (status,))
     return Attack(id, target, tuple(headers), method, statuses, port, body)
@@ -55,8 +62,12 @@ SESSION = ("Cookie", "space_session={session}")
 EVE = ("Cookie", "space_session={eve_session}")
 KEY = ("X-Space-App-Key", "{key}")
 HTML = ("Accept", "text/html,application/xhtml+xml")
-WS = (("Upgrade", "websocket"), ("Connection", "Upgrade"),
-      ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"))
+WS = (
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+)
 
 ATTACKS: list[Attack] = [
     # Dot segments: raw, encoded once (decoded and resolved), encoded twice (kept literal).
@@ -146,8 +157,11 @@ ATTACKS: list[Attack] = [
     A("key-other-app-with-session", "/api/x", ("X-Space-App-Key", "{other_key}"), SESSION),
     A("key-disabled-with-session", "/admin/x", ("X-API-Key", "{disabled_key}"), SESSION),
     A("key-empty-with-session", "/admin/x", ("X-Space-App-Key", ""), SESSION),
-    A("key-cookie-wrong-with-session", "/api/x",
-      ("Cookie", f"{KEY_COOKIE}=nope; space_session={{session}}")),
+    A(
+        "key-cookie-wrong-with-session",
+        "/api/x",
+        ("Cookie", f"{KEY_COOKIE}=nope; space_session={{session}}"),
+    ),
     A("key-first-header-wrong", "/api/x", ("X-Space-App-Key", "nope"), ("X-API-Key", "{key}")),
     A("key-duplicate-first-wrong", "/api/x", ("X-Space-App-Key", "nope"), KEY),
     # Spoofed identity, no credential.
@@ -181,8 +195,7 @@ ATTACKS: list[Attack] = [
     A("actions-with-key", "/api/__space/v0/actions", KEY, method="POST", status=404),
     A("actions-encoded", "/api/%5F%5Fspace/v0/actions", SESSION, method="POST", status=404),
     A("actions-double-slash", "/api//__space/v0/actions", SESSION, method="POST", status=404),
-    A("actions-via-dots", "/api/public/../__space/v0/actions", SESSION, method="POST",
-      status=404),
+    A("actions-via-dots", "/api/public/../__space/v0/actions", SESSION, method="POST", status=404),
     A("actions-on-admin", "/admin/__space/v0/actions", SESSION, method="POST", status=404),
     A("actions-on-public-micro-path", "/api/__space", status=404),
     A("internal-refresh-no-token", "/__space/internal/refresh", method="POST", status=401),
@@ -193,8 +206,13 @@ ATTACKS: list[Attack] = [
     A("head-no-credential", "/api/x", method="HEAD"),
     A("head-browser", "/admin/x", HTML, method="HEAD", status=303),
     A("options-no-credential", "/api/x", method="OPTIONS"),
-    A("options-preflight", "/admin/x", ("Origin", "http://evil.example"),
-      ("Access-Control-Request-Method", "DELETE"), method="OPTIONS"),
+    A(
+        "options-preflight",
+        "/admin/x",
+        ("Origin", "http://evil.example"),
+        ("Access-Control-Request-Method", "DELETE"),
+        method="OPTIONS",
+    ),
     A("post-no-credential", "/api/x", method="POST", body=b'{"a": 1}'),
     A("delete-no-credential", "/admin/x", method="DELETE"),
     A("trace-no-credential", "/api/x", method="TRACE"),
@@ -209,10 +227,18 @@ ATTACKS: list[Attack] = [
     A("rule-allow-upper-owner", "/api/ALICE/x", SESSION, status=403),
     A("rule-allow-title-owner", "/api/Alice/notes", SESSION, method="PUT", status=403),
     # ...but admits only in the case it names: alice is let in at /alice/*, nowhere else.
-    A("rule-allow-upper-alice", "/api/ALICE/x", ("Cookie", "space_session={alice_session}"),
-      status=403),
-    A("rule-allow-alice-elsewhere", "/api/x", ("Cookie", "space_session={alice_session}"),
-      status=403),
+    A(
+        "rule-allow-upper-alice",
+        "/api/ALICE/x",
+        ("Cookie", "space_session={alice_session}"),
+        status=403,
+    ),
+    A(
+        "rule-allow-alice-elsewhere",
+        "/api/x",
+        ("Cookie", "space_session={alice_session}"),
+        status=403,
+    ),
     # Dot segments with `;` parameters, encoded: Tomcat-style servers resolve them all the same.
     A("semicolon-dots-encoded", "/api/public/..%3B/x", status=400),
     A("semicolon-dots-encoded-lower", "/api/public/..%3b/x", status=400),
@@ -221,35 +247,101 @@ ATTACKS: list[Attack] = [
     A("semicolon-dot-encoded", "/api/public/.%3B/../x", status=400),
     A("semicolon-dot-all-encoded", "/api/public/%2E%3B/x", status=400),
     # A session cookie from another origin changes nothing, whatever the method is called.
-    *(A(f"cross-site-{m.lower()}", "/admin/x", SESSION, ("Origin", "http://evil.example"),
-        method=m, status=403)
-      for m in ("POST", "PUT", "PATCH", "DELETE", "PROPFIND", "PROPPATCH", "MKCOL", "LOCK",
-                "UNLOCK", "COPY", "MOVE", "TRACE", "SEARCH", "PURGE")),
-    A("cross-site-fetch-site-mkcol", "/admin/x", SESSION, ("Sec-Fetch-Site", "cross-site"),
-      method="MKCOL", status=403),
-    A("cross-site-other-port", "/admin/x", SESSION, ("Origin", "http://127.0.0.1:1"),
-      method="LOCK", status=403),
+    *(
+        A(
+            f"cross-site-{m.lower()}",
+            "/admin/x",
+            SESSION,
+            ("Origin", "http://evil.example"),
+            method=m,
+            status=403,
+        )
+        for m in (
+            "POST",
+            "PUT",
+            "PATCH",
+            "DELETE",
+            "PROPFIND",
+            "PROPPATCH",
+            "MKCOL",
+            "LOCK",
+            "UNLOCK",
+            "COPY",
+            "MOVE",
+            "TRACE",
+            "SEARCH",
+            "PURGE",
+        )
+    ),
+    A(
+        "cross-site-fetch-site-mkcol",
+        "/admin/x",
+        SESSION,
+        ("Sec-Fetch-Site", "cross-site"),
+        method="MKCOL",
+        status=403,
+    ),
+    A(
+        "cross-site-other-port",
+        "/admin/x",
+        SESSION,
+        ("Origin", "http://127.0.0.1:1"),
+        method="LOCK",
+        status=403,
+    ),
     # Another local page (any port of 127.0.0.1 is the same site, so the Lax cookie goes along)
     # loading a private resource into itself: a script, an image, a frame, a fetch.
-    *(A(f"embedded-{dest}-{site}", "/admin/x.js", SESSION, ("Sec-Fetch-Site", site),
-        ("Sec-Fetch-Mode", mode), ("Sec-Fetch-Dest", dest), status=403)
-      for site in ("same-site", "cross-site")
-      for mode, dest in (("no-cors", "script"), ("no-cors", "image"), ("cors", "empty"),
-                         ("navigate", "iframe"), ("navigate", "object"), ("no-cors", "style"))),
-    A("embedded-key-cookie", "/api/x.js", ("Cookie", f"{KEY_COOKIE}={{key}}"),
-      ("Sec-Fetch-Site", "same-site"), ("Sec-Fetch-Mode", "no-cors"),
-      ("Sec-Fetch-Dest", "script"), status=403),
+    *(
+        A(
+            f"embedded-{dest}-{site}",
+            "/admin/x.js",
+            SESSION,
+            ("Sec-Fetch-Site", site),
+            ("Sec-Fetch-Mode", mode),
+            ("Sec-Fetch-Dest", dest),
+            status=403,
+        )
+        for site in ("same-site", "cross-site")
+        for mode, dest in (
+            ("no-cors", "script"),
+            ("no-cors", "image"),
+            ("cors", "empty"),
+            ("navigate", "iframe"),
+            ("navigate", "object"),
+            ("no-cors", "style"),
+        )
+    ),
+    A(
+        "embedded-key-cookie",
+        "/api/x.js",
+        ("Cookie", f"{KEY_COOKIE}={{key}}"),
+        ("Sec-Fetch-Site", "same-site"),
+        ("Sec-Fetch-Mode", "no-cors"),
+        ("Sec-Fetch-Dest", "script"),
+        status=403,
+    ),
     # DNS rebinding: a page of another name that now resolves to 127.0.0.1 is not this app.
     A("host-rebound", "/admin/x", SESSION, ("Host", "evil.example"), status=421),
     A("host-rebound-with-port", "/api/x", KEY, ("Host", "evil.example:{gate_port}"), status=421),
     A("host-rebound-public", "/api/open", ("Host", "rebind.evil.example"), status=421),
     A("host-rebound-login", "/__space/login", ("Host", "evil.example"), status=421),
-    A("host-rebound-settings", "/__space/settings", SESSION, ("Host", "evil.example"),
-      status=421),
-    A("host-rebound-api", "/__space/api/keys", SESSION, ("Host", "evil.example"), method="POST",
-      body=b'{"name": "x"}', status=421),
-    A("host-localhost-lookalike", "/admin/x", SESSION, ("Host", "localhost.evil.example"),
-      status=421),
+    A("host-rebound-settings", "/__space/settings", SESSION, ("Host", "evil.example"), status=421),
+    A(
+        "host-rebound-api",
+        "/__space/api/keys",
+        SESSION,
+        ("Host", "evil.example"),
+        method="POST",
+        body=b'{"name": "x"}',
+        status=421,
+    ),
+    A(
+        "host-localhost-lookalike",
+        "/admin/x",
+        SESSION,
+        ("Host", "localhost.evil.example"),
+        status=421,
+    ),
     A("host-ip-lookalike", "/admin/x", SESSION, ("Host", "127.0.0.1.nip.io"), status=421),
     A("host-decimal-ip", "/admin/x", SESSION, ("Host", "2130706433"), status=421),
     A("host-empty", "/admin/x", SESSION, ("Host", ""), status=(400, 421)),
@@ -265,8 +357,9 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
 @pytest.mark.parametrize("attack", [pytest.param(a, id=a.id) for a in ATTACKS])
 def test_attack_is_refused(gate_env: GateEnv, attack: Attack) -> None:
     marker = f"attack-{attack.id}"
-    reply = gate_env.request(attack.port, attack.method, attack.target,
-                             [*attack.headers, (MARKER, marker)], attack.body)
+    reply = gate_env.request(
+        attack.port, attack.method, attack.target, [*attack.headers, (MARKER, marker)], attack.body
+    )
     assert reply.status in attack.statuses, (reply.status, reply.body[:300])
     assert reply.echo is None, f"a micro answered: {reply.body[:300]!r}"
     assert not received_with_marker(gate_env.log, MARKER, marker), "a micro received it"
@@ -336,54 +429,138 @@ ALLOWED = [
     Allowed("public-dots-resolved", "/api/public/x/../a", "/public/a", "public"),
     Allowed("public-slashes-merged", "/api//public//a", "/public/a", "public"),
     Allowed("public-encoded-letter", "/api/%70ublic/a", "/public/a", "public"),
-    Allowed("public-double-encoded-kept", "/api/public/%252e%252e/x",
-            "/public/%252e%252e/x", "public"),
-    Allowed("public-overlong-kept", "/api/public/%c0%ae%c0%ae/x", "/public/%C0%AE%C0%AE/x",
-            "public"),
+    Allowed(
+        "public-double-encoded-kept", "/api/public/%252e%252e/x", "/public/%252e%252e/x", "public"
+    ),
+    Allowed(
+        "public-overlong-kept", "/api/public/%c0%ae%c0%ae/x", "/public/%C0%AE%C0%AE/x", "public"
+    ),
     Allowed("public-open", "/api/open", "/open", "public"),
     Allowed("public-open-slash", "/api/open/", "/open/", "public"),
     Allowed("public-png", "/api/logo.png", "/logo.png", "public"),
     Allowed("public-docs-raw", "/api/docs/v1/raw", "/docs/v1/raw", "public"),
-    Allowed("public-query-intact", "/api/public/a?q=a%20b&x=1", "/public/a?q=a%20b&x=1",
-            "public"),
-    Allowed("public-wins-over-bad-key", "/api/open", "/open", "public",
-            headers=(("X-Space-App-Key", "not-a-key"),)),
-    Allowed("public-for-non-owner", "/api/public/a", "/public/a", "public",
-            cookies=("space_session={eve_session}",)),
+    Allowed("public-query-intact", "/api/public/a?q=a%20b&x=1", "/public/a?q=a%20b&x=1", "public"),
+    Allowed(
+        "public-wins-over-bad-key",
+        "/api/open",
+        "/open",
+        "public",
+        headers=(("X-Space-App-Key", "not-a-key"),),
+    ),
+    Allowed(
+        "public-for-non-owner",
+        "/api/public/a",
+        "/public/a",
+        "public",
+        cookies=("space_session={eve_session}",),
+    ),
     Allowed("key-header", "/api/x", "/x", "api-key", headers=(KEY,), key_name="good"),
-    Allowed("key-x-api-key", "/api/x/../y", "/y", "api-key", headers=(("X-API-Key", "{key}"),),
-            key_name="good"),
-    Allowed("key-cookie", "/api/x", "/x", "api-key", cookies=(f"{KEY_COOKIE}={{key}}",),
-            key_name="good"),
+    Allowed(
+        "key-x-api-key",
+        "/api/x/../y",
+        "/y",
+        "api-key",
+        headers=(("X-API-Key", "{key}"),),
+        key_name="good",
+    ),
+    Allowed(
+        "key-cookie", "/api/x", "/x", "api-key", cookies=(f"{KEY_COOKIE}={{key}}",), key_name="good"
+    ),
     Allowed("key-mount-root", "/api", "/", "api-key", headers=(KEY,), key_name="good"),
-    Allowed("key-of-other-app-at-home", "/x", "/x", "api-key",
-            headers=(("X-Space-App-Key", "{other_key}"),), micro="svc", key_name="theirs",
-            port="other"),
-    Allowed("session-api", "/api/x?y=1", "/x?y=1", "session", cookies=("space_session={session}",),
-            user="dev"),
-    Allowed("session-admin", "/admin/a/b", "/a/b", "session",
-            cookies=("space_session={session}",), micro="admin", user="dev"),
-    Allowed("session-dots-across-mounts", "/api/../admin/x", "/x", "session",
-            cookies=("space_session={session}",), micro="admin", user="dev"),
-    Allowed("session-hop-by-hop-cannot-drop-identity", "/api/x", "/x", "session",
-            headers=(("Connection", "X-Space-Auth, X-Space-User, X-Forwarded-For"),),
-            cookies=("space_session={session}",), user="dev"),
-    Allowed("session-other-app", "/y", "/y", "session", cookies=("space_session={session}",),
-            micro="svc", user="dev", port="other"),
+    Allowed(
+        "key-of-other-app-at-home",
+        "/x",
+        "/x",
+        "api-key",
+        headers=(("X-Space-App-Key", "{other_key}"),),
+        micro="svc",
+        key_name="theirs",
+        port="other",
+    ),
+    Allowed(
+        "session-api",
+        "/api/x?y=1",
+        "/x?y=1",
+        "session",
+        cookies=("space_session={session}",),
+        user="dev",
+    ),
+    Allowed(
+        "session-admin",
+        "/admin/a/b",
+        "/a/b",
+        "session",
+        cookies=("space_session={session}",),
+        micro="admin",
+        user="dev",
+    ),
+    Allowed(
+        "session-dots-across-mounts",
+        "/api/../admin/x",
+        "/x",
+        "session",
+        cookies=("space_session={session}",),
+        micro="admin",
+        user="dev",
+    ),
+    Allowed(
+        "session-hop-by-hop-cannot-drop-identity",
+        "/api/x",
+        "/x",
+        "session",
+        headers=(("Connection", "X-Space-Auth, X-Space-User, X-Forwarded-For"),),
+        cookies=("space_session={session}",),
+        user="dev",
+    ),
+    Allowed(
+        "session-other-app",
+        "/y",
+        "/y",
+        "session",
+        cookies=("space_session={session}",),
+        micro="svc",
+        user="dev",
+        port="other",
+    ),
     # A link from another local app's page is a top-level navigation: it passes.
-    Allowed("session-link-from-another-local-page", "/admin/x", "/x", "session",
-            headers=(("Sec-Fetch-Site", "same-site"), ("Sec-Fetch-Mode", "navigate"),
-                     ("Sec-Fetch-Dest", "document")),
-            cookies=("space_session={session}",), micro="admin", user="dev"),
+    Allowed(
+        "session-link-from-another-local-page",
+        "/admin/x",
+        "/x",
+        "session",
+        headers=(
+            ("Sec-Fetch-Site", "same-site"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Dest", "document"),
+        ),
+        cookies=("space_session={session}",),
+        micro="admin",
+        user="dev",
+    ),
     # The app's own page loading its own script.
-    Allowed("session-own-page-script", "/admin/x.js", "/x.js", "session",
-            headers=(("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Mode", "no-cors"),
-                     ("Sec-Fetch-Dest", "script")),
-            cookies=("space_session={session}",), micro="admin", user="dev"),
+    Allowed(
+        "session-own-page-script",
+        "/admin/x.js",
+        "/x.js",
+        "session",
+        headers=(
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Sec-Fetch-Mode", "no-cors"),
+            ("Sec-Fetch-Dest", "script"),
+        ),
+        cookies=("space_session={session}",),
+        micro="admin",
+        user="dev",
+    ),
     # A key in a header is no ambient credential: another page may use it to load things.
-    Allowed("key-header-embedded", "/api/x.js", "/x.js", "api-key",
-            headers=(KEY, ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "cors")),
-            key_name="good"),
+    Allowed(
+        "key-header-embedded",
+        "/api/x.js",
+        "/x.js",
+        "api-key",
+        headers=(KEY, ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "cors")),
+        key_name="good",
+    ),
 ]
 
 
@@ -424,8 +601,16 @@ def _lower_headers(pairs: Sequence[Sequence[str]]) -> dict[str, list[str]]:
 
 def _assert_no_client_identity(got: Mapping[str, list[str]], env: GateEnv) -> None:
     """No credential and no client-sent identity header reaches a micro."""
-    allowed = {"x-space-auth", "x-space-user", "x-space-key-name", "x-space-client-type",
-               "x-space-gate", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+    allowed = {
+        "x-space-auth",
+        "x-space-user",
+        "x-space-key-name",
+        "x-space-client-type",
+        "x-space-gate",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    }
     for name, values in got.items():
         reserved = name.replace("_", "-")
         if reserved.startswith(("x-space-", "x-forwarded-")):
@@ -471,14 +656,20 @@ def test_micro_receives_exactly_the_authorised_path_and_query(gate_env: GateEnv)
     echo = reply.echo
     assert echo is not None
     raw_path, _, query = target.partition("?")
-    assert echo["path"] == normalise_path(raw_path)[len("/api"):] + "?" + query
+    assert echo["path"] == normalise_path(raw_path)[len("/api") :] + "?" + query
 
 
 def test_session_cookie_is_not_forwarded_whatever_the_separator(gate_env: GateEnv) -> None:
     marker = "cookie-comma"
-    reply = gate_env.request("gate", "GET", "/api/x", [
-        ("Cookie", "theme=dark, space_session={session}"), (MARKER, marker),
-    ])
+    reply = gate_env.request(
+        "gate",
+        "GET",
+        "/api/x",
+        [
+            ("Cookie", "theme=dark, space_session={session}"),
+            (MARKER, marker),
+        ],
+    )
     records = received_with_marker(gate_env.log, MARKER, marker)
     if not records:
         assert reply.status == 401
@@ -489,11 +680,16 @@ def test_session_cookie_is_not_forwarded_whatever_the_separator(gate_env: GateEn
 
 def test_a_key_cookie_of_one_app_does_not_reach_another_apps_micro(gate_env: GateEnv) -> None:
     marker = "cookie-cross-app"
-    reply = gate_env.request("other", "GET", "/x", [
-        ("X-Space-App-Key", "{other_key}"),
-        ("Cookie", f"theme=dark; {KEY_COOKIE}={{key}}"),
-        (MARKER, marker),
-    ])
+    reply = gate_env.request(
+        "other",
+        "GET",
+        "/x",
+        [
+            ("X-Space-App-Key", "{other_key}"),
+            ("Cookie", f"theme=dark; {KEY_COOKIE}={{key}}"),
+            (MARKER, marker),
+        ],
+    )
     assert reply.status == 200
     records = received_with_marker(gate_env.log, MARKER, marker)
     assert records

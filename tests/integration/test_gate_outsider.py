@@ -43,8 +43,9 @@ FOLDER_DODGES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "target", "cookie"), FOLDER_DODGES,
-                         ids=[f"{m}-{t}" for m, t, _ in FOLDER_DODGES])
+@pytest.mark.parametrize(
+    ("method", "target", "cookie"), FOLDER_DODGES, ids=[f"{m}-{t}" for m, t, _ in FOLDER_DODGES]
+)
 def test_a_rule_on_a_folder_holds_at_the_folder_itself(
     gate_env: GateEnv, method: str, target: str, cookie: tuple[str, str]
 ) -> None:
@@ -88,10 +89,17 @@ def test_a_stored_file_cannot_run_as_a_page_on_the_apps_origin(
     headers = [SESSION, *([("Content-Type", ctype)] if ctype else [])]
     put = gate_env.request("gate", "POST", f"{DRIVE}/files?name={name}", headers, body)
     assert put.status == 201, put
-    for method, extra, status in [("GET", [], 200), ("GET", [("Range", "bytes=0-3")], 206),
-                                  ("HEAD", [], 200)]:
-        got = gate_env.request("gate", method, f"{DRIVE}/files/download?name={name}",
-                               [SESSION, ("Accept", "text/html"), *extra])
+    for method, extra, status in [
+        ("GET", [], 200),
+        ("GET", [("Range", "bytes=0-3")], 206),
+        ("HEAD", [], 200),
+    ]:
+        got = gate_env.request(
+            "gate",
+            method,
+            f"{DRIVE}/files/download?name={name}",
+            [SESSION, ("Accept", "text/html"), *extra],
+        )
         assert got.status == status, got
         assert got.header("Content-Security-Policy") == "sandbox", got.headers
         assert got.header("X-Content-Type-Options") == "nosniff", got.headers
@@ -134,8 +142,6 @@ def test_a_session_cookie_that_is_not_utf8_is_no_session(
     assert "Traceback" not in gate_env.up.output
 
 
-
-
 def test_a_project_key_that_is_not_utf8_is_a_wrong_key_on_the_data_port(
     gate_env: GateEnv,
 ) -> None:
@@ -145,10 +151,16 @@ def test_a_project_key_that_is_not_utf8_is_a_wrong_key_on_the_data_port(
     context = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])
 
     def status_with(key: bytes) -> int:
-        with socket.create_connection((host, int(port)), 10) as plain, \
-                context.wrap_socket(plain, server_hostname=host) as tls:
-            tls.sendall(f"GET /v1/{project_id}/notes/items/a HTTP/1.1\r\nHost: {host}\r\n"
-                        "Connection: close\r\nX-API-Key: ".encode() + key + b"\r\n\r\n")
+        with (
+            socket.create_connection((host, int(port)), 10) as plain,
+            context.wrap_socket(plain, server_hostname=host) as tls,
+        ):
+            tls.sendall(
+                f"GET /v1/{project_id}/notes/items/a HTTP/1.1\r\nHost: {host}\r\n"
+                "Connection: close\r\nX-API-Key: ".encode()
+                + key
+                + b"\r\n\r\n"
+            )
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
@@ -171,9 +183,10 @@ LOGIN_BODIES = [
 def test_a_sign_in_form_that_cannot_be_read_is_a_400_not_a_crash(
     gate_env: GateEnv, what: str, ctype: str, body: bytes
 ) -> None:
-    head = (b"POST /__space/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-            b"Content-Type: " + ctype.encode() + b"\r\nContent-Length: "
-            + str(len(body)).encode())
+    head = (
+        b"POST /__space/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+        b"Content-Type: " + ctype.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+    )
     assert _raw(gate_env, head, body) == 400
     assert "Traceback" not in gate_env.up.output
 
@@ -190,10 +203,13 @@ def test_a_miss_on_a_public_route_does_not_show_the_private_404_page(gate_env: G
     assert owner.status == 404 and b"own lost page" in owner.body
 
 
-@pytest.mark.parametrize("head", [
-    b"GET /api/ HTTP/1.1\r\nConnection: close",  # no Host
-    b"GET /api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nBad Header: 1\r\nConnection: close",
-])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /api/ HTTP/1.1\r\nConnection: close",  # no Host
+        b"GET /api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nBad Header: 1\r\nConnection: close",
+    ],
+)
 def test_a_malformed_request_is_a_400_and_no_traceback_in_the_log(
     gate_env: GateEnv, head: bytes
 ) -> None:

@@ -37,12 +37,54 @@ PROBE = "X-Probe"
 # The characters path tricks are spelt with (percent escapes, dots, slashes, `;` and `\`).
 ALPHABET = "/.%25ef5c;\\apublic"
 TOKENS = (
-    "public", "open", "docs", "raw", "x.png", ".png", "logo.png", "..", ".", "%2e", "%2E%2e",
-    "%252e%252e", "%2f", "%2F", "%5c", "%5C", "..;", ";", "%3B", "", "PUBLIC", "Public", "admin",
-    "api", "%70ublic", "%7E", "%00", "%25", "%", "%c0%ae", "__space", "%5F%5Fspace", "*",
+    "public",
+    "open",
+    "docs",
+    "raw",
+    "x.png",
+    ".png",
+    "logo.png",
+    "..",
+    ".",
+    "%2e",
+    "%2E%2e",
+    "%252e%252e",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "..;",
+    ";",
+    "%3B",
+    "",
+    "PUBLIC",
+    "Public",
+    "admin",
+    "api",
+    "%70ublic",
+    "%7E",
+    "%00",
+    "%25",
+    "%",
+    "%c0%ae",
+    "__space",
+    "%5F%5Fspace",
+    "*",
 )
-PREFIXES = ("/api/", "/api", "//api/", "/api//", "/", "/admin/", "/api/public/", "/api/docs/",
-            "/API/", "/ap%69/", "/api/public/../", "/admin/../api/")
+PREFIXES = (
+    "/api/",
+    "/api",
+    "//api/",
+    "/api//",
+    "/",
+    "/admin/",
+    "/api/public/",
+    "/api/docs/",
+    "/API/",
+    "/ap%69/",
+    "/api/public/../",
+    "/admin/../api/",
+)
 TAILS = ("", "/", "?/public/a", "?x=1", "/..", "/.", "/raw", ".png")
 
 
@@ -95,11 +137,15 @@ class Runtime:
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     root = tmp_path_factory.mktemp("gate-property")
-    app = write_app(root / "app", GATE_SPACEFILE, {
-        "www/public/index.html": "<h1>private home</h1>",
-        "api/echo.py": LOGGING_ECHO,
-        "admin/echo.py": LOGGING_ECHO,
-    })
+    app = write_app(
+        root / "app",
+        GATE_SPACEFILE,
+        {
+            "www/public/index.html": "<h1>private home</h1>",
+            "api/echo.py": LOGGING_ECHO,
+            "admin/echo.py": LOGGING_ECHO,
+        },
+    )
     log = root / "echo.log"
     up = run_up(app, "--no-reload", "--no-schedule", env={"ECHO_LOG": str(log)})
     try:
@@ -133,7 +179,7 @@ def _expected(target: str) -> tuple[set[int], str | None]:
         return set(range(200, 600)), None  # the runtime's own pages: never a micro
     for mount in ("/api", "/admin"):
         if path == mount or path.startswith(mount + "/"):
-            sub = path[len(mount):] or "/"
+            sub = path[len(mount) :] or "/"
             if sub == "/__space" or sub.startswith("/__space/"):
                 return {404}, None
             if mount == "/api" and API_ROUTES.matches(sub):
@@ -173,8 +219,12 @@ def _check(runtime: Runtime, target: str, seen: Counter[str], exact: bool = Fals
 def test_without_credential_micros_only_receive_public_routes(runtime: Runtime) -> None:
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=300, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     @given(target=_paths(ALPHABET, TOKENS))
     @example(target="/api/public/%252e%252e/x")
     @example(target="/api/%70ublic/%2e%2e/x")
@@ -192,8 +242,9 @@ def test_without_credential_micros_only_receive_public_routes(runtime: Runtime) 
 def test_micro_receives_exactly_the_normalised_path(runtime: Runtime) -> None:
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=100, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(target=_paths(ALPHABET, TOKENS))
     @example(target="/api/public/%2c")
     def check(target: str) -> None:
@@ -206,8 +257,9 @@ def test_raw_fragment_characters_keep_the_property(runtime: Runtime) -> None:
     seen: Counter[str] = Counter()
     tokens = (*TOKENS, "#", "#.png", "?", "%23", '"', "{x}")
 
-    @settings(max_examples=100, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(target=_paths(ALPHABET + "#", tokens))
     @example(target="/api/#.png")
     def check(target: str) -> None:

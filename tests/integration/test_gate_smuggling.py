@@ -64,8 +64,9 @@ def test_a_chunked_body_reaches_the_micro_with_its_length(gate_env: GateEnv, siz
     taken for its next request on the kept-alive upstream connection."""
     body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     marker = f"chunked-{size}"
-    reply = exchange(gate_env.ports["gate"], _chunked_post(gate_env, "/api/up", body, marker,
-                                                           piece=64 * 1024))
+    reply = exchange(
+        gate_env.ports["gate"], _chunked_post(gate_env, "/api/up", body, marker, piece=64 * 1024)
+    )
     assert reply.status == 200, reply
     (record,) = received_with_marker(gate_env.log, MARKER, marker)
     got = _headers_of(record)
@@ -101,15 +102,23 @@ def test_a_length_delimited_body_still_streams_with_its_length(gate_env: GateEnv
 # --- 3. Connection tokens ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tokens", ["keep-alive, Host", "Host", "close, host, Content-Length",
-                                    "X-Space-Auth, X-Space-Key-Name, X-Forwarded-Host"])
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        "keep-alive, Host",
+        "Host",
+        "close, host, Content-Length",
+        "X-Space-Auth, X-Space-Key-Name, X-Forwarded-Host",
+    ],
+)
 def test_connection_tokens_cannot_remove_host_or_the_runtimes_headers(
     gate_env: GateEnv, tokens: str
 ) -> None:
     marker = f"connection-{tokens}"
     port = gate_env.ports["gate"]
-    reply = gate_env.request("gate", "POST", "/api/x",
-                             [KEY, ("Connection", tokens), (MARKER, marker)], b"12345")
+    reply = gate_env.request(
+        "gate", "POST", "/api/x", [KEY, ("Connection", tokens), (MARKER, marker)], b"12345"
+    )
     assert reply.status == 200, reply
     (record,) = received_with_marker(gate_env.log, MARKER, marker)
     got = _headers_of(record)
@@ -124,9 +133,12 @@ def test_connection_tokens_still_remove_the_clients_own_hop_by_hop_headers(
     gate_env: GateEnv,
 ) -> None:
     marker = "connection-own"
-    gate_env.request("gate", "GET", "/api/x",
-                     [KEY, ("Connection", "X-Hop"), ("X-Hop", "1"), ("X-Kept", "2"),
-                      (MARKER, marker)])
+    gate_env.request(
+        "gate",
+        "GET",
+        "/api/x",
+        [KEY, ("Connection", "X-Hop"), ("X-Hop", "1"), ("X-Kept", "2"), (MARKER, marker)],
+    )
     (record,) = received_with_marker(gate_env.log, MARKER, marker)
     got = _headers_of(record)
     assert "x-hop" not in got and got["x-kept"] == ["2"]
@@ -135,9 +147,21 @@ def test_connection_tokens_still_remove_the_clients_own_hop_by_hop_headers(
 # --- 4. client-address headers -----------------------------------------------------------------
 
 CLIENT_ADDRESS_HEADERS = [
-    "Client-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
-    "X-Cluster-Client-IP", "Forwarded-For", "X-Forwarded", "X-Real-IP", "Forwarded",
-    "X_Client_IP", "x-originating-ip", "X-Remote-IP", "X-Remote-Addr", "CF-Connecting-IPv6",
+    "Client-IP",
+    "True-Client-IP",
+    "X-Client-IP",
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "X-Cluster-Client-IP",
+    "Forwarded-For",
+    "X-Forwarded",
+    "X-Real-IP",
+    "Forwarded",
+    "X_Client_IP",
+    "x-originating-ip",
+    "X-Remote-IP",
+    "X-Remote-Addr",
+    "CF-Connecting-IPv6",
 ]
 
 
@@ -172,8 +196,10 @@ def _first_answer(port: int, head: str) -> bytes:
 
 def test_expect_continue_on_a_private_path_gets_the_refusal_first(gate_env: GateEnv) -> None:
     port = gate_env.ports["gate"]
-    head = (f"PUT /admin/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5\r\n"
-            f"Expect: 100-continue\r\n{MARKER}: expect-private\r\n\r\n")
+    head = (
+        f"PUT /admin/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5\r\n"
+        f"Expect: 100-continue\r\n{MARKER}: expect-private\r\n\r\n"
+    )
     first = _first_answer(port, head)
     assert first.startswith(b"HTTP/1.1 401"), first[:80]
     assert not received_with_marker(gate_env.log, MARKER, "expect-private")
@@ -181,15 +207,17 @@ def test_expect_continue_on_a_private_path_gets_the_refusal_first(gate_env: Gate
 
 def test_expect_continue_with_a_credential_is_continued_and_forwarded(gate_env: GateEnv) -> None:
     port = gate_env.ports["gate"]
-    head = (f"PUT /api/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5\r\n"
-            f"X-Space-App-Key: {gate_env.creds['key']}\r\nConnection: close\r\n"
-            f"Expect: 100-continue\r\n{MARKER}: expect-allowed\r\n\r\n")
+    head = (
+        f"PUT /api/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5\r\n"
+        f"X-Space-App-Key: {gate_env.creds['key']}\r\nConnection: close\r\n"
+        f"Expect: 100-continue\r\n{MARKER}: expect-allowed\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), 10) as sock:
         sock.sendall(head.encode())
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first[:80]
         sock.sendall(b"hello")
-        rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
         while piece := sock.recv(65536):
             rest += piece
     reply = parse_reply(rest)
@@ -199,10 +227,18 @@ def test_expect_continue_with_a_credential_is_continued_and_forwarded(gate_env: 
 
 
 def test_a_websocket_the_micro_refuses_is_a_502_naming_its_status(gate_env: GateEnv) -> None:
-    reply = gate_env.request("gate", "GET", "/api/ws", [
-        KEY, ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
-    ])
+    reply = gate_env.request(
+        "gate",
+        "GET",
+        "/api/ws",
+        [
+            KEY,
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+    )
     assert reply.status == 502, reply
     assert b"200" in reply.body and b"WebSocket" in reply.body
 
@@ -210,8 +246,9 @@ def test_a_websocket_the_micro_refuses_is_a_502_naming_its_status(gate_env: Gate
 # --- 5. static symlinks ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["/pub/link.txt", "/pub/folder/", "/pub/folder/index.html",
-                                    "/pub/folder"])
+@pytest.mark.parametrize(
+    "target", ["/pub/link.txt", "/pub/folder/", "/pub/folder/index.html", "/pub/folder"]
+)
 def test_a_symlink_on_a_public_route_does_not_serve_a_private_file(
     gate_env: GateEnv, target: str
 ) -> None:
@@ -243,8 +280,17 @@ def test_the_owner_password_is_not_in_the_runtimes_process_environment(
 # --- 9. Host names -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("host", ["localhost:{port}", "LOCALHOST:{port}", "127.0.0.1:{port}",
-                                  "[::1]:{port}", "localhost.", "127.0.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost:{port}",
+        "LOCALHOST:{port}",
+        "127.0.0.1:{port}",
+        "[::1]:{port}",
+        "localhost.",
+        "127.0.0.1",
+    ],
+)
 def test_the_loopback_names_are_answered(gate_env: GateEnv, host: str) -> None:
     port = gate_env.ports["gate"]
     reply = gate_env.request("gate", "GET", "/api/x", [KEY, ("Host", host.format(port=port))])
@@ -252,34 +298,47 @@ def test_the_loopback_names_are_answered(gate_env: GateEnv, host: str) -> None:
 
 
 def test_a_foreign_host_gets_a_421_page_that_says_how_to_allow_it(gate_env: GateEnv) -> None:
-    reply = gate_env.request("gate", "GET", "/", [("Host", "evil.example"),
-                                                  ("Accept", "text/html")])
+    reply = gate_env.request(
+        "gate", "GET", "/", [("Host", "evil.example"), ("Accept", "text/html")]
+    )
     assert reply.status == 421
     assert b"evil.example" in reply.body and b"allowed_hosts" in reply.body
 
 
 def test_allowed_hosts_and_the_machines_own_names_on_every_interface(tmp_path: Path) -> None:
-    write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: www\n    src: .\n    engine: static\n"
-              "    serve: site\n    public: true\n", {"site/index.html": "hello"})
+    write_app(
+        tmp_path / "app",
+        "v: 0\nmicros:\n  - name: www\n    src: .\n    engine: static\n"
+        "    serve: site\n    public: true\n",
+        {"site/index.html": "hello"},
+    )
     port = free_port()
-    (tmp_path / "space-dev.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "space-dev.toml").write_text(
+        textwrap.dedent(f"""
         [runtime]
         data_dir = "data"
         allowed_hosts = ["myapp.test", "*.preview.test"]
         [[apps]]
         path = "app"
         port = {port}
-    """))
+    """)
+    )
     env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD}
     up = Up(["up", "--no-reload", "--no-schedule", "--host", "0.0.0.0"], tmp_path, env, port)
     try:
         up.wait_for(r"ready: ", 60)
         hostname = socket.gethostname()
-        for host, status in [("myapp.test", 200), (f"myapp.test:{port}", 200),
-                             ("pr-1.preview.test", 200), ("preview.test", 421),
-                             (hostname, 200), (f"{hostname}:{port}", 200),
-                             ("evil.example", 421), ("myapp.test.evil.example", 421),
-                             ("8.8.8.8", 421)]:
+        for host, status in [
+            ("myapp.test", 200),
+            (f"myapp.test:{port}", 200),
+            ("pr-1.preview.test", 200),
+            ("preview.test", 421),
+            (hostname, 200),
+            (f"{hostname}:{port}", 200),
+            ("evil.example", 421),
+            ("myapp.test.evil.example", 421),
+            ("8.8.8.8", 421),
+        ]:
             reply = send(port, "GET", "/", [("Host", host)])
             assert reply.status == status, (host, reply.status)
     finally:

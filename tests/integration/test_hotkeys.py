@@ -47,10 +47,25 @@ class Terminal:
         self.master, self.slave = pty.openpty()
         env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, "BROWSER": str(browser)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "up", str(app), "--port", str(self.port),
-             "--data-dir", str(tmp_path / "data")],
-            stdin=self.slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=env, cwd=tmp_path, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "runtime",
+                "up",
+                str(app),
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            stdin=self.slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -101,16 +116,20 @@ def _opened(term: Terminal, count: int) -> list[str]:
 def test_keys_open_restart_and_quit_and_the_terminal_is_put_back(terminal: Terminal) -> None:
     cooked = terminal.mode()
     assert cooked & termios.ICANON and cooked & termios.ECHO
-    terminal.wait_for("keys: [o] open the app  [s] settings  [l] logs  "
-                      "[r] restart every micro  [q] quit")
+    terminal.wait_for(
+        "keys: [o] open the app  [s] settings  [l] logs  [r] restart every micro  [q] quit"
+    )
     terminal.wait_for("ready: ")
     assert not terminal.mode() & (termios.ICANON | termios.ECHO)  # one key at a time, unechoed
     origin = f"http://localhost:{terminal.port}"
     for key in "osl":
         terminal.press(key)
         _opened(terminal, "osl".index(key) + 1)
-    assert _opened(terminal, 3) == [f"{origin}/", f"{origin}/__space/settings",
-                                    f"{origin}/__space/logs"]
+    assert _opened(terminal, 3) == [
+        f"{origin}/",
+        f"{origin}/__space/settings",
+        f"{origin}/__space/logs",
+    ]
     mark = len(terminal.lines)
     terminal.press("r")
     terminal.wait_for("restarting every micro (r)", start=mark)
@@ -122,8 +141,7 @@ def test_keys_open_restart_and_quit_and_the_terminal_is_put_back(terminal: Termi
     assert terminal.mode() == cooked
 
 
-def test_ctrl_c_twice_ends_at_once_with_the_terminal_put_back(
-        tmp_path: Path) -> None:
+def test_ctrl_c_twice_ends_at_once_with_the_terminal_put_back(tmp_path: Path) -> None:
     # A micro that ignores SIGTERM keeps the stop waiting: the second Ctrl-C ends it at once.
     stubborn = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + PY_ECHO
     terminal = Terminal(tmp_path, stubborn)

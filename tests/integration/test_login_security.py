@@ -47,20 +47,26 @@ class Env:
     def get(self, target: str, *headers: tuple[str, str]) -> Reply:
         return send(self.port, "GET", target, headers)
 
-    def post(self, target: str, fields: dict[str, str] | None = None,
-             *headers: tuple[str, str]) -> Reply:
+    def post(
+        self, target: str, fields: dict[str, str] | None = None, *headers: tuple[str, str]
+    ) -> Reply:
         body = urllib.parse.urlencode(fields or {}).encode()
         return send(self.port, "POST", target, [FORM, *headers], body)
 
-    def login(self, user: str, password: str, next_path: str = "/",
-              *headers: tuple[str, str]) -> Reply:
+    def login(
+        self, user: str, password: str, next_path: str = "/", *headers: tuple[str, str]
+    ) -> Reply:
         fields = {"username": user, "password": password, "next": next_path}
         return self.post("/__space/login", fields, *headers)
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "runtime", *args, "--data-dir", str(self.data_dir)],
-            cwd=self.root, input=stdin, capture_output=True, text=True, timeout=30,
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
 
 
@@ -89,7 +95,9 @@ def as_session(cookie: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("login")
-    app = write_app(root / "app", """
+    app = write_app(
+        root / "app",
+        """
         v: 0
         app_name: logintest
         micros:
@@ -99,7 +107,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             run: python echo.py
             presets:
               api_keys: true
-        """, {"echo.py": PY_ECHO})
+        """,
+        {"echo.py": PY_ECHO},
+    )
     up = run_up(app, "--no-reload", "--no-schedule")
     try:
         up.wait_ready(60)
@@ -121,8 +131,10 @@ def test_session_cookie_flags(env: Env) -> None:
     assert "no-store" in (reply.header("Cache-Control") or "")
     headers = [h for h in reply.header_all("Set-Cookie") if h.startswith("space_session=")]
     assert len(headers) == 1
-    attributes = {part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2]
-                  for part in headers[0].split(";")[1:]}
+    attributes = {
+        part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2]
+        for part in headers[0].split(";")[1:]
+    }
     assert "httponly" in attributes
     assert attributes["samesite"].lower() == "lax"
     assert attributes["path"] == "/"
@@ -153,7 +165,7 @@ def browser_destination(location: str, origin: str) -> str | None:
     if scheme:
         if scheme.group(1).lower() not in ("http", "https"):
             return None
-        rest = text[scheme.end():].lstrip("/")
+        rest = text[scheme.end() :].lstrip("/")
         host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
         return f"{scheme.group(1).lower()}://{host}"
     if text.startswith("//"):
@@ -185,8 +197,12 @@ OPEN_REDIRECTS = [
 ]
 # Paths a browser keeps on this origin whatever the runtime does with them: it does not decode
 # %2F or %5C before resolving a Location, so `/` or the value itself are both safe answers.
-ENCODED_LOOKALIKES = ["/%2F%2Fevil.example", "/%5Cevil.example", "/%2F/evil.example",
-                      "/%09/evil.example"]
+ENCODED_LOOKALIKES = [
+    "/%2F%2Fevil.example",
+    "/%5Cevil.example",
+    "/%2F/evil.example",
+    "/%09/evil.example",
+]
 
 
 @pytest.mark.parametrize("next_path", OPEN_REDIRECTS)
@@ -272,8 +288,9 @@ def test_cross_site_login_is_refused(env: Env, headers: list[tuple[str, str]]) -
 
 
 def test_same_origin_login_from_a_browser_works(env: Env) -> None:
-    reply = env.login("dev", PASSWORD, "/", ("Origin", env.origin),
-                      ("Sec-Fetch-Site", "same-origin"))
+    reply = env.login(
+        "dev", PASSWORD, "/", ("Origin", env.origin), ("Sec-Fetch-Site", "same-origin")
+    )
     assert reply.status == 303 and session_cookie(reply)
 
 
@@ -332,7 +349,7 @@ def _tampered(cookie: str) -> dict[str, str]:
     flip = "A" if signature[middle] != "A" else "B"
     return {
         "payload-changed": ("J" if payload[0] != "J" else "I") + payload[1:] + "." + signature,
-        "signature-changed": payload + "." + signature[:middle] + flip + signature[middle + 1:],
+        "signature-changed": payload + "." + signature[:middle] + flip + signature[middle + 1 :],
         "signature-removed": payload,
         "signature-empty": payload + ".",
         "truncated": cookie[: len(cookie) // 2],

@@ -273,11 +273,23 @@ micros:
     public: true
 """
 
-GUARDED = ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn",
-           "waitress", "flask", "django", "httpserver", "gunaiohttp")
-APPS = {"one": ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn"),
-        "two": ("waitress", "flask", "django", "httpserver", "isolated"),
-        "three": ("modhttp", "gunaiohttp")}
+GUARDED = (
+    "node",
+    "pydefault",
+    "uvicorn",
+    "gunicorn",
+    "hypercorn",
+    "waitress",
+    "flask",
+    "django",
+    "httpserver",
+    "gunaiohttp",
+)
+APPS = {
+    "one": ("node", "pydefault", "uvicorn", "gunicorn", "hypercorn"),
+    "two": ("waitress", "flask", "django", "httpserver", "isolated"),
+    "three": ("modhttp", "gunaiohttp"),
+}
 PRIMARIES = ("node", "waitress", "modhttp")
 
 
@@ -289,13 +301,17 @@ class Apps:
         """What the micro's code ran, as "METHOD /path" lines."""
         if not self.log.exists():
             return []
-        return [line.split(" ", 1)[1] for line in self.log.read_text().splitlines()
-                if line.split(" ", 1)[0] == micro]
+        return [
+            line.split(" ", 1)[1]
+            for line in self.log.read_text().splitlines()
+            if line.split(" ", 1)[0] == micro
+        ]
 
 
 def _micro_ports(origin: str, session: str) -> dict[str, int]:
-    status, micros = get_json(origin + "/__space/api/micros",
-                              headers={"Cookie": f"space_session={session}"})
+    status, micros = get_json(
+        origin + "/__space/api/micros", headers={"Cookie": f"space_session={session}"}
+    )
     assert status == 200, micros
     return {m["name"]: m["port"] for m in micros if m.get("port")}
 
@@ -305,38 +321,65 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Apps]:
     pytest.importorskip("django")
     root = tmp_path_factory.mktemp("guard")
     log = root / "ran.log"
-    one = write_app(root / "one", APP_ONE, {
-        "node/index.js": NODE_APP,
-        "pydefault/main.py": WSGI_APP,
-        "uvicorn/main.py": ASGI_APP,
-        "gunicorn/main.py": WSGI_APP,
-        "hypercorn/main.py": ASGI_APP,
-    })
-    two = write_app(root / "two", APP_TWO, {
-        "waitress/main.py": WSGI_APP,
-        "flask/main.py": FLASK_APP,
-        "django/main.py": DJANGO_APP,
-        "httpserver/main.py": HTTP_SERVER_APP,
-        "isolated/index.html": "isolated",
-    })
+    one = write_app(
+        root / "one",
+        APP_ONE,
+        {
+            "node/index.js": NODE_APP,
+            "pydefault/main.py": WSGI_APP,
+            "uvicorn/main.py": ASGI_APP,
+            "gunicorn/main.py": WSGI_APP,
+            "hypercorn/main.py": ASGI_APP,
+        },
+    )
+    two = write_app(
+        root / "two",
+        APP_TWO,
+        {
+            "waitress/main.py": WSGI_APP,
+            "flask/main.py": FLASK_APP,
+            "django/main.py": DJANGO_APP,
+            "httpserver/main.py": HTTP_SERVER_APP,
+            "isolated/index.html": "isolated",
+        },
+    )
     port = free_port()
     env = {**os.environ, "SPACE_DEV_PASSWORD": OWNER_PASSWORD, "RAN_LOG": str(log)}
-    three = write_app(root / "three", APP_THREE, {
-        "modhttp/index.html": "hello",
-        "gunaiohttp/main.py": AIOHTTP_APP,
-    })
-    up = Up(["up", str(one), str(two), str(three), "--port", str(port),
-             "--data-dir", str(root / "data")],
-            root, env, port)
+    three = write_app(
+        root / "three",
+        APP_THREE,
+        {
+            "modhttp/index.html": "hello",
+            "gunaiohttp/main.py": AIOHTTP_APP,
+        },
+    )
+    up = Up(
+        [
+            "up",
+            str(one),
+            str(two),
+            str(three),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(root / "data"),
+        ],
+        root,
+        env,
+        port,
+    )
     try:
         up.wait_for(r"ready: one ", timeout=90)
         up.wait_for(r"ready: two ", timeout=90)
         up.wait_for(r"ready: three ", timeout=90)
-        origins = {m.group(1): m.group(2)
-                   for m in re.finditer(r"ready: (\w+) (http://\S+?)/?(?:\s|$)", up.output)}
+        origins = {
+            m.group(1): m.group(2)
+            for m in re.finditer(r"ready: (\w+) (http://\S+?)/?(?:\s|$)", up.output)
+        }
         session = login(origins["one"])
-        ports = {name: port for app in APPS for name, port in
-                 _micro_ports(origins[app], session).items()}
+        ports = {
+            name: port for app in APPS for name, port in _micro_ports(origins[app], session).items()
+        }
         yield Apps(up, log, origins, ports)
     finally:
         up.stop()
@@ -380,17 +423,20 @@ ATTACKS = {
         "POST /attack-form HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Origin: http://localhost:3000\r\nSec-Fetch-Site: same-site\r\n"
         "Sec-Fetch-Mode: navigate\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        "Content-Length: 3\r\nConnection: close\r\n\r\na=1"),
+        "Content-Length: 3\r\nConnection: close\r\n\r\na=1"
+    ),
     # DNS rebinding: the browser's name for the page, pointed at 127.0.0.1 on the micro's port;
     # it also sends the identity header micros trust.
     "dns rebinding": (
         "GET /attack-rebind HTTP/1.1\r\nHost: rebind.attacker.example:{port}\r\n"
-        "X-Space-User: dev\r\nConnection: close\r\n\r\n"),
+        "X-Space-User: dev\r\nConnection: close\r\n\r\n"
+    ),
     # Any client that is not a process of the app, with no proof at all.
     "no proof": "GET /attack-plain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n",
     "a wrong proof": (
         "GET /attack-wrong HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        "X-Space-Gate: not-the-secret\r\nConnection: close\r\n\r\n"),
+        "X-Space-Gate: not-the-secret\r\nConnection: close\r\n\r\n"
+    ),
 }
 
 
@@ -453,8 +499,9 @@ def test_a_server_the_guard_cannot_reach_is_pointed_out(apps: Apps) -> None:
     status, _ = _raw(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
     assert status == 200
     session = login(apps.origins["one"])
-    status, micros = get_json(apps.origins["two"] + "/__space/api/micros",
-                              headers={"Cookie": f"space_session={session}"})
+    status, micros = get_json(
+        apps.origins["two"] + "/__space/api/micros", headers={"Cookie": f"space_session={session}"}
+    )
     notices = {m["name"]: " ".join(m.get("notices", [])) for m in micros}
     assert "does not check that requests come through the gate" in notices["isolated"]
     assert "does not check" not in notices["httpserver"]

@@ -38,12 +38,19 @@ micros:
 """
 
 
-def space_dev(cwd: Path, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
+def space_dev(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     full.pop("SPACE_DEV_PASSWORD", None)
-    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=60, env={**full, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={**full, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,56 +80,82 @@ def test_cli_refuses_a_key_name_outside_the_rule(tmp_path: Path, name: str) -> N
 
 def test_cli_accepts_every_character_the_hint_names(tmp_path: Path) -> None:
     app = write_app(tmp_path / "notes", KEYS_SPACEFILE, {})
-    done = space_dev(app, "keys", "create", "--data-dir", str(tmp_path / "data"),
-                     "--name", "Ci-deploy_2.prod")
+    done = space_dev(
+        app, "keys", "create", "--data-dir", str(tmp_path / "data"), "--name", "Ci-deploy_2.prod"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["name"] == "Ci-deploy_2.prod"
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_page_and_api_refuse_a_key_name_outside_the_rule(keys_up: tuple[Up, str],
-                                                         name: str) -> None:
+def test_page_and_api_refuse_a_key_name_outside_the_rule(
+    keys_up: tuple[Up, str], name: str
+) -> None:
     up, owner = keys_up
     cookie = f"space_session={owner}"
-    status, _, body = fetch("POST", up.url + "/__space/api/keys",
-                            body=json.dumps({"name": name}).encode(),
-                            headers={"Cookie": cookie, "Content-Type": "application/json",
-                                     "Origin": up.url})
+    status, _, body = fetch(
+        "POST",
+        up.url + "/__space/api/keys",
+        body=json.dumps({"name": name}).encode(),
+        headers={"Cookie": cookie, "Content-Type": "application/json", "Origin": up.url},
+    )
     assert status == 400, body
     assert "only letters, digits and - _ ." in json.loads(body)["errors"][0]
-    status, _, body = fetch("POST", up.url + "/__space/settings/keys",
-                            body=urlencode({"name": name}).encode(),
-                            headers={"Cookie": cookie, "Origin": up.url, "Accept": "text/html",
-                                     "Content-Type": "application/x-www-form-urlencoded"})
+    status, _, body = fetch(
+        "POST",
+        up.url + "/__space/settings/keys",
+        body=urlencode({"name": name}).encode(),
+        headers={
+            "Cookie": cookie,
+            "Origin": up.url,
+            "Accept": "text/html",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     assert status == 400 and b"only letters, digits and - _ ." in body
-    listed = json.loads(fetch("GET", up.url + "/__space/api/keys",
-                              headers={"Cookie": cookie})[2])
+    listed = json.loads(fetch("GET", up.url + "/__space/api/keys", headers={"Cookie": cookie})[2])
     assert name not in {k["name"] for k in listed}
 
 
 def test_page_form_says_the_rule_it_enforces(keys_up: tuple[Up, str]) -> None:
     up, owner = keys_up
-    page = fetch("GET", up.url + "/__space/settings",
-                 headers={"Cookie": f"space_session={owner}"})[2].decode()
+    page = fetch("GET", up.url + "/__space/settings", headers={"Cookie": f"space_session={owner}"})[
+        2
+    ].decode()
     field = re.search(r'<input[^>]*id="key-name"[^>]*pattern="([^"]*)"', page)
     assert field and html.unescape(field.group(1)) == r"[A-Za-z0-9._\-]+"
     # Browsers compile `pattern` with the `v` (unicodeSets) flag, where an unescaped `-` at the
     # end of a class is an error, and an invalid pattern checks nothing at all.
     node = shutil.which("node")
     if node is not None:
-        check = ("const p = process.argv[1]; const r = new RegExp(`^(?:${p})$`, 'v');"
-                 "console.log(r.test('ci-deploy.v2_x'), r.test('bad name!'))")
-        out = subprocess.run([node, "-e", check, html.unescape(field.group(1))],
-                             capture_output=True, text=True, timeout=30)
+        check = (
+            "const p = process.argv[1]; const r = new RegExp(`^(?:${p})$`, 'v');"
+            "console.log(r.test('ci-deploy.v2_x'), r.test('bad name!'))"
+        )
+        out = subprocess.run(
+            [node, "-e", check, html.unescape(field.group(1))],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.stdout.split() == ["true", "false"], out.stderr
 
 
 # --- item 5: SPACE_DEV_PASSWORD keeps to the users' rule ---------------------------------------
 
+
 def test_a_short_space_dev_password_is_refused(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", KEYS_SPACEFILE, {})
-    done = space_dev(tmp_path, "up", str(app), "--port", "0", "--data-dir",
-                     str(tmp_path / "data"), env={"SPACE_DEV_PASSWORD": "abc"})
+    done = space_dev(
+        tmp_path,
+        "up",
+        str(app),
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"SPACE_DEV_PASSWORD": "abc"},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "SPACE_DEV_PASSWORD is too short (3 characters, at least 8" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -130,13 +163,17 @@ def test_a_short_space_dev_password_is_refused(tmp_path: Path) -> None:
 
 
 def test_up_says_the_owner_was_made_from_the_variable(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "app", "v: 0\nmicros:\n  - name: site\n    src: .\n"
-                    "    engine: static\n    serve: .\n", {"index.html": "hi"})
+    app = write_app(
+        tmp_path / "app",
+        "v: 0\nmicros:\n  - name: site\n    src: .\n    engine: static\n    serve: .\n",
+        {"index.html": "hi"},
+    )
     up = run_up(app, "--no-reload", "--no-schedule", data_dir=tmp_path / "data")
     try:
         up.wait_ready(30)
-        assert "created the owner account 'dev' with the password from SPACE_DEV_PASSWORD" \
-            in up.output
+        assert (
+            "created the owner account 'dev' with the password from SPACE_DEV_PASSWORD" in up.output
+        )
     finally:
         up.stop()
 
@@ -146,8 +183,7 @@ def test_up_says_the_owner_was_made_from_the_variable(tmp_path: Path) -> None:
 INTERNAL = re.compile(r"127\.0\.0\.1|localhost:\d+|NOT HTTP|Server disconnected|:\d{4,5}/")
 
 
-def test_502_page_shows_nothing_internal_to_an_anonymous_visitor(
-        keys_up: tuple[Up, str]) -> None:
+def test_502_page_shows_nothing_internal_to_an_anonymous_visitor(keys_up: tuple[Up, str]) -> None:
     up, owner = keys_up
     for path in ("/raw/garbage", "/raw/no-answer"):
         for accept in ("text/html", "application/json"):
@@ -157,8 +193,11 @@ def test_502_page_shows_nothing_internal_to_an_anonymous_visitor(
             assert not INTERNAL.search(text.replace(up.url, "")), (path, text)
             assert "raw" in text  # which micro, and that it failed, are said
     # The owner is shown what went wrong.
-    status, _, body = fetch("GET", up.url + "/raw/garbage",
-                            headers={"Accept": "text/html", "Cookie": f"space_session={owner}"})
+    status, _, body = fetch(
+        "GET",
+        up.url + "/raw/garbage",
+        headers={"Accept": "text/html", "Cookie": f"space_session={owner}"},
+    )
     assert status == 502 and b"NOT HTTP" in body
 
 
@@ -195,9 +234,15 @@ app = None
 
 
 def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "notes", CRASHING_SPACEFILE,
-                    {"www/index.html": "<h1>notes</h1>", "boom/main.py": BOOM,
-                     "api/README": "nothing runs here"})
+    app = write_app(
+        tmp_path / "notes",
+        CRASHING_SPACEFILE,
+        {
+            "www/index.html": "<h1>notes</h1>",
+            "boom/main.py": BOOM,
+            "api/README": "nothing runs here",
+        },
+    )
     up = run_up(app, "--no-reload", "--no-schedule", data_dir=tmp_path / "data")
     try:
         match = up.wait_for(r"ready: (\S+) (http://\S+/)(.*)", 60)
@@ -206,12 +251,18 @@ def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
         # The app itself is served meanwhile.
         assert fetch("GET", f"http://localhost:{up.port}/__space/health")[0] == 503
         # Exit 127 says which field of the Spacefile to check, once.
-        up.wait_for(r"api: exit code 127: .*`no-such-command-here --port 1`.*the `run` field "
-                    r"of micro api in the Spacefile", 10)
+        up.wait_for(
+            r"api: exit code 127: .*`no-such-command-here --port 1`.*the `run` field "
+            r"of micro api in the Spacefile",
+            10,
+        )
         assert up.output.count("exit code 127: the shell did not find `no-such-command-here`") == 1
         # The traceback is shown once; its repeats are counted, not printed again.
-        up.wait_for(r"boom .*\(the same \d+ lines as at the last start, not shown again: "
-                    r"3 starts in a row\)", 30)
+        up.wait_for(
+            r"boom .*\(the same \d+ lines as at the last start, not shown again: "
+            r"3 starts in a row\)",
+            30,
+        )
         lines = up.output.splitlines()
         assert sum("RuntimeError: the database is not there" in line for line in lines) == 1
         assert sum(line.startswith("boom") and "Traceback" in line for line in lines) == 1
@@ -221,10 +272,15 @@ def test_ready_line_names_the_micros_that_are_down(tmp_path: Path) -> None:
 
 # --- item 4: notices show backticks as code; the pages have an icon ---------------------------
 
+
 def test_a_notice_shows_a_command_as_code_in_one_piece(keys_up: tuple[Up, str]) -> None:
     up, owner = keys_up
-    headers = {"Cookie": f"space_session={owner}", "Origin": up.url, "Accept": "text/html",
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "Cookie": f"space_session={owner}",
+        "Origin": up.url,
+        "Accept": "text/html",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     form = urlencode({"name": "twice"}).encode()
     fetch("POST", up.url + "/__space/settings/keys", body=form, headers=headers)
     status, _, body = fetch("POST", up.url + "/__space/settings/keys", body=form, headers=headers)
@@ -246,11 +302,23 @@ def test_pages_have_a_favicon(keys_up: tuple[Up, str]) -> None:
 
 # --- item 8: help -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [
-    ["up"], ["validate"], ["keys", "revoke"], ["keys", "disable"], ["keys", "enable"],
-    ["users", "add"], ["users", "passwd"], ["users", "remove"], ["trigger"],
-    ["data", "export"], ["data", "import"],
-])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up"],
+        ["validate"],
+        ["keys", "revoke"],
+        ["keys", "disable"],
+        ["keys", "enable"],
+        ["users", "add"],
+        ["users", "passwd"],
+        ["users", "remove"],
+        ["trigger"],
+        ["data", "export"],
+        ["data", "import"],
+    ],
+)
 def test_every_positional_argument_is_described(tmp_path: Path, command: list[str]) -> None:
     done = space_dev(tmp_path, *command, "--help")
     assert done.returncode == 0
@@ -274,6 +342,7 @@ def test_an_empty_config_gets_a_hint_that_fits(tmp_path: Path) -> None:
 
 # --- item 6: the sample app keeps its notes in Base, a note's file in Drive --------------------
 
+
 def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> None:
     import shutil
 
@@ -283,27 +352,43 @@ def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> Non
     shutil.copytree(REPO / "sample_apps" / "notes", app)
     data = tmp_path / "data"
     boundary = "----newcomer"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n"
-            "buy milk\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            "filename=\"list.txt\"\r\nContent-Type: text/plain\r\n\r\n"
-            "milk, eggs\r\n"
-            f"--{boundary}--\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n'
+        "buy milk\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="list.txt"\r\nContent-Type: text/plain\r\n\r\n'
+        "milk, eggs\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
     up = run_up(app, "--no-reload", "--no-schedule", data_dir=data)
     try:
         up.wait_for(r"ready: notes ", 90)
         owner = login(up.url)
         cookie = {"Cookie": f"space_session={owner}", "Origin": up.url}
-        status, _, made = fetch("POST", up.url + "/api/notes", body=body, headers={
-            **cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        status, _, made = fetch(
+            "POST",
+            up.url + "/api/notes",
+            body=body,
+            headers={**cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         assert status == 201, made
         note = json.loads(made)
         assert note["file"] == f"{note['key']}/list.txt"
         # The README's App Actions commands, word for word, against the sample app.
         listed = space_dev(app, "actions", "list", "--data-dir", str(data))
         assert listed.returncode == 0 and "add_note" in listed.stdout, listed
-        ran = space_dev(app, "actions", "run", "add_note", "--input", "title=groceries",
-                        "--input", "stars=3", "--data-dir", str(data))
+        ran = space_dev(
+            app,
+            "actions",
+            "run",
+            "add_note",
+            "--input",
+            "title=groceries",
+            "--input",
+            "stars=3",
+            "--data-dir",
+            str(data),
+        )
         assert ran.returncode == 0, ran
         assert json.loads(ran.stdout)["text"] == "groceries", ran.stdout
     finally:
@@ -316,14 +401,19 @@ def test_sample_app_keeps_notes_and_files_across_restarts(tmp_path: Path) -> Non
         status, _, listed = fetch("GET", again.url + "/api/notes", headers=cookie)
         assert status == 200, listed
         assert sorted(n["text"] for n in json.loads(listed)) == ["buy milk", "groceries"]
-        status, _, file = fetch("GET", again.url + f"/api/notes/{note['key']}/file",
-                                headers=cookie)
+        status, _, file = fetch("GET", again.url + f"/api/notes/{note['key']}/file", headers=cookie)
         assert status == 200 and file == b"milk, eggs"
-        status, _, page = fetch("GET", again.url + "/__space/settings/data/base/notes",
-                                headers={**cookie, "Accept": "text/html"})
+        status, _, page = fetch(
+            "GET",
+            again.url + "/__space/settings/data/base/notes",
+            headers={**cookie, "Accept": "text/html"},
+        )
         assert status == 200 and b"buy milk" in page
-        status, _, page = fetch("GET", again.url + "/__space/settings/data/drive/attachments",
-                                headers={**cookie, "Accept": "text/html"})
+        status, _, page = fetch(
+            "GET",
+            again.url + "/__space/settings/data/drive/attachments",
+            headers={**cookie, "Accept": "text/html"},
+        )
         assert status == 200 and b"list.txt" in page
     finally:
         again.stop()

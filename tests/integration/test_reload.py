@@ -230,11 +230,13 @@ def test_no_reload_turns_it_off(tmp_path: Path, up_factory) -> None:
 
 
 def test_config_edit_restarts_the_micros_it_touches(tmp_path: Path, up_factory) -> None:
-    spacefile = ("v: 0\nmicros:\n  - name: a\n    src: ./a\n    engine: python3.9\n"
-                 "    run: python echo.py\n    primary: true\n    public: true\n"
-                 "    presets:\n      env:\n        - name: GREETING\n"
-                 "  - name: b\n    src: ./b\n    engine: python3.9\n    run: python echo.py\n"
-                 "    public: true\n")
+    spacefile = (
+        "v: 0\nmicros:\n  - name: a\n    src: ./a\n    engine: python3.9\n"
+        "    run: python echo.py\n    primary: true\n    public: true\n"
+        "    presets:\n      env:\n        - name: GREETING\n"
+        "  - name: b\n    src: ./b\n    engine: python3.9\n    run: python echo.py\n"
+        "    public: true\n"
+    )
     app = write_app(tmp_path / "app", spacefile, {"a/echo.py": PY_ECHO, "b/echo.py": PY_ECHO})
     config = tmp_path / "space-dev.toml"
     config.write_text('[[apps]]\npath = "app"\n[apps.env]\nGREETING = "first"\n')

@@ -93,8 +93,9 @@ def micro_port(up, name: str) -> int:
 
 def micros_json(up) -> list[dict]:
     cookie = login(up.url)
-    status, _, body = fetch("GET", up.url + "/__space/api/micros",
-                            headers={"Cookie": f"space_session={cookie}"})
+    status, _, body = fetch(
+        "GET", up.url + "/__space/api/micros", headers={"Cookie": f"space_session={cookie}"}
+    )
     assert status == 200
     return json.loads(body)
 
@@ -180,8 +181,11 @@ def test_micros_get_loopback_addresses(tmp_path: Path) -> None:
             run: python main.py
             public: true
         """,
-        {"main.py": PY_ECHO.replace('"DETA_", "PORT"',
-                                    '"DETA_", "PORT", "HOST", "FLASK_", "GUNICORN"')},
+        {
+            "main.py": PY_ECHO.replace(
+                '"DETA_", "PORT"', '"DETA_", "PORT", "HOST", "FLASK_", "GUNICORN"'
+            )
+        },
     )
     up = run_up(app, "--no-reload")
     try:
@@ -372,14 +376,18 @@ server.listen(process.env.PORT, () => console.log("listening"));
 
 
 def test_a_node_listen_without_a_host_is_on_loopback(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "app", """
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         micros:
           - name: web
             src: .
             engine: nodejs16
             public: true
-        """, {"index.js": NODE_ANY_HOST})
+        """,
+        {"index.js": NODE_ANY_HOST},
+    )
     up = run_up(app, "--no-reload", env={"NODE_OPTIONS": "--max-old-space-size=256"})
     try:
         up.wait_ready(30)
@@ -408,7 +416,9 @@ def test_the_readiness_probe_leaves_no_line_in_the_log(tmp_path: Path) -> None:
     FastAPI app: a request the user never made, answered with an error."""
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
-    app = write_app(tmp_path / "app", """
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         micros:
           - name: web
@@ -416,7 +426,9 @@ def test_the_readiness_probe_leaves_no_line_in_the_log(tmp_path: Path) -> None:
             engine: python3.9
             run: uvicorn main:app
             public: true
-        """, {"main.py": STARLETTE_APP})
+        """,
+        {"main.py": STARLETTE_APP},
+    )
     up = run_up(app, "--no-reload")
     try:
         up.wait_ready(30)

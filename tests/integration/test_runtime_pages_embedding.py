@@ -22,8 +22,12 @@ from tests.integration.attack_env import GateEnv, Reply, gate_env, micro_environ
 __all__ = ["gate_env"]  # the fixture, imported to be found by pytest
 
 SESSION = ("Cookie", "space_session={session}")
-OWN_PAGE = (("Origin", "{gate_origin}"), ("Sec-Fetch-Site", "same-origin"),
-            ("Sec-Fetch-Mode", "cors"), ("Sec-Fetch-Dest", "empty"))
+OWN_PAGE = (
+    ("Origin", "{gate_origin}"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-Mode", "cors"),
+    ("Sec-Fetch-Dest", "empty"),
+)
 DRIVE = "/__space/v0/drive/v1/anything/uploads"
 BASE = "/__space/v0/base/v1/anything/notes"
 SECRET_JS = b'window.stolen = "the owner\'s secret";'
@@ -73,7 +77,9 @@ def _refused(site: str, load: str) -> bool:
 
 CASES = [
     pytest.param(route, site, load, id=f"{route}-{site}-{load}")
-    for route in ROUTES for site in SITES for load in LOADS
+    for route in ROUTES
+    for site in SITES
+    for load in LOADS
     # The table the rule is about; the other loads are checked on a few routes only.
     if load in ("navigate", "script", "image") or route in ("keys-api", "browser-drive-js")
 ]
@@ -82,20 +88,33 @@ CASES = [
 @pytest.fixture(scope="module")
 def stored(gate_env: GateEnv) -> GateEnv:
     """A private script and stylesheet in the app's Drive, an item in its Base."""
-    for name, body, ctype in (("secret.js", SECRET_JS, "text/javascript"),
-                              ("secret.css", SECRET_CSS, "text/css")):
-        put = gate_env.request("gate", "POST", f"{DRIVE}/files?name={name}",
-                               [SESSION, *OWN_PAGE, ("Content-Type", ctype)], body)
+    for name, body, ctype in (
+        ("secret.js", SECRET_JS, "text/javascript"),
+        ("secret.css", SECRET_CSS, "text/css"),
+    ):
+        put = gate_env.request(
+            "gate",
+            "POST",
+            f"{DRIVE}/files?name={name}",
+            [SESSION, *OWN_PAGE, ("Content-Type", ctype)],
+            body,
+        )
         assert put.status == 201, put
     item = json.dumps({"items": [{"key": "k1", "secret": "the owner's note"}]}).encode()
-    put = gate_env.request("gate", "PUT", f"{BASE}/items",
-                           [SESSION, *OWN_PAGE, ("Content-Type", "application/json")], item)
+    put = gate_env.request(
+        "gate",
+        "PUT",
+        f"{BASE}/items",
+        [SESSION, *OWN_PAGE, ("Content-Type", "application/json")],
+        item,
+    )
     assert put.status == 207, put
     return gate_env
 
 
-def _get(env: GateEnv, target: str, site: str | None, load: str | None,
-         *extra: tuple[str, str]) -> Reply:
+def _get(
+    env: GateEnv, target: str, site: str | None, load: str | None, *extra: tuple[str, str]
+) -> Reply:
     headers = [SESSION, *extra]
     if site is not None:
         headers.append(("Sec-Fetch-Site", site))
@@ -149,11 +168,20 @@ def test_health_answers_anyone(stored: GateEnv, site: str, load: str) -> None:
 def test_a_one_use_link_followed_from_another_page_signs_in(stored: GateEnv) -> None:
     link = stored.up.wait_for(r"sign in as dev: \S+(/__space/login\?token=\S+)").group(1)
     # A link in a mail or a chat page: a top-level navigation from another site.
-    reply = stored.request("gate", "GET", link, [
-        ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"),
-        ("Sec-Fetch-Dest", "document"), ("Accept", "text/html")])
-    assert reply.status == 303 and any("space_session=" in v
-                                       for v in reply.header_all("Set-Cookie")), reply
+    reply = stored.request(
+        "gate",
+        "GET",
+        link,
+        [
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Dest", "document"),
+            ("Accept", "text/html"),
+        ],
+    )
+    assert reply.status == 303 and any(
+        "space_session=" in v for v in reply.header_all("Set-Cookie")
+    ), reply
 
 
 def test_an_image_cannot_make_the_runtime_build_an_export(stored: GateEnv) -> None:
@@ -168,19 +196,20 @@ def test_an_image_cannot_make_the_runtime_build_an_export(stored: GateEnv) -> No
 # --- Cross-Origin-Resource-Policy on every Drive download ---------------------------------------
 
 
-
-
 def _data_port_download(env: GateEnv, method: str, name: str) -> Reply:
     environ = micro_environment(env.log, "api")
     host, _, port = environ["DETA_DRIVE_HOST"].partition(":")
     project_key = environ["DETA_PROJECT_KEY"]
     project_id = project_key.partition("_")[0]
     context = ssl.create_default_context(cafile=environ["NODE_EXTRA_CA_CERTS"])
-    with socket.create_connection((host, int(port)), 10) as plain, \
-            context.wrap_socket(plain, server_hostname=host) as tls:
-        tls.sendall(f"{method} /v1/{project_id}/uploads/files/download?name={name} HTTP/1.1\r\n"
-                    f"Host: {host}\r\nConnection: close\r\nX-API-Key: {project_key}\r\n\r\n"
-                    .encode())
+    with (
+        socket.create_connection((host, int(port)), 10) as plain,
+        context.wrap_socket(plain, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            f"{method} /v1/{project_id}/uploads/files/download?name={name} HTTP/1.1\r\n"
+            f"Host: {host}\r\nConnection: close\r\nX-API-Key: {project_key}\r\n\r\n".encode()
+        )
         data = b""
         while chunk := tls.recv(65536):
             data += chunk
@@ -188,17 +217,21 @@ def _data_port_download(env: GateEnv, method: str, name: str) -> Reply:
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-@pytest.mark.parametrize("where", ["browser-path", "data-page", "data-api", "data-port",
-                                   "browser-path-range"])
-def test_every_drive_download_keeps_to_its_origin(stored: GateEnv, where: str,
-                                                 method: str) -> None:
+@pytest.mark.parametrize(
+    "where", ["browser-path", "data-page", "data-api", "data-port", "browser-path-range"]
+)
+def test_every_drive_download_keeps_to_its_origin(stored: GateEnv, where: str, method: str) -> None:
     """`Cross-Origin-Resource-Policy: same-origin`: a browser hands a Drive file's bytes only to
     a page of the origin that served them, whatever else lets the request through."""
     if where == "data-port":
         reply = _data_port_download(stored, method, "secret.js")
     else:
-        route = {"browser-path": "browser-drive-js", "browser-path-range": "browser-drive-js",
-                 "data-page": "data-page-download", "data-api": "data-api-download"}[where]
+        route = {
+            "browser-path": "browser-drive-js",
+            "browser-path-range": "browser-drive-js",
+            "data-page": "data-page-download",
+            "data-api": "data-api-download",
+        }[where]
         extra = [("Range", "bytes=0-3")] if where.endswith("range") else []
         reply = stored.request("gate", method, ROUTES[route][0], [SESSION, *extra])
     assert reply.status in (200, 206), reply

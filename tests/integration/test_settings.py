@@ -81,9 +81,16 @@ class Running:
     data: Path
     owner: str
 
-    def call(self, method: str, path: str, *, cookie: str | None = None,
-             form: dict[str, str] | None = None, body: object = None,
-             headers: dict[str, str] | None = None) -> Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        cookie: str | None = None,
+        form: dict[str, str] | None = None,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         sent = dict(headers or {})
         data = None
         if cookie:
@@ -117,12 +124,14 @@ class Running:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("settings")
-    app = write_app(root / "app", SPACEFILE,
-                    {"api/main.py": PY_ECHO, "www/index.html": "<h1>home</h1>"})
+    app = write_app(
+        root / "app", SPACEFILE, {"api/main.py": PY_ECHO, "www/index.html": "<h1>home</h1>"}
+    )
     (root / "space-dev.toml").write_text(CONFIG)
     data = root / "data"
-    up = run_up(app, "--no-schedule", "--no-reload", data_dir=data,
-                env={"SHELL_VALUE": "from the shell"})
+    up = run_up(
+        app, "--no-schedule", "--no-reload", data_dir=data, env={"SHELL_VALUE": "from the shell"}
+    )
     try:
         up.wait_ready()
         yield Running(up, data, login(up.url, "dev", OWNER_PASSWORD))
@@ -160,8 +169,9 @@ def test_settings_need_a_session(running: Running) -> None:
 def test_another_user_is_forbidden(running: Running) -> None:
     Store(running.data).users.add("eve", hash_password(EVE_PASSWORD))
     eve = login(running.up.url, "eve", EVE_PASSWORD)
-    status, _, body = running.call("GET", "/__space/settings", cookie=eve,
-                                   headers={"Accept": "text/html"})
+    status, _, body = running.call(
+        "GET", "/__space/settings", cookie=eve, headers={"Accept": "text/html"}
+    )
     assert status == 403 and b"only the owner" in body
     assert running.call("GET", "/__space/api/micros", cookie=eve)[0] == 403
     status, _, _ = running.call("POST", "/__space/api/keys", cookie=eve, body={"name": "eve"})
@@ -176,10 +186,24 @@ def test_page_shows_the_app(running: Running) -> None:
     status, headers, body = running.owner_call("GET", "/__space/settings")
     page = body.decode()
     assert status == 200 and headers["Cache-Control"] == "no-store"
-    for text in ("Micros", "Configuration", "API keys", "Route rules", "Actions", "nightly",
-                 "1 day", "GREETING", "How the app says hello", "python3.9", "/api",
-                 "/__space/logout", "Leave a field blank", "from the toml", "space-dev.toml",
-                 "from the shell"):
+    for text in (
+        "Micros",
+        "Configuration",
+        "API keys",
+        "Route rules",
+        "Actions",
+        "nightly",
+        "1 day",
+        "GREETING",
+        "How the app says hello",
+        "python3.9",
+        "/api",
+        "/__space/logout",
+        "Leave a field blank",
+        "from the toml",
+        "space-dev.toml",
+        "from the shell",
+    ):
         assert text in page, text
     assert 'class="state state-ready">ready<' in page
     # Route rules, as written in space-dev.toml.
@@ -223,8 +247,9 @@ def test_a_data_call_with_a_key_that_is_no_apps_points_to_the_settings_page(
 
     start = len(running.up.lines)
     assert get("c0ffee12_AKeyFromDetaSpace") == 401  # as an app given its old key would send
-    line = running.up.wait_for(r'Base "things" refused a call with project key "c0ffee12_\.\.\."',
-                               10, start).string
+    line = running.up.wait_for(
+        r'Base "things" refused a call with project key "c0ffee12_\.\.\."', 10, start
+    ).string
     assert f"{running.up.url.replace('127.0.0.1', 'localhost')}/__space/settings (app)" in line
     assert "AKeyFromDetaSpace" not in running.up.output
     assert get(env["DETA_PROJECT_KEY"]) == 404  # the control: the app's own key is answered
@@ -246,7 +271,8 @@ def test_auth_switched_off_is_a_warning(running: Running) -> None:
 
 def test_key_made_with_the_form(running: Running) -> None:
     status, headers, body = running.owner_call(
-        "POST", "/__space/settings/keys",
+        "POST",
+        "/__space/settings/keys",
         form={"name": "form-key", "description": "from the form", "client_type": "ci", "value": ""},
     )
     page = body.decode()
@@ -256,7 +282,8 @@ def test_key_made_with_the_form(running: Running) -> None:
     assert re.fullmatch(r"[A-Za-z0-9]{8}\.[A-Za-z0-9_-]{32}", key)
     curl = re.search(r'<code id="new-curl">([^<]+)</code>', page)
     assert curl and html.unescape(curl.group(1)) == (
-        f'curl -H "X-Space-App-Key: {key}" {running.up.url}/api/')
+        f'curl -H "X-Space-App-Key: {key}" {running.up.url}/api/'
+    )
 
     status, echoed = running.with_key(key)
     assert status == 200
@@ -278,7 +305,8 @@ def test_key_made_with_the_form(running: Running) -> None:
 
 def test_key_form_errors_keep_the_input(running: Running) -> None:
     status, _, body = running.owner_call(
-        "POST", "/__space/settings/keys", form={"name": "short", "value": "too-short"})
+        "POST", "/__space/settings/keys", form={"name": "short", "value": "too-short"}
+    )
     assert status == 400
     assert b"too short" in body and b'value="short"' in body
     running.owner_call("POST", "/__space/settings/keys", form={"name": "twice"})
@@ -290,12 +318,21 @@ def test_key_form_errors_keep_the_input(running: Running) -> None:
 def test_key_made_with_the_api(running: Running) -> None:
     own = "my-own-key-value-0123456789"
     status, headers, body = running.owner_call(
-        "POST", "/__space/api/keys",
-        body={"name": "api-key", "description": "d", "client_type": "admin", "value": own})
+        "POST",
+        "/__space/api/keys",
+        body={"name": "api-key", "description": "d", "client_type": "admin", "value": own},
+    )
     made = json.loads(body)
     assert status == 201 and headers["Cache-Control"] == "no-store"
-    assert set(made) == {"name", "description", "prefix", "api_key", "created", "client_type",
-                         "active"}
+    assert set(made) == {
+        "name",
+        "description",
+        "prefix",
+        "api_key",
+        "created",
+        "client_type",
+        "active",
+    }
     assert made["api_key"] == own and made["active"] is True and made["prefix"] == "my-o..."
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", made["created"])
 
@@ -304,8 +341,9 @@ def test_key_made_with_the_api(running: Running) -> None:
     assert "api_key" not in mine and "key_hash" not in mine and own not in json.dumps(listed)
     assert running.with_key(own)[0] == 200
 
-    status, _, body = running.owner_call("PATCH", "/__space/api/keys/api-key",
-                                         body={"active": False})
+    status, _, body = running.owner_call(
+        "PATCH", "/__space/api/keys/api-key", body={"active": False}
+    )
     assert status == 200 and json.loads(body)["active"] is False
     assert running.with_key(own)[0] == 401
     assert running.owner_call("PATCH", "/__space/api/keys/api-key", body={"active": True})[0] == 200
@@ -333,12 +371,18 @@ def test_key_made_with_the_api(running: Running) -> None:
 def test_descriptions_are_escaped(running: Running) -> None:
     evil = '<script>alert("owned")</script>'
     status, _, body = running.owner_call(
-        "POST", "/__space/api/keys", body={"name": "<img src=x onerror=alert(1)>"})
+        "POST", "/__space/api/keys", body={"name": "<img src=x onerror=alert(1)>"}
+    )
     assert status == 400  # a key name holds only letters, digits and - _ .
     status, _, body = running.owner_call(
-        "POST", "/__space/api/keys",
-        body={"name": "escaped", "description": evil,
-              "client_type": "<img src=x onerror=alert(1)>"})
+        "POST",
+        "/__space/api/keys",
+        body={
+            "name": "escaped",
+            "description": evil,
+            "client_type": "<img src=x onerror=alert(1)>",
+        },
+    )
     assert status == 201
     page = running.page()
     assert evil not in page and "<img" not in page
@@ -356,19 +400,25 @@ def test_saving_configuration_restarts_the_micro(running: Running) -> None:
 
     assert env()["GREETING"] == "hello"
     status, headers, _ = running.owner_call(
-        "POST", "/__space/settings/env", form={"env.GREETING": "bonjour", "env.ONLY_HERE": ""})
+        "POST", "/__space/settings/env", form={"env.GREETING": "bonjour", "env.ONLY_HERE": ""}
+    )
     assert status == 303 and "restarted=api" in headers["Location"]
     poll(lambda: env().get("GREETING") == "bonjour")
     assert "ONLY_HERE" not in env()
     page = running.owner_call("GET", headers["Location"])[2].decode()
     assert "Restarted: api" in page and 'value="bonjour"' in page
 
-    status, _, body = running.owner_call("PUT", "/__space/api/env",
-                                         body={"values": {"ONLY_HERE": "x"}})
+    status, _, body = running.owner_call(
+        "PUT", "/__space/api/env", body={"values": {"ONLY_HERE": "x"}}
+    )
     answer = json.loads(body)
     assert status == 200 and answer["restarted"] == ["api"]
-    assert answer["values"] == {"GREETING": "bonjour", "ONLY_HERE": "x",
-                                "ONLY_TOML": "from the toml", "SHELL_VALUE": "from the shell"}
+    assert answer["values"] == {
+        "GREETING": "bonjour",
+        "ONLY_HERE": "x",
+        "ONLY_TOML": "from the toml",
+        "SHELL_VALUE": "from the shell",
+    }
     poll(lambda: env().get("ONLY_HERE") == "x")
 
     # A blank field removes the saved value: back to the Spacefile's default.
@@ -376,7 +426,11 @@ def test_saving_configuration_restarts_the_micro(running: Running) -> None:
     poll(lambda: env().get("GREETING") == "hello")
     variables = json.loads(running.owner_call("GET", "/__space/api/env")[2])["variables"]
     assert {v["name"]: v["source"] for v in variables} == {
-        "GREETING": "default", "ONLY_HERE": "saved", "ONLY_TOML": "config", "SHELL_VALUE": "shell"}
+        "GREETING": "default",
+        "ONLY_HERE": "saved",
+        "ONLY_TOML": "config",
+        "SHELL_VALUE": "shell",
+    }
     assert env()["ONLY_TOML"] == "from the toml" and env()["SHELL_VALUE"] == "from the shell"
 
     status, _, body = running.owner_call("PUT", "/__space/api/env", body={"NOPE": "1"})
@@ -389,8 +443,9 @@ def test_restart_button(running: Running) -> None:
     start = len(running.up.lines)
     status, headers, _ = running.owner_call("POST", "/__space/settings/micros/api/restart")
     assert status == 303 and headers["Location"].endswith("#result")
-    running.up.wait_for(r"api: (reloaded in .*|restarting \()restarted from the settings page",
-                        start=start)
+    running.up.wait_for(
+        r"api: (reloaded in .*|restarting \()restarted from the settings page", start=start
+    )
     status, headers, _ = running.owner_call("POST", "/__space/settings/micros/www/restart")
     assert status == 303
     assert "nothing to restart" in running.owner_call("GET", headers["Location"])[2].decode()
@@ -400,28 +455,37 @@ def test_restart_button(running: Running) -> None:
 # --- cross-site requests ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "sent"), [
-    ("POST", "/__space/settings/keys", {"name": "evil"}),
-    ("POST", "/__space/settings/keys/victim/disable", None),
-    ("POST", "/__space/settings/keys/victim/enable", None),
-    ("POST", "/__space/settings/keys/victim/revoke", None),
-    ("POST", "/__space/settings/env", {"env.GREETING": "pwned"}),
-    ("POST", "/__space/settings/micros/api/restart", None),
-    ("POST", "/__space/api/keys", {"name": "evil"}),
-    ("PATCH", "/__space/api/keys/victim", {"active": False}),
-    ("DELETE", "/__space/api/keys/victim", None),
-    ("PUT", "/__space/api/env", {"GREETING": "pwned"}),
-    ("POST", "/__space/logout", None),
-])
-def test_cross_site_requests_are_refused(running: Running, method: str, path: str,
-                                         sent: dict[str, object] | None) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "sent"),
+    [
+        ("POST", "/__space/settings/keys", {"name": "evil"}),
+        ("POST", "/__space/settings/keys/victim/disable", None),
+        ("POST", "/__space/settings/keys/victim/enable", None),
+        ("POST", "/__space/settings/keys/victim/revoke", None),
+        ("POST", "/__space/settings/env", {"env.GREETING": "pwned"}),
+        ("POST", "/__space/settings/micros/api/restart", None),
+        ("POST", "/__space/api/keys", {"name": "evil"}),
+        ("PATCH", "/__space/api/keys/victim", {"active": False}),
+        ("DELETE", "/__space/api/keys/victim", None),
+        ("PUT", "/__space/api/env", {"GREETING": "pwned"}),
+        ("POST", "/__space/logout", None),
+    ],
+)
+def test_cross_site_requests_are_refused(
+    running: Running, method: str, path: str, sent: dict[str, object] | None
+) -> None:
     if "victim" not in running.keys():
         running.owner_call("POST", "/__space/api/keys", body={"name": "victim"})
     form = sent if path.startswith("/__space/settings") else None
     body = None if form is not None else sent
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-        status, _, _ = running.owner_call(method, path, form=form, body=body,  # type: ignore[arg-type]
-                                          headers=headers)
+        status, _, _ = running.owner_call(
+            method,
+            path,
+            form=form,
+            body=body,  # type: ignore[arg-type]
+            headers=headers,
+        )
         assert status == 403
     keys = running.keys()
     assert "evil" not in keys and keys["victim"]["active"] is True

@@ -34,8 +34,10 @@ def test_failed_commands_then_restart_from_settings(tmp_path: Path, up_factory) 
     (app / "ready.flag").write_text("")
     cookie = f"space_session={login(up.url)}"
     status, _, _ = fetch(
-        "POST", up.url + "/__space/settings/micros/api/restart",
-        headers={"Cookie": cookie, "Origin": up.url}, body=b"",
+        "POST",
+        up.url + "/__space/settings/micros/api/restart",
+        headers={"Cookie": cookie, "Origin": up.url},
+        body=b"",
     )
     assert status == 303
     up.wait_ready()

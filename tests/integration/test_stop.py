@@ -181,9 +181,7 @@ def test_sighup_stops_like_sigterm(app: Path, up_factory) -> None:
     assert "stopped" in up.output
 
 
-def test_a_child_left_by_a_micro_that_exited_is_ended_at_stop(
-    tmp_path: Path, up_factory
-) -> None:
+def test_a_child_left_by_a_micro_that_exited_is_ended_at_stop(tmp_path: Path, up_factory) -> None:
     pids = tmp_path / "children"
     app = write_app(
         tmp_path / "app",
@@ -230,8 +228,12 @@ def _wedged(tmp_path: Path, deadline: float) -> tuple[subprocess.Popen[str], Pro
     script = tmp_path / "wedged.py"
     script.write_text(WEDGED)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(deadline)], cwd=REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        [sys.executable, str(script), str(deadline)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     assert proc.stdout
     child = _ident(int(proc.stdout.readline()))
@@ -299,7 +301,10 @@ def test_under_nohup_sighup_is_left_ignored(tmp_path: Path) -> None:
     script = tmp_path / "calm.py"
     script.write_text(CALM)
     proc = subprocess.Popen(
-        [sys.executable, str(script)], cwd=REPO, text=True, stdout=subprocess.PIPE,
+        [sys.executable, str(script)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
     )
     try:

@@ -72,6 +72,7 @@ async def test_large_upload_streams_with_its_content_length(streaming) -> None:
 
 async def test_chunked_upload_reaches_the_micro_with_its_length(streaming) -> None:
     """Collected first, then sent with `Content-Length`: no micro can misread chunked framing."""
+
     async def body():
         for _ in range(8):
             yield b"c" * 1000
@@ -92,8 +93,9 @@ async def test_large_chunked_upload_is_spooled_with_flat_memory(streaming) -> No
             yield block
 
     async with aiohttp.ClientSession() as session:
-        async with session.post(streaming.url + "/upload", data=body(),
-                                timeout=aiohttp.ClientTimeout(total=120)) as resp:
+        async with session.post(
+            streaming.url + "/upload", data=body(), timeout=aiohttp.ClientTimeout(total=120)
+        ) as resp:
             result = await resp.json()
     assert result == {"received": size, "content_length": str(size), "chunked": False}
     grown_mib = (_rss_peak_kib(streaming.proc.pid) - before) / 1024

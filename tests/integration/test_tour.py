@@ -49,22 +49,32 @@ class Tour:
     data: Path
     owner: str  # the session cookie's value
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, data_dir: Path | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         command, rest = args[0], list(args[1:])
         leaf = rest[:1] if command in ("keys", "auth", "users", "data") else []
-        argv = [command, *leaf, "--data-dir", str(data_dir or self.data), *rest[len(leaf):]]
+        argv = [command, *leaf, "--data-dir", str(data_dir or self.data), *rest[len(leaf) :]]
         clean = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        return subprocess.run([sys.executable, "-m", "runtime", *argv], cwd=self.root,
-                              env={**clean, **(env or {})}, text=True, capture_output=True,
-                              timeout=30)
+        return subprocess.run(
+            [sys.executable, "-m", "runtime", *argv],
+            cwd=self.root,
+            env={**clean, **(env or {})},
+            text=True,
+            capture_output=True,
+            timeout=30,
+        )
 
 
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
     root = tmp_path_factory.mktemp("tour")
-    app = write_app(root / "notes", SPACEFILE, {"api/main.py": PY_ECHO,
-                                                "www/index.html": "<h1>notes</h1>"})
+    app = write_app(
+        root / "notes", SPACEFILE, {"api/main.py": PY_ECHO, "www/index.html": "<h1>notes</h1>"}
+    )
     config = root / "space-dev.toml"
     config.write_text('[[apps]]\npath = "notes"\n')
     up = run_up(app, "--config", str(config), "--no-schedule", data_dir=root / "data")
@@ -88,23 +98,27 @@ def _page(tour: Tour, path: str, host: str | None = None) -> tuple[int, str]:
 
 
 def test_the_421_page_is_styled_and_links_the_app_and_allowed_hosts_apply_while_up_runs(
-        tour: Tour) -> None:
+    tour: Tour,
+) -> None:
     status, page = _page(tour, "/notes?x=1", host=f"myapp.test:{tour.up.port}")
     assert status == 421
     # Its style is in the page: a stylesheet asked for by this name would be refused as well.
     assert "<style>" in page and ".card" in page and "/__space/static/style.css" not in page
     link = re.search(r'<a class="button" href="([^"]+)"', page)
     assert link and html.unescape(link.group(1)) == f"http://localhost:{tour.up.port}/notes?x=1"
-    assert 'allowed_hosts = [&#34;myapp.test&#34;]' in page or \
-        'allowed_hosts = ["myapp.test"]' in html.unescape(page)
+    assert (
+        "allowed_hosts = [&#34;myapp.test&#34;]" in page
+        or 'allowed_hosts = ["myapp.test"]' in html.unescape(page)
+    )
     # An API client still gets JSON.
     status, _, body = fetch("GET", tour.up.url + "/api/", headers={"Host": "myapp.test"})
     assert status == 421 and json.loads(body)["errors"][0] == "Unknown host name"
 
     # Saved while `up` runs: applied at once, and said so.
     mark = len(tour.up.lines)
-    tour.config.write_text('[runtime]\nallowed_hosts = ["myapp.test"]\n\n[[apps]]\n'
-                           'path = "notes"\n')
+    tour.config.write_text(
+        '[runtime]\nallowed_hosts = ["myapp.test"]\n\n[[apps]]\npath = "notes"\n'
+    )
     tour.up.wait_for(r"space-dev.toml applied: allowed_hosts is now myapp\.test", start=mark)
     status, page = _page(tour, "/", host=f"myapp.test:{tour.up.port}")
     assert status == 200 and "<h1>notes</h1>" in page
@@ -146,7 +160,9 @@ def test_status_lists_each_micro_with_its_state_and_url(tour: Tour) -> None:
     listed = json.loads(tour.cli("status", "--json").stdout)
     assert listed["running"] is True
     assert [(m["name"], m["state"]) for m in listed["apps"][0]["micros"]] == [
-        ("www", "ready"), ("api", "ready")]
+        ("www", "ready"),
+        ("api", "ready"),
+    ]
 
 
 def test_status_says_plainly_when_nothing_runs(tour: Tour, tmp_path: Path) -> None:
@@ -189,10 +205,24 @@ def test_commands_say_in_ups_terminal_what_they_did(tour: Tour) -> None:
         assert done.returncode == 0, done.stderr
         tour.up.wait_for(line, start=mark, timeout=10)
     mark = len(tour.up.lines)
-    done = subprocess.run([sys.executable, "-m", "runtime", "users", "add", "ann",
-                           "--password-stdin", "--data-dir", str(tour.data)],
-                          input="a good long password", text=True, capture_output=True,
-                          timeout=30, cwd=tour.root)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "users",
+            "add",
+            "ann",
+            "--password-stdin",
+            "--data-dir",
+            str(tour.data),
+        ],
+        input="a good long password",
+        text=True,
+        capture_output=True,
+        timeout=30,
+        cwd=tour.root,
+    )
     assert done.returncode == 0, done.stderr
     tour.up.wait_for(r"user ann added from the command line", start=mark, timeout=10)
 
@@ -201,25 +231,31 @@ def test_a_said_line_cannot_carry_terminal_escapes(tour: Tour) -> None:
     info = Store(tour.data).read_runtime_info()
     assert info is not None
     mark = len(tour.up.lines)
-    status, _, _ = fetch("POST", tour.up.url + "/__space/internal/refresh",
-                         headers={"X-Space-Dev-Token": info["token"],
-                                  "Content-Type": "application/json"},
-                         body=json.dumps({"said": "\x1b[2Jcleared\nspace-dev | forged"}).encode())
+    status, _, _ = fetch(
+        "POST",
+        tour.up.url + "/__space/internal/refresh",
+        headers={"X-Space-Dev-Token": info["token"], "Content-Type": "application/json"},
+        body=json.dumps({"said": "\x1b[2Jcleared\nspace-dev | forged"}).encode(),
+    )
     assert status == 204
     line = tour.up.wait_for(r"cleared", start=mark).string
     assert "\x1b" not in line and line.endswith("cleared space-dev | forged")
     # Without the token nothing is said.
-    status, _, _ = fetch("POST", tour.up.url + "/__space/internal/refresh",
-                         headers={"Content-Type": "application/json"},
-                         body=json.dumps({"said": "not from the CLI"}).encode())
+    status, _, _ = fetch(
+        "POST",
+        tour.up.url + "/__space/internal/refresh",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"said": "not from the CLI"}).encode(),
+    )
     assert status == 401 and "not from the CLI" not in tour.up.output
 
 
 # --- data commands -----------------------------------------------------------------------------
 
 
-def test_data_list_shows_sizes_and_json_and_an_empty_import_fails(tour: Tour,
-                                                                  tmp_path: Path) -> None:
+def test_data_list_shows_sizes_and_json_and_an_empty_import_fails(
+    tour: Tour, tmp_path: Path
+) -> None:
     empty = tmp_path / "nothing.zip"
     with zipfile.ZipFile(empty, "w") as z:
         z.writestr("readme.txt", "no data")

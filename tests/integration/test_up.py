@@ -248,8 +248,11 @@ def test_micro_that_never_gets_ready_is_reported(tmp_path: Path, up_factory) -> 
     )
     up = up_factory(app, env={"SPACE_DEV_READY_TIMEOUT": "2"})
     up.wait_for(r"waiting for slow on port \d+", 10)
-    up.wait_for(r"slow: not listening on \$PORT \(\d+\) nor on any other loopback port "
-                r"after 2 s", 10)
+    up.wait_for(
+        r"slow: not listening on \$PORT \(\d+\) nor on any other loopback port "
+        r"after 2 s",
+        10,
+    )
     up.wait_for(r"thinking very hard", 10)
     status, data = get_json(up.url + "/__space/health")
     assert status == 503 and data["micros"] == {"slow": "not listening on $PORT"}
@@ -293,9 +296,12 @@ def test_two_apps_from_the_config_each_on_its_own_port(tmp_path: Path) -> None:
     from tests.integration.conftest import free_port
 
     for name in ("one", "two"):
-        write_app(tmp_path / name, f"v: 0\napp_name: {name}\nmicros:\n  - name: a\n    src: .\n"
-                  "    engine: python3.9\n    run: python echo.py\n    public: true\n",
-                  {"echo.py": PY_ECHO})
+        write_app(
+            tmp_path / name,
+            f"v: 0\napp_name: {name}\nmicros:\n  - name: a\n    src: .\n"
+            "    engine: python3.9\n    run: python echo.py\n    public: true\n",
+            {"echo.py": PY_ECHO},
+        )
     port = free_port()
     (tmp_path / "space-dev.toml").write_text(
         f'[runtime]\nport = {port}\ndata_dir = "data"\n'
@@ -308,9 +314,11 @@ def test_two_apps_from_the_config_each_on_its_own_port(tmp_path: Path) -> None:
         second = int(match[1])
         assert second != port
         assert get_json(f"http://127.0.0.1:{port}/")[1]["env"]["DETA_SPACE_APP_HOSTNAME"].endswith(
-            f":{port}")
-        assert get_json(f"http://127.0.0.1:{second}/")[1]["env"]["DETA_SPACE_APP_HOSTNAME"].endswith(
-            f":{second}")
+            f":{port}"
+        )
+        assert get_json(f"http://127.0.0.1:{second}/")[1]["env"][
+            "DETA_SPACE_APP_HOSTNAME"
+        ].endswith(f":{second}")
         # The apps are separate: each has its own project key.
         one_key = get_json(f"http://127.0.0.1:{port}/")[1]["env"]["DETA_PROJECT_KEY"]
         assert get_json(f"http://127.0.0.1:{second}/")[1]["env"]["DETA_PROJECT_KEY"] != one_key

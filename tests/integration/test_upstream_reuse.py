@@ -47,7 +47,9 @@ app = Starlette(routes=[
 async def test_the_request_after_a_500_that_closed_the_connection_is_answered(tmp_path) -> None:
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
-    app = write_app(tmp_path / "app", """
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         micros:
           - name: web
@@ -55,7 +57,9 @@ async def test_the_request_after_a_500_that_closed_the_connection_is_answered(tm
             engine: python3.9
             run: uvicorn main:app
             public: true
-        """, {"main.py": STARLETTE_500})
+        """,
+        {"main.py": STARLETTE_500},
+    )
     up = run_up(app, "--no-reload")
     try:
         up.wait_ready(30)

@@ -67,7 +67,10 @@ def validate_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`space-dev validate` run from `cwd`, with no APP_DIR unless given."""
     return subprocess.run(
         [sys.executable, "-m", "runtime", "validate", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=30,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 

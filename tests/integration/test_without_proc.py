@@ -33,8 +33,9 @@ from tests.integration.conftest import get_json, run_up
 from tests.integration.micros import write_app
 
 PACKAGE = Path(__file__).resolve().parents[2] / "runtime"
-TIMINGS = Timings(ready_timeout=20, backoff_start=0.5, backoff_max=5, healthy_after=60,
-                  stop_grace=1)
+TIMINGS = Timings(
+    ready_timeout=20, backoff_start=0.5, backoff_max=5, healthy_after=60, stop_grace=1
+)
 
 # A micro that starts a helper in its own process group (one that ignores SIGTERM, as a stuck
 # child would) and answers every request with both pids and its version.
@@ -154,8 +155,9 @@ async def test_a_server_on_another_port_is_said_not_looked_for(
     out = io.StringIO()
     # Serves, but on a port of its own rather than $PORT: without socket tables it is not found.
     runner = _runner(micro_dir, f"PORT=0 {sys.executable} main.py", out)
-    runner._timings = Timings(ready_timeout=1.5, backoff_start=0.5, backoff_max=5,
-                              healthy_after=60, stop_grace=1)
+    runner._timings = Timings(
+        ready_timeout=1.5, backoff_start=0.5, backoff_max=5, healthy_after=60, stop_grace=1
+    )
     runner.start()
     try:
         deadline = time.monotonic() + 15
@@ -171,12 +173,17 @@ async def test_a_server_on_another_port_is_said_not_looked_for(
 
 def test_the_reaper_ends_what_a_micro_left_without_proc(no_proc: None) -> None:
     leader = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import subprocess, sys\n"
-            "m = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            "print(m.pid, flush=True)\n"
-        )],
-        stdout=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import subprocess, sys\n"
+                "m = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+                "print(m.pid, flush=True)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     assert leader.stdout is not None
     member = int(leader.stdout.readline())
@@ -279,8 +286,11 @@ def test_up_serves_reloads_keeps_data_and_stops_without_proc(tmp_path: Path) -> 
     blind = tmp_path / "blind"
     blind.mkdir()
     (blind / "sitecustomize.py").write_text(
-        BLINDING.format(missing=str(tmp_path / "no-proc"), marker=str(marker)))
-    app = write_app(tmp_path / "app", """
+        BLINDING.format(missing=str(tmp_path / "no-proc"), marker=str(marker))
+    )
+    app = write_app(
+        tmp_path / "app",
+        """
         v: 0
         micros:
           - name: api
@@ -289,10 +299,18 @@ def test_up_serves_reloads_keeps_data_and_stops_without_proc(tmp_path: Path) -> 
             run: python main.py
             primary: true
             public: true
-        """, {"api/main.py": DATA_MICRO})
+        """,
+        {"api/main.py": DATA_MICRO},
+    )
     inherited = os.environ.get("PYTHONPATH")
-    up = run_up(app, env={"PYTHONPATH": os.pathsep.join(
-        [str(blind), str(PACKAGE.parent), *([inherited] if inherited else [])])})
+    up = run_up(
+        app,
+        env={
+            "PYTHONPATH": os.pathsep.join(
+                [str(blind), str(PACKAGE.parent), *([inherited] if inherited else [])]
+            )
+        },
+    )
     try:
         up.wait_ready(60)
         up.wait_for("watching for changes")

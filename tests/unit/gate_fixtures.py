@@ -98,18 +98,27 @@ def echo_app(name: str, seen: list[dict[str, Any]]) -> web.Application:
 
     async def echo(request: web.Request) -> web.Response:
         record = {
-            "micro": name, "method": request.method, "path": request.raw_path,
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")]
-                        for k, v in request.raw_headers],
+            "micro": name,
+            "method": request.method,
+            "path": request.raw_path,
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
             "body": (await request.read()).decode("utf-8", "replace"),
         }
         seen.append(record)
         return web.json_response(record)
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        seen.append({"micro": name, "method": "WEBSOCKET", "path": request.raw_path,
-                     "headers": [[k.decode("latin-1"), v.decode("latin-1")]
-                                 for k, v in request.raw_headers], "body": ""})
+        seen.append(
+            {
+                "micro": name,
+                "method": "WEBSOCKET",
+                "path": request.raw_path,
+                "headers": [
+                    [k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers
+                ],
+                "body": "",
+            }
+        )
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         async for message in socket:
@@ -176,8 +185,9 @@ class FakeRunner:
 
     # --- what the test does to it ----------------------------------------------------------
 
-    def set(self, state: State, address: Address | None = None, *, exit_code: int | None = None
-            ) -> None:
+    def set(
+        self, state: State, address: Address | None = None, *, exit_code: int | None = None
+    ) -> None:
         self.state = state
         if address is not None or state is not State.READY:
             self._address = address
@@ -210,8 +220,13 @@ class RawReply:
         return json.loads(self.body)
 
 
-async def raw_request(port: int, method: str, target: bytes | str,
-                      headers: Iterable[tuple[str, str]] = (), body: bytes = b"") -> RawReply:
+async def raw_request(
+    port: int,
+    method: str,
+    target: bytes | str,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> RawReply:
     """One request written byte for byte (no URL normalisation on the way), its answer read."""
     if isinstance(target, str):
         target = target.encode("latin-1")
@@ -247,7 +262,7 @@ def _dechunk(data: bytes) -> bytes:
         if size == 0:
             break
         out += data[:size]
-        data = data[size + 2:]
+        data = data[size + 2 :]
     return out
 
 
@@ -257,8 +272,9 @@ def _dechunk(data: bytes) -> bytes:
 class FrontServer(TestServer):
     """aiohttp's test server with the runtime's runner: the front step before the pages' app."""
 
-    def __init__(self, app: web.Application, gate: Gate, allowed: AllowedHosts,
-                 limits: ClientLimits) -> None:
+    def __init__(
+        self, app: web.Application, gate: Gate, allowed: AllowedHosts, limits: ClientLimits
+    ) -> None:
         super().__init__(app)
         self._front = (gate, allowed, limits)
 
@@ -306,8 +322,13 @@ class Origin:
         kwargs.setdefault("allow_redirects", False)
         return await self.client.request(method, path, **kwargs)
 
-    async def raw(self, method: str, target: bytes | str,
-                  headers: Iterable[tuple[str, str]] = (), body: bytes = b"") -> RawReply:
+    async def raw(
+        self,
+        method: str,
+        target: bytes | str,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> RawReply:
         return await raw_request(self.port, method, target, headers, body)
 
 
@@ -324,9 +345,12 @@ def accounts_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 
 
 @pytest.fixture
-async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
-                      accounts_template: tuple[Path, dict[str, str]]
-                      ) -> AsyncIterator[MakeOrigin]:
+async def make_origin(
+    tmp_path: Path,
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    accounts_template: tuple[Path, dict[str, str]],
+) -> AsyncIterator[MakeOrigin]:
     """Makes the test's origin, with the request wait or extra host names it needs (one per
     test: it takes the test's data dir); closed, with its proxy, at the end of the test."""
     proxies: list[Proxy] = []
@@ -353,25 +377,43 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             runners[micro.name] = FakeRunner(micro.name, addresses[micro.name])
 
         rules = compile_app_rules(config, spacefile)
-        gated = {m.name: GatedMicro(m.name, policy_for(m, rules), runner=runners[m.name])
-                   for m in spacefile.micros}
-        routing = Routing(MountTable({m.path: m.name for m in spacefile.micros}), gated, auth,
-                          frozenset({SESSION_COOKIE, KEY_COOKIE}))
+        gated = {
+            m.name: GatedMicro(m.name, policy_for(m, rules), runner=runners[m.name])
+            for m in spacefile.micros
+        }
+        routing = Routing(
+            MountTable({m.path: m.name for m in spacefile.micros}),
+            gated,
+            auth,
+            frozenset({SESSION_COOKIE, KEY_COOKIE}),
+        )
         printer = Printer(stream=io.StringIO(), colour=False)
         proxy = Proxy()
         await proxy.start()
         proxies.append(proxy)
-        key_guesses = KeyGuesses(FailureCounter(defaults.KEY_FAILURES_ALLOWED,
-                                                defaults.KEY_FAILURE_WINDOW_S,
-                                                defaults.FAILURE_CLIENTS_KEPT))
+        key_guesses = KeyGuesses(
+            FailureCounter(
+                defaults.KEY_FAILURES_ALLOWED,
+                defaults.KEY_FAILURE_WINDOW_S,
+                defaults.FAILURE_CLIENTS_KEPT,
+            )
+        )
         spool = tmp_path / "spool"
         spool.mkdir(exist_ok=True)
         made: list[Origin] = []
-        gate = Gate(APP, proxy, lambda: made[0].routing, checker, printer, request_wait, spool,
-                    PROOF, key_guesses)
+        gate = Gate(
+            APP,
+            proxy,
+            lambda: made[0].routing,
+            checker,
+            printer,
+            request_wait,
+            spool,
+            PROOF,
+            key_guesses,
+        )
 
-        host = AppHost(APP, config, spacefile, "127.0.0.1", 0, rules,
-                       runners=runners)  # type: ignore[arg-type]  # the fakes stand in
+        host = AppHost(APP, config, spacefile, "127.0.0.1", 0, rules, runners=runners)  # type: ignore[arg-type]  # the fakes stand in
         restarted: list[tuple[str, str]] = []
         tasks: set[asyncio.Task[Any]] = set()
 
@@ -392,10 +434,12 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             raise AssertionError("no action runs in this test")
 
         scheduler = Scheduler({APP: spacefile.actions}, no_fire, printer.info)
-        settings = SettingsContext(host, store, checker, printer, save_env, checker.reload,
-                                   spawn, restart, scheduler)
-        pages = web.Application(handler_args={"max_field_size": 65536},
-                                middlewares=error_answers.pages_middlewares())
+        settings = SettingsContext(
+            host, store, checker, printer, save_env, checker.reload, spawn, restart, scheduler
+        )
+        pages = web.Application(
+            handler_args={"max_field_size": 65536}, middlewares=error_answers.pages_middlewares()
+        )
         limiter, links = LoginLimiter(), LoginLinks(store.secret())
         Login(APP, store, checker, limiter, links, checker.reload).add_routes(pages)
         Settings(settings).add_routes(pages)
@@ -405,12 +449,28 @@ async def make_origin(tmp_path: Path, aiohttp_client: Any, aiohttp_server: Any,
             return problem(request, 404, "Not found")
 
         pages.router.add_route("*", PAGES_PREFIX + "{tail:.*}", not_found)
-        limits = ClientLimits(lambda: defaults.DEFAULT_MAX_BODY_SIZE, timeout=10.0,
-                              connections=OpenConnections(1000))
+        limits = ClientLimits(
+            lambda: defaults.DEFAULT_MAX_BODY_SIZE, timeout=10.0, connections=OpenConnections(1000)
+        )
         server = FrontServer(pages, gate, AllowedHosts("127.0.0.1", allowed_hosts), limits)
         client = await aiohttp_client(server, cookie_jar=aiohttp.DummyCookieJar())
-        made.append(Origin(client, store, checker, printer, runners, addresses, seen,
-                           dict(credentials), key_guesses, limiter, links, restarted, routing))
+        made.append(
+            Origin(
+                client,
+                store,
+                checker,
+                printer,
+                runners,
+                addresses,
+                seen,
+                dict(credentials),
+                key_guesses,
+                limiter,
+                links,
+                restarted,
+                routing,
+            )
+        )
         return made[0]
 
     yield make
@@ -427,12 +487,13 @@ def _accounts(store: Store, checker: Credentials) -> dict[str, str]:
     """The owner `dev` and a second user `eve` signed in; keys of this app and another."""
     store.users.add("dev", password_hash())
     store.users.add("eve", password_hash())
-    made = {"owner": checker.sign_session(store.sessions.create("dev")),
-            "eve": checker.sign_session(store.sessions.create("eve"))}
+    made = {
+        "owner": checker.sign_session(store.sessions.create("dev")),
+        "eve": checker.sign_session(store.sessions.create("eve")),
+    }
     for app, name, kind in ((APP, "good", "ci"), (APP, "off", ""), ("other", "theirs", "")):
         record, key = new_key(app, name, client_type=kind)
         store.keys.create(record)
         made[f"key-{name}"] = key
     store.keys.set_active(APP, "off", False)
     return made
-

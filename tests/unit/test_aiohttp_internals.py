@@ -64,14 +64,17 @@ async def test_the_runner_builds_its_server_in_a_coroutine_we_can_wrap() -> None
     assert make is not None and inspect.iscoroutinefunction(make), (
         UPGRADE + "web.AppRunner._make_server is gone or no coroutine; "
         "GuardedRunner._make_server (serve/client_limits.py) overrides it to put the limits and "
-        "the front step before every request")
+        "the front step before every request"
+    )
     assert isinstance(inspect.getattr_static(web.AppRunner, "server"), property), (
         UPGRADE + "web.AppRunner.server is no property any more; GuardedRunner.server "
-        "(serve/client_limits.py) returns the factory of guarded connections in its place")
+        "(serve/client_limits.py) returns the factory of guarded connections in its place"
+    )
     params = inspect.signature(web_protocol.RequestHandler.__init__).parameters
     assert "keepalive_timeout" in params, (
         UPGRADE + "RequestHandler takes no keepalive_timeout; GuardedRunner passes it to close "
-        "connections that send no request head in time (serve/client_limits.py)")
+        "connections that send no request head in time (serve/client_limits.py)"
+    )
 
 
 async def test_the_request_handler_is_read_per_connection_and_is_a_plain_protocol() -> None:
@@ -86,15 +89,24 @@ async def test_the_request_handler_is_read_per_connection_and_is_a_plain_protoco
     protocol = server()
     assert isinstance(protocol, web_protocol.RequestHandler), (
         UPGRADE + "web.Server() no longer makes a RequestHandler; GuardedConnection "
-        "(serve/client_limits.py) wraps what it makes")
-    for method in ("connection_made", "data_received", "eof_received", "connection_lost",
-                   "pause_writing", "resume_writing"):
+        "(serve/client_limits.py) wraps what it makes"
+    )
+    for method in (
+        "connection_made",
+        "data_received",
+        "eof_received",
+        "connection_lost",
+        "pause_writing",
+        "resume_writing",
+    ):
         assert callable(getattr(protocol, method, None)), (
-            UPGRADE + f"RequestHandler.{method} is gone; GuardedConnection forwards it")
+            UPGRADE + f"RequestHandler.{method} is gone; GuardedConnection forwards it"
+        )
     assert getattr(protocol, "_request_handler", None) is replaced, (
         UPGRADE + "a connection no longer takes web.Server.request_handler when it is made; "
         "GuardedRunner._make_server replaces it after the server is built, so the limits and "
-        "the front step (serve/front.py) would be skipped")
+        "the front step (serve/front.py) would be skipped"
+    )
 
 
 async def test_a_site_makes_each_protocol_with_the_runners_server_and_keeps_it() -> None:
@@ -148,13 +160,16 @@ async def test_a_site_makes_each_protocol_with_the_runners_server_and_keeps_it()
             UPGRADE + "a site no longer makes its connections with runner.server, or aiohttp "
             "changed the transport's protocol: request.transport.get_protocol() is not the "
             "GuardedConnection, so no limit on bodies or slow clients applies "
-            "(serve/client_limits.py)")
+            "(serve/client_limits.py)"
+        )
         assert seen["before"] == 0 and seen["reset"] == 0, (
             UPGRADE + "request.writer.output_size is not 0 before an answer, or cannot be set "
-            "back to 0; GuardedConnection.refuse and the gate's 100 Continue rely on it")
+            "back to 0; GuardedConnection.refuse and the gate's 100 Continue rely on it"
+        )
         after_continue, answer = seen["after_continue"], seen["answer"]
         assert isinstance(after_continue, int) and after_continue > 0, (
-            UPGRADE + "request.writer.output_size does not count the bytes written")
+            UPGRADE + "request.writer.output_size does not count the bytes written"
+        )
         assert isinstance(answer, int) and answer > 0
 
         size = 8 << 20
@@ -167,7 +182,8 @@ async def test_a_site_makes_each_protocol_with_the_runners_server_and_keeps_it()
             UPGRADE + "a request body nobody reads no longer pauses the socket "
             "(transport.is_reading() stays True); the stall check "
             "(GuardedConnection._check_stall) reads it to tell a stalled client from a runtime "
-            "that is behind")
+            "that is behind"
+        )
 
         # A connection that sends nothing is closed after the keep-alive timeout, counted
         # from its start: the runtime's timeout for a request head.
@@ -175,12 +191,14 @@ async def test_a_site_makes_each_protocol_with_the_runners_server_and_keeps_it()
         started = time.monotonic()
         try:
             assert await asyncio.to_thread(idle.recv, 1) == b"", (
-                UPGRADE + "a connection that sends no request head is not closed")
+                UPGRADE + "a connection that sends no request head is not closed"
+            )
         finally:
             idle.close()
         assert time.monotonic() - started < 4, (
             UPGRADE + "RequestHandler's keepalive_timeout no longer counts from the "
-            "connection's start; the runtime's timeout for a request head relies on it")
+            "connection's start; the runtime's timeout for a request head relies on it"
+        )
     finally:
         await runner.cleanup()
 
@@ -191,7 +209,8 @@ async def test_the_body_stream_counts_bytes_and_raises_what_it_is_given() -> Non
     body.feed_data(b"x" * 10)
     assert body.total_bytes == 10, (
         UPGRADE + "StreamReader.total_bytes no longer counts the bytes received; the cap on "
-        "request bodies (GuardedConnection.data_received) reads it")
+        "request bodies (GuardedConnection.data_received) reads it"
+    )
     assert not body.is_eof()
     error = ValueError("over the cap")
     body.set_exception(error)
@@ -199,7 +218,8 @@ async def test_the_body_stream_counts_bytes_and_raises_what_it_is_given() -> Non
         await body.read(100)
     assert raised.value is error, (
         UPGRADE + "StreamReader.set_exception no longer makes its reader raise that exception; "
-        "the handler of a body over the cap must get BodyTooLarge")
+        "the handler of a body over the cap must get BodyTooLarge"
+    )
     other = aiohttp.StreamReader(BaseProtocol(loop), 2**16, loop=loop)
     other.feed_eof()
     assert other.is_eof()
@@ -212,10 +232,12 @@ async def test_the_client_session_has_the_retry_switch_the_proxy_turns_off() -> 
         assert hasattr(proxy.session, "_retry_connection"), (
             UPGRADE + "ClientSession._retry_connection is gone: see whether aiohttp's client "
             "still sends an idempotent request again when its connection drops, and how to stop "
-            "it (Proxy.start, serve/proxy.py)")
+            "it (Proxy.start, serve/proxy.py)"
+        )
         assert proxy.session._retry_connection is False
         assert "_retry_connection" in inspect.getsource(aiohttp.ClientSession._request), (
             UPGRADE + "ClientSession._request no longer reads _retry_connection: setting it "
-            "may not stop the client's own retry any more (Proxy.start, serve/proxy.py)")
+            "may not stop the client's own retry any more (Proxy.start, serve/proxy.py)"
+        )
     finally:
         await proxy.close()

@@ -22,13 +22,16 @@ def test_an_unchanged_file_changes_nothing_and_says_nothing() -> None:
 
 
 def test_body_cap_and_allowed_hosts_apply_at_once() -> None:
-    fresh = dataclasses.replace(RUNNING, max_body_size=1024, allowed_hosts=("dev.test",),
-                                port=9999, host="0.0.0.0")
+    fresh = dataclasses.replace(
+        RUNNING, max_body_size=1024, allowed_hosts=("dev.test",), port=9999, host="0.0.0.0"
+    )
     applied, said = runtime_wide(RUNNING, fresh)
     assert (applied.max_body_size, applied.allowed_hosts) == (1024, ("dev.test",))
     assert (applied.port, applied.host) == (4200, "127.0.0.1")  # bound already: not changed
-    assert said == ["space-dev.toml applied: request bodies up to 1 KiB",
-                    "space-dev.toml applied: allowed_hosts is now dev.test"]
+    assert said == [
+        "space-dev.toml applied: request bodies up to 1 KiB",
+        "space-dev.toml applied: allowed_hosts is now dev.test",
+    ]
 
 
 def test_as_space_waits_for_the_next_start() -> None:

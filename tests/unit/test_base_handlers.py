@@ -98,8 +98,10 @@ async def test_bad_put_is_400_and_stores_nothing(
 
 async def test_put_of_25_items_and_of_an_empty_list(client: Client, db: BaseDB) -> None:
     body = {"items": [{"n": i} for i in range(25)]}
-    assert len((await answer(await client.put(f"{ROOT}/items", json=body), 207))
-               ["processed"]["items"]) == 25
+    assert (
+        len((await answer(await client.put(f"{ROOT}/items", json=body), 207))["processed"]["items"])
+        == 25
+    )
     empty = await answer(await client.put(f"{ROOT}/items", json={"items": []}), 207)
     assert empty["processed"] == {"items": []}
     assert db.count("people") == 25
@@ -127,8 +129,17 @@ async def test_a_body_over_16_mb_is_refused(
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b"", b'{"items": [NaN]}', b'{"items": [Infinity]}', b"[1]", b'"x"',
-            b"\xff\xfe{", b"[" * 100_000]
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b'{"items": [NaN]}',
+        b'{"items": [Infinity]}',
+        b"[1]",
+        b'"x"',
+        b"\xff\xfe{",
+        b"[" * 100_000,
+    ],
 )
 async def test_invalid_json_is_400(client: Client, raw: bytes) -> None:
     headers = {"Content-Type": "application/json"}
@@ -202,15 +213,26 @@ async def test_bad_insert_is_400(client: Client, db: BaseDB, body: Any, message:
 async def test_update_answers_with_the_update(client: Client, db: BaseDB) -> None:
     db.put_many("people", [{"key": "u", "age": 32, "likes": ["anime"], "town": "x"}])
     # What deta-python and deta-javascript send: every section, empty ones included.
-    update = {"set": {"age": 33}, "increment": {}, "append": {"likes": ["ramen"]},
-              "prepend": {}, "delete": ["town"]}
+    update = {
+        "set": {"age": 33},
+        "increment": {},
+        "append": {"likes": ["ramen"]},
+        "prepend": {},
+        "delete": ["town"],
+    }
     body = await answer(await client.patch(item_url("u"), json=update), 200)
     assert body == {"key": "u", **update}
     assert db.get("people", "u") == {"key": "u", "age": 33, "likes": ["anime", "ramen"]}
     # deta-go's shape, with fields in its own order; missing sections answer as empty.
     body = await answer(await client.patch(item_url("u"), json={"increment": {"age": 1}}), 200)
-    assert body == {"key": "u", "set": {}, "increment": {"age": 1}, "append": {},
-                    "prepend": {}, "delete": []}
+    assert body == {
+        "key": "u",
+        "set": {},
+        "increment": {"age": 1},
+        "append": {},
+        "prepend": {},
+        "delete": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -236,8 +258,10 @@ async def test_bad_update(
 async def test_query_pages_with_last_omitted_at_the_end(client: Client, db: BaseDB) -> None:
     db.put_many("people", [{"key": f"k{i}", "n": i} for i in range(5)])
     first = await answer(await client.post(f"{ROOT}/query", json={"limit": 2}), 200)
-    assert first == {"paging": {"size": 2, "last": "k1"}, "items": [
-        {"key": "k0", "n": 0}, {"key": "k1", "n": 1}]}
+    assert first == {
+        "paging": {"size": 2, "last": "k1"},
+        "items": [{"key": "k0", "n": 0}, {"key": "k1", "n": 1}],
+    }
     second = await answer(await client.post(f"{ROOT}/query", json={"limit": 2, "last": "k1"}), 200)
     assert second["paging"] == {"size": 2, "last": "k3"}
     final = await answer(await client.post(f"{ROOT}/query", json={"limit": 2, "last": "k3"}), 200)
@@ -272,8 +296,16 @@ async def test_query_sorts_desc_and_takes_no_query(client: Client, db: BaseDB) -
 
 @pytest.mark.parametrize(
     "body",
-    [{"limit": 0}, {"limit": -3}, {"limit": "10"}, {"sort": "sideways"}, {"last": 5},
-     {"query": [{"n?between": 1}]}, {"query": "n=1"}, {"query": [{"key?contains": "a"}]}],
+    [
+        {"limit": 0},
+        {"limit": -3},
+        {"limit": "10"},
+        {"sort": "sideways"},
+        {"last": 5},
+        {"query": [{"n?between": 1}]},
+        {"query": "n=1"},
+        {"query": [{"key?contains": "a"}]},
+    ],
 )
 async def test_bad_query_is_400(client: Client, body: Any) -> None:
     await errors(await client.post(f"{ROOT}/query", json=body), 400)
@@ -310,8 +342,9 @@ async def test_other_query_fields_keep_their_own_words(client: Client, body: Any
 
 
 async def test_a_query_deta_took_is_still_answered(client: Client, db: BaseDB) -> None:
-    db.put_many("people", [{"key": "k1", "age": 27}, {"key": "k2", "age": 51},
-                           {"key": "k3", "age": 43}])
+    db.put_many(
+        "people", [{"key": "k1", "age": 27}, {"key": "k2", "age": 51}, {"key": "k3", "age": 43}]
+    )
     query = [{"key?>=": "k1", "age?>": 40, "age?<": 50}, {"key?>=": "k1", "age?<": 40}]
     result = await answer(await client.post(f"{ROOT}/query", json={"query": query}), 200)
     assert [item["key"] for item in result["items"]] == ["k1", "k3"]

@@ -285,8 +285,7 @@ KEY_ACROSS_OR: list[tuple[Any, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("query", "valid"), KEY_ACROSS_OR,
-                         ids=[repr(c[0]) for c in KEY_ACROSS_OR])
+@pytest.mark.parametrize(("query", "valid"), KEY_ACROSS_OR, ids=[repr(c[0]) for c in KEY_ACROSS_OR])
 def test_ored_objects_share_one_condition_on_key_or_none_has_one(query: Any, valid: bool) -> None:
     if valid:
         compile_query(query)
@@ -388,13 +387,21 @@ def _reference(op: str, got: Any, want: Any) -> bool:
 
 SCALARS = st.sampled_from([None, True, False, 0, 1, -0.0, 0.0, 1.0, 2, 2.5, "", "a", "1", "ab"])
 VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["a", "b"]), inner, max_size=2), max_leaves=8)
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
+    ),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(got=VALUES | st.just(None).map(lambda _: query_module._MISSING), want=VALUES,
-       op=st.sampled_from(["eq", "ne", "contains", "not_contains"]))
+@given(
+    got=VALUES | st.just(None).map(lambda _: query_module._MISSING),
+    want=VALUES,
+    op=st.sampled_from(["eq", "ne", "contains", "not_contains"]),
+)
 def test_compiled_tests_agree_with_the_plain_semantics(got: Any, want: Any, op: str) -> None:
     field = "f" if op == "eq" else f"f?{op}"
     item = {} if got is query_module._MISSING else {"f": got}
@@ -440,13 +447,15 @@ def test_membership_of_a_scalar_never_compares_member_by_member_in_python(
     monkeypatch.setattr(query_module, "strict_equal", counted)
     item = {"key": "k", **{f"l{i}": [*range(10_000), *map(str, range(10_000))] for i in range(5)}}
     wants = ["9999", 9999, 1, 0.0, "nowhere"]
-    query = [{f"l{i}?contains": wants[i] for i in range(5)}
-             | {f"l{i}?not_contains": True for i in range(5)}
-             | {f"l{i}?ne": [] for i in range(5)}
-             | {f"l{i}?not_contains": None for i in range(5)}
-             | {f"l{i}?contains": 5 for i in range(4)}
-             | {"n": n}
-             for n in range(25)]
+    query = [
+        {f"l{i}?contains": wants[i] for i in range(5)}
+        | {f"l{i}?not_contains": True for i in range(5)}
+        | {f"l{i}?ne": [] for i in range(5)}
+        | {f"l{i}?not_contains": None for i in range(5)}
+        | {f"l{i}?contains": 5 for i in range(4)}
+        | {"n": n}
+        for n in range(25)
+    ]
     assert not compile_query(query)(item)
     assert compile_query(query)({**item, "n": 24, "l4": [*item["l4"], "nowhere"]})
     assert calls[0] == 0

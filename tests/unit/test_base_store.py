@@ -61,7 +61,9 @@ def test_put_generates_keys_and_returns_items_as_stored(db: BaseDB) -> None:
     stored = db.put_many("b", given)
     assert given[0] == {"a": 1}  # the caller's items are not changed
     assert [re.fullmatch(r"[a-z0-9]{12}", k) is not None for k in keys(stored)] == [
-        True, True, False,
+        True,
+        True,
+        False,
     ]
     assert stored[2] == {"key": "mine", "__expires": 1_800_000_000}
     for item in stored:
@@ -153,8 +155,10 @@ def test_update_of_an_item_another_process_writes_between_its_read_and_write(
     def write_meanwhile(value: str, steps: Any) -> Any:
         if not calls:
             if meanwhile == "changed":
-                other.execute("UPDATE items SET value = ? WHERE key = 'k'",
-                              ['{"key":"k","n":10,"tags":["x"]}'])
+                other.execute(
+                    "UPDATE items SET value = ? WHERE key = 'k'",
+                    ['{"key":"k","n":10,"tags":["x"]}'],
+                )
             else:
                 other.execute("DELETE FROM items WHERE key = 'k'")
         calls.append(value)
@@ -217,7 +221,8 @@ def test_last_is_given_only_while_matches_remain(db: BaseDB) -> None:
     assert db.query("b", limit=4)[1] == "k3"
     assert db.query("b", {"n?lt": 1}, limit=1) == ([{"key": "k0", "n": 0}], None)
     assert db.query("b", {"n?ne": 2}, limit=2) == (
-        [{"key": "k0", "n": 0}, {"key": "k1", "n": 1}], "k1",
+        [{"key": "k0", "n": 0}, {"key": "k1", "n": 1}],
+        "k1",
     )
     assert keys(db.query("b", {"n?ne": 2}, limit=2, last="k1")[0]) == ["k3", "k4"]
     assert db.query("b", limit=2, last="k1", sort="desc") == ([{"key": "k0", "n": 0}], None)
@@ -235,7 +240,8 @@ def test_query_filters_and_key_conditions(db: BaseDB) -> None:
     assert keys(db.query("b", {"key": "ac"})[0]) == ["ac"]
     assert keys(db.query("b", {"key?ne": "ac"})[0]) == ["ab", "abc", "abd", "b"]
     assert keys(db.query("b", [{"key?pfx": "ab", "i": 0}, {"key?pfx": "ab", "i": 2}])[0]) == [
-        "ab", "abd",
+        "ab",
+        "abd",
     ]
     assert keys(db.query("b", [{"i?gte": 3}, {"i": 0}])[0]) == ["ab", "ac", "b"]
     with pytest.raises(BaseError):
@@ -270,15 +276,27 @@ def test_time_budget_pages_too_and_always_moves_on(db: BaseDB) -> None:
     time at all, each page still reads one item, and the pages add up to the one-page answer."""
     db.put_many("b", [{"key": f"k{i:03d}", "n": i % 7} for i in range(25)])
     whole = db.query("b", [{"n": 6}, {"n": 2}])
-    assert whole[1] is None and keys(whole[0]) == ["k002", "k006", "k009", "k013", "k016",
-                                                   "k020", "k023"]
+    assert whole[1] is None and keys(whole[0]) == [
+        "k002",
+        "k006",
+        "k009",
+        "k013",
+        "k016",
+        "k020",
+        "k023",
+    ]
     assert db.query("b", [{"n": 6}, {"n": 2}], scan_seconds=0) == ([], "k000")
     assert db.query("b", [{"n": 6}, {"n": 2}], scan_seconds=0, last="k001") == (
-        [{"key": "k002", "n": 2}], "k002")
+        [{"key": "k002", "n": 2}],
+        "k002",
+    )
     paged = fetch_all(db, "b", query=[{"n": 6}, {"n": 2}], scan_seconds=0)
     assert paged == keys(whole[0])
     assert fetch_all(db, "b", query={"n": 6}, scan_seconds=0, sort="desc") == [
-        "k020", "k013", "k006"]
+        "k020",
+        "k013",
+        "k006",
+    ]
 
 
 def test_a_page_reads_its_query_once(db: BaseDB, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,8 +318,15 @@ def test_a_page_reads_its_query_once(db: BaseDB, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     "options",
-    [{"limit": 0}, {"limit": -1}, {"limit": "5"}, {"limit": True}, {"sort": "up"},
-     {"sort": ""}, {"last": 5}],
+    [
+        {"limit": 0},
+        {"limit": -1},
+        {"limit": "5"},
+        {"limit": True},
+        {"sort": "up"},
+        {"sort": ""},
+        {"last": 5},
+    ],
 )
 def test_bad_paging_options_are_400(db: BaseDB, options: dict[str, Any]) -> None:
     with pytest.raises(BaseError) as caught:
@@ -334,8 +359,11 @@ def test_names_count_drop_export(db: BaseDB) -> None:
     db.put_many("", [{"key": "e"}])
     assert db.names() == ["", "alpha", "zeta"]
     assert db.count("alpha") == 2 and db.count("nothing") == 0
-    assert db.export() == {"": [{"key": "e"}], "alpha": [{"key": "1"}, {"key": "2"}],
-                           "zeta": [{"key": "1"}]}
+    assert db.export() == {
+        "": [{"key": "e"}],
+        "alpha": [{"key": "1"}, {"key": "2"}],
+        "zeta": [{"key": "1"}],
+    }
     db.drop("alpha")
     assert db.names() == ["", "zeta"] and db.get("alpha", "1") is None
     db.drop_all()
@@ -347,8 +375,11 @@ def test_reopen_keeps_data(tmp_path: Path) -> None:
     with BaseDB(path) as first:
         first.put_many("b", [{"key": "k", "nested": {"a": [1, 2.5, None, True]}, "u": "é€😀"}])
     with BaseDB(path) as again:
-        assert again.get("b", "k") == {"key": "k", "nested": {"a": [1, 2.5, None, True]},
-                                       "u": "é€😀"}
+        assert again.get("b", "k") == {
+            "key": "k",
+            "nested": {"a": [1, 2.5, None, True]},
+            "u": "é€😀",
+        }
 
 
 def test_a_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
@@ -457,8 +488,9 @@ def test_a_file_of_schema_1_is_moved_to_schema_2_with_its_items(
     path = tmp_path / "app.sqlite3"
     old = sqlite3.connect(path)
     old.executescript(SCHEMA_1)
-    rows = [("b", f"k{i:03d}", f'{{"key":"k{i:03d}","n":{i},"s":"\\u00e9"}}', None)
-            for i in range(300)]
+    rows = [
+        ("b", f"k{i:03d}", f'{{"key":"k{i:03d}","n":{i},"s":"\\u00e9"}}', None) for i in range(300)
+    ]
     rows.append(("b", "gone", '{"key":"gone"}', clock.now - 1))
     rows.append(("c", "x", '{"key":"x","__expires":4000000000}', 4_000_000_000.0))
     old.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
@@ -471,9 +503,11 @@ def test_a_file_of_schema_1_is_moved_to_schema_2_with_its_items(
         sizes = dict(db._db.execute("SELECT key, size FROM items WHERE base = 'b'"))
         assert sizes["k007"] == len(rows[7][2])
         assert fetch_all(db, "b", query={"n?gte": 290}, scan_bytes=500) == [
-            f"k{i}" for i in range(290, 300)]
+            f"k{i}" for i in range(290, 300)
+        ]
         assert db.query("b", {"n?gte": 290}, scan_bytes=500) == db.query(
-            "b", {"n?gte": 290}, scan_bytes=500, prefilter_in_sql=False)
+            "b", {"n?gte": 290}, scan_bytes=500, prefilter_in_sql=False
+        )
     with BaseDB(path, clock=clock) as again:  # opened again: nothing to move
         assert again.count("b") == 300
         assert again._db.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -29,10 +29,8 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"set": {"username": "tim"}}, {"username": "tim"}),
     ({"set": {"new": {"a": [1]}}}, {"new": {"a": [1]}}),
     ({"set": {"profile.age": 33}}, {"profile": {**PROFILE, "age": 33}}),
-    ({"set": {"profile.email": "j@deta.sh"}},
-     {"profile": {**PROFILE, "email": "j@deta.sh"}}),
-    ({"set": {"profile.deep.y": 2}},
-     {"profile": {**PROFILE, "deep": {"x": 1, "y": 2}}}),
+    ({"set": {"profile.email": "j@deta.sh"}}, {"profile": {**PROFILE, "email": "j@deta.sh"}}),
+    ({"set": {"profile.deep.y": 2}}, {"profile": {**PROFILE, "deep": {"x": 1, "y": 2}}}),
     ({"set": {"likes": None}}, {"likes": None}),
     ({"set": {"__expires": 1700000000}}, {"__expires": 1700000000}),
     ({"increment": {"purchases": 2}}, {"purchases": 3}),
@@ -49,20 +47,30 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"prepend": {"likes": ["action", "comedy"]}}, {"likes": ["action", "comedy", "anime"]}),
     ({"prepend": {"likes": "x"}}, {"likes": ["x", "anime"]}),
     ({"delete": ["on_mobile"]}, {"on_mobile": REMOVED}),
-    ({"delete": ["profile.hometown"]},
-     {"profile": {"age": 32, "active": False, "deep": {"x": 1}}}),
+    ({"delete": ["profile.hometown"]}, {"profile": {"age": 32, "active": False, "deep": {"x": 1}}}),
     ({"delete": ["nothing", "profile.nothing", "nothing.deeper"]}, {}),
     ({"delete": ["on_mobile", "on_mobile"]}, {"on_mobile": REMOVED}),
     ({"delete": ["profile.age", "profile"]}, {"profile": REMOVED}),
     # Deta's documented example, all at once
-    ({"set": {"profile.age": 33, "profile.active": True, "profile.email": "jimmy@deta.sh"},
-      "increment": {"purchases": 2}, "append": {"likes": ["ramen"]},
-      "delete": ["profile.hometown", "on_mobile"]},
-     {"profile": {"age": 33, "active": True, "email": "jimmy@deta.sh", "deep": {"x": 1}},
-      "purchases": 3, "likes": ["anime", "ramen"], "on_mobile": REMOVED}),
+    (
+        {
+            "set": {"profile.age": 33, "profile.active": True, "profile.email": "jimmy@deta.sh"},
+            "increment": {"purchases": 2},
+            "append": {"likes": ["ramen"]},
+            "delete": ["profile.hometown", "on_mobile"],
+        },
+        {
+            "profile": {"age": 33, "active": True, "email": "jimmy@deta.sh", "deep": {"x": 1}},
+            "purchases": 3,
+            "likes": ["anime", "ramen"],
+            "on_mobile": REMOVED,
+        },
+    ),
     # empty sections next to a real one, as every SDK sends them
-    ({"set": {"label": "y"}, "increment": {}, "append": {}, "prepend": {}, "delete": []},
-     {"label": "y"}),
+    (
+        {"set": {"label": "y"}, "increment": {}, "append": {}, "prepend": {}, "delete": []},
+        {"label": "y"},
+    ),
     ({"set": None, "delete": ["label"]}, {"label": REMOVED}),
 ]
 

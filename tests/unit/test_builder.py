@@ -28,8 +28,17 @@ def _reqs(tmp_path: Path, text: str, engine_default: bool = True) -> requirement
     return requirements.read(path, engine_default)
 
 
-@pytest.mark.parametrize("line", ["deta", "deta~=1.1.0", "Deta==1.2.0", "deta[async] >=1",
-                                  "deta ; python_version >= '3.8'", "deta  # the SDK"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "deta",
+        "deta~=1.1.0",
+        "Deta==1.2.0",
+        "deta[async] >=1",
+        "deta ; python_version >= '3.8'",
+        "deta  # the SDK",
+    ],
+)
 def test_any_deta_requirement_is_dropped(tmp_path: Path, line: str) -> None:
     reqs = _reqs(tmp_path, f"fastapi\n{line}\n")
     assert reqs.dropped == (line.split(" #")[0].strip(),)
@@ -41,16 +50,22 @@ def test_names_that_only_start_with_deta_are_kept(tmp_path: Path) -> None:
     assert reqs.dropped == () and reqs.names >= {"deta-space-actions", "detail"}
 
 
-@pytest.mark.parametrize("text,added", [("fastapi\n", ("uvicorn",)),
-                                        ("fastapi\nuvicorn[standard]==0.30\n", ()),
-                                        ("quart\nHypercorn\n", ()),
-                                        # A WSGI app gets a WSGI server, not uvicorn.
-                                        ("flask\n", ("waitress",)),
-                                        ("Flask==2.2\nrequests\n", ("waitress",)),
-                                        ("django\nwaitress\n", ()),
-                                        ("flask\nfastapi\n", ("uvicorn",))])
-def test_the_engine_default_gets_a_server_unless_one_is_listed(tmp_path: Path, text: str,
-                                                                added: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "text,added",
+    [
+        ("fastapi\n", ("uvicorn",)),
+        ("fastapi\nuvicorn[standard]==0.30\n", ()),
+        ("quart\nHypercorn\n", ()),
+        # A WSGI app gets a WSGI server, not uvicorn.
+        ("flask\n", ("waitress",)),
+        ("Flask==2.2\nrequests\n", ("waitress",)),
+        ("django\nwaitress\n", ()),
+        ("flask\nfastapi\n", ("uvicorn",)),
+    ],
+)
+def test_the_engine_default_gets_a_server_unless_one_is_listed(
+    tmp_path: Path, text: str, added: tuple[str, ...]
+) -> None:
     assert _reqs(tmp_path, text).added == added
     assert _reqs(tmp_path, text, engine_default=False).added == ()
 
@@ -108,7 +123,8 @@ def test_requirements_resolve_as_of_the_day_space_stopped() -> None:
     assert "--exclude-newer" not in uv.install(Path("/e"), Path("/r.txt"))
     pip = installers.Installer("pip", ("pip",), dates=True)
     assert "--uploaded-prior-to=2024-10-18T00:00:00Z" in pip.install(
-        Path("/e"), Path("/r.txt"), "2024-10-17")
+        Path("/e"), Path("/r.txt"), "2024-10-17"
+    )
     old_pip = installers.Installer("pip", ("pip",), dates=False)
     assert not any("prior" in a for a in old_pip.install(Path("/e"), Path("/r.txt"), "2024-10-17"))
 
@@ -152,16 +168,20 @@ def test_node_modules_outdated_when_missing_or_older(tmp_path: Path) -> None:
 def _committed_modules(folder: Path, hidden: dict) -> node_modules.NodeDeps:
     """A repository that brought its node_modules along, checked out in git's order: the
     lockfile written after node_modules, so it looks newer."""
-    packages = {"": {"dependencies": {"express": "^4.18.2"}},
-                "node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
-                "node_modules/fsevents": {"version": "2.3.3", "optional": True, "os": ["darwin"]}}
+    packages = {
+        "": {"dependencies": {"express": "^4.18.2"}},
+        "node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+        "node_modules/fsevents": {"version": "2.3.3", "optional": True, "os": ["darwin"]},
+    }
     (folder / "node_modules" / "express").mkdir(parents=True)
     (folder / "node_modules" / "express" / "package.json").write_text('{"version": "4.18.2"}')
     (folder / "node_modules" / ".package-lock.json").write_text(
-        json.dumps({"lockfileVersion": 3, "packages": hidden}))
+        json.dumps({"lockfileVersion": 3, "packages": hidden})
+    )
     (folder / "package.json").write_text('{"dependencies": {"express": "^4.18.2"}}')
-    (folder / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3,
-                                                          "packages": packages}))
+    (folder / "package-lock.json").write_text(
+        json.dumps({"lockfileVersion": 3, "packages": packages})
+    )
     now = time.time()
     _touch(folder / "node_modules", now - 1)
     _touch(folder / "node_modules" / ".package-lock.json", now - 1)
@@ -177,12 +197,17 @@ def test_a_committed_node_modules_that_matches_its_lockfile_is_taken(tmp_path: P
     assert (tmp_path / "marker").read_text() == deps.fingerprint()
 
 
-@pytest.mark.parametrize("hidden", [
-    {"node_modules/express": {"version": "4.17.0", "resolved": "x", "integrity": "z"}},
-    {},
-    {"node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
-     "node_modules/left-pad": {"version": "1.0.0"}},
-])
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        {"node_modules/express": {"version": "4.17.0", "resolved": "x", "integrity": "z"}},
+        {},
+        {
+            "node_modules/express": {"version": "4.18.2", "resolved": "x", "integrity": "y"},
+            "node_modules/left-pad": {"version": "1.0.0"},
+        },
+    ],
+)
 def test_a_node_modules_unlike_its_lockfile_is_installed(tmp_path: Path, hidden: dict) -> None:
     assert _committed_modules(tmp_path, hidden).needed()
 

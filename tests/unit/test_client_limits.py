@@ -69,6 +69,7 @@ def test_the_soft_limit_on_open_files_is_raised_to_the_hard_one() -> None:
         "from runtime.serve.client_limits import raise_open_files_limit\n"
         "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == [str(wanted), str(wanted)]

@@ -51,8 +51,13 @@ def problems_of(folder: Path, text: str) -> tuple[Problem, ...]:
 def test_no_file_gives_every_default_and_no_apps() -> None:
     cfg = load(None)
     assert cfg == RuntimeConfig(
-        host="127.0.0.1", port=4200, data_dir=Path(".space-dev"), reload=True, schedule=True,
-        apps=(), config_file=None,
+        host="127.0.0.1",
+        port=4200,
+        data_dir=Path(".space-dev"),
+        reload=True,
+        schedule=True,
+        apps=(),
+        config_file=None,
     )
 
 
@@ -71,7 +76,12 @@ def test_empty_file_gives_defaults_with_data_dir_beside_the_file(here: Path) -> 
     cfg = load(write(here / "conf", ""))
     assert cfg.data_dir == here / "conf" / ".space-dev"
     assert (cfg.host, cfg.port, cfg.reload, cfg.schedule, cfg.apps) == (
-        "127.0.0.1", 4200, True, True, ())
+        "127.0.0.1",
+        4200,
+        True,
+        True,
+        (),
+    )
     assert cfg.config_file == here / "conf" / "space-dev.toml"
 
 
@@ -123,16 +133,28 @@ def test_full_example_round_trips(here: Path) -> None:
     make_app(here / "sample_apps" / "todo")
     cfg = load(write(here, FULL))
     assert cfg == RuntimeConfig(
-        host="0.0.0.0", port=4300, data_dir=here / "state", reload=False, schedule=False,
+        host="0.0.0.0",
+        port=4300,
+        data_dir=here / "state",
+        reload=False,
+        schedule=False,
         config_file=here / "space-dev.toml",
         apps=(
             AppConfig(
                 path=here / "sample_apps" / "notes",
                 auth=AuthConfig(("X-Space-App-Key", "X-API-Key"), ("mia_client_key",)),
-                name="notes", port=4300, env={"GREETING": "hi"},
+                name="notes",
+                port=4300,
+                env={"GREETING": "hi"},
                 routes=(
-                    RouteRule("api", "/admin/*", ("POST", "DELETE"), True,
-                              'clientType == "admin" || groups.ops', line=18),
+                    RouteRule(
+                        "api",
+                        "/admin/*",
+                        ("POST", "DELETE"),
+                        True,
+                        'clientType == "admin" || groups.ops',
+                        line=18,
+                    ),
                     RouteRule("api", "/reports/*", None, False, None, line=25),
                 ),
             ),
@@ -147,10 +169,15 @@ def test_auth_table_with_one_list_keeps_the_other_default(here: Path) -> None:
 
 
 def test_inline_tables_and_inline_route_arrays_are_read_too(here: Path) -> None:
-    cfg = load(write(here, """
+    cfg = load(
+        write(
+            here,
+            """
         runtime = { port = 5000 }
         apps = [{ path = "app", env = { A = "1" }, routes = [{ micro = "m", path = "/x" }] }]
-    """))
+    """,
+        )
+    )
     assert cfg.port == 5000
     assert cfg.apps[0].env == {"A": "1"}
     assert cfg.apps[0].routes == (RouteRule("m", "/x", line=2),)
@@ -164,7 +191,7 @@ BAD = [
     # (text, where, line, words in the message or hint)
     ("[runtme]\n", "runtme", 1, 'did you mean "runtime"'),
     ("[runtime]\nhots = 'x'\n", "runtime.hots", 2, 'did you mean "host"'),
-    ("[runtime]\nport = '4200'\n", "runtime.port", 2, 'expected a port number, got a string'),
+    ("[runtime]\nport = '4200'\n", "runtime.port", 2, "expected a port number, got a string"),
     ("[runtime]\nport = true\n", "runtime.port", 2, "got a boolean (true)"),
     ("[runtime]\n\nport = 70000\n", "runtime.port", 3, "out of range"),
     ("[runtime]\nport = -1\n", "runtime.port", 2, "use 1-65535"),
@@ -194,32 +221,68 @@ BAD = [
     (A + "env = 'x'\n", "apps[0].env", 3, "expected an [apps.env] table"),
     (A + "[apps.auth]\nkey_header = []\n", "apps[0].auth.key_header", 4, '"key_headers"'),
     (A + "[apps.auth]\nkey_headers = 'X-Key'\n", "apps[0].auth.key_headers", 4, "an array"),
-    (A + "[apps.auth]\nkey_headers = ['Bad Header']\n", "apps[0].auth.key_headers[0]", 4,
-     'expected a header name, got "Bad Header"'),
+    (
+        A + "[apps.auth]\nkey_headers = ['Bad Header']\n",
+        "apps[0].auth.key_headers[0]",
+        4,
+        'expected a header name, got "Bad Header"',
+    ),
     (A + "[apps.auth]\nkey_cookies = [1]\n", "apps[0].auth.key_cookies[0]", 4, "a cookie name"),
     (A + "auth.key_headers = 'x'\n", "apps[0].auth.key_headers", 3, "an array"),
-    (A + "auth = { key_headers = ['ok'], key_cookies = [2] }\n", "apps[0].auth.key_cookies[0]",
-     3, "cookie name"),
+    (
+        A + "auth = { key_headers = ['ok'], key_cookies = [2] }\n",
+        "apps[0].auth.key_cookies[0]",
+        3,
+        "cookie name",
+    ),
     (A + "\n[[apps.routes]]\nmicro = 'api'\n", "apps[0].routes[0]", 4, 'missing "path"'),
     (A + "[[apps.routes]]\npath = '/x'\n", "apps[0].routes[0]", 3, 'missing "micro"'),
     (A + "[[apps.routes]]\nmicro = ''\npath = '/'\n", "apps[0].routes[0].micro", 4, "empty"),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = ['GET', 'PSOT']\n",
-     "apps[0].routes[0].methods[1]", 6, 'did you mean "POST"'),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = [\n  'GET',\n  'FETCH',\n]\n",
-     "apps[0].routes[0].methods[1]", 8, 'unknown HTTP method "FETCH"'),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = []\n",
-     "apps[0].routes[0].methods", 6, "matches no request"),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = 'GET'\n",
-     "apps[0].routes[0].methods", 6, "an array of method names"),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\napi_key_required = 'yes'\n",
-     "apps[0].routes[0].api_key_required", 6, "true or false"),
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nalow = 'true'\n",
-     "apps[0].routes[0].alow", 6, 'did you mean "allow"'),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = ['GET', 'PSOT']\n",
+        "apps[0].routes[0].methods[1]",
+        6,
+        'did you mean "POST"',
+    ),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = [\n  'GET',\n  'FETCH',\n]\n",
+        "apps[0].routes[0].methods[1]",
+        8,
+        'unknown HTTP method "FETCH"',
+    ),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = []\n",
+        "apps[0].routes[0].methods",
+        6,
+        "matches no request",
+    ),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nmethods = 'GET'\n",
+        "apps[0].routes[0].methods",
+        6,
+        "an array of method names",
+    ),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\napi_key_required = 'yes'\n",
+        "apps[0].routes[0].api_key_required",
+        6,
+        "true or false",
+    ),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\nalow = 'true'\n",
+        "apps[0].routes[0].alow",
+        6,
+        'did you mean "allow"',
+    ),
     (A + "routes = 'x'\n", "apps[0].routes", 3, "expected [[apps.routes]]"),
     # Arrays of tables are counted in order, each under its own app.
-    (A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\n" + "[[apps]]\npath = 'app2'\n"
-     "[[apps.routes]]\nmicro = 'a'\npath = '/'\n[[apps.routes]]\nmicro = 'b'\npath = 9\n",
-     "apps[1].routes[1].path", 13, "expected a string"),
+    (
+        A + "[[apps.routes]]\nmicro = 'a'\npath = '/'\n" + "[[apps]]\npath = 'app2'\n"
+        "[[apps.routes]]\nmicro = 'a'\npath = '/'\n[[apps.routes]]\nmicro = 'b'\npath = 9\n",
+        "apps[1].routes[1].path",
+        13,
+        "expected a string",
+    ),
     (A + "[[apps]]\npath = 'app2'\n[apps.env]\nX = 1\n", "apps[1].env.X", 6, "expected a string"),
 ]
 
@@ -238,8 +301,12 @@ DUPLICATES = [
     (A + "name = 'n'\n[[apps]]\npath = 'app2'\nname = 'n'\n", "apps[1].name", 6, "apps[0]"),
     (A + "port = 5000\n[[apps]]\npath = 'app2'\nport = 5000\n", "apps[1].port", 6, "apps[0]"),
     # The first app without a port takes runtime.port; a second app may not claim it.
-    ("[runtime]\nport = 4300\n" + A + "[[apps]]\npath = 'app2'\nport = 4300\n",
-     "apps[1].port", 7, "apps[0] (runtime.port)"),
+    (
+        "[runtime]\nport = 4300\n" + A + "[[apps]]\npath = 'app2'\nport = 4300\n",
+        "apps[1].port",
+        7,
+        "apps[0] (runtime.port)",
+    ),
     (A + "[[apps]]\npath = './app/'\n", "apps[1].path", 4, "same path as apps[0]"),
 ]
 
@@ -257,7 +324,9 @@ def test_port_zero_means_any_free_port_and_is_never_a_duplicate(here: Path) -> N
 
 
 def test_all_problems_are_reported_at_once(here: Path) -> None:
-    problems = problems_of(here, """
+    problems = problems_of(
+        here,
+        """
         [runtime]
         port = "x"
         colour = true
@@ -266,9 +335,13 @@ def test_all_problems_are_reported_at_once(here: Path) -> None:
         path = "nope"
         [apps.env]
         N = 1
-    """)
+    """,
+    )
     assert [(p.where, p.line) for p in problems] == [
-        ("runtime.port", 2), ("runtime.colour", 3), ("apps[0].path", 6), ("apps[0].env.N", 8),
+        ("runtime.port", 2),
+        ("runtime.colour", 3),
+        ("apps[0].path", 6),
+        ("apps[0].env.N", 8),
     ]
 
 
@@ -349,8 +422,15 @@ def test_find_config_looks_in_the_folder_itself_only(here: Path) -> None:
 
 def test_command_line_options_win_over_the_file(here: Path) -> None:
     cfg = load(write(here, "[runtime]\nhost='0.0.0.0'\nport=5000\nreload=false\n" + A))
-    out = apply_overrides(cfg, host="localhost", port=6000, data_dir=Path("d"), reload=True,
-                          schedule=False, cwd=here / "app")
+    out = apply_overrides(
+        cfg,
+        host="localhost",
+        port=6000,
+        data_dir=Path("d"),
+        reload=True,
+        schedule=False,
+        cwd=here / "app",
+    )
     assert (out.host, out.port, out.reload, out.schedule) == ("localhost", 6000, True, False)
     assert out.data_dir == here / "app" / "d"  # a command-line path is relative to cwd
     assert out.apps[0].port == 6000  # --port is the first app's port
@@ -425,12 +505,16 @@ def test_port_override_out_of_range(here: Path, port: int) -> None:
 
 
 def test_a_bad_allow_expression_names_line_and_column(here: Path) -> None:
-    (problem,) = problems_of(here, A + """
+    (problem,) = problems_of(
+        here,
+        A
+        + """
 [[apps.routes]]
 micro = "api"
 path = "/admin/*"
 allow = 'clientType == "admin" &&'
-""")
+""",
+    )
     assert (problem.where, problem.line) == ("apps[0].routes[0].allow", 7)
     assert problem.message.startswith("invalid expression at column 34: ")
 
@@ -460,12 +544,17 @@ def test_allow_errors_point_at_the_file_column(here: Path, line: str, where: str
 # --- max_body_size and the environment's settings -------------------------------------------
 
 
-@pytest.mark.parametrize(("written", "size"), [
-    ("100 MiB", 100 * 1024 * 1024), ("1 KiB", 1024), ("2GiB", 2 * 1024**3),
-    ("512 B", 512), ("1.5 mib", 1536 * 1024),
-])
-def test_max_body_size_takes_a_size_with_a_binary_unit(here: Path, written: str,
-                                                        size: int) -> None:
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [
+        ("100 MiB", 100 * 1024 * 1024),
+        ("1 KiB", 1024),
+        ("2GiB", 2 * 1024**3),
+        ("512 B", 512),
+        ("1.5 mib", 1536 * 1024),
+    ],
+)
+def test_max_body_size_takes_a_size_with_a_binary_unit(here: Path, written: str, size: int) -> None:
     cfg = load(write(here, f'[runtime]\nmax_body_size = "{written}"\n'))
     assert cfg.max_body_size == size == config.max_body_size(cfg)
 
@@ -475,13 +564,16 @@ def test_without_max_body_size_the_cap_is_100_mib(here: Path) -> None:
     assert config.max_body_size(load(None)) == 100 * 1024 * 1024
 
 
-@pytest.mark.parametrize(("value", "message", "hint"), [
-    ("1048576", "expected a size, got an integer (1048576)", '"1048576 B"'),
-    ('"100 MB"', 'unknown unit "MB"', "KiB, MiB or GiB"),
-    ('"0 MiB"', "at least 1 byte", "KiB, MiB or GiB"),
-    ('"lots"', "not a size", '"100 MiB"'),
-    ("true", "got a boolean", ""),
-])
+@pytest.mark.parametrize(
+    ("value", "message", "hint"),
+    [
+        ("1048576", "expected a size, got an integer (1048576)", '"1048576 B"'),
+        ('"100 MB"', 'unknown unit "MB"', "KiB, MiB or GiB"),
+        ('"0 MiB"', "at least 1 byte", "KiB, MiB or GiB"),
+        ('"lots"', "not a size", '"100 MiB"'),
+        ("true", "got a boolean", ""),
+    ],
+)
 def test_a_max_body_size_that_is_not_a_size_is_an_error_on_its_line(
     here: Path, value: str, message: str, hint: str
 ) -> None:

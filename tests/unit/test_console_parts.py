@@ -78,22 +78,31 @@ def test_filters_by_micro_level_and_text() -> None:
         return [e.text for e in buffer.entries() if f.keeps_line(e, micros)]
 
     assert "GET / 200" in kept() and len(kept()) == 5  # not another app's micro
-    assert kept(micro="api") == ["GET /a 200", "ValueError: boom",
-                                 "api: restarting (main.py changed)"]
-    assert kept(micro=RUNTIME_SOURCE) == ["api: restarting (main.py changed)",
-                                          "watching for changes"]
+    assert kept(micro="api") == [
+        "GET /a 200",
+        "ValueError: boom",
+        "api: restarting (main.py changed)",
+    ]
+    assert kept(micro=RUNTIME_SOURCE) == [
+        "api: restarting (main.py changed)",
+        "watching for changes",
+    ]
     assert kept(level="error") == ["ValueError: boom"]
     assert kept(text="BOOM") == ["ValueError: boom"]
     assert kept(level="nonsense") == kept()  # an unknown level is no filter, not an error
-    assert Filters.of({"micro": "api", "text": "a b"}).query("requests") == \
-        "view=requests&micro=api&text=a+b"
+    assert (
+        Filters.of({"micro": "api", "text": "a b"}).query("requests")
+        == "view=requests&micro=api&text=a+b"
+    )
 
 
 def test_the_notice_goes_before_the_last_body_end_tag() -> None:
     notice = b"<aside>n</aside>"
     page = b"<html><body><p>x</p><script>'</body>'</script></BODY></html>"
-    assert inject(page, notice) == \
-        b"<html><body><p>x</p><script>'</body>'</script><aside>n</aside></BODY></html>"
+    assert (
+        inject(page, notice)
+        == b"<html><body><p>x</p><script>'</body>'</script><aside>n</aside></BODY></html>"
+    )
     assert inject(b"<p>a fragment</p>", notice) == b"<p>a fragment</p>"  # no page: unchanged
 
 

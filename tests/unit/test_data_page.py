@@ -49,19 +49,28 @@ class Site:
             headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
         return headers
 
-    async def call(self, method: str, path: str | URL, *, cookie: str | None = "owner",
-                   headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str | URL,
+        *,
+        cookie: str | None = "owner",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         who = {"owner": self.owner, "eve": self.eve}.get(cookie or "", cookie)
         kwargs.setdefault("allow_redirects", False)
-        return await self.client.request(method, path, headers=self._headers(who, headers),
-                                         **kwargs)
+        return await self.client.request(
+            method, path, headers=self._headers(who, headers), **kwargs
+        )
 
     async def page(self, path: str | URL, **kwargs: Any) -> tuple[int, str]:
         resp = await self.call("GET", path, headers=HTML, **kwargs)
         return resp.status, await resp.text()
 
-    async def form(self, path: str | URL, fields: dict[str, str] | FormData | None = None,
-                   **kwargs: Any) -> tuple[str, str]:
+    async def form(
+        self, path: str | URL, fields: dict[str, str] | FormData | None = None, **kwargs: Any
+    ) -> tuple[str, str]:
         """POST a form as a browser does; returns (the 303's Location, the page it shows)."""
         resp = await self.call("POST", path, data=fields or {}, headers=HTML, **kwargs)
         assert resp.status == 303, (resp.status, await resp.text())
@@ -84,10 +93,17 @@ async def site_for(aiohttp_client: Any, tmp_path: Path):
 
     async def build(app_name: str = "notes") -> Site:
         host = SimpleNamespace(name=app_name, origin="http://127.0.0.1", runners={})
-        ctx = SettingsContext(cast(Any, host), store, credentials, Printer(io.StringIO()),
-                              save_env=None, refresh=lambda: None,  # type: ignore[arg-type]
-                              spawn=lambda coro: None, restart=None,  # type: ignore[arg-type]
-                              scheduler=None)  # type: ignore[arg-type]
+        ctx = SettingsContext(
+            cast(Any, host),
+            store,
+            credentials,
+            Printer(io.StringIO()),
+            save_env=None,
+            refresh=lambda: None,  # type: ignore[arg-type]
+            spawn=lambda coro: None,
+            restart=None,  # type: ignore[arg-type]
+            scheduler=None,
+        )  # type: ignore[arg-type]
         app = web.Application(middlewares=error_answers.pages_middlewares())
         DataPage(ctx, lambda: services.app(app_name)).add_routes(app)
         return Site(await aiohttp_client(app), services.app(app_name), owner, eve)
@@ -99,11 +115,14 @@ async def site_for(aiohttp_client: Any, tmp_path: Path):
 @pytest.fixture
 async def site(site_for: Callable[..., Any]) -> Site:
     s: Site = await site_for()
-    s.data.base.put_many("todos", [
-        {"key": "a1", "title": "apples", "done": False},
-        {"key": "b2", "title": "bread", "done": True},
-        {"key": "c3", "title": "avocados", "done": False},
-    ])
+    s.data.base.put_many(
+        "todos",
+        [
+            {"key": "a1", "title": "apples", "done": False},
+            {"key": "b2", "title": "bread", "done": True},
+            {"key": "c3", "title": "avocados", "done": False},
+        ],
+    )
     s.data.base.put_many("people", [{"key": "p", "name": "Ada"}])
     await s.data.drive.put("photos", "cat.jpg", _chunks(b"meow"))
     await s.data.drive.put("photos", "dogs/rex.png", _chunks(b"woof"))
@@ -116,7 +135,8 @@ async def _chunks(data: bytes):
 
 def keys_shown(text: str) -> list[str]:
     return re.findall(
-        r'<td class="nowrap"><a href="[^"]*"><code class="name">([^<]*)</code></a></td>', text)
+        r'<td class="nowrap"><a href="[^"]*"><code class="name">([^<]*)</code></a></td>', text
+    )
 
 
 def textarea(text: str, name: str) -> str:
@@ -132,8 +152,11 @@ async def test_a_user_who_is_not_the_owner_sees_who_they_are_and_a_way_out(site:
     status, text = await site.page(DATA, cookie="eve")
     assert status == 403
     assert "signed in as <strong>eve</strong>" in text
-    switch = re.search(r'<form method="post" action="/__space/logout"[^>]*>\s*'
-                       r'<input type="hidden" name="next" value="([^"]*)">', text)
+    switch = re.search(
+        r'<form method="post" action="/__space/logout"[^>]*>\s*'
+        r'<input type="hidden" name="next" value="([^"]*)">',
+        text,
+    )
     assert switch and switch.group(1) == DATA  # back here once signed in as another
     assert 'class="brand" href="/"' in text  # not the settings page, which refuses them too
     status, text = await site.page(DATA)  # the owner's pages keep their own links
@@ -143,13 +166,17 @@ async def test_a_user_who_is_not_the_owner_sees_who_they_are_and_a_way_out(site:
 async def test_owner_sees_each_base_and_drive_with_its_count(site: Site) -> None:
     status, text = await site.page(DATA)
     assert status == 200
-    rows = re.findall(r'<code>([^<]+)</code></a></td>\s*<td>(\d+)</td>', text)
+    rows = re.findall(r"<code>([^<]+)</code></a></td>\s*<td>(\d+)</td>", text)
     assert rows == [("people", "1"), ("todos", "3"), ("photos", "2")]
     assert 'href="/__space/settings"' in text  # the way back
     resp = await site.call("GET", API)
-    assert await resp.json() == {"bases": [{"name": "people", "items": 1, "bytes": 24},
-                                           {"name": "todos", "items": 3, "bytes": 126}],
-                                 "drives": [{"name": "photos", "files": 2, "bytes": 8}]}
+    assert await resp.json() == {
+        "bases": [
+            {"name": "people", "items": 1, "bytes": 24},
+            {"name": "todos", "items": 3, "bytes": 126},
+        ],
+        "drives": [{"name": "photos", "files": 2, "bytes": 8}],
+    }
 
 
 async def test_a_signed_in_non_owner_is_forbidden(site: Site) -> None:
@@ -157,23 +184,29 @@ async def test_a_signed_in_non_owner_is_forbidden(site: Site) -> None:
     assert (await site.page(f"{DATA}/base/todos", cookie="eve"))[0] == 403
     resp = await site.call("POST", f"{DATA}/reset", cookie="eve", data={"confirm": "yes"})
     assert resp.status == 403
-    for method, path in [("GET", API), ("DELETE", API), ("GET", f"{API}/export"),
-                         ("GET", f"{API}/drives/photos/file?name=cat.jpg")]:
+    for method, path in [
+        ("GET", API),
+        ("DELETE", API),
+        ("GET", f"{API}/export"),
+        ("GET", f"{API}/drives/photos/file?name=cat.jpg"),
+    ]:
         resp = await site.call(method, path, cookie="eve")
         assert resp.status == 403 and "Forbidden" in (await resp.json())["errors"]
     assert site.data.base.count("todos") == 3 and site.data.drive.names() == ["photos"]
 
 
 async def test_no_session_goes_to_the_login_or_gets_401(site: Site) -> None:
-    resp = await site.call("GET", URL(f"{DATA}/base/my%2Fbase?query=%7B%7D", encoded=True),
-                           cookie=None)
+    resp = await site.call(
+        "GET", URL(f"{DATA}/base/my%2Fbase?query=%7B%7D", encoded=True), cookie=None
+    )
     assert resp.status == 303
     login = URL(resp.headers["Location"])
     assert login.path == "/__space/login"
     # After the login, the browser comes back to the same address, encoded as it was.
     assert login.query["next"] == "/__space/settings/data/base/my%2Fbase?query=%7B%7D"
-    resp = await site.call("POST", f"{DATA}/reset", cookie=None, data={"confirm": "yes"},
-                           headers=HTML)
+    resp = await site.call(
+        "POST", f"{DATA}/reset", cookie=None, data={"confirm": "yes"}, headers=HTML
+    )
     assert resp.status == 303 and resp.headers["Location"].startswith("/__space/login?next=")
     resp = await site.call("POST", f"{DATA}/reset", cookie=None, data={"confirm": "yes"})
     assert resp.status == 401
@@ -191,8 +224,12 @@ async def test_a_cross_origin_post_is_refused(site: Site) -> None:
     assert resp.status == 403
     resp = await site.call("DELETE", API, headers={"Sec-Fetch-Site": "cross-site"})
     assert resp.status == 403
-    resp = await site.call("PUT", f"{API}/bases/todos/items?key=a1", json={"x": 1},
-                           headers={"Origin": "http://evil.example"})
+    resp = await site.call(
+        "PUT",
+        f"{API}/bases/todos/items?key=a1",
+        json={"x": 1},
+        headers={"Origin": "http://evil.example"},
+    )
     assert resp.status == 403
     assert site.data.base.count("todos") == 3
     assert (site.data.base.get("todos", "a1") or {}).get("title") == "apples"
@@ -215,13 +252,16 @@ async def test_the_query_box(site: Site) -> None:
     assert keys_shown(text) == ["b2", "c3"]
 
 
-@pytest.mark.parametrize("query,says", [
-    ('{"title?bogus": "a"}', 'Bad query: Invalid query operator "?bogus" in "title?bogus"'),
-    ('[{"title?pfx": "av"}, {"key": "b2"}]', "the same condition on key"),
-    ('{"done": fals', "not valid JSON"),
-    ('"done"', "must be an object or a list of objects"),
-    ('[1, 2]', "A query must be a list of objects"),
-])
+@pytest.mark.parametrize(
+    "query,says",
+    [
+        ('{"title?bogus": "a"}', 'Bad query: Invalid query operator "?bogus" in "title?bogus"'),
+        ('[{"title?pfx": "av"}, {"key": "b2"}]', "the same condition on key"),
+        ('{"done": fals', "not valid JSON"),
+        ('"done"', "must be an object or a list of objects"),
+        ("[1, 2]", "A query must be a list of objects"),
+    ],
+)
 async def test_an_invalid_query_shows_its_error(site: Site, query: str, says: str) -> None:
     status, text = await site.page(f"{DATA}/base/todos", params={"query": query})
     assert status == 400
@@ -250,9 +290,13 @@ async def test_items_are_paged_100_at_a_time_in_a_table(site: Site) -> None:
 
 
 async def test_the_table_has_a_column_per_field_and_folds_nested_values(site: Site) -> None:
-    site.data.base.put_many("mixed", [
-        {"key": "a", "title": "<b>bold</b>", "tags": ["x", "y"], "profile": {"age": 3}},
-        {"key": "b", "n": 7}])
+    site.data.base.put_many(
+        "mixed",
+        [
+            {"key": "a", "title": "<b>bold</b>", "tags": ["x", "y"], "profile": {"age": 3}},
+            {"key": "b", "n": 7},
+        ],
+    )
     _, text = await site.page(f"{DATA}/base/mixed")
     heads = re.findall(r"<th><code>([^<]+)</code></th>", text)
     assert heads == ["title", "tags", "profile", "n"]
@@ -267,25 +311,29 @@ async def test_a_cell_is_edited_on_the_item_page(site: Site) -> None:
     _, text = await site.page(URL(html.unescape(link.group(1)), encoded=True))
     action = re.search(r'<form method="post" action="([^"]+/field\?key=a1[^"]*)"', text)
     assert action
-    where, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
-                                  {"field": "title", "value": '"pears"'})
+    where, text = await site.form(
+        URL(html.unescape(action.group(1)), encoded=True), {"field": "title", "value": '"pears"'}
+    )
     assert site.data.base.get("todos", "a1") == {"key": "a1", "title": "pears", "done": False}
     assert "title saved." in text and where.endswith("#result")
     # A new field, and a value that is not JSON: refused, the typed text kept to fix.
-    await site.form(URL(html.unescape(action.group(1)), encoded=True),
-                    {"field": "n", "value": "2"})
+    await site.form(URL(html.unescape(action.group(1)), encoded=True), {"field": "n", "value": "2"})
     assert (site.data.base.get("todos", "a1") or {}).get("n") == 2
-    _, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
-                              {"field": "title", "value": "plums"})
+    _, text = await site.form(
+        URL(html.unescape(action.group(1)), encoded=True), {"field": "title", "value": "plums"}
+    )
     assert "not valid JSON" in text and 'value="plums"' in text
-    _, text = await site.form(URL(html.unescape(action.group(1)), encoded=True),
-                              {"field": "key", "value": '"zz"'})
+    _, text = await site.form(
+        URL(html.unescape(action.group(1)), encoded=True), {"field": "key", "value": '"zz"'}
+    )
     assert "cannot be changed" in text
     # Without the page's origin, a cross-site form is refused (as every form here).
-    resp = await site.call("POST", URL(html.unescape(action.group(1)), encoded=True),
-                           data={"field": "title", "value": '"evil"'},
-                           headers={**HTML, "Origin": "https://evil.example",
-                                    "Sec-Fetch-Site": "cross-site"})
+    resp = await site.call(
+        "POST",
+        URL(html.unescape(action.group(1)), encoded=True),
+        data={"field": "title", "value": '"evil"'},
+        headers={**HTML, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
     assert resp.status == 403
     assert (site.data.base.get("todos", "a1") or {}).get("title") == "pears"
 
@@ -300,9 +348,10 @@ async def test_a_base_that_is_not_there_names_the_bases_that_are(site: Site) -> 
 async def test_edit_replaces_the_item_and_keeps_its_key(site: Site) -> None:
     _, text = await site.page(f"{DATA}/base/todos/item?key=a1")
     assert json.loads(textarea(text, "item")) == {"key": "a1", "title": "apples", "done": False}
-    where, text = await site.form(URL(f"{DATA}/base/todos/item?key=a1&query=%7B%7D",
-                                      encoded=True),
-                                  {"item": '{"title": "green apples", "n": 2}'})
+    where, text = await site.form(
+        URL(f"{DATA}/base/todos/item?key=a1&query=%7B%7D", encoded=True),
+        {"item": '{"title": "green apples", "n": 2}'},
+    )
     assert site.data.base.get("todos", "a1") == {"key": "a1", "title": "green apples", "n": 2}
     assert "Item a1 saved." in text
     assert "query=" in where  # the way back to the table the owner came from
@@ -348,8 +397,9 @@ async def test_a_key_and_a_base_name_with_a_slash(site: Site) -> None:
     assert action
     await site.form(URL(html.unescape(action.group(1)), encoded=True), {"item": '{"v": 2}'})
     assert site.data.base.get("my/base", "a/b?c&d") == {"key": "a/b?c&d", "v": 2}
-    resp = await site.call("PUT", URL(f"{API}/bases/my%2Fbase/items?key=a%2Fb%3Fc%26d",
-                                      encoded=True), json={"v": 3})
+    resp = await site.call(
+        "PUT", URL(f"{API}/bases/my%2Fbase/items?key=a%2Fb%3Fc%26d", encoded=True), json={"v": 3}
+    )
     assert resp.status == 200 and await resp.json() == {"key": "a/b?c&d", "v": 3}
     delete = re.search(r'action="([^"]+/item/delete\?key=[^"]+)"', text)
     assert delete
@@ -368,8 +418,7 @@ async def test_an_item_with_a_lone_surrogate_still_shows(site: Site) -> None:
 async def test_reset_one_base_needs_confirm(site: Site) -> None:
     _, text = await site.form(f"{DATA}/base/todos/reset", {})
     assert "Nothing was deleted" in text and site.data.base.count("todos") == 3
-    _, text = await site.form(f"{DATA}/base/todos/reset",
-                              {"from": "base", "query": "", "last": ""})
+    _, text = await site.form(f"{DATA}/base/todos/reset", {"from": "base", "query": "", "last": ""})
     assert "Nothing was deleted" in text and "Reset this Base" in text  # back on its page
     _, text = await site.form(f"{DATA}/base/todos/reset", {"confirm": "yes"})
     assert "The Base todos is reset: 3 items deleted." in text
@@ -415,19 +464,22 @@ async def test_upload_list_download_delete(site: Site) -> None:
     assert resp.status == 200 and await resp.read() == content
     assert resp.headers["Content-Type"] == "application/pdf"
     assert resp.headers["Content-Disposition"] == (
-        "attachment; filename=\"report 1.pdf\"; filename*=UTF-8''report%201.pdf")
+        "attachment; filename=\"report 1.pdf\"; filename*=UTF-8''report%201.pdf"
+    )
     delete = re.search(r'action="([^"]+/file/delete\?name=[^"]+)"', text)
     assert delete
-    _, text = await site.form(URL(html.unescape(delete.group(1)), encoded=True),
-                              {"prefix": "docs/", "last": ""})
+    _, text = await site.form(
+        URL(html.unescape(delete.group(1)), encoded=True), {"prefix": "docs/", "last": ""}
+    )
     assert "Deleted docs/report 1.pdf." in text
     assert site.data.drive.open("photos", "docs/report 1.pdf") is None
 
 
 async def test_an_uploaded_page_is_downloaded_never_shown(site: Site) -> None:
     form = FormData()
-    form.add_field("file", b"<script>alert(1)</script>", filename="x.html",
-                   content_type="text/html")
+    form.add_field(
+        "file", b"<script>alert(1)</script>", filename="x.html", content_type="text/html"
+    )
     await site.form(f"{DATA}/drive/web/files", form)
     resp = await site.call("GET", f"{DATA}/drive/web/file", params={"name": "x.html"})
     assert resp.headers["Content-Disposition"].startswith("attachment;")
@@ -435,21 +487,30 @@ async def test_an_uploaded_page_is_downloaded_never_shown(site: Site) -> None:
     assert resp.headers["Content-Security-Policy"] == "sandbox"
 
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
 async def test_images_and_text_are_previewed_and_a_page_never_is(site: Site) -> None:
-    for name, body, kind in (("pic.png", PNG, "image/png"), ("notes.txt", b"<i>hi</i>\n" * 3,
-                             "text/plain"), ("x.svg", b"<svg onload=alert(1)/>", "image/svg+xml"),
-                             ("x.html", b"<script>1</script>", "text/html")):
+    for name, body, kind in (
+        ("pic.png", PNG, "image/png"),
+        ("notes.txt", b"<i>hi</i>\n" * 3, "text/plain"),
+        ("x.svg", b"<svg onload=alert(1)/>", "image/svg+xml"),
+        ("x.html", b"<script>1</script>", "text/html"),
+    ):
         form = FormData()
         form.add_field("file", body, filename=name, content_type=kind)
         await site.form(f"{DATA}/drive/media/files", form)
     _, text = await site.page(f"{DATA}/drive/media")
     previews = re.findall(r'href="([^"]+/preview\?name=[^"]+)">Preview', text)
     assert [html.unescape(p).rsplit("=", 1)[1] for p in previews] == [
-        "notes.txt", "pic.png", "x.html", "x.svg"]
+        "notes.txt",
+        "pic.png",
+        "x.html",
+        "x.svg",
+    ]
     status, text = await site.page(f"{DATA}/drive/media/preview?name=pic.png")
     image = re.search(r'<img class="preview" src="([^"]+)"', text)
     assert status == 200 and image
@@ -463,8 +524,9 @@ async def test_images_and_text_are_previewed_and_a_page_never_is(site: Site) -> 
     status, text = await site.page(f"{DATA}/drive/media/preview?name=x.svg")
     assert "&lt;svg onload" in text and "<img" not in text  # an SVG can carry script
     for name in ("x.html", "x.svg"):
-        resp = await site.call("GET", f"{DATA}/drive/media/file",
-                               params={"name": name, "inline": "1"})
+        resp = await site.call(
+            "GET", f"{DATA}/drive/media/file", params={"name": name, "inline": "1"}
+        )
         assert resp.headers["Content-Disposition"].startswith("attachment;")
     status, _ = await site.page(f"{DATA}/drive/media/preview?name=nope")
     assert status == 404
@@ -503,12 +565,17 @@ async def test_reset_one_drive_needs_confirm(site: Site) -> None:
 async def test_export_then_import_into_an_empty_app(site: Site, site_for: Any) -> None:
     resp = await site.call("GET", f"{DATA}/export")
     assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
-    assert re.fullmatch(r'attachment; filename="notes-data-\d{8}-\d{6}\.zip".*',
-                        resp.headers["Content-Disposition"])
+    assert re.fullmatch(
+        r'attachment; filename="notes-data-\d{8}-\d{6}\.zip".*', resp.headers["Content-Disposition"]
+    )
     exported = await resp.read()
     assert sorted(zipfile.ZipFile(io.BytesIO(exported)).namelist()) == [
-        "bases/people.jsonl", "bases/todos.jsonl", "drives/photos/cat.jpg",
-        "drives/photos/dogs%2Frex.png", "space-dev-export.json"]
+        "bases/people.jsonl",
+        "bases/todos.jsonl",
+        "drives/photos/cat.jpg",
+        "drives/photos/dogs%2Frex.png",
+        "space-dev-export.json",
+    ]
     empty: Site = await site_for("todo")
     assert empty.data.base.names() == []
     form = FormData()
@@ -525,19 +592,18 @@ async def test_export_then_import_into_an_empty_app(site: Site, site_for: Any) -
         form = FormData(quote_fields=False)
         form.add_field("file", b"", filename=filename, content_type="application/octet-stream")
         _, text = await empty.form(f"{DATA}/import", form)
-        assert ("Choose a zip file to import" if not filename else "empty.zip is empty"
-                ) in text
+        assert ("Choose a zip file to import" if not filename else "empty.zip is empty") in text
     assert empty.data.base.export() == site.data.base.export()
 
 
-async def test_an_import_error_names_the_uploaded_file_never_a_temporary_path(
-        site: Site) -> None:
+async def test_an_import_error_names_the_uploaded_file_never_a_temporary_path(site: Site) -> None:
     nothing = io.BytesIO()
     with zipfile.ZipFile(nothing, "w") as z:
         z.writestr("readme.txt", "no data here")
-    for filename, body, says in (("holiday.zip", nothing.getvalue(), "nothing to import in "
-                                  "holiday.zip"), ("photo.jpg", b"\xff\xd8 not a zip",
-                                                   "photo.jpg")):
+    for filename, body, says in (
+        ("holiday.zip", nothing.getvalue(), "nothing to import in holiday.zip"),
+        ("photo.jpg", b"\xff\xd8 not a zip", "photo.jpg"),
+    ):
         form = FormData(quote_fields=False)
         form.add_field("file", body, filename=filename, content_type="application/zip")
         _, text = await site.form(f"{DATA}/import", form)
@@ -555,8 +621,10 @@ async def test_an_import_of_many_items_never_holds_the_event_loop(site_for: Any)
     site: Site = await site_for("big")
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("bases/many.json", json.dumps(
-            [{"key": f"k{i:06d}", "title": f"item {i}", "n": i} for i in range(20_000)]))
+        zf.writestr(
+            "bases/many.json",
+            json.dumps([{"key": f"k{i:06d}", "title": f"item {i}", "n": i} for i in range(20_000)]),
+        )
         for i in range(100):
             zf.writestr(f"drives/files/f{i}.txt", f"file {i}".encode() * 100)
     loop = asyncio.get_running_loop()
@@ -593,16 +661,23 @@ async def test_a_broken_zip_is_reported(site: Site) -> None:
 
 async def test_api_query_and_paging(site: Site) -> None:
     resp = await site.call("GET", f"{API}/bases/todos")
-    assert await resp.json() == {"items": [
-        {"key": "a1", "title": "apples", "done": False},
-        {"key": "b2", "title": "bread", "done": True},
-        {"key": "c3", "title": "avocados", "done": False}], "paging": {"size": 3}}
+    assert await resp.json() == {
+        "items": [
+            {"key": "a1", "title": "apples", "done": False},
+            {"key": "b2", "title": "bread", "done": True},
+            {"key": "c3", "title": "avocados", "done": False},
+        ],
+        "paging": {"size": 3},
+    }
     resp = await site.call("GET", f"{API}/bases/todos", params={"limit": "1"})
     body = await resp.json()
-    assert [i["key"] for i in body["items"]] == ["a1"] and body["paging"] == {"size": 1,
-                                                                              "last": "a1"}
-    resp = await site.call("GET", f"{API}/bases/todos",
-                           params={"query": '[{"title?pfx": "a"}]', "last": "a1"})
+    assert [i["key"] for i in body["items"]] == ["a1"] and body["paging"] == {
+        "size": 1,
+        "last": "a1",
+    }
+    resp = await site.call(
+        "GET", f"{API}/bases/todos", params={"query": '[{"title?pfx": "a"}]', "last": "a1"}
+    )
     assert [i["key"] for i in (await resp.json())["items"]] == ["c3"]
     resp = await site.call("GET", f"{API}/bases/todos", params={"limit": "zero"})
     assert resp.status == 400
@@ -616,7 +691,8 @@ async def test_api_put_and_delete_items(site: Site) -> None:
     assert resp.status == 400
     resp = await site.call("PUT", f"{API}/bases/todos/items?key=a1", data=b"[1]")
     assert resp.status == 400 and (await resp.json())["errors"][0] == (
-        "An item must be a JSON object")
+        "An item must be a JSON object"
+    )
     resp = await site.call("PUT", f"{API}/bases/todos/items", json={})
     assert resp.status == 400
     resp = await site.call("DELETE", f"{API}/bases/todos/items?key=a1")
@@ -635,8 +711,13 @@ async def test_api_drive_files(site: Site) -> None:
     resp = await site.call("GET", f"{API}/drives/photos", params={"prefix": "dogs/"})
     assert (await resp.json())["names"] == ["dogs/rex.png"]
     body = b"\x00\xff" * 300_000
-    resp = await site.call("POST", f"{API}/drives/photos/file", params={"name": "b/i n.bin"},
-                           data=body, headers={"Content-Type": "application/x-thing"})
+    resp = await site.call(
+        "POST",
+        f"{API}/drives/photos/file",
+        params={"name": "b/i n.bin"},
+        data=body,
+        headers={"Content-Type": "application/x-thing"},
+    )
     assert resp.status == 201 and await resp.json() == {"name": "b/i n.bin", "size": 600_000}
     resp = await site.call("GET", f"{API}/drives/photos/file", params={"name": "b/i n.bin"})
     assert resp.status == 200 and await resp.read() == body
@@ -646,8 +727,7 @@ async def test_api_drive_files(site: Site) -> None:
     for method in ("GET", "DELETE"):
         resp = await site.call(method, f"{API}/drives/photos/file", params={"name": "b/i n.bin"})
         assert resp.status == 404 and (await resp.json())["errors"]
-    resp = await site.call("POST", f"{API}/drives/photos/file", params={"name": "dir/"},
-                           data=b"x")
+    resp = await site.call("POST", f"{API}/drives/photos/file", params={"name": "dir/"}, data=b"x")
     assert resp.status == 400
     resp = await site.call("DELETE", f"{API}/drives/photos")
     assert resp.status == 204 and site.data.drive.names() == []
@@ -662,8 +742,11 @@ async def test_api_export_import_and_reset_all(site: Site, site_for: Any) -> Non
     assert site.data.base.names() == [] and site.data.drive.names() == []
     resp = await site.call("POST", f"{API}/import", data=exported)
     assert resp.status == 200
-    assert await resp.json() == {"items": {"people": 1, "todos": 3}, "files": {"photos": 2},
-                                 "skipped": []}
+    assert await resp.json() == {
+        "items": {"people": 1, "todos": 3},
+        "files": {"photos": 2},
+        "skipped": [],
+    }
     assert site.data.base.count("todos") == 3
     resp = await site.call("GET", API)
     assert (await resp.json())["drives"] == [{"name": "photos", "files": 2, "bytes": 8}]

@@ -19,28 +19,41 @@ from runtime.cloud.transfer import import_zip
 KEYS = {"notes": "a1b2c3d4_SecretOfNotes", "todo": "e5f6a7b8_SecretOfTodo"}
 
 
-@pytest.mark.parametrize("key,project,app", [
-    ("a1b2c3d4_SecretOfNotes", "a1b2c3d4", "notes"),
-    ("e5f6a7b8_SecretOfTodo", "e5f6a7b8", "todo"),
-    ("a1b2c3d4_SecretOfNotes", "e5f6a7b8", None),  # another project's path
-    ("a1b2c3d4_SecretOfTodo", "a1b2c3d4", None),  # a secret of another app
-    ("a1b2c3d4_SecretOfNote", "a1b2c3d4", None),
-    ("a1b2c3d4SecretOfNotes", "a1b2c3d4", None),
-    ("a1b2c3d4_Secret_OfNotes", "a1b2c3d4", None),
-    ("", "a1b2c3d4", None),
-    ("a1b2c3d4_", "a1b2c3d4", None),
-    ("a1b2c3d4_\udcff\udcfe", "a1b2c3d4", None),  # a header that was not UTF-8
-    ("a1b2c3d4_\ud800", "a1b2c3d4", None),
-])
+@pytest.mark.parametrize(
+    "key,project,app",
+    [
+        ("a1b2c3d4_SecretOfNotes", "a1b2c3d4", "notes"),
+        ("e5f6a7b8_SecretOfTodo", "e5f6a7b8", "todo"),
+        ("a1b2c3d4_SecretOfNotes", "e5f6a7b8", None),  # another project's path
+        ("a1b2c3d4_SecretOfTodo", "a1b2c3d4", None),  # a secret of another app
+        ("a1b2c3d4_SecretOfNote", "a1b2c3d4", None),
+        ("a1b2c3d4SecretOfNotes", "a1b2c3d4", None),
+        ("a1b2c3d4_Secret_OfNotes", "a1b2c3d4", None),
+        ("", "a1b2c3d4", None),
+        ("a1b2c3d4_", "a1b2c3d4", None),
+        ("a1b2c3d4_\udcff\udcfe", "a1b2c3d4", None),  # a header that was not UTF-8
+        ("a1b2c3d4_\ud800", "a1b2c3d4", None),
+    ],
+)
 def test_project_keys(key: str, project: str, app: str | None) -> None:
     assert ProjectKeys(lambda: KEYS).app_for(key, project) == app
 
 
-@pytest.mark.parametrize("rest,service", [
-    ("/items", "base"), ("/items/a%2Fb", "base"), ("/query", "base"),
-    ("/files", "drive"), ("/files/download?name=a", "drive"), ("/uploads/x/parts", "drive"),
-    ("", None), ("/", None), ("/itemsx", None), ("/other", None),
-])
+@pytest.mark.parametrize(
+    "rest,service",
+    [
+        ("/items", "base"),
+        ("/items/a%2Fb", "base"),
+        ("/query", "base"),
+        ("/files", "drive"),
+        ("/files/download?name=a", "drive"),
+        ("/uploads/x/parts", "drive"),
+        ("", None),
+        ("/", None),
+        ("/itemsx", None),
+        ("/other", None),
+    ],
+)
 def test_service_of(rest: str, service: str | None) -> None:
     assert service_of(rest) == service
 
@@ -51,7 +64,9 @@ def test_split_api_path_keeps_the_rest_raw() -> None:
     assert split_api_path("/v2/abc/notes/items") is None
     assert split_api_path("/v1/abc/%20/items") is None
     assert browser_path("/__space/v0/base/v1/dummy/notes/items") == (
-        "base", "/v1/dummy/notes/items")
+        "base",
+        "/v1/dummy/notes/items",
+    )
     assert browser_path("/__space/v0/drivex/v1/a/b/files") is None
 
 
@@ -81,8 +96,11 @@ async def test_each_app_has_its_own_bases(api) -> None:
     client, data = api
     for app in ("notes", "todo"):
         project = KEYS[app].split("_")[0]
-        resp = await client.put(f"/v1/{project}/things/items", headers=_headers(app),
-                                data=json.dumps({"items": [{"key": "k", "owner": app}]}))
+        resp = await client.put(
+            f"/v1/{project}/things/items",
+            headers=_headers(app),
+            data=json.dumps({"items": [{"key": "k", "owner": app}]}),
+        )
         assert resp.status == 207
     for app in ("notes", "todo"):
         project = KEYS[app].split("_")[0]
@@ -100,8 +118,10 @@ async def test_a_missing_or_wrong_key_is_refused_in_json(api) -> None:
         assert await resp.json() == {"errors": ["Unauthorized"]}
 
 
-SETTINGS = {"notes": "http://localhost:4200/__space/settings",
-            "todo": "http://localhost:4201/__space/settings"}
+SETTINGS = {
+    "notes": "http://localhost:4200/__space/settings",
+    "todo": "http://localhost:4201/__space/settings",
+}
 
 
 @pytest.fixture
@@ -122,20 +142,28 @@ async def test_a_refused_query_is_detas_bad_query_and_its_reason_goes_to_the_log
     client, lines = logged_api
     query = {"query": [{"age": 27}, {"key?<=": "k2"}]}
     for _ in range(3):  # a micro retrying: one line, not three
-        resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
-                                 data=json.dumps(query))
+        resp = await client.post(
+            "/v1/a1b2c3d4/people/query", headers=_headers("notes"), data=json.dumps(query)
+        )
         assert resp.status == 400 and await resp.json() == {"errors": ["Bad query"]}
         assert "same condition on key" in resp.headers["X-Space-Detail"]
     assert len(lines) == 1
     assert lines[0].startswith('notes: Base "people" answered 400 "Bad query": every OR\'ed')
-    resp = await client.post("/v1/e5f6a7b8/people/query", headers=_headers("todo"),
-                             data=json.dumps({"query": {"caf\u00e9?": 1}}))
+    resp = await client.post(
+        "/v1/e5f6a7b8/people/query",
+        headers=_headers("todo"),
+        data=json.dumps({"query": {"caf\u00e9?": 1}}),
+    )
     assert await resp.json() == {"errors": ["Bad query"]}
-    assert lines[1] == ('todo: Base "people" answered 400 "Bad query": '
-                        'Invalid query operator "?" in "caf\u00e9?"')  # the log shows it as sent
+    assert lines[1] == (
+        'todo: Base "people" answered 400 "Bad query": Invalid query operator "?" in "caf\u00e9?"'
+    )  # the log shows it as sent
     # The control: a good query answers, and the log stays quiet.
-    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
-                             data=json.dumps({"query": [{"age": 27}, {"age": 28}]}))
+    resp = await client.post(
+        "/v1/a1b2c3d4/people/query",
+        headers=_headers("notes"),
+        data=json.dumps({"query": [{"age": 27}, {"age": 28}]}),
+    )
     assert resp.status == 200 and "X-Space-Detail" not in resp.headers and len(lines) == 2
 
 
@@ -152,8 +180,7 @@ WRONG_KEYS = [
 ]
 
 
-@pytest.mark.parametrize(("headers", "project", "says"), WRONG_KEYS,
-                         ids=[w[2] for w in WRONG_KEYS])
+@pytest.mark.parametrize(("headers", "project", "says"), WRONG_KEYS, ids=[w[2] for w in WRONG_KEYS])
 async def test_a_call_with_a_key_that_is_no_apps_is_told_to_the_log_with_the_settings_pages(
     logged_api, headers: dict[str, str], project: str, says: str
 ) -> None:
@@ -184,8 +211,11 @@ async def test_what_a_request_sent_reaches_the_log_as_one_printable_line(logged_
     client, lines = logged_api
     resp = await client.get("/v1/a1b2c3d4/evil%1B%5B2J%C2%85space-dev%20%7C%20fake/items/k")
     assert resp.status == 401
-    resp = await client.post("/v1/a1b2c3d4/people/query", headers=_headers("notes"),
-                             data=json.dumps({"query": {"a\x1b[31m\nb?": 1}}))
+    resp = await client.post(
+        "/v1/a1b2c3d4/people/query",
+        headers=_headers("notes"),
+        data=json.dumps({"query": {"a\x1b[31m\nb?": 1}}),
+    )
     assert resp.status == 400
     assert len(lines) == 2 and all(line.isprintable() for line in lines)
     assert 'Base "evil\\x1b[2J\\x85space-dev | fake"' in lines[0]
@@ -202,16 +232,18 @@ async def test_the_app_own_key_is_answered_and_nothing_is_logged(logged_api) -> 
 
 async def test_a_drive_call_with_a_wrong_key_names_drive(logged_api) -> None:
     client, lines = logged_api
-    resp = await client.get("/v1/c0ffee12/photos/files",
-                            headers={"X-API-Key": "c0ffee12_FromDeta"})
+    resp = await client.get("/v1/c0ffee12/photos/files", headers={"X-API-Key": "c0ffee12_FromDeta"})
     assert resp.status == 401 and lines[0].startswith('Drive "photos" refused a call')
 
 
-@pytest.mark.parametrize(("times", "said"), [
-    ([0.0, 1.0, 59.9], [True, False, False]),
-    ([0.0, 60.0, 61.0], [True, True, False]),
-    ([5.0, 200.0], [True, True]),
-])
+@pytest.mark.parametrize(
+    ("times", "said"),
+    [
+        ([0.0, 1.0, 59.9], [True, False, False]),
+        ([0.0, 60.0, 61.0], [True, True, False]),
+        ([5.0, 200.0], [True, True]),
+    ],
+)
 def test_a_notice_is_said_once_a_minute_at_most(times: list[float], said: list[bool]) -> None:
     now = [0.0]
     lines: list[str] = []
@@ -226,18 +258,23 @@ def test_a_notice_is_said_once_a_minute_at_most(times: list[float], said: list[b
 
 async def test_a_token_in_authorization_is_taken_too(api) -> None:
     client, _ = api
-    resp = await client.get("/v1/a1b2c3d4/things/items/nope",
-                            headers={"Authorization": KEYS["notes"]})
+    resp = await client.get(
+        "/v1/a1b2c3d4/things/items/nope", headers={"Authorization": KEYS["notes"]}
+    )
     assert resp.status == 404
 
 
 async def test_drive_and_unknown_routes(api) -> None:
     client, _ = api
-    resp = await client.post("/v1/a1b2c3d4/photos/files?name=a/b.txt", data=b"hello",
-                             headers={"X-API-Key": KEYS["notes"]})
+    resp = await client.post(
+        "/v1/a1b2c3d4/photos/files?name=a/b.txt",
+        data=b"hello",
+        headers={"X-API-Key": KEYS["notes"]},
+    )
     assert resp.status == 201
-    resp = await client.get("/v1/a1b2c3d4/photos/files/download?name=a/b.txt",
-                            headers={"X-API-Key": KEYS["notes"]})
+    resp = await client.get(
+        "/v1/a1b2c3d4/photos/files/download?name=a/b.txt", headers={"X-API-Key": KEYS["notes"]}
+    )
     assert (resp.status, await resp.read()) == (200, b"hello")
     for path in ("/v1/a1b2c3d4/photos/nothing", "/elsewhere", "/v1/a1b2c3d4"):
         resp = await client.get(path, headers={"X-API-Key": KEYS["notes"]})
@@ -258,10 +295,14 @@ async def test_export_then_import_into_another_app(tmp_path: Path) -> None:
     assert export_zip(source, target) == (3, 1)
     with zipfile.ZipFile(target) as zf:
         assert sorted(zf.namelist()) == [
-            "bases/notes.jsonl", "bases/tags.jsonl", "drives/files/docs%2Freadme.txt",
-            "space-dev-export.json"]
-        assert zf.read("bases/notes.jsonl") == (b'{"key":"1","text":"one"}\n'
-                                                b'{"key":"2","text":"two"}\n')
+            "bases/notes.jsonl",
+            "bases/tags.jsonl",
+            "drives/files/docs%2Freadme.txt",
+            "space-dev-export.json",
+        ]
+        assert zf.read("bases/notes.jsonl") == (
+            b'{"key":"1","text":"one"}\n{"key":"2","text":"two"}\n'
+        )
     report = await import_zip(data.app("copy"), target)
     assert report.items == {"notes": 2, "tags": 1} and report.files == {"files": 1}
     copy = data.app("copy")

@@ -57,8 +57,11 @@ def _bodies_on_disk(data: AppData) -> list[Path]:
     root = data.root / "drive"
     if not root.exists():
         return []
-    return [p for p in root.rglob("*") if p.is_file() and p.name != "index.sqlite3"
-            and not p.name.startswith("index.sqlite3")]
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "index.sqlite3" and not p.name.startswith("index.sqlite3")
+    ]
 
 
 def _assert_untouched(data: AppData) -> None:
@@ -98,13 +101,13 @@ def _patch_declared_size(path: Path, entry: str, declared: int) -> None:
     local = raw.find(b"PK\x03\x04")
     while local != -1:
         n = struct.unpack_from("<H", raw, local + 26)[0]
-        if raw[local + 30: local + 30 + n] == name:
+        if raw[local + 30 : local + 30 + n] == name:
             struct.pack_into("<I", raw, local + 22, declared)
         local = raw.find(b"PK\x03\x04", local + 4)
     central = raw.find(b"PK\x01\x02")
     while central != -1:
         n = struct.unpack_from("<H", raw, central + 28)[0]
-        if raw[central + 46: central + 46 + n] == name:
+        if raw[central + 46 : central + 46 + n] == name:
             struct.pack_into("<I", raw, central + 24, declared)
         central = raw.find(b"PK\x01\x02", central + 4)
     path.write_bytes(bytes(raw))
@@ -114,7 +117,8 @@ def _patch_declared_size(path: Path, entry: str, declared: int) -> None:
 
 
 async def test_a_drive_file_bomb_is_refused_and_nothing_is_written(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await _seed(data)
     bomb = tmp_path / "bomb.zip"
@@ -143,7 +147,8 @@ async def test_a_base_file_bomb_is_refused(services: DataServices, tmp_path: Pat
 
 
 async def test_an_entry_that_inflates_past_its_declared_size_is_refused(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await _seed(data)
     liar = tmp_path / "liar.zip"
@@ -159,7 +164,8 @@ async def test_an_entry_that_inflates_past_its_declared_size_is_refused(
 
 
 async def test_entries_sharing_one_body_are_refused_by_the_total(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     """Many directory records pointing at one stored body: each looks honest, the sum does
     not."""
     data = services.app("notes")
@@ -182,7 +188,8 @@ async def test_entries_sharing_one_body_are_refused_by_the_total(
 
 
 async def test_a_damaged_entry_is_refused_with_its_name(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await _seed(data)
     path = tmp_path / "damaged.zip"
@@ -203,9 +210,9 @@ def _declare_zip64_size(path: Path, declared: int) -> None:
     extra field, as a writer of a file past 4 GiB does."""
     raw = path.read_bytes()
     at, end = raw.index(b"PK\x01\x02"), raw.index(b"PK\x05\x06")
-    head = bytearray(raw[at:at + 46])
+    head = bytearray(raw[at : at + 46])
     name_size, extra_size, comment_size = struct.unpack_from("<3H", head, 28)
-    rest = raw[at + 46: at + 46 + name_size + extra_size + comment_size]
+    rest = raw[at + 46 : at + 46 + name_size + extra_size + comment_size]
     extra = struct.pack("<HHQ", 1, 8, declared)
     struct.pack_into("<I", head, 24, 0xFFFFFFFF)
     struct.pack_into("<H", head, 30, len(extra))
@@ -216,29 +223,37 @@ def _declare_zip64_size(path: Path, declared: int) -> None:
 
 
 async def test_a_huge_declared_size_is_refused_before_any_read(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await _seed(data)
     path = tmp_path / "huge.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("drives/photos/huge.bin", b"tiny")
     _declare_zip64_size(path, 16 << 30)
-    with pytest.raises(SpaceDevError, match=r"drives/photos/huge\.bin in huge\.zip would "
-                       r"unpack to 16\.0 GiB"):
+    with pytest.raises(
+        SpaceDevError,
+        match=r"drives/photos/huge\.bin in huge\.zip would "
+        r"unpack to 16\.0 GiB",
+    ):
         await import_zip(data, path)
     _assert_untouched(data)
 
 
 async def test_the_entry_and_total_limits_name_the_entry(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await _seed(data)
     path = tmp_path / "sizes.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for number in range(3):
             zf.writestr(f"drives/photos/{number}.bin", os.urandom(1500))
-    with pytest.raises(SpaceDevError, match=r"drives/photos/0\.bin .* the 1000 bytes one "
-                       "entry may"):
+    with pytest.raises(
+        SpaceDevError,
+        match=r"drives/photos/0\.bin .* the 1000 bytes one "
+        "entry may",
+    ):
         await import_zip(data, path, ImportLimits(entry_bytes=1000))
     with pytest.raises(SpaceDevError, match=r"drives/photos/2\.bin .* past 2\.9 KiB"):
         await import_zip(data, path, ImportLimits(total_bytes=3000))
@@ -261,7 +276,8 @@ async def test_a_report_keeps_a_bounded_list(services: DataServices, tmp_path: P
 
 
 async def test_a_compressible_file_below_the_limits_imports(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     """The positive control: text compresses well, and a real export holds plenty of it."""
     data = services.app("notes")
     text = b"".join(b"line %d of a log that repeats itself a lot\n" % i for i in range(100_000))
@@ -289,21 +305,39 @@ async def _round_trip(data: AppData, tmp_path: Path) -> Path:
 
 
 async def test_a_visitors_dotted_name_does_not_replace_the_owners_file(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     await data.drive.put("site", "private/config.js", _body(b"owner's config"))
     await data.drive.put("site", "visitor/../private/config.js", _body(b"visitor's upload"))
     await _round_trip(data, tmp_path)
-    assert _files(data, "site") == {"private/config.js": b"owner's config",
-                                    "visitor/../private/config.js": b"visitor's upload"}
+    assert _files(data, "site") == {
+        "private/config.js": b"owner's config",
+        "visitor/../private/config.js": b"visitor's upload",
+    }
 
 
-DOTTED = ["../escape.txt", "../../../../etc/passwd", "./here", "a/./b", "/absolute", "a//b",
-          "..", ".", "...", "a/..", "..\\windows", "%2e%2e%2fx", "x%", "C:\\boot.ini"]
+DOTTED = [
+    "../escape.txt",
+    "../../../../etc/passwd",
+    "./here",
+    "a/./b",
+    "/absolute",
+    "a//b",
+    "..",
+    ".",
+    "...",
+    "a/..",
+    "..\\windows",
+    "%2e%2e%2fx",
+    "x%",
+    "C:\\boot.ini",
+]
 
 
 async def test_dotted_names_round_trip_and_no_entry_climbs(
-        services: DataServices, tmp_path: Path) -> None:
+    services: DataServices, tmp_path: Path
+) -> None:
     data = services.app("notes")
     for number, name in enumerate(DOTTED):
         await data.drive.put("files", name, _body(f"body {number}".encode()))
@@ -322,8 +356,7 @@ async def test_dotted_names_round_trip_and_no_entry_climbs(
             assert ".." not in parts and not entry.startswith("/"), entry
 
 
-async def test_base_names_with_slashes_round_trip(services: DataServices,
-                                                   tmp_path: Path) -> None:
+async def test_base_names_with_slashes_round_trip(services: DataServices, tmp_path: Path) -> None:
     data = services.app("notes")
     names = ["a/b", "users/42/notes", "/", "trailing/", "", "x.json", "y.jsonl", "plain"]
     for name in names:
@@ -337,15 +370,21 @@ async def test_base_names_with_slashes_round_trip(services: DataServices,
 ODD_NAME = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(files=st.lists(ODD_NAME.filter(lambda n: name_problem(n) is None), min_size=1,
-                      max_size=8, unique=True),
-       drive=ODD_NAME.filter(lambda n: drive_problem(n) is None),
-       bases=st.lists(ODD_NAME, min_size=1, max_size=5, unique=True))
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    files=st.lists(
+        ODD_NAME.filter(lambda n: name_problem(n) is None), min_size=1, max_size=8, unique=True
+    ),
+    drive=ODD_NAME.filter(lambda n: drive_problem(n) is None),
+    bases=st.lists(ODD_NAME, min_size=1, max_size=5, unique=True),
+)
 async def test_any_accepted_name_round_trips_byte_for_byte(
-        tmp_path_factory: pytest.TempPathFactory, files: list[str], drive: str,
-        bases: list[str]) -> None:
+    tmp_path_factory: pytest.TempPathFactory, files: list[str], drive: str, bases: list[str]
+) -> None:
     tmp = tmp_path_factory.mktemp("names")
     services = DataServices(tmp / "data")
     try:
@@ -363,8 +402,7 @@ async def test_any_accepted_name_round_trips_byte_for_byte(
         services.close()
 
 
-async def test_the_longest_drive_name_round_trips(services: DataServices,
-                                                  tmp_path: Path) -> None:
+async def test_the_longest_drive_name_round_trips(services: DataServices, tmp_path: Path) -> None:
     data = services.app("notes")
     longest = "é/" * 339 + "abc.txt"  # 1024 bytes of UTF-8, percent-encoded to three times that
     assert len(longest.encode()) == 1024 and name_problem(longest) is None
@@ -380,8 +418,15 @@ ITEMS = 100_000
 
 
 def _item(i: int) -> str:
-    return json.dumps({"key": f"k{i:07d}", "title": f"item number {i}", "n": i,
-                       "tags": ["a", "b", str(i % 97)], "done": i % 2 == 0})
+    return json.dumps(
+        {
+            "key": f"k{i:07d}",
+            "title": f"item number {i}",
+            "n": i,
+            "tags": ["a", "b", str(i % 97)],
+            "done": i % 2 == 0,
+        }
+    )
 
 
 def _write_items_zip(path: Path) -> None:
@@ -411,8 +456,13 @@ print(report.items.get("many", 0), data.base.count("many"), before, after)
 
 
 def _peak_rss_import(zip_path: Path, data_dir: Path) -> tuple[int, int, int]:
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(zip_path), str(data_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(zip_path), str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     reported, counted, before, after = map(int, done.stdout.split())
     assert reported == counted == ITEMS
@@ -429,8 +479,9 @@ def test_many_items_import_in_flat_memory(tmp_path: Path, layout: str) -> None:
         try:
             data = services.app("notes")
             for start in range(0, ITEMS, 1000):
-                data.base.put_many("many", [json.loads(_item(i))
-                                            for i in range(start, start + 1000)])
+                data.base.put_many(
+                    "many", [json.loads(_item(i)) for i in range(start, start + 1000)]
+                )
             export_zip(data, source)
         finally:
             services.close()

@@ -176,8 +176,9 @@ def test_drive_list_delete_and_names(drive: Any) -> None:
 
 
 @pytest.mark.skipif(not handle_drive, reason=NO_REAL_DRIVE)
-def test_drive_delete_many_of_blank_names_only_is_refused(env: Servers,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drive_delete_many_of_blank_names_only_is_refused(
+    env: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DETA_DRIVE_HOST", env.services["real"].host)
     drive = deta.Deta().Drive(fresh())
     drive.put("kept", b"k")

@@ -13,16 +13,19 @@ import pytest
 from runtime.spacefile import check_text, dev_lines
 
 
-def spacefile(tmp_path: Path, dev: str, engine: str = "python3.9",
-              files: dict[str, str] | None = None) -> Path:
+def spacefile(
+    tmp_path: Path, dev: str, engine: str = "python3.9", files: dict[str, str] | None = None
+) -> Path:
     (tmp_path / "api").mkdir(exist_ok=True)
     for rel, text in (files or {}).items():
         path = tmp_path / "api" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     path = tmp_path / "Spacefile"
-    path.write_text(f"v: 0\nmicros:\n  - name: api\n    src: api\n    engine: {engine}\n"
-                    f"    dev: {json.dumps(dev)}\n")
+    path.write_text(
+        f"v: 0\nmicros:\n  - name: api\n    src: api\n    engine: {engine}\n"
+        f"    dev: {json.dumps(dev)}\n"
+    )
     return path
 
 
@@ -32,8 +35,11 @@ def warnings_of(path: Path, strict: bool = False) -> tuple[list[str], list[str]]
 
 
 def test_a_windows_variable_is_a_warning_and_strict_refuses(tmp_path: Path) -> None:
-    path = spacefile(tmp_path, "uvicorn main:app --reload --port %PORT%",
-                     files={"requirements.txt": "uvicorn[standard]==0.23\n"})
+    path = spacefile(
+        tmp_path,
+        "uvicorn main:app --reload --port %PORT%",
+        files={"requirements.txt": "uvicorn[standard]==0.23\n"},
+    )
     errors, warnings = warnings_of(path)
     assert errors == []
     assert len(warnings) == 1 and "`%PORT%`" in warnings[0] and "`$PORT`" in warnings[0]
@@ -42,13 +48,17 @@ def test_a_windows_variable_is_a_warning_and_strict_refuses(tmp_path: Path) -> N
 
 
 def test_the_same_line_for_this_system_is_fine(tmp_path: Path) -> None:
-    path = spacefile(tmp_path, "uvicorn main:app --reload --port $PORT",
-                     files={"requirements.txt": "fastapi\nUvicorn[standard] >= 0.20  # server\n"})
+    path = spacefile(
+        tmp_path,
+        "uvicorn main:app --reload --port $PORT",
+        files={"requirements.txt": "fastapi\nUvicorn[standard] >= 0.20  # server\n"},
+    )
     assert warnings_of(path) == ([], [])
 
 
-@pytest.mark.parametrize("dev", ["set PORT=8000 && python main.py",
-                                 r"venv\Scripts\python.exe main.py"])
+@pytest.mark.parametrize(
+    "dev", ["set PORT=8000 && python main.py", r"venv\Scripts\python.exe main.py"]
+)
 def test_other_windows_lines(tmp_path: Path, dev: str) -> None:
     _, warnings = warnings_of(spacefile(tmp_path, dev))
     assert warnings and "Windows" in warnings[0]
@@ -68,8 +78,9 @@ def test_no_warning_for_tools_that_will_be_installed(tmp_path: Path) -> None:
     # micro whose packages are not installed yet (their commands cannot be known before).
     package = {"devDependencies": {"@sveltejs/kit": "1", "vite": "4"}}
     for dev in ("vite dev --port $PORT", "svelte-kit dev", "some-bin-of-a-dependency"):
-        path = spacefile(tmp_path, dev, engine="svelte-kit",
-                         files={"package.json": json.dumps(package)})
+        path = spacefile(
+            tmp_path, dev, engine="svelte-kit", files={"package.json": json.dumps(package)}
+        )
         assert warnings_of(path) == ([], []), dev
     # Once node_modules is there, its .bin decides.
     bin_dir = tmp_path / "api" / "node_modules" / ".bin"
@@ -81,9 +92,11 @@ def test_no_warning_for_tools_that_will_be_installed(tmp_path: Path) -> None:
     _, warnings = warnings_of(spacefile(tmp_path, "not-a-bin-here", engine="svelte-kit"))
     assert warnings and "`not-a-bin-here`" in warnings[0]
     # npm itself, python's own tools, a script of the micro's folder, the shell's words.
-    for dev, engine in (("npm run dev -- --port $PORT", "nodejs16"),
-                        ("python -m http.server $PORT", "python3.9"),
-                        ("cd . && PORT=1 exec python main.py", "python3.9")):
+    for dev, engine in (
+        ("npm run dev -- --port $PORT", "nodejs16"),
+        ("python -m http.server $PORT", "python3.9"),
+        ("cd . && PORT=1 exec python main.py", "python3.9"),
+    ):
         assert warnings_of(spacefile(tmp_path, dev, engine=engine)) == ([], []), dev
 
 
@@ -92,19 +105,24 @@ def test_a_python_micro_without_requirements_has_space_devs_own_tools(tmp_path: 
     assert warnings_of(spacefile(tmp_path, "flask --app app run")) == ([], [])
     # With requirements of its own, only they (and PATH) count.
     path = spacefile(tmp_path, "flask --app app run", files={"requirements.txt": "requests\n"})
-    hidden = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
-                             if not (Path(p) / "flask").exists())
-    assert dev_lines.missing_tools("flask --app app run", path.parent / "api", "python",
-                                   path=hidden) == ["flask"]
+    hidden = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if not (Path(p) / "flask").exists()
+    )
+    assert dev_lines.missing_tools(
+        "flask --app app run", path.parent / "api", "python", path=hidden
+    ) == ["flask"]
 
 
-@pytest.mark.parametrize(("line", "tool"), [
-    ("sh: 1: vite: not found", "vite"),
-    ("/bin/sh: 1: not-installed-dev-tool: not found", "not-installed-dev-tool"),
-    ("bash: line 1: next: command not found", "next"),
-    ("sh: serve: command not found", "serve"),
-    ("zsh: command not found: nuxi", "nuxi"),
-])
+@pytest.mark.parametrize(
+    ("line", "tool"),
+    [
+        ("sh: 1: vite: not found", "vite"),
+        ("/bin/sh: 1: not-installed-dev-tool: not found", "not-installed-dev-tool"),
+        ("bash: line 1: next: command not found", "next"),
+        ("sh: serve: command not found", "serve"),
+        ("zsh: command not found: nuxi", "nuxi"),
+    ],
+)
 def test_the_missing_tool_is_read_from_the_shells_words(line: str, tool: str) -> None:
     assert dev_lines.not_found_tool(["> dev", "> vite --port 1", "", line, ""]) == tool
 

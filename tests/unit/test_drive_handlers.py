@@ -284,21 +284,25 @@ DELETE_MANY: list[tuple[list[str], int, dict[str, str]]] = [
     (["", "kept"], 200, {"": "invalid name"}),
     (["  ", "kept", ""], 200, {"  ": "invalid name", "": "invalid name"}),
     (["x/"], 200, {"x/": "invalid name: a file name must not end with '/'"}),
-    (["", "x/"], 200, {"": "invalid name",
-                       "x/": "invalid name: a file name must not end with '/'"}),
+    (
+        ["", "x/"],
+        200,
+        {"": "invalid name", "x/": "invalid name: a file name must not end with '/'"},
+    ),
     (["gone"], 200, {}),
 ]
 
 
-@pytest.mark.parametrize(("names", "status", "failed"), DELETE_MANY,
-                         ids=[repr(c[0]) for c in DELETE_MANY])
+@pytest.mark.parametrize(
+    ("names", "status", "failed"), DELETE_MANY, ids=[repr(c[0]) for c in DELETE_MANY]
+)
 async def test_delete_files_whose_names_are_all_blank_is_400(
     client: Any, names: list[str], status: int, failed: dict[str, str]
 ) -> None:
     await put(client, "kept", b".")
     resp = await client.delete(raw("/files"), json={"names": names})
     if status == 400:
-        assert (await expect_error(resp, 400))
+        assert await expect_error(resp, 400)
         assert (await (await client.get(raw("/files"))).json())["names"] == ["kept"]
         return
     assert resp.status == 200

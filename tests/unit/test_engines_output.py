@@ -87,8 +87,14 @@ def test_environment_has_space_variables_and_no_owner_password() -> None:
     assert port_variables(engines.lookup("nodejs16")) == ("PORT",)
     # Dev tools stay quiet and offline, unless the shell says otherwise.
     assert env["NEXT_TELEMETRY_DISABLED"] == "1" and env["DO_NOT_TRACK"] == "1"
-    told = micro_environment(micro, python, hostname="localhost:4200", project_key="abc_def",
-                             presets={}, shell={"PATH": "/bin", "DO_NOT_TRACK": "0"})
+    told = micro_environment(
+        micro,
+        python,
+        hostname="localhost:4200",
+        project_key="abc_def",
+        presets={},
+        shell={"PATH": "/bin", "DO_NOT_TRACK": "0"},
+    )
     assert told["DO_NOT_TRACK"] == "0"
 
 

@@ -23,8 +23,7 @@ WRONG = [
 
 
 @pytest.mark.parametrize(("name", "raw", "right"), WRONG)
-def test_check_names_the_variable_and_what_would_be_right(name: str, raw: str,
-                                                          right: str) -> None:
+def test_check_names_the_variable_and_what_would_be_right(name: str, raw: str, right: str) -> None:
     with pytest.raises(SpaceDevError) as caught:
         environment.check({name: raw})
     assert caught.value.message.startswith(f"{name}={raw!r} ")
@@ -33,10 +32,14 @@ def test_check_names_the_variable_and_what_would_be_right(name: str, raw: str,
 
 def test_check_takes_every_right_value_and_an_empty_environment() -> None:
     environment.check({})
-    environment.check({environment.READY_TIMEOUT_VARIABLE: "90",
-                       environment.CLIENT_TIMEOUT_VARIABLE: "2.5",
-                       environment.INSTALLER_VARIABLE: "pip",
-                       environment.PACKAGES_AS_OF_VARIABLE: "latest"})
+    environment.check(
+        {
+            environment.READY_TIMEOUT_VARIABLE: "90",
+            environment.CLIENT_TIMEOUT_VARIABLE: "2.5",
+            environment.INSTALLER_VARIABLE: "pip",
+            environment.PACKAGES_AS_OF_VARIABLE: "latest",
+        }
+    )
 
 
 @pytest.mark.parametrize(("raw", "wanted"), [("", None), ("uv", "uv"), (" PIP ", "pip")])
@@ -50,8 +53,9 @@ def test_an_unknown_installer_is_refused_where_one_is_chosen() -> None:
         installers.choose({environment.INSTALLER_VARIABLE: "conda"})
 
 
-@pytest.mark.parametrize(("raw", "day"), [("", "2024-10-17"), ("Latest", None),
-                                          (" 2025-06-01 ", "2025-06-01")])
+@pytest.mark.parametrize(
+    ("raw", "day"), [("", "2024-10-17"), ("Latest", None), (" 2025-06-01 ", "2025-06-01")]
+)
 def test_packages_as_of(raw: str, day: str | None) -> None:
     assert environment.packages_as_of({environment.PACKAGES_AS_OF_VARIABLE: raw}) == day
     assert installers.as_of({environment.PACKAGES_AS_OF_VARIABLE: raw}) == day

@@ -35,18 +35,33 @@ HTML = {"Accept": "text/html"}
 SECRET = "password=hunter2 at /home/dev/app/secret.py"
 
 ERRORS: list[tuple[BaseException, int, list[str]]] = [
-    (SpaceDevError("the body must be a JSON object", 'e.g. {"name": "ci"}'), 400,
-     ["the body must be a JSON object", 'e.g. {"name": "ci"}']),
+    (
+        SpaceDevError("the body must be a JSON object", 'e.g. {"name": "ci"}'),
+        400,
+        ["the body must be a JSON object", 'e.g. {"name": "ci"}'],
+    ),
     (SpaceDevError("`name` must be a string"), 400, ["`name` must be a string"]),
     (NotFound("The Drive photos has no file a.png"), 404, ["The Drive photos has no file a.png"]),
-    (Conflict("a key named ci already exists", "pick another name"), 409,
-     ["a key named ci already exists", "pick another name"]),
-    (DataDirError("keys.json is not valid JSON", "fix or remove it"), 500,
-     ["keys.json is not valid JSON", "fix or remove it"]),
-    (UnknownAction('app notes has no action "x"', "its actions are: cleanup"), 404,
-     ['app notes has no action "x"', "its actions are: cleanup"]),
-    (AlreadyRunning('action "x" of app notes is still running', "wait"), 409,
-     ['action "x" of app notes is still running', "wait"]),
+    (
+        Conflict("a key named ci already exists", "pick another name"),
+        409,
+        ["a key named ci already exists", "pick another name"],
+    ),
+    (
+        DataDirError("keys.json is not valid JSON", "fix or remove it"),
+        500,
+        ["keys.json is not valid JSON", "fix or remove it"],
+    ),
+    (
+        UnknownAction('app notes has no action "x"', "its actions are: cleanup"),
+        404,
+        ['app notes has no action "x"', "its actions are: cleanup"],
+    ),
+    (
+        AlreadyRunning('action "x" of app notes is still running', "wait"),
+        409,
+        ['action "x" of app notes is still running', "wait"],
+    ),
     (TooLarge("The item is larger than 2 MB"), 413, ["The item is larger than 2 MB"]),
     (BadName("a file name cannot end with /"), 400, ["a file name cannot end with /"]),
     (NoSuchUpload("no such upload"), 404, ["no such upload"]),
@@ -75,8 +90,9 @@ async def _client(aiohttp_client: Any, make: Raise) -> TestClient:
     return await aiohttp_client(app)
 
 
-@pytest.mark.parametrize(("error", "status", "lines"), ERRORS,
-                         ids=[type(e).__name__ for e, _, _ in ERRORS])
+@pytest.mark.parametrize(
+    ("error", "status", "lines"), ERRORS, ids=[type(e).__name__ for e, _, _ in ERRORS]
+)
 async def test_each_error_answers_its_status_and_words(
     aiohttp_client: Any, error: BaseException, status: int, lines: list[str]
 ) -> None:
@@ -87,8 +103,10 @@ async def test_each_error_answers_its_status_and_words(
             assert (resp.status, await resp.json()) == (status, {"errors": lines}), path
     # A page: the problem page for a browser, its title and detail as JSON for a program.
     resp = await client.get(PAGE)
-    assert (resp.status, await resp.json()) == (status, {"errors": [
-        lines[0], *([" ".join(lines[1:])] if lines[1:] else [])]})
+    assert (resp.status, await resp.json()) == (
+        status,
+        {"errors": [lines[0], *([" ".join(lines[1:])] if lines[1:] else [])]},
+    )
     resp = await client.get(PAGE, headers=HTML)
     text = await resp.text()
     assert resp.status == status and resp.content_type == "text/html"
@@ -175,8 +193,10 @@ async def guarded(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient, dict
     ensure_owner(store, "the owner's password")
     store.users.add("eve", hash_password("eve's password"))
     credentials = Credentials(store)
-    cookies = {who: f"{SESSION_COOKIE}={credentials.sign_session(store.sessions.create(who))}"
-               for who in ("dev", "eve")}
+    cookies = {
+        who: f"{SESSION_COOKIE}={credentials.sign_session(store.sessions.create(who))}"
+        for who in ("dev", "eve")
+    }
     credentials.reload()
 
     async def handler(request: web.Request, principal: Principal) -> web.Response:
@@ -190,20 +210,25 @@ async def guarded(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient, dict
 
 
 async def test_one_owner_guard_for_the_api_and_the_pages(
-    guarded: tuple[TestClient, dict[str, str]]
+    guarded: tuple[TestClient, dict[str, str]],
 ) -> None:
     client, cookies = guarded
     for path in (API, PAGE):
         owner = await client.get(path, headers={"Cookie": cookies["dev"]})
         assert (owner.status, await owner.json()) == (200, {"user": "dev"})
         eve = await client.get(path, headers={"Cookie": cookies["eve"]})
-        assert (eve.status, await eve.json()) == (403, {"errors": [
-            "Forbidden",
-            "You are signed in as eve, but only the owner may see and change the test."]})
+        assert (eve.status, await eve.json()) == (
+            403,
+            {
+                "errors": [
+                    "Forbidden",
+                    "You are signed in as eve, but only the owner may see and change the test.",
+                ]
+            },
+        )
     # Without a session: the API says 401; a page sends a browser to sign in.
     assert (await client.get(API, headers=HTML)).status == 401
     page = await client.get(PAGE, allow_redirects=False)
-    assert (page.status, page.headers["Location"]) == (
-        303, f"/__space/login?next={PAGE}")
+    assert (page.status, page.headers["Location"]) == (303, f"/__space/login?next={PAGE}")
     program = await client.post(PAGE)
     assert (program.status, await program.json()) == (401, {"errors": ["Unauthorized"]})

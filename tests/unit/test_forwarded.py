@@ -22,12 +22,23 @@ def test_end_to_end_headers_pass_as_sent_and_the_runtimes_own_come_last() -> Non
 
 def test_identity_hop_by_hop_key_and_address_headers_never_pass_in_any_spelling() -> None:
     raw = [
-        (b"X-Space-User", b"owner"), (b"x_space_user", b"owner"), (b"X-SPACE-KEY-NAME", b"k"),
-        (b"X-Forwarded-For", b"1.2.3.4"), (b"X_Forwarded_Host", b"evil"), (b"Forwarded", b"x"),
-        (b"True-Client-IP", b"1.2.3.4"), (b"X-HTTP-Method-Override", b"DELETE"),
-        (b"X-Space-App-Key", b"secret"), (b"x_api_key", b"secret"), (b"Keep-Alive", b"5"),
-        (b"TE", b"trailers"), (b"Upgrade", b"h2c"), (b"Expect", b"100-continue"),
-        (b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"5"), (b"Accept", b"*/*"),
+        (b"X-Space-User", b"owner"),
+        (b"x_space_user", b"owner"),
+        (b"X-SPACE-KEY-NAME", b"k"),
+        (b"X-Forwarded-For", b"1.2.3.4"),
+        (b"X_Forwarded_Host", b"evil"),
+        (b"Forwarded", b"x"),
+        (b"True-Client-IP", b"1.2.3.4"),
+        (b"X-HTTP-Method-Override", b"DELETE"),
+        (b"X-Space-App-Key", b"secret"),
+        (b"x_api_key", b"secret"),
+        (b"Keep-Alive", b"5"),
+        (b"TE", b"trailers"),
+        (b"Upgrade", b"h2c"),
+        (b"Expect", b"100-continue"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Content-Length", b"5"),
+        (b"Accept", b"*/*"),
     ]
     result = forwarded_headers(raw, DROPPED, CREDENTIALS, ())
     assert result.lines == (b"Accept: */*\r\n",)
@@ -37,7 +48,9 @@ def test_identity_hop_by_hop_key_and_address_headers_never_pass_in_any_spelling(
 def test_connection_tokens_drop_what_they_name_but_never_host_or_the_runtimes_headers() -> None:
     raw = [
         (b"Connection", b"close, X-Debug, host, content-length, x-space-auth"),
-        (b"Host", b"app.test"), (b"X-Debug", b"1"), (b"X-Other", b"2"),
+        (b"Host", b"app.test"),
+        (b"X-Debug", b"1"),
+        (b"X-Other", b"2"),
     ]
     assert shaped(raw, (("X-Space-Auth", "public"),)) == (
         b"Host: app.test\r\nX-Other: 2\r\nX-Space-Auth: public\r\n"

@@ -16,8 +16,9 @@ from runtime.supervisor.builder import frontend
 FRONTENDS = ("react", "vue", "svelte", "next", "nuxt", "svelte-kit")
 
 
-def _app(tmp_path: Path, micro: str, files: dict[str, str] | None = None,
-         as_space: bool = False) -> SpecInputs:
+def _app(
+    tmp_path: Path, micro: str, files: dict[str, str] | None = None, as_space: bool = False
+) -> SpecInputs:
     """One app whose Spacefile holds the micro's lines (under `src: web`)."""
     (tmp_path / "web").mkdir(exist_ok=True)
     for name, text in (files or {}).items():
@@ -25,9 +26,20 @@ def _app(tmp_path: Path, micro: str, files: dict[str, str] | None = None,
         (tmp_path / "web" / name).write_text(text)
     body = "\n".join("    " + line for line in micro.strip().splitlines())
     (tmp_path / "Spacefile").write_text(
-        f"v: 0\nmicros:\n  - name: web\n    src: web\n    primary: true\n{body}\n")
-    return SpecInputs("app", spacefile.load(tmp_path), "localhost", "key", {}, {}, {},
-                   tmp_path / "data", "proof", as_space)
+        f"v: 0\nmicros:\n  - name: web\n    src: web\n    primary: true\n{body}\n"
+    )
+    return SpecInputs(
+        "app",
+        spacefile.load(tmp_path),
+        "localhost",
+        "key",
+        {},
+        {},
+        {},
+        tmp_path / "data",
+        "proof",
+        as_space,
+    )
 
 
 def test_every_frontend_engine_says_what_space_built_and_ran() -> None:
@@ -43,8 +55,10 @@ def test_every_frontend_engine_says_what_space_built_and_ran() -> None:
         assert engines.ENGINES[other].space_build is None
 
 
-KIT = {"svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n"
-                           "export default { kit: { adapter: adapter() } };\n"}
+KIT = {
+    "svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n"
+    "export default { kit: { adapter: adapter() } };\n"
+}
 
 
 def test_svelte_kit_without_dev_line_is_built_and_its_node_server_run(tmp_path: Path) -> None:
@@ -74,8 +88,11 @@ def test_a_dev_line_runs_the_dev_server_unless_as_space(tmp_path: Path) -> None:
 
 
 def test_svelte_kit_without_adapter_node_previews_its_build_and_says_so(tmp_path: Path) -> None:
-    app = _app(tmp_path, "engine: svelte-kit",
-               {"svelte.config.js": "import adapter from '@sveltejs/adapter-auto';\n"})
+    app = _app(
+        tmp_path,
+        "engine: svelte-kit",
+        {"svelte.config.js": "import adapter from '@sveltejs/adapter-auto';\n"},
+    )
     spec = micro_specs(app)[0]["web"]
     assert spec is not None and "vite preview" in spec.command and "$PORT" in spec.command
     assert spec.setup is not None and spec.setup.publish is None
@@ -83,8 +100,9 @@ def test_svelte_kit_without_adapter_node_previews_its_build_and_says_so(tmp_path
 
 
 def test_next_standalone_runs_its_server_with_its_assets(tmp_path: Path) -> None:
-    app = _app(tmp_path, "engine: next",
-               {"next.config.js": "module.exports = { output: 'standalone' };\n"})
+    app = _app(
+        tmp_path, "engine: next", {"next.config.js": "module.exports = { output: 'standalone' };\n"}
+    )
     spec = micro_specs(app)[0]["web"]
     assert spec is not None
     assert spec.command.startswith("HOSTNAME=127.0.0.1 node ")
@@ -105,10 +123,12 @@ def test_nuxt_runs_the_output_server_and_a_run_field_replaces_the_start(tmp_path
     assert spec.setup is not None and spec.setup.commands == ("npm run build",)
 
 
-@pytest.mark.parametrize(("engine", "output"), [("vue", "dist"), ("svelte", "dist"),
-                                                ("react", "build")])
+@pytest.mark.parametrize(
+    ("engine", "output"), [("vue", "dist"), ("svelte", "dist"), ("react", "build")]
+)
 def test_static_frontends_are_built_and_served_from_their_published_build(
-        tmp_path: Path, engine: str, output: str) -> None:
+    tmp_path: Path, engine: str, output: str
+) -> None:
     app = _app(tmp_path, f"engine: {engine}")
     specs, builds = micro_specs(app)
     assert specs["web"] is None
@@ -139,8 +159,7 @@ def test_as_space_runs_the_engine_default_instead_of_a_windows_dev_line(tmp_path
 
 def _publish(tmp_path: Path, **kwargs: object) -> frontend.Publish:
     src = tmp_path / "src"
-    return frontend.Publish(src, (src / "build", src / "dist"), tmp_path / "pub",
-                            **kwargs)  # type: ignore[arg-type]
+    return frontend.Publish(src, (src / "build", src / "dist"), tmp_path / "pub", **kwargs)  # type: ignore[arg-type]
 
 
 def test_publish_swaps_current_in_one_step_and_keeps_the_previous(tmp_path: Path) -> None:
@@ -165,8 +184,7 @@ def test_publish_swaps_current_in_one_step_and_keeps_the_previous(tmp_path: Path
     assert (plan.current / "index.js").read_text() == "build 2"
 
 
-def test_publish_takes_the_other_output_with_a_note_or_says_what_is_missing(
-        tmp_path: Path) -> None:
+def test_publish_takes_the_other_output_with_a_note_or_says_what_is_missing(tmp_path: Path) -> None:
     plan = _publish(tmp_path, extras=(("public", "public"),))
     error, note = frontend.publish(plan)
     assert error is not None and "no build/ folder" in error and note is None
@@ -181,9 +199,11 @@ def test_publish_takes_the_other_output_with_a_note_or_says_what_is_missing(
 
 
 def test_files_served_as_they_are_keep_the_last_builds_assets_one_build_longer(
-        tmp_path: Path) -> None:
-    plan = frontend.Publish(tmp_path / "src", (tmp_path / "src" / "dist",), tmp_path / "pub",
-                            carry_over=True)
+    tmp_path: Path,
+) -> None:
+    plan = frontend.Publish(
+        tmp_path / "src", (tmp_path / "src" / "dist",), tmp_path / "pub", carry_over=True
+    )
     dist = tmp_path / "src" / "dist"
     for n in range(3):
         if dist.exists():
@@ -203,13 +223,14 @@ def test_as_space_is_a_runtime_setting_the_command_line_turns_on(tmp_path: Path)
     from runtime.config import apply_overrides, load
     from runtime.errors import SpaceDevError
 
-    (tmp_path / "Spacefile").write_text("v: 0\nmicros:\n  - name: a\n    src: .\n"
-                                        "    engine: static\n    serve: .\n")
+    (tmp_path / "Spacefile").write_text(
+        "v: 0\nmicros:\n  - name: a\n    src: .\n    engine: static\n    serve: .\n"
+    )
     file = tmp_path / "space-dev.toml"
     assert load(None).as_space is False
     file.write_text("[runtime]\nas_space = true\n")
     assert load(file).as_space is True
-    file.write_text("[runtime]\nas_space = \"yes\"\n")
+    file.write_text('[runtime]\nas_space = "yes"\n')
     with pytest.raises(SpaceDevError, match="as_space"):
         load(file)
     plain = load(None)

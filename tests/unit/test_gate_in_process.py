@@ -45,8 +45,9 @@ async def passed(origin: Origin, method: str, path: str, **kwargs: Any) -> dict[
     return received
 
 
-async def refused(origin: Origin, method: str, path: str, status: int, **kwargs: Any
-                  ) -> aiohttp.ClientResponse:
+async def refused(
+    origin: Origin, method: str, path: str, status: int, **kwargs: Any
+) -> aiohttp.ClientResponse:
     """Send a request that must be refused with `status` before any micro sees it."""
     before = len(origin.seen)
     response = await origin.request(method, path, **kwargs)
@@ -68,8 +69,11 @@ async def test_a_public_micro_lets_anyone_in_and_tells_no_identity(origin: Origi
 
 
 async def test_public_routes_pass_without_a_credential(origin: Origin) -> None:
-    for path, sub_path in (("/api/public/a", "/public/a"), ("/api/open", "/open"),
-                           ("/api/open?x=1", "/open?x=1")):
+    for path, sub_path in (
+        ("/api/public/a", "/public/a"),
+        ("/api/open", "/open"),
+        ("/api/open?x=1", "/open?x=1"),
+    ):
         received = await passed(origin, "GET", path)
         assert (received["micro"], received["path"]) == ("api", sub_path)
         assert headers_of(received)["x-space-auth"] == ["public"]
@@ -87,11 +91,9 @@ async def test_a_wrong_key_on_a_public_route_still_passes(origin: Origin) -> Non
 
 
 @pytest.mark.parametrize("place", ["X-Space-App-Key", "X-API-Key", "cookie"])
-async def test_a_valid_key_passes_and_the_micro_learns_its_name(origin: Origin,
-                                                                 place: str) -> None:
+async def test_a_valid_key_passes_and_the_micro_learns_its_name(origin: Origin, place: str) -> None:
     key = origin.credentials["key-good"]
-    headers = ({"Cookie": f"theme=dark; {KEY_COOKIE}={key}"} if place == "cookie"
-               else {place: key})
+    headers = {"Cookie": f"theme=dark; {KEY_COOKIE}={key}"} if place == "cookie" else {place: key}
     received = headers_of(await passed(origin, "GET", "/api/x", headers=headers))
     assert received["x-space-auth"] == ["api-key"]
     assert received["x-space-key-name"] == ["good"]
@@ -115,15 +117,21 @@ async def test_a_key_that_does_not_count_is_a_401(origin: Origin) -> None:
         response = await refused(origin, "GET", path, 401, headers={"X-Space-App-Key": key})
         assert await response.json() == {"errors": ["Unauthorized"]}, (path, key)
     # The first key header sent is the one that counts.
-    await refused(origin, "GET", "/api/x", 401, headers={"X-Space-App-Key": "no",
-                                                         "X-API-Key": good})
+    await refused(
+        origin, "GET", "/api/x", 401, headers={"X-Space-App-Key": "no", "X-API-Key": good}
+    )
 
 
 async def test_a_wrong_key_is_never_rescued_by_the_owners_session(origin: Origin) -> None:
     headers = {"X-Space-App-Key": "wrong", **origin.cookie()}
     await refused(origin, "GET", "/api/x", 401, headers=headers)
-    await refused(origin, "GET", "/api/x", 401, headers={"X-Space-App-Key": "wrong", **HTML,
-                                                         **origin.cookie()})
+    await refused(
+        origin,
+        "GET",
+        "/api/x",
+        401,
+        headers={"X-Space-App-Key": "wrong", **HTML, **origin.cookie()},
+    )
     await passed(origin, "GET", "/api/x", headers=origin.cookie())  # the control
 
 
@@ -168,8 +176,7 @@ async def test_a_program_without_a_session_gets_a_401_in_json(origin: Origin) ->
 async def test_a_session_cookie_that_is_no_session_is_none(origin: Origin) -> None:
     signed = origin.credentials["owner"]
     for cookie in ("forged", "", "a.b.c", signed[:-2] + "xx", signed + "x"):
-        await refused(origin, "GET", "/admin/x", 401,
-                      headers={"Cookie": f"space_session={cookie}"})
+        await refused(origin, "GET", "/admin/x", 401, headers={"Cookie": f"space_session={cookie}"})
 
 
 async def test_auth_switched_off_for_a_micro_makes_it_public(origin: Origin) -> None:
@@ -181,7 +188,8 @@ async def test_auth_switched_off_for_a_micro_makes_it_public(origin: Origin) -> 
 
 
 async def test_wrong_keys_from_one_client_are_slowed_and_a_right_key_still_passes(
-        origin: Origin) -> None:
+    origin: Origin,
+) -> None:
     for _ in range(20):
         await refused(origin, "GET", "/api/x", 401, headers={"X-API-Key": "guess"})
     slowed = await refused(origin, "GET", "/api/x", 429, headers={"X-API-Key": "guess"})
@@ -233,9 +241,17 @@ async def test_a_path_that_cannot_be_read_one_way_only_is_a_400(origin: Origin) 
 
 
 async def test_dot_segments_are_resolved_before_the_decision(origin: Origin) -> None:
-    for target in ("/api/public/../x", "/api/public/%2e%2e/x", "/api/public/.%2e/x",
-                   "/api//public/../x", "/api/public../x", "/api/public/a/../../x",
-                   "/api/x?/public/a", "/api/x%3F/public/a", "/api/x;/public/a"):
+    for target in (
+        "/api/public/../x",
+        "/api/public/%2e%2e/x",
+        "/api/public/.%2e/x",
+        "/api//public/../x",
+        "/api/public../x",
+        "/api/public/a/../../x",
+        "/api/x?/public/a",
+        "/api/x%3F/public/a",
+        "/api/x;/public/a",
+    ):
         reply = await origin.raw("GET", target)
         assert reply.status == 401, (target, reply.status, reply.body)
     assert origin.seen == []
@@ -286,9 +302,11 @@ RUNTIME_SPELLINGS = [
 @pytest.mark.parametrize("who", ["anonymous", "owner", "key"])
 async def test_no_spelling_of_the_runtimes_paths_reaches_a_micro(origin: Origin, who: str) -> None:
     """The root micro is public: a path the gate failed to see as the runtime's would reach it."""
-    headers = {"anonymous": [],
-               "owner": [("Cookie", f"space_session={origin.credentials['owner']}")],
-               "key": [("X-Space-App-Key", origin.credentials["key-good"])]}[who]
+    headers = {
+        "anonymous": [],
+        "owner": [("Cookie", f"space_session={origin.credentials['owner']}")],
+        "key": [("X-Space-App-Key", origin.credentials["key-good"])],
+    }[who]
     for target in RUNTIME_SPELLINGS:
         for method in ("GET", "POST"):
             reply = await origin.raw(method, target, headers, b"{}" if method == "POST" else b"")
@@ -322,19 +340,22 @@ SPOOFED = [
 @pytest.mark.parametrize("who", ["owner", "key", "public"])
 async def test_identity_headers_are_the_runtimes_alone(origin: Origin, who: str) -> None:
     credential = {
-        "owner": [("Cookie", f"theme=dark; space_session={origin.credentials['owner']}; "
-                             "lang=en")],
-        "key": [("X-Space-App-Key", origin.credentials["key-good"]),
-                ("Cookie", f"theme=dark; {KEY_COOKIE}={origin.credentials['key-good']}; "
-                           "lang=en")],
+        "owner": [("Cookie", f"theme=dark; space_session={origin.credentials['owner']}; lang=en")],
+        "key": [
+            ("X-Space-App-Key", origin.credentials["key-good"]),
+            ("Cookie", f"theme=dark; {KEY_COOKIE}={origin.credentials['key-good']}; lang=en"),
+        ],
         "public": [("Cookie", "theme=dark; lang=en")],
     }[who]
     path = "/api/public/a" if who == "public" else "/api/x"
     reply = await origin.raw("GET", path, [*SPOOFED, *credential])
     assert reply.status == 200, reply.body
     got = headers_of(reply.json())
-    expected = {"owner": ("session", ["dev"], None), "key": ("api-key", None, ["good"]),
-                "public": ("public", None, None)}[who]
+    expected = {
+        "owner": ("session", ["dev"], None),
+        "key": ("api-key", None, ["good"]),
+        "public": ("public", None, None),
+    }[who]
     assert got["x-space-auth"] == [expected[0]]
     assert got.get("x-space-user") == expected[1]
     assert got.get("x-space-key-name") == expected[2]
@@ -345,17 +366,27 @@ async def test_identity_headers_are_the_runtimes_alone(origin: Origin, who: str)
     assert got["cookie"] == ["theme=dark; lang=en"]  # credentials out, the rest in order
     for name, values in got.items():
         assert not name.replace("_", "-").startswith(("x-space-", "x-forwarded-")) or (
-            len(values) == 1 and name in {"x-space-auth", "x-space-user", "x-space-key-name",
-                                          "x-space-client-type", GATE_PROOF_HEADER.lower(),
-                                          "x-forwarded-for", "x-forwarded-host",
-                                          "x-forwarded-proto"}), (name, values)
+            len(values) == 1
+            and name
+            in {
+                "x-space-auth",
+                "x-space-user",
+                "x-space-key-name",
+                "x-space-client-type",
+                GATE_PROOF_HEADER.lower(),
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+            }
+        ), (name, values)
         assert name not in ("forwarded", "x-space-app-key", "x-api-key")
         assert "mallory" not in values and "6.6.6.6" not in values
         assert not any(origin.credentials["owner"] in value for value in values)
 
 
 async def test_a_body_reaches_the_micro_whether_sized_chunked_or_after_100_continue(
-        origin: Origin) -> None:
+    origin: Origin,
+) -> None:
     sized = await passed(origin, "POST", "/api/x", data=b"sized body", headers=origin.cookie())
     assert sized["body"] == "sized body"
 
@@ -366,8 +397,9 @@ async def test_a_body_reaches_the_micro_whether_sized_chunked_or_after_100_conti
     chunked = await passed(origin, "POST", "/api/x", data=chunks(), headers=origin.cookie())
     assert chunked["body"] == "chunked body"
     assert "transfer-encoding" not in headers_of(chunked)  # sent on with its length
-    continued = await passed(origin, "PUT", "/api/x", data=b"after continue", expect100=True,
-                             headers=origin.cookie())
+    continued = await passed(
+        origin, "PUT", "/api/x", data=b"after continue", expect100=True, headers=origin.cookie()
+    )
     assert continued["body"] == "after continue"
 
 
@@ -381,8 +413,9 @@ async def test_a_websocket_passes_the_same_gate(origin: Origin) -> None:
     assert refusal.value.status == 401
     # ...and from another origin's page, the session does not open one.
     with pytest.raises(aiohttp.WSServerHandshakeError) as cross:
-        await origin.client.ws_connect("/api/ws", origin="http://evil.example",
-                                       headers=origin.cookie())
+        await origin.client.ws_connect(
+            "/api/ws", origin="http://evil.example", headers=origin.cookie()
+        )
     assert cross.value.status == 403
 
 
@@ -394,50 +427,96 @@ CROSS_SITE = [
     ({"Origin": "http://127.0.0.1:1"}, "DELETE"),
     ({"Origin": "null"}, "PUT"),
     ({"Sec-Fetch-Site": "cross-site"}, "MKCOL"),
-    ({"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"},
-     "GET"),
-    ({"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
-     "GET"),
-    ({"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
-     "GET"),
+    (
+        {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"},
+        "GET",
+    ),
+    (
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
+        "GET",
+    ),
+    ({"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}, "GET"),
 ]
 
 
 async def test_another_origin_cannot_use_the_session_cookie(origin: Origin) -> None:
     for headers, method in CROSS_SITE:
-        response = await refused(origin, method, "/admin/x", 403,
-                                 headers={**headers, **origin.cookie()})
+        response = await refused(
+            origin, method, "/admin/x", 403, headers={**headers, **origin.cookie()}
+        )
         assert (await response.json())["errors"][0] == "Cross-site request refused", headers
 
 
 async def test_what_another_origin_may_still_do(origin: Origin) -> None:
     """Controls: the app's own page, a link from elsewhere, a key in a header, a public route."""
     await passed(origin, "POST", "/admin/x", headers={"Origin": origin.url, **origin.cookie()})
-    await passed(origin, "GET", "/admin/x", headers={
-        "Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
-        **origin.cookie()})
-    await passed(origin, "POST", "/api/x", headers={
-        "Origin": "http://evil.example", "X-Space-App-Key": origin.credentials["key-good"]})
-    await passed(origin, "POST", "/api/public/a", headers={
-        "Origin": "http://evil.example", **origin.cookie()})
+    await passed(
+        origin,
+        "GET",
+        "/admin/x",
+        headers={
+            "Sec-Fetch-Site": "same-site",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "document",
+            **origin.cookie(),
+        },
+    )
+    await passed(
+        origin,
+        "POST",
+        "/api/x",
+        headers={
+            "Origin": "http://evil.example",
+            "X-Space-App-Key": origin.credentials["key-good"],
+        },
+    )
+    await passed(
+        origin,
+        "POST",
+        "/api/public/a",
+        headers={"Origin": "http://evil.example", **origin.cookie()},
+    )
     # A key in a cookie is as ambient as the session.
-    await refused(origin, "GET", "/api/x.js", 403, headers={
-        "Cookie": f"{KEY_COOKIE}={origin.credentials['key-good']}",
-        "Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"})
+    await refused(
+        origin,
+        "GET",
+        "/api/x.js",
+        403,
+        headers={
+            "Cookie": f"{KEY_COOKIE}={origin.credentials['key-good']}",
+            "Sec-Fetch-Site": "same-site",
+            "Sec-Fetch-Mode": "no-cors",
+            "Sec-Fetch-Dest": "script",
+        },
+    )
 
 
 # --- the Host check ----------------------------------------------------------------------------
 
 
 async def test_a_host_the_app_is_not_served_as_gets_421(origin: Origin) -> None:
-    for host in ("evil.example", f"evil.example:{origin.port}", "localhost.evil.example",
-                 "127.0.0.1.nip.io", "2130706433", "[::1", "a:b:c"):
+    for host in (
+        "evil.example",
+        f"evil.example:{origin.port}",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "2130706433",
+        "[::1",
+        "a:b:c",
+    ):
         for path in ("/api/open", "/admin/x", "/__space/login", "/__space/settings"):
-            response = await refused(origin, "GET", path, 421, headers={
-                "Host": host, **origin.cookie(), **HTML})
+            response = await refused(
+                origin, "GET", path, 421, headers={"Host": host, **origin.cookie(), **HTML}
+            )
             assert "allowed_hosts" in await response.text()
-    response = await refused(origin, "POST", "/__space/api/keys", 421, json={"name": "x"},
-                             headers={"Host": "evil.example", **origin.cookie()})
+    response = await refused(
+        origin,
+        "POST",
+        "/__space/api/keys",
+        421,
+        json={"name": "x"},
+        headers={"Host": "evil.example", **origin.cookie()},
+    )
     assert "x" not in {k.name for k in origin.store.keys.list("gated")}
 
 
@@ -454,19 +533,22 @@ async def test_allowed_hosts_add_names_and_suffixes(make_origin: MakeOrigin) -> 
         await refused(origin, "GET", "/api/open", 421, headers={"Host": host})
 
 
-@pytest.mark.parametrize(("header", "name"), [
-    ("LocalHost:4200", "localhost"),
-    ("example.com.", "example.com"),
-    ("[::1]:8080", "::1"),
-    ("[::1]", "::1"),
-    ("[::1]x", None),
-    ("[::1]:", None),
-    ("[]", None),
-    ("host:port", None),
-    ("a:b:1", None),
-    (":80", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("LocalHost:4200", "localhost"),
+        ("example.com.", "example.com"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("[::1]x", None),
+        ("[::1]:", None),
+        ("[]", None),
+        ("host:port", None),
+        ("a:b:1", None),
+        (":80", None),
+        ("", None),
+    ],
+)
 def test_host_name_reads_the_name_alone(header: str, name: str | None) -> None:
     assert host_name(header) == name
 
@@ -498,7 +580,8 @@ async def test_a_request_to_a_starting_micro_waits_for_it(origin: Origin) -> Non
 
 
 async def test_a_micro_that_stays_starting_gets_a_502_after_the_wait(
-        make_origin: MakeOrigin) -> None:
+    make_origin: MakeOrigin,
+) -> None:
     origin = await make_origin(request_wait=0.3)
     origin.runners["api"].set(State.STARTING)
     response = await refused(origin, "GET", "/api/open", 502)
@@ -508,10 +591,14 @@ async def test_a_micro_that_stays_starting_gets_a_502_after_the_wait(
 
 
 async def test_a_crashed_micro_gets_its_error_page_at_once_and_logs_to_the_owner_only(
-        origin: Origin) -> None:
+    origin: Origin,
+) -> None:
     origin.runners["www"].set(State.CRASHED, exit_code=3)
-    for line in ("Traceback (most recent call last):", '  File "main.py", line 1',
-                 "ValueError: token=hunter2"):
+    for line in (
+        "Traceback (most recent call last):",
+        '  File "main.py", line 1',
+        "ValueError: token=hunter2",
+    ):
         origin.printer.line("www", line)
     stranger = await refused(origin, "GET", "/page", 502, headers=HTML)
     text = await stranger.text()
@@ -524,7 +611,8 @@ async def test_a_crashed_micro_gets_its_error_page_at_once_and_logs_to_the_owner
 
 
 async def test_a_micro_that_listens_nowhere_is_answered_at_once_with_its_hint(
-        make_origin: MakeOrigin) -> None:
+    make_origin: MakeOrigin,
+) -> None:
     origin = await make_origin(request_wait=5)
     origin.runners["api"].set(State.NOT_LISTENING)
     started = time.monotonic()
@@ -592,26 +680,27 @@ async def dying_micro(then: Any) -> tuple[tuple[str, int], asyncio.Server]:
     return ("127.0.0.1", server.sockets[0].getsockname()[1]), server
 
 
-async def test_a_safe_request_is_sent_again_when_the_process_died_under_it(
-        origin: Origin) -> None:
+async def test_a_safe_request_is_sent_again_when_the_process_died_under_it(origin: Origin) -> None:
     runner = origin.runners["api"]
     address, server = await dying_micro(
-        lambda: runner.set(State.READY, origin.micro_addresses["api"]))
+        lambda: runner.set(State.READY, origin.micro_addresses["api"])
+    )
     async with server:
         runner.set(State.READY, address)
         received = await passed(origin, "GET", "/api/open")
     assert received["path"] == "/open"
 
 
-async def test_an_unsafe_request_is_not_sent_twice_and_its_owner_learns_why(
-        origin: Origin) -> None:
+async def test_an_unsafe_request_is_not_sent_twice_and_its_owner_learns_why(origin: Origin) -> None:
     runner = origin.runners["api"]
     address, server = await dying_micro(
-        lambda: runner.set(State.READY, origin.micro_addresses["api"]))
+        lambda: runner.set(State.READY, origin.micro_addresses["api"])
+    )
     async with server:
         runner.set(State.READY, address)
-        response = await refused(origin, "POST", "/api/x", 502, data=b"once",
-                                 headers=origin.cookie())
+        response = await refused(
+            origin, "POST", "/api/x", 502, data=b"once", headers=origin.cookie()
+        )
     body = await response.json()
     assert body["errors"][0] == "The micro api did not answer"
     assert len(body["errors"]) == 3  # the owner sees what the connection did
@@ -625,5 +714,7 @@ async def test_a_live_micro_that_drops_a_get_is_not_asked_twice(origin: Origin) 
         runner.set(State.READY, address)
         response = await refused(origin, "GET", "/api/open", 502)
     assert calls == [1]
-    assert (await response.json())["errors"] == ["The micro api did not answer",
-                                                 "The connection closed before a response."]
+    assert (await response.json())["errors"] == [
+        "The micro api did not answer",
+        "The connection closed before a response.",
+    ]

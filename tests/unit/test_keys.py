@@ -166,8 +166,9 @@ def test_utc_now_text() -> None:
         ("ci", "", "x" * 501, "too long"),
     ],
 )
-def test_new_key_fields_are_checked(name: str, description: str, client_type: str,
-                                    message: str) -> None:
+def test_new_key_fields_are_checked(
+    name: str, description: str, client_type: str, message: str
+) -> None:
     with pytest.raises(SpaceDevError, match=message):
         new_key("notes", name, description, client_type)
 

@@ -37,41 +37,52 @@ from tests.unit.gate_fixtures import FakeRunner, closed_address
 REFUSED, BROKEN = Failure.REFUSED, Failure.BROKEN
 
 
-@pytest.mark.parametrize(("failure", "time_left", "replayable", "resent", "died", "then"), [
-    # Refused: nothing reached the micro, so it goes again while there is time, whatever it is.
-    (REFUSED, True, False, False, False, Next.RETRY),
-    (REFUSED, True, True, True, False, Next.RETRY),  # also after a resend
-    (REFUSED, False, True, False, False, Next.GIVE_UP),
-    # Broken: a safe request goes once more to the next process when its own died of it...
-    (BROKEN, True, True, False, True, Next.RESEND),
-    (BROKEN, False, True, False, True, Next.RESEND),  # it waits for the move up to the deadline
-    # ...never one the micro may have acted on (a POST it read), never twice, never when a live
-    # micro closed the connection (that was its answer).
-    (BROKEN, True, False, False, True, Next.GIVE_UP),
-    (BROKEN, True, True, True, True, Next.GIVE_UP),
-    (BROKEN, True, True, False, False, Next.GIVE_UP),
-])
-def test_the_retry_policy(failure: Failure, time_left: bool, replayable: bool, resent: bool,
-                          died: bool, then: Next) -> None:
-    assert after_failure(failure, time_left=time_left, replayable=replayable, resent=resent,
-                         died=died) is then
+@pytest.mark.parametrize(
+    ("failure", "time_left", "replayable", "resent", "died", "then"),
+    [
+        # Refused: nothing reached the micro, so it goes again while there is time, whatever it is.
+        (REFUSED, True, False, False, False, Next.RETRY),
+        (REFUSED, True, True, True, False, Next.RETRY),  # also after a resend
+        (REFUSED, False, True, False, False, Next.GIVE_UP),
+        # Broken: a safe request goes once more to the next process when its own died of it...
+        (BROKEN, True, True, False, True, Next.RESEND),
+        (BROKEN, False, True, False, True, Next.RESEND),  # it waits for the move up to the deadline
+        # ...never one the micro may have acted on (a POST it read), never twice, never when a live
+        # micro closed the connection (that was its answer).
+        (BROKEN, True, False, False, True, Next.GIVE_UP),
+        (BROKEN, True, True, True, True, Next.GIVE_UP),
+        (BROKEN, True, True, False, False, Next.GIVE_UP),
+    ],
+)
+def test_the_retry_policy(
+    failure: Failure, time_left: bool, replayable: bool, resent: bool, died: bool, then: Next
+) -> None:
+    assert (
+        after_failure(failure, time_left=time_left, replayable=replayable, resent=resent, died=died)
+        is then
+    )
 
 
-@pytest.mark.parametrize(("address", "host", "url"), [
-    (("127.0.0.1", 8080), "127.0.0.1:8080", "http://127.0.0.1:8080/__space/v0/actions"),
-    (("::1", 8080), "[::1]:8080", "http://[::1]:8080/__space/v0/actions"),
-    (("fe80::1", 1), "[fe80::1]:1", "http://[fe80::1]:1/__space/v0/actions"),
-    (("localhost", 3000), "localhost:3000", "http://localhost:3000/__space/v0/actions"),
-])
-def test_an_address_in_a_url_and_a_host_header(address: tuple[str, int], host: str,
-                                               url: str) -> None:
+@pytest.mark.parametrize(
+    ("address", "host", "url"),
+    [
+        (("127.0.0.1", 8080), "127.0.0.1:8080", "http://127.0.0.1:8080/__space/v0/actions"),
+        (("::1", 8080), "[::1]:8080", "http://[::1]:8080/__space/v0/actions"),
+        (("fe80::1", 1), "[fe80::1]:1", "http://[fe80::1]:1/__space/v0/actions"),
+        (("localhost", 3000), "localhost:3000", "http://localhost:3000/__space/v0/actions"),
+    ],
+)
+def test_an_address_in_a_url_and_a_host_header(
+    address: tuple[str, int], host: str, url: str
+) -> None:
     assert authority(address) == host
     assert micro_url(address, "/__space/v0/actions") == url
     assert host_literal(address[0]) == host.rpartition(":")[0]
 
 
 async def test_an_action_reaches_a_micro_that_listens_on_ipv6_loopback(
-        aiohttp_server: Any, tmp_path: Path) -> None:
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
     seen: list[str] = []
 
     async def event(request: web.Request) -> web.Response:
@@ -85,9 +96,14 @@ async def test_an_action_reaches_a_micro_that_listens_on_ipv6_loopback(
     await proxy.start()
     try:
         runner = FakeRunner("api", ("::1", server.port))
-        firer = ActionFirer(lambda app, micro: runner, proxy, Store(tmp_path / "data"),
-                            Printer(io.StringIO(), colour=False, live=False),
-                            ready_wait=2.0, timeout=2.0)
+        firer = ActionFirer(
+            lambda app, micro: runner,
+            proxy,
+            Store(tmp_path / "data"),
+            Printer(io.StringIO(), colour=False, live=False),
+            ready_wait=2.0,
+            timeout=2.0,
+        )
         record = await firer.fire("app", Action(id="nightly", micro="api"), "schedule")
     finally:
         await proxy.close()
@@ -125,10 +141,15 @@ async def test_a_wait_for_the_micro_to_move_ends_at_the_swap() -> None:
 def real_runner(tmp_path: Path) -> MicroRunner:
     # Behind a shell that waits for it, as `npm start` is: the server outlives a killed shell.
     command = f"{sys.executable} -m http.server $PORT --bind 127.0.0.1 & wait"
-    timings = Timings(ready_timeout=20, backoff_start=5, backoff_max=5, healthy_after=60,
-                      stop_grace=1)
-    return MicroRunner("api", LaunchSpec(command, tmp_path, {}), Printer(
-        io.StringIO(), colour=False, live=False), timings)
+    timings = Timings(
+        ready_timeout=20, backoff_start=5, backoff_max=5, healthy_after=60, stop_grace=1
+    )
+    return MicroRunner(
+        "api",
+        LaunchSpec(command, tmp_path, {}),
+        Printer(io.StringIO(), colour=False, live=False),
+        timings,
+    )
 
 
 async def ready(runner: MicroRunner) -> tuple[str, int]:

@@ -94,10 +94,15 @@ def test_the_caller_lookup_reads_the_calling_process() -> None:
         server.listen()
         port = server.getsockname()[1]
         holder = subprocess.Popen(
-            [sys.executable, "-c",
-             f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
-             "print(s.getsockname()[1], flush=True); sys.stdin.read()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
+                "print(s.getsockname()[1], flush=True); sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, guard_module.PROOF_VARIABLE: PROOF},
         )
         try:
@@ -138,13 +143,19 @@ def test_addresses_as_the_kernel_writes_them(host: str, port: int, table: str, t
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
 def test_the_node_guard_writes_addresses_as_the_python_one() -> None:
-    script = ("const {tableAddress} = require(process.argv[1]);"
-              "const cases = JSON.parse(process.argv[2]);"
-              "console.log(JSON.stringify(cases.map(([h, p]) => tableAddress(h, p))));")
+    script = (
+        "const {tableAddress} = require(process.argv[1]);"
+        "const cases = JSON.parse(process.argv[2]);"
+        "console.log(JSON.stringify(cases.map(([h, p]) => tableAddress(h, p))));"
+    )
     cases = [[h, p] for h, p, _, _ in ADDRESSES] + [["not an address", 1]]
-    done = subprocess.run(["node", "-e", script, str(NODE_GUARD), json.dumps(cases)],
-                          capture_output=True, text=True, timeout=30,
-                          env={"PATH": os.environ.get("PATH", "")})
+    done = subprocess.run(
+        ["node", "-e", script, str(NODE_GUARD), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found[:-1] == [{"table": t, "text": x} for _, _, t, x in ADDRESSES]
@@ -173,9 +184,15 @@ def test_only_the_runtimes_proof_reaches_a_micro(given: str, expected: str | Non
     engine = engines.lookup("nodejs16")
     assert engine is not None
     shell = {"PATH": "/bin", environment.GATE_PROOF_VARIABLE: "from-the-shell"}
-    env = environment.micro_environment(micro, engine, hostname="localhost:4200",
-                                       project_key="k_s", presets={}, shell=shell,
-                                       gate_proof=given)
+    env = environment.micro_environment(
+        micro,
+        engine,
+        hostname="localhost:4200",
+        project_key="k_s",
+        presets={},
+        shell=shell,
+        gate_proof=given,
+    )
     assert env.get(environment.GATE_PROOF_VARIABLE) == expected
     assert str(NODE_GUARD) in env["NODE_OPTIONS"]
 
@@ -186,10 +203,15 @@ def test_only_the_runtimes_proof_reaches_a_micro(given: str, expected: str | Non
 def _app_connection(port: int) -> subprocess.Popen[str]:
     """A process of the app (the proof in its environment) holding a connection to `port`."""
     return subprocess.Popen(
-        [sys.executable, "-c",
-         f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
-         "print(s.getsockname()[1], flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import socket,sys; s=socket.create_connection(('127.0.0.1',{port})); "
+            "print(s.getsockname()[1], flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, guard_module.PROOF_VARIABLE: PROOF},
     )
 
@@ -257,8 +279,9 @@ def _node_answers(hide_proc: bool) -> tuple[int, int]:
     env.pop("HIDE_PROC", None)
     if hide_proc:
         env["HIDE_PROC"] = "1"
-    node = subprocess.Popen(["node", "-e", NODE_SERVER, str(NODE_GUARD)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    node = subprocess.Popen(
+        ["node", "-e", NODE_SERVER, str(NODE_GUARD)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert node.stdout is not None
         port = int(node.stdout.readline())

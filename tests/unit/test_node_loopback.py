@@ -37,8 +37,14 @@ const forms = [
 def test_listen_without_a_host_binds_loopback(tmp_path: Path) -> None:
     (tmp_path / "forms.js").write_text(FORMS)
     env = environment.node_options("")
-    done = subprocess.run(["node", "forms.js"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=30, env={"PATH": os.environ.get("PATH", ""), **env})
+    done = subprocess.run(
+        ["node", "forms.js"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["127.0.0.1"] * 4 + ["0.0.0.0"] * 2
 

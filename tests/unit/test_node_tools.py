@@ -58,8 +58,12 @@ def _package(*names: str) -> str:
 
 
 def _npm_lock(*names: str) -> str:
-    return json.dumps({"lockfileVersion": 3, "packages": {
-        "": {}, **{f"node_modules/{n}": {"version": "1.0.0"} for n in names}}})
+    return json.dumps(
+        {
+            "lockfileVersion": 3,
+            "packages": {"": {}, **{f"node_modules/{n}": {"version": "1.0.0"} for n in names}},
+        }
+    )
 
 
 def test_a_yarn_lock_without_yarn_runs_yarn_1_through_corepack(tmp_path: Path) -> None:
@@ -68,13 +72,20 @@ def test_a_yarn_lock_without_yarn_runs_yarn_1_through_corepack(tmp_path: Path) -
     assert install.tool == "yarn" and install.locked
     assert install.command(None)[:3] == ("corepack", node_tools.YARN_CLASSIC, "install")
     assert "--frozen-lockfile" in install.command(None)
-    assert install.notes == ("yarn is not installed: corepack runs yarn@1.22.22 (fetched from "
-                             "the registry once)",)
+    assert install.notes == (
+        "yarn is not installed: corepack runs yarn@1.22.22 (fetched from the registry once)",
+    )
 
 
 def test_without_corepack_the_npm_lockfile_beside_it_is_used(tmp_path: Path) -> None:
-    app = _app(tmp_path, {"package.json": _package("is-number"), "yarn.lock": YARN_LOCK,
-                          "package-lock.json": _npm_lock("is-number")})
+    app = _app(
+        tmp_path,
+        {
+            "package.json": _package("is-number"),
+            "yarn.lock": YARN_LOCK,
+            "package-lock.json": _npm_lock("is-number"),
+        },
+    )
     install = node_tools.choose(app, _machine(tmp_path, "node", "npm"))
     assert (install.tool, install.lockfile, install.locked) == ("npm", "package-lock.json", True)
     assert install.command("2024-10-17")[:2] == ("npm", "ci")
@@ -83,20 +94,32 @@ def test_without_corepack_the_npm_lockfile_beside_it_is_used(tmp_path: Path) -> 
     (app / "package-lock.json").unlink()
     alone = node_tools.choose(app, _machine(tmp_path, "node", "npm"))
     assert (alone.tool, alone.lockfile) == ("npm", None)
-    assert alone.command("2024-10-17") == ("npm", "install", "--no-audit", "--no-fund",
-                                           "--before=2024-10-18T00:00:00Z")
+    assert alone.command("2024-10-17") == (
+        "npm",
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--before=2024-10-18T00:00:00Z",
+    )
 
 
 def test_the_lockfile_that_covers_package_json_wins(tmp_path: Path) -> None:
     # yarn.lock lacks `express`; package-lock.json has everything: npm ci.
-    app = _app(tmp_path, {"package.json": _package("is-number", "express"),
-                          "yarn.lock": YARN_LOCK,
-                          "package-lock.json": _npm_lock("is-number", "express")})
+    app = _app(
+        tmp_path,
+        {
+            "package.json": _package("is-number", "express"),
+            "yarn.lock": YARN_LOCK,
+            "package-lock.json": _npm_lock("is-number", "express"),
+        },
+    )
     env = _machine(tmp_path, "node", "npm", "corepack")
     install = node_tools.choose(app, env)
     assert (install.tool, install.locked) == ("npm", True)
-    assert install.notes[0] == ("yarn.lock does not lock express as package.json asks; "
-                                "package-lock.json does: installing from it")
+    assert install.notes[0] == (
+        "yarn.lock does not lock express as package.json asks; "
+        "package-lock.json does: installing from it"
+    )
     # Both cover it: the yarn.lock is the app's (the positive control of the order).
     (app / "package.json").write_text(_package("is-number", "@scope/thing"))
     (app / "package-lock.json").write_text(_npm_lock("is-number", "@scope/thing"))
@@ -106,28 +129,39 @@ def test_the_lockfile_that_covers_package_json_wins(tmp_path: Path) -> None:
     loose = node_tools.choose(app, env)
     assert (loose.tool, loose.locked) == ("yarn", False)
     assert "--pure-lockfile" in loose.command(None)
-    assert any(note.startswith("yarn.lock does not lock left-pad as package.json asks: yarn "
-                               "resolves it") for note in loose.notes), loose.notes
+    assert any(
+        note.startswith("yarn.lock does not lock left-pad as package.json asks: yarn resolves it")
+        for note in loose.notes
+    ), loose.notes
 
 
 def test_a_lockfile_made_for_other_ranges_does_not_cover(tmp_path: Path) -> None:
     # yarn.lock has is-number@^7.0.0; package.json asks ^7.0.1 now (yarn 1 refuses it frozen).
-    app = _app(tmp_path, {"package.json": json.dumps({"dependencies": {"is-number": "^7.0.2"}}),
-                          "yarn.lock": YARN_LOCK})
+    app = _app(
+        tmp_path,
+        {
+            "package.json": json.dumps({"dependencies": {"is-number": "^7.0.2"}}),
+            "yarn.lock": YARN_LOCK,
+        },
+    )
     assert lockfiles.lacks(app / "yarn.lock", lockfiles.read_manifest(app)) == ["is-number"]
     (app / "package.json").write_text(json.dumps({"dependencies": {"is-number": "^7.0.1"}}))
     assert lockfiles.lacks(app / "yarn.lock", lockfiles.read_manifest(app)) == []
     npm = json.loads(_npm_lock("is-number"))
     npm["packages"][""] = {"dependencies": {"is-number": "^6.0.0"}}
     (app / "package-lock.json").write_text(json.dumps(npm))
-    assert lockfiles.lacks(app / "package-lock.json", lockfiles.read_manifest(app)) == [
-        "is-number"]
+    assert lockfiles.lacks(app / "package-lock.json", lockfiles.read_manifest(app)) == ["is-number"]
 
 
 def test_pnpm_by_its_lockfile_format(tmp_path: Path) -> None:
-    app = _app(tmp_path, {"package.json": _package("is-number"),
-                          "pnpm-lock.yaml": "lockfileVersion: '6.0'\n\ndependencies:\n"
-                                            "  is-number:\n    specifier: ^7.0.0\n"})
+    app = _app(
+        tmp_path,
+        {
+            "package.json": _package("is-number"),
+            "pnpm-lock.yaml": "lockfileVersion: '6.0'\n\ndependencies:\n"
+            "  is-number:\n    specifier: ^7.0.0\n",
+        },
+    )
     install = node_tools.choose(app, _machine(tmp_path, "node", "npm", "corepack"))
     assert install.program == ("corepack", node_tools.PNPM_BY_LOCKFILE["6"])
     assert install.locked and install.command(None)[2:] == ("install", "--frozen-lockfile")
@@ -142,19 +176,30 @@ def test_a_pin_is_taken_out_of_each_lockfile(tmp_path: Path) -> None:
     assert 'is-number "^6.0.0"' in yarn.read_text()  # is-odd's own entry is untouched
     assert not lockfiles.drop(yarn, "is-number")
     npm = tmp_path / "package-lock.json"
-    npm.write_text(json.dumps({"lockfileVersion": 3, "packages": {
-        "": {"dependencies": {"a": "1"}}, "node_modules/a": {"version": "1.0.0"},
-        "node_modules/b/node_modules/a": {"version": "0.1.0"},
-        "node_modules/b": {"version": "2.0.0"}}}))
+    npm.write_text(
+        json.dumps(
+            {
+                "lockfileVersion": 3,
+                "packages": {
+                    "": {"dependencies": {"a": "1"}},
+                    "node_modules/a": {"version": "1.0.0"},
+                    "node_modules/b/node_modules/a": {"version": "0.1.0"},
+                    "node_modules/b": {"version": "2.0.0"},
+                },
+            }
+        )
+    )
     assert lockfiles.drop(npm, "a")
     assert list(json.loads(npm.read_text())["packages"]) == ["", "node_modules/b"]
 
 
 def test_the_node_note_names_the_engine() -> None:
     assert node_tools.engine_note("nodejs16", "node", "20.20.2") == (
-        "runs on Node 20.20.2 (this machine's), although its engine says nodejs16")
+        "runs on Node 20.20.2 (this machine's), although its engine says nodejs16"
+    )
     assert node_tools.engine_note("nuxt", "frontend", "20.1.0") == (
-        "builds on Node 20.1.0 (this machine's), although Space built its engine nuxt on Node 16")
+        "builds on Node 20.1.0 (this machine's), although Space built its engine nuxt on Node 16"
+    )
     assert node_tools.engine_note("nodejs16", "node", "16.20.2") is None
     assert node_tools.engine_note("custom", "custom", "20.1.0") is None
     assert node_tools.node_version(os.environ.get("PATH"))  # this machine has a node

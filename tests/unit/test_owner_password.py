@@ -23,8 +23,16 @@ PASSWORD = "the owner's chosen password, 8+"
 
 # What the walk does not enter: code and the places every object reaches (modules, classes,
 # frames), where the test's own copy of the password lives.
-_NOT_ENTERED = (types.ModuleType, type, types.FunctionType, types.FrameType, types.CodeType,
-                types.CoroutineType, types.MethodType, types.BuiltinFunctionType)
+_NOT_ENTERED = (
+    types.ModuleType,
+    type,
+    types.FunctionType,
+    types.FrameType,
+    types.CodeType,
+    types.CoroutineType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+)
 
 
 def _holders(root: object, secret: str, limit: int = 200_000) -> list[str]:
@@ -51,16 +59,24 @@ async def test_the_password_is_let_go_once_the_owner_is_made(
 ) -> None:
     app = tmp_path / "app"
     (app / "public").mkdir(parents=True)
-    (app / "Spacefile").write_text(textwrap.dedent("""
+    (app / "Spacefile").write_text(
+        textwrap.dedent("""
         v: 0
         micros:
           - name: www
             src: .
             engine: static
             serve: public
-        """))
-    config = RuntimeConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data", reload=False,
-                           schedule=False, apps=(AppConfig(path=app, auth=DEFAULT_AUTH, port=0),))
+        """)
+    )
+    config = RuntimeConfig(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        reload=False,
+        schedule=False,
+        apps=(AppConfig(path=app, auth=DEFAULT_AUTH, port=0),),
+    )
     monkeypatch.setenv("SPACE_DEV_PASSWORD", PASSWORD)
     runtime = Runtime(config, Printer(io.StringIO(), colour=False))
     runtime.load()

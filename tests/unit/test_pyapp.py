@@ -230,8 +230,10 @@ def test_asgi_without_a_server_explains(launch: Any, blocked: Path) -> None:
     assert _run_to_exit(micro) == 1
     err = micro.err.read_text()
     # Not `pip install` into an environment space-dev makes again: the file it is made from.
-    assert "main:app is an ASGI app; it needs an ASGI server: add `uvicorn` to the micro's " \
-           "requirements.txt" in err
+    assert (
+        "main:app is an ASGI app; it needs an ASGI server: add `uvicorn` to the micro's "
+        "requirements.txt" in err
+    )
     assert "pip install" not in err
     assert "Traceback" not in err
 

@@ -20,12 +20,16 @@ from runtime.supervisor import reaper, watchdog
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
 # A leader that starts a member of its group, says its pid, and exits when stdin closes.
-LEADER = [sys.executable, "-c", (
-    "import subprocess, sys\n"
-    "m = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-    "print(m.pid, flush=True)\n"
-    "sys.stdin.read()\n"
-)]
+LEADER = [
+    sys.executable,
+    "-c",
+    (
+        "import subprocess, sys\n"
+        "m = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print(m.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    ),
+]
 
 
 def _alive(pid: int) -> bool:
@@ -60,8 +64,9 @@ def test_a_group_whose_leader_has_another_start_time_is_not_ours(group) -> None:
 
 
 def test_with_the_leader_gone_only_members_younger_than_the_record_are_ours() -> None:
-    leader = subprocess.Popen(LEADER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              start_new_session=True)
+    leader = subprocess.Popen(
+        LEADER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+    )
     assert leader.stdout and leader.stdin
     member = int(leader.stdout.readline())
     leader_start = system.start_time(leader.pid)
@@ -81,9 +86,14 @@ def test_with_the_leader_gone_only_members_younger_than_the_record_are_ours() ->
 
 def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
     stubborn = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time\n"
-         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint(flush=True)\ntime.sleep(600)"],
-        stdout=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint(flush=True)\ntime.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     assert stubborn.stdout
     stubborn.stdout.readline()  # the handler is in place
@@ -96,8 +106,11 @@ def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
 
 
 def _watchdog() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(reaper.WATCHDOG_SCRIPT), "0.5"],
-                            stdin=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(reaper.WATCHDOG_SCRIPT), "0.5"],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def test_the_watchdog_ends_the_groups_still_listed_at_eof(group) -> None:
@@ -112,8 +125,9 @@ def test_the_watchdog_ends_the_groups_still_listed_at_eof(group) -> None:
 def test_the_watchdog_leaves_removed_groups_alone(group) -> None:
     dog = _watchdog()
     assert dog.stdin
-    dog.stdin.write(f"+{group.pid} {system.start_time(group.pid)}\nnonsense\n"
-                    f"-{group.pid}\n".encode())
+    dog.stdin.write(
+        f"+{group.pid} {system.start_time(group.pid)}\nnonsense\n-{group.pid}\n".encode()
+    )
     dog.stdin.close()
     assert dog.wait(5) == 0
     assert group.poll() is None
@@ -135,9 +149,7 @@ def test_claim_refuses_a_data_dir_whose_runtime_still_runs(tmp_path: Path) -> No
         reaper.claim(data, 0.5, print)
 
 
-def test_claim_takes_over_from_a_dead_runtime_and_ends_its_groups(
-    tmp_path: Path, group
-) -> None:
+def test_claim_takes_over_from_a_dead_runtime_and_ends_its_groups(tmp_path: Path, group) -> None:
     data = DataFile(tmp_path)
     dead = {**reaper.this_process(), "start": 1}  # this pid, but not this process
     record = {"runtime": dead, "groups": [[group.pid, system.start_time(group.pid)]]}

@@ -24,68 +24,138 @@ BOB = Principal(kind="session", user="bob", groups=frozenset({"ops"}))
 LAPTOP = Principal(kind="api-key", owner=True, key_name="laptop", client_type="admin")
 READER = Principal(kind="api-key", owner=True, key_name="phone", client_type="reader")
 
-RULES = compile_rules([
-    RouteRule(micro="api", path="/admin/*", allow='clientType == "admin"'),
-    RouteRule(micro="api", path="/keys-only/*", api_key_required=True),
-    RouteRule(micro="api", path="/owner/*"),
-    RouteRule(micro="api", path="/ops/*", allow="groups.ops"),
-])
-API = MicroPolicy(micro="api", public_routes=PublicRoutes(["/health"]), api_keys=True,
-                  rules=RULES)
+RULES = compile_rules(
+    [
+        RouteRule(micro="api", path="/admin/*", allow='clientType == "admin"'),
+        RouteRule(micro="api", path="/keys-only/*", api_key_required=True),
+        RouteRule(micro="api", path="/owner/*"),
+        RouteRule(micro="api", path="/ops/*", allow="groups.ops"),
+    ]
+)
+API = MicroPolicy(micro="api", public_routes=PublicRoutes(["/health"]), api_keys=True, rules=RULES)
 NO_KEYS = MicroPolicy(micro="web")
 PUBLIC = MicroPolicy(micro="site", public=True)
 
 
-def words(policy: MicroPolicy, path: str, credential: Credential, status: int = 0,
-          method: str = "GET") -> str:
+def words(
+    policy: MicroPolicy, path: str, credential: Credential, status: int = 0, method: str = "GET"
+) -> str:
     verdict = judge(policy, path, method, credential)
     # `decide` is `judge` without the why: the two never disagree.
     assert verdict.decision is decide(policy, path, method, credential)
-    return verdict_words(verdict, status or (verdict.decision.status or 200), policy.micro, path,
-                         credential)
+    return verdict_words(
+        verdict, status or (verdict.decision.status or 200), policy.micro, path, credential
+    )
 
 
-@pytest.mark.parametrize(("policy", "path", "credential", "status", "expected"), [
-    (PUBLIC, "/x", None, 0, "allowed: site is public (public: true, or its login is switched off)"),
-    (API, "/health", None, 0, "allowed: a public route of api matches /health"),
-    (API, "/notes", None, 401, "401: no session and no key; no public route of api matches /notes"),
-    (API, "/notes", None, 303, "303 to the login page: no session and no key; no public route of "
-                               "api matches /notes"),
-    (API, "/notes", INVALID_KEY, 0, "401: the key sent is none of this app's keys that are "
-                                    "switched on (unknown, switched off, revoked, or another "
-                                    "app's)"),
-    (NO_KEYS, "/", LAPTOP, 0, "401: web does not take API keys (its Spacefile has no "
-                              "presets.api_keys)"),
-    (API, "/keys-only/x", OWNER, 0, "403: the rule on /keys-only/* requires an API key, and "
-                                    "owner dev sent none"),
-    (API, "/owner/x", BOB, 0, "403: the rule on /owner/* admits only the owner and the app's "
-                              "keys, not user bob"),
-    (API, "/admin/x", READER, 0, "403: the rule on /admin/* allows `clientType == \"admin\"`, "
-                                 "which is false for key phone (client type reader)"),
-    (API, "/notes", BOB, 0, "403: user bob is signed in, but no rule of api admits them at "
-                            "/notes"),
-    (API, "/admin/x", LAPTOP, 0, "allowed: key laptop (client type admin) by the rule on "
-                                 "/admin/*"),
-    (API, "/ops/x", BOB, 0, "allowed: user bob by the rule on /ops/*"),
-    (API, "/notes", OWNER, 0, "allowed: owner dev's session"),
-    (API, "/notes", LAPTOP, 0, "allowed: key laptop (client type admin), one of the app's keys, "
-                               "which api takes"),
-])
-def test_each_decision_in_words(policy: MicroPolicy, path: str, credential: Credential,
-                                status: int, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "path", "credential", "status", "expected"),
+    [
+        (
+            PUBLIC,
+            "/x",
+            None,
+            0,
+            "allowed: site is public (public: true, or its login is switched off)",
+        ),
+        (API, "/health", None, 0, "allowed: a public route of api matches /health"),
+        (
+            API,
+            "/notes",
+            None,
+            401,
+            "401: no session and no key; no public route of api matches /notes",
+        ),
+        (
+            API,
+            "/notes",
+            None,
+            303,
+            "303 to the login page: no session and no key; no public route of api matches /notes",
+        ),
+        (
+            API,
+            "/notes",
+            INVALID_KEY,
+            0,
+            "401: the key sent is none of this app's keys that are "
+            "switched on (unknown, switched off, revoked, or another "
+            "app's)",
+        ),
+        (
+            NO_KEYS,
+            "/",
+            LAPTOP,
+            0,
+            "401: web does not take API keys (its Spacefile has no presets.api_keys)",
+        ),
+        (
+            API,
+            "/keys-only/x",
+            OWNER,
+            0,
+            "403: the rule on /keys-only/* requires an API key, and owner dev sent none",
+        ),
+        (
+            API,
+            "/owner/x",
+            BOB,
+            0,
+            "403: the rule on /owner/* admits only the owner and the app's keys, not user bob",
+        ),
+        (
+            API,
+            "/admin/x",
+            READER,
+            0,
+            '403: the rule on /admin/* allows `clientType == "admin"`, '
+            "which is false for key phone (client type reader)",
+        ),
+        (
+            API,
+            "/notes",
+            BOB,
+            0,
+            "403: user bob is signed in, but no rule of api admits them at /notes",
+        ),
+        (
+            API,
+            "/admin/x",
+            LAPTOP,
+            0,
+            "allowed: key laptop (client type admin) by the rule on /admin/*",
+        ),
+        (API, "/ops/x", BOB, 0, "allowed: user bob by the rule on /ops/*"),
+        (API, "/notes", OWNER, 0, "allowed: owner dev's session"),
+        (
+            API,
+            "/notes",
+            LAPTOP,
+            0,
+            "allowed: key laptop (client type admin), one of the app's keys, which api takes",
+        ),
+    ],
+)
+def test_each_decision_in_words(
+    policy: MicroPolicy, path: str, credential: Credential, status: int, expected: str
+) -> None:
     assert words(policy, path, credential, status) == expected
 
 
 def test_every_kind_of_why_has_its_own_words() -> None:
     cases = {
-        Why.PUBLIC_MICRO: (PUBLIC, "/", None), Why.PUBLIC_ROUTE: (API, "/health", None),
-        Why.NO_CREDENTIAL: (API, "/", None), Why.WRONG_KEY: (API, "/", INVALID_KEY),
+        Why.PUBLIC_MICRO: (PUBLIC, "/", None),
+        Why.PUBLIC_ROUTE: (API, "/health", None),
+        Why.NO_CREDENTIAL: (API, "/", None),
+        Why.WRONG_KEY: (API, "/", INVALID_KEY),
         Why.KEYS_NOT_ACCEPTED: (NO_KEYS, "/", LAPTOP),
         Why.UNKNOWN_CREDENTIAL: (API, "/", object()),
         Why.KEY_REQUIRED: (API, "/keys-only/a", OWNER),
         Why.OWNER_AND_KEYS_ONLY: (API, "/owner/a", BOB),
-        Why.ALLOW_FALSE: (API, "/admin/a", READER), Why.NO_RULE_ADMITS: (API, "/", BOB),
-        Why.BY_RULE: (API, "/admin/a", LAPTOP), Why.OWNER: (API, "/", OWNER),
+        Why.ALLOW_FALSE: (API, "/admin/a", READER),
+        Why.NO_RULE_ADMITS: (API, "/", BOB),
+        Why.BY_RULE: (API, "/admin/a", LAPTOP),
+        Why.OWNER: (API, "/", OWNER),
         Why.APP_KEY: (API, "/", LAPTOP),
     }
     assert set(cases) == set(Why)
@@ -99,8 +169,12 @@ def test_every_kind_of_why_has_its_own_words() -> None:
 
 
 def test_the_rule_that_refused_is_named_even_when_another_admitted_first() -> None:
-    rules = compile_rules([RouteRule(micro="api", path="/a/*", allow="true"),
-                           RouteRule(micro="api", path="/a/b", api_key_required=True)])
+    rules = compile_rules(
+        [
+            RouteRule(micro="api", path="/a/*", allow="true"),
+            RouteRule(micro="api", path="/a/b", api_key_required=True),
+        ]
+    )
     policy = MicroPolicy(micro="api", rules=rules)
     verdict = judge(policy, "/a/b", "GET", OWNER)
     assert verdict.why is Why.KEY_REQUIRED and verdict.rule is rules[1]
@@ -122,8 +196,12 @@ def test_a_kept_path_has_the_query_names_never_the_values() -> None:
 
 def test_gate_refusals_in_words_and_a_bounded_log() -> None:
     log = RequestLog(3)
-    for status, why in ((403, GateWhy.CROSS_SITE_LOAD), (404, GateWhy.NO_MICRO),
-                        (400, GateWhy.BAD_PATH), (429, GateWhy.TOO_MANY_WRONG_KEYS)):
+    for status, why in (
+        (403, GateWhy.CROSS_SITE_LOAD),
+        (404, GateWhy.NO_MICRO),
+        (400, GateWhy.BAD_PATH),
+        (429, GateWhy.TOO_MANY_WRONG_KEYS),
+    ):
         record = RequestRecord("GET")
         record.status, record.why = status, why
         log.add(record)

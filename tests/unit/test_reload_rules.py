@@ -12,30 +12,67 @@ from runtime.supervisor.file_changes import is_written_by_micro
 from runtime.supervisor.listening import wildcard_listeners
 
 
-@pytest.mark.parametrize("name", [
-    "app.log", "server.log.1", "data.db", "data.db-journal", "app.sqlite", "app.sqlite3",
-    "app.sqlite3-wal", "db.sqlite-shm", "gunicorn.pid", ".main.py.swp", "main.py~", ".#main.py",
-    "4913", "upload.tmp", "vite.config.js.timestamp-1690000000000-4f2a.mjs",
-    "vite.config.ts.timestamp-12.mjs", ".DS_Store",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "app.log",
+        "server.log.1",
+        "data.db",
+        "data.db-journal",
+        "app.sqlite",
+        "app.sqlite3",
+        "app.sqlite3-wal",
+        "db.sqlite-shm",
+        "gunicorn.pid",
+        ".main.py.swp",
+        "main.py~",
+        ".#main.py",
+        "4913",
+        "upload.tmp",
+        "vite.config.js.timestamp-1690000000000-4f2a.mjs",
+        "vite.config.ts.timestamp-12.mjs",
+        ".DS_Store",
+    ],
+)
 def test_files_micros_write_are_not_code(name: str) -> None:
     assert is_written_by_micro(name)
 
 
-@pytest.mark.parametrize("name", [
-    "main.py", "index.js", "vite.config.js", "app.json", "style.css", "logo.svg", "db.py",
-    "login.html", "catalog.py",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "main.py",
+        "index.js",
+        "vite.config.js",
+        "app.json",
+        "style.css",
+        "logo.svg",
+        "db.py",
+        "login.html",
+        "catalog.py",
+    ],
+)
 def test_code_is_code(name: str) -> None:
     assert not is_written_by_micro(name)
 
 
-@pytest.mark.parametrize("name,manifest", [
-    ("requirements.txt", True), ("requirements-dev.txt", True), ("package.json", True),
-    ("package-lock.json", True), ("pnpm-lock.yaml", True), ("yarn.lock", True),
-    ("go.mod", True), ("pyproject.toml", True), (".env", True),
-    ("main.py", False), ("index.js", False), ("requirements.md", False),
-])
+@pytest.mark.parametrize(
+    "name,manifest",
+    [
+        ("requirements.txt", True),
+        ("requirements-dev.txt", True),
+        ("package.json", True),
+        ("package-lock.json", True),
+        ("pnpm-lock.yaml", True),
+        ("yarn.lock", True),
+        ("go.mod", True),
+        ("pyproject.toml", True),
+        (".env", True),
+        ("main.py", False),
+        ("index.js", False),
+        ("requirements.md", False),
+    ],
+)
 def test_dependency_manifests(name: str, manifest: bool) -> None:
     assert is_dependency_manifest(Path("app") / name) is manifest
 
@@ -93,13 +130,16 @@ TCP6 = """  sl  local_address                         remote_address            
 """
 
 
-@pytest.mark.parametrize("table,port,expected", [
-    (TCP, 8080, []),  # loopback only
-    (TCP, 8081, ["0.0.0.0:8081"]),
-    (TCP, 8082, []),  # an established connection, not a listener
-    (TCP6, 8083, ["[::]:8083"]),
-    (TCP6, 8084, []),  # ::1
-    (TCP, 9999, []),
-])
+@pytest.mark.parametrize(
+    "table,port,expected",
+    [
+        (TCP, 8080, []),  # loopback only
+        (TCP, 8081, ["0.0.0.0:8081"]),
+        (TCP, 8082, []),  # an established connection, not a listener
+        (TCP6, 8083, ["[::]:8083"]),
+        (TCP6, 8084, []),  # ::1
+        (TCP, 9999, []),
+    ],
+)
 def test_wildcard_listeners(table: str, port: int, expected: list[str]) -> None:
     assert wildcard_listeners(table, port) == expected

@@ -39,8 +39,14 @@ def _runtime(tmp_path: Path) -> Runtime:
     (app / "api" / "main.py").write_text("print('hi')\n")
     (app / "api" / "requirements.txt").write_text("six\n")
     (app / "Spacefile").write_text(SPACEFILE)
-    config = RuntimeConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data", reload=False,
-                           schedule=False, apps=(AppConfig(path=app, auth=DEFAULT_AUTH, port=0),))
+    config = RuntimeConfig(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        reload=False,
+        schedule=False,
+        apps=(AppConfig(path=app, auth=DEFAULT_AUTH, port=0),),
+    )
     runtime = Runtime(config, Printer(io.StringIO(), colour=False))
     runtime.load()
     return runtime
@@ -53,7 +59,8 @@ async def test_a_runtime_that_never_started_stops(tmp_path: Path) -> None:
 
 
 async def test_one_micros_spec_is_made_off_the_loop_and_alone(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = _runtime(tmp_path)
     await runtime.data_site.start()  # what micros are told of the data API
     host = runtime.apps[0]

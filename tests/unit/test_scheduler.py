@@ -117,13 +117,26 @@ def _brute_force(interval: str, after: datetime) -> datetime:
         dom, dow = when.day in cron.days, (when.weekday() + 1) % 7 in cron.weekdays
         restricted = fields[2][0] not in "*?" and fields[4][0] not in "*?"
         day_ok = (dom or dow) if restricted else (dom and dow)
-        if (when.minute in cron.minutes and when.hour in cron.hours
-                and when.month in cron.months and day_ok):
+        if (
+            when.minute in cron.minutes
+            and when.hour in cron.hours
+            and when.month in cron.months
+            and day_ok
+        ):
             return when
 
 
-@pytest.mark.parametrize("interval", ["*/7 3-5 * * *", "0 0 1,31 * 1", "20 4 */3 * *",
-                                      "0 22 * * 6-7", "45 */5 8-10 * ?", "0 0 28-31 2,4 *"])
+@pytest.mark.parametrize(
+    "interval",
+    [
+        "*/7 3-5 * * *",
+        "0 0 1,31 * 1",
+        "20 4 */3 * *",
+        "0 22 * * 6-7",
+        "45 */5 8-10 * ?",
+        "0 0 28-31 2,4 *",
+    ],
+)
 def test_agrees_with_the_minute_by_minute_search(interval: str) -> None:
     for start in ("2024-01-30 22:17", "2024-02-27 04:20", "2024-12-31 23:59:59"):
         assert next_run(interval, at(start)) == _brute_force(interval, at(start)), start
@@ -165,8 +178,9 @@ class Harness:
         self.fired: list[tuple[str, str, Trigger, datetime]] = []
         self.logs: list[str] = []
         self.hold: asyncio.Event | None = None
-        self.scheduler = Scheduler(actions, self.fire, self.logs.append, clock=self.clock,
-                                   sleep=self.clock.sleep)
+        self.scheduler = Scheduler(
+            actions, self.fire, self.logs.append, clock=self.clock, sleep=self.clock.sleep
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def fire(self, app: str, act: Action, trigger: Trigger) -> RunRecord:
@@ -203,15 +217,22 @@ async def test_a_rate_runs_every_n_minutes_counted_from_the_start() -> None:
 
 
 async def test_cron_runs_on_its_minutes_and_each_action_at_its_own_time() -> None:
-    h = Harness({"notes": [action("quarter", "*/15 * * * *"), action("hourly", "0 * * * *")],
-                 "blog": [action("ping", "3 minutes", micro="web")]})
+    h = Harness(
+        {
+            "notes": [action("quarter", "*/15 * * * *"), action("hourly", "0 * * * *")],
+            "blog": [action("ping", "3 minutes", micro="web")],
+        }
+    )
     h.start()
     await h.until(lambda: sum(f[1] == "hourly" for f in h.fired) >= 2)
     await h.stop()
-    times = {name: [f[3] for f in h.fired if f[1] == name] for name in ("quarter", "hourly",
-                                                                         "ping")}
-    assert times["quarter"][:4] == [at(t) for t in ("2024-03-08 10:15", "2024-03-08 10:30",
-                                                     "2024-03-08 10:45", "2024-03-08 11:00")]
+    times = {
+        name: [f[3] for f in h.fired if f[1] == name] for name in ("quarter", "hourly", "ping")
+    }
+    assert times["quarter"][:4] == [
+        at(t)
+        for t in ("2024-03-08 10:15", "2024-03-08 10:30", "2024-03-08 10:45", "2024-03-08 11:00")
+    ]
     assert times["hourly"][:2] == [at("2024-03-08 11:00"), at("2024-03-08 12:00")]
     assert times["ping"][0] == START + timedelta(minutes=3)
     assert all(f[0] == "blog" for f in h.fired if f[1] == "ping")

@@ -18,8 +18,15 @@ with (CORPUS / "MANIFEST.tsv").open(encoding="utf-8", newline="") as manifest:
 # Why a file was refused, as the manifest labels it. `yaml_error` counts too: the one file with it
 # does not parse as YAML at all, so Space could not have read it either.
 REASONS = {
-    "schema_invalid", "yaml_error", "unknown_keys", "bad_version", "missing_micros", "missing_v",
-    "app_name_too_long", "missing_serve", "invalid_engine",
+    "schema_invalid",
+    "yaml_error",
+    "unknown_keys",
+    "bad_version",
+    "missing_micros",
+    "missing_v",
+    "app_name_too_long",
+    "missing_serve",
+    "invalid_engine",
 }
 
 

@@ -26,7 +26,8 @@ def test_not_on_a_terminal_a_wait_is_a_line_at_its_start_and_one_at_its_end() ->
     printer.wait_end("ui", "ui: answered after 29.5 s")
     lines = out.getvalue().splitlines()
     assert [line for line in lines if "waiting for ui" in line] == [
-        "space-dev | waiting for ui on port 4000 (1 s)"]
+        "space-dev | waiting for ui on port 4000 (1 s)"
+    ]
     assert lines[-1] == "space-dev | ui: answered after 29.5 s"
 
 
@@ -52,8 +53,10 @@ def test_on_a_terminal_the_wait_line_is_rewritten_in_place(monkeypatch: pytest.M
     shown = text.split("\r\x1b[K")
     assert shown[-1] == "space-dev | api: answered after 2.6 s\n"
     assert "ui        | compiling...\n" in text or "ui | compiling...\n" in text
-    assert any(s.endswith("waiting for ui on port 4000 (2 s); waiting for api on port 4001 (1 s)")
-               for s in shown)
+    assert any(
+        s.endswith("waiting for ui on port 4000 (2 s); waiting for api on port 4001 (1 s)")
+        for s in shown
+    )
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
@@ -62,11 +65,17 @@ def test_the_ports_a_process_group_listens_on() -> None:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     child = subprocess.Popen(
-        [sys.executable, "-c",
-         "import socket, sys, time\n"
-         f"s = socket.socket(); s.bind(('127.0.0.1', {free})); s.listen()\n"
-         "print('listening', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys, time\n"
+            f"s = socket.socket(); s.bind(('127.0.0.1', {free})); s.listen()\n"
+            "print('listening', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "listening"
         assert group_loopback_ports(child.pid) == {free: ("127.0.0.1", free)}

@@ -27,8 +27,13 @@ def test_reads_what_zipfile_writes(tmp_path: Path) -> None:
         zf.writestr("ünïcode name.txt", b"u", compress_type=zipfile.ZIP_DEFLATED)
         with zf.open("forced64.txt", "w", force_zip64=True) as out:
             out.write(b"zip64 local header")
-    assert _contents(path) == {"stored.txt": b"plain", "deflated.bin": big, "empty": b"",
-                               "ünïcode name.txt": b"u", "forced64.txt": b"zip64 local header"}
+    assert _contents(path) == {
+        "stored.txt": b"plain",
+        "deflated.bin": big,
+        "empty": b"",
+        "ünïcode name.txt": b"u",
+        "forced64.txt": b"zip64 local header",
+    }
     with ZipReader(path) as reader:
         assert [e.name for e in reader.entries() if e.is_dir] == ["folder/"]
 
@@ -68,7 +73,7 @@ def test_a_cut_zip_is_said(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a.txt", b"x" * 10_000)
     raw = path.read_bytes()
-    path.write_bytes(raw[:40] + raw[raw.index(b"PK\x01\x02"):])  # the data cut out
+    path.write_bytes(raw[:40] + raw[raw.index(b"PK\x01\x02") :])  # the data cut out
     with pytest.raises(ZipProblem, match="cut.zip is damaged"):
         _contents(path)
     path.write_bytes(raw[:-30])  # a download that stopped early
@@ -85,17 +90,21 @@ def _patch_first_record(path: Path, offset: int, fmt: str, value: int) -> None:
 STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 
 
-@pytest.mark.parametrize("method,offset,fmt,value,said", [
-    (STORED, 10, "<H", 12, "method 12"),  # bzip2
-    (STORED, 8, "<H", 1, "encrypted"),
-    (DEFLATED, 24, "<I", 3, "unpacks to more"),  # its declared size, smaller than it is
-    (DEFLATED, 24, "<I", 30, "unpacks to 10 bytes, not the 30"),
-    (DEFLATED, 16, "<I", 1, "CRC-32"),
-    (STORED, 20, "<I", 5, "two sizes differ"),
-    (STORED, 42, "<I", 7, "no file header"),
-])
-def test_entries_that_cannot_be_read_name_themselves(tmp_path: Path, method: int, offset: int,
-                                                     fmt: str, value: int, said: str) -> None:
+@pytest.mark.parametrize(
+    "method,offset,fmt,value,said",
+    [
+        (STORED, 10, "<H", 12, "method 12"),  # bzip2
+        (STORED, 8, "<H", 1, "encrypted"),
+        (DEFLATED, 24, "<I", 3, "unpacks to more"),  # its declared size, smaller than it is
+        (DEFLATED, 24, "<I", 30, "unpacks to 10 bytes, not the 30"),
+        (DEFLATED, 16, "<I", 1, "CRC-32"),
+        (STORED, 20, "<I", 5, "two sizes differ"),
+        (STORED, 42, "<I", 7, "no file header"),
+    ],
+)
+def test_entries_that_cannot_be_read_name_themselves(
+    tmp_path: Path, method: int, offset: int, fmt: str, value: int, said: str
+) -> None:
     path = tmp_path / "odd.zip"
     with zipfile.ZipFile(path, "w", method) as zf:
         zf.writestr("odd.bin", b"0123456789")

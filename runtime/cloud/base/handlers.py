@@ -85,9 +85,7 @@ def _errors(status: int, *messages: str, headers: dict[str, str] | None = None) 
     return response
 
 
-async def handle_base(
-    request: web.Request, db: BaseDB, base: str, rest: str
-) -> web.Response:
+async def handle_base(request: web.Request, db: BaseDB, base: str, rest: str) -> web.Response:
     """Answer one Base API request; `rest` is the raw path after `/v1/{project_id}/{base}`."""
     try:
         return await _route(request, db, base, rest.split("?", 1)[0])

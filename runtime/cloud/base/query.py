@@ -177,7 +177,9 @@ def _parse_condition(field: str, value: Any) -> Condition:
     if op == "pfx" and kv != "string":
         raise BadQuery(f'"{field}" needs a string')
     if op == "r" and not (
-        kv == "list" and len(value) == 2 and kind(value[0]) == kind(value[1])
+        kv == "list"
+        and len(value) == 2
+        and kind(value[0]) == kind(value[1])
         and kind(value[0]) in ("number", "string")
     ):
         raise BadQuery(f'"{field}" needs a list of two numbers or two strings')

@@ -175,8 +175,7 @@ def _text_between(
     # SQLite stops a decoded string at a NUL and keeps a lone surrogate as bytes of its own:
     # such items are let through to Python.
     return Fragment(
-        f"({_TEXT} AND (instr(value, ?) > 0 OR instr(value, ?) > 0 "
-        f"OR ({' AND '.join(tests)})))",
+        f"({_TEXT} AND (instr(value, ?) > 0 OR instr(value, ?) > 0 OR ({' AND '.join(tests)})))",
         [path, _NUL, _SURROGATE, *params],
     )
 

@@ -166,8 +166,16 @@ def _check_key(key: Any) -> str:
 class _Page:
     """What one query page reads: the Base, where it starts, its order and its budget."""
 
-    def __init__(self, base: str, query: PreparedQuery, limit: int, last: str | None,
-                 sort: str, scan_bytes: int, now: float) -> None:
+    def __init__(
+        self,
+        base: str,
+        query: PreparedQuery,
+        limit: int,
+        last: str | None,
+        sort: str,
+        scan_bytes: int,
+        now: float,
+    ) -> None:
         self.base = base
         self.query = query
         self.limit = limit
@@ -219,8 +227,9 @@ class _FilteredScan:
     the page's budget, the matches stand; else the rows are walked to the one the budget runs
     out at, which ends the page, and only the matches up to it are kept."""
 
-    def __init__(self, db: sqlite3.Connection, page: _Page, found: Fragment,
-                 deadline: float) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, page: _Page, found: Fragment, deadline: float
+    ) -> None:
         self.db = db
         self.page = page
         self.found = found
@@ -247,7 +256,8 @@ class _FilteredScan:
         # In the usual case nothing has expired: one look at the expiry index spares every row
         # the test.
         soonest = self.db.execute(
-            "SELECT min(expires) FROM items WHERE expires IS NOT NULL").fetchone()[0]
+            "SELECT min(expires) FROM items WHERE expires IS NOT NULL"
+        ).fetchone()[0]
         self.page.all_live = soonest is None or soonest > self.page.now
 
     def _next_chunk(self) -> tuple[list[Item], str | None] | None:
@@ -269,8 +279,9 @@ class _FilteredScan:
         ).fetchone()
         return None if last_row is None else last_row[0]
 
-    def _matches(self, where: str, params: list[Any]
-                 ) -> tuple[list[tuple[str, Item]], tuple[str, int] | None]:
+    def _matches(
+        self, where: str, params: list[Any]
+    ) -> tuple[list[tuple[str, Item]], tuple[str, int] | None]:
         """The chunk's matches as (key, item) in the page's order, and the (key, size) of the
         match past the page's limit, if the chunk holds one."""
         match = self.page.query.matches
@@ -288,21 +299,28 @@ class _FilteredScan:
                 matched.append((key, item))
         return matched, None
 
-    def _filled(self, where: str, params: list[Any], matched: list[tuple[str, Item]],
-                full_at: tuple[str, int]) -> tuple[list[Item], str | None]:
+    def _filled(
+        self,
+        where: str,
+        params: list[Any],
+        matched: list[tuple[str, Item]],
+        full_at: tuple[str, int],
+    ) -> tuple[list[Item], str | None]:
         """The page is full if the budget lasts up to the match past its limit: that match is
         read, and it says a further match exists. Else the budget runs out before it."""
         upto, upto_params = self.page.where(self.after, full_at[0])
-        total, = self.db.execute(
-            f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}", upto_params,
+        (total,) = self.db.execute(
+            f"SELECT total(size) FROM items INDEXED BY items_sizes WHERE {upto}",
+            upto_params,
         ).fetchone()
         if self.scanned + total - full_at[1] < self.page.scan_bytes:
             self.items += [item for _, item in matched]
             return self.items, self.items[-1]["key"]
         return self._budget_end(where, params, matched)
 
-    def _taken_whole(self, where: str, params: list[Any], end: str | None,
-                     matched: list[tuple[str, Item]]) -> tuple[list[Item], str | None] | None:
+    def _taken_whole(
+        self, where: str, params: list[Any], end: str | None, matched: list[tuple[str, Item]]
+    ) -> tuple[list[Item], str | None] | None:
         """A chunk without a match past the limit: all its matches are kept if the budget lasts
         past it (the next row is read too); None when the page goes on to the next chunk."""
         total, count = self.db.execute(
@@ -326,8 +344,9 @@ class _FilteredScan:
         self.size = max(1, min(self.size * CHUNK_GROWTH, int(left * 0.9), CHUNK_ROWS))
         return None
 
-    def _budget_end(self, where: str, params: list[Any], matched: list[tuple[str, Item]]
-                    ) -> tuple[list[Item], str | None]:
+    def _budget_end(
+        self, where: str, params: list[Any], matched: list[tuple[str, Item]]
+    ) -> tuple[list[Item], str | None]:
         """The budget runs out in this chunk: the row it runs out at is the page's last."""
         scanned = self.scanned
         stop = None
@@ -344,14 +363,15 @@ class _FilteredScan:
         self.scanned = scanned
         # Keys compare in Python as in SQLite: code points order as UTF-8 bytes do.
         ascending = self.page.ascending
-        self.items += [item for key, item in matched
-                       if (key <= stop if ascending else key >= stop)]
+        self.items += [item for key, item in matched if (key <= stop if ascending else key >= stop)]
         return self.items, stop if self._more_after(stop) else None
 
     def _more_after(self, key: str) -> bool:
         where, params = self.page.where(key)
-        return self.db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone() \
+        return (
+            self.db.execute(f"SELECT 1 FROM items WHERE {where} LIMIT 1", params).fetchone()
             is not None
+        )
 
 
 class BaseDB:
@@ -432,8 +452,10 @@ class BaseDB:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {'FULL' if self._full_sync else 'NORMAL'}")
         with self._transaction():
-            tables = {row[0] for row in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             if "items" not in tables:
                 self._db.execute(_TABLE.format(name="items"))
             elif version < 2:  # schema 1: a rowid table with no sizes; copied over once
@@ -638,8 +660,9 @@ class BaseDB:
             )
 
     @staticmethod
-    def _updated(value: str, steps: list[tuple[str, tuple[str, ...], Any]]
-                 ) -> tuple[str, float | None, int]:
+    def _updated(
+        value: str, steps: list[tuple[str, tuple[str, ...], Any]]
+    ) -> tuple[str, float | None, int]:
         """The stored text, expiry and size of an item after `steps`."""
         item = apply_steps(json.loads(value), steps)
         text = _encode(item)
@@ -749,8 +772,8 @@ class BaseDB:
         """How many bytes a Base's live items take as stored JSON."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT sum(length(CAST(value AS BLOB))) FROM items WHERE base = ? AND "
-                f"{_VISIBLE}", (base, self._clock())
+                f"SELECT sum(length(CAST(value AS BLOB))) FROM items WHERE base = ? AND {_VISIBLE}",
+                (base, self._clock()),
             ).fetchone()
         return int(row[0] or 0)
 

@@ -52,8 +52,9 @@ def check_update(updates: Any) -> list[tuple[str, tuple[str, ...], Any]]:
         for name in dict.fromkeys(deletes):  # a path named twice in delete is still one delete
             steps.append(("delete", _path("delete", name), None))
     if not steps:
-        raise BaseError(400, "An update needs at least one of set, increment, append, prepend "
-                        "or delete")
+        raise BaseError(
+            400, "An update needs at least one of set, increment, append, prepend or delete"
+        )
     _check_conflicts(steps)
     return steps
 
@@ -76,8 +77,11 @@ def _check_conflicts(steps: list[tuple[str, tuple[str, ...], Any]]) -> None:
             ancestors.pop()
         for above, above_op in ancestors:
             if not (op == above_op == "delete"):
-                raise BaseError(400, f'Conflicting updates: "{".".join(above)}" in {above_op} '
-                                f'and "{".".join(path)}" in {op}')
+                raise BaseError(
+                    400,
+                    f'Conflicting updates: "{".".join(above)}" in {above_op} '
+                    f'and "{".".join(path)}" in {op}',
+                )
         ancestors.append((path, op))
 
 
@@ -125,6 +129,8 @@ def _parent(item: Item, path: tuple[str, ...], must_exist: bool) -> Item | None:
             if not must_exist:
                 return None
             upper = ".".join(path[: depth + 1])
-            raise BaseError(400, f'Cannot update "{".".join(path)}": "{upper}" does not exist '
-                            "or is not an object")
+            raise BaseError(
+                400,
+                f'Cannot update "{".".join(path)}": "{upper}" does not exist or is not an object',
+            )
     return node

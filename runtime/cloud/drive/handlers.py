@@ -36,8 +36,11 @@ _SEND_CHUNK = 512 * 1024
 # reading the bytes (`fetch`, the SDKs, an `<img>`) is unchanged for the app's own pages.
 # `Cross-Origin-Resource-Policy` keeps them from any other origin's page: every port of
 # 127.0.0.1 is one site, so the owner's cookie goes with a `<script src>` put there.
-INERT_CONTENT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
-                 "Cross-Origin-Resource-Policy": "same-origin"}
+INERT_CONTENT = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,12 @@ async def _download(call: _Call) -> web.StreamResponse:
         if if_range is not None and if_range.strip() not in (etag, last_modified):
             ranged = None  # the client's copy is of another version: send all of this one
         plan = plan_range(ranged, size)
-        headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified,
-                   **INERT_CONTENT}
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": etag,
+            "Last-Modified": last_modified,
+            **INERT_CONTENT,
+        }
         if plan.status == 416:
             refused = _error(416, f"range {ranged} is outside the file's {size} bytes")
             refused.headers.update(headers)
@@ -174,8 +181,9 @@ async def _download(call: _Call) -> web.StreamResponse:
                 except ConnectionError:
                     # The client went away mid-body (a closed tab, a player that seeks): an
                     # everyday event, not an error.
-                    log.debug("drive %s: client left after %d bytes of %s", call.drive, offset,
-                              name)
+                    log.debug(
+                        "drive %s: client left after %d bytes of %s", call.drive, offset, name
+                    )
                     return response
                 offset += len(chunk)
         await response.write_eof()

@@ -127,7 +127,8 @@ class DriveStore:
         """How many files a Drive holds, and their bytes together."""
         _check_drive(drive)
         row = self._db.execute(
-            "SELECT count(*), sum(size) FROM files WHERE drive = ?", (drive,)).fetchone()
+            "SELECT count(*), sum(size) FROM files WHERE drive = ?", (drive,)
+        ).fetchone()
         return int(row[0]), int(row[1] or 0)
 
     def list(

@@ -61,8 +61,9 @@ class Guard:
         self._noted_at = -_NOTE_EVERY_S
         self._callers: dict[tuple[Address, Address], float] = {}
 
-    def verdict(self, path: str, header: Header, peer: Address | None,
-                local: Address | None) -> str:
+    def verdict(
+        self, path: str, header: Header, peer: Address | None, local: Address | None
+    ) -> str:
         """PASS, PROBE (answer the runtime's readiness probe), or why the request is refused."""
         first = self.first_look(path, header)
         return first if first is not None else self.by_caller(header, peer, local)
@@ -210,5 +211,6 @@ def install() -> None:
         return
     import _space_dev_guard_servers
 
-    _space_dev_guard_servers.install(Guard(proof, os.environ.get("DETA_SPACE_APP_HOSTNAME",
-                                                                 "localhost")))
+    _space_dev_guard_servers.install(
+        Guard(proof, os.environ.get("DETA_SPACE_APP_HOSTNAME", "localhost"))
+    )

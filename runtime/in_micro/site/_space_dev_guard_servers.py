@@ -43,8 +43,9 @@ def _address(value: Any) -> Address | None:
     return None
 
 
-async def _verdict_async(guard: Guard, path: str, header: Any, peer: Address | None,
-                         local: Address | None) -> str:
+async def _verdict_async(
+    guard: Guard, path: str, header: Any, peer: Address | None, local: Address | None
+) -> str:
     """`Guard.verdict` for an event loop: a /proc lookup runs in a thread, not on the loop."""
     first = guard.first_look(path, header)
     if first is not None:
@@ -67,12 +68,12 @@ def asgi_guard(guard: Guard, app: Any) -> Any:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         local = _address(scope.get("server"))
         path = scope.get("path", "")
-        verdict = await _verdict_async(guard, path, headers.get,
-                                       _address(scope.get("client")), local)
+        verdict = await _verdict_async(
+            guard, path, headers.get, _address(scope.get("client")), local
+        )
         if verdict == PASS:
             if PROOF_HEADER in headers:
-                scope = {**scope, "headers": [(n, v) for n, v in raw
-                                              if n.lower() != _PROOF_BYTES]}
+                scope = {**scope, "headers": [(n, v) for n, v in raw if n.lower() != _PROOF_BYTES]}
             return await app(scope, receive, send, *extra)
         if verdict != PROBE:
             guard.note(scope.get("method", "WEBSOCKET"), path, local, verdict)
@@ -81,10 +82,17 @@ def asgi_guard(guard: Guard, app: Any) -> Any:
             await send({"type": "websocket.close", "code": 1008})
             return None
         status, body, extra_headers = _answer(guard, verdict)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()),
-                                *((k.lower().encode(), v.encode()) for k, v in extra_headers)]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    *((k.lower().encode(), v.encode()) for k, v in extra_headers),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return None
 
@@ -142,8 +150,14 @@ def wsgi_guard(guard: Guard, app: Any) -> Any:
             guard.note(environ.get("REQUEST_METHOD", ""), path, _address(local), verdict)
         status, body, extra = _answer(guard, verdict)
         reason = "No Content" if status == 204 else "Forbidden"
-        start_response(f"{status} {reason}", [("Content-Type", "text/plain; charset=utf-8"),
-                                             ("Content-Length", str(len(body))), *extra])
+        start_response(
+            f"{status} {reason}",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                *extra,
+            ],
+        )
         return [body]
 
     setattr(guarded, _WRAPPED, app)
@@ -190,8 +204,9 @@ def _patch_waitress(guard: Guard, module: ModuleType) -> None:
         if create_server is None or getattr(create_server, _WRAPPED, None):
             continue
 
-        def checked_create_server(application: Any, *args: Any,
-                                  _create: Any = create_server, **kwargs: Any) -> Any:
+        def checked_create_server(
+            application: Any, *args: Any, _create: Any = create_server, **kwargs: Any
+        ) -> Any:
             return _create(wsgi_guard(guard, application), *args, **kwargs)
 
         setattr(checked_create_server, _WRAPPED, create_server)
@@ -272,8 +287,12 @@ def _add_aiohttp_middleware(guard: Guard, web: ModuleType, app: Any) -> None:
         if verdict != PROBE:
             guard.note(request.method, request.path, local, verdict)
         status, body, extra = _answer(guard, verdict)
-        return web.Response(status=status, body=body or None, headers=dict(extra),
-                            content_type="text/plain" if body else None)
+        return web.Response(
+            status=status,
+            body=body or None,
+            headers=dict(extra),
+            content_type="text/plain" if body else None,
+        )
 
     setattr(checked, _WRAPPED, True)
     app.middlewares.insert(0, checked)
@@ -329,8 +348,11 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
             try:
                 patch(guard, module)
             except Exception as exc:  # a version we do not know: the runtime says unguarded
-                print(f"space-dev: cannot guard {name} ({type(exc).__name__}: {exc}); the "
-                      "micro's port can be reached without the gate", file=sys.stderr)
+                print(
+                    f"space-dev: cannot guard {name} ({type(exc).__name__}: {exc}); the "
+                    "micro's port can be reached without the gate",
+                    file=sys.stderr,
+                )
 
         loader.exec_module = exec_and_patch  # type: ignore[method-assign]
         return spec

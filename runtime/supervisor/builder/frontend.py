@@ -68,37 +68,56 @@ def plan(micro: Micro, engine: Engine, data_dir: Path, app: str) -> FrontendRun:
         outputs = (first,) if micro.serve else (first, *build.also)
         note = None
         if micro.run:
-            note = (f"the {engine.name} engine serves its build as files, as on Space; its "
-                    f"`run` command is not used (a `dev` line runs a dev server instead)")
-        return FrontendRun(commands, tuple(src / o for o in outputs),
-                           Publish(src, tuple(src / o for o in outputs), folder,
-                                   carry_over=True), None, note)
+            note = (
+                f"the {engine.name} engine serves its build as files, as on Space; its "
+                f"`run` command is not used (a `dev` line runs a dev server instead)"
+            )
+        return FrontendRun(
+            commands,
+            tuple(src / o for o in outputs),
+            Publish(src, tuple(src / o for o in outputs), folder, carry_over=True),
+            None,
+            note,
+        )
     writes = (src / build.output.split("/")[0],)
     if micro.run:
         return FrontendRun(commands, writes, None, micro.run)
     if engine.name == "svelte-kit" and not _uses(src, "svelte.config", "@sveltejs/adapter-node"):
         return FrontendRun(
-            commands, (*writes, src / ".svelte-kit"), None,
+            commands,
+            (*writes, src / ".svelte-kit"),
+            None,
             "npx vite preview --port $PORT --strictPort --host 127.0.0.1",
             "svelte.config.js does not use @sveltejs/adapter-node, whose server Space ran: "
             "serving the build with `vite preview` instead (to run as on Space: npm i -D "
             "@sveltejs/adapter-node, and `import adapter from '@sveltejs/adapter-node'` in "
-            "svelte.config.js)")
+            "svelte.config.js)",
+        )
     if engine.name == "next" and not _uses(src, "next.config", "standalone"):
         return FrontendRun(
-            commands, writes, None, "npx next start --port $PORT --hostname 127.0.0.1",
+            commands,
+            writes,
+            None,
+            "npx next start --port $PORT --hostname 127.0.0.1",
             "next.config.js does not set `output: 'standalone'`, whose server Space ran: "
             "serving the build with `next start` instead (to run as on Space: add "
-            "`output: 'standalone'` to next.config.js)")
+            "`output: 'standalone'` to next.config.js)",
+        )
     if engine.name == "nuxt" and _nuxt_2(src):
         return FrontendRun(
-            commands, (*writes, src / ".nuxt"), None, "npx nuxt start --port $PORT",
+            commands,
+            (*writes, src / ".nuxt"),
+            None,
+            "npx nuxt start --port $PORT",
             "Nuxt 2 builds no .output server, which Space's nuxt engine ran (Nuxt 3): serving "
-            "the build with `nuxt start` instead")
-    extras = ((".next/static", ".next/static"), ("public", "public")) if engine.name == "next" \
-        else ()
-    publish = Publish(src, (src / build.output,), folder, extras,
-                      link_packages=engine.name == "svelte-kit")
+            "the build with `nuxt start` instead",
+        )
+    extras = (
+        ((".next/static", ".next/static"), ("public", "public")) if engine.name == "next" else ()
+    )
+    publish = Publish(
+        src, (src / build.output,), folder, extras, link_packages=engine.name == "svelte-kit"
+    )
     server = shlex.quote(str(publish.current / build.start))
     return FrontendRun(commands, writes, publish, _SERVER_PREFIX.get(engine.name, "") + server)
 
@@ -110,8 +129,8 @@ _SERVER_PREFIX = {
     # (which no client can set), unless the app says otherwise: a form posted through an
     # https tunnel passes SvelteKit's origin check.
     "svelte-kit": "PROTOCOL_HEADER=${PROTOCOL_HEADER:-x-forwarded-proto} "
-                  "HOST_HEADER=${HOST_HEADER:-x-forwarded-host} "
-                  "ADDRESS_HEADER=${ADDRESS_HEADER:-x-forwarded-for} node ",
+    "HOST_HEADER=${HOST_HEADER:-x-forwarded-host} "
+    "ADDRESS_HEADER=${ADDRESS_HEADER:-x-forwarded-for} node ",
     "nuxt": "node ",
 }
 
@@ -142,13 +161,17 @@ def publish(plan: Publish) -> tuple[str | None, str | None]:
     found = next((o for o in plan.outputs if o.is_dir()), None)
     if found is None:
         wanted = os.path.relpath(plan.outputs[0], plan.src)
-        return (f"the build wrote no {wanted}/ folder, which is what runs; check the build's "
-                "output folder (a static engine's `serve` names it)"), None
+        return (
+            f"the build wrote no {wanted}/ folder, which is what runs; check the build's "
+            "output folder (a static engine's `serve` names it)"
+        ), None
     note = None
     if found != plan.outputs[0]:
-        note = (f"the build wrote {os.path.relpath(found, plan.src)}/, not "
-                f"{os.path.relpath(plan.outputs[0], plan.src)}/: serving that (`serve: "
-                f"{os.path.relpath(found, plan.src)}` in the Spacefile says so)")
+        note = (
+            f"the build wrote {os.path.relpath(found, plan.src)}/, not "
+            f"{os.path.relpath(plan.outputs[0], plan.src)}/: serving that (`serve: "
+            f"{os.path.relpath(found, plan.src)}` in the Spacefile says so)"
+        )
     plan.folder.mkdir(parents=True, exist_ok=True)
     previous = max(_numbered(plan.folder), default=0)
     number = previous + 1
@@ -157,15 +180,19 @@ def publish(plan: Publish) -> tuple[str | None, str | None]:
     shutil.copytree(found, staging, symlinks=True)
     for inside_src, inside_build in plan.extras:
         if (plan.src / inside_src).is_dir():
-            shutil.copytree(plan.src / inside_src, staging / inside_build, symlinks=True,
-                            dirs_exist_ok=True)
+            shutil.copytree(
+                plan.src / inside_src, staging / inside_build, symlinks=True, dirs_exist_ok=True
+            )
     if plan.link_packages:
         if not (staging / "node_modules").exists() and (plan.src / "node_modules").is_dir():
             (staging / "node_modules").symlink_to(plan.src / "node_modules")
         if not (staging / "package.json").exists() and (plan.src / "package.json").is_file():
             shutil.copy2(plan.src / "package.json", staging / "package.json")
-    built = [os.path.relpath(os.path.join(root, name), staging)
-             for root, _, names in os.walk(staging) for name in names]
+    built = [
+        os.path.relpath(os.path.join(root, name), staging)
+        for root, _, names in os.walk(staging)
+        for name in names
+    ]
     (plan.folder / f"{number}.files").write_text(json.dumps(built))
     if plan.carry_over and previous:
         _carry_over(plan.folder / str(previous), plan.folder / f"{previous}.files", staging)

@@ -41,11 +41,29 @@ class Installer:
             # Compiled at install, as pip does: uv leaves it out by default, and a micro that
             # may not write bytecode (PYTHONDONTWRITEBYTECODE) would compile on every start.
             before = ["--exclude-newer", end_of(as_of)] if as_of and self.dates else []
-            return [*self.program, "pip", "install", "--compile-bytecode", *before,
-                    "--python", python, "-r", str(requirements)]
+            return [
+                *self.program,
+                "pip",
+                "install",
+                "--compile-bytecode",
+                *before,
+                "--python",
+                python,
+                "-r",
+                str(requirements),
+            ]
         before = [f"--uploaded-prior-to={end_of(as_of)}"] if as_of and self.dates else []
-        return [*self.program, "--python", python, "install", "--no-input",
-                "--disable-pip-version-check", *before, "-r", str(requirements)]
+        return [
+            *self.program,
+            "--python",
+            python,
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+            *before,
+            "-r",
+            str(requirements),
+        ]
 
 
 def end_of(day: str) -> str:

@@ -79,9 +79,12 @@ def lacks(lock: Path, manifest: dict) -> list[str] | None:
     if names is None:
         return None
     recorded = _recorded_ranges(lock)
-    return [name for name, wanted in declared_ranges(manifest).items()
-            if name not in names
-            or (recorded is not None and wanted not in recorded.get(name, {wanted}))]
+    return [
+        name
+        for name, wanted in declared_ranges(manifest).items()
+        if name not in names
+        or (recorded is not None and wanted not in recorded.get(name, {wanted}))
+    ]
 
 
 def _recorded_ranges(lock: Path) -> dict[str, set[str]] | None:
@@ -169,8 +172,11 @@ def _npm_names(text: str) -> set[str] | None:
     names: set[str] = set()
     packages = lock.get("packages")
     if isinstance(packages, dict):  # lockfile v2 and v3
-        names.update(path.rsplit("node_modules/", 1)[1] for path in packages
-                     if path.startswith("node_modules/") and "/node_modules/" not in path)
+        names.update(
+            path.rsplit("node_modules/", 1)[1]
+            for path in packages
+            if path.startswith("node_modules/") and "/node_modules/" not in path
+        )
     dependencies = lock.get("dependencies")
     if isinstance(dependencies, dict):  # v1
         names.update(dependencies)
@@ -185,8 +191,11 @@ def _npm_drop(text: str, name: str) -> str | None:
     found = False
     packages = lock.get("packages") if isinstance(lock, dict) else None
     if isinstance(packages, dict):
-        for path in [p for p in packages
-                     if p == f"node_modules/{name}" or p.endswith(f"/node_modules/{name}")]:
+        for path in [
+            p
+            for p in packages
+            if p == f"node_modules/{name}" or p.endswith(f"/node_modules/{name}")
+        ]:
             del packages[path]
             found = True
 
@@ -218,7 +227,7 @@ def _yarn_specs(line: str) -> list[tuple[str, str]]:
         spec = spec.strip().strip('"')
         at = spec.find("@", 1)
         if at > 0:
-            specs.append((spec[:at], spec[at + 1:]))
+            specs.append((spec[:at], spec[at + 1 :]))
     return specs
 
 

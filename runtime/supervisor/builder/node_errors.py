@@ -15,53 +15,103 @@ _SPEC = r"(?P<name>@?[^@\s\"']+)@(?P<range>[^\s\"']+?)"
 # Each pattern: its kind, and the cause it says (with the match's named groups filled in).
 _CAUSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     # npm: `No matching version found for is-number@99.0.0.`; pnpm the same without the dot.
-    ("missing_version", re.compile(
-        rf"No matching version found for {_SPEC}(?: with a date before (?P<before>.+?))?\.?$"),
-     "the registry has no version of {name} matching {range}"),
+    (
+        "missing_version",
+        re.compile(
+            rf"No matching version found for {_SPEC}(?: with a date before (?P<before>.+?))?\.?$"
+        ),
+        "the registry has no version of {name} matching {range}",
+    ),
     # npm's ENOVERSIONS: every release left out (by `--before`, or none at all).
-    ("missing_version", re.compile(r"No versions available for (?P<name>@?[^\s@]+)"),
-     "the registry has no release of {name} to install"),
+    (
+        "missing_version",
+        re.compile(r"No versions available for (?P<name>@?[^\s@]+)"),
+        "the registry has no release of {name} to install",
+    ),
     # yarn: `Couldn't find any versions for "is-number" that matches "99.0.0"`
-    ("missing_version", re.compile(
-        r"Couldn't find any versions for \"(?P<name>[^\"]+)\" that matches \"(?P<range>[^\"]+)\""),
-     "the registry has no version of {name} matching {range}"),
+    (
+        "missing_version",
+        re.compile(
+            r"Couldn't find any versions for \"(?P<name>[^\"]+)\" "
+            r"that matches \"(?P<range>[^\"]+)\""
+        ),
+        "the registry has no version of {name} matching {range}",
+    ),
     # npm: `404 Not Found - GET https://registry.npmjs.org/x - Not found` (also for a tarball
     # the registry took down: `.../x/-/x-1.0.0.tgz`); pnpm: `ERR_PNPM_FETCH_404  GET ...`.
-    ("missing_version", re.compile(
-        r"(?:404 Not Found - GET|ERR_PNPM_FETCH_404\s+GET) \S+/(?P<name>(?:@[^/\s]+/)?[^/\s:]+)"
-        r"/-/[^/\s]+?-(?P<range>\d[^/\s]*?)\.tgz"),
-     "the registry no longer serves {name}@{range}"),
+    (
+        "missing_version",
+        re.compile(
+            r"(?:404 Not Found - GET|ERR_PNPM_FETCH_404\s+GET) \S+/(?P<name>(?:@[^/\s]+/)?[^/\s:]+)"
+            r"/-/[^/\s]+?-(?P<range>\d[^/\s]*?)\.tgz"
+        ),
+        "the registry no longer serves {name}@{range}",
+    ),
     # yarn: `error Error: https://registry.yarnpkg.com/x/-/x-7.0.99.tgz: Request failed "404`
-    ("missing_version", re.compile(
-        r"https?://\S+?/(?P<name>(?:@[^/\s]+/)?[^/\s:]+)/-/[^/\s]+?-(?P<range>\d[^/\s]*?)\.tgz: "
-        r"Request failed \"404"),
-     "the registry no longer serves {name}@{range}"),
-    ("missing_package", re.compile(
-        r"(?:404 Not Found - GET|ERR_PNPM_FETCH_404\s+GET) \S+?/(?P<name>(?:@[^/\s]+(?:/|%2[fF]))?"
-        r"[^/\s:]+?)(?::| - |$)"),
-     "no package named {name} on the registry"),
+    (
+        "missing_version",
+        re.compile(
+            r"https?://\S+?/(?P<name>(?:@[^/\s]+/)?[^/\s:]+)/-/"
+            r"[^/\s]+?-(?P<range>\d[^/\s]*?)\.tgz: "
+            r"Request failed \"404"
+        ),
+        "the registry no longer serves {name}@{range}",
+    ),
+    (
+        "missing_package",
+        re.compile(
+            r"(?:404 Not Found - GET|ERR_PNPM_FETCH_404\s+GET) \S+?/"
+            r"(?P<name>(?:@[^/\s]+(?:/|%2[fF]))?"
+            r"[^/\s:]+?)(?::| - |$)"
+        ),
+        "no package named {name} on the registry",
+    ),
     # yarn: `Couldn't find package "x" on the "npm" registry.`
-    ("missing_package", re.compile(r"Couldn't find package \"(?P<name>[^\"]+)\""),
-     "no package named {name} on the registry"),
+    (
+        "missing_package",
+        re.compile(r"Couldn't find package \"(?P<name>[^\"]+)\""),
+        "no package named {name} on the registry",
+    ),
     # yarn: `The engine "node" is incompatible with this module. Expected version "^16.10.0".
     # Got "20.20.2"`, after the package's name.
-    ("engine", re.compile(
-        r"(?:error )?(?P<who>\S+): The engine \"node\" is incompatible with this module\. "
-        r"Expected version \"(?P<wanted>[^\"]+)\"\. Got \"(?P<got>[^\"]+)\""),
-     "{who} needs Node {wanted}, this machine has {got}"),
-    ("frozen", re.compile(r"Your lockfile needs to be updated, but yarn was run with"),
-     "yarn.lock is out of date with package.json"),
-    ("frozen", re.compile(r"ERR_PNPM_OUTDATED_LOCKFILE"),
-     "pnpm-lock.yaml is out of date with package.json"),
-    ("frozen", re.compile(r"`npm ci` can only install packages when your package\.json and"),
-     "package-lock.json is out of date with package.json"),
-    ("network", re.compile(r"(?P<code>ENOTFOUND|ECONNREFUSED|ETIMEDOUT|ECONNRESET|EAI_AGAIN)"
-                           r".*?(?P<host>registry[\w.-]*|[\w-]+\.[\w.-]+)"),
-     "cannot reach the registry ({code} {host})"),
+    (
+        "engine",
+        re.compile(
+            r"(?:error )?(?P<who>\S+): The engine \"node\" is incompatible with this module\. "
+            r"Expected version \"(?P<wanted>[^\"]+)\"\. Got \"(?P<got>[^\"]+)\""
+        ),
+        "{who} needs Node {wanted}, this machine has {got}",
+    ),
+    (
+        "frozen",
+        re.compile(r"Your lockfile needs to be updated, but yarn was run with"),
+        "yarn.lock is out of date with package.json",
+    ),
+    (
+        "frozen",
+        re.compile(r"ERR_PNPM_OUTDATED_LOCKFILE"),
+        "pnpm-lock.yaml is out of date with package.json",
+    ),
+    (
+        "frozen",
+        re.compile(r"`npm ci` can only install packages when your package\.json and"),
+        "package-lock.json is out of date with package.json",
+    ),
+    (
+        "network",
+        re.compile(
+            r"(?P<code>ENOTFOUND|ECONNREFUSED|ETIMEDOUT|ECONNRESET|EAI_AGAIN)"
+            r".*?(?P<host>registry[\w.-]*|[\w-]+\.[\w.-]+)"
+        ),
+        "cannot reach the registry ({code} {host})",
+    ),
     ("json", re.compile(r"Invalid package\.json|EJSONPARSE"), "package.json is not valid JSON"),
     # corepack fetching the tool: `Error when performing the request to <url>; for ...`
-    ("fetch", re.compile(r"Error when performing the request to (?P<url>\S+?);"),
-     "corepack cannot download {url}"),
+    (
+        "fetch",
+        re.compile(r"Error when performing the request to (?P<url>\S+?);"),
+        "corepack cannot download {url}",
+    ),
 )
 # A Node.js program's uncaught error, its causes nested under it (`[cause]: Error: why`).
 _NODE_ERROR = re.compile(r"^\s*(?:\[cause\]: )?(?:\w*Error): (?P<text>.+)$")
@@ -80,8 +130,10 @@ _NPM_SCRIPT_PATH = re.compile(r"^npm (?:error|ERR!) path (?P<path>\S+)$")
 _NPM_CI_MISSING = re.compile(r"^npm (?:error|ERR!) (?P<what>(?:Missing|Invalid): .+)$")
 # What counts as a tool's error line, for the last resort.
 _ERROR_LINE = re.compile(r"^(?:npm (?:error|ERR!)|error |\s*ERR_PNPM_|ERROR)\s*(?P<text>.*)$")
-_NOISE = re.compile(r"A complete log of this run|Visit https://yarnpkg\.com|^\s*$|^code \w+$|"
-                    r"^Found incompatible module\.?$")
+_NOISE = re.compile(
+    r"A complete log of this run|Visit https://yarnpkg\.com|^\s*$|^code \w+$|"
+    r"^Found incompatible module\.?$"
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +164,10 @@ def manifest_problem(folder: Path) -> str | None:
         reason = err.msg.lower()
         if err.msg.startswith("Expecting property name") or err.msg.startswith("Expecting value"):
             reason += " (a comma before a closing bracket?)"
-        return (f"package.json is not valid JSON at line {err.lineno}, column {err.colno}: "
-                f"{reason}" + (f"\n  {err.lineno} | {near}" if near else ""))
+        return (
+            f"package.json is not valid JSON at line {err.lineno}, column {err.colno}: "
+            f"{reason}" + (f"\n  {err.lineno} | {near}" if near else "")
+        )
     if not isinstance(value, dict):
         return "package.json must hold a JSON object ({...})"
     return None
@@ -170,15 +224,20 @@ def _engine(lines: list[str]) -> Cause | None:
     if who and wanted_match and "EBADENGINE" in text:
         got = _NPM_ENGINE_GOT.search(text)
         wanted = wanted_match.group("wanted")
-        return Cause("engine", f"{who.group('who')} needs Node {wanted}, this machine has "
-                               f"{got.group('got') if got else '?'}", wanted=wanted)
+        return Cause(
+            "engine",
+            f"{who.group('who')} needs Node {wanted}, this machine has "
+            f"{got.group('got') if got else '?'}",
+            wanted=wanted,
+        )
     return None
 
 
 def _deepest_cause(lines: list[str]) -> str:
     """The innermost `[cause]` of a Node.js error (the certificate, the refused connection)."""
-    causes = [m.group("text") for m in map(_NODE_ERROR.match, lines)
-              if m and "[cause]" in m.group(0)]
+    causes = [
+        m.group("text") for m in map(_NODE_ERROR.match, lines) if m and "[cause]" in m.group(0)
+    ]
     return f": {causes[-1]}" if causes else ""
 
 
@@ -199,7 +258,15 @@ def _script(lines: list[str]) -> Cause | None:
     where = ""
     if paths and "/node_modules/" in paths[-1]:
         where = f" of {paths[-1].rsplit('/node_modules/', 1)[1]}"
-    last = next((line for line in reversed(lines) if line.strip()
-                 and not _ERROR_LINE.match(line) and not _NOISE.search(line)), "")
-    return Cause("script", f"an install script{where} failed: `{scripts[-1]}`"
-                           + (f"\n{last.strip()}" if last else ""))
+    last = next(
+        (
+            line
+            for line in reversed(lines)
+            if line.strip() and not _ERROR_LINE.match(line) and not _NOISE.search(line)
+        ),
+        "",
+    )
+    return Cause(
+        "script",
+        f"an install script{where} failed: `{scripts[-1]}`" + (f"\n{last.strip()}" if last else ""),
+    )

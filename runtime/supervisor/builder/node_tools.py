@@ -82,8 +82,10 @@ def choose(folder: Path, env: Mapping[str, str]) -> Install:
     order = covering + [name for name in present if name not in covering]
     notes: list[str] = []
     if len(present) > 1 and covering and covering[0] != present[0]:
-        notes.append(f"{present[0]} does not lock {_some(lacking[present[0]] or [])} as "
-                     f"package.json asks; {covering[0]} does: installing from it")
+        notes.append(
+            f"{present[0]} does not lock {_some(lacking[present[0]] or [])} as "
+            f"package.json asks; {covering[0]} does: installing from it"
+        )
     for name in order:
         tool = _tool_of(name)
         program, why = _program(tool, folder / name, manifest, env)
@@ -95,13 +97,18 @@ def choose(folder: Path, env: Mapping[str, str]) -> Install:
         locked = name in covering
         if not locked:
             missing = lacking[name]
-            notes.append(f"{name} does not lock {_some(missing or [])} as package.json asks: "
-                         f"{tool} resolves {'it' if missing and len(missing) == 1 else 'them'} "
-                         "and keeps the rest as locked" if missing else
-                         f"{name} cannot be read: {tool} installs from package.json")
+            notes.append(
+                f"{name} does not lock {_some(missing or [])} as package.json asks: "
+                f"{tool} resolves {'it' if missing and len(missing) == 1 else 'them'} "
+                "and keeps the rest as locked"
+                if missing
+                else f"{name} cannot be read: {tool} installs from package.json"
+            )
         return Install(tool, name, program, locked, tuple(notes))
-    notes.append(f"npm installs from package.json alone ({', '.join(present)} "
-                 f"{'is' if len(present) == 1 else 'are'} for a tool this machine lacks)")
+    notes.append(
+        f"npm installs from package.json alone ({', '.join(present)} "
+        f"{'is' if len(present) == 1 else 'are'} for a tool this machine lacks)"
+    )
     return Install("npm", None, ("npm",), False, tuple(notes))
 
 
@@ -119,15 +126,27 @@ def shims_env(folder: Path, env: Mapping[str, str]) -> dict[str, str]:
     for tool in ("yarn", "pnpm"):
         if _installed(tool, path):
             continue
-        program, _ = _program(tool, folder / (YARN_LOCK if tool == "yarn" else PNPM_LOCK),
-                              manifest, {"PATH": ""}, assume_corepack=True)
+        program, _ = _program(
+            tool,
+            folder / (YARN_LOCK if tool == "yarn" else PNPM_LOCK),
+            manifest,
+            {"PATH": ""},
+            assume_corepack=True,
+        )
         added[f"SPACE_DEV_{tool.upper()}"] = (
-            program[1] if program is not None and program[0] == "corepack"
-            else YARN_CLASSIC if tool == "yarn" else PNPM_BY_LOCKFILE[max(PNPM_BY_LOCKFILE)])
+            program[1]
+            if program is not None and program[0] == "corepack"
+            else YARN_CLASSIC
+            if tool == "yarn"
+            else PNPM_BY_LOCKFILE[max(PNPM_BY_LOCKFILE)]
+        )
     if not added:
         return {}
-    return {**added, **COREPACK_ENV,
-            "PATH": os.pathsep.join(p for p in (path or "", str(shims)) if p)}
+    return {
+        **added,
+        **COREPACK_ENV,
+        "PATH": os.pathsep.join(p for p in (path or "", str(shims)) if p),
+    }
 
 
 def _installed(tool: str, path: str | None) -> bool:
@@ -140,8 +159,9 @@ def _tool_of(lockfile: str) -> str:
     return {PNPM_LOCK: "pnpm", YARN_LOCK: "yarn"}.get(lockfile, "npm")
 
 
-def _program(tool: str, lock: Path, manifest: dict, env: Mapping[str, str],
-             assume_corepack: bool = False) -> tuple[tuple[str, ...] | None, str]:
+def _program(
+    tool: str, lock: Path, manifest: dict, env: Mapping[str, str], assume_corepack: bool = False
+) -> tuple[tuple[str, ...] | None, str]:
     """The command that runs `tool` here, and a note when it is not the tool itself (or why
     there is none)."""
     path = env.get("PATH")
@@ -150,28 +170,38 @@ def _program(tool: str, lock: Path, manifest: dict, env: Mapping[str, str],
     if tool == "npm":
         return None, "npm is not installed: install Node.js, which brings it"
     if not shutil.which("corepack", path=path) and not assume_corepack:
-        return None, (f"{lock.name} is installed with {tool}, which is not installed, nor is "
-                      f"corepack (which fetches it): npm install -g {tool}")
+        return None, (
+            f"{lock.name} is installed with {tool}, which is not installed, nor is "
+            f"corepack (which fetches it): npm install -g {tool}"
+        )
     wanted = manifest.get("packageManager")
     if isinstance(wanted, str) and wanted.startswith(f"{tool}@"):
         # The app names its release (with its hash, as `corepack use` writes it): corepack
         # reads it from package.json.
         release = wanted.split("+")[0]
-        return ("corepack", tool), (f"{tool} is not installed: corepack runs the {release} "
-                                    "package.json names (fetched from the registry once)")
+        return ("corepack", tool), (
+            f"{tool} is not installed: corepack runs the {release} "
+            "package.json names (fetched from the registry once)"
+        )
     if tool == "yarn":
         if lockfiles.yarn_berry(lock):
-            return None, ("yarn.lock is made by yarn 2 or newer and package.json names no "
-                          "`packageManager`: install yarn (npm install -g yarn), or add "
-                          "`\"packageManager\": \"yarn@<version>\"` to package.json")
+            return None, (
+                "yarn.lock is made by yarn 2 or newer and package.json names no "
+                "`packageManager`: install yarn (npm install -g yarn), or add "
+                '`"packageManager": "yarn@<version>"` to package.json'
+            )
         spec = YARN_CLASSIC
     else:
         spec = PNPM_BY_LOCKFILE.get(lockfiles.pnpm_major(lock) or "", "")
         if not spec:
-            return None, (f"{lock.name} has a format this builder does not know: install "
-                          "pnpm (npm install -g pnpm)")
-    return ("corepack", spec), (f"{tool} is not installed: corepack runs {spec.split('+')[0]} "
-                                "(fetched from the registry once)")
+            return None, (
+                f"{lock.name} has a format this builder does not know: install "
+                "pnpm (npm install -g pnpm)"
+            )
+    return ("corepack", spec), (
+        f"{tool} is not installed: corepack runs {spec.split('+')[0]} "
+        "(fetched from the registry once)"
+    )
 
 
 def _some(names: list[str]) -> str:
@@ -186,8 +216,9 @@ def node_version(path: str | None) -> str | None:
     if node is None:
         return None
     try:
-        done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
-                              check=False)
+        done = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip().lstrip("v") or None
@@ -209,6 +240,8 @@ def engine_note(engine: str, family: str, version: str | None) -> str | None:
     if wanted is None or version is None or version.split(".")[0] == str(wanted):
         return None
     if engine.startswith("nodejs"):
-        return (f"runs on Node {version} (this machine's), although its engine says {engine}")
-    return (f"builds on Node {version} (this machine's), although Space built its engine "
-            f"{engine} on Node {wanted}")
+        return f"runs on Node {version} (this machine's), although its engine says {engine}"
+    return (
+        f"builds on Node {version} (this machine's), although Space built its engine "
+        f"{engine} on Node {wanted}"
+    )

@@ -44,21 +44,37 @@ class SetupPlan:
     def installed(self) -> bool:
         """Whether its environment and packages are what those files ask for now."""
         return (self.python is None or self.python.ready) and (
-            self.node is None or not self.node.needed())
+            self.node is None or not self.node.needed()
+        )
 
 
-def make_plan(data_dir: Path, app: str, micro: str, src: Path, spacefile: Path, *,
-              engine: str, family: str, engine_default: bool, commands: tuple[str, ...],
-              static_build: tuple[Path, ...] | None = None,
-              publish: Publish | None = None) -> SetupPlan:
+def make_plan(
+    data_dir: Path,
+    app: str,
+    micro: str,
+    src: Path,
+    spacefile: Path,
+    *,
+    engine: str,
+    family: str,
+    engine_default: bool,
+    commands: tuple[str, ...],
+    static_build: tuple[Path, ...] | None = None,
+    publish: Publish | None = None,
+) -> SetupPlan:
     """The setup a micro of this engine family needs."""
-    python = (python_env.plan(data_dir, app, micro, src, engine, engine_default)
-              if family == "python" else None)
+    python = (
+        python_env.plan(data_dir, app, micro, src, engine, engine_default)
+        if family == "python"
+        else None
+    )
     # Space's node and frontend engines installed packages; a static micro needs them for its
     # build or dev server. A custom micro's `commands` say what it needs.
-    node = (node_modules.plan(src, data_dir / SETUP_FOLDER / app / f"{micro}.node", engine,
-                              family)
-            if family in ("node", "frontend", "static") else None)
+    node = (
+        node_modules.plan(src, data_dir / SETUP_FOLDER / app / f"{micro}.node", engine, family)
+        if family in ("node", "frontend", "static")
+        else None
+    )
     return SetupPlan(app, micro, src, spacefile, commands, python, node, static_build, publish)
 
 
@@ -106,8 +122,9 @@ class Builder:
                 marker.unlink(missing_ok=True)  # nothing published yet: build
             print_ = await self._commands_print(plan)
             built = bool(plan.commands) and _read(marker) != print_
-            error = await setup.run_setup(plan.micro, plan.commands, plan.src, env,
-                                          self._printer, marker, print_)
+            error = await setup.run_setup(
+                plan.micro, plan.commands, plan.src, env, self._printer, marker, print_
+            )
             if error is None and plan.builds is not None and plan.commands:
                 # Taken again after the build, so a source file the build itself wrote is
                 # not a reason to build again.
@@ -144,6 +161,7 @@ class Builder:
 
     async def outdated(self, plan: SetupPlan) -> bool:
         """Whether a static build's inputs differ from its last good run (a save calls for it)."""
+
         def differs() -> bool:
             try:
                 return self._marker(plan).read_text() != self.commands_print(plan)

@@ -28,7 +28,9 @@ INTERPRETER = sys.executable
 _NO_WHEEL = re.compile(
     r"No matching distribution|Could not find a version|Requires-Python|requires-python|"
     r"no wheels? (with a matching|for)|Failed to build|failed to build|not supported on this "
-    r"platform|only .* available|the requested Python version", re.IGNORECASE)
+    r"platform|only .* available|the requested Python version",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ def interpreter_key() -> str:
     return f"{sys.version}\0{os.path.realpath(INTERPRETER)}"
 
 
-def plan(data_dir: Path, app: str, micro: str, src: Path, engine: str,
-         engine_default: bool) -> PythonEnv | None:
+def plan(
+    data_dir: Path, app: str, micro: str, src: Path, engine: str, engine_default: bool
+) -> PythonEnv | None:
     """The environment this micro runs in, or None when it has no requirements.txt."""
     path = src / REQUIREMENTS_FILE
     try:
@@ -67,8 +70,7 @@ def plan(data_dir: Path, app: str, micro: str, src: Path, engine: str,
     digest = hashlib.sha256(
         "\0".join((BUILDER_VERSION, interpreter_key(), day or "", reqs.key_text)).encode()
     ).hexdigest()[:16]
-    return PythonEnv(path, micro_envs(data_dir, app, micro) / digest, engine, engine_default,
-                     day)
+    return PythonEnv(path, micro_envs(data_dir, app, micro) / digest, engine, engine_default, day)
 
 
 def micro_envs(data_dir: Path, app: str, micro: str) -> Path:
@@ -80,35 +82,51 @@ def engine_note(python: PythonEnv) -> str | None:
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if python.engine == running:
         return None
-    return (f"runs on {running} (space-dev's own Python, {sys.version.split()[0]}), although its "
-            f"engine says {python.engine}")
+    return (
+        f"runs on {running} (space-dev's own Python, {sys.version.split()[0]}), although its "
+        f"engine says {python.engine}"
+    )
 
 
-async def prepare(name: str, python: PythonEnv, env: Mapping[str, str],
-                  printer: Printer) -> str | None:
+async def prepare(
+    name: str, python: PythonEnv, env: Mapping[str, str], printer: Printer
+) -> str | None:
     """Make the environment unless it is ready; None on success, else what went wrong."""
     if python.ready:
         return None
     reqs = requirements.read(python.requirements, python.engine_default)
     for line in reqs.dropped:
-        printer.line(name, f"requirements.txt: `{line}` is Deta's SDK, which PyPI no longer has "
-                           "under that name; the micro imports space-dev's own `deta` module "
-                           "instead, so it is not installed")
+        printer.line(
+            name,
+            f"requirements.txt: `{line}` is Deta's SDK, which PyPI no longer has "
+            "under that name; the micro imports space-dev's own `deta` module "
+            "instead, so it is not installed",
+        )
     if reqs.added:
-        printer.line(name, f"adding {', '.join(reqs.added)}: the engine default serves main.py's "
-                           "app with it, as Space's python engine did")
+        printer.line(
+            name,
+            f"adding {', '.join(reqs.added)}: the engine default serves main.py's "
+            "app with it, as Space's python engine did",
+        )
     installer = installers.choose()
     if installer is None:
-        return ("no installer: neither uv nor pip (22.3 or newer) is installed beside space-dev; "
-                f"install one: {INTERPRETER} -m pip install uv")
+        return (
+            "no installer: neither uv nor pip (22.3 or newer) is installed beside space-dev; "
+            f"install one: {INTERPRETER} -m pip install uv"
+        )
     began = time.monotonic()
     if python.env_dir.exists():  # half made (interrupted): start again
         await asyncio.to_thread(shutil.rmtree, python.env_dir, True)
     python.env_dir.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
-    made = await run_step(name, installer.make_env(python.env_dir, INTERPRETER),
-                          python.requirements.parent, clean, printer,
-                          f"making a virtual environment ({installer.name})")
+    made = await run_step(
+        name,
+        installer.make_env(python.env_dir, INTERPRETER),
+        python.requirements.parent,
+        clean,
+        printer,
+        f"making a virtual environment ({installer.name})",
+    )
     if not made.ok:
         show_failure(name, printer, made)
         return _failure("making its virtual environment", installer.name, made.output, python)
@@ -118,20 +136,35 @@ async def prepare(name: str, python: PythonEnv, env: Mapping[str, str],
     packages = f"{count} package{'s' if count != 1 else ''}"
     day = python.as_of if installer.dates else None
     if python.as_of and not installer.dates:
-        printer.line(name, f"this pip cannot leave out releases made after {python.as_of} "
-                           "(uv and newer pips can): the newest releases are installed")
+        printer.line(
+            name,
+            f"this pip cannot leave out releases made after {python.as_of} "
+            "(uv and newer pips can): the newest releases are installed",
+        )
     done = await run_step(
-        name, installer.install(python.env_dir, listing, day), python.requirements.parent,
-        clean, printer, f"installing {packages} ({installer.name}"
-                        f"{f', as of {day}' if day else ''})")
+        name,
+        installer.install(python.env_dir, listing, day),
+        python.requirements.parent,
+        clean,
+        printer,
+        f"installing {packages} ({installer.name}{f', as of {day}' if day else ''})",
+    )
     if not done.ok and day:
         # A pin on a release made after Space stopped (or an index that gives no upload
         # times): the newest releases, rather than no environment at all.
-        printer.line(name, f"requirements.txt cannot be met as of {day} (when Space's builder "
-                           "could last install it); trying the newest releases")
+        printer.line(
+            name,
+            f"requirements.txt cannot be met as of {day} (when Space's builder "
+            "could last install it); trying the newest releases",
+        )
         done = await run_step(
-            name, installer.install(python.env_dir, listing), python.requirements.parent,
-            clean, printer, f"installing {packages} ({installer.name}, newest)")
+            name,
+            installer.install(python.env_dir, listing),
+            python.requirements.parent,
+            clean,
+            printer,
+            f"installing {packages} ({installer.name}, newest)",
+        )
     if not done.ok:
         show_failure(name, printer, done)
         await asyncio.to_thread(shutil.rmtree, python.env_dir, True)
@@ -146,8 +179,10 @@ def _failure(what: str, installer: str, output: list[str], python: PythonEnv) ->
     text = f"{what} failed ({installer}):\n{tail}"
     note = engine_note(python)
     if note and _NO_WHEEL.search("\n".join(output)):
-        text += (f"\nHint: this micro {note}; a pin made for an older Python may have no release "
-                 "for this one. Loosen the pin in requirements.txt (e.g. `fastapi>=0.88`).")
+        text += (
+            f"\nHint: this micro {note}; a pin made for an older Python may have no release "
+            "for this one. Loosen the pin in requirements.txt (e.g. `fastapi>=0.88`)."
+        )
     return text
 
 

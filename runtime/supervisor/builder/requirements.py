@@ -18,8 +18,19 @@ ENGINE_DEFAULT_SERVER = "uvicorn"
 # uvicorn would be installed for nothing, and Python's own wsgiref is no server to rely on.
 WSGI_SERVER = "waitress"
 WSGI_FRAMEWORKS = frozenset({"flask", "django", "bottle", "pyramid", "web-py", "cherrypy"})
-ASGI_FRAMEWORKS = frozenset({"fastapi", "starlette", "quart", "litestar", "sanic", "starlite",
-                             "responder", "blacksheep", "channels"})
+ASGI_FRAMEWORKS = frozenset(
+    {
+        "fastapi",
+        "starlette",
+        "quart",
+        "litestar",
+        "sanic",
+        "starlite",
+        "responder",
+        "blacksheep",
+        "channels",
+    }
+)
 # The name Deta's SDK had; PyPI now gives it to an unrelated project.
 DETA = "deta"
 
@@ -75,10 +86,12 @@ def read(path: Path, engine_default: bool) -> Requirements:
         if name:
             names.add(name)
         lines.append(raw)
-    added = (_server(names),) if engine_default and not names & (ASGI_SERVERS | {WSGI_SERVER}) \
-        else ()
-    return Requirements(tuple(lines), frozenset(names), tuple(dropped), added,
-                        "\0".join([*key_parts, *added]))
+    added = (
+        (_server(names),) if engine_default and not names & (ASGI_SERVERS | {WSGI_SERVER}) else ()
+    )
+    return Requirements(
+        tuple(lines), frozenset(names), tuple(dropped), added, "\0".join([*key_parts, *added])
+    )
 
 
 def _server(names: set[str]) -> str:

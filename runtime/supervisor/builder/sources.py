@@ -7,8 +7,20 @@ import os
 from pathlib import Path
 
 # Folders a build never reads as its source (installed packages, VCS, caches).
-SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", ".git", ".svelte-kit", ".next",
-                             ".nuxt", ".cache", ".parcel-cache", ".turbo", ".space-dev"})
+SKIPPED_FOLDERS = frozenset(
+    {
+        "node_modules",
+        "__pycache__",
+        ".git",
+        ".svelte-kit",
+        ".next",
+        ".nuxt",
+        ".cache",
+        ".parcel-cache",
+        ".turbo",
+        ".space-dev",
+    }
+)
 
 
 def tree_print(src: Path, written: tuple[Path, ...]) -> str:
@@ -18,8 +30,13 @@ def tree_print(src: Path, written: tuple[Path, ...]) -> str:
     skip = {p.resolve() for p in written}
     for root, dirs, files in os.walk(src):
         here = Path(root)
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith(".")
-                         and (here / d).resolve() not in skip)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in SKIPPED_FOLDERS
+            and not d.startswith(".")
+            and (here / d).resolve() not in skip
+        )
         for name in sorted(files):
             try:
                 st = (here / name).stat()

@@ -40,9 +40,15 @@ async def run_step(
     14 packages (uv)`). Its output is kept and shown only when the step fails."""
     began = time.monotonic()
     printer.line(name, f"{doing}...")
-    common = dict(cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
-                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                  start_new_session=True, limit=1 << 20)
+    common = dict(
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        limit=1 << 20,
+    )
     try:
         proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
     except OSError as err:

@@ -77,8 +77,10 @@ class ThreadedMicro:
                 ):
                     return  # read, maybe acted on, never answered
                 answer = target.encode()
-                sock.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"
-                             % (self.extra_headers, len(answer), answer))
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"
+                    % (self.extra_headers, len(answer), answer)
+                )
                 if self.after == "close":
                     time.sleep(CLOSE_DELAY)  # whatever arrives meanwhile stays unread
                     return
@@ -138,8 +140,9 @@ def headers() -> ForwardedHeaders:
     return ForwardedHeaders.of([("Host", "app.test")])
 
 
-async def send(pool: Upstream, micro: ThreadedMicro, method: str, target: str,
-               body: bytes | None = None) -> tuple[int, bytes]:
+async def send(
+    pool: Upstream, micro: ThreadedMicro, method: str, target: str, body: bytes | None = None
+) -> tuple[int, bytes]:
     response = await pool.request(micro.address, method, target, headers(), body)
     try:
         return response.status, await response.read()
@@ -172,8 +175,9 @@ async def test_a_micro_that_closes_after_each_answer_never_costs_a_502(pool, aft
             await pause(PACES[i // 2 % len(PACES)])
             target = f"/{i}"
             try:
-                answer = await send(pool, micro, method, target,
-                                    b"order %d" % i if method == "POST" else None)
+                answer = await send(
+                    pool, micro, method, target, b"order %d" % i if method == "POST" else None
+                )
             except UpstreamFailed as err:
                 failed.append(f"{method} {target} ({PACES[i // 2 % len(PACES)]}): {err}")
                 continue
@@ -196,7 +200,8 @@ async def test_a_keep_alive_micro_keeps_one_connection(pool) -> None:
         for i in range(40):
             await pause(PACES[i % len(PACES)])
             assert await send(pool, micro, ("GET", "POST")[i % 2], f"/{i}", b"x") == (
-                200, f"/{i}".encode()
+                200,
+                f"/{i}".encode(),
             )
         assert micro.accepted == 1
     finally:

@@ -28,24 +28,38 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 ANSWERS = {
     "/ok": (OK, "keep"),
     "/304": (b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\n\r\n', "keep"),
-    "/204": (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
-             "keep"),
-    "/100": (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter",
-             "keep"),
-    "/103": (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
-             b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhints", "keep"),
+    "/204": (b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", "keep"),
+    "/100": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter",
+        "keep",
+    ),
+    "/103": (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhints",
+        "keep",
+    ),
     "/head": (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", "keep"),
     "/until-close": (b"HTTP/1.1 200 OK\r\n\r\nbody ends at close", "close"),
     "/http10": (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", "keep"),
     "/short": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..", "close"),
-    "/long": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"
-              b"Content-Length: 8\r\n\r\nsmuggled", "keep"),
-    "/chunked-dies": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
-                      "close"),
-    "/chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "keep"),
-    "/close-header": (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-                      "keep"),
+    "/long": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"
+        b"Content-Length: 8\r\n\r\nsmuggled",
+        "keep",
+    ),
+    "/chunked-dies": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        "close",
+    ),
+    "/chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        "keep",
+    ),
+    "/close-header": (
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        "keep",
+    ),
     "/garbage": (b"NOT HTTP AT ALL\r\n\r\n", "close"),
     "/no-answer": (b"", "close"),
     # Written in two parts (at PAUSE): the rest of the body, then bytes past its length.
@@ -153,8 +167,13 @@ async def test_a_connection_is_reused_after_a_clean_exchange(pool, micro) -> Non
 
 @pytest.mark.parametrize(
     "path, expected",
-    [("/100", (200, b"after")), ("/103", (201, b"hints")), ("/chunked", (200, b"hello world")),
-     ("/304", (304, b"")), ("/204", (204, b""))],
+    [
+        ("/100", (200, b"after")),
+        ("/103", (201, b"hints")),
+        ("/chunked", (200, b"hello world")),
+        ("/304", (304, b"")),
+        ("/204", (204, b"")),
+    ],
 )
 async def test_answers_that_end_cleanly_keep_the_connection(pool, micro, path, expected) -> None:
     # A 304 or 204 with a length (or chunked) that no body follows, as RFC 9112 6.3 says.
@@ -166,9 +185,13 @@ async def test_answers_that_end_cleanly_keep_the_connection(pool, micro, path, e
 
 @pytest.mark.parametrize(
     "path, method, expected",
-    [("/head", "HEAD", (200, b"")), ("/until-close", "GET", (200, b"body ends at close")),
-     ("/long", "GET", (200, b"ok")), ("/long-later", "GET", (200, b"abcdefghij")),
-     ("/close-header", "GET", (200, b"ok"))],
+    [
+        ("/head", "HEAD", (200, b"")),
+        ("/until-close", "GET", (200, b"body ends at close")),
+        ("/long", "GET", (200, b"ok")),
+        ("/long-later", "GET", (200, b"abcdefghij")),
+        ("/close-header", "GET", (200, b"ok")),
+    ],
 )
 async def test_answers_after_which_the_connection_is_not_reused(
     pool, micro, path, method, expected
@@ -241,7 +264,8 @@ async def test_a_pooled_connection_closed_as_idle_is_not_used(pool, micro) -> No
     time.sleep(0.05)  # its close reaches the kernel; the loop has not run since
     data = b"s" * 100_000
     assert await get(pool, micro, "/ok", "POST", StreamedBody(Chunks(data), len(data))) == (
-        200, b"ok"
+        200,
+        b"ok",
     )
     assert micro.accepted == 2 and micro.requests[-1][2] == data
 
@@ -325,7 +349,8 @@ async def test_an_upload_that_breaks_off_fails_the_request_and_never_hangs(pool)
 async def test_a_slow_reader_holds_back_the_download(pool, micro) -> None:
     size = 64 << 20
     ANSWERS["/huge"] = (
-        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"h" * size, "keep"
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"h" * size,
+        "keep",
     )
     try:
         response = await pool.request(micro.address, "GET", "/huge", headers())
