@@ -22,6 +22,14 @@ _ERROR_WORDS = re.compile(
     re.IGNORECASE,
 )
 _WARN_WORDS = re.compile(r"\b(warn(ing)?|deprecat\w*)\b", re.IGNORECASE)
+# A sign-in link's token (space-dev prints one at each start): the terminal shows it whole, the
+# buffer keeps it masked, so a shared logs page or `space-dev logs` output signs nobody in.
+_TOKEN_VALUE = re.compile(r"([?&]token=)[^&\s]+")
+
+
+def masked(text: str) -> str:
+    """The line with the value of any `token=` in a URL replaced by `…`."""
+    return _TOKEN_VALUE.sub(r"\1…", text) if "token=" in text else text
 
 
 def level_of(text: str) -> str:
@@ -77,7 +85,7 @@ class LogBuffer:
     def append(self, source: str, text: str, level: str | None = None) -> LogEntry:
         with self._lock:
             self._seq += 1
-            entry = LogEntry(self._seq, time.time(), source, level or level_of(text), text)
+            entry = LogEntry(self._seq, time.time(), source, level or level_of(text), masked(text))
             self._entries.append(entry)
             waiters, self._waiters = self._waiters, set()
         for waiter in waiters:

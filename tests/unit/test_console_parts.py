@@ -31,6 +31,20 @@ def test_every_printed_line_is_kept_with_its_time_source_and_level() -> None:
     assert [e.seq for e in printer.buffer.entries(after=2)] == [3]
 
 
+def test_a_sign_in_link_is_kept_without_its_token_and_printed_whole() -> None:
+    out = io.StringIO()
+    printer = Printer(out, colour=False)
+    link = "http://localhost:4200/__space/login?token=eyJ1IjoiZGV2In0.abc.def&next=/x"
+    printer.info(f"sign in as dev: {link} (one use)")
+    printer.close()
+    assert link in out.getvalue()  # the terminal is where the owner takes it from
+    (entry,) = printer.buffer.entries()
+    assert "eyJ1" not in entry.text
+    assert entry.text == (
+        "sign in as dev: http://localhost:4200/__space/login?token=…&next=/x (one use)"
+    )
+
+
 def test_the_buffer_is_bounded() -> None:
     buffer = LogBuffer(3)
     for n in range(10):
