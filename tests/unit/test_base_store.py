@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from runtime.cloud.base.store import (
     CHECKPOINT_WRITES,
     NOT_NOW,
     BaseDB,
+    prepare_item,
     prepare_items,
 )
 from runtime.errors import SpaceDevError
@@ -558,3 +560,34 @@ def test_a_locked_file_is_not_called_foreign(tmp_path: Path) -> None:
         holder.close()
     with BaseDB(path) as db:
         assert db.names() == []
+
+
+def _row(db: BaseDB, key: str) -> tuple[str, float | None, int]:
+    return db._db.execute(
+        "SELECT value, expires, size FROM items WHERE base = 'b' AND key = ?", (key,)
+    ).fetchone()
+
+
+@pytest.mark.parametrize("via", ["put", "update"])
+def test_an_overwrite_keeps_size_and_expiry_true_to_the_text(db: BaseDB, via: str) -> None:
+    """An overwrite of the same size and expiry sets the text alone; any other changes them
+    too: the sizes a page's budget is summed from, and the expiry, always match the text."""
+
+    def write(item: dict[str, Any]) -> None:
+        if via == "put":
+            db.put_prepared("b", [prepare_item(item)])
+        else:
+            db.update("b", "k", {"set": {f: v for f, v in item.items() if f != "key"}})
+
+    db.put_prepared("b", [prepare_item({"key": "k", "a": "xx", "__expires": 2_000_000_000})])
+    for item in (
+        {"key": "k", "a": "yy", "__expires": 2_000_000_000},  # same size, same expiry
+        {"key": "k", "a": "zzzz", "__expires": 2_000_000_000},  # longer
+        {"key": "k", "a": "zzzz", "__expires": 2_000_000_001},  # same size, later expiry
+        {"key": "k", "a": "z", "__expires": 2_000_000_002},  # both change
+    ):
+        write(item)
+        value, expires, size = _row(db, "k")
+        assert json.loads(value) == item
+        assert (expires, size) == (item["__expires"], len(value))
+    assert db.query("b", {"__expires": 2_000_000_002}) == ([db.get("b", "k")], None)
