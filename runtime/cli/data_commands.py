@@ -111,9 +111,11 @@ def _reset(args: argparse.Namespace) -> int:
             data.base.drop(args.base)
         elif args.drive:
             data.drive.drop(args.drive)
+            data.drive.remove_dropped()
         else:
             data.base.drop_all()
             data.drive.drop_all()
+            data.drive.remove_dropped()
     finally:
         services.close()
     print(f"deleted {what} of app {app}")

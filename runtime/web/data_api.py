@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -136,7 +137,9 @@ class DataApi:
         return web.json_response(payload)
 
     async def reset_drive(self, request: web.Request, _: Principal) -> web.Response:
-        self._stores.drive().drop(request.match_info["name"])
+        drive = self._stores.drive()
+        drive.drop(request.match_info["name"])
+        await asyncio.to_thread(drive.remove_dropped)
         return web.Response(status=204)
 
     async def download(self, request: web.Request, _: Principal) -> web.StreamResponse:

@@ -421,4 +421,6 @@ def report_json(report: ImportReport) -> dict[str, Any]:
 async def reset_all(stores: AppStores) -> None:
     """Remove every Base and every Drive of the app."""
     await stores.base(lambda db: db.drop_all())
-    stores.drive().drop_all()
+    drive = stores.drive()
+    drive.drop_all()
+    await asyncio.to_thread(drive.remove_dropped)

@@ -623,7 +623,9 @@ class DataPage:
                 "go.",
             )
         try:
-            self._stores.drive().drop(name)
+            drive = self._stores.drive()
+            drive.drop(name)
+            await asyncio.to_thread(drive.remove_dropped)
         except SpaceDevError as err:
             raise self._back(DATA_PATH, "drives", error=" ".join(problems(err))) from None
         raise self._back(

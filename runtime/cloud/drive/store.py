@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS uploads (
 _Names = list[str]
 _Keys = list[bytes]
 
+# Where a dropped drive's folder waits to be deleted; a drive's folder never starts with `.`.
+_DROPPED = ".dropped-"
+
 
 class DriveStore:
     """The Drives of one app under `root`: `root/<drive folder>/<body id>` plus an index.
@@ -296,22 +299,33 @@ class DriveStore:
         return [r[0] for r in rows]
 
     def drop(self, drive: str) -> None:
-        """Delete a drive: its files and unfinished uploads."""
+        """Delete a drive: its files and unfinished uploads. Its folder is only moved aside (one
+        rename); `remove_dropped` deletes it, which takes as long as the files are many."""
         with self._tx():
             self._db.execute("DELETE FROM files WHERE drive = ?", (drive,))
             self._db.execute("DELETE FROM uploads WHERE drive = ?", (drive,))
-        shutil.rmtree(self._folder(drive), ignore_errors=True)
+        self._move_aside(self._folder(drive))
 
     def drop_all(self) -> None:
-        """Delete every drive of the app."""
+        """Delete every drive of the app (moved aside, as `drop` does)."""
         with self._tx():
             self._db.execute("DELETE FROM files")
             self._db.execute("DELETE FROM uploads")
-        for entry in self.root.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
+        for entry in list(self.root.iterdir()):
+            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith(_DROPPED):
+                self._move_aside(entry)
+
+    def remove_dropped(self) -> None:
+        """Delete the folders `drop` and `drop_all` moved aside (and any a crash left there).
+        Blocking file work: the runtime calls it off the event loop."""
+        for entry in self.root.glob(_DROPPED + "*"):
+            shutil.rmtree(entry, ignore_errors=True)
 
     # --- inside -----------------------------------------------------------------------------
+
+    def _move_aside(self, folder: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            folder.rename(self.root / f"{_DROPPED}{secrets.token_hex(8)}")
 
     def _folder(self, drive: str, create: bool = False) -> Path:
         folder = self.root / drive_folder(drive)
