@@ -320,8 +320,6 @@ async def _serve(runtime: object) -> None:
                 keys.restore()
             await runtime.stop()
     finally:
-        if keys is not None:
-            keys.restore()  # also when the start failed
         signals.restore()
     runtime.printer.info("stopped")
 
@@ -330,6 +328,8 @@ def _hotkeys(runtime: object, stop: asyncio.Event) -> Hotkeys:
     """o, s, l, r, q in the terminal (when stdin is one); see cli/hotkeys.py."""
     from runtime.app.runtime import Runtime
     from runtime.cli.hotkeys import Hotkeys, Key, open_in_browser
+    from runtime.web.console import LOGS_PATH
+    from runtime.web.settings import SETTINGS_PATH
 
     assert isinstance(runtime, Runtime)
     origin = runtime.apps[0].public_origin
@@ -345,8 +345,8 @@ def _hotkeys(runtime: object, stop: asyncio.Event) -> Hotkeys:
     keys = Hotkeys(
         [
             Key("o", "open the app", open_in_browser(origin + "/")),
-            Key("s", "settings", open_in_browser(origin + "/__space/settings")),
-            Key("l", "logs", open_in_browser(origin + "/__space/logs")),
+            Key("s", "settings", open_in_browser(origin + SETTINGS_PATH)),
+            Key("l", "logs", open_in_browser(origin + LOGS_PATH)),
             Key("r", "restart every micro", restart_all),
             Key("q", "quit", stop.set),
         ],

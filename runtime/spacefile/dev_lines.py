@@ -232,7 +232,7 @@ def port_way(command: str, src: Path) -> str:
 
 def _package(src: Path) -> dict[str, object]:
     try:
-        data = json.loads((src / "package.json").read_text())
+        data = json.loads((src / "package.json").read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

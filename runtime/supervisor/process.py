@@ -203,7 +203,10 @@ class MicroProcess:
         if _signal_group(pgid, signal.SIGTERM):
             deadline = time.monotonic() + grace
             # The group's other members are not our children: nothing tells when they are gone.
-            while time.monotonic() < deadline and _group_alive(pgid, self._proc):  # noqa: ASYNC110
+            # A look at the group reads /proc: off the event loop, where other micros serve.
+            while time.monotonic() < deadline:  # noqa: ASYNC110
+                if not await asyncio.to_thread(_group_alive, pgid, self._proc):
+                    break
                 await asyncio.sleep(_STOP_POLL)
             _signal_group(pgid, signal.SIGKILL)
         await self.wait()

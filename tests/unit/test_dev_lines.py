@@ -100,6 +100,18 @@ def test_no_warning_for_tools_that_will_be_installed(tmp_path: Path) -> None:
         assert warnings_of(spacefile(tmp_path, dev, engine=engine)) == ([], []), dev
 
 
+def test_a_package_json_written_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Windows editors save one; npm reads past it, and so must the check of the dev line.
+    package = json.dumps({"dependencies": {"left-pad": "1"}})
+    path = spacefile(
+        tmp_path,
+        "lonely-tool --port $PORT",
+        engine="nodejs16",
+        files={"package.json": "\ufeff" + package},
+    )
+    assert dev_lines.missing_tools("lonely-tool --port $PORT", path.parent / "api", "node") == []
+
+
 def test_a_python_micro_without_requirements_has_space_devs_own_tools(tmp_path: Path) -> None:
     # It runs on space-dev's interpreter, whose folder has flask (a test dependency).
     assert warnings_of(spacefile(tmp_path, "flask --app app run")) == ([], [])
